@@ -1,0 +1,29 @@
+// Runs every compiled test file under dist/ with Node's built-in test runner.
+// Usage: node scripts/run_tests.js [filter]   (filter: a substring of the test file path)
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+
+const filter = process.argv[2] ?? "";
+const files = [];
+function walk(dir) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith(".test.js") && path.includes(filter)) files.push(path);
+  }
+}
+for (const dir of ["dist/src", "dist/test"]) {
+  try {
+    walk(dir);
+  } catch {
+    // folder absent
+  }
+}
+files.sort();
+if (files.length === 0) {
+  console.error(`No test files found under dist/${filter ? ` matching "${filter}"` : ""}: run npm run build first`);
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
+process.exit(result.status ?? 1);

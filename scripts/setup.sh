@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what flannel-ts needs and builds it. Both README commands run this first; it is
+# idempotent and quick when everything is present.
+#   - Debian packages: etcd (server and client), the CNI plugins, iproute2, nftables, iptables,
+#     iperf3, ping.
+#   - npm ci when node_modules does not match package-lock.json, then the TypeScript build when
+#     a source is newer than the last build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have etcd || missing+=(etcd-server)
+have etcdctl || missing+=(etcd-client)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
+have ip || missing+=(iproute2)
+have nft || missing+=(nftables)
+have iptables || missing+=(iptables)
+have iperf3 || missing+=(iperf3)
+have ping || missing+=(iputils-ping)
+for extra in ${FLANNEL_TS_EXTRA_PACKAGES:-}; do
+  dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing packages: ${missing[*]}; run this as root (apt-get needs it)"
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund >&2
+  touch node_modules/.package-lock.json
+fi
+
+# Build when a source or the compiler config is newer than the last build.
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package-lock.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+  say "building"
+  npm run --silent build >&2
+  touch "$stamp"
+fi

@@ -1,0 +1,40 @@
+/**
+ * The backend seam (flannel's pkg/backend/common.go): a backend turns the network config and the
+ * external interface into a Network, which holds this node's lease and, while it runs, programs
+ * the data plane from the other nodes' leases. Implementations sit in folders beside this file;
+ * only registry.ts names them.
+ */
+import type { NetworkConfig } from "../config/network_config.js";
+import type { ExternalInterface } from "../iface/external_interface.js";
+import type { Lease } from "../lease/lease.js";
+import type { Logger } from "../log/logger.js";
+import type { SubnetManager } from "../subnet/manager.js";
+import type { CallOptions } from "../util/call_options.js";
+
+export type { ExternalInterface } from "../iface/external_interface.js";
+
+/** What every backend is given. */
+export interface BackendDeps {
+  readonly subnetManager: SubnetManager;
+  readonly extIface: ExternalInterface;
+  readonly log: Logger;
+}
+
+/** A kind of data plane: vxlan, host-gw, udp, alloc. */
+export interface Backend {
+  /** Prepares the data plane for this node and acquires its lease. */
+  registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network>;
+}
+
+/** This node's place in the flannel network, as one backend runs it. */
+export interface Network {
+  /** This node's lease. */
+  readonly lease: Lease;
+  /** The MTU pods must use (FLANNEL_MTU). */
+  readonly mtu: number;
+  /** Follows the other nodes' leases and programs the data plane until the signal aborts. */
+  run(opts: CallOptions): Promise<void>;
+}
+
+/** Makes a backend from its dependencies. */
+export type BackendFactory = (deps: BackendDeps) => Backend;

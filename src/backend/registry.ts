@@ -1,0 +1,20 @@
+/**
+ * The table of backends. Adding one is an import and a line; nothing registers itself on import.
+ */
+import { ConfigError } from "../errors.js";
+import { createAllocBackend } from "./alloc/alloc.js";
+import type { Backend, BackendDeps, BackendFactory } from "./backend.js";
+
+const BACKENDS = {
+  alloc: createAllocBackend,
+} as const satisfies Record<string, BackendFactory>;
+
+/** The backend type names flanneld accepts. */
+export const BACKEND_TYPES: readonly string[] = Object.keys(BACKENDS);
+
+/** Makes the backend named by the config's Backend.Type (any case, as flannel accepts "VXLAN"). */
+export function createBackend(type: string, deps: BackendDeps): Backend {
+  const name = type.toLowerCase();
+  if (Object.hasOwn(BACKENDS, name)) return BACKENDS[name as keyof typeof BACKENDS](deps);
+  throw new ConfigError(`Cannot start backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`);
+}

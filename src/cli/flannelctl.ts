@@ -1,0 +1,131 @@
+/**
+ * The flannelctl command: the operator's tool. Subcommands parse their flags here and call into
+ * src/; errors become a message on stderr and exit code 1.
+ */
+import { readFile } from "node:fs/promises";
+import { Command, CommanderError } from "commander";
+import { loadNetworkConfig, networkConfigToJson } from "../config/network_config.js";
+import { FlannelError } from "../errors.js";
+import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
+import { EtcdRegistry, DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/registry.js";
+import type { EtcdConfig } from "../subnet/etcd/registry.js";
+import { VERSION } from "../version.js";
+
+interface EtcdFlags {
+  etcdEndpoints: string;
+  etcdPrefix: string;
+  etcdKeyfile?: string;
+  etcdCertfile?: string;
+  etcdCafile?: string;
+  etcdUsername?: string;
+  etcdPassword?: string;
+}
+
+function etcdConfigOf(flags: EtcdFlags): EtcdConfig {
+  return {
+    endpoints: flags.etcdEndpoints.split(",").map((e) => e.trim()).filter((e) => e !== ""),
+    prefix: flags.etcdPrefix,
+    ...(flags.etcdKeyfile ? { keyFile: flags.etcdKeyfile } : {}),
+    ...(flags.etcdCertfile ? { certFile: flags.etcdCertfile } : {}),
+    ...(flags.etcdCafile ? { caFile: flags.etcdCafile } : {}),
+    ...(flags.etcdUsername ? { username: flags.etcdUsername } : {}),
+    ...(flags.etcdPassword ? { password: flags.etcdPassword } : {}),
+  };
+}
+
+/** Adds the etcd flags, which default to the FLANNELD_* variables flanneld reads. */
+function withEtcdFlags(command: Command): Command {
+  const env = process.env;
+  return command
+    .option("--etcd-endpoints <list>", "comma-delimited etcd endpoints (env FLANNELD_ETCD_ENDPOINTS)", env.FLANNELD_ETCD_ENDPOINTS || DEFAULT_ETCD_ENDPOINTS)
+    .option("--etcd-prefix <prefix>", "etcd key prefix (env FLANNELD_ETCD_PREFIX)", env.FLANNELD_ETCD_PREFIX || DEFAULT_ETCD_PREFIX)
+    .option("--etcd-keyfile <file>", "TLS key (env FLANNELD_ETCD_KEYFILE)", env.FLANNELD_ETCD_KEYFILE)
+    .option("--etcd-certfile <file>", "TLS certificate (env FLANNELD_ETCD_CERTFILE)", env.FLANNELD_ETCD_CERTFILE)
+    .option("--etcd-cafile <file>", "TLS CA (env FLANNELD_ETCD_CAFILE)", env.FLANNELD_ETCD_CAFILE)
+    .option("--etcd-username <name>", "etcd user (env FLANNELD_ETCD_USERNAME)", env.FLANNELD_ETCD_USERNAME)
+    .option("--etcd-password <password>", "etcd password (env FLANNELD_ETCD_PASSWORD)", env.FLANNELD_ETCD_PASSWORD);
+}
+
+async function withRegistry<T>(flags: EtcdFlags, fn: (registry: EtcdRegistry) => Promise<T>): Promise<T> {
+  const registry = await EtcdRegistry.connect(etcdConfigOf(flags));
+  try {
+    return await fn(registry);
+  } finally {
+    registry.close();
+  }
+}
+
+async function readConfigFile(file: string): Promise<string> {
+  try {
+    return await readFile(file === "-" ? "/dev/stdin" : file, "utf8");
+  } catch (err) {
+    throw new FlannelError(`Cannot read network config "${file}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Builds the flannelctl program. */
+export function buildProgram(out: (text: string) => void): Command {
+  const program = new Command("flannelctl")
+    .description("flannel-ts operator tool: network config, leases")
+    .version(VERSION)
+    .exitOverride();
+
+  const config = program.command("config").description("the network config stored in etcd");
+  config
+    .command("validate <file>")
+    .description("check a network config file (- for stdin) and print it normalized, with flannel's field names")
+    .action(async (file: string) => {
+      const checked = loadNetworkConfig(await readConfigFile(file));
+      out(`${JSON.stringify(networkConfigToJson(checked))}\n`);
+    });
+  withEtcdFlags(
+    config
+      .command("set <file>")
+      .description("validate a network config file (- for stdin) and store it at <prefix>/config"),
+  ).action(async (file: string, flags: EtcdFlags) => {
+    const text = await readConfigFile(file);
+    loadNetworkConfig(text); // nothing is stored unless it is valid
+    await withRegistry(flags, async (registry) => {
+      await registry.setNetworkConfigText(text);
+      out(`Stored network config at ${registry.configKey}\n`);
+    });
+  });
+  withEtcdFlags(config.command("get").description("print the stored network config")).action(async (flags: EtcdFlags) => {
+    await withRegistry(flags, async (registry) => {
+      const text = await registry.getNetworkConfigText();
+      out(text.endsWith("\n") ? text : `${text}\n`);
+    });
+  });
+
+  withEtcdFlags(
+    program
+      .command("leases")
+      .description("list the subnet leases: subnet, public IP, backend, expiry (reservations marked)")
+      .option("--json", "print JSON, one array"),
+  ).action(async (flags: EtcdFlags & { json?: boolean }) => {
+    await withRegistry(flags, async (registry) => {
+      const listing = await registry.getSubnets({ withExpiration: true });
+      if (flags.json) out(`${JSON.stringify(listing.leases.map(leaseToJson), null, 2)}\n`);
+      else out(formatLeaseTable(listing.leases, new Date()));
+      for (const { key, reason } of listing.skipped) process.stderr.write(`flannelctl: skipped "${key}": ${reason}\n`);
+    });
+  });
+  return program;
+}
+
+/** Runs flannelctl and resolves with the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  const program = buildProgram((text) => process.stdout.write(text));
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`flannelctl: ${message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
+process.exit();

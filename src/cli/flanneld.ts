@@ -1,0 +1,47 @@
+/**
+ * The flanneld command: flags and FLANNELD_* variables, the process's one AbortController
+ * (aborted on SIGINT and SIGTERM), and exit codes. No logic lives here.
+ */
+import { runFlanneld } from "../daemon/flanneld.js";
+import { LeaseRevokedError } from "../errors.js";
+import { createLogger } from "../log/logger.js";
+import { VERSION } from "../version.js";
+import { parseFlanneldFlags } from "./flanneld_flags.js";
+
+/** Runs flanneld and resolves with the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  const parsed = parseFlanneldFlags(args, process.env);
+  if (parsed.kind === "exit") {
+    process.stdout.write(parsed.stdout);
+    process.stderr.write(parsed.stderr);
+    return parsed.code;
+  }
+  const options = parsed.options;
+  if (options.version) {
+    process.stderr.write(`${VERSION}\n`); // flannel prints its version to stderr
+    return 0;
+  }
+  const log = createLogger({ verbosity: options.v });
+  const controller = new AbortController();
+  const stop = (signal: NodeJS.Signals) => {
+    log.info({ signal }, "Received signal; shutting down");
+    controller.abort(new Error(`Received ${signal}`));
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    await runFlanneld(options, log, { signal: controller.signal });
+    return 0;
+  } catch (err) {
+    if (err instanceof LeaseRevokedError) {
+      log.error({ err: err.message }, "Lease has been revoked. Shutting down daemon.");
+      return 1;
+    }
+    log.error({ err: err instanceof Error ? err.message : String(err), kind: err instanceof Error ? err.name : typeof err }, "flanneld failed");
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// etcd's gRPC channel may hold the loop open for a while after close(); leave promptly.
+process.exit();

@@ -1,0 +1,116 @@
+/**
+ * flanneld's start-up and run (flannel's main.go, minus flag parsing): subnet manager, network
+ * config, external interface, backend and lease, subnet.env, then the backend and the lease
+ * keeper side by side until the signal aborts. Stopping keeps the lease, so a restart gets the
+ * same subnet; the data plane is left in place.
+ *
+ * Where flannel loops forever on any config error, an invalid config stops flanneld with the
+ * reason and a non-zero exit; a config that is only missing, or an etcd that cannot be reached,
+ * is waited for, as in flannel.
+ */
+import type { Server } from "node:http";
+import { createBackend } from "../backend/registry.js";
+import { readPreviousSubnets, writeSubnetEnv } from "../config/subnet_env.js";
+import type { NetworkConfig } from "../config/network_config.js";
+import { ConfigError, ConfigNotFoundError, StoreError } from "../errors.js";
+import { startHealthzServer } from "../healthz/server.js";
+import type { Readiness } from "../healthz/server.js";
+import { lookupExternalInterface } from "../iface/external_interface.js";
+import type { Logger } from "../log/logger.js";
+import { LocalManager } from "../subnet/etcd/local_manager.js";
+import type { SubnetManager } from "../subnet/manager.js";
+import { leaseKeyOf } from "../lease/lease.js";
+import type { CallOptions } from "../util/call_options.js";
+import { runTogether } from "../util/run_together.js";
+import { sleep } from "../util/sleep.js";
+import type { FlanneldOptions } from "../cli/flanneld_flags.js";
+
+/** How often a missing config or an unreachable store is retried, as flannel does. */
+const CONFIG_RETRY_MS = 1_000;
+
+/** Makes the subnet manager the flags ask for. */
+async function newSubnetManager(options: FlanneldOptions, log: Logger): Promise<SubnetManager> {
+  if (options.kubeSubnetMgr) {
+    throw new ConfigError("Cannot use --kube-subnet-mgr: the Kubernetes subnet manager is not part of flannel-ts yet: use etcd (--etcd-endpoints)");
+  }
+  const previous = await readPreviousSubnets(options.subnetFile);
+  return LocalManager.connect(
+    {
+      endpoints: options.etcdEndpoints,
+      prefix: options.etcdPrefix,
+      keyFile: options.etcdKeyfile,
+      certFile: options.etcdCertfile,
+      caFile: options.etcdCafile,
+      username: options.etcdUsername,
+      password: options.etcdPassword,
+    },
+    { log, previous, renewMarginMs: options.subnetLeaseRenewMargin * 60_000 },
+  );
+}
+
+/** Reads the network config, waiting while it is missing or etcd is unreachable. */
+async function getConfig(manager: SubnetManager, log: Logger, opts: CallOptions): Promise<NetworkConfig | null> {
+  for (;;) {
+    try {
+      return await manager.getNetworkConfig(opts);
+    } catch (err) {
+      if (!(err instanceof ConfigNotFoundError || err instanceof StoreError)) throw err;
+      log.warn({ err: err.message }, "Cannot read network config yet; retrying in 1 s");
+    }
+    if (!(await sleep(CONFIG_RETRY_MS, opts.signal))) return null;
+  }
+}
+
+/** Runs flanneld until the signal aborts. Rejects on a fatal error, such as a revoked lease. */
+export async function runFlanneld(options: FlanneldOptions, log: Logger, opts: CallOptions): Promise<void> {
+  const { signal } = opts;
+  const readiness: Readiness = { ready: false };
+  const manager = await newSubnetManager(options, log);
+  let healthz: Server | null = null;
+  try {
+    if (options.healthzPort > 0) {
+      healthz = await startHealthzServer({ host: options.healthzIP, port: options.healthzPort }, readiness, log);
+    }
+    const config = await getConfig(manager, log, opts);
+    if (config === null) return;
+    log.info({ network: config.network?.toString(), backend: config.backendType }, "Network config read");
+
+    const extIface = await lookupExternalInterface({
+      iface: options.iface,
+      ifaceRegex: options.ifaceRegex,
+      ifaceCanReach: options.ifaceCanReach,
+      publicIP: options.publicIP,
+      publicIPv6: options.publicIPv6,
+      enableIPv4: config.enableIPv4,
+      enableIPv6: config.enableIPv6,
+    });
+    log.info({ iface: extIface.name, ifaceAddr: extIface.ifaceAddr, extAddr: extIface.extAddr, mtu: extIface.mtu }, "Using interface");
+
+    const backend = createBackend(config.backendType, { subnetManager: manager, extIface, log: log.child({ component: config.backendType }) });
+    const network = await backend.registerNetwork(config, opts);
+    log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
+
+    await writeSubnetEnv(options.subnetFile, {
+      network: config.enableIPv4 ? config.network : null,
+      subnet: config.enableIPv4 ? network.lease.subnet : null,
+      ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
+      ipv6Subnet: config.enableIPv6 ? network.lease.ipv6Subnet : null,
+      mtu: network.mtu,
+      ipMasq: options.ipMasq,
+    });
+    readiness.ready = true;
+    log.info({ path: options.subnetFile }, "Wrote subnet file");
+
+    await runTogether(
+      [(o) => network.run(o), (o) => manager.completeLease(network.lease, o)],
+      opts,
+    );
+    if (signal.aborted) log.info({}, "Stopping; the lease and the data plane are kept for the next start");
+  } finally {
+    await manager.close();
+    if (healthz !== null) {
+      const server = healthz;
+      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * flannel's health endpoints: `GET /healthz` is 200 while flanneld runs; `GET /readyz` is 503 until
+ * subnet.env is written, then 200. Same texts as flannel, so probes and scripts keep working.
+ */
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { Logger } from "../log/logger.js";
+
+/** Whether flanneld has written subnet.env. */
+export interface Readiness {
+  ready: boolean;
+}
+
+/** Starts the healthz server; resolves once it listens. */
+export async function startHealthzServer(
+  address: { host: string; port: number },
+  readiness: Readiness,
+  log: Logger,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { "content-type": "text/plain", allow: "GET, HEAD" }).end("method not allowed: use GET\n");
+    } else if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is running");
+    } else if (path === "/readyz") {
+      if (readiness.ready) res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is ready");
+      else res.writeHead(503, { "content-type": "text/plain" }).end("flanneld is not ready yet");
+    } else {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz or /readyz\n");
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  log.info({ host: address.host, port: address.port }, "Healthz server listening");
+  return server;
+}

@@ -1,0 +1,193 @@
+/**
+ * Choosing the external interface and the public address (flannel's main.go LookupExtIface and
+ * pkg/ipmatch): `--iface` (name or address, first match wins), then `--iface-regex` (over
+ * addresses, then names), then `--iface-can-reach`; with none of them, the interface that holds
+ * `--public-ip`, else the one of the default route.
+ *
+ * It reads the kernel through /proc and /sys and Node's os.networkInterfaces(). `--iface-can-reach`
+ * asks the kernel for the source address of a route with a connected UDP socket, which sends
+ * nothing.
+ */
+import { createSocket } from "node:dgram";
+import { readFile } from "node:fs/promises";
+import { networkInterfaces } from "node:os";
+import { InterfaceError } from "../errors.js";
+import { parseIP } from "../ip/ip.js";
+
+/** The interface flannel uses to reach other nodes, and the addresses it advertises. */
+export interface ExternalInterface {
+  readonly name: string;
+  readonly index: number;
+  readonly mtu: number;
+  readonly mac: string;
+  /** The interface's own IPv4 address (flannel's IfaceAddr); null when it has none. */
+  readonly ifaceAddr: string | null;
+  readonly ifaceV6Addr: string | null;
+  /** The address other nodes use (flannel's ExtAddr): --public-ip, else ifaceAddr. */
+  readonly extAddr: string | null;
+  readonly extV6Addr: string | null;
+}
+
+/** The --iface* and --public-ip* flags that steer the choice. */
+export interface InterfaceChoice {
+  readonly iface: readonly string[];
+  readonly ifaceRegex: readonly string[];
+  readonly ifaceCanReach: string;
+  readonly publicIP: string;
+  readonly publicIPv6: string;
+  readonly enableIPv4: boolean;
+  readonly enableIPv6: boolean;
+}
+
+interface HostInterface {
+  readonly name: string;
+  readonly mac: string;
+  readonly v4: readonly string[];
+  readonly v6: readonly string[];
+}
+
+function listInterfaces(): HostInterface[] {
+  const out: HostInterface[] = [];
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (addrs === undefined) continue;
+    // Global addresses first, link-local last, as flannel's compareAddrs orders them.
+    const rank = (a: string) => (a.startsWith("fe80:") ? 1 : 0);
+    const v4 = addrs.filter((a) => a.family === "IPv4" && !a.internal).map((a) => a.address);
+    const v6 = addrs
+      .filter((a) => a.family === "IPv6" && !a.internal && a.scopeid === 0)
+      .map((a) => a.address)
+      .sort((a, b) => rank(a) - rank(b));
+    out.push({ name, mac: addrs[0]?.mac ?? "00:00:00:00:00:00", v4, v6 });
+  }
+  return out;
+}
+
+async function readSysNumber(name: string, file: string): Promise<number> {
+  try {
+    return Number((await readFile(`/sys/class/net/${name}/${file}`, "utf8")).trim());
+  } catch (err) {
+    throw new InterfaceError(`Cannot read ${file} of interface "${name}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The interface that holds the IPv4 default route with the lowest metric; null when none. */
+export async function defaultRouteInterface(): Promise<string | null> {
+  let text: string;
+  try {
+    text = await readFile("/proc/net/route", "utf8");
+  } catch {
+    return null;
+  }
+  let best: { name: string; metric: number } | null = null;
+  for (const line of text.split("\n").slice(1)) {
+    const [name, destination, , , , , metric, mask] = line.trim().split(/\s+/);
+    if (name === undefined || destination !== "00000000" || mask !== "00000000") continue;
+    const m = Number(metric);
+    if (best === null || m < best.metric) best = { name, metric: m };
+  }
+  return best?.name ?? null;
+}
+
+/** The local source address the kernel would use to reach `address`; nothing is sent. */
+export async function sourceAddressFor(address: string): Promise<string> {
+  const parsed = parseIP(address);
+  if (parsed === null) throw new InterfaceError(`Cannot use --iface-can-reach "${address}": expected an IP address`);
+  const socket = createSocket(parsed.family === 4 ? "udp4" : "udp6");
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.connect(9, address, () => {
+        resolve();
+      });
+    });
+    return socket.address().address;
+  } catch (err) {
+    throw new InterfaceError(`Cannot find a route to ${address} for --iface-can-reach: ${(err as Error).message}`, {
+      cause: err,
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+function byAddress(all: readonly HostInterface[], address: string): HostInterface | undefined {
+  return all.find((i) => i.v4.includes(address) || i.v6.includes(address));
+}
+
+async function pick(choice: InterfaceChoice): Promise<HostInterface> {
+  const all = listInterfaces();
+  const wantsChoice = choice.iface.length > 0 || choice.ifaceRegex.length > 0 || choice.ifaceCanReach !== "";
+  if (!wantsChoice) {
+    if (choice.publicIP !== "") {
+      const holder = byAddress(all, choice.publicIP);
+      if (holder !== undefined) return holder;
+    }
+    const name = await defaultRouteInterface();
+    const found = all.find((i) => i.name === name);
+    if (found === undefined) {
+      throw new InterfaceError(
+        "Cannot choose the external interface: this host has no default route: pass --iface (name or address), --iface-regex or --iface-can-reach",
+      );
+    }
+    return found;
+  }
+  for (const want of choice.iface) {
+    const found = parseIP(want) !== null ? byAddress(all, want) : all.find((i) => i.name === want);
+    if (found !== undefined) return found;
+  }
+  for (const pattern of choice.ifaceRegex) {
+    let re: RegExp;
+    try {
+      re = new RegExp(pattern);
+    } catch (err) {
+      throw new InterfaceError(`Cannot use --iface-regex "${pattern}": ${(err as Error).message}`, { cause: err });
+    }
+    const found = all.find((i) => [...i.v4, ...i.v6].some((a) => re.test(a))) ?? all.find((i) => re.test(i.name));
+    if (found !== undefined) return found;
+  }
+  if (choice.ifaceCanReach !== "") {
+    const source = await sourceAddressFor(choice.ifaceCanReach);
+    const found = byAddress(all, source);
+    if (found !== undefined) return found;
+  }
+  const names = all.map((i) => i.name).join(", ");
+  throw new InterfaceError(
+    `Cannot choose the external interface: none matches --iface [${choice.iface.join(", ")}], --iface-regex [${choice.ifaceRegex.join(", ")}] or --iface-can-reach "${choice.ifaceCanReach}": interfaces here are ${names}`,
+  );
+}
+
+/** Finds the external interface and the addresses to advertise, as flanneld does at start. */
+export async function lookupExternalInterface(choice: InterfaceChoice): Promise<ExternalInterface> {
+  for (const [flag, value, family] of [
+    ["--public-ip", choice.publicIP, 4],
+    ["--public-ipv6", choice.publicIPv6, 6],
+  ] as const) {
+    if (value !== "" && parseIP(value)?.family !== family) {
+      throw new InterfaceError(`Cannot use ${flag} "${value}": expected an IPv${family} address`);
+    }
+  }
+  const chosen = await pick(choice);
+  // With --iface given as an address, that address is the interface address.
+  const givenV4 = choice.iface.find((a) => chosen.v4.includes(a));
+  const givenV6 = choice.iface.find((a) => chosen.v6.includes(a));
+  const ifaceAddr = givenV4 ?? chosen.v4[0] ?? null;
+  const ifaceV6Addr = givenV6 ?? chosen.v6[0] ?? null;
+  if (choice.enableIPv4 && ifaceAddr === null) {
+    throw new InterfaceError(`Cannot use interface "${chosen.name}": failed to find IPv4 address for interface ${chosen.name}`);
+  }
+  if (choice.enableIPv6 && ifaceV6Addr === null) {
+    throw new InterfaceError(`Cannot use interface "${chosen.name}": failed to find IPv6 address for interface ${chosen.name}`);
+  }
+  const mtu = await readSysNumber(chosen.name, "mtu");
+  if (!(mtu > 0)) throw new InterfaceError(`Cannot use interface "${chosen.name}": failed to determine MTU for ${chosen.name} interface`);
+  return {
+    name: chosen.name,
+    index: await readSysNumber(chosen.name, "ifindex"),
+    mtu,
+    mac: chosen.mac,
+    ifaceAddr,
+    ifaceV6Addr,
+    extAddr: choice.publicIP !== "" ? choice.publicIP : ifaceAddr,
+    extV6Addr: choice.publicIPv6 !== "" ? choice.publicIPv6 : ifaceV6Addr,
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * A throwaway etcd (Debian's etcd-server) for tests, benches and the lab: free ports, data in a
+ * temp folder, optionally inside a network namespace, stopped and wiped by `stop()`.
+ */
+import { spawn, execFile } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { setTimeout as delay } from "node:timers/promises";
+
+const execFileAsync = promisify(execFile);
+
+/** A running etcd. */
+export interface EtcdServer {
+  /** Client URL, e.g. http://127.0.0.1:23791. */
+  readonly endpoint: string;
+  readonly dataDir: string;
+  readonly process: ChildProcess;
+  /** Stops etcd (SIGTERM, then SIGKILL) and removes its data folder. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Options of startEtcd. */
+export interface StartEtcdOptions {
+  /** Address to listen on; 127.0.0.1 by default. */
+  readonly host?: string;
+  /** Run inside this network namespace (made by the caller). */
+  readonly netns?: string;
+  readonly clientPort?: number;
+  readonly peerPort?: number;
+  /** Folder for data; a new temp folder by default (removed by stop()). */
+  readonly dataDir?: string;
+  readonly name?: string;
+  /** Where etcd's own output goes; discarded by default. */
+  readonly logFile?: number;
+}
+
+/** Finds a free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+  if (address === null || typeof address === "string") throw new Error("Cannot find a free port");
+  return address.port;
+}
+
+/** Asks etcdctl whether the endpoint is healthy. */
+async function healthy(endpoint: string, netns: string | undefined): Promise<boolean> {
+  const args = ["--endpoints", endpoint, "--dial-timeout", "1s", "--command-timeout", "2s", "endpoint", "health"];
+  const [cmd, argv] = netns ? ["ip", ["netns", "exec", netns, "etcdctl", ...args]] : ["etcdctl", args];
+  try {
+    await execFileAsync(cmd, argv, { env: { ...process.env, ETCDCTL_API: "3" } });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts etcd and resolves once it answers. */
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
+  const host = options.host ?? "127.0.0.1";
+  const clientPort = options.clientPort ?? (options.netns ? 2379 : await freePort());
+  const peerPort = options.peerPort ?? (options.netns ? 2380 : await freePort());
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "flannel-ts-etcd-")));
+  const name = options.name ?? "default";
+  const endpoint = `http://${host}:${clientPort}`;
+  const peer = `http://${host}:${peerPort}`;
+  const args = [
+    "--name", name,
+    "--data-dir", dataDir,
+    "--listen-client-urls", endpoint,
+    "--advertise-client-urls", endpoint,
+    "--listen-peer-urls", peer,
+    "--initial-advertise-peer-urls", peer,
+    "--initial-cluster", `${name}=${peer}`,
+    "--initial-cluster-state", "new",
+    "--log-level", "warn",
+    "--logger", "zap",
+  ];
+  const [cmd, argv] = options.netns ? ["ip", ["netns", "exec", options.netns, "etcd", ...args]] : ["etcd", args];
+  const child = spawn(cmd, argv, { stdio: ["ignore", options.logFile ?? "ignore", options.logFile ?? "ignore"] });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once("exit", () => { exited = true; resolve(); }));
+  const stop = async () => {
+    if (!exited) {
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exit;
+      clearTimeout(killer);
+    }
+    if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 200; i++) {
+    if (exited) break;
+    if (await healthy(endpoint, options.netns)) return { endpoint, dataDir, process: child, stop };
+    await delay(100);
+  }
+  await stop();
+  throw new Error(`Cannot start etcd at ${endpoint}: it did not become healthy (is etcd-server installed?)`);
+}

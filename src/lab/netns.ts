@@ -1,0 +1,84 @@
+/**
+ * Building test hosts out of network namespaces with iproute2: the topology that tests, benches
+ * and the lab stand on. This is set-up tooling; flanneld itself never runs `ip`.
+ */
+import { execFile, spawn } from "node:child_process";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+/** A short unique prefix for namespace and link names (links allow 15 characters). */
+export function uniquePrefix(tag: string): string {
+  return `${tag}${randomBytes(2).toString("hex")}`;
+}
+
+/** Runs a command and resolves with its stdout; rejects with its stderr in the message. */
+export async function run(cmd: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  if (options.input !== undefined) {
+    return new Promise((resolve, reject) => {
+      const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("error", reject);
+      child.on("exit", (code) => {
+        if (code === 0) resolve(stdout);
+        else reject(new Error(`${cmd} ${args.join(" ")} failed (exit ${code}): ${stderr.trim()}`));
+      });
+      child.stdin.end(options.input);
+    });
+  }
+  try {
+    const { stdout } = await execFileAsync(cmd, [...args], { env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
+  }
+}
+
+/** Runs `ip` with the arguments, in a namespace when given. */
+export async function ip(args: readonly string[], netns?: string): Promise<string> {
+  return run("ip", netns ? ["-n", netns, ...args] : args);
+}
+
+/** Runs a command inside a namespace. */
+export async function execIn(netns: string, cmd: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return run("ip", ["netns", "exec", netns, cmd, ...args], options);
+}
+
+/** Starts a long-running command inside a namespace. */
+export function spawnIn(netns: string, cmd: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+  return spawn("ip", ["netns", "exec", netns, cmd, ...args], options);
+}
+
+/** Makes a namespace with its loopback up. */
+export async function addNetns(name: string): Promise<void> {
+  await ip(["netns", "add", name]);
+  await ip(["link", "set", "lo", "up"], name);
+}
+
+/** Removes a namespace, killing what still runs in it first; a missing one is fine. */
+export async function deleteNetns(name: string): Promise<void> {
+  const pids = await ip(["netns", "pids", name]).catch(() => "");
+  for (const pid of pids.split(/\s+/).filter((p) => p !== "")) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  await ip(["netns", "delete", name]).catch(() => undefined);
+}
+
+/** The namespaces whose names start with the prefix. */
+export async function listNetns(prefix: string): Promise<string[]> {
+  const out = await ip(["netns", "list"]).catch(() => "");
+  return out
+    .split("\n")
+    .map((line) => line.split(" ")[0] ?? "")
+    .filter((name) => name !== "" && name.startsWith(prefix));
+}

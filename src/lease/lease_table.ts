@@ -1,0 +1,58 @@
+/** How flannelctl shows leases: a table for people, JSON for scripts. */
+import type { Lease } from "./lease.js";
+import { leaseKeyOf } from "./lease.js";
+
+/** One lease as flannelctl prints it in JSON. */
+export interface LeaseJson {
+  readonly subnet: string;
+  readonly ipv6Subnet: string | null;
+  readonly publicIP: string;
+  readonly publicIPv6: string | null;
+  readonly backendType: string;
+  readonly backendData: unknown;
+  readonly reserved: boolean;
+  /** ISO time; null for a reservation. */
+  readonly expiration: string | null;
+  readonly key: string;
+}
+
+/** The JSON form of a lease. */
+export function leaseToJson(lease: Lease): LeaseJson {
+  return {
+    subnet: lease.subnet.toString(),
+    ipv6Subnet: lease.ipv6Subnet?.toString() ?? null,
+    publicIP: lease.attrs.publicIP,
+    publicIPv6: lease.attrs.publicIPv6,
+    backendType: lease.attrs.backendType,
+    backendData: lease.attrs.backendData ?? null,
+    reserved: lease.reserved,
+    expiration: lease.expiration?.toISOString() ?? null,
+    key: leaseKeyOf(lease),
+  };
+}
+
+function expiresText(lease: Lease, now: Date): string {
+  if (lease.reserved) return "never (reserved)";
+  if (lease.expiration === null) return "unknown";
+  const seconds = Math.max(0, Math.round((lease.expiration.getTime() - now.getTime()) / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return `${lease.expiration.toISOString()} (in ${h}h${String(m).padStart(2, "0")}m)`;
+}
+
+/** A fixed-width table of leases, with a header line. */
+export function formatLeaseTable(leases: readonly Lease[], now: Date): string {
+  const rows = [
+    ["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"],
+    ...leases.map((lease) => [
+      lease.ipv6Subnet ? `${lease.subnet.toString()},${lease.ipv6Subnet.toString()}` : lease.subnet.toString(),
+      lease.attrs.publicIPv6 ? `${lease.attrs.publicIP},${lease.attrs.publicIPv6}` : lease.attrs.publicIP,
+      lease.attrs.backendType || "-",
+      expiresText(lease, now),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const lines = rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
+  if (leases.length === 0) lines.push("(no leases)");
+  return `${lines.join("\n")}\n`;
+}

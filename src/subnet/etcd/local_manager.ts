@@ -1,0 +1,310 @@
+/**
+ * The etcd subnet manager (flannel's pkg/subnet/etcd/local_manager.go).
+ *
+ * Allocation: keep this node's lease (found by PublicIP) when it still fits the config; else take
+ * the subnet subnet.env names from the last run when it is free; else pick at random among free
+ * subnets between SubnetMin and SubnetMax. Creation is a create-if-absent transaction, so two
+ * nodes never share a subnet. Where flannel differs:
+ * - a lost race is retried with another subnet (flannel exits: its retry test never matches);
+ * - a reservation (a key with no etcd lease) is rewritten without a lease, so it stays one
+ *   (flannel turns it into a 24 h lease, its issue #1329);
+ * - renewal only rewrites a key that still exists, so a deleted lease is reported, not revived;
+ * - the watch skips keys and values it cannot read, with a warning, instead of reporting every
+ *   other lease as removed.
+ */
+import { randomInt } from "node:crypto";
+import { checkNetworkConfig, parseNetworkConfig } from "../../config/network_config.js";
+import type { CheckedNetworkConfig, SubnetRange } from "../../config/network_config.js";
+import type { PreviousSubnets } from "../../config/subnet_env.js";
+import { ConfigError, LeaseRevokedError, LeaseConflictError, NetworkFullError } from "../../errors.js";
+import { IPNet, formatIP } from "../../ip/ip.js";
+import { leaseKeyOf } from "../../lease/lease.js";
+import type { Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
+import type { Logger } from "../../log/logger.js";
+import type { CallOptions } from "../../util/call_options.js";
+import { runTogether } from "../../util/run_together.js";
+import { backoff, sleep } from "../../util/sleep.js";
+import type { LeaseWatchResult, SubnetManager } from "../manager.js";
+import { EtcdRegistry, SUBNET_TTL_SECONDS } from "./registry.js";
+import type { EtcdConfig, SubnetChange } from "./registry.js";
+
+/** How many free subnets a random pick chooses among. flannel uses 100; more means fewer races. */
+const MAX_CANDIDATES = 1024;
+/** How many lost races AcquireLease retries before it gives up. */
+const MAX_ACQUIRE_ATTEMPTS = 100;
+/** Wait before retrying a failed renewal, as flannel does. */
+const RENEW_RETRY_MS = 60_000;
+
+/** Options of LocalManager. */
+export interface LocalManagerOptions {
+  readonly log: Logger;
+  /** Subnets from the last run's subnet.env, tried first when free. */
+  readonly previous?: PreviousSubnets;
+  /** Life of a lease; flannel's is 24 h. Tests shorten it. */
+  readonly leaseTTLSeconds?: number;
+  /** How long before expiry the lease is renewed (`--subnet-lease-renew-margin`, in ms). */
+  readonly renewMarginMs?: number;
+}
+
+/** Lease acquisition figures, for logs, metrics and the bench. */
+export interface AcquireStats {
+  /** Create transactions lost to another node since start. */
+  conflicts: number;
+}
+
+/** The etcd v3 subnet manager. */
+export class LocalManager implements SubnetManager {
+  readonly name = "etcd";
+  readonly stats: AcquireStats = { conflicts: 0 };
+  readonly #registry: EtcdRegistry;
+  readonly #log: Logger;
+  readonly #previous: PreviousSubnets;
+  readonly #ttlSeconds: number;
+  readonly #renewMarginMs: number;
+  #config: CheckedNetworkConfig | null = null;
+
+  constructor(registry: EtcdRegistry, options: LocalManagerOptions) {
+    this.#registry = registry;
+    this.#log = options.log.child({ component: "etcd" });
+    this.#previous = options.previous ?? { subnet: null, ipv6Subnet: null };
+    this.#ttlSeconds = options.leaseTTLSeconds ?? SUBNET_TTL_SECONDS;
+    this.#renewMarginMs = options.renewMarginMs ?? 60 * 60_000;
+  }
+
+  /** Connects to etcd and makes a manager. */
+  static async connect(etcd: EtcdConfig, options: LocalManagerOptions): Promise<LocalManager> {
+    return new LocalManager(await EtcdRegistry.connect(etcd), options);
+  }
+
+  /** The etcd store behind this manager. */
+  get registry(): EtcdRegistry {
+    return this.#registry;
+  }
+
+  async getNetworkConfig(_opts: CallOptions): Promise<CheckedNetworkConfig> {
+    const text = await this.#registry.getNetworkConfigText();
+    const config = checkNetworkConfig(parseNetworkConfig(text));
+    if (config.ipv4 === null) {
+      throw new ConfigError(
+        "Invalid network config: EnableIPv4 is false, but the etcd subnet manager always leases an IPv4 subnet: set EnableIPv4 to true, or use --kube-subnet-mgr for IPv6-only",
+      );
+    }
+    this.#config = config;
+    return config;
+  }
+
+  async acquireLease(attrs: LeaseAttrs, opts: CallOptions): Promise<Lease> {
+    const config = await this.getNetworkConfig(opts);
+    for (let attempt = 1; ; attempt++) {
+      opts.signal.throwIfAborted();
+      try {
+        return await this.#tryAcquireLease(config, attrs);
+      } catch (err) {
+        if (!(err instanceof LeaseConflictError) || attempt >= MAX_ACQUIRE_ATTEMPTS) throw err;
+        this.stats.conflicts++;
+        this.#log.info({ subnet: err.subnet, attempt }, "Subnet taken by another node meanwhile; trying another");
+      }
+    }
+  }
+
+  async #tryAcquireLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<Lease> {
+    const { leases } = await this.#registry.getSubnets({ withExpiration: false });
+    const fits = (lease: Pick<Lease, "subnet" | "ipv6Subnet">) => leaseFitsConfig(lease, config);
+
+    const own = leases.find((lease) => lease.attrs.publicIP === attrs.publicIP);
+    if (own !== undefined) {
+      if (fits(own)) {
+        const kept = await this.#registry.updateSubnet(own, attrs, own.reserved ? null : this.#ttlSeconds);
+        if (kept !== null) {
+          this.#log.info({ subnet: leaseKeyOf(kept), reserved: kept.reserved }, "Found lease for this node; reusing it");
+          return kept;
+        }
+      } else if (own.reserved) {
+        throw new ConfigError(
+          `Cannot use reserved subnet "${leaseKeyOf(own)}" for public IP ${attrs.publicIP}: it does not fit the network config (SubnetLen, SubnetMin, SubnetMax): change the reservation or the config`,
+        );
+      } else {
+        this.#log.info({ subnet: leaseKeyOf(own) }, "Lease of this node no longer fits the network config; deleting it");
+        await this.#registry.deleteSubnet(own.subnet, own.ipv6Subnet);
+      }
+    }
+
+    const taken = leases.filter((lease) => lease !== own);
+    const previous = this.#previous;
+    if (previous.subnet !== null) {
+      const wanted = { subnet: previous.subnet, ipv6Subnet: config.ipv6 ? previous.ipv6Subnet : null };
+      const isFree = !taken.some((lease) => lease.subnet.overlaps(wanted.subnet));
+      if (fits(wanted) && isFree) {
+        const lease = await this.#registry.createSubnet(wanted.subnet, wanted.ipv6Subnet, attrs, this.#ttlSeconds);
+        this.#log.info({ subnet: leaseKeyOf(lease) }, "Leased the subnet this node had before");
+        return lease;
+      }
+    }
+
+    const ipv4 = config.ipv4;
+    if (ipv4 === null) throw new TypeError("acquireLease needs a config with an IPv4 range");
+    const subnet = pickFreeSubnet(ipv4, taken.map((lease) => lease.subnet));
+    const ipv6Subnet = config.ipv6
+      ? pickFreeSubnet(config.ipv6, taken.flatMap((lease) => (lease.ipv6Subnet ? [lease.ipv6Subnet] : [])))
+      : null;
+    const lease = await this.#registry.createSubnet(subnet, ipv6Subnet, attrs, this.#ttlSeconds);
+    this.#log.info({ subnet: leaseKeyOf(lease) }, "Leased a new subnet");
+    return lease;
+  }
+
+  async renewLease(lease: Lease, _opts: CallOptions): Promise<Lease> {
+    const renewed = await this.#registry.updateSubnet(lease, lease.attrs, lease.reserved ? null : this.#ttlSeconds);
+    if (renewed === null) throw revoked(lease);
+    return renewed;
+  }
+
+  async completeLease(lease: Lease, opts: CallOptions): Promise<void> {
+    let current = lease;
+    const renewLoop = async ({ signal }: CallOptions) => {
+      while (!signal.aborted) {
+        if (current.reserved || current.expiration === null) {
+          if (!(await sleep(RENEW_RETRY_MS, signal))) return;
+          continue;
+        }
+        const waitMs = current.expiration.getTime() - this.#renewMarginMs - Date.now();
+        if (waitMs > 0) {
+          // Wake at least each minute, so that an expiration changed by the watch is noticed.
+          if (!(await sleep(Math.min(waitMs, RENEW_RETRY_MS), signal))) return;
+          continue;
+        }
+        try {
+          current = await this.renewLease(current, { signal });
+          this.#log.info({ subnet: leaseKeyOf(current), expiration: current.expiration }, "Lease renewed");
+        } catch (err) {
+          if (err instanceof LeaseRevokedError || signal.aborted) throw err;
+          this.#log.error({ err }, "Cannot renew lease; retrying in a minute");
+          if (!(await sleep(RENEW_RETRY_MS, signal))) return;
+        }
+      }
+    };
+    const followOwnKey = async ({ signal }: CallOptions) => {
+      const key = this.#registry.subnetKey(current.subnet, current.ipv6Subnet);
+      const delays = backoff(100, 5_000);
+      while (!signal.aborted) {
+        try {
+          const { lease: stored, revision } = await this.#registry.getSubnet(current.subnet, current.ipv6Subnet);
+          if (stored === null) throw revoked(current);
+          current = stored;
+          for await (const batch of this.#registry.watchSubnets(revision + 1n, { key, signal })) {
+            if (batch.changes.some((change) => change.type === "delete")) throw revoked(current);
+            const { lease: updated } = await this.#registry.getSubnet(current.subnet, current.ipv6Subnet);
+            if (updated === null) throw revoked(current);
+            current = updated;
+          }
+        } catch (err) {
+          if (err instanceof LeaseRevokedError || signal.aborted) throw err;
+          this.#log.warn({ err }, "Lost the watch on this node's lease; watching again");
+          if (!(await sleep(delays.next().value, signal))) return;
+        }
+      }
+    };
+    try {
+      await runTogether([renewLoop, followOwnKey], opts);
+    } catch (err) {
+      if (opts.signal.aborted && !(err instanceof LeaseRevokedError)) return;
+      throw err;
+    }
+  }
+
+  async *watchLeases(opts: CallOptions): AsyncGenerator<LeaseWatchResult> {
+    const { signal } = opts;
+    const delays = backoff(100, 5_000);
+    const config = this.#config ?? (await this.getNetworkConfig(opts));
+    while (!signal.aborted) {
+      try {
+        const listing = await this.#registry.getSubnets({ withExpiration: false });
+        for (const { key, reason } of listing.skipped) this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
+        yield { kind: "snapshot", leases: listing.leases.filter((lease) => this.#usable(lease, config, lease.subnet.toString())) };
+        for await (const batch of this.#registry.watchSubnets(listing.revision + 1n, { signal })) {
+          const events = batch.changes.flatMap((change) => this.#eventOf(change, config));
+          if (events.length > 0) yield { kind: "events", events };
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#log.warn({ err }, "Lost the lease watch; reading all leases again");
+        if (!(await sleep(delays.next().value, signal))) return;
+      }
+    }
+  }
+
+  async listLeases(_opts: CallOptions): Promise<readonly Lease[]> {
+    return (await this.#registry.getSubnets({ withExpiration: true })).leases;
+  }
+
+  async close(): Promise<void> {
+    this.#registry.close();
+    return Promise.resolve();
+  }
+
+  #eventOf(change: SubnetChange, config: CheckedNetworkConfig): LeaseEvent[] {
+    if (change.lease === null) {
+      this.#log.warn({ key: change.key, reason: change.reason }, "Skipping a key that is not a lease");
+      return [];
+    }
+    if (change.type === "delete") return [{ type: "removed", lease: change.lease }];
+    return this.#usable(change.lease, config, change.key) ? [{ type: "added", lease: change.lease }] : [];
+  }
+
+  #usable(lease: Lease, config: CheckedNetworkConfig, key: string): boolean {
+    const network = config.ipv4?.network;
+    if (network && !network.containsNet(lease.subnet)) {
+      this.#log.warn({ key, network: network.toString() }, "Skipping a lease outside the network");
+      return false;
+    }
+    return true;
+  }
+}
+
+function revoked(lease: Pick<Lease, "subnet" | "ipv6Subnet">): LeaseRevokedError {
+  return new LeaseRevokedError(
+    `Lease for ${leaseKeyOf(lease)} has been revoked: its key was deleted from etcd by someone else. Shutting down daemon`,
+  );
+}
+
+/** flannel's isSubnetConfigCompat: the lease lies in the ranges and has the configured length. */
+export function leaseFitsConfig(lease: Pick<Lease, "subnet" | "ipv6Subnet">, config: CheckedNetworkConfig): boolean {
+  const inRange = (net: IPNet, range: SubnetRange) =>
+    net.family === range.network.family &&
+    net.prefixLen === range.subnetLen &&
+    net.ip >= range.subnetMin &&
+    net.ip <= range.subnetMax;
+  if (config.ipv4 === null || !inRange(lease.subnet, config.ipv4)) return false;
+  if (config.ipv6 === null) return lease.ipv6Subnet === null;
+  return lease.ipv6Subnet !== null && inRange(lease.ipv6Subnet, config.ipv6);
+}
+
+/**
+ * Picks at random among the first free subnets of the range (up to MAX_CANDIDATES). Throws
+ * NetworkFullError, with flannel's "out of subnets" words, when none is free.
+ */
+export function pickFreeSubnet(range: SubnetRange, taken: readonly IPNet[]): IPNet {
+  const family = range.network.family;
+  const size = 1n << BigInt(range.network.bits - range.subnetLen);
+  const sorted = [...taken].filter((net) => net.family === family).sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  const free: IPNet[] = [];
+  let first = 0;
+  for (let ip = range.subnetMin; ip <= range.subnetMax && free.length < MAX_CANDIDATES; ip += size) {
+    while (first < sorted.length && sorted[first]!.ip + sorted[first]!.size <= ip) first++;
+    let overlaps = false;
+    for (let i = first; i < sorted.length && sorted[i]!.ip < ip + size; i++) {
+      if (sorted[i]!.ip + sorted[i]!.size > ip) {
+        overlaps = true;
+        break;
+      }
+    }
+    if (!overlaps) free.push(new IPNet(family, ip, range.subnetLen));
+  }
+  const pick = free[free.length > 1 ? randomInt(free.length) : 0];
+  if (pick === undefined) {
+    const count = (range.subnetMax - range.subnetMin) / size + 1n;
+    throw new NetworkFullError(
+      `Cannot acquire lease: out of subnets: all ${count} subnets of /${range.subnetLen} in network ${range.network.toString()} between ${formatIP(family, range.subnetMin)} and ${formatIP(family, range.subnetMax)} are leased; delete unused leases or enlarge the network`,
+    );
+  }
+  return pick;
+}

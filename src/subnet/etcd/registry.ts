@@ -1,0 +1,325 @@
+/**
+ * The etcd v3 side of the etcd subnet manager (flannel's pkg/subnet/etcd/registry.go): the key
+ * layout, lease values, create-if-absent, TTLs and watches. It knows nothing of allocation.
+ *
+ * Layout, as flannel's: `<prefix>/config` holds the network config; each lease is
+ * `<prefix>/subnets/<subnet key>` holding flannel's LeaseAttrs JSON, attached to an etcd lease
+ * whose TTL is the lease's life. A key with no etcd lease is a reservation: it never expires.
+ */
+import { on } from "node:events";
+import { readFile } from "node:fs/promises";
+import { Etcd3 } from "etcd3";
+import type { IKeyValue, IOptions, IWatchResponse } from "etcd3";
+import { ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
+import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/lease.js";
+import type { Lease, LeaseAttrs } from "../../lease/lease.js";
+import type { IPNet } from "../../ip/ip.js";
+import type { CallOptions } from "../../util/call_options.js";
+import { parseSubnetKey } from "../subnet_key.js";
+
+/** flannel's default etcd key prefix. */
+export const DEFAULT_ETCD_PREFIX = "/coreos.com/network";
+/** flannel's default etcd endpoints. */
+export const DEFAULT_ETCD_ENDPOINTS = "http://127.0.0.1:4001,http://127.0.0.1:2379";
+/** flannel's lease life: 24 h. */
+export const SUBNET_TTL_SECONDS = 24 * 60 * 60;
+
+/** How to reach etcd: flannel's --etcd-* flags. */
+export interface EtcdConfig {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  readonly keyFile?: string;
+  readonly certFile?: string;
+  readonly caFile?: string;
+  readonly username?: string;
+  readonly password?: string;
+}
+
+/** A key under `<prefix>/subnets/` that could not be read as a lease, and why. */
+export interface SkippedKey {
+  readonly key: string;
+  readonly reason: string;
+}
+
+/** Every lease at one etcd revision. */
+export interface SubnetListing {
+  readonly leases: readonly Lease[];
+  readonly skipped: readonly SkippedKey[];
+  readonly revision: bigint;
+}
+
+/** One change seen by a watch. `lease` is null when the key or value could not be read. */
+export interface SubnetChange {
+  readonly type: "put" | "delete";
+  readonly key: string;
+  readonly lease: Lease | null;
+  readonly reason?: string;
+}
+
+/** The changes of one etcd watch response. */
+export interface SubnetChangeBatch {
+  readonly revision: bigint;
+  readonly changes: readonly SubnetChange[];
+}
+
+/** The etcd v3 store of one flannel network. */
+export class EtcdRegistry {
+  readonly #client: Etcd3;
+  readonly #prefix: string;
+
+  private constructor(client: Etcd3, prefix: string) {
+    this.#client = client;
+    this.#prefix = prefix.replace(/\/+$/, "");
+  }
+
+  /** Connects (lazily) to etcd. TLS is used when both key and cert are given, as in flannel. */
+  static async connect(config: EtcdConfig): Promise<EtcdRegistry> {
+    const options: IOptions = { hosts: [...config.endpoints], dialTimeout: 5_000 };
+    if (config.keyFile && config.certFile) {
+      const [privateKey, certChain, rootCertificate] = await Promise.all([
+        readFile(config.keyFile),
+        readFile(config.certFile),
+        config.caFile ? readFile(config.caFile) : Promise.resolve(undefined),
+      ]);
+      // grpc-js falls back to the system CAs when rootCertificate is undefined.
+      options.credentials = { rootCertificate: rootCertificate as Buffer, privateKey, certChain };
+    } else if (config.caFile) {
+      options.credentials = { rootCertificate: await readFile(config.caFile) };
+    }
+    if (config.username) options.auth = { username: config.username, password: config.password ?? "" };
+    return new EtcdRegistry(new Etcd3(options), config.prefix);
+  }
+
+  /** The key that holds the network config. */
+  get configKey(): string {
+    return `${this.#prefix}/config`;
+  }
+
+  /** The folder that holds the leases, with a trailing slash. */
+  get subnetsPrefix(): string {
+    return `${this.#prefix}/subnets/`;
+  }
+
+  /** The key of a lease. */
+  subnetKey(subnet: IPNet, ipv6Subnet: IPNet | null): string {
+    return this.subnetsPrefix + makeSubnetKey(subnet, ipv6Subnet);
+  }
+
+  /** Reads the network config text. */
+  async getNetworkConfigText(): Promise<string> {
+    const text = await this.#call("read the network config", () => this.#client.get(this.configKey).string());
+    if (text === null) {
+      throw new ConfigNotFoundError(
+        `Cannot read network config at "${this.configKey}": flannel config not found in etcd store. Did you create your config using etcdv3 API?`,
+      );
+    }
+    return text;
+  }
+
+  /** Stores the network config text. */
+  async setNetworkConfigText(text: string): Promise<void> {
+    await this.#call("store the network config", () => this.#client.put(this.configKey).value(text).exec());
+  }
+
+  /** Lists every lease under the prefix. Keys that do not parse are returned in `skipped`. */
+  async getSubnets(options: { withExpiration: boolean }): Promise<SubnetListing> {
+    const response = await this.#call("list the subnet leases", () =>
+      this.#client.getAll().prefix(this.subnetsPrefix).exec(),
+    );
+    const leases: Lease[] = [];
+    const skipped: SkippedKey[] = [];
+    const now = Date.now();
+    await Promise.all(
+      response.kvs.map(async (kv) => {
+        const key = kv.key.toString();
+        const decoded = this.#decode(kv);
+        if ("reason" in decoded) {
+          skipped.push({ key, reason: decoded.reason });
+          return;
+        }
+        let lease = decoded.lease;
+        if (options.withExpiration && kv.lease !== "0") {
+          const ttl = await this.#ttlSeconds(kv.lease);
+          lease = { ...lease, expiration: ttl < 0 ? null : new Date(now + ttl * 1000) };
+        }
+        leases.push(lease);
+      }),
+    );
+    leases.sort((a, b) => (a.subnet.ip < b.subnet.ip ? -1 : a.subnet.ip > b.subnet.ip ? 1 : 0));
+    return { leases, skipped, revision: BigInt(response.header.revision) };
+  }
+
+  /** Reads one lease; null when its key is absent. */
+  async getSubnet(subnet: IPNet, ipv6Subnet: IPNet | null): Promise<{ lease: Lease | null; revision: bigint }> {
+    const key = this.subnetKey(subnet, ipv6Subnet);
+    const response = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
+    const revision = BigInt(response.header.revision);
+    const kv = response.kvs[0];
+    if (kv === undefined) return { lease: null, revision };
+    const decoded = this.#decode(kv);
+    if ("reason" in decoded) throw new StoreError(`Cannot read lease "${key}": ${decoded.reason}`);
+    let lease = decoded.lease;
+    if (kv.lease !== "0") {
+      const ttl = await this.#ttlSeconds(kv.lease);
+      lease = { ...lease, expiration: ttl < 0 ? null : new Date(Date.now() + ttl * 1000) };
+    }
+    return { lease, revision };
+  }
+
+  /**
+   * Creates a lease if its key is absent (a transaction on the key's version). Throws
+   * LeaseConflictError when another node got there first.
+   */
+  async createSubnet(
+    subnet: IPNet,
+    ipv6Subnet: IPNet | null,
+    attrs: LeaseAttrs,
+    ttlSeconds: number,
+  ): Promise<Lease> {
+    const key = this.subnetKey(subnet, ipv6Subnet);
+    const etcdLease = await this.#grant(ttlSeconds);
+    const result = await this.#call("create a subnet lease", () =>
+      this.#client
+        .if(key, "Version", "==", 0)
+        .then(this.#client.put(key).value(encodeLeaseAttrs(attrs)).lease(etcdLease))
+        .commit(),
+    );
+    if (!result.succeeded) {
+      await this.#revoke(etcdLease);
+      throw new LeaseConflictError(makeSubnetKey(subnet, ipv6Subnet));
+    }
+    return { subnet, ipv6Subnet, attrs, expiration: new Date(Date.now() + ttlSeconds * 1000), reserved: false };
+  }
+
+  /**
+   * Rewrites an existing lease with new attributes and a fresh TTL, only if its key still exists.
+   * A reservation (`ttlSeconds` null) is rewritten without an etcd lease, so it stays one.
+   * Returns null when the key is gone. The etcd lease it replaces is revoked once unused.
+   */
+  async updateSubnet(
+    lease: Pick<Lease, "subnet" | "ipv6Subnet">,
+    attrs: LeaseAttrs,
+    ttlSeconds: number | null,
+  ): Promise<Lease | null> {
+    const key = this.subnetKey(lease.subnet, lease.ipv6Subnet);
+    const previous = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
+    const oldEtcdLease = previous.kvs[0]?.lease ?? "0";
+    const etcdLease = ttlSeconds === null ? null : await this.#grant(ttlSeconds);
+    const put = this.#client.put(key).value(encodeLeaseAttrs(attrs));
+    const result = await this.#call("renew a subnet lease", () =>
+      this.#client
+        .if(key, "Version", ">", 0)
+        .then(etcdLease === null ? put : put.lease(etcdLease))
+        .commit(),
+    );
+    if (!result.succeeded) {
+      if (etcdLease !== null) await this.#revoke(etcdLease);
+      return null;
+    }
+    if (oldEtcdLease !== "0" && oldEtcdLease !== etcdLease) await this.#revoke(oldEtcdLease);
+    return {
+      subnet: lease.subnet,
+      ipv6Subnet: lease.ipv6Subnet,
+      attrs,
+      expiration: ttlSeconds === null ? null : new Date(Date.now() + ttlSeconds * 1000),
+      reserved: ttlSeconds === null,
+    };
+  }
+
+  /** Deletes a lease key. */
+  async deleteSubnet(subnet: IPNet, ipv6Subnet: IPNet | null): Promise<void> {
+    const key = this.subnetKey(subnet, ipv6Subnet);
+    await this.#call("delete a subnet lease", () => this.#client.delete().key(key).exec());
+  }
+
+  /**
+   * Follows changes under the subnets prefix (or of one key) from `startRevision`. etcd3
+   * reconnects by itself after a dropped connection and resumes from the last revision it saw;
+   * when etcd cancels the watch (a compacted revision) the iteration throws, and the caller starts
+   * again from a fresh listing.
+   */
+  async *watchSubnets(
+    startRevision: bigint,
+    opts: CallOptions & { readonly key?: string },
+  ): AsyncGenerator<SubnetChangeBatch> {
+    const builder = this.#client.watch().withPreviousKV().startRevision(String(startRevision));
+    const watcher = await this.#call("watch the subnet leases", () =>
+      (opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)).create(),
+    );
+    try {
+      for await (const args of on(watcher, "data", { signal: opts.signal })) {
+        const response = (args as [IWatchResponse])[0];
+        const changes = response.events.map((event): SubnetChange => {
+          const key = event.kv.key.toString();
+          if (event.type === "Delete") {
+            const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
+            if (parsed === null) return { type: "delete", key, lease: null, reason: "the key is not a subnet key" };
+            const previous = (event.prev_kv as IKeyValue | undefined) ? this.#decode(event.prev_kv) : null;
+            const attrs = previous !== null && "lease" in previous ? previous.lease.attrs : EMPTY_ATTRS;
+            return { type: "delete", key, lease: { ...parsed, attrs, expiration: null, reserved: false } };
+          }
+          const decoded = this.#decode(event.kv);
+          if ("reason" in decoded) return { type: "put", key, lease: null, reason: decoded.reason };
+          return { type: "put", key, lease: decoded.lease };
+        });
+        yield { revision: BigInt(response.header.revision), changes };
+      }
+    } finally {
+      await watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  /** The etcd client, for tests and tools that need raw access (compaction, odd keys). */
+  get client(): Etcd3 {
+    return this.#client;
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#client.close();
+  }
+
+  #decode(kv: IKeyValue): { lease: Lease } | { reason: string } {
+    const key = kv.key.toString();
+    const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
+    if (!key.startsWith(this.subnetsPrefix) || parsed === null) {
+      return { reason: "the key is not a subnet key such as 10.244.1.0-24" };
+    }
+    try {
+      const attrs = decodeLeaseAttrs(kv.value.toString());
+      const reserved = kv.lease === "0";
+      return { lease: { ...parsed, attrs, expiration: null, reserved } };
+    } catch (err) {
+      return { reason: (err as Error).message };
+    }
+  }
+
+  async #grant(ttlSeconds: number): Promise<string> {
+    const response = await this.#call("grant an etcd lease", () =>
+      this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds }),
+    );
+    return response.ID;
+  }
+
+  async #revoke(etcdLease: string): Promise<void> {
+    await this.#client.leaseClient.leaseRevoke({ ID: etcdLease }).catch(() => undefined);
+  }
+
+  async #ttlSeconds(etcdLease: string): Promise<number> {
+    const response = await this.#call("read a lease TTL", () =>
+      this.#client.leaseClient.leaseTimeToLive({ ID: etcdLease }),
+    );
+    return Number(response.TTL);
+  }
+
+  async #call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof LeaseConflictError) throw err;
+      throw new StoreError(`Cannot ${action} in etcd: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+const EMPTY_ATTRS: LeaseAttrs = { publicIP: "", publicIPv6: null, backendType: "" };

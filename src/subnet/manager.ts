@@ -1,0 +1,41 @@
+/**
+ * The subnet manager (flannel's subnet.Manager): where leases live. Two implementations sit
+ * beside this file, etcd/ and (later) kube/; code outside this folder imports only this file.
+ */
+import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
+import type { Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";
+import type { CallOptions } from "../util/call_options.js";
+
+export type { CallOptions } from "../util/call_options.js";
+export type { Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";
+
+/**
+ * One step of a lease watch: either a whole snapshot of the current leases (at the start, and
+ * after the watch lost its place, e.g. to a compaction) or the changes since the previous step.
+ */
+export type LeaseWatchResult =
+  | { readonly kind: "snapshot"; readonly leases: readonly Lease[] }
+  | { readonly kind: "events"; readonly events: readonly LeaseEvent[] };
+
+/** Where leases are stored and how this node gets, keeps and follows them. */
+export interface SubnetManager {
+  /** A short name for logs: "etcd" or "kube". */
+  readonly name: string;
+  /** Reads the network config; etcd mode also checks it (flannel's CheckNetworkConfig). */
+  getNetworkConfig(opts: CallOptions): Promise<NetworkConfig | CheckedNetworkConfig>;
+  /** Leases a subnet for this node, keeping the one it had when possible. */
+  acquireLease(attrs: LeaseAttrs, opts: CallOptions): Promise<Lease>;
+  /** Extends a lease's life; a reservation stays a reservation. */
+  renewLease(lease: Lease, opts: CallOptions): Promise<Lease>;
+  /**
+   * Keeps this node's lease alive until `opts.signal` aborts: renews it before it expires and
+   * follows it. Rejects with LeaseRevokedError when someone else deletes it.
+   */
+  completeLease(lease: Lease, opts: CallOptions): Promise<void>;
+  /** Yields the leases of every node: a snapshot first, then changes, until the signal aborts. */
+  watchLeases(opts: CallOptions): AsyncIterable<LeaseWatchResult>;
+  /** Every lease now stored, with expirations; for flannelctl. */
+  listLeases(opts: CallOptions): Promise<readonly Lease[]>;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
