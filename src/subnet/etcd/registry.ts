@@ -8,6 +8,7 @@
  */
 import { on } from "node:events";
 import { readFile } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import { Etcd3 } from "etcd3";
 import type { IKeyValue, IOptions, IWatchResponse } from "etcd3";
 import { ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
@@ -21,6 +22,8 @@ import { parseSubnetKey } from "../subnet_key.js";
 export const DEFAULT_ETCD_PREFIX = "/coreos.com/network";
 /** flannel's default etcd endpoints. */
 export const DEFAULT_ETCD_ENDPOINTS = "http://127.0.0.1:4001,http://127.0.0.1:2379";
+/** How long closing a watch may take before it is left to etcd3. */
+const WATCH_CANCEL_TIMEOUT_MS = 2_000;
 /** flannel's lease life: 24 h. */
 export const SUBNET_TTL_SECONDS = 24 * 60 * 60;
 
@@ -243,11 +246,14 @@ export class EtcdRegistry {
     opts: CallOptions & { readonly key?: string },
   ): AsyncGenerator<SubnetChangeBatch> {
     const builder = this.#client.watch().withPreviousKV().startRevision(String(startRevision));
-    const watcher = await this.#call("watch the subnet leases", () =>
-      (opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)).create(),
-    );
+    // watcher() rather than create(): create() resolves on "connected", and etcd may send the
+    // first events, or the cancellation of a compacted revision, in the same read, before a
+    // listener could be attached. on() attaches its "data" and "error" listeners right here.
+    const watcher = (opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)).watcher();
+    const responses = on(watcher, "data", { signal: opts.signal });
+    let cancelled = false;
     try {
-      for await (const args of on(watcher, "data", { signal: opts.signal })) {
+      for await (const args of responses) {
         const response = (args as [IWatchResponse])[0];
         const changes = response.events.map((event): SubnetChange => {
           const key = event.kv.key.toString();
@@ -264,8 +270,13 @@ export class EtcdRegistry {
         });
         yield { revision: BigInt(response.header.revision), changes };
       }
+    } catch (err) {
+      // etcd cancelled the watch (e.g. a compacted revision): etcd3 has already dropped it, and
+      // cancel() would wait for an "end" that never comes.
+      cancelled = true;
+      throw err;
     } finally {
-      await watcher.cancel().catch(() => undefined);
+      if (!cancelled) await Promise.race([watcher.cancel().catch(() => undefined), delay(WATCH_CANCEL_TIMEOUT_MS, undefined, { ref: false })]);
     }
   }
 

@@ -1,0 +1,292 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { openFixture, startEtcd } from "../../../test/helpers/etcd_fixture.js";
+import type { EtcdFixture } from "../../../test/helpers/etcd_fixture.js";
+import { startTcpProxy } from "../../../test/helpers/tcp_proxy.js";
+import { LeaseRevokedError, NetworkFullError } from "../../errors.js";
+import type { EtcdServer } from "../../lab/etcd_server.js";
+import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
+import { describeSubnetManager } from "../manager_contract.js";
+import { watchLeases } from "../watch_leases.js";
+
+const attrs = (publicIP: string): LeaseAttrs => ({ publicIP, publicIPv6: null, backendType: "alloc" });
+const signal = () => AbortSignal.timeout(30_000);
+
+let server: EtcdServer;
+before(async () => {
+  server = await startEtcd();
+});
+after(async () => {
+  await server.stop();
+});
+
+describeSubnetManager("etcd", async () => {
+  const fixture = await openFixture(server);
+  return {
+    setup: (json) => fixture.setConfig(json),
+    node: () => fixture.manager(),
+    cleanup: () => fixture.cleanup(),
+  };
+});
+
+/** Collects lease events from a watch until `until` says enough, or the time runs out. */
+async function collect(
+  events: AsyncIterable<readonly LeaseEvent[]>,
+  seen: LeaseEvent[],
+  until: (seen: readonly LeaseEvent[]) => boolean,
+): Promise<void> {
+  for await (const batch of events) {
+    seen.push(...batch);
+    if (until(seen)) return;
+  }
+}
+
+const describeEvents = (events: readonly LeaseEvent[]) => events.map((e) => `${e.type} ${e.lease.subnet.toString()}`);
+
+describe("LocalManager", () => {
+  let fx: EtcdFixture;
+  before(async () => {
+    fx = await openFixture(server);
+  });
+  after(async () => {
+    await fx.cleanup();
+  });
+
+  test("acquireLease() gives 50 concurrent nodes 50 different subnets, retrying lost races", async () => {
+    const f = await openFixture(server);
+    try {
+      // 63 subnets for 50 nodes: many picks collide, and every collision must be retried.
+      await f.setConfig('{"Network":"10.20.0.0/16","SubnetLen":22,"Backend":{"Type":"alloc"}}');
+      const managers = await Promise.all(Array.from({ length: 50 }, () => f.manager()));
+      const leases = await Promise.all(managers.map((m, i) => m.acquireLease(attrs(`192.0.2.${i + 1}`), { signal: signal() })));
+      const subnets = new Set(leases.map((l) => l.subnet.toString()));
+      assert.equal(subnets.size, 50);
+      const stored = await f.registry.getSubnets({ withExpiration: false });
+      assert.equal(stored.leases.length, 50);
+      for (const lease of stored.leases) {
+        const mine = leases.find((l) => l.subnet.equals(lease.subnet));
+        assert.equal(lease.attrs.publicIP, mine?.attrs.publicIP);
+      }
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("acquireLease() writes flannel's key and value, with a 24 h TTL", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.21.0.0/16","Backend":{"Type":"alloc"}}');
+      const lease = await (await f.manager()).acquireLease({ publicIP: "192.0.2.9", publicIPv6: null, backendType: "vxlan", backendData: { VNI: 1, VtepMAC: "c6:d2:32:6f:8f:44" } }, { signal: signal() });
+      const key = `${f.prefix}/subnets/${lease.subnet.ipString}-24`;
+      const response = await f.registry.client.get(key).exec();
+      const kv = response.kvs[0]!;
+      assert.equal(kv.value.toString(), '{"PublicIP":"192.0.2.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}');
+      const ttl = await f.registry.client.leaseClient.leaseTimeToLive({ ID: kv.lease });
+      assert.ok(Number(ttl.TTL) > 86_000 && Number(ttl.TTL) <= 86_400, `TTL ${ttl.TTL}`);
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("acquireLease() gives a restarted node its subnet back, by PublicIP or from subnet.env", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.22.0.0/16","Backend":{"Type":"alloc"}}');
+      const first = await (await f.manager()).acquireLease(attrs("192.0.2.10"), { signal: signal() });
+      const byIP = await (await f.manager()).acquireLease(attrs("192.0.2.10"), { signal: signal() });
+      assert.equal(byIP.subnet.toString(), first.subnet.toString());
+      // The lease is gone (expired) but subnet.env still names the subnet: it is taken again.
+      await f.registry.deleteSubnet(first.subnet, null);
+      const fromEnv = await (await f.manager({ previous: { subnet: first.subnet, ipv6Subnet: null } })).acquireLease(attrs("192.0.2.10"), { signal: signal() });
+      assert.equal(fromEnv.subnet.toString(), first.subnet.toString());
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("acquireLease() ignores a previous subnet another node holds", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.23.0.0/16","Backend":{"Type":"alloc"}}');
+      const other = await (await f.manager()).acquireLease(attrs("192.0.2.11"), { signal: signal() });
+      const mine = await (await f.manager({ previous: { subnet: other.subnet, ipv6Subnet: null } })).acquireLease(attrs("192.0.2.12"), { signal: signal() });
+      assert.notEqual(mine.subnet.toString(), other.subnet.toString());
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("acquireLease() honours a reservation and never turns it into an expiring lease", async () => {
+    const f = await openFixture(server);
+    try {
+      // Three subnets: 10.24.1.0, .2.0 and .3.0. The middle one is reserved for 192.0.2.20.
+      await f.setConfig('{"Network":"10.24.0.0/22","Backend":{"Type":"alloc"}}');
+      const reservedKey = `${f.prefix}/subnets/10.24.2.0-24`;
+      await f.registry.client.put(reservedKey).value('{"PublicIP":"192.0.2.20","PublicIPv6":null}').exec();
+      const ttl = { leaseTTLSeconds: 2 };
+      const a = await (await f.manager(ttl)).acquireLease(attrs("192.0.2.21"), { signal: signal() });
+      const b = await (await f.manager(ttl)).acquireLease(attrs("192.0.2.22"), { signal: signal() });
+      assert.deepEqual([a.subnet.toString(), b.subnet.toString()].sort(), ["10.24.1.0/24", "10.24.3.0/24"]);
+      await assert.rejects((await f.manager(ttl)).acquireLease(attrs("192.0.2.23"), { signal: signal() }), NetworkFullError);
+
+      const owner = await f.manager(ttl);
+      const reserved = await owner.acquireLease(attrs("192.0.2.20"), { signal: signal() });
+      assert.equal(reserved.subnet.toString(), "10.24.2.0/24");
+      assert.equal(reserved.reserved, true);
+      assert.equal(reserved.expiration, null);
+      await owner.renewLease(reserved, { signal: signal() });
+      await delay(3_500); // longer than the 2 s TTL of the other leases
+      const kv = (await f.registry.client.get(reservedKey).exec()).kvs[0];
+      assert.ok(kv, "the reservation is still there");
+      assert.equal(kv.lease, "0", "and still has no etcd lease");
+      assert.equal(kv.value.toString(), '{"PublicIP":"192.0.2.20","PublicIPv6":null,"BackendType":"alloc"}');
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("acquireLease() reports a full network clearly, naming the network and its size", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.25.0.0/28","Backend":{"Type":"alloc"}}');
+      const signalled = { signal: signal() };
+      for (let i = 0; i < 3; i++) await (await f.manager()).acquireLease(attrs(`192.0.2.${30 + i}`), signalled);
+      await assert.rejects((await f.manager()).acquireLease(attrs("192.0.2.39"), signalled), (err: Error) => {
+        assert.ok(err instanceof NetworkFullError);
+        assert.match(err.message, /out of subnets: all 3 subnets of \/30 in network 10\.25\.0\.0\/28/);
+        return true;
+      });
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("renewLease() extends the lease and keeps its attributes", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.26.0.0/16","Backend":{"Type":"alloc"}}');
+      const m = await f.manager({ leaseTTLSeconds: 60 });
+      const lease = await m.acquireLease(attrs("192.0.2.40"), { signal: signal() });
+      const m2 = await f.manager();
+      const renewed = await m2.renewLease(lease, { signal: signal() });
+      assert.equal(renewed.subnet.toString(), lease.subnet.toString());
+      assert.deepEqual(renewed.attrs, lease.attrs);
+      assert.ok(renewed.expiration!.getTime() - Date.now() > 86_000_000);
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("completeLease() renews before expiry and rejects with LeaseRevokedError when the key is deleted", async () => {
+    const f = await openFixture(server);
+    const controller = new AbortController();
+    try {
+      await f.setConfig('{"Network":"10.27.0.0/16","Backend":{"Type":"alloc"}}');
+      const m = await f.manager({ leaseTTLSeconds: 3, renewMarginMs: 2_000 });
+      const lease = await m.acquireLease(attrs("192.0.2.50"), { signal: controller.signal });
+      const keeping = m.completeLease(lease, { signal: controller.signal });
+      await delay(4_500); // past the first TTL: only renewal keeps the key
+      assert.ok((await f.registry.getSubnet(lease.subnet, null)).lease, "renewed in time");
+      await f.registry.deleteSubnet(lease.subnet, null);
+      await assert.rejects(keeping, (err: Error) => {
+        assert.ok(err instanceof LeaseRevokedError);
+        assert.match(err.message, /has been revoked/);
+        return true;
+      });
+    } finally {
+      controller.abort();
+      await f.cleanup();
+    }
+  });
+
+  test("watchLeases() delivers an add, a delete and a TTL expiry", async () => {
+    const f = await openFixture(server);
+    const controller = new AbortController();
+    try {
+      await f.setConfig('{"Network":"10.28.0.0/16","Backend":{"Type":"alloc"}}');
+      const watcherNode = await f.manager();
+      const own = await watcherNode.acquireLease(attrs("192.0.2.60"), { signal: controller.signal });
+      const seen: LeaseEvent[] = [];
+      const iterator = watchLeases(watcherNode, own, { signal: controller.signal })[Symbol.asyncIterator]();
+      const first = await iterator.next(); // the (empty) snapshot: the watch is in place
+      assert.deepEqual(first.value, []);
+      const rest = { [Symbol.asyncIterator]: () => iterator };
+
+      const deleted = await (await f.manager()).acquireLease(attrs("192.0.2.61"), { signal: controller.signal });
+      const expiring = await (await f.manager({ leaseTTLSeconds: 2 })).acquireLease(attrs("192.0.2.62"), { signal: controller.signal });
+      await f.registry.deleteSubnet(deleted.subnet, null);
+      await collect(rest, seen, (s) => s.length >= 4);
+      assert.deepEqual(describeEvents(seen), [
+        `added ${deleted.subnet.toString()}`,
+        `added ${expiring.subnet.toString()}`,
+        `removed ${deleted.subnet.toString()}`,
+        `removed ${expiring.subnet.toString()}`, // expired after 2 s
+      ]);
+      assert.equal(seen[2]?.lease.attrs.publicIP, "192.0.2.61", "a removal carries the lease as it was");
+    } finally {
+      controller.abort();
+      await f.cleanup();
+    }
+  });
+
+  test("watchLeases() skips a foreign key, bad JSON and a subnet outside the network, and keeps the other leases", async () => {
+    const f = await openFixture(server);
+    const controller = new AbortController();
+    try {
+      await f.setConfig('{"Network":"10.29.0.0/16","Backend":{"Type":"alloc"}}');
+      const a = await (await f.manager()).acquireLease(attrs("192.0.2.70"), { signal: controller.signal });
+      const watcherNode = await f.manager();
+      const seen: LeaseEvent[] = [];
+      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[Symbol.asyncIterator]();
+      assert.deepEqual(describeEvents((await iterator.next()).value as LeaseEvent[]), [`added ${a.subnet.toString()}`]);
+      const rest = { [Symbol.asyncIterator]: () => iterator };
+
+      const put = (key: string, value: string) => f.registry.client.put(`${f.prefix}/subnets/${key}`).value(value).exec();
+      await put("not-a-subnet", '{"PublicIP":"192.0.2.71"}');
+      await put("10.29.200.0-24", "{ not json");
+      await put("10.99.1.0-24", '{"PublicIP":"192.0.2.72","PublicIPv6":null}');
+      await f.registry.client.delete().key(`${f.prefix}/subnets/not-a-subnet`).exec();
+      const b = await (await f.manager()).acquireLease(attrs("192.0.2.73"), { signal: controller.signal });
+      await collect(rest, seen, (s) => s.length >= 1);
+      assert.deepEqual(describeEvents(seen), [`added ${b.subnet.toString()}`]);
+    } finally {
+      controller.abort();
+      await f.cleanup();
+    }
+  });
+
+  test("watchLeases() after a compacted revision takes a fresh snapshot and emits only the differences", async () => {
+    const f = await openFixture(server);
+    const proxy = await startTcpProxy("127.0.0.1", Number(new URL(server.endpoint).port));
+    const controller = new AbortController();
+    try {
+      await f.setConfig('{"Network":"10.30.0.0/16","Backend":{"Type":"alloc"}}');
+      const stays = await (await f.manager()).acquireLease(attrs("192.0.2.80"), { signal: controller.signal });
+      const goes = await (await f.manager()).acquireLease(attrs("192.0.2.81"), { signal: controller.signal });
+      // The watching node reaches etcd through the proxy, which the test cuts.
+      const watcherNode = await f.manager({}, `http://127.0.0.1:${proxy.port}`);
+      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[Symbol.asyncIterator]();
+      assert.equal(((await iterator.next()).value as LeaseEvent[]).length, 2);
+      const rest = { [Symbol.asyncIterator]: () => iterator };
+
+      proxy.cut();
+      await f.registry.deleteSubnet(goes.subnet, null);
+      const comes = await (await f.manager()).acquireLease(attrs("192.0.2.82"), { signal: controller.signal });
+      const churn = await (await f.manager()).acquireLease(attrs("192.0.2.83"), { signal: controller.signal });
+      await f.registry.deleteSubnet(churn.subnet, null); // came and went while the watch was away
+      const { header } = await f.registry.client.get("compact-marker").exec();
+      await f.registry.client.kv.compact({ revision: header.revision, physical: true });
+      proxy.restore();
+
+      const seen: LeaseEvent[] = [];
+      await collect(rest, seen, (s) => s.length >= 2);
+      assert.deepEqual(describeEvents(seen).sort(), [`added ${comes.subnet.toString()}`, `removed ${goes.subnet.toString()}`].sort());
+      assert.ok(!describeEvents(seen).some((e) => e.endsWith(stays.subnet.toString())), "an unchanged lease is not re-announced");
+    } finally {
+      controller.abort();
+      await proxy.close();
+      await f.cleanup();
+    }
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * One etcd per test file, and a fresh key prefix per test, so tests do not see each other's keys.
+ */
+import { randomBytes } from "node:crypto";
+import { startEtcd } from "../../src/lab/etcd_server.js";
+import type { EtcdServer } from "../../src/lab/etcd_server.js";
+import { silentLogger } from "../../src/log/logger.js";
+import { EtcdRegistry } from "../../src/subnet/etcd/registry.js";
+import { LocalManager } from "../../src/subnet/etcd/local_manager.js";
+import type { LocalManagerOptions } from "../../src/subnet/etcd/local_manager.js";
+
+/** A test's view of the shared etcd. */
+export interface EtcdFixture {
+  readonly server: EtcdServer;
+  readonly prefix: string;
+  /** A registry for the test's own reads and writes. */
+  readonly registry: EtcdRegistry;
+  /** Makes a manager for one more node; closed by cleanup(). */
+  manager(options?: Partial<LocalManagerOptions>, endpoint?: string): Promise<LocalManager>;
+  setConfig(json: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/** Opens a fixture with a fresh prefix on the given etcd. */
+export async function openFixture(server: EtcdServer): Promise<EtcdFixture> {
+  const prefix = `/flannel-ts-test/${randomBytes(4).toString("hex")}/network`;
+  const registry = await EtcdRegistry.connect({ endpoints: [server.endpoint], prefix });
+  const managers: LocalManager[] = [];
+  return {
+    server,
+    prefix,
+    registry,
+    async manager(options = {}, endpoint = server.endpoint) {
+      const m = await LocalManager.connect({ endpoints: [endpoint], prefix }, { log: silentLogger(), ...options });
+      managers.push(m);
+      return m;
+    },
+    async setConfig(json) {
+      await registry.setNetworkConfigText(json);
+    },
+    async cleanup() {
+      await Promise.all(managers.map((m) => m.close()));
+      registry.close();
+    },
+  };
+}
+
+export { startEtcd };

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { openSingleHost } from "../helpers/single_host.js";
+import type { SingleHost } from "../helpers/single_host.js";
+
+const CONFIG = '{"Network":"10.244.0.0/16","Backend":{"Type":"alloc"}}';
+
+async function waitForFile(path: string, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await readFile(path, "utf8");
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${path} was not written within ${timeoutMs} ms`);
+      await delay(50);
+    }
+  }
+}
+
+function flags(host: SingleHost, subnetFile: string): string[] {
+  return [`--etcd-endpoints=${host.etcd.endpoint}`, "--iface=veth0", `--subnet-file=${subnetFile}`];
+}
+
+test("flanneld writes subnet.env and flannel's lease, and a restart keeps the subnet", async () => {
+  const host = await openSingleHost("ftfd");
+  try {
+    await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
+    const subnetFile = join(host.dir, "run", "subnet.env");
+    const first = host.flanneld(flags(host, subnetFile));
+    const env = await waitForFile(subnetFile);
+    const match = /^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.(\d+)\.1\/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n$/.exec(env);
+    assert.ok(match, env);
+    assert.equal((await stat(subnetFile)).mode & 0o777, 0o644);
+    const subnetKey = `/coreos.com/network/subnets/10.244.${match[1]}.0-24`;
+    const stored = await host.etcdctl(["get", subnetKey, "--print-value-only"]);
+    assert.equal(stored.trim(), '{"PublicIP":"10.250.0.2","PublicIPv6":null,"BackendType":"alloc"}');
+
+    first.child.kill("SIGTERM");
+    assert.equal(await first.exited, 0, first.output());
+    assert.ok((await host.etcdctl(["get", subnetKey, "--print-value-only"])).trim() !== "", "the lease is kept on stop");
+
+    const second = host.flanneld(flags(host, subnetFile));
+    await delay(100);
+    for (let i = 0; i < 300 && !second.output().includes("Wrote subnet file"); i++) await delay(50);
+    assert.equal(await readFile(subnetFile, "utf8"), env, "same subnet after restart");
+    second.child.kill("SIGTERM");
+    assert.equal(await second.exited, 0, second.output());
+  } finally {
+    await host.cleanup();
+  }
+});
+
+test("flanneld reads FLANNELD_* variables in place of flags", async () => {
+  const host = await openSingleHost("ftfe");
+  try {
+    await host.etcdctl(["put", "/custom/network/config", CONFIG]);
+    const subnetFile = join(host.dir, "env-subnet.env");
+    const daemon = host.flanneld([], {
+      FLANNELD_ETCD_ENDPOINTS: host.etcd.endpoint,
+      FLANNELD_ETCD_PREFIX: "/custom/network",
+      FLANNELD_IFACE: "veth0",
+      FLANNELD_SUBNET_FILE: subnetFile,
+      FLANNELD_IP_MASQ: "true",
+    });
+    assert.match(await waitForFile(subnetFile), /FLANNEL_IPMASQ=true/);
+    assert.match(await host.etcdctl(["get", "--prefix", "--keys-only", "/custom/network/subnets/"]), /\/custom\/network\/subnets\/10\.244\.\d+\.0-24/);
+    daemon.child.kill("SIGTERM");
+    assert.equal(await daemon.exited, 0, daemon.output());
+  } finally {
+    await host.cleanup();
+  }
+});
+
+test("flanneld exits non-zero with flannel's reason when the config in etcd is invalid", async () => {
+  const host = await openSingleHost("ftfb");
+  try {
+    await host.etcdctl(["put", "/coreos.com/network/config", '{"Network":"10.244.0.0/16","SubnetLen":17}']);
+    const subnetFile = join(host.dir, "subnet.env");
+    const daemon = host.flanneld(flags(host, subnetFile));
+    const code = await daemon.exited;
+    assert.notEqual(code, 0);
+    assert.match(daemon.output(), /Invalid network config: network must be able to accommodate at least four subnets/);
+    await assert.rejects(stat(subnetFile), "no subnet.env is written");
+    assert.equal((await host.etcdctl(["get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"])).trim(), "", "no lease is taken");
+  } finally {
+    await host.cleanup();
+  }
+});
+
+test("flanneld exits non-zero when its lease is deleted by someone else", async () => {
+  const host = await openSingleHost("ftfr");
+  try {
+    await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
+    const subnetFile = join(host.dir, "subnet.env");
+    const daemon = host.flanneld(flags(host, subnetFile));
+    await waitForFile(subnetFile);
+    await host.etcdctl(["del", "--prefix", "/coreos.com/network/subnets/"]);
+    assert.equal(await daemon.exited, 1);
+    assert.match(daemon.output(), /has been revoked/);
+  } finally {
+    await host.cleanup();
+  }
+});
+
+test("flanneld waits for a config that is not stored yet, then starts", async () => {
+  const host = await openSingleHost("ftfw");
+  try {
+    const subnetFile = join(host.dir, "subnet.env");
+    const daemon = host.flanneld(flags(host, subnetFile));
+    for (let i = 0; i < 200 && !daemon.output().includes("Cannot read network config yet"); i++) await delay(50);
+    assert.match(daemon.output(), /flannel config not found in etcd store/);
+    await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
+    assert.match(await waitForFile(subnetFile), /FLANNEL_SUBNET=10\.244\./);
+    daemon.child.kill("SIGTERM");
+    assert.equal(await daemon.exited, 0);
+  } finally {
+    await host.cleanup();
+  }
+});
