@@ -22,8 +22,12 @@ for (const dir of ["dist/src", "dist/test"]) {
 }
 files.sort();
 if (files.length === 0) {
-  console.error(`No test files found under dist/${filter ? ` matching "${filter}"` : ""}: run npm run build first`);
+  console.error(
+    `No test files found under dist/${filter ? ` matching "${filter}"` : ""}: run npm run build first`,
+  );
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
+const result = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], {
+  stdio: "inherit",
+});
 process.exit(result.status ?? 1);

@@ -16,5 +16,7 @@ export const BACKEND_TYPES: readonly string[] = Object.keys(BACKENDS);
 export function createBackend(type: string, deps: BackendDeps): Backend {
   const name = type.toLowerCase();
   if (Object.hasOwn(BACKENDS, name)) return BACKENDS[name as keyof typeof BACKENDS](deps);
-  throw new ConfigError(`Cannot start backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`);
+  throw new ConfigError(
+    `Cannot start backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
+  );
 }

@@ -7,7 +7,11 @@ import { Command, CommanderError } from "commander";
 import { loadNetworkConfig, networkConfigToJson } from "../config/network_config.js";
 import { FlannelError } from "../errors.js";
 import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
-import { EtcdRegistry, DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/registry.js";
+import {
+  EtcdRegistry,
+  DEFAULT_ETCD_ENDPOINTS,
+  DEFAULT_ETCD_PREFIX,
+} from "../subnet/etcd/registry.js";
 import type { EtcdConfig } from "../subnet/etcd/registry.js";
 import { VERSION } from "../version.js";
 
@@ -23,7 +27,10 @@ interface EtcdFlags {
 
 function etcdConfigOf(flags: EtcdFlags): EtcdConfig {
   return {
-    endpoints: flags.etcdEndpoints.split(",").map((e) => e.trim()).filter((e) => e !== ""),
+    endpoints: flags.etcdEndpoints
+      .split(",")
+      .map((e) => e.trim())
+      .filter((e) => e !== ""),
     prefix: flags.etcdPrefix,
     ...(flags.etcdKeyfile ? { keyFile: flags.etcdKeyfile } : {}),
     ...(flags.etcdCertfile ? { certFile: flags.etcdCertfile } : {}),
@@ -37,16 +44,43 @@ function etcdConfigOf(flags: EtcdFlags): EtcdConfig {
 function withEtcdFlags(command: Command): Command {
   const env = process.env;
   return command
-    .option("--etcd-endpoints <list>", "comma-delimited etcd endpoints (env FLANNELD_ETCD_ENDPOINTS)", env.FLANNELD_ETCD_ENDPOINTS || DEFAULT_ETCD_ENDPOINTS)
-    .option("--etcd-prefix <prefix>", "etcd key prefix (env FLANNELD_ETCD_PREFIX)", env.FLANNELD_ETCD_PREFIX || DEFAULT_ETCD_PREFIX)
-    .option("--etcd-keyfile <file>", "TLS key (env FLANNELD_ETCD_KEYFILE)", env.FLANNELD_ETCD_KEYFILE)
-    .option("--etcd-certfile <file>", "TLS certificate (env FLANNELD_ETCD_CERTFILE)", env.FLANNELD_ETCD_CERTFILE)
+    .option(
+      "--etcd-endpoints <list>",
+      "comma-delimited etcd endpoints (env FLANNELD_ETCD_ENDPOINTS)",
+      env.FLANNELD_ETCD_ENDPOINTS || DEFAULT_ETCD_ENDPOINTS,
+    )
+    .option(
+      "--etcd-prefix <prefix>",
+      "etcd key prefix (env FLANNELD_ETCD_PREFIX)",
+      env.FLANNELD_ETCD_PREFIX || DEFAULT_ETCD_PREFIX,
+    )
+    .option(
+      "--etcd-keyfile <file>",
+      "TLS key (env FLANNELD_ETCD_KEYFILE)",
+      env.FLANNELD_ETCD_KEYFILE,
+    )
+    .option(
+      "--etcd-certfile <file>",
+      "TLS certificate (env FLANNELD_ETCD_CERTFILE)",
+      env.FLANNELD_ETCD_CERTFILE,
+    )
     .option("--etcd-cafile <file>", "TLS CA (env FLANNELD_ETCD_CAFILE)", env.FLANNELD_ETCD_CAFILE)
-    .option("--etcd-username <name>", "etcd user (env FLANNELD_ETCD_USERNAME)", env.FLANNELD_ETCD_USERNAME)
-    .option("--etcd-password <password>", "etcd password (env FLANNELD_ETCD_PASSWORD)", env.FLANNELD_ETCD_PASSWORD);
+    .option(
+      "--etcd-username <name>",
+      "etcd user (env FLANNELD_ETCD_USERNAME)",
+      env.FLANNELD_ETCD_USERNAME,
+    )
+    .option(
+      "--etcd-password <password>",
+      "etcd password (env FLANNELD_ETCD_PASSWORD)",
+      env.FLANNELD_ETCD_PASSWORD,
+    );
 }
 
-async function withRegistry<T>(flags: EtcdFlags, fn: (registry: EtcdRegistry) => Promise<T>): Promise<T> {
+async function withRegistry<T>(
+  flags: EtcdFlags,
+  fn: (registry: EtcdRegistry) => Promise<T>,
+): Promise<T> {
   const registry = await EtcdRegistry.connect(etcdConfigOf(flags));
   try {
     return await fn(registry);
@@ -57,9 +91,14 @@ async function withRegistry<T>(flags: EtcdFlags, fn: (registry: EtcdRegistry) =>
 
 async function readConfigFile(file: string): Promise<string> {
   try {
-    return await readFile(file === "-" ? "/dev/stdin" : file, "utf8");
+    if (file !== "-") return await readFile(file, "utf8");
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString("utf8");
   } catch (err) {
-    throw new FlannelError(`Cannot read network config "${file}": ${(err as Error).message}`, { cause: err });
+    throw new FlannelError(`Cannot read network config "${file}": ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -73,7 +112,9 @@ export function buildProgram(out: (text: string) => void): Command {
   const config = program.command("config").description("the network config stored in etcd");
   config
     .command("validate <file>")
-    .description("check a network config file (- for stdin) and print it normalized, with flannel's field names")
+    .description(
+      "check a network config file (- for stdin) and print it normalized, with flannel's field names",
+    )
     .action(async (file: string) => {
       const checked = loadNetworkConfig(await readConfigFile(file));
       out(`${JSON.stringify(networkConfigToJson(checked))}\n`);
@@ -90,24 +131,29 @@ export function buildProgram(out: (text: string) => void): Command {
       out(`Stored network config at ${registry.configKey}\n`);
     });
   });
-  withEtcdFlags(config.command("get").description("print the stored network config")).action(async (flags: EtcdFlags) => {
-    await withRegistry(flags, async (registry) => {
-      const text = await registry.getNetworkConfigText();
-      out(text.endsWith("\n") ? text : `${text}\n`);
-    });
-  });
+  withEtcdFlags(config.command("get").description("print the stored network config")).action(
+    async (flags: EtcdFlags) => {
+      await withRegistry(flags, async (registry) => {
+        const text = await registry.getNetworkConfigText();
+        out(text.endsWith("\n") ? text : `${text}\n`);
+      });
+    },
+  );
 
   withEtcdFlags(
     program
       .command("leases")
-      .description("list the subnet leases: subnet, public IP, backend, expiry (reservations marked)")
+      .description(
+        "list the subnet leases: subnet, public IP, backend, expiry (reservations marked)",
+      )
       .option("--json", "print JSON, one array"),
   ).action(async (flags: EtcdFlags & { json?: boolean }) => {
     await withRegistry(flags, async (registry) => {
       const listing = await registry.getSubnets({ withExpiration: true });
       if (flags.json) out(`${JSON.stringify(listing.leases.map(leaseToJson), null, 2)}\n`);
       else out(formatLeaseTable(listing.leases, new Date()));
-      for (const { key, reason } of listing.skipped) process.stderr.write(`flannelctl: skipped "${key}": ${reason}\n`);
+      for (const { key, reason } of listing.skipped)
+        process.stderr.write(`flannelctl: skipped "${key}": ${reason}\n`);
     });
   });
   return program;

@@ -37,7 +37,13 @@ export async function main(args: readonly string[]): Promise<number> {
       log.error({ err: err.message }, "Lease has been revoked. Shutting down daemon.");
       return 1;
     }
-    log.error({ err: err instanceof Error ? err.message : String(err), kind: err instanceof Error ? err.name : typeof err }, "flanneld failed");
+    log.error(
+      {
+        err: err instanceof Error ? err.message : String(err),
+        kind: err instanceof Error ? err.name : typeof err,
+      },
+      "flanneld failed",
+    );
     return 1;
   }
 }

@@ -22,7 +22,20 @@ test("parseFlanneldFlags() gives flannel's defaults", () => {
 });
 
 test("parseFlanneldFlags() takes Go's single-dash and = forms", () => {
-  const o = options(parseFlanneldFlags(["-etcd-prefix=/x/network", "--iface", "eth0", "-iface=10.0.0.1", "--ip-masq", "--iptables-forward-rules=false", "-v=4"], {}));
+  const o = options(
+    parseFlanneldFlags(
+      [
+        "-etcd-prefix=/x/network",
+        "--iface",
+        "eth0",
+        "-iface=10.0.0.1",
+        "--ip-masq",
+        "--iptables-forward-rules=false",
+        "-v=4",
+      ],
+      {},
+    ),
+  );
   assert.equal(o.etcdPrefix, "/x/network");
   assert.deepEqual(o.iface, ["eth0", "10.0.0.1"]);
   assert.equal(o.ipMasq, true);
@@ -31,7 +44,13 @@ test("parseFlanneldFlags() takes Go's single-dash and = forms", () => {
 });
 
 test("parseFlanneldFlags() reads FLANNELD_* variables for flags not given", () => {
-  const env = { FLANNELD_ETCD_PREFIX: "/env/network", FLANNELD_IP_MASQ: "true", FLANNELD_IFACE: "eth1", FLANNELD_SUBNET_FILE: "", FLANNELD_HEALTHZ_PORT: "8081" };
+  const env = {
+    FLANNELD_ETCD_PREFIX: "/env/network",
+    FLANNELD_IP_MASQ: "true",
+    FLANNELD_IFACE: "eth1",
+    FLANNELD_SUBNET_FILE: "",
+    FLANNELD_HEALTHZ_PORT: "8081",
+  };
   const o = options(parseFlanneldFlags([], env));
   assert.equal(o.etcdPrefix, "/env/network");
   assert.equal(o.ipMasq, true);
@@ -41,17 +60,39 @@ test("parseFlanneldFlags() reads FLANNELD_* variables for flags not given", () =
 });
 
 test("parseFlanneldFlags() lets a flag win over its variable", () => {
-  const o = options(parseFlanneldFlags(["--etcd-prefix=/flag/network"], { FLANNELD_ETCD_PREFIX: "/env/network" }));
+  const o = options(
+    parseFlanneldFlags(["--etcd-prefix=/flag/network"], { FLANNELD_ETCD_PREFIX: "/env/network" }),
+  );
   assert.equal(o.etcdPrefix, "/flag/network");
 });
 
 const bad = [
-  { args: ["--subnet-lease-renew-margin=0"], env: {}, error: /--subnet-lease-renew-margin: expected whole minutes from 1 to 1439/ },
-  { args: [], env: { FLANNELD_SUBNET_LEASE_RENEW_MARGIN: "1440" }, error: /expected whole minutes from 1 to 1439/ },
-  { args: ["--ip-masq=maybe"], env: {}, error: /Invalid value "maybe" for --ip-masq: expected true or false/ },
-  { args: ["--healthz-port=x"], env: {}, error: /Invalid value "x" for --healthz-port: expected a whole number/ },
+  {
+    args: ["--subnet-lease-renew-margin=0"],
+    env: {},
+    error: /--subnet-lease-renew-margin: expected whole minutes from 1 to 1439/,
+  },
+  {
+    args: [],
+    env: { FLANNELD_SUBNET_LEASE_RENEW_MARGIN: "1440" },
+    error: /expected whole minutes from 1 to 1439/,
+  },
+  {
+    args: ["--ip-masq=maybe"],
+    env: {},
+    error: /Invalid value "maybe" for --ip-masq: expected true or false/,
+  },
+  {
+    args: ["--healthz-port=x"],
+    env: {},
+    error: /Invalid value "x" for --healthz-port: expected a whole number/,
+  },
   { args: ["--healthz-port=70000"], env: {}, error: /--healthz-port: expected a port/ },
-  { args: ["--etcd-prefix=coreos"], env: {}, error: /--etcd-prefix: expected a key prefix starting with \// },
+  {
+    args: ["--etcd-prefix=coreos"],
+    env: {},
+    error: /--etcd-prefix: expected a key prefix starting with \//,
+  },
   { args: ["--no-such-flag"], env: {}, error: /unknown option/ },
 ];
 for (const tc of bad) {

@@ -20,50 +20,187 @@ interface FlagSpec {
 }
 
 const FLAGS: readonly FlagSpec[] = [
-  { name: "etcd-endpoints", kind: "string", default: DEFAULT_ETCD_ENDPOINTS, help: "a comma-delimited list of etcd endpoints" },
+  {
+    name: "etcd-endpoints",
+    kind: "string",
+    default: DEFAULT_ETCD_ENDPOINTS,
+    help: "a comma-delimited list of etcd endpoints",
+  },
   { name: "etcd-prefix", kind: "string", default: DEFAULT_ETCD_PREFIX, help: "etcd prefix" },
-  { name: "etcd-keyfile", kind: "string", default: "", help: "SSL key file used to secure etcd communication" },
-  { name: "etcd-certfile", kind: "string", default: "", help: "SSL certification file used to secure etcd communication" },
-  { name: "etcd-cafile", kind: "string", default: "", help: "SSL Certificate Authority file used to secure etcd communication" },
+  {
+    name: "etcd-keyfile",
+    kind: "string",
+    default: "",
+    help: "SSL key file used to secure etcd communication",
+  },
+  {
+    name: "etcd-certfile",
+    kind: "string",
+    default: "",
+    help: "SSL certification file used to secure etcd communication",
+  },
+  {
+    name: "etcd-cafile",
+    kind: "string",
+    default: "",
+    help: "SSL Certificate Authority file used to secure etcd communication",
+  },
   { name: "etcd-username", kind: "string", default: "", help: "username for BasicAuth to etcd" },
   { name: "etcd-password", kind: "string", default: "", help: "password for BasicAuth to etcd" },
-  { name: "iface", kind: "list", default: [], help: "interface to use (IP or name) for inter-host communication; repeatable" },
-  { name: "iface-regex", kind: "list", default: [], help: "regex of the interface to use (IP or name); repeatable, checked after --iface" },
-  { name: "iface-can-reach", kind: "string", default: "", help: "use the interface that reaches this IP" },
-  { name: "subnet-file", kind: "string", default: DEFAULT_SUBNET_FILE, help: "filename where env variables (subnet, MTU, ...) will be written to" },
-  { name: "public-ip", kind: "string", default: "", help: "IP accessible by other nodes for inter-host communication" },
-  { name: "public-ipv6", kind: "string", default: "", help: "IPv6 accessible by other nodes for inter-host communication" },
-  { name: "subnet-lease-renew-margin", kind: "int", default: 60, help: "subnet lease renewal margin, in minutes, ranging from 1 to 1439" },
-  { name: "ip-masq", kind: "bool", default: false, help: "setup IP masquerade rule for traffic destined outside of overlay network" },
-  { name: "ip-masq-fully-random-disable", kind: "bool", default: false, help: "do not use --random-fully in the masquerade rules" },
-  { name: "kube-subnet-mgr", kind: "bool", default: false, help: "contact the Kubernetes API for subnet assignment instead of etcd" },
-  { name: "kube-api-url", kind: "string", default: "", help: "Kubernetes API server URL; in-cluster config when empty" },
-  { name: "kube-annotation-prefix", kind: "string", default: "flannel.alpha.coreos.com", help: "Kubernetes annotation prefix" },
+  {
+    name: "iface",
+    kind: "list",
+    default: [],
+    help: "interface to use (IP or name) for inter-host communication; repeatable",
+  },
+  {
+    name: "iface-regex",
+    kind: "list",
+    default: [],
+    help: "regex of the interface to use (IP or name); repeatable, checked after --iface",
+  },
+  {
+    name: "iface-can-reach",
+    kind: "string",
+    default: "",
+    help: "use the interface that reaches this IP",
+  },
+  {
+    name: "subnet-file",
+    kind: "string",
+    default: DEFAULT_SUBNET_FILE,
+    help: "filename where env variables (subnet, MTU, ...) will be written to",
+  },
+  {
+    name: "public-ip",
+    kind: "string",
+    default: "",
+    help: "IP accessible by other nodes for inter-host communication",
+  },
+  {
+    name: "public-ipv6",
+    kind: "string",
+    default: "",
+    help: "IPv6 accessible by other nodes for inter-host communication",
+  },
+  {
+    name: "subnet-lease-renew-margin",
+    kind: "int",
+    default: 60,
+    help: "subnet lease renewal margin, in minutes, ranging from 1 to 1439",
+  },
+  {
+    name: "ip-masq",
+    kind: "bool",
+    default: false,
+    help: "setup IP masquerade rule for traffic destined outside of overlay network",
+  },
+  {
+    name: "ip-masq-fully-random-disable",
+    kind: "bool",
+    default: false,
+    help: "do not use --random-fully in the masquerade rules",
+  },
+  {
+    name: "kube-subnet-mgr",
+    kind: "bool",
+    default: false,
+    help: "contact the Kubernetes API for subnet assignment instead of etcd",
+  },
+  {
+    name: "kube-api-url",
+    kind: "string",
+    default: "",
+    help: "Kubernetes API server URL; in-cluster config when empty",
+  },
+  {
+    name: "kube-annotation-prefix",
+    kind: "string",
+    default: "flannel.alpha.coreos.com",
+    help: "Kubernetes annotation prefix",
+  },
   { name: "kubeconfig-file", kind: "string", default: "", help: "kubeconfig file location" },
-  { name: "healthz-ip", kind: "string", default: "0.0.0.0", help: "the IP address for healthz server to listen" },
-  { name: "healthz-port", kind: "int", default: 0, help: "the port for healthz server to listen (0 to disable)" },
-  { name: "iptables-resync", kind: "int", default: 5, help: "resync period for iptables rules, in seconds" },
-  { name: "iptables-forward-rules", kind: "bool", default: true, help: "add default accept rules to FORWARD chain in iptables" },
-  { name: "ip-blackhole-route", kind: "bool", default: false, help: "add a blackhole route for this node's subnet" },
-  { name: "net-config-path", kind: "string", default: "/etc/kube-flannel/net-conf.json", help: "path to the network configuration file (kube mode)" },
-  { name: "set-node-network-unavailable", kind: "bool", default: true, help: "set the NetworkUnavailable node condition (kube mode)" },
-  { name: "v", kind: "int", default: 0, help: "log verbosity (klog -v): 4 or more adds debug lines" },
+  {
+    name: "healthz-ip",
+    kind: "string",
+    default: "0.0.0.0",
+    help: "the IP address for healthz server to listen",
+  },
+  {
+    name: "healthz-port",
+    kind: "int",
+    default: 0,
+    help: "the port for healthz server to listen (0 to disable)",
+  },
+  {
+    name: "iptables-resync",
+    kind: "int",
+    default: 5,
+    help: "resync period for iptables rules, in seconds",
+  },
+  {
+    name: "iptables-forward-rules",
+    kind: "bool",
+    default: true,
+    help: "add default accept rules to FORWARD chain in iptables",
+  },
+  {
+    name: "ip-blackhole-route",
+    kind: "bool",
+    default: false,
+    help: "add a blackhole route for this node's subnet",
+  },
+  {
+    name: "net-config-path",
+    kind: "string",
+    default: "/etc/kube-flannel/net-conf.json",
+    help: "path to the network configuration file (kube mode)",
+  },
+  {
+    name: "set-node-network-unavailable",
+    kind: "bool",
+    default: true,
+    help: "set the NetworkUnavailable node condition (kube mode)",
+  },
+  {
+    name: "v",
+    kind: "int",
+    default: 0,
+    help: "log verbosity (klog -v): 4 or more adds debug lines",
+  },
   { name: "version", kind: "bool", default: false, help: "print version and exit" },
 ];
 
 const port = (flag: string) =>
-  z.number().int().min(0, `${flag}: expected a port from 0 to 65535`).max(65535, `${flag}: expected a port from 0 to 65535`);
+  z
+    .number()
+    .int()
+    .min(0, `${flag}: expected a port from 0 to 65535`)
+    .max(65535, `${flag}: expected a port from 0 to 65535`);
 
 const FlanneldOptionsSchema = z.object({
   etcdEndpoints: z
     .string()
-    .transform((s) => s.split(",").map((e) => e.trim()).filter((e) => e !== ""))
-    .refine((list) => list.length > 0, "--etcd-endpoints: expected at least one endpoint such as http://127.0.0.1:2379")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((e) => e.trim())
+        .filter((e) => e !== ""),
+    )
+    .refine(
+      (list) => list.length > 0,
+      "--etcd-endpoints: expected at least one endpoint such as http://127.0.0.1:2379",
+    )
     .refine(
       (list) => list.every((e) => /^(https?:\/\/)?[^/\s]+$/.test(e)),
       "--etcd-endpoints: expected a comma-delimited list such as http://10.0.0.1:2379,http://10.0.0.2:2379",
     ),
-  etcdPrefix: z.string().startsWith("/", "--etcd-prefix: expected a key prefix starting with / such as /coreos.com/network"),
+  etcdPrefix: z
+    .string()
+    .startsWith(
+      "/",
+      "--etcd-prefix: expected a key prefix starting with / such as /coreos.com/network",
+    ),
   etcdKeyfile: z.string(),
   etcdCertfile: z.string(),
   etcdCafile: z.string(),
@@ -101,7 +238,11 @@ const FlanneldOptionsSchema = z.object({
 export type FlanneldOptions = z.infer<typeof FlanneldOptionsSchema>;
 
 function camel(name: string): string {
-  const special: Record<string, string> = { "healthz-ip": "healthzIP", "public-ip": "publicIP", "public-ipv6": "publicIPv6" };
+  const special: Record<string, string> = {
+    "healthz-ip": "healthzIP",
+    "public-ip": "publicIP",
+    "public-ipv6": "publicIPv6",
+  };
   return special[name] ?? name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
@@ -118,7 +259,8 @@ function parseBool(flag: string, text: string | boolean): boolean {
 }
 
 function parseInt10(flag: string, text: string): number {
-  if (!/^-?\d+$/.test(text.trim())) throw new ConfigError(`Invalid value "${text}" for ${flag}: expected a whole number`);
+  if (!/^-?\d+$/.test(text.trim()))
+    throw new ConfigError(`Invalid value "${text}" for ${flag}: expected a whole number`);
   return Number(text);
 }
 
@@ -144,7 +286,14 @@ function normalizeArgs(args: readonly string[]): string[] {
 }
 
 /** The outcome of parsing: options to run with, or text to print and an exit code. */
-export type ParsedFlags = { readonly kind: "run"; readonly options: FlanneldOptions } | { readonly kind: "exit"; readonly code: number; readonly stdout: string; readonly stderr: string };
+export type ParsedFlags =
+  | { readonly kind: "run"; readonly options: FlanneldOptions }
+  | {
+      readonly kind: "exit";
+      readonly code: number;
+      readonly stdout: string;
+      readonly stderr: string;
+    };
 
 /** Parses flanneld's command line and FLANNELD_* variables. */
 export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessEnv): ParsedFlags {
@@ -162,11 +311,17 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
     const env = ` (env ${envName(spec.name)})`;
     let option: Option;
     if (spec.kind === "bool") {
-      option = new Option(`${flag} [bool]`, spec.help + env).argParser((v: string | boolean) => parseBool(flag, v)).preset(true);
+      option = new Option(`${flag} [bool]`, spec.help + env)
+        .argParser((v: string | boolean) => parseBool(flag, v))
+        .preset(true);
     } else if (spec.kind === "list") {
-      option = new Option(`${flag} <value>`, spec.help + env).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
+      option = new Option(`${flag} <value>`, spec.help + env).argParser(
+        (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+      );
     } else {
-      option = new Option(`${flag} <value>`, spec.help + env).argParser((v: string) => convert(spec, v));
+      option = new Option(`${flag} <value>`, spec.help + env).argParser((v: string) =>
+        convert(spec, v),
+      );
     }
     attributes.set(spec, option.attributeName());
     program.addOption(option.default(spec.default));
@@ -175,10 +330,12 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
     program.parse(normalizeArgs(args), { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
-      const code = err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
+      const code =
+        err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
       return { kind: "exit", code, stdout, stderr };
     }
-    if (err instanceof ConfigError) return { kind: "exit", code: 2, stdout, stderr: `flanneld: ${err.message}\n` };
+    if (err instanceof ConfigError)
+      return { kind: "exit", code: 2, stdout, stderr: `flanneld: ${err.message}\n` };
     throw err;
   }
   const values: Record<string, unknown> = {};
@@ -194,7 +351,8 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
       values[camel(spec.name)] = value;
     }
   } catch (err) {
-    if (err instanceof ConfigError) return { kind: "exit", code: 2, stdout, stderr: `flanneld: ${err.message}\n` };
+    if (err instanceof ConfigError)
+      return { kind: "exit", code: 2, stdout, stderr: `flanneld: ${err.message}\n` };
     throw err;
   }
   const parsed = FlanneldOptionsSchema.safeParse(values);

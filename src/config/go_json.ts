@@ -31,7 +31,9 @@ export function goJsonField(object: Readonly<Record<string, unknown>>, name: str
 /** Formats zod issues as one line: `Field: message; Other.Field: message`. */
 export function formatIssues(error: z.ZodError): string {
   return error.issues
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
+    .map((issue) =>
+      issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message,
+    )
     .join("; ");
 }
 

@@ -14,25 +14,35 @@ import type { IPFamily } from "../ip/ip.js";
 import { formatIssues, goJson, goJsonField } from "./go_json.js";
 
 function cidrOf(family: IPFamily, example: string) {
-  return z.string({ error: `expected an IPv${family} CIDR string such as "${example}"` }).transform((text, ctx) => {
-    const net = IPNet.parse(text);
-    if (net === null || net.family !== family) {
-      ctx.addIssue({ code: "custom", message: `"${text}" is not an IPv${family} CIDR such as "${example}"` });
-      return z.NEVER;
-    }
-    return net;
-  });
+  return z
+    .string({ error: `expected an IPv${family} CIDR string such as "${example}"` })
+    .transform((text, ctx) => {
+      const net = IPNet.parse(text);
+      if (net === null || net.family !== family) {
+        ctx.addIssue({
+          code: "custom",
+          message: `"${text}" is not an IPv${family} CIDR such as "${example}"`,
+        });
+        return z.NEVER;
+      }
+      return net;
+    });
 }
 
 function addressOf(family: IPFamily, example: string) {
-  return z.string({ error: `expected an IPv${family} address string such as "${example}"` }).transform((text, ctx) => {
-    const value = family === 4 ? parseIPv4(text) : parseIPv6(text);
-    if (value === null) {
-      ctx.addIssue({ code: "custom", message: `"${text}" is not an IPv${family} address such as "${example}"` });
-      return z.NEVER;
-    }
-    return value;
-  });
+  return z
+    .string({ error: `expected an IPv${family} address string such as "${example}"` })
+    .transform((text, ctx) => {
+      const value = family === 4 ? parseIPv4(text) : parseIPv6(text);
+      if (value === null) {
+        ctx.addIssue({
+          code: "custom",
+          message: `"${text}" is not an IPv${family} address such as "${example}"`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    });
 }
 
 const prefixLength = z
@@ -108,16 +118,23 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`Cannot load network config: it is not valid JSON (${(err as Error).message})`, {
-      cause: err,
-    });
+    throw new ConfigError(
+      `Cannot load network config: it is not valid JSON (${(err as Error).message})`,
+      {
+        cause: err,
+      },
+    );
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new ConfigError('Cannot load network config: expected a JSON object such as {"Network": "10.244.0.0/16"}');
+    throw new ConfigError(
+      'Cannot load network config: expected a JSON object such as {"Network": "10.244.0.0/16"}',
+    );
   }
   const parsed = NetworkConfigJsonSchema.safeParse(json);
   if (!parsed.success) {
-    throw new ConfigError(`Cannot load network config: ${formatIssues(parsed.error)}`, { cause: parsed.error });
+    throw new ConfigError(`Cannot load network config: ${formatIssues(parsed.error)}`, {
+      cause: parsed.error,
+    });
   }
   const c = parsed.data;
   const type = goJsonField(c.Backend, "Type") as string;
@@ -185,8 +202,10 @@ function checkRange(
   }
   let subnetLen = given.subnetLen;
   if (subnetLen > 0) {
-    if (subnetLen > rules.maxSubnetLen) throw invalid(`SubnetLen must be less than /${rules.maxSubnetLen + 1}`);
-    if (subnetLen < network.prefixLen + 2) throw invalid("network must be able to accommodate at least four subnets");
+    if (subnetLen > rules.maxSubnetLen)
+      throw invalid(`SubnetLen must be less than /${rules.maxSubnetLen + 1}`);
+    if (subnetLen < network.prefixLen + 2)
+      throw invalid("network must be able to accommodate at least four subnets");
   } else if (network.prefixLen > rules.maxNetworkPrefix) {
     throw invalid(rules.tooSmall);
   } else if (network.prefixLen <= rules.defaultSubnetLen - 2) {
@@ -196,12 +215,17 @@ function checkRange(
   }
   const size = 1n << BigInt(network.bits - subnetLen);
   const inNetwork = (key: string, value: bigint) => {
-    if (!network.contains(value)) throw invalid(`${key} is not in the range of the ${rules.networkKey}`);
+    if (!network.contains(value))
+      throw invalid(`${key} is not in the range of the ${rules.networkKey}`);
     return value;
   };
   // The first subnet is skipped: an interface holding the network address itself causes trouble.
-  const subnetMin = given.min === null || given.min === 0n ? network.ip + size : inNetwork(rules.minKey, given.min);
-  const subnetMax = given.max === null || given.max === 0n ? network.next().ip - size : inNetwork(rules.maxKey, given.max);
+  const subnetMin =
+    given.min === null || given.min === 0n ? network.ip + size : inNetwork(rules.minKey, given.min);
+  const subnetMax =
+    given.max === null || given.max === 0n
+      ? network.next().ip - size
+      : inNetwork(rules.maxKey, given.max);
   for (const [key, value] of [
     [rules.minKey, subnetMin],
     [rules.maxKey, subnetMax],
@@ -221,7 +245,11 @@ function checkRange(
 /** Applies flannel's CheckNetworkConfig: subnet length, SubnetMin and SubnetMax with their rules. */
 export function checkNetworkConfig(config: NetworkConfig): CheckedNetworkConfig {
   const ipv4 = config.enableIPv4
-    ? checkRange(IPV4_RULES, config.network, { subnetLen: config.subnetLen, min: config.subnetMin, max: config.subnetMax })
+    ? checkRange(IPV4_RULES, config.network, {
+        subnetLen: config.subnetLen,
+        min: config.subnetMin,
+        max: config.subnetMax,
+      })
     : null;
   const ipv6 = config.enableIPv6
     ? checkRange(IPV6_RULES, config.ipv6Network, {

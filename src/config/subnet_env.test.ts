@@ -4,21 +4,43 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { IPNet } from "../ip/ip.js";
-import { formatSubnetEnv, parseEnvFile, readPreviousSubnets, writeSubnetEnv } from "./subnet_env.js";
+import {
+  formatSubnetEnv,
+  parseEnvFile,
+  readPreviousSubnets,
+  writeSubnetEnv,
+} from "./subnet_env.js";
 
 const net = (s: string) => IPNet.parse(s)!;
 
 test("formatSubnetEnv() writes flannel's IPv4 file", () => {
-  const text = formatSubnetEnv({ network: net("10.244.0.0/16"), subnet: net("10.244.1.0/24"), ipv6Network: null, ipv6Subnet: null, mtu: 1450, ipMasq: true });
-  assert.equal(text, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n");
+  const text = formatSubnetEnv({
+    network: net("10.244.0.0/16"),
+    subnet: net("10.244.1.0/24"),
+    ipv6Network: null,
+    ipv6Subnet: null,
+    mtu: 1450,
+    ipMasq: true,
+  });
+  assert.equal(
+    text,
+    "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+  );
 });
 
 test("formatSubnetEnv() writes flannel's dual-stack file", () => {
   const text = formatSubnetEnv({
-    network: net("10.244.0.0/16"), subnet: net("10.244.1.0/24"),
-    ipv6Network: net("2001:cafe:42::/56"), ipv6Subnet: net("2001:cafe:42::/64"), mtu: 1500, ipMasq: false,
+    network: net("10.244.0.0/16"),
+    subnet: net("10.244.1.0/24"),
+    ipv6Network: net("2001:cafe:42::/56"),
+    ipv6Subnet: net("2001:cafe:42::/64"),
+    mtu: 1500,
+    ipMasq: false,
   });
-  assert.equal(text, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=2001:cafe:42::/56\nFLANNEL_IPV6_SUBNET=2001:cafe:42::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n");
+  assert.equal(
+    text,
+    "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=2001:cafe:42::/56\nFLANNEL_IPV6_SUBNET=2001:cafe:42::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n",
+  );
 });
 
 test("writeSubnetEnv() writes atomically with mode 0644 whatever the umask", async () => {
@@ -26,7 +48,14 @@ test("writeSubnetEnv() writes atomically with mode 0644 whatever the umask", asy
   const old = process.umask(0o077);
   try {
     const path = join(dir, "run", "flannel", "subnet.env");
-    await writeSubnetEnv(path, { network: net("10.1.0.0/16"), subnet: net("10.1.7.0/24"), ipv6Network: null, ipv6Subnet: null, mtu: 1500, ipMasq: false });
+    await writeSubnetEnv(path, {
+      network: net("10.1.0.0/16"),
+      subnet: net("10.1.7.0/24"),
+      ipv6Network: null,
+      ipv6Subnet: null,
+      mtu: 1500,
+      ipMasq: false,
+    });
     assert.equal((await stat(path)).mode & 0o777, 0o644);
     assert.match(await readFile(path, "utf8"), /FLANNEL_SUBNET=10.1.7.1\/24/);
   } finally {
@@ -39,7 +68,10 @@ test("readPreviousSubnets() reads the subnet back, masked", async () => {
   const dir = await mkdtemp(join(tmpdir(), "flannel-ts-env-"));
   try {
     const path = join(dir, "subnet.env");
-    await writeFile(path, "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\nFLANNEL_IPV6_SUBNET=fd00::1/64\n");
+    await writeFile(
+      path,
+      "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\nFLANNEL_IPV6_SUBNET=fd00::1/64\n",
+    );
     const previous = await readPreviousSubnets(path);
     assert.equal(previous.subnet?.toString(), "10.1.7.0/24");
     assert.equal(previous.ipv6Subnet?.toString(), "fd00::/64");
@@ -62,5 +94,12 @@ test("readPreviousSubnets() treats a comma list and a missing file as no subnet"
 
 test("parseEnvFile() reads comments, export and quotes as godotenv does", () => {
   const env = parseEnvFile('# c\nexport A=1\nB="two words"\nC=3 # trailing\n\nbad line\n');
-  assert.deepEqual([...env], [["A", "1"], ["B", "two words"], ["C", "3"]]);
+  assert.deepEqual(
+    [...env],
+    [
+      ["A", "1"],
+      ["B", "two words"],
+      ["C", "3"],
+    ],
+  );
 });

@@ -24,10 +24,16 @@ export function formatSubnetEnv(env: SubnetEnv): string {
   const lines: string[] = [];
   const firstHost = (net: IPNet) => `${formatIP(net.family, net.firstHost())}/${net.prefixLen}`;
   if (env.network !== null && env.subnet !== null) {
-    lines.push(`FLANNEL_NETWORK=${env.network.toString()}`, `FLANNEL_SUBNET=${firstHost(env.subnet)}`);
+    lines.push(
+      `FLANNEL_NETWORK=${env.network.toString()}`,
+      `FLANNEL_SUBNET=${firstHost(env.subnet)}`,
+    );
   }
   if (env.ipv6Network !== null && env.ipv6Subnet !== null) {
-    lines.push(`FLANNEL_IPV6_NETWORK=${env.ipv6Network.toString()}`, `FLANNEL_IPV6_SUBNET=${firstHost(env.ipv6Subnet)}`);
+    lines.push(
+      `FLANNEL_IPV6_NETWORK=${env.ipv6Network.toString()}`,
+      `FLANNEL_IPV6_SUBNET=${firstHost(env.ipv6Subnet)}`,
+    );
   }
   lines.push(`FLANNEL_MTU=${env.mtu}`, `FLANNEL_IPMASQ=${env.ipMasq}`);
   return lines.map((line) => `${line}\n`).join("");

@@ -31,7 +31,9 @@ const CONFIG_RETRY_MS = 1_000;
 /** Makes the subnet manager the flags ask for. */
 async function newSubnetManager(options: FlanneldOptions, log: Logger): Promise<SubnetManager> {
   if (options.kubeSubnetMgr) {
-    throw new ConfigError("Cannot use --kube-subnet-mgr: the Kubernetes subnet manager is not part of flannel-ts yet: use etcd (--etcd-endpoints)");
+    throw new ConfigError(
+      "Cannot use --kube-subnet-mgr: the Kubernetes subnet manager is not part of flannel-ts yet: use etcd (--etcd-endpoints)",
+    );
   }
   const previous = await readPreviousSubnets(options.subnetFile);
   return LocalManager.connect(
@@ -49,7 +51,11 @@ async function newSubnetManager(options: FlanneldOptions, log: Logger): Promise<
 }
 
 /** Reads the network config, waiting while it is missing or etcd is unreachable. */
-async function getConfig(manager: SubnetManager, log: Logger, opts: CallOptions): Promise<NetworkConfig | null> {
+async function getConfig(
+  manager: SubnetManager,
+  log: Logger,
+  opts: CallOptions,
+): Promise<NetworkConfig | null> {
   for (;;) {
     try {
       return await manager.getNetworkConfig(opts);
@@ -62,18 +68,29 @@ async function getConfig(manager: SubnetManager, log: Logger, opts: CallOptions)
 }
 
 /** Runs flanneld until the signal aborts. Rejects on a fatal error, such as a revoked lease. */
-export async function runFlanneld(options: FlanneldOptions, log: Logger, opts: CallOptions): Promise<void> {
+export async function runFlanneld(
+  options: FlanneldOptions,
+  log: Logger,
+  opts: CallOptions,
+): Promise<void> {
   const { signal } = opts;
   const readiness: Readiness = { ready: false };
   const manager = await newSubnetManager(options, log);
   let healthz: Server | null = null;
   try {
     if (options.healthzPort > 0) {
-      healthz = await startHealthzServer({ host: options.healthzIP, port: options.healthzPort }, readiness, log);
+      healthz = await startHealthzServer(
+        { host: options.healthzIP, port: options.healthzPort },
+        readiness,
+        log,
+      );
     }
     const config = await getConfig(manager, log, opts);
     if (config === null) return;
-    log.info({ network: config.network?.toString(), backend: config.backendType }, "Network config read");
+    log.info(
+      { network: config.network?.toString(), backend: config.backendType },
+      "Network config read",
+    );
 
     const extIface = await lookupExternalInterface({
       iface: options.iface,
@@ -84,9 +101,21 @@ export async function runFlanneld(options: FlanneldOptions, log: Logger, opts: C
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
     });
-    log.info({ iface: extIface.name, ifaceAddr: extIface.ifaceAddr, extAddr: extIface.extAddr, mtu: extIface.mtu }, "Using interface");
+    log.info(
+      {
+        iface: extIface.name,
+        ifaceAddr: extIface.ifaceAddr,
+        extAddr: extIface.extAddr,
+        mtu: extIface.mtu,
+      },
+      "Using interface",
+    );
 
-    const backend = createBackend(config.backendType, { subnetManager: manager, extIface, log: log.child({ component: config.backendType }) });
+    const backend = createBackend(config.backendType, {
+      subnetManager: manager,
+      extIface,
+      log: log.child({ component: config.backendType }),
+    });
     const network = await backend.registerNetwork(config, opts);
     log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
 
@@ -105,12 +134,17 @@ export async function runFlanneld(options: FlanneldOptions, log: Logger, opts: C
       [(o) => network.run(o), (o) => manager.completeLease(network.lease, o)],
       opts,
     );
-    if (signal.aborted) log.info({}, "Stopping; the lease and the data plane are kept for the next start");
+    if (signal.aborted)
+      log.info({}, "Stopping; the lease and the data plane are kept for the next start");
   } finally {
     await manager.close();
     if (healthz !== null) {
       const server = healthz;
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     }
   }
 }

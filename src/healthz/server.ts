@@ -20,14 +20,19 @@ export async function startHealthzServer(
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { "content-type": "text/plain", allow: "GET, HEAD" }).end("method not allowed: use GET\n");
+      res
+        .writeHead(405, { "content-type": "text/plain", allow: "GET, HEAD" })
+        .end("method not allowed: use GET\n");
     } else if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is running");
     } else if (path === "/readyz") {
-      if (readiness.ready) res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is ready");
+      if (readiness.ready)
+        res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is ready");
       else res.writeHead(503, { "content-type": "text/plain" }).end("flanneld is not ready yet");
     } else {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz or /readyz\n");
+      res
+        .writeHead(404, { "content-type": "text/plain" })
+        .end("not found: try /healthz or /readyz\n");
     }
   });
   await new Promise<void>((resolve, reject) => {

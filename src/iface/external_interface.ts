@@ -66,7 +66,10 @@ async function readSysNumber(name: string, file: string): Promise<number> {
   try {
     return Number((await readFile(`/sys/class/net/${name}/${file}`, "utf8")).trim());
   } catch (err) {
-    throw new InterfaceError(`Cannot read ${file} of interface "${name}": ${(err as Error).message}`, { cause: err });
+    throw new InterfaceError(
+      `Cannot read ${file} of interface "${name}": ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -91,7 +94,8 @@ export async function defaultRouteInterface(): Promise<string | null> {
 /** The local source address the kernel would use to reach `address`; nothing is sent. */
 export async function sourceAddressFor(address: string): Promise<string> {
   const parsed = parseIP(address);
-  if (parsed === null) throw new InterfaceError(`Cannot use --iface-can-reach "${address}": expected an IP address`);
+  if (parsed === null)
+    throw new InterfaceError(`Cannot use --iface-can-reach "${address}": expected an IP address`);
   const socket = createSocket(parsed.family === 4 ? "udp4" : "udp6");
   try {
     await new Promise<void>((resolve, reject) => {
@@ -102,9 +106,12 @@ export async function sourceAddressFor(address: string): Promise<string> {
     });
     return socket.address().address;
   } catch (err) {
-    throw new InterfaceError(`Cannot find a route to ${address} for --iface-can-reach: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new InterfaceError(
+      `Cannot find a route to ${address} for --iface-can-reach: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   } finally {
     socket.close();
   }
@@ -116,7 +123,8 @@ function byAddress(all: readonly HostInterface[], address: string): HostInterfac
 
 async function pick(choice: InterfaceChoice): Promise<HostInterface> {
   const all = listInterfaces();
-  const wantsChoice = choice.iface.length > 0 || choice.ifaceRegex.length > 0 || choice.ifaceCanReach !== "";
+  const wantsChoice =
+    choice.iface.length > 0 || choice.ifaceRegex.length > 0 || choice.ifaceCanReach !== "";
   if (!wantsChoice) {
     if (choice.publicIP !== "") {
       const holder = byAddress(all, choice.publicIP);
@@ -140,9 +148,13 @@ async function pick(choice: InterfaceChoice): Promise<HostInterface> {
     try {
       re = new RegExp(pattern);
     } catch (err) {
-      throw new InterfaceError(`Cannot use --iface-regex "${pattern}": ${(err as Error).message}`, { cause: err });
+      throw new InterfaceError(`Cannot use --iface-regex "${pattern}": ${(err as Error).message}`, {
+        cause: err,
+      });
     }
-    const found = all.find((i) => [...i.v4, ...i.v6].some((a) => re.test(a))) ?? all.find((i) => re.test(i.name));
+    const found =
+      all.find((i) => [...i.v4, ...i.v6].some((a) => re.test(a))) ??
+      all.find((i) => re.test(i.name));
     if (found !== undefined) return found;
   }
   if (choice.ifaceCanReach !== "") {
@@ -173,13 +185,20 @@ export async function lookupExternalInterface(choice: InterfaceChoice): Promise<
   const ifaceAddr = givenV4 ?? chosen.v4[0] ?? null;
   const ifaceV6Addr = givenV6 ?? chosen.v6[0] ?? null;
   if (choice.enableIPv4 && ifaceAddr === null) {
-    throw new InterfaceError(`Cannot use interface "${chosen.name}": failed to find IPv4 address for interface ${chosen.name}`);
+    throw new InterfaceError(
+      `Cannot use interface "${chosen.name}": failed to find IPv4 address for interface ${chosen.name}`,
+    );
   }
   if (choice.enableIPv6 && ifaceV6Addr === null) {
-    throw new InterfaceError(`Cannot use interface "${chosen.name}": failed to find IPv6 address for interface ${chosen.name}`);
+    throw new InterfaceError(
+      `Cannot use interface "${chosen.name}": failed to find IPv6 address for interface ${chosen.name}`,
+    );
   }
   const mtu = await readSysNumber(chosen.name, "mtu");
-  if (!(mtu > 0)) throw new InterfaceError(`Cannot use interface "${chosen.name}": failed to determine MTU for ${chosen.name} interface`);
+  if (!(mtu > 0))
+    throw new InterfaceError(
+      `Cannot use interface "${chosen.name}": failed to determine MTU for ${chosen.name} interface`,
+    );
   return {
     name: chosen.name,
     index: await readSysNumber(chosen.name, "ifindex"),

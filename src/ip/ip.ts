@@ -84,7 +84,7 @@ export function formatIPv6(value: bigint): string {
   // The first longest run of two or more zero groups becomes "::".
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -116,7 +116,9 @@ export class IPNet {
   constructor(family: IPFamily, ip: bigint, prefixLen: number) {
     const bits = BITS[family];
     if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > bits) {
-      throw new RangeError(`Cannot make an IPv${family} network: prefix length ${prefixLen} is not in 0..${bits}`);
+      throw new RangeError(
+        `Cannot make an IPv${family} network: prefix length ${prefixLen} is not in 0..${bits}`,
+      );
     }
     this.family = family;
     this.prefixLen = prefixLen;
@@ -157,7 +159,9 @@ export class IPNet {
 
   /** Whether `other` lies wholly inside this network. */
   containsNet(other: IPNet): boolean {
-    return other.family === this.family && other.prefixLen >= this.prefixLen && this.contains(other.ip);
+    return (
+      other.family === this.family && other.prefixLen >= this.prefixLen && this.contains(other.ip)
+    );
   }
 
   /** Whether the two networks share any address. */
@@ -177,7 +181,9 @@ export class IPNet {
   }
 
   equals(other: IPNet): boolean {
-    return other.family === this.family && other.ip === this.ip && other.prefixLen === this.prefixLen;
+    return (
+      other.family === this.family && other.ip === this.ip && other.prefixLen === this.prefixLen
+    );
   }
 
   toString(): string {

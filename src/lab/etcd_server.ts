@@ -43,15 +43,30 @@ export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   if (address === null || typeof address === "string") throw new Error("Cannot find a free port");
   return address.port;
 }
 
 /** Asks etcdctl whether the endpoint is healthy. */
 async function healthy(endpoint: string, netns: string | undefined): Promise<boolean> {
-  const args = ["--endpoints", endpoint, "--dial-timeout", "1s", "--command-timeout", "2s", "endpoint", "health"];
-  const [cmd, argv] = netns ? ["ip", ["netns", "exec", netns, "etcdctl", ...args]] : ["etcdctl", args];
+  const args = [
+    "--endpoints",
+    endpoint,
+    "--dial-timeout",
+    "1s",
+    "--command-timeout",
+    "2s",
+    "endpoint",
+    "health",
+  ];
+  const [cmd, argv] = netns
+    ? ["ip", ["netns", "exec", netns, "etcdctl", ...args]]
+    : ["etcdctl", args];
   try {
     await execFileAsync(cmd, argv, { env: { ...process.env, ETCDCTL_API: "3" } });
     return true;
@@ -71,23 +86,42 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   const endpoint = `http://${host}:${clientPort}`;
   const peer = `http://${host}:${peerPort}`;
   const args = [
-    "--name", name,
-    "--data-dir", dataDir,
-    "--listen-client-urls", endpoint,
-    "--advertise-client-urls", endpoint,
-    "--listen-peer-urls", peer,
-    "--initial-advertise-peer-urls", peer,
-    "--initial-cluster", `${name}=${peer}`,
-    "--initial-cluster-state", "new",
-    "--log-level", "warn",
-    "--logger", "zap",
+    "--name",
+    name,
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    endpoint,
+    "--advertise-client-urls",
+    endpoint,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    peer,
+    "--initial-cluster",
+    `${name}=${peer}`,
+    "--initial-cluster-state",
+    "new",
+    "--log-level",
+    "warn",
+    "--logger",
+    "zap",
   ];
-  const [cmd, argv] = options.netns ? ["ip", ["netns", "exec", options.netns, "etcd", ...args]] : ["etcd", args];
-  const child = spawn(cmd, argv, { stdio: ["ignore", options.logFile ?? "ignore", options.logFile ?? "ignore"] });
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once("exit", () => { exited = true; resolve(); }));
+  const [cmd, argv] = options.netns
+    ? ["ip", ["netns", "exec", options.netns, "etcd", ...args]]
+    : ["etcd", args];
+  const child = spawn(cmd, argv, {
+    stdio: ["ignore", options.logFile ?? "ignore", options.logFile ?? "ignore"],
+  });
+  const state = { exited: false };
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      state.exited = true;
+      resolve();
+    }),
+  );
   const stop = async () => {
-    if (!exited) {
+    if (!state.exited) {
       child.kill("SIGTERM");
       const killer = setTimeout(() => child.kill("SIGKILL"), 5_000);
       await exit;
@@ -96,10 +130,12 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
     if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
   };
   for (let i = 0; i < 200; i++) {
-    if (exited) break;
+    if (state.exited) break;
     if (await healthy(endpoint, options.netns)) return { endpoint, dataDir, process: child, stop };
     await delay(100);
   }
   await stop();
-  throw new Error(`Cannot start etcd at ${endpoint}: it did not become healthy (is etcd-server installed?)`);
+  throw new Error(
+    `Cannot start etcd at ${endpoint}: it did not become healthy (is etcd-server installed?)`,
+  );
 }

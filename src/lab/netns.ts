@@ -15,10 +15,17 @@ export function uniquePrefix(tag: string): string {
 }
 
 /** Runs a command and resolves with its stdout; rejects with its stderr in the message. */
-export async function run(cmd: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   if (options.input !== undefined) {
     return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
+      const child = spawn(cmd, args, {
+        stdio: ["pipe", "pipe", "pipe"],
+        env: options.env ?? process.env,
+      });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -32,11 +39,16 @@ export async function run(cmd: string, args: readonly string[], options: { input
     });
   }
   try {
-    const { stdout } = await execFileAsync(cmd, [...args], { env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await execFileAsync(cmd, [...args], {
+      env: options.env ?? process.env,
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${(e.stderr ?? e.message).trim()}`, {
+      cause: err,
+    });
   }
 }
 
@@ -46,12 +58,22 @@ export async function ip(args: readonly string[], netns?: string): Promise<strin
 }
 
 /** Runs a command inside a namespace. */
-export async function execIn(netns: string, cmd: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function execIn(
+  netns: string,
+  cmd: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   return run("ip", ["netns", "exec", netns, cmd, ...args], options);
 }
 
 /** Starts a long-running command inside a namespace. */
-export function spawnIn(netns: string, cmd: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+export function spawnIn(
+  netns: string,
+  cmd: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): ChildProcess {
   return spawn("ip", ["netns", "exec", netns, cmd, ...args], options);
 }
 

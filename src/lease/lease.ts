@@ -9,7 +9,8 @@ import { parseIPv4, parseIPv6 } from "../ip/ip.js";
 import type { IPNet } from "../ip/ip.js";
 
 /** Any JSON value, as BackendData holds one. */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /** What a node says about itself in its lease. */
 export interface LeaseAttrs {
@@ -53,13 +54,22 @@ export function makeSubnetKey(subnet: IPNet, ipv6Subnet: IPNet | null): string {
 export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
   let out = `{"PublicIP":${goJsonStringify(attrs.publicIP)},"PublicIPv6":${goJsonStringify(attrs.publicIPv6)}`;
   if (attrs.backendType !== "") out += `,"BackendType":${goJsonStringify(attrs.backendType)}`;
-  if (attrs.backendData !== undefined) out += `,"BackendData":${goJsonStringify(attrs.backendData)}`;
-  if (attrs.backendV6Data !== undefined) out += `,"BackendV6Data":${goJsonStringify(attrs.backendV6Data)}`;
+  if (attrs.backendData !== undefined)
+    out += `,"BackendData":${goJsonStringify(attrs.backendData)}`;
+  if (attrs.backendV6Data !== undefined)
+    out += `,"BackendV6Data":${goJsonStringify(attrs.backendV6Data)}`;
   return `${out}}`;
 }
 
 const JsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonValueSchema), z.record(z.string(), JsonValueSchema)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(JsonValueSchema),
+    z.record(z.string(), JsonValueSchema),
+  ]),
 );
 
 const LeaseAttrsSchema = goJson({
@@ -79,7 +89,9 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new TypeError(`Cannot decode lease: it is not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new TypeError(`Cannot decode lease: it is not valid JSON (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const parsed = LeaseAttrsSchema.safeParse(json);
   if (!parsed.success) throw new TypeError(`Cannot decode lease: ${formatIssues(parsed.error)}`);

@@ -45,14 +45,20 @@ export function formatLeaseTable(leases: readonly Lease[], now: Date): string {
   const rows = [
     ["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"],
     ...leases.map((lease) => [
-      lease.ipv6Subnet ? `${lease.subnet.toString()},${lease.ipv6Subnet.toString()}` : lease.subnet.toString(),
-      lease.attrs.publicIPv6 ? `${lease.attrs.publicIP},${lease.attrs.publicIPv6}` : lease.attrs.publicIP,
+      lease.ipv6Subnet
+        ? `${lease.subnet.toString()},${lease.ipv6Subnet.toString()}`
+        : lease.subnet.toString(),
+      lease.attrs.publicIPv6
+        ? `${lease.attrs.publicIP},${lease.attrs.publicIPv6}`
+        : lease.attrs.publicIP,
       lease.attrs.backendType || "-",
       expiresText(lease, now),
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const lines = rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0)));
+  const lines = rows.map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "),
+  );
   if (leases.length === 0) lines.push("(no leases)");
   return `${lines.join("\n")}\n`;
 }

@@ -18,7 +18,11 @@ export interface ManagerHarness {
   cleanup(): Promise<void>;
 }
 
-const attrs = (publicIP: string): LeaseAttrs => ({ publicIP, publicIPv6: null, backendType: "alloc" });
+const attrs = (publicIP: string): LeaseAttrs => ({
+  publicIP,
+  publicIPv6: null,
+  backendType: "alloc",
+});
 
 /** Runs the contract suite against one implementation. */
 export function describeSubnetManager(name: string, open: () => Promise<ManagerHarness>): void {
@@ -27,7 +31,9 @@ export function describeSubnetManager(name: string, open: () => Promise<ManagerH
       const h = await open();
       try {
         await h.setup('{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}');
-        const lease = await (await h.node()).acquireLease(attrs("192.0.2.1"), { signal: AbortSignal.timeout(10_000) });
+        const lease = await (
+          await h.node()
+        ).acquireLease(attrs("192.0.2.1"), { signal: AbortSignal.timeout(10_000) });
         assert.equal(lease.subnet.prefixLen, 24);
         assert.ok(lease.subnet.toString().startsWith("10.5."));
         assert.notEqual(lease.subnet.toString(), "10.5.0.0/24", "the first subnet is skipped");
@@ -64,7 +70,9 @@ export function describeSubnetManager(name: string, open: () => Promise<ManagerH
             if (seen.flat().length > 0) return;
           }
         })();
-        const other = await (await h.node()).acquireLease(attrs("192.0.2.4"), { signal: controller.signal });
+        const other = await (
+          await h.node()
+        ).acquireLease(attrs("192.0.2.4"), { signal: controller.signal });
         await watching;
         const events = seen.flat();
         assert.equal(events.length, 1);

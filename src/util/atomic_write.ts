@@ -16,7 +16,11 @@ export interface AtomicWriteOptions {
 }
 
 /** Atomically replaces `path` with `data`, creating its folder when missing. */
-export async function writeFileAtomic(path: string, data: string, options: AtomicWriteOptions): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string,
+  options: AtomicWriteOptions,
+): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: options.dirMode ?? 0o755 });
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);

@@ -31,7 +31,10 @@ export async function openFixture(server: EtcdServer): Promise<EtcdFixture> {
     prefix,
     registry,
     async manager(options = {}, endpoint = server.endpoint) {
-      const m = await LocalManager.connect({ endpoints: [endpoint], prefix }, { log: silentLogger(), ...options });
+      const m = await LocalManager.connect(
+        { endpoints: [endpoint], prefix },
+        { log: silentLogger(), ...options },
+      );
       managers.push(m);
       return m;
     },

@@ -65,17 +65,31 @@ export async function openSingleHost(tag: string): Promise<SingleHost> {
     address: "10.250.0.2",
     etcd: server,
     dir,
-    etcdctl: (args, input) => execIn(netns, "etcdctl", ["--endpoints", server.endpoint, ...args], input === undefined ? {} : { input }),
+    etcdctl: (args, input) =>
+      execIn(
+        netns,
+        "etcdctl",
+        ["--endpoints", server.endpoint, ...args],
+        input === undefined ? {} : { input },
+      ),
     flanneld(args, env = {}) {
-      const child = spawn("ip", ["netns", "exec", netns, join(REPO_ROOT, "bin/flanneld"), ...args], {
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...env },
-      });
+      const child = spawn(
+        "ip",
+        ["netns", "exec", netns, join(REPO_ROOT, "bin/flanneld"), ...args],
+        {
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, ...env },
+        },
+      );
       children.push(child);
       let out = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));
       child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((done) => child.once("exit", (code) => { done(code); }));
+      const exited = new Promise<number | null>((done) =>
+        child.once("exit", (code) => {
+          done(code);
+        }),
+      );
       return { child, exited, output: () => out };
     },
     cleanup,

@@ -50,7 +50,11 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     async close() {
       proxy.cut();
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     },
   };
   return proxy;

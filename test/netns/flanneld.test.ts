@@ -31,16 +31,25 @@ test("flanneld writes subnet.env and flannel's lease, and a restart keeps the su
     const subnetFile = join(host.dir, "run", "subnet.env");
     const first = host.flanneld(flags(host, subnetFile));
     const env = await waitForFile(subnetFile);
-    const match = /^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.(\d+)\.1\/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n$/.exec(env);
+    const match =
+      /^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.(\d+)\.1\/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n$/.exec(
+        env,
+      );
     assert.ok(match, env);
     assert.equal((await stat(subnetFile)).mode & 0o777, 0o644);
     const subnetKey = `/coreos.com/network/subnets/10.244.${match[1]}.0-24`;
     const stored = await host.etcdctl(["get", subnetKey, "--print-value-only"]);
-    assert.equal(stored.trim(), '{"PublicIP":"10.250.0.2","PublicIPv6":null,"BackendType":"alloc"}');
+    assert.equal(
+      stored.trim(),
+      '{"PublicIP":"10.250.0.2","PublicIPv6":null,"BackendType":"alloc"}',
+    );
 
     first.child.kill("SIGTERM");
     assert.equal(await first.exited, 0, first.output());
-    assert.ok((await host.etcdctl(["get", subnetKey, "--print-value-only"])).trim() !== "", "the lease is kept on stop");
+    assert.ok(
+      (await host.etcdctl(["get", subnetKey, "--print-value-only"])).trim() !== "",
+      "the lease is kept on stop",
+    );
 
     const second = host.flanneld(flags(host, subnetFile));
     await delay(100);
@@ -66,7 +75,10 @@ test("flanneld reads FLANNELD_* variables in place of flags", async () => {
       FLANNELD_IP_MASQ: "true",
     });
     assert.match(await waitForFile(subnetFile), /FLANNEL_IPMASQ=true/);
-    assert.match(await host.etcdctl(["get", "--prefix", "--keys-only", "/custom/network/subnets/"]), /\/custom\/network\/subnets\/10\.244\.\d+\.0-24/);
+    assert.match(
+      await host.etcdctl(["get", "--prefix", "--keys-only", "/custom/network/subnets/"]),
+      /\/custom\/network\/subnets\/10\.244\.\d+\.0-24/,
+    );
     daemon.child.kill("SIGTERM");
     assert.equal(await daemon.exited, 0, daemon.output());
   } finally {
@@ -77,14 +89,27 @@ test("flanneld reads FLANNELD_* variables in place of flags", async () => {
 test("flanneld exits non-zero with flannel's reason when the config in etcd is invalid", async () => {
   const host = await openSingleHost("ftfb");
   try {
-    await host.etcdctl(["put", "/coreos.com/network/config", '{"Network":"10.244.0.0/16","SubnetLen":17}']);
+    await host.etcdctl([
+      "put",
+      "/coreos.com/network/config",
+      '{"Network":"10.244.0.0/16","SubnetLen":17}',
+    ]);
     const subnetFile = join(host.dir, "subnet.env");
     const daemon = host.flanneld(flags(host, subnetFile));
     const code = await daemon.exited;
     assert.notEqual(code, 0);
-    assert.match(daemon.output(), /Invalid network config: network must be able to accommodate at least four subnets/);
+    assert.match(
+      daemon.output(),
+      /Invalid network config: network must be able to accommodate at least four subnets/,
+    );
     await assert.rejects(stat(subnetFile), "no subnet.env is written");
-    assert.equal((await host.etcdctl(["get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"])).trim(), "", "no lease is taken");
+    assert.equal(
+      (
+        await host.etcdctl(["get", "--prefix", "--keys-only", "/coreos.com/network/subnets/"])
+      ).trim(),
+      "",
+      "no lease is taken",
+    );
   } finally {
     await host.cleanup();
   }
@@ -110,7 +135,8 @@ test("flanneld waits for a config that is not stored yet, then starts", async ()
   try {
     const subnetFile = join(host.dir, "subnet.env");
     const daemon = host.flanneld(flags(host, subnetFile));
-    for (let i = 0; i < 200 && !daemon.output().includes("Cannot read network config yet"); i++) await delay(50);
+    for (let i = 0; i < 200 && !daemon.output().includes("Cannot read network config yet"); i++)
+      await delay(50);
     assert.match(daemon.output(), /flannel config not found in etcd store/);
     await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
     assert.match(await waitForFile(subnetFile), /FLANNEL_SUBNET=10\.244\./);

@@ -14,7 +14,9 @@ export function createAllocBackend(deps: BackendDeps): Backend {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
       const { extIface, subnetManager } = deps;
       if (config.enableIPv4 && extIface.extAddr === null) {
-        throw new ConfigError(`Cannot register network: interface "${extIface.name}" has no IPv4 address to advertise`);
+        throw new ConfigError(
+          `Cannot register network: interface "${extIface.name}" has no IPv4 address to advertise`,
+        );
       }
       const lease = await subnetManager.acquireLease(
         {
@@ -29,7 +31,15 @@ export function createAllocBackend(deps: BackendDeps): Backend {
         mtu: extIface.mtu,
         async run({ signal }: CallOptions) {
           if (signal.aborted) return;
-          await new Promise<void>((resolve) => signal.addEventListener("abort", () => { resolve(); }, { once: true }));
+          await new Promise<void>((resolve) => {
+            signal.addEventListener(
+              "abort",
+              () => {
+                resolve();
+              },
+              { once: true },
+            );
+          });
         },
       };
     },

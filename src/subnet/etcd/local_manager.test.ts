@@ -10,7 +10,11 @@ import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import { describeSubnetManager } from "../manager_contract.js";
 import { watchLeases } from "../watch_leases.js";
 
-const attrs = (publicIP: string): LeaseAttrs => ({ publicIP, publicIPv6: null, backendType: "alloc" });
+const attrs = (publicIP: string): LeaseAttrs => ({
+  publicIP,
+  publicIPv6: null,
+  backendType: "alloc",
+});
 const signal = () => AbortSignal.timeout(30_000);
 
 let server: EtcdServer;
@@ -42,7 +46,8 @@ async function collect(
   }
 }
 
-const describeEvents = (events: readonly LeaseEvent[]) => events.map((e) => `${e.type} ${e.lease.subnet.toString()}`);
+const describeEvents = (events: readonly LeaseEvent[]) =>
+  events.map((e) => `${e.type} ${e.lease.subnet.toString()}`);
 
 describe("LocalManager", () => {
   let fx: EtcdFixture;
@@ -59,7 +64,9 @@ describe("LocalManager", () => {
       // 63 subnets for 50 nodes: many picks collide, and every collision must be retried.
       await f.setConfig('{"Network":"10.20.0.0/16","SubnetLen":22,"Backend":{"Type":"alloc"}}');
       const managers = await Promise.all(Array.from({ length: 50 }, () => f.manager()));
-      const leases = await Promise.all(managers.map((m, i) => m.acquireLease(attrs(`192.0.2.${i + 1}`), { signal: signal() })));
+      const leases = await Promise.all(
+        managers.map((m, i) => m.acquireLease(attrs(`192.0.2.${i + 1}`), { signal: signal() })),
+      );
       const subnets = new Set(leases.map((l) => l.subnet.toString()));
       assert.equal(subnets.size, 50);
       const stored = await f.registry.getSubnets({ withExpiration: false });
@@ -77,11 +84,24 @@ describe("LocalManager", () => {
     const f = await openFixture(server);
     try {
       await f.setConfig('{"Network":"10.21.0.0/16","Backend":{"Type":"alloc"}}');
-      const lease = await (await f.manager()).acquireLease({ publicIP: "192.0.2.9", publicIPv6: null, backendType: "vxlan", backendData: { VNI: 1, VtepMAC: "c6:d2:32:6f:8f:44" } }, { signal: signal() });
+      const lease = await (
+        await f.manager()
+      ).acquireLease(
+        {
+          publicIP: "192.0.2.9",
+          publicIPv6: null,
+          backendType: "vxlan",
+          backendData: { VNI: 1, VtepMAC: "c6:d2:32:6f:8f:44" },
+        },
+        { signal: signal() },
+      );
       const key = `${f.prefix}/subnets/${lease.subnet.ipString}-24`;
       const response = await f.registry.client.get(key).exec();
       const kv = response.kvs[0]!;
-      assert.equal(kv.value.toString(), '{"PublicIP":"192.0.2.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}');
+      assert.equal(
+        kv.value.toString(),
+        '{"PublicIP":"192.0.2.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}',
+      );
       const ttl = await f.registry.client.leaseClient.leaseTimeToLive({ ID: kv.lease });
       assert.ok(Number(ttl.TTL) > 86_000 && Number(ttl.TTL) <= 86_400, `TTL ${ttl.TTL}`);
     } finally {
@@ -93,12 +113,18 @@ describe("LocalManager", () => {
     const f = await openFixture(server);
     try {
       await f.setConfig('{"Network":"10.22.0.0/16","Backend":{"Type":"alloc"}}');
-      const first = await (await f.manager()).acquireLease(attrs("192.0.2.10"), { signal: signal() });
-      const byIP = await (await f.manager()).acquireLease(attrs("192.0.2.10"), { signal: signal() });
+      const first = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.10"), { signal: signal() });
+      const byIP = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.10"), { signal: signal() });
       assert.equal(byIP.subnet.toString(), first.subnet.toString());
       // The lease is gone (expired) but subnet.env still names the subnet: it is taken again.
       await f.registry.deleteSubnet(first.subnet, null);
-      const fromEnv = await (await f.manager({ previous: { subnet: first.subnet, ipv6Subnet: null } })).acquireLease(attrs("192.0.2.10"), { signal: signal() });
+      const fromEnv = await (
+        await f.manager({ previous: { subnet: first.subnet, ipv6Subnet: null } })
+      ).acquireLease(attrs("192.0.2.10"), { signal: signal() });
       assert.equal(fromEnv.subnet.toString(), first.subnet.toString());
     } finally {
       await f.cleanup();
@@ -109,8 +135,12 @@ describe("LocalManager", () => {
     const f = await openFixture(server);
     try {
       await f.setConfig('{"Network":"10.23.0.0/16","Backend":{"Type":"alloc"}}');
-      const other = await (await f.manager()).acquireLease(attrs("192.0.2.11"), { signal: signal() });
-      const mine = await (await f.manager({ previous: { subnet: other.subnet, ipv6Subnet: null } })).acquireLease(attrs("192.0.2.12"), { signal: signal() });
+      const other = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.11"), { signal: signal() });
+      const mine = await (
+        await f.manager({ previous: { subnet: other.subnet, ipv6Subnet: null } })
+      ).acquireLease(attrs("192.0.2.12"), { signal: signal() });
       assert.notEqual(mine.subnet.toString(), other.subnet.toString());
     } finally {
       await f.cleanup();
@@ -123,12 +153,25 @@ describe("LocalManager", () => {
       // Three subnets: 10.24.1.0, .2.0 and .3.0. The middle one is reserved for 192.0.2.20.
       await f.setConfig('{"Network":"10.24.0.0/22","Backend":{"Type":"alloc"}}');
       const reservedKey = `${f.prefix}/subnets/10.24.2.0-24`;
-      await f.registry.client.put(reservedKey).value('{"PublicIP":"192.0.2.20","PublicIPv6":null}').exec();
+      await f.registry.client
+        .put(reservedKey)
+        .value('{"PublicIP":"192.0.2.20","PublicIPv6":null}')
+        .exec();
       const ttl = { leaseTTLSeconds: 2 };
-      const a = await (await f.manager(ttl)).acquireLease(attrs("192.0.2.21"), { signal: signal() });
-      const b = await (await f.manager(ttl)).acquireLease(attrs("192.0.2.22"), { signal: signal() });
-      assert.deepEqual([a.subnet.toString(), b.subnet.toString()].sort(), ["10.24.1.0/24", "10.24.3.0/24"]);
-      await assert.rejects((await f.manager(ttl)).acquireLease(attrs("192.0.2.23"), { signal: signal() }), NetworkFullError);
+      const a = await (
+        await f.manager(ttl)
+      ).acquireLease(attrs("192.0.2.21"), { signal: signal() });
+      const b = await (
+        await f.manager(ttl)
+      ).acquireLease(attrs("192.0.2.22"), { signal: signal() });
+      assert.deepEqual([a.subnet.toString(), b.subnet.toString()].sort(), [
+        "10.24.1.0/24",
+        "10.24.3.0/24",
+      ]);
+      await assert.rejects(
+        (await f.manager(ttl)).acquireLease(attrs("192.0.2.23"), { signal: signal() }),
+        NetworkFullError,
+      );
 
       const owner = await f.manager(ttl);
       const reserved = await owner.acquireLease(attrs("192.0.2.20"), { signal: signal() });
@@ -140,7 +183,10 @@ describe("LocalManager", () => {
       const kv = (await f.registry.client.get(reservedKey).exec()).kvs[0];
       assert.ok(kv, "the reservation is still there");
       assert.equal(kv.lease, "0", "and still has no etcd lease");
-      assert.equal(kv.value.toString(), '{"PublicIP":"192.0.2.20","PublicIPv6":null,"BackendType":"alloc"}');
+      assert.equal(
+        kv.value.toString(),
+        '{"PublicIP":"192.0.2.20","PublicIPv6":null,"BackendType":"alloc"}',
+      );
     } finally {
       await f.cleanup();
     }
@@ -151,12 +197,19 @@ describe("LocalManager", () => {
     try {
       await f.setConfig('{"Network":"10.25.0.0/28","Backend":{"Type":"alloc"}}');
       const signalled = { signal: signal() };
-      for (let i = 0; i < 3; i++) await (await f.manager()).acquireLease(attrs(`192.0.2.${30 + i}`), signalled);
-      await assert.rejects((await f.manager()).acquireLease(attrs("192.0.2.39"), signalled), (err: Error) => {
-        assert.ok(err instanceof NetworkFullError);
-        assert.match(err.message, /out of subnets: all 3 subnets of \/30 in network 10\.25\.0\.0\/28/);
-        return true;
-      });
+      for (let i = 0; i < 3; i++)
+        await (await f.manager()).acquireLease(attrs(`192.0.2.${30 + i}`), signalled);
+      await assert.rejects(
+        (await f.manager()).acquireLease(attrs("192.0.2.39"), signalled),
+        (err: Error) => {
+          assert.ok(err instanceof NetworkFullError);
+          assert.match(
+            err.message,
+            /out of subnets: all 3 subnets of \/30 in network 10\.25\.0\.0\/28/,
+          );
+          return true;
+        },
+      );
     } finally {
       await f.cleanup();
     }
@@ -206,15 +259,23 @@ describe("LocalManager", () => {
     try {
       await f.setConfig('{"Network":"10.28.0.0/16","Backend":{"Type":"alloc"}}');
       const watcherNode = await f.manager();
-      const own = await watcherNode.acquireLease(attrs("192.0.2.60"), { signal: controller.signal });
+      const own = await watcherNode.acquireLease(attrs("192.0.2.60"), {
+        signal: controller.signal,
+      });
       const seen: LeaseEvent[] = [];
-      const iterator = watchLeases(watcherNode, own, { signal: controller.signal })[Symbol.asyncIterator]();
+      const iterator = watchLeases(watcherNode, own, { signal: controller.signal })[
+        Symbol.asyncIterator
+      ]();
       const first = await iterator.next(); // the (empty) snapshot: the watch is in place
       assert.deepEqual(first.value, []);
       const rest = { [Symbol.asyncIterator]: () => iterator };
 
-      const deleted = await (await f.manager()).acquireLease(attrs("192.0.2.61"), { signal: controller.signal });
-      const expiring = await (await f.manager({ leaseTTLSeconds: 2 })).acquireLease(attrs("192.0.2.62"), { signal: controller.signal });
+      const deleted = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.61"), { signal: controller.signal });
+      const expiring = await (
+        await f.manager({ leaseTTLSeconds: 2 })
+      ).acquireLease(attrs("192.0.2.62"), { signal: controller.signal });
       await f.registry.deleteSubnet(deleted.subnet, null);
       await collect(rest, seen, (s) => s.length >= 4);
       assert.deepEqual(describeEvents(seen), [
@@ -223,7 +284,11 @@ describe("LocalManager", () => {
         `removed ${deleted.subnet.toString()}`,
         `removed ${expiring.subnet.toString()}`, // expired after 2 s
       ]);
-      assert.equal(seen[2]?.lease.attrs.publicIP, "192.0.2.61", "a removal carries the lease as it was");
+      assert.equal(
+        seen[2]?.lease.attrs.publicIP,
+        "192.0.2.61",
+        "a removal carries the lease as it was",
+      );
     } finally {
       controller.abort();
       await f.cleanup();
@@ -235,19 +300,28 @@ describe("LocalManager", () => {
     const controller = new AbortController();
     try {
       await f.setConfig('{"Network":"10.29.0.0/16","Backend":{"Type":"alloc"}}');
-      const a = await (await f.manager()).acquireLease(attrs("192.0.2.70"), { signal: controller.signal });
+      const a = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.70"), { signal: controller.signal });
       const watcherNode = await f.manager();
       const seen: LeaseEvent[] = [];
-      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[Symbol.asyncIterator]();
-      assert.deepEqual(describeEvents((await iterator.next()).value as LeaseEvent[]), [`added ${a.subnet.toString()}`]);
+      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[
+        Symbol.asyncIterator
+      ]();
+      assert.deepEqual(describeEvents((await iterator.next()).value as LeaseEvent[]), [
+        `added ${a.subnet.toString()}`,
+      ]);
       const rest = { [Symbol.asyncIterator]: () => iterator };
 
-      const put = (key: string, value: string) => f.registry.client.put(`${f.prefix}/subnets/${key}`).value(value).exec();
+      const put = (key: string, value: string) =>
+        f.registry.client.put(`${f.prefix}/subnets/${key}`).value(value).exec();
       await put("not-a-subnet", '{"PublicIP":"192.0.2.71"}');
       await put("10.29.200.0-24", "{ not json");
       await put("10.99.1.0-24", '{"PublicIP":"192.0.2.72","PublicIPv6":null}');
       await f.registry.client.delete().key(`${f.prefix}/subnets/not-a-subnet`).exec();
-      const b = await (await f.manager()).acquireLease(attrs("192.0.2.73"), { signal: controller.signal });
+      const b = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.73"), { signal: controller.signal });
       await collect(rest, seen, (s) => s.length >= 1);
       assert.deepEqual(describeEvents(seen), [`added ${b.subnet.toString()}`]);
     } finally {
@@ -262,18 +336,28 @@ describe("LocalManager", () => {
     const controller = new AbortController();
     try {
       await f.setConfig('{"Network":"10.30.0.0/16","Backend":{"Type":"alloc"}}');
-      const stays = await (await f.manager()).acquireLease(attrs("192.0.2.80"), { signal: controller.signal });
-      const goes = await (await f.manager()).acquireLease(attrs("192.0.2.81"), { signal: controller.signal });
+      const stays = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.80"), { signal: controller.signal });
+      const goes = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.81"), { signal: controller.signal });
       // The watching node reaches etcd through the proxy, which the test cuts.
       const watcherNode = await f.manager({}, `http://127.0.0.1:${proxy.port}`);
-      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[Symbol.asyncIterator]();
+      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[
+        Symbol.asyncIterator
+      ]();
       assert.equal(((await iterator.next()).value as LeaseEvent[]).length, 2);
       const rest = { [Symbol.asyncIterator]: () => iterator };
 
       proxy.cut();
       await f.registry.deleteSubnet(goes.subnet, null);
-      const comes = await (await f.manager()).acquireLease(attrs("192.0.2.82"), { signal: controller.signal });
-      const churn = await (await f.manager()).acquireLease(attrs("192.0.2.83"), { signal: controller.signal });
+      const comes = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.82"), { signal: controller.signal });
+      const churn = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.83"), { signal: controller.signal });
       await f.registry.deleteSubnet(churn.subnet, null); // came and went while the watch was away
       const { header } = await f.registry.client.get("compact-marker").exec();
       await f.registry.client.kv.compact({ revision: header.revision, physical: true });
@@ -281,8 +365,14 @@ describe("LocalManager", () => {
 
       const seen: LeaseEvent[] = [];
       await collect(rest, seen, (s) => s.length >= 2);
-      assert.deepEqual(describeEvents(seen).sort(), [`added ${comes.subnet.toString()}`, `removed ${goes.subnet.toString()}`].sort());
-      assert.ok(!describeEvents(seen).some((e) => e.endsWith(stays.subnet.toString())), "an unchanged lease is not re-announced");
+      assert.deepEqual(
+        describeEvents(seen).sort(),
+        [`added ${comes.subnet.toString()}`, `removed ${goes.subnet.toString()}`].sort(),
+      );
+      assert.ok(
+        !describeEvents(seen).some((e) => e.endsWith(stays.subnet.toString())),
+        "an unchanged lease is not re-announced",
+      );
     } finally {
       controller.abort();
       await proxy.close();

@@ -16,7 +16,12 @@ import { randomInt } from "node:crypto";
 import { checkNetworkConfig, parseNetworkConfig } from "../../config/network_config.js";
 import type { CheckedNetworkConfig, SubnetRange } from "../../config/network_config.js";
 import type { PreviousSubnets } from "../../config/subnet_env.js";
-import { ConfigError, LeaseRevokedError, LeaseConflictError, NetworkFullError } from "../../errors.js";
+import {
+  ConfigError,
+  LeaseRevokedError,
+  LeaseConflictError,
+  NetworkFullError,
+} from "../../errors.js";
 import { IPNet, formatIP } from "../../ip/ip.js";
 import { leaseKeyOf } from "../../lease/lease.js";
 import type { Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
@@ -102,7 +107,10 @@ export class LocalManager implements SubnetManager {
       } catch (err) {
         if (!(err instanceof LeaseConflictError) || attempt >= MAX_ACQUIRE_ATTEMPTS) throw err;
         this.stats.conflicts++;
-        this.#log.info({ subnet: err.subnet, attempt }, "Subnet taken by another node meanwhile; trying another");
+        this.#log.info(
+          { subnet: err.subnet, attempt },
+          "Subnet taken by another node meanwhile; trying another",
+        );
       }
     }
   }
@@ -114,9 +122,16 @@ export class LocalManager implements SubnetManager {
     const own = leases.find((lease) => lease.attrs.publicIP === attrs.publicIP);
     if (own !== undefined) {
       if (fits(own)) {
-        const kept = await this.#registry.updateSubnet(own, attrs, own.reserved ? null : this.#ttlSeconds);
+        const kept = await this.#registry.updateSubnet(
+          own,
+          attrs,
+          own.reserved ? null : this.#ttlSeconds,
+        );
         if (kept !== null) {
-          this.#log.info({ subnet: leaseKeyOf(kept), reserved: kept.reserved }, "Found lease for this node; reusing it");
+          this.#log.info(
+            { subnet: leaseKeyOf(kept), reserved: kept.reserved },
+            "Found lease for this node; reusing it",
+          );
           return kept;
         }
       } else if (own.reserved) {
@@ -124,7 +139,10 @@ export class LocalManager implements SubnetManager {
           `Cannot use reserved subnet "${leaseKeyOf(own)}" for public IP ${attrs.publicIP}: it does not fit the network config (SubnetLen, SubnetMin, SubnetMax): change the reservation or the config`,
         );
       } else {
-        this.#log.info({ subnet: leaseKeyOf(own) }, "Lease of this node no longer fits the network config; deleting it");
+        this.#log.info(
+          { subnet: leaseKeyOf(own) },
+          "Lease of this node no longer fits the network config; deleting it",
+        );
         await this.#registry.deleteSubnet(own.subnet, own.ipv6Subnet);
       }
     }
@@ -132,10 +150,18 @@ export class LocalManager implements SubnetManager {
     const taken = leases.filter((lease) => lease !== own);
     const previous = this.#previous;
     if (previous.subnet !== null) {
-      const wanted = { subnet: previous.subnet, ipv6Subnet: config.ipv6 ? previous.ipv6Subnet : null };
+      const wanted = {
+        subnet: previous.subnet,
+        ipv6Subnet: config.ipv6 ? previous.ipv6Subnet : null,
+      };
       const isFree = !taken.some((lease) => lease.subnet.overlaps(wanted.subnet));
       if (fits(wanted) && isFree) {
-        const lease = await this.#registry.createSubnet(wanted.subnet, wanted.ipv6Subnet, attrs, this.#ttlSeconds);
+        const lease = await this.#registry.createSubnet(
+          wanted.subnet,
+          wanted.ipv6Subnet,
+          attrs,
+          this.#ttlSeconds,
+        );
         this.#log.info({ subnet: leaseKeyOf(lease) }, "Leased the subnet this node had before");
         return lease;
       }
@@ -143,9 +169,15 @@ export class LocalManager implements SubnetManager {
 
     const ipv4 = config.ipv4;
     if (ipv4 === null) throw new TypeError("acquireLease needs a config with an IPv4 range");
-    const subnet = pickFreeSubnet(ipv4, taken.map((lease) => lease.subnet));
+    const subnet = pickFreeSubnet(
+      ipv4,
+      taken.map((lease) => lease.subnet),
+    );
     const ipv6Subnet = config.ipv6
-      ? pickFreeSubnet(config.ipv6, taken.flatMap((lease) => (lease.ipv6Subnet ? [lease.ipv6Subnet] : [])))
+      ? pickFreeSubnet(
+          config.ipv6,
+          taken.flatMap((lease) => (lease.ipv6Subnet ? [lease.ipv6Subnet] : [])),
+        )
       : null;
     const lease = await this.#registry.createSubnet(subnet, ipv6Subnet, attrs, this.#ttlSeconds);
     this.#log.info({ subnet: leaseKeyOf(lease) }, "Leased a new subnet");
@@ -153,7 +185,11 @@ export class LocalManager implements SubnetManager {
   }
 
   async renewLease(lease: Lease, _opts: CallOptions): Promise<Lease> {
-    const renewed = await this.#registry.updateSubnet(lease, lease.attrs, lease.reserved ? null : this.#ttlSeconds);
+    const renewed = await this.#registry.updateSubnet(
+      lease,
+      lease.attrs,
+      lease.reserved ? null : this.#ttlSeconds,
+    );
     if (renewed === null) throw revoked(lease);
     return renewed;
   }
@@ -161,7 +197,7 @@ export class LocalManager implements SubnetManager {
   async completeLease(lease: Lease, opts: CallOptions): Promise<void> {
     let current = lease;
     const renewLoop = async ({ signal }: CallOptions) => {
-      while (!signal.aborted) {
+      for (;;) {
         if (current.reserved || current.expiration === null) {
           if (!(await sleep(RENEW_RETRY_MS, signal))) return;
           continue;
@@ -174,7 +210,10 @@ export class LocalManager implements SubnetManager {
         }
         try {
           current = await this.renewLease(current, { signal });
-          this.#log.info({ subnet: leaseKeyOf(current), expiration: current.expiration }, "Lease renewed");
+          this.#log.info(
+            { subnet: leaseKeyOf(current), expiration: current.expiration },
+            "Lease renewed",
+          );
         } catch (err) {
           if (err instanceof LeaseRevokedError || signal.aborted) throw err;
           this.#log.error({ err }, "Cannot renew lease; retrying in a minute");
@@ -185,14 +224,20 @@ export class LocalManager implements SubnetManager {
     const followOwnKey = async ({ signal }: CallOptions) => {
       const key = this.#registry.subnetKey(current.subnet, current.ipv6Subnet);
       const delays = backoff(100, 5_000);
-      while (!signal.aborted) {
+      for (;;) {
         try {
-          const { lease: stored, revision } = await this.#registry.getSubnet(current.subnet, current.ipv6Subnet);
+          const { lease: stored, revision } = await this.#registry.getSubnet(
+            current.subnet,
+            current.ipv6Subnet,
+          );
           if (stored === null) throw revoked(current);
           current = stored;
           for await (const batch of this.#registry.watchSubnets(revision + 1n, { key, signal })) {
             if (batch.changes.some((change) => change.type === "delete")) throw revoked(current);
-            const { lease: updated } = await this.#registry.getSubnet(current.subnet, current.ipv6Subnet);
+            const { lease: updated } = await this.#registry.getSubnet(
+              current.subnet,
+              current.ipv6Subnet,
+            );
             if (updated === null) throw revoked(current);
             current = updated;
           }
@@ -215,11 +260,17 @@ export class LocalManager implements SubnetManager {
     const { signal } = opts;
     const delays = backoff(100, 5_000);
     const config = this.#config ?? (await this.getNetworkConfig(opts));
-    while (!signal.aborted) {
+    for (;;) {
       try {
         const listing = await this.#registry.getSubnets({ withExpiration: false });
-        for (const { key, reason } of listing.skipped) this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
-        yield { kind: "snapshot", leases: listing.leases.filter((lease) => this.#usable(lease, config, lease.subnet.toString())) };
+        for (const { key, reason } of listing.skipped)
+          this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
+        yield {
+          kind: "snapshot",
+          leases: listing.leases.filter((lease) =>
+            this.#usable(lease, config, lease.subnet.toString()),
+          ),
+        };
         for await (const batch of this.#registry.watchSubnets(listing.revision + 1n, { signal })) {
           const events = batch.changes.flatMap((change) => this.#eventOf(change, config));
           if (events.length > 0) yield { kind: "events", events };
@@ -243,11 +294,16 @@ export class LocalManager implements SubnetManager {
 
   #eventOf(change: SubnetChange, config: CheckedNetworkConfig): LeaseEvent[] {
     if (change.lease === null) {
-      this.#log.warn({ key: change.key, reason: change.reason }, "Skipping a key that is not a lease");
+      this.#log.warn(
+        { key: change.key, reason: change.reason },
+        "Skipping a key that is not a lease",
+      );
       return [];
     }
     if (change.type === "delete") return [{ type: "removed", lease: change.lease }];
-    return this.#usable(change.lease, config, change.key) ? [{ type: "added", lease: change.lease }] : [];
+    return this.#usable(change.lease, config, change.key)
+      ? [{ type: "added", lease: change.lease }]
+      : [];
   }
 
   #usable(lease: Lease, config: CheckedNetworkConfig, key: string): boolean {
@@ -267,7 +323,10 @@ function revoked(lease: Pick<Lease, "subnet" | "ipv6Subnet">): LeaseRevokedError
 }
 
 /** flannel's isSubnetConfigCompat: the lease lies in the ranges and has the configured length. */
-export function leaseFitsConfig(lease: Pick<Lease, "subnet" | "ipv6Subnet">, config: CheckedNetworkConfig): boolean {
+export function leaseFitsConfig(
+  lease: Pick<Lease, "subnet" | "ipv6Subnet">,
+  config: CheckedNetworkConfig,
+): boolean {
   const inRange = (net: IPNet, range: SubnetRange) =>
     net.family === range.network.family &&
     net.prefixLen === range.subnetLen &&
@@ -285,17 +344,25 @@ export function leaseFitsConfig(lease: Pick<Lease, "subnet" | "ipv6Subnet">, con
 export function pickFreeSubnet(range: SubnetRange, taken: readonly IPNet[]): IPNet {
   const family = range.network.family;
   const size = 1n << BigInt(range.network.bits - range.subnetLen);
-  const sorted = [...taken].filter((net) => net.family === family).sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  // Taken ranges as [start, end), sorted by start: one pass over the candidates finds the gaps.
+  const spans = taken
+    .filter((net) => net.family === family)
+    .map((net) => [net.ip, net.ip + net.size] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const free: IPNet[] = [];
   let first = 0;
-  for (let ip = range.subnetMin; ip <= range.subnetMax && free.length < MAX_CANDIDATES; ip += size) {
-    while (first < sorted.length && sorted[first]!.ip + sorted[first]!.size <= ip) first++;
+  for (
+    let ip = range.subnetMin;
+    ip <= range.subnetMax && free.length < MAX_CANDIDATES;
+    ip += size
+  ) {
+    while ((spans[first]?.[1] ?? ip + 1n) <= ip) first++;
+    const end = ip + size;
     let overlaps = false;
-    for (let i = first; i < sorted.length && sorted[i]!.ip < ip + size; i++) {
-      if (sorted[i]!.ip + sorted[i]!.size > ip) {
-        overlaps = true;
-        break;
-      }
+    for (let i = first; !overlaps; i++) {
+      const span = spans[i];
+      if (span === undefined || span[0] >= end) break;
+      overlaps = span[1] > ip;
     }
     if (!overlaps) free.push(new IPNet(family, ip, range.subnetLen));
   }

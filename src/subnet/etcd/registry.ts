@@ -89,7 +89,8 @@ export class EtcdRegistry {
     } else if (config.caFile) {
       options.credentials = { rootCertificate: await readFile(config.caFile) };
     }
-    if (config.username) options.auth = { username: config.username, password: config.password ?? "" };
+    if (config.username)
+      options.auth = { username: config.username, password: config.password ?? "" };
     return new EtcdRegistry(new Etcd3(options), config.prefix);
   }
 
@@ -110,7 +111,9 @@ export class EtcdRegistry {
 
   /** Reads the network config text. */
   async getNetworkConfigText(): Promise<string> {
-    const text = await this.#call("read the network config", () => this.#client.get(this.configKey).string());
+    const text = await this.#call("read the network config", () =>
+      this.#client.get(this.configKey).string(),
+    );
     if (text === null) {
       throw new ConfigNotFoundError(
         `Cannot read network config at "${this.configKey}": flannel config not found in etcd store. Did you create your config using etcdv3 API?`,
@@ -121,7 +124,9 @@ export class EtcdRegistry {
 
   /** Stores the network config text. */
   async setNetworkConfigText(text: string): Promise<void> {
-    await this.#call("store the network config", () => this.#client.put(this.configKey).value(text).exec());
+    await this.#call("store the network config", () =>
+      this.#client.put(this.configKey).value(text).exec(),
+    );
   }
 
   /** Lists every lease under the prefix. Keys that do not parse are returned in `skipped`. */
@@ -153,7 +158,10 @@ export class EtcdRegistry {
   }
 
   /** Reads one lease; null when its key is absent. */
-  async getSubnet(subnet: IPNet, ipv6Subnet: IPNet | null): Promise<{ lease: Lease | null; revision: bigint }> {
+  async getSubnet(
+    subnet: IPNet,
+    ipv6Subnet: IPNet | null,
+  ): Promise<{ lease: Lease | null; revision: bigint }> {
     const key = this.subnetKey(subnet, ipv6Subnet);
     const response = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
     const revision = BigInt(response.header.revision);
@@ -191,7 +199,13 @@ export class EtcdRegistry {
       await this.#revoke(etcdLease);
       throw new LeaseConflictError(makeSubnetKey(subnet, ipv6Subnet));
     }
-    return { subnet, ipv6Subnet, attrs, expiration: new Date(Date.now() + ttlSeconds * 1000), reserved: false };
+    return {
+      subnet,
+      ipv6Subnet,
+      attrs,
+      expiration: new Date(Date.now() + ttlSeconds * 1000),
+      reserved: false,
+    };
   }
 
   /**
@@ -249,7 +263,9 @@ export class EtcdRegistry {
     // watcher() rather than create(): create() resolves on "connected", and etcd may send the
     // first events, or the cancellation of a compacted revision, in the same read, before a
     // listener could be attached. on() attaches its "data" and "error" listeners right here.
-    const watcher = (opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)).watcher();
+    const watcher = (
+      opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)
+    ).watcher();
     const responses = on(watcher, "data", { signal: opts.signal });
     let cancelled = false;
     try {
@@ -259,10 +275,18 @@ export class EtcdRegistry {
           const key = event.kv.key.toString();
           if (event.type === "Delete") {
             const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
-            if (parsed === null) return { type: "delete", key, lease: null, reason: "the key is not a subnet key" };
-            const previous = (event.prev_kv as IKeyValue | undefined) ? this.#decode(event.prev_kv) : null;
-            const attrs = previous !== null && "lease" in previous ? previous.lease.attrs : EMPTY_ATTRS;
-            return { type: "delete", key, lease: { ...parsed, attrs, expiration: null, reserved: false } };
+            if (parsed === null)
+              return { type: "delete", key, lease: null, reason: "the key is not a subnet key" };
+            const previous = (event.prev_kv as IKeyValue | undefined)
+              ? this.#decode(event.prev_kv)
+              : null;
+            const attrs =
+              previous !== null && "lease" in previous ? previous.lease.attrs : EMPTY_ATTRS;
+            return {
+              type: "delete",
+              key,
+              lease: { ...parsed, attrs, expiration: null, reserved: false },
+            };
           }
           const decoded = this.#decode(event.kv);
           if ("reason" in decoded) return { type: "put", key, lease: null, reason: decoded.reason };
@@ -276,7 +300,11 @@ export class EtcdRegistry {
       cancelled = true;
       throw err;
     } finally {
-      if (!cancelled) await Promise.race([watcher.cancel().catch(() => undefined), delay(WATCH_CANCEL_TIMEOUT_MS, undefined, { ref: false })]);
+      if (!cancelled)
+        await Promise.race([
+          watcher.cancel().catch(() => undefined),
+          delay(WATCH_CANCEL_TIMEOUT_MS, undefined, { ref: false }),
+        ]);
     }
   }
 

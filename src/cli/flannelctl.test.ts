@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { startEtcd } from "../lab/etcd_server.js";
+import type { EtcdServer } from "../lab/etcd_server.js";
+
+const BIN = resolve(import.meta.dirname, "../../../bin/flannelctl");
+
+function flannelctl(
+  args: readonly string[],
+  input?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(BIN, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => {
+      done({ code, stdout, stderr });
+    });
+    child.stdin.end(input ?? "");
+  });
+}
+
+let server: EtcdServer;
+let dir: string;
+before(async () => {
+  server = await startEtcd();
+  dir = await mkdtemp(join(tmpdir(), "flannel-ts-ctl-"));
+});
+after(async () => {
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test("flannelctl config validate prints the normalized config as one JSON object", async () => {
+  const file = join(dir, "ok.json");
+  await writeFile(
+    file,
+    '{"network":"10.1.2.3/16","enableIPv6":true,"ipv6Network":"FC00::/48","backend":{"type":"VXLAN","VNI":7}}',
+  );
+  const { code, stdout } = await flannelctl(["config", "validate", file]);
+  assert.equal(code, 0);
+  assert.deepEqual(JSON.parse(stdout), {
+    Network: "10.1.0.0/16",
+    SubnetLen: 24,
+    SubnetMin: "10.1.1.0",
+    SubnetMax: "10.1.255.0",
+    EnableIPv4: true,
+    EnableIPv6: true,
+    IPv6Network: "fc00::/48",
+    IPv6SubnetLen: 64,
+    IPv6SubnetMin: "fc00:0:0:1::",
+    IPv6SubnetMax: "fc00:0:0:ffff::",
+    EnableNFTables: false,
+    BackendType: "vxlan",
+    Backend: { type: "VXLAN", VNI: 7 },
+  });
+});
+
+test("flannelctl config validate exits 1 with the reason on stderr", async () => {
+  const file = join(dir, "bad.json");
+  await writeFile(file, '{"Network":"10.0.0.0/29"}');
+  const { code, stdout, stderr } = await flannelctl(["config", "validate", file]);
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.match(stderr, /network is too small. Minimum useful network prefix is \/28/);
+});
+
+test("flannelctl config validate names a missing file", async () => {
+  const { code, stderr } = await flannelctl(["config", "validate", join(dir, "absent.json")]);
+  assert.equal(code, 1);
+  assert.match(stderr, /Cannot read network config ".*absent.json": ENOENT/);
+});
+
+test("flannelctl config set stores a valid config and refuses an invalid one, keeping the old", async () => {
+  const etcd = [`--etcd-endpoints=${server.endpoint}`, "--etcd-prefix=/ctl/network"];
+  const good = '{"Network":"10.7.0.0/16","Backend":{"Type":"vxlan"}}';
+  const stored = await flannelctl(["config", "set", "-", ...etcd], good);
+  assert.equal(stored.code, 0, stored.stderr);
+  const bad = await flannelctl(
+    ["config", "set", "-", ...etcd],
+    '{"Network":"10.7.0.0/16","SubnetLen":31}',
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /SubnetLen must be less than \/31/);
+  const got = await flannelctl(["config", "get", ...etcd]);
+  assert.equal(got.stdout.trim(), good);
+});
+
+test("flannelctl leases lists leases with expiry and marks reservations; --json too", async () => {
+  const etcd = [`--etcd-endpoints=${server.endpoint}`, "--etcd-prefix=/leases/network"];
+  const { EtcdRegistry } = await import("../subnet/etcd/registry.js");
+  const registry = await EtcdRegistry.connect({
+    endpoints: [server.endpoint],
+    prefix: "/leases/network",
+  });
+  try {
+    await registry.client
+      .put("/leases/network/subnets/10.8.2.0-24")
+      .value('{"PublicIP":"192.0.2.2","PublicIPv6":null}')
+      .exec();
+    const grant = await registry.client.leaseClient.leaseGrant({ TTL: 3600 });
+    await registry.client
+      .put("/leases/network/subnets/10.8.1.0-24")
+      .value(
+        '{"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}}',
+      )
+      .lease(grant.ID)
+      .exec();
+  } finally {
+    registry.close();
+  }
+  const table = await flannelctl(["leases", ...etcd]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trim().split("\n");
+  assert.match(lines[0]!, /^SUBNET\s+PUBLIC IP\s+BACKEND\s+EXPIRES$/);
+  assert.match(lines[1]!, /^10\.8\.1\.0\/24\s+192\.0\.2\.1\s+vxlan\s+\S+ \(in 0h59m\)$/);
+  assert.match(lines[2]!, /^10\.8\.2\.0\/24\s+192\.0\.2\.2\s+-\s+never \(reserved\)$/);
+  const json = JSON.parse((await flannelctl(["leases", "--json", ...etcd])).stdout) as {
+    subnet: string;
+    reserved: boolean;
+    backendData: unknown;
+  }[];
+  assert.deepEqual(
+    json.map((l) => [l.subnet, l.reserved]),
+    [
+      ["10.8.1.0/24", false],
+      ["10.8.2.0/24", true],
+    ],
+  );
+  assert.deepEqual(json[0]?.backendData, { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:ff" });
+});
