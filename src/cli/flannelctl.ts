@@ -14,6 +14,8 @@ import {
 } from "../subnet/etcd/registry.js";
 import type { EtcdConfig } from "../subnet/etcd/registry.js";
 import { VERSION } from "../version.js";
+import { labDown, labEtcdctl, labUp, readLab } from "../lab/cluster.js";
+import { formatLabStatus, labStatus } from "../lab/lab_status.js";
 
 interface EtcdFlags {
   etcdEndpoints: string;
@@ -156,7 +158,76 @@ export function buildProgram(out: (text: string) => void): Command {
         process.stderr.write(`flannelctl: skipped "${key}": ${reason}\n`);
     });
   });
+  addLabCommands(program, out);
   return program;
+}
+
+function positiveInt(flag: string): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1)
+      throw new FlannelError(
+        `Invalid value "${text}" for ${flag}: expected a whole number, 1 or more`,
+      );
+    return n;
+  };
+}
+
+async function requireLab(name: string) {
+  const lab = await readLab(name);
+  if (lab === null)
+    throw new FlannelError(
+      `Cannot find lab "${name}": it is not up: run "flannelctl lab up --name ${name}"`,
+    );
+  return lab;
+}
+
+function addLabCommands(program: Command, out: (text: string) => void): void {
+  const lab = program
+    .command("lab")
+    .description("a whole flannel cluster on this machine, in network namespaces");
+  const progress = (step: string) => {
+    out(`  - ${step}\n`);
+  };
+  lab
+    .command("up")
+    .description("start etcd, N hosts each running flanneld, on a shared bridge")
+    .option(
+      "--name <name>",
+      "lab name (two labs with different names can run side by side)",
+      "flannel",
+    )
+    .option("--nodes <n>", "number of hosts", positiveInt("--nodes"), 3)
+    .option("--backend <type>", "flannel backend", "alloc")
+    .action(async (flags: { name: string; nodes: number; backend: string }) => {
+      out(`Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}\n`);
+      await labUp({ name: flags.name, nodes: flags.nodes, backend: flags.backend }, progress);
+      out(`Lab "${flags.name}" is up.\n`);
+    });
+  lab
+    .command("status")
+    .description("hosts, subnets, public IPs, processes; and the leases in etcd")
+    .option("--name <name>", "lab name", "flannel")
+    .option("--json", "print JSON")
+    .action(async (flags: { name: string; json?: boolean }) => {
+      const found = await requireLab(flags.name);
+      const nodes = await labStatus(found);
+      if (flags.json) {
+        out(`${JSON.stringify({ name: found.name, nodes }, null, 2)}\n`);
+        return;
+      }
+      out(formatLabStatus(nodes));
+      out(`\nLeases in etcd (${found.etcdEndpoint}):\n`);
+      const listing = await labEtcdctl(found, ["get", "--prefix", "/coreos.com/network/subnets/"]);
+      out(listing.trim() === "" ? "(none)\n" : listing);
+    });
+  lab
+    .command("down")
+    .description("remove every namespace, process and file of the lab (safe to run twice)")
+    .option("--name <name>", "lab name", "flannel")
+    .action(async (flags: { name: string }) => {
+      await labDown(flags.name, progress);
+    });
 }
 
 /** Runs flannelctl and resolves with the exit code. */

@@ -1,6 +1,7 @@
 /** How flannelctl shows leases: a table for people, JSON for scripts. */
 import type { Lease } from "./lease.js";
 import { leaseKeyOf } from "./lease.js";
+import { formatTable } from "../util/table.js";
 
 /** One lease as flannelctl prints it in JSON. */
 export interface LeaseJson {
@@ -55,10 +56,5 @@ export function formatLeaseTable(leases: readonly Lease[], now: Date): string {
       expiresText(lease, now),
     ]),
   ];
-  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0)));
-  const lines = rows.map((row) =>
-    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "),
-  );
-  if (leases.length === 0) lines.push("(no leases)");
-  return `${lines.join("\n")}\n`;
+  return formatTable(rows) + (leases.length === 0 ? "(no leases)\n" : "");
 }
