@@ -16,6 +16,7 @@ import type { EtcdConfig } from "../subnet/etcd/registry.js";
 import { VERSION } from "../version.js";
 import { labDown, labEtcdctl, labUp, readLab } from "../lab/cluster.js";
 import { formatLabStatus, labStatus } from "../lab/lab_status.js";
+import { installCni } from "../cni/install.js";
 
 interface EtcdFlags {
   etcdEndpoints: string;
@@ -158,6 +159,19 @@ export function buildProgram(out: (text: string) => void): Command {
         process.stderr.write(`flannelctl: skipped "${key}": ${reason}\n`);
     });
   });
+  program
+    .command("cni")
+    .description("the flannel CNI plugin")
+    .command("install")
+    .description(
+      "install bin/flannel and flannel's standard conflist (cbr0: flannel + portmap); other files are left alone",
+    )
+    .option("--bin-dir <dir>", "CNI plugin folder", "/opt/cni/bin")
+    .option("--conf-dir <dir>", "CNI config folder", "/etc/cni/net.d")
+    .action(async (flags: { binDir: string; confDir: string }) => {
+      const { plugin, conflist } = await installCni(flags);
+      out(`Installed ${plugin}\nWrote ${conflist}\n`);
+    });
   addLabCommands(program, out);
   return program;
 }

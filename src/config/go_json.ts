@@ -4,6 +4,7 @@
  * Go struct field would be left. Later keys win over earlier ones, as in Go.
  */
 import { z } from "zod";
+import { escapeLikeGo } from "../util/go_json_text.js";
 
 /** Wraps an object shape so that its keys match case-insensitively, as Go's json does. */
 export function goJson<Shape extends z.ZodRawShape>(shape: Shape) {
@@ -42,7 +43,5 @@ export function formatIssues(error: z.ZodError): string {
  * escaped, so that bytes written here equal flannel's.
  */
 export function goJsonStringify(value: unknown): string {
-  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => {
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
-  });
+  return escapeLikeGo(JSON.stringify(value));
 }

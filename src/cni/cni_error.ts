@@ -1,0 +1,51 @@
+/**
+ * CNI errors: the spec's error object (`cniVersion`, `code`, `msg`, `details`) printed on stdout
+ * with a non-zero exit. Codes are the spec's well-known ones.
+ */
+
+/** The spec's well-known error codes. */
+export const CniCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnvironment: 4,
+  IOFailure: 5,
+  DecodingFailure: 6,
+  InvalidNetworkConfig: 7,
+  TryAgainLater: 11,
+  /** flannel-ts's own: the delegate plugin failed without a CNI error of its own. */
+  DelegateFailed: 100,
+} as const;
+
+/** An error the plugin reports to the runtime as a CNI error object. */
+export class CniError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly details = "",
+  ) {
+    super(message);
+    this.name = "CniError";
+  }
+
+  /** The spec's JSON form. */
+  toJSON(cniVersion: string): Record<string, unknown> {
+    return {
+      cniVersion,
+      code: this.code,
+      msg: this.message,
+      ...(this.details ? { details: this.details } : {}),
+    };
+  }
+}
+
+/** A delegate's own CNI error, passed on to the runtime unchanged. */
+export class DelegateError extends Error {
+  constructor(
+    readonly output: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "DelegateError";
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * The flannel CNI plugin (flannel-io/cni-plugin): a meta-plugin. ADD turns this host's subnet.env
+ * into a bridge + host-local config, saves it under the container's ID and calls the delegate
+ * found in CNI_PATH; DEL replays the saved config to the delegate; CHECK verifies what can be
+ * verified (saved state, network namespace, interface, addresses, bridge); VERSION and STATUS
+ * answer as the spec says.
+ *
+ * Where flannel differs: a delegate DEL that fails keeps the saved config, so the runtime's
+ * retry can finish the job (flannel deletes it anyway); a missing subnet.env is "try again later"
+ * (code 11) with a hint, not a bare "no such file".
+ */
+import { spawn } from "node:child_process";
+import { access, constants, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic_write.js";
+import { CniCode, CniError, DelegateError } from "./cni_error.js";
+import { goMapJson } from "./go_json_sorted.js";
+import { buildDelegateConf, loadSubnetEnv, parseNetConf } from "./netconf.js";
+import type { FlannelNetConf } from "./netconf.js";
+
+/** The CNI spec versions this plugin speaks. */
+export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+const LATEST_VERSION = "1.1.0";
+
+/** What the runtime passes: the CNI_* variables and stdin. */
+export interface CniRequest {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdin: string;
+}
+
+/** What the plugin answers: stdout text and the exit code. */
+export interface CniResponse {
+  readonly stdout: string;
+  readonly code: number;
+}
+
+const REQUIRED_ENV: Record<string, readonly string[]> = {
+  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
+  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  STATUS: [],
+  VERSION: [],
+};
+
+function checkEnv(env: CniRequest["env"]): string {
+  const command = env.CNI_COMMAND ?? "";
+  const required = REQUIRED_ENV[command];
+  if (required === undefined) {
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `CNI_COMMAND "${command}" is not one of ${Object.keys(REQUIRED_ENV).join(", ")}`,
+    );
+  }
+  const missing = required.filter((name) => !env[name]);
+  if (missing.length > 0)
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `required env variables [${missing.join(",")}] missing`,
+    );
+  const containerID = env.CNI_CONTAINERID;
+  if (
+    containerID !== undefined &&
+    required.includes("CNI_CONTAINERID") &&
+    !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(containerID)
+  ) {
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `CNI_CONTAINERID "${containerID}" is invalid: expected letters, digits, "_", "." and "-", starting with a letter or digit`,
+    );
+  }
+  const ifname = env.CNI_IFNAME;
+  if (
+    ifname !== undefined &&
+    required.includes("CNI_IFNAME") &&
+    (ifname.length > 15 || !/^[^/:\s]+$/.test(ifname) || ifname === "." || ifname === "..")
+  ) {
+    throw new CniError(
+      CniCode.InvalidEnvironment,
+      `CNI_IFNAME "${ifname}" is invalid: expected an interface name of at most 15 characters without "/", ":" or spaces`,
+    );
+  }
+  return command;
+}
+
+function checkVersion(conf: FlannelNetConf): void {
+  if (
+    conf.cniVersion !== "" &&
+    !(SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion)
+  ) {
+    throw new CniError(
+      CniCode.IncompatibleVersion,
+      `incompatible CNI versions: config is "${conf.cniVersion}", plugin supports [${SUPPORTED_VERSIONS.join(", ")}]`,
+    );
+  }
+}
+
+/** Finds an executable plugin in CNI_PATH. */
+async function findPlugin(type: string, cniPath: string): Promise<string> {
+  const dirs = cniPath.split(":").filter((d) => d !== "");
+  if (/[/\\]/.test(type) || type === "")
+    throw new CniError(
+      CniCode.InvalidNetworkConfig,
+      `delegate type "${type}" is not a plugin name`,
+    );
+  for (const dir of dirs) {
+    const path = join(dir, type);
+    try {
+      await access(path, constants.X_OK);
+      return path;
+    } catch {
+      // not here
+    }
+  }
+  throw new CniError(
+    CniCode.InvalidEnvironment,
+    `failed to find plugin "${type}" in path [${dirs.join(" ")}]: check CNI_PATH`,
+  );
+}
+
+/** Runs a delegate plugin and resolves with its stdout; its CNI error is passed on unchanged. */
+async function invokeDelegate(
+  type: string,
+  command: string,
+  confBytes: string,
+  env: CniRequest["env"],
+): Promise<string> {
+  const path = await findPlugin(type, env.CNI_PATH ?? "");
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, [], {
+      env: { ...env, CNI_COMMAND: command },
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.on("error", (err) => {
+      reject(new CniError(CniCode.IOFailure, `failed to run delegate "${path}": ${err.message}`));
+    });
+    child.on("close", (code) => {
+      if (code === 0) {
+        resolve(stdout);
+        return;
+      }
+      try {
+        const parsed = JSON.parse(stdout) as { code?: unknown; msg?: unknown };
+        if (typeof parsed.code === "number" && typeof parsed.msg === "string") {
+          reject(
+            new DelegateError(stdout, `failed to delegate ${command.toLowerCase()}: ${parsed.msg}`),
+          );
+          return;
+        }
+      } catch {
+        // not a CNI error
+      }
+      reject(
+        new CniError(
+          CniCode.DelegateFailed,
+          `failed to delegate ${command.toLowerCase()}: "${type}" exited with ${code ?? "a signal"}`,
+          stdout.trim(),
+        ),
+      );
+    });
+    child.stdin.end(confBytes);
+  });
+}
+
+function statePath(conf: FlannelNetConf, env: CniRequest["env"]): string {
+  return join(conf.dataDir, env.CNI_CONTAINERID ?? "");
+}
+
+async function cmdAdd(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
+  const subnetEnv = await loadSubnetEnv(conf.subnetFile);
+  const delegate = buildDelegateConf(conf, subnetEnv);
+  const bytes = goMapJson(delegate);
+  try {
+    await writeFileAtomic(statePath(conf, env), bytes, { mode: 0o600, dirMode: 0o700 });
+  } catch (err) {
+    throw new CniError(
+      CniCode.IOFailure,
+      `failed to save the delegate config in ${conf.dataDir}: ${(err as Error).message}`,
+    );
+  }
+  return invokeDelegate(delegate.type as string, "ADD", bytes, env);
+}
+
+async function cmdDel(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
+  const path = statePath(conf, env);
+  let bytes: string;
+  try {
+    bytes = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return ""; // DEL is idempotent
+    throw new CniError(
+      CniCode.IOFailure,
+      `failed to read the saved delegate config ${path}: ${(err as Error).message}`,
+    );
+  }
+  let type: unknown;
+  try {
+    type = (JSON.parse(bytes) as { type?: unknown }).type;
+  } catch {
+    type = undefined;
+  }
+  if (typeof type !== "string") {
+    // As flannel: the interface stays on the bridge until reboot; the file is kept for a person.
+    process.stderr.write(
+      `flannel: cannot parse the saved delegate config ${path}; leaving it in place\n`,
+    );
+    return "";
+  }
+  await invokeDelegate(type, "DEL", bytes, env); // on failure the file stays for the retry
+  await rm(path, { force: true });
+  return "";
+}
+
+async function run(cmd: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(err.trim() || `${cmd} exited with ${code ?? "a signal"}`));
+    });
+  });
+}
+
+const CHECK_FAILED = 101;
+
+async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
+  const path = statePath(conf, env);
+  let saved: Record<string, unknown>;
+  try {
+    saved = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  } catch {
+    throw new CniError(
+      CniCode.UnknownContainer,
+      `CHECK failed: flannel has no saved state for container "${env.CNI_CONTAINERID ?? ""}" (${path}): ADD was not run, or DEL already ran`,
+    );
+  }
+  const netns = env.CNI_NETNS ?? "";
+  if (
+    !(await stat(netns).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    throw new CniError(CHECK_FAILED, `CHECK failed: network namespace ${netns} does not exist`);
+  }
+  const ifname = env.CNI_IFNAME ?? "";
+  let addresses: string[];
+  try {
+    const json = await run("nsenter", [
+      `--net=${netns}`,
+      "ip",
+      "-j",
+      "addr",
+      "show",
+      "dev",
+      ifname,
+    ]);
+    const links = JSON.parse(json) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+    addresses = (links[0]?.addr_info ?? []).map((a) => `${a.local ?? ""}/${a.prefixlen ?? ""}`);
+  } catch {
+    throw new CniError(
+      CHECK_FAILED,
+      `CHECK failed: interface "${ifname}" is missing in network namespace ${netns}`,
+    );
+  }
+  const prevResult = conf.raw.prevResult as { ips?: { address?: string }[] } | undefined;
+  for (const ip of prevResult?.ips ?? []) {
+    if (ip.address !== undefined && !addresses.includes(ip.address)) {
+      throw new CniError(
+        CHECK_FAILED,
+        `CHECK failed: interface "${ifname}" in ${netns} lacks address ${ip.address} (it has ${addresses.join(", ") || "none"})`,
+      );
+    }
+  }
+  if (saved.type === "bridge") {
+    const bridge = typeof saved.bridge === "string" ? saved.bridge : "cni0";
+    if (
+      !(await stat(`/sys/class/net/${bridge}`).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      throw new CniError(
+        CHECK_FAILED,
+        `CHECK failed: bridge "${bridge}" does not exist on this host`,
+      );
+    }
+  }
+  return "";
+}
+
+async function cmdStatus(conf: FlannelNetConf): Promise<string> {
+  try {
+    await loadSubnetEnv(conf.subnetFile);
+  } catch (err) {
+    throw new CniError(50, `flannel is not ready: ${(err as Error).message}`);
+  }
+  return "";
+}
+
+/** Handles one CNI call. Never throws: errors become CNI error objects. */
+export async function handleCniRequest(request: CniRequest): Promise<CniResponse> {
+  let cniVersion = LATEST_VERSION;
+  try {
+    const command = checkEnv(request.env);
+    if (command === "VERSION") {
+      try {
+        const given = (JSON.parse(request.stdin || "{}") as { cniVersion?: unknown }).cniVersion;
+        if (typeof given === "string" && given !== "") cniVersion = given;
+      } catch {
+        // VERSION needs no config
+      }
+      return {
+        stdout: JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }),
+        code: 0,
+      };
+    }
+    const conf = parseNetConf(request.stdin);
+    if (conf.cniVersion !== "") cniVersion = conf.cniVersion;
+    checkVersion(conf);
+    const handlers: Record<string, () => Promise<string>> = {
+      ADD: () => cmdAdd(conf, request.env),
+      DEL: () => cmdDel(conf, request.env),
+      CHECK: () => cmdCheck(conf, request.env),
+      STATUS: () => cmdStatus(conf),
+    };
+    const handler = handlers[command];
+    if (handler === undefined)
+      throw new CniError(CniCode.InvalidEnvironment, `CNI_COMMAND "${command}" is not supported`);
+    return { stdout: await handler(), code: 0 };
+  } catch (err) {
+    if (err instanceof DelegateError) return { stdout: err.output, code: 1 };
+    const cniError =
+      err instanceof CniError ? err : new CniError(CniCode.IOFailure, (err as Error).message);
+    return { stdout: JSON.stringify(cniError.toJSON(cniVersion)), code: 1 };
+  }
+}

@@ -1,0 +1,394 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { REPO_ROOT } from "../helpers/single_host.js";
+
+const PLUGIN = join(REPO_ROOT, "bin/flannel");
+const CNI_PATH = "/usr/lib/cni";
+
+interface CniCall {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly json: Record<string, unknown>;
+}
+
+/** A host namespace (where the plugin runs) and pod namespaces, with a subnet.env. */
+interface CniHost {
+  readonly host: string;
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly ipamDir: string;
+  readonly subnetFile: string;
+  pod(name: string): Promise<string>;
+  call(
+    plugin: string,
+    command: string,
+    conf: unknown,
+    env: Record<string, string>,
+  ): Promise<CniCall>;
+  cleanup(): Promise<void>;
+}
+
+async function openCniHost(tag: string): Promise<CniHost> {
+  const prefix = uniquePrefix(tag);
+  const host = `${prefix}-host`;
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const pods: string[] = [];
+  await addNetns(host);
+  const subnetFile = join(dir, "subnet.env");
+  await writeFile(
+    subnetFile,
+    "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n",
+  );
+  return {
+    host,
+    dir,
+    dataDir: join(dir, "flannel"),
+    ipamDir: join(dir, "ipam"),
+    subnetFile,
+    async pod(name) {
+      const netns = `${prefix}-${name}`;
+      pods.push(netns);
+      await addNetns(netns);
+      return netns;
+    },
+    call(plugin, command, conf, env) {
+      return new Promise((resolve, reject) => {
+        const child = spawn("ip", ["netns", "exec", host, plugin], {
+          env: {
+            PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+            CNI_COMMAND: command,
+            CNI_PATH,
+            ...env,
+          },
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        let stdout = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", () => undefined);
+        child.on("error", reject);
+        child.on("close", (code) => {
+          let json: Record<string, unknown> = {};
+          try {
+            json = stdout.trim() === "" ? {} : (JSON.parse(stdout) as Record<string, unknown>);
+          } catch {
+            json = { unparsable: stdout };
+          }
+          resolve({ code, stdout, json });
+        });
+        child.stdin.end(typeof conf === "string" ? conf : JSON.stringify(conf));
+      });
+    },
+    async cleanup() {
+      for (const netns of [...pods, host]) await deleteNetns(netns);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function flannelConf(h: CniHost, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    cniVersion: "0.3.1",
+    name: "cni-flannel",
+    type: "flannel",
+    subnetFile: h.subnetFile,
+    dataDir: h.dataDir,
+    ipam: { dataDir: h.ipamDir },
+    ...extra,
+  };
+}
+
+const podEnv = (id: string, netns: string) => ({
+  CNI_CONTAINERID: id,
+  CNI_NETNS: `/var/run/netns/${netns}`,
+  CNI_IFNAME: "eth0",
+});
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+test("flannel ADD wires a pod through bridge and host-local; the saved config is flannel's; DEL frees the address", async () => {
+  const h = await openCniHost("ftca");
+  try {
+    const p1 = await h.pod("p1");
+    const p2 = await h.pod("p2");
+    const add1 = await h.call(PLUGIN, "ADD", flannelConf(h), podEnv("pod-one", p1));
+    assert.equal(add1.code, 0, add1.stdout);
+    const ips = add1.json.ips as { address: string; gateway: string }[];
+    assert.match(ips[0]!.address, /^10\.1\.17\.\d+\/24$/);
+    assert.equal(ips[0]!.gateway, "10.1.17.1");
+    assert.match(await ip(["route", "show"], p1), /10\.1\.0\.0\/16 via 10\.1\.17\.1 dev eth0/);
+    assert.match(await ip(["link", "show", "eth0"], p1), /mtu 1472/);
+
+    const saved = await readFile(join(h.dataDir, "pod-one"), "utf8");
+    assert.equal(
+      saved,
+      `{"cniVersion":"0.3.1","ipMasq":false,"ipam":{"dataDir":${JSON.stringify(h.ipamDir)},"ranges":[[{"subnet":"10.1.17.0/24"}]],"routes":[{"dst":"10.1.0.0/16"}],"type":"host-local"},"isGateway":true,"mtu":1472,"name":"cni-flannel","type":"bridge"}`,
+    );
+    assert.equal((await stat(join(h.dataDir, "pod-one"))).mode & 0o777, 0o600);
+    assert.equal((await stat(h.dataDir)).mode & 0o777, 0o700);
+
+    const add2 = await h.call(PLUGIN, "ADD", flannelConf(h), podEnv("pod-two", p2));
+    assert.equal(add2.code, 0, add2.stdout);
+    const ip2 = (add2.json.ips as { address: string }[])[0]!.address.split("/")[0]!;
+    await execIn(p1, "ping", ["-c", "1", "-W", "2", ip2]);
+
+    const check = await h.call(
+      PLUGIN,
+      "CHECK",
+      { ...flannelConf(h, { cniVersion: "0.4.0" }), prevResult: add1.json },
+      podEnv("pod-one", p1),
+    );
+    assert.equal(check.code, 0, check.stdout);
+
+    const ip1 = ips[0]!.address.split("/")[0]!;
+    const lease = join(h.ipamDir, "cni-flannel", ip1);
+    assert.ok(await exists(lease), "host-local holds the address");
+    const del = await h.call(PLUGIN, "DEL", flannelConf(h), podEnv("pod-one", p1));
+    assert.equal(del.code, 0, del.stdout);
+    assert.ok(!(await exists(lease)), "DEL frees the address in host-local");
+    assert.ok(!(await exists(join(h.dataDir, "pod-one"))), "DEL removes the saved config");
+    const again = await h.call(PLUGIN, "DEL", flannelConf(h), podEnv("pod-one", p1));
+    assert.equal(again.code, 0, "a second DEL succeeds");
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("flannel CHECK fails clearly when the saved state or the interface is missing", async () => {
+  const h = await openCniHost("ftcc");
+  try {
+    const p1 = await h.pod("p1");
+    const none = await h.call(
+      PLUGIN,
+      "CHECK",
+      flannelConf(h, { cniVersion: "0.4.0" }),
+      podEnv("never-added", p1),
+    );
+    assert.equal(none.code, 1);
+    assert.equal(none.json.code, 3);
+    assert.match(none.json.msg as string, /no saved state for container "never-added"/);
+
+    const add = await h.call(
+      PLUGIN,
+      "ADD",
+      flannelConf(h, { cniVersion: "0.4.0" }),
+      podEnv("pod-c", p1),
+    );
+    assert.equal(add.code, 0, add.stdout);
+    await ip(["link", "del", "eth0"], p1);
+    const gone = await h.call(
+      PLUGIN,
+      "CHECK",
+      { ...flannelConf(h, { cniVersion: "0.4.0" }), prevResult: add.json },
+      podEnv("pod-c", p1),
+    );
+    assert.equal(gone.code, 1);
+    assert.match(gone.json.msg as string, /interface "eth0" is missing/);
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("flannel DEL keeps the saved config when the delegate's DEL fails, so a retry can finish", async () => {
+  const h = await openCniHost("ftcd");
+  try {
+    const p1 = await h.pod("p1");
+    const add = await h.call(PLUGIN, "ADD", flannelConf(h), podEnv("pod-d", p1));
+    assert.equal(add.code, 0, add.stdout);
+    // A CNI_PATH without the delegate makes its DEL fail.
+    const failed = await h.call(PLUGIN, "DEL", flannelConf(h), {
+      ...podEnv("pod-d", p1),
+      CNI_PATH: h.dir,
+    });
+    assert.equal(failed.code, 1);
+    assert.ok(await exists(join(h.dataDir, "pod-d")), "the saved config is kept");
+    const retried = await h.call(PLUGIN, "DEL", flannelConf(h), podEnv("pod-d", p1));
+    assert.equal(retried.code, 0, retried.stdout);
+    assert.ok(!(await exists(join(h.dataDir, "pod-d"))));
+  } finally {
+    await h.cleanup();
+  }
+});
+
+const errorCases = [
+  { name: "bad stdin", stdin: "{not json", env: {}, code: 6, msg: /not valid JSON/ },
+  {
+    name: "a delegate with name",
+    conf: { delegate: { name: "x" } },
+    env: {},
+    code: 7,
+    msg: /'delegate' dictionary must not have 'name' field, it'll be set by flannel/,
+  },
+  {
+    name: "a delegate with ipam",
+    conf: { delegate: { ipam: {} } },
+    env: {},
+    code: 7,
+    msg: /'delegate' dictionary must not have 'ipam' field, it'll be set by flannel/,
+  },
+  {
+    name: "a delegate type that is not a string",
+    conf: { delegate: { type: 5 } },
+    env: {},
+    code: 7,
+    msg: /must have \(string\) 'type' field/,
+  },
+  {
+    name: "a missing subnet.env",
+    conf: { subnetFile: "/nonexistent/subnet.env" },
+    env: {},
+    code: 11,
+    msg: /\/nonexistent\/subnet.env does not exist yet. Check that flanneld runs on this host/,
+  },
+  {
+    name: "missing env vars",
+    conf: {},
+    env: { CNI_NETNS: "" },
+    code: 4,
+    msg: /required env variables \[CNI_NETNS\] missing/,
+  },
+  {
+    name: "an unsupported cniVersion",
+    conf: { cniVersion: "9.9.9" },
+    env: {},
+    code: 1,
+    msg: /incompatible CNI versions/,
+  },
+  {
+    name: "a container ID with a slash",
+    conf: {},
+    env: { CNI_CONTAINERID: "../escape" },
+    code: 4,
+    msg: /CNI_CONTAINERID "..\/escape" is invalid/,
+  },
+];
+
+test("flannel ADD reports bad input with the right CNI error and changes nothing on the host", async () => {
+  const h = await openCniHost("ftce");
+  try {
+    const p1 = await h.pod("p1");
+    for (const tc of errorCases) {
+      const stdin = tc.stdin ?? JSON.stringify(flannelConf(h, tc.conf));
+      const result = await h.call(PLUGIN, "ADD", stdin, { ...podEnv("pod-e", p1), ...tc.env });
+      assert.equal(result.code, 1, tc.name);
+      assert.equal(result.json.code, tc.code, `${tc.name}: ${result.stdout}`);
+      assert.match(result.json.msg as string, tc.msg, tc.name);
+      assert.equal(typeof result.json.cniVersion, "string", tc.name);
+      assert.doesNotMatch(await ip(["link", "show"], h.host), /cni0/, `${tc.name}: no bridge`);
+      assert.doesNotMatch(await ip(["link", "show"], p1), /eth0/, `${tc.name}: no pod interface`);
+      assert.deepEqual(await readdir(h.dir), ["subnet.env"], `${tc.name}: no state written`);
+    }
+    const version = await h.call(PLUGIN, "VERSION", { cniVersion: "1.0.0" }, {});
+    assert.deepEqual(version.json, {
+      cniVersion: "1.0.0",
+      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    });
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("flannel's standard conflist (flannel + portmap) runs the way a runtime runs it", async () => {
+  const h = await openCniHost("ftcl");
+  try {
+    const p1 = await h.pod("p1");
+    const binDir = join(h.dir, "bin");
+    const confDir = join(h.dir, "net.d");
+    const { run } = await import("../../src/lab/netns.js");
+    await run(join(REPO_ROOT, "bin/flannelctl"), [
+      "cni",
+      "install",
+      "--bin-dir",
+      binDir,
+      "--conf-dir",
+      confDir,
+    ]);
+    const conflist = JSON.parse(await readFile(join(confDir, "10-flannel.conflist"), "utf8")) as {
+      name: string;
+      cniVersion: string;
+      plugins: Record<string, unknown>[];
+    };
+    assert.equal(conflist.name, "cbr0");
+    const env = { ...podEnv("pod-l", p1), CNI_PATH: `${binDir}:${CNI_PATH}` };
+    const portMappings = [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }];
+    const confFor = (plugin: Record<string, unknown>, prevResult?: unknown) => ({
+      ...plugin,
+      name: conflist.name,
+      cniVersion: conflist.cniVersion,
+      // The test's own subnet.env and state folders; the rest is the installed conflist.
+      ...(plugin.type === "flannel"
+        ? { subnetFile: h.subnetFile, dataDir: h.dataDir, ipam: { dataDir: h.ipamDir } }
+        : {}),
+      ...(plugin.capabilities ? { runtimeConfig: { portMappings } } : {}),
+      ...(prevResult === undefined ? {} : { prevResult }),
+    });
+    // The runtime finds each plugin in CNI_PATH: flannel in the install folder, portmap in Debian's.
+    const pathOf = (plugin: Record<string, unknown>) =>
+      join(plugin.type === "flannel" ? binDir : CNI_PATH, plugin.type as string);
+    let prev: unknown;
+    for (const plugin of conflist.plugins) {
+      const result = await h.call(pathOf(plugin), "ADD", confFor(plugin, prev), env);
+      assert.equal(result.code, 0, `${String(plugin.type)}: ${result.stdout}`);
+      prev = result.json;
+    }
+    const saved = JSON.parse(await readFile(join(h.dataDir, "pod-l"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(saved.hairpinMode, true);
+    assert.equal(saved.isDefaultGateway, true);
+    assert.match(await ip(["route", "show"], p1), /default via 10\.1\.17\.1/);
+    assert.match(await execIn(h.host, "iptables-save", ["-t", "nat"]), /--dport 18080/);
+    for (const plugin of [...conflist.plugins].reverse()) {
+      const result = await h.call(pathOf(plugin), "DEL", confFor(plugin, prev), env);
+      assert.equal(result.code, 0, `${String(plugin.type)} DEL: ${result.stdout}`);
+    }
+    assert.doesNotMatch(await execIn(h.host, "iptables-save", ["-t", "nat"]), /--dport 18080/);
+    assert.deepEqual(await readdir(h.dataDir), []);
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("flannelctl cni install writes only its two files", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "flannel-ts-install-"));
+  try {
+    const { run } = await import("../../src/lab/netns.js");
+    const binDir = join(dir, "bin");
+    const confDir = join(dir, "net.d");
+    await run("mkdir", ["-p", binDir, confDir]);
+    await writeFile(join(binDir, "bridge"), "keep");
+    await writeFile(join(confDir, "99-other.conf"), "keep");
+    await run(join(REPO_ROOT, "bin/flannelctl"), [
+      "cni",
+      "install",
+      "--bin-dir",
+      binDir,
+      "--conf-dir",
+      confDir,
+    ]);
+    assert.deepEqual((await readdir(binDir)).sort(), ["bridge", "flannel"]);
+    assert.deepEqual((await readdir(confDir)).sort(), ["10-flannel.conflist", "99-other.conf"]);
+    assert.equal(await readFile(join(binDir, "bridge"), "utf8"), "keep");
+    assert.equal((await stat(join(binDir, "flannel"))).mode & 0o777, 0o755);
+    assert.deepEqual(JSON.parse(await readFile(join(confDir, "10-flannel.conflist"), "utf8")), {
+      name: "cbr0",
+      cniVersion: "0.3.1",
+      plugins: [
+        { type: "flannel", delegate: { hairpinMode: true, isDefaultGateway: true } },
+        { type: "portmap", capabilities: { portMappings: true } },
+      ],
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
