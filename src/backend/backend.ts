@@ -8,6 +8,7 @@ import type { NetworkConfig } from "../config/network_config.js";
 import type { ExternalInterface } from "../iface/external_interface.js";
 import type { Lease } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
+import type { Netlink } from "../net/netlink.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import type { CallOptions } from "../util/call_options.js";
 
@@ -18,6 +19,8 @@ export interface BackendDeps {
   readonly subnetManager: SubnetManager;
   readonly extIface: ExternalInterface;
   readonly log: Logger;
+  /** The kernel; used by the backends that program a data plane. */
+  readonly netlink: Netlink;
 }
 
 /** A kind of data plane: vxlan, host-gw, udp, alloc. */

@@ -3,9 +3,13 @@
  */
 import { ConfigError } from "../errors.js";
 import { createAllocBackend } from "./alloc/alloc.js";
+import { createHostGwBackend } from "./hostgw/hostgw.js";
+import { createVxlanBackend } from "./vxlan/vxlan.js";
 import type { Backend, BackendDeps, BackendFactory } from "./backend.js";
 
 const BACKENDS = {
+  vxlan: createVxlanBackend,
+  "host-gw": createHostGwBackend,
   alloc: createAllocBackend,
 } as const satisfies Record<string, BackendFactory>;
 

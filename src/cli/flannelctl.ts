@@ -14,7 +14,8 @@ import {
 } from "../subnet/etcd/registry.js";
 import type { EtcdConfig } from "../subnet/etcd/registry.js";
 import { VERSION } from "../version.js";
-import { labDown, labEtcdctl, labUp, readLab } from "../lab/cluster.js";
+import { labDown, labEtcdctl, labUp, listPods, readLab } from "../lab/cluster.js";
+import { formatPingMatrix, pingAll } from "../lab/lab_check.js";
 import { formatLabStatus, labStatus } from "../lab/lab_status.js";
 import { installCni } from "../cni/install.js";
 
@@ -212,10 +213,21 @@ function addLabCommands(program: Command, out: (text: string) => void): void {
       "flannel",
     )
     .option("--nodes <n>", "number of hosts", positiveInt("--nodes"), 3)
-    .option("--backend <type>", "flannel backend", "alloc")
-    .action(async (flags: { name: string; nodes: number; backend: string }) => {
-      out(`Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}\n`);
-      await labUp({ name: flags.name, nodes: flags.nodes, backend: flags.backend }, progress);
+    .option("--backend <type>", "flannel backend: vxlan, host-gw or alloc", "vxlan")
+    .option(
+      "--pods <k>",
+      "pods per host",
+      (v: string) => (v === "0" ? 0 : positiveInt("--pods")(v)),
+      2,
+    )
+    .action(async (flags: { name: string; nodes: number; backend: string; pods: number }) => {
+      out(
+        `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host\n`,
+      );
+      await labUp(
+        { name: flags.name, nodes: flags.nodes, backend: flags.backend, pods: flags.pods },
+        progress,
+      );
       out(`Lab "${flags.name}" is up.\n`);
     });
   lab
@@ -234,6 +246,26 @@ function addLabCommands(program: Command, out: (text: string) => void): void {
       out(`\nLeases in etcd (${found.etcdEndpoint}):\n`);
       const listing = await labEtcdctl(found, ["get", "--prefix", "/coreos.com/network/subnets/"]);
       out(listing.trim() === "" ? "(none)\n" : listing);
+    });
+  lab
+    .command("check")
+    .description("every pod pings every other pod; exits 0 only when every pair works")
+    .option("--name <name>", "lab name", "flannel")
+    .action(async (flags: { name: string }) => {
+      const found = await requireLab(flags.name);
+      const pods = await listPods(found);
+      const results = await pingAll(pods);
+      out(formatPingMatrix(pods, results));
+      const failed = results.filter((r) => !r.ok).length;
+      out(
+        failed === 0
+          ? `All ${results.length} pod pairs reach each other.\n`
+          : `${failed} of ${results.length} pod pairs FAILED.\n`,
+      );
+      if (failed > 0)
+        throw new FlannelError(
+          `Lab check failed: ${failed} of ${results.length} pod pairs cannot reach each other`,
+        );
     });
   lab
     .command("down")

@@ -18,6 +18,8 @@ import type { Readiness } from "../healthz/server.js";
 import { lookupExternalInterface } from "../iface/external_interface.js";
 import type { Logger } from "../log/logger.js";
 import { LocalManager } from "../subnet/etcd/local_manager.js";
+import { RtNetlink } from "../net/rtnetlink.js";
+import { checkIPForwarding } from "../net/sysctl.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import { leaseKeyOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
@@ -76,6 +78,7 @@ export async function runFlanneld(
   const { signal } = opts;
   const readiness: Readiness = { ready: false };
   const manager = await newSubnetManager(options, log);
+  const netlink = new RtNetlink();
   let healthz: Server | null = null;
   try {
     if (options.healthzPort > 0) {
@@ -111,9 +114,11 @@ export async function runFlanneld(
       "Using interface",
     );
 
+    await checkIPForwarding(log);
     const backend = createBackend(config.backendType, {
       subnetManager: manager,
       extIface,
+      netlink,
       log: log.child({ component: config.backendType }),
     });
     const network = await backend.registerNetwork(config, opts);
@@ -137,6 +142,7 @@ export async function runFlanneld(
     if (signal.aborted)
       log.info({}, "Stopping; the lease and the data plane are kept for the next start");
   } finally {
+    netlink.close();
     await manager.close();
     if (healthz !== null) {
       const server = healthz;

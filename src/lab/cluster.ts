@@ -29,8 +29,12 @@ export interface LabSpec {
   readonly name: string;
   readonly nodes: number;
   readonly backend: string;
+  /** Pods per host, wired with bin/flannel. */
+  readonly pods?: number;
   /** The flannel network config; a default one for the backend when absent. */
   readonly networkConfig?: string;
+  /** Extra flanneld flags, e.g. --ip-masq. */
+  readonly flanneldArgs?: readonly string[];
 }
 
 /** One host of a lab. */
@@ -180,7 +184,12 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
 }
 
 /** Makes one host namespace on the bridge and starts flanneld in it. */
-export async function upNode(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
+export async function upNode(
+  lab: Lab,
+  node: LabNode,
+  progress: Progress,
+  flanneldArgs: readonly string[] = [],
+): Promise<void> {
   progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24`);
   await mkdir(join(lab.dir, node.name), { recursive: true });
   await addNetns(node.netns);
@@ -192,18 +201,121 @@ export async function upNode(lab: Lab, node: LabNode, progress: Progress): Promi
   await ip(["addr", "add", `${node.address}/24`, "dev", "eth0"], node.netns);
   await ip(["link", "set", "eth0", "up"], node.netns);
   await ip(["route", "add", "default", "via", HUB_ADDRESS], node.netns);
-  await startFlanneld(lab, node);
+  await execIn(node.netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+  await startFlanneld(lab, node, flanneldArgs);
   progress(`host ${node.name}: flanneld started`);
 }
 
 /** Starts (or restarts) flanneld on a host. */
-export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
+export async function startFlanneld(
+  lab: Lab,
+  node: LabNode,
+  extraArgs: readonly string[] = [],
+): Promise<number> {
+  await writeFile(join(lab.dir, node.name, "flanneld.args"), JSON.stringify(extraArgs));
   return startDetached(
     node.netns,
     join(REPO_ROOT, "bin/flanneld"),
-    [`--etcd-endpoints=${lab.etcdEndpoint}`, "--iface=eth0", `--subnet-file=${node.subnetFile}`],
+    [
+      `--etcd-endpoints=${lab.etcdEndpoint}`,
+      "--iface=eth0",
+      `--subnet-file=${node.subnetFile}`,
+      ...extraArgs,
+    ],
     node,
   );
+}
+
+/** Restarts flanneld on a host with the flags it was started with. */
+export async function restartFlanneld(lab: Lab, node: LabNode): Promise<number> {
+  const args = JSON.parse(
+    await readFile(join(lab.dir, node.name, "flanneld.args"), "utf8").catch(() => "[]"),
+  ) as string[];
+  return startFlanneld(lab, node, args);
+}
+
+/** Kills a host's flanneld (SIGKILL by default, as a crash); resolves once it is gone. */
+export async function killFlanneld(
+  node: LabNode,
+  signal: NodeJS.Signals = "SIGKILL",
+): Promise<void> {
+  const pid = Number((await readFile(node.pidFile, "utf8").catch(() => "")).trim());
+  if (!(pid > 0)) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await delay(25);
+  }
+}
+
+/** A pod: a namespace wired by bin/flannel on its host. */
+export interface LabPod {
+  readonly name: string;
+  readonly netns: string;
+  readonly node: string;
+  readonly ip: string;
+}
+
+/** The flannel CNI config a lab host uses (flannel's cbr0 conflist entry, with the lab's paths). */
+export function podNetConf(lab: Lab, node: LabNode): string {
+  return JSON.stringify({
+    cniVersion: "0.3.1",
+    name: "cbr0",
+    type: "flannel",
+    subnetFile: node.subnetFile,
+    dataDir: join(lab.dir, node.name, "cni"),
+    ipam: { dataDir: join(lab.dir, node.name, "ipam") },
+    delegate: { hairpinMode: true, isDefaultGateway: true },
+  });
+}
+
+/** Adds pod number `index` on a host through bin/flannel ADD, run in the host's namespace. */
+export async function addPod(lab: Lab, node: LabNode, index: number): Promise<LabPod> {
+  const name = `${node.name}p${index}`;
+  const netns = `${lab.name}-${name}`;
+  await addNetns(netns);
+  const env = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    CNI_COMMAND: "ADD",
+    CNI_CONTAINERID: `${lab.name}-${name}`,
+    CNI_NETNS: `/var/run/netns/${netns}`,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/usr/lib/cni",
+  };
+  const out = await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
+    input: podNetConf(lab, node),
+    env,
+  });
+  const result = JSON.parse(out) as { ips?: { address?: string }[] };
+  const ip = result.ips?.[0]?.address?.split("/")[0];
+  if (ip === undefined)
+    throw new Error(`Cannot add pod ${name}: bin/flannel gave no address: ${out}`);
+  const pod: LabPod = { name, netns, node: node.name, ip };
+  const file = join(lab.dir, node.name, "pods.json");
+  const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
+  await writeFile(file, JSON.stringify([...pods.filter((p) => p.name !== name), pod]));
+  return pod;
+}
+
+/** Every pod of the lab, as recorded when they were added. */
+export async function listPods(lab: Lab): Promise<LabPod[]> {
+  const all: LabPod[] = [];
+  for (const node of lab.nodes) {
+    all.push(
+      ...(JSON.parse(
+        await readFile(join(lab.dir, node.name, "pods.json"), "utf8").catch(() => "[]"),
+      ) as LabPod[]),
+    );
+  }
+  return all;
 }
 
 /** Builds a lab and waits until every host has written subnet.env. */
@@ -218,7 +330,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
   await mkdir(lab.dir, { recursive: true });
   await writeFile(
     join(lab.dir, "lab.json"),
-    `${JSON.stringify({ name: spec.name, nodes: spec.nodes, backend: spec.backend })}\n`,
+    `${JSON.stringify({ name: spec.name, nodes: spec.nodes, backend: spec.backend, pods: spec.pods ?? 0 })}\n`,
   );
   try {
     await upHub(lab, progress);
@@ -228,7 +340,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
       "/coreos.com/network/config",
       spec.networkConfig ?? defaultNetworkConfig(spec.backend),
     ]);
-    for (const node of lab.nodes) await upNode(lab, node, progress);
+    for (const node of lab.nodes) await upNode(lab, node, progress, spec.flanneldArgs);
     for (const node of lab.nodes) {
       await waitFor(
         `${node.name} to write subnet.env (log: ${node.logFile})`,
@@ -241,6 +353,12 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
       );
     }
     progress("every host has its lease and subnet.env");
+    for (const node of lab.nodes) {
+      for (let i = 1; i <= (spec.pods ?? 0); i++) {
+        const pod = await addPod(lab, node, i);
+        progress(`pod ${pod.name} on ${node.name}: ${pod.ip}`);
+      }
+    }
     return lab;
   } catch (err) {
     await labDown(lab.name, () => undefined);
@@ -282,7 +400,7 @@ async function killPidFiles(dir: string): Promise<void> {
 
 /** The namespaces of a lab: its hub and its hosts, and no other lab's. */
 export async function labNamespaces(name: string): Promise<string[]> {
-  const own = new RegExp(`^${name}-(hub|h\\d+)$`);
+  const own = new RegExp(`^${name}-(hub|h\\d+(p\\d+)?)$`);
   return (await listNetns(`${name}-`)).filter((netns) => own.test(netns));
 }
 

@@ -1,0 +1,50 @@
+/**
+ * The host-gw backend (flannel's pkg/backend/hostgw): every remote subnet is reached through a
+ * plain route via the remote host's public IP on the external interface. All hosts must share
+ * one L2 segment; a remote that is not on-link is logged as an error naming the host, and the
+ * other routes still go in.
+ */
+import { ConfigError } from "../../errors.js";
+import type { NetworkConfig } from "../../config/network_config.js";
+import type { CallOptions } from "../../util/call_options.js";
+import type { Backend, BackendDeps, Network } from "../backend.js";
+import { listOwnedRoutes } from "../owned_routes.js";
+import { RouteNetwork } from "../route_network.js";
+import type { DataPlane } from "../route_network.js";
+
+/** Makes the host-gw backend. */
+export function createHostGwBackend(deps: BackendDeps): Backend {
+  const { extIface } = deps;
+  if (extIface.extAddr !== extIface.ifaceAddr) {
+    throw new ConfigError(
+      `Cannot start backend "host-gw": your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend (public IP ${extIface.extAddr ?? "none"}, interface ${extIface.name} has ${extIface.ifaceAddr ?? "none"})`,
+    );
+  }
+  return {
+    async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
+      const network = config.network;
+      if (network === null)
+        throw new ConfigError('Cannot start backend "host-gw": the config has no IPv4 Network');
+      const lease = await deps.subnetManager.acquireLease(
+        { publicIP: extIface.extAddr ?? "", publicIPv6: null, backendType: "host-gw" },
+        opts,
+      );
+      const plane: DataPlane<null> = {
+        prepare: () => Promise.resolve(null),
+        entriesFor: (remote) => [
+          {
+            kind: "route",
+            route: {
+              dst: remote.subnet.toString(),
+              gateway: remote.attrs.publicIP,
+              linkIndex: extIface.index,
+              onlink: false,
+            },
+          },
+        ],
+        listOwned: () => listOwnedRoutes(deps.netlink, network, null),
+      };
+      return new RouteNetwork(lease, extIface.mtu, { ...deps, backendType: "host-gw" }, plane);
+    },
+  };
+}

@@ -1,0 +1,289 @@
+/**
+ * The part every kernel backend shares (flannel's route_network.go, reworked): the kernel state
+ * is derived from the leases, and kept so.
+ *
+ * Scheme: the network keeps the other nodes' leases (from the lease watch) and asks its data
+ * plane for the kernel entries each lease needs (routes, neighbours, FDB entries). A sync
+ * compares those with the entries of ours that the kernel holds, and only changes what differs:
+ * missing or changed entries are written (neighbour, FDB, then route, as flannel orders them),
+ * entries of ours that no lease justifies are removed (route first). A sync runs after each batch
+ * of lease changes (against what it last saw, without listing) and every RECONCILE_INTERVAL_MS
+ * against a fresh listing, so that entries deleted or changed by hand, or a device that was
+ * removed, come back within seconds. Nothing is removed before the first snapshot of leases has
+ * arrived, and a restart that finds the kernel already right changes nothing.
+ *
+ * What flannel did: host-gw re-added missing routes every 10 s; vxlan never checked; no backend
+ * removed stale entries at start (flannel issue #2554).
+ */
+import { setInterval } from "node:timers/promises";
+import { leaseKeyOf } from "../lease/lease.js";
+import type { Lease, LeaseEvent } from "../lease/lease.js";
+import type { Logger } from "../log/logger.js";
+import type { Neighbor, FdbEntry, Netlink, RouteSpec } from "../net/netlink.js";
+import type { SubnetManager } from "../subnet/manager.js";
+import { watchLeases } from "../subnet/watch_leases.js";
+import type { CallOptions } from "../util/call_options.js";
+import { runTogether } from "../util/run_together.js";
+import type { Network } from "./backend.js";
+
+/** How often the kernel is listed and repaired. */
+export const RECONCILE_INTERVAL_MS = 5_000;
+
+/** One kernel entry a data plane wants. */
+export type KernelEntry =
+  | { readonly kind: "neighbor"; readonly neighbor: Omit<Neighbor, "permanent"> }
+  | { readonly kind: "fdb"; readonly fdb: Omit<FdbEntry, "permanent"> }
+  | { readonly kind: "route"; readonly route: RouteSpec };
+
+const CREATE_ORDER: Record<KernelEntry["kind"], number> = { neighbor: 0, fdb: 1, route: 2 };
+
+/** The identity of an entry: two entries with one key cannot both be in the kernel. */
+export function entryKey(entry: KernelEntry): string {
+  switch (entry.kind) {
+    case "neighbor":
+      return `neigh ${entry.neighbor.linkIndex} ${entry.neighbor.ip}`;
+    case "fdb":
+      return `fdb ${entry.fdb.linkIndex} ${entry.fdb.mac} ${entry.fdb.dst}`;
+    case "route":
+      return `route ${entry.route.dst}`;
+  }
+}
+
+function sameEntry(a: KernelEntry, b: KernelEntry): boolean {
+  if (a.kind === "neighbor" && b.kind === "neighbor") return a.neighbor.mac === b.neighbor.mac;
+  if (a.kind === "fdb" && b.kind === "fdb") return true; // the key holds all of it
+  if (a.kind === "route" && b.kind === "route") {
+    return (
+      a.route.gateway === b.route.gateway &&
+      a.route.linkIndex === b.route.linkIndex &&
+      a.route.onlink === b.route.onlink
+    );
+  }
+  return false;
+}
+
+function describe(entry: KernelEntry): string {
+  switch (entry.kind) {
+    case "neighbor":
+      return `neighbour ${entry.neighbor.ip} lladdr ${entry.neighbor.mac}`;
+    case "fdb":
+      return `FDB ${entry.fdb.mac} dst ${entry.fdb.dst}`;
+    case "route":
+      return `route ${entry.route.dst} via ${entry.route.gateway ?? "-"} dev ${entry.route.linkIndex}${entry.route.onlink ? " onlink" : ""}`;
+  }
+}
+
+/** What a backend plugs into RouteNetwork: its devices, its entries per lease, what it owns. */
+export interface DataPlane<Context> {
+  /** Brings the backend's devices into shape before a sync; returns what entriesFor needs. */
+  prepare(): Promise<Context>;
+  /** The entries a remote lease needs. Throws when the lease cannot be served (logged, skipped). */
+  entriesFor(remote: Lease, context: Context): KernelEntry[];
+  /** The entries of this backend that the kernel holds now. */
+  listOwned(context: Context): Promise<KernelEntry[]>;
+}
+
+/** What RouteNetwork needs besides its data plane. */
+export interface RouteNetworkDeps {
+  readonly subnetManager: SubnetManager;
+  readonly netlink: Netlink;
+  readonly log: Logger;
+  /** The BackendType this network serves; leases of other types are skipped, as in flannel. */
+  readonly backendType: string;
+}
+
+/** Figures for logs, metrics and the bench. */
+export interface SyncStats {
+  syncs: number;
+  written: number;
+  removed: number;
+  failed: number;
+}
+
+/** A Network whose kernel state follows the leases. */
+export class RouteNetwork<Context> implements Network {
+  readonly lease: Lease;
+  readonly mtu: number;
+  readonly stats: SyncStats = { syncs: 0, written: 0, removed: 0, failed: 0 };
+  readonly #deps: RouteNetworkDeps;
+  readonly #plane: DataPlane<Context>;
+  readonly #leases = new Map<string, Lease>();
+  /** Entries of ours the kernel holds, as last listed or written; null before the first listing. */
+  #kernel: Map<string, KernelEntry> | null = null;
+  #synced = false;
+  #queue: Promise<void> = Promise.resolve();
+  readonly #failures = new Map<string, string>();
+
+  constructor(lease: Lease, mtu: number, deps: RouteNetworkDeps, plane: DataPlane<Context>) {
+    this.lease = lease;
+    this.mtu = mtu;
+    this.#deps = deps;
+    this.#plane = plane;
+  }
+
+  /** Whether the first snapshot of leases has been applied. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  async run(opts: CallOptions): Promise<void> {
+    const follow = async ({ signal }: CallOptions) => {
+      for await (const batch of watchLeases(this.#deps.subnetManager, this.lease, { signal })) {
+        this.#apply(batch);
+        await this.#serialized(() => this.#sync(!this.#synced));
+        this.#synced = true;
+      }
+    };
+    const repair = async ({ signal }: CallOptions) => {
+      try {
+        for await (const _ of setInterval(RECONCILE_INTERVAL_MS, undefined, { signal })) {
+          if (this.#synced) await this.#serialized(() => this.#sync(true));
+        }
+      } catch (err) {
+        if (!signal.aborted) throw err;
+      }
+    };
+    try {
+      await runTogether([follow, repair], opts);
+    } catch (err) {
+      if (!opts.signal.aborted) throw err;
+    }
+  }
+
+  /** Runs one sync now against a fresh listing (tests and `flannelctl doctor`). */
+  async syncNow(): Promise<void> {
+    await this.#serialized(() => this.#sync(true));
+  }
+
+  #apply(batch: readonly LeaseEvent[]): void {
+    for (const event of batch) {
+      const key = leaseKeyOf(event.lease);
+      if (event.type === "removed") {
+        this.#leases.delete(key);
+        this.#deps.log.info(
+          { subnet: key, publicIP: event.lease.attrs.publicIP },
+          "Subnet removed",
+        );
+        continue;
+      }
+      if (event.lease.attrs.backendType !== this.#deps.backendType) {
+        this.#deps.log.warn(
+          { subnet: key, backendType: event.lease.attrs.backendType },
+          "Ignoring a lease of another backend type",
+        );
+        this.#leases.delete(key);
+        continue;
+      }
+      this.#leases.set(key, event.lease);
+      this.#deps.log.info({ subnet: key, publicIP: event.lease.attrs.publicIP }, "Subnet added");
+    }
+  }
+
+  async #serialized(fn: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #sync(relist: boolean): Promise<void> {
+    const { log, netlink } = this.#deps;
+    const context = await this.#plane.prepare();
+    if (relist || this.#kernel === null) {
+      this.#kernel = new Map((await this.#plane.listOwned(context)).map((e) => [entryKey(e), e]));
+    }
+    const kernel = this.#kernel;
+    this.stats.syncs++;
+
+    const wanted = new Map<string, KernelEntry>();
+    for (const [subnet, lease] of this.#leases) {
+      let entries: KernelEntry[];
+      try {
+        entries = this.#plane.entriesFor(lease, context);
+      } catch (err) {
+        this.#noteFailure(`lease ${subnet}`, (err as Error).message, {
+          subnet,
+          publicIP: lease.attrs.publicIP,
+        });
+        continue;
+      }
+      for (const entry of entries) wanted.set(entryKey(entry), entry);
+    }
+
+    const stale = [...kernel].filter(([key]) => !wanted.has(key));
+    stale.sort(([, a], [, b]) => CREATE_ORDER[b.kind] - CREATE_ORDER[a.kind]);
+    for (const [key, entry] of stale) {
+      try {
+        await remove(netlink, entry);
+        this.stats.removed++;
+        log.info({ entry: describe(entry) }, "Removed a kernel entry no lease needs");
+      } catch (err) {
+        log.warn(
+          { err: (err as Error).message, entry: describe(entry) },
+          "Cannot remove a kernel entry",
+        );
+      }
+      kernel.delete(key);
+    }
+
+    const missing = [...wanted].filter(([key, entry]) => {
+      const present = kernel.get(key);
+      return present === undefined || !sameEntry(present, entry);
+    });
+    missing.sort(([, a], [, b]) => CREATE_ORDER[a.kind] - CREATE_ORDER[b.kind]);
+    for (const [key, entry] of missing) {
+      try {
+        await write(netlink, entry);
+        kernel.set(key, entry);
+        this.stats.written++;
+        if (this.#failures.delete(key))
+          log.info({ entry: describe(entry) }, "Kernel entry written after earlier failures");
+        if (this.#synced) log.info({ entry: describe(entry) }, "Kernel entry written");
+      } catch (err) {
+        this.stats.failed++;
+        this.#noteFailure(key, (err as Error).message, {
+          entry: describe(entry),
+          host: hostOf(entry, this.#leases),
+        });
+      }
+    }
+  }
+
+  /** Logs a failure once per distinct message, so a lasting problem does not flood the log. */
+  #noteFailure(key: string, message: string, fields: Record<string, unknown>): void {
+    if (this.#failures.get(key) === message) return;
+    this.#failures.set(key, message);
+    this.#deps.log.error(
+      { ...fields, err: message },
+      "Cannot program the kernel for a remote host; other hosts are not affected",
+    );
+  }
+}
+
+function hostOf(entry: KernelEntry, leases: ReadonlyMap<string, Lease>): string | undefined {
+  if (entry.kind !== "route") return undefined;
+  for (const lease of leases.values())
+    if (lease.subnet.toString() === entry.route.dst) return lease.attrs.publicIP;
+  return undefined;
+}
+
+async function write(netlink: Netlink, entry: KernelEntry): Promise<void> {
+  switch (entry.kind) {
+    case "neighbor":
+      return netlink.replaceNeighbor(entry.neighbor);
+    case "fdb":
+      return netlink.replaceFdb(entry.fdb);
+    case "route":
+      return netlink.replaceRoute(entry.route);
+  }
+}
+
+async function remove(netlink: Netlink, entry: KernelEntry): Promise<void> {
+  switch (entry.kind) {
+    case "neighbor":
+      return netlink.deleteNeighbor(entry.neighbor);
+    case "fdb":
+      return netlink.deleteFdb(entry.fdb);
+    case "route":
+      return netlink.deleteRoute(entry.route);
+  }
+}

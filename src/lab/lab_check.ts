@@ -1,0 +1,58 @@
+/** Reachability between a lab's pods: every pod pings every other pod. */
+import { formatTable } from "../util/table.js";
+import { execIn } from "./netns.js";
+import type { LabPod } from "./cluster.js";
+
+/** One ping from a pod to another. */
+export interface PingResult {
+  readonly from: string;
+  readonly to: string;
+  readonly ok: boolean;
+  /** Round-trip time in ms; null when the ping failed. */
+  readonly rttMs: number | null;
+}
+
+/** Pings once from one pod to another's address. */
+export async function ping(from: LabPod, to: LabPod, timeoutSeconds = 2): Promise<PingResult> {
+  try {
+    const out = await execIn(from.netns, "ping", ["-c", "1", "-W", String(timeoutSeconds), to.ip]);
+    const rtt = /time=([\d.]+) ms/.exec(out)?.[1];
+    return {
+      from: from.name,
+      to: to.name,
+      ok: true,
+      rttMs: rtt === undefined ? null : Number(rtt),
+    };
+  } catch {
+    return { from: from.name, to: to.name, ok: false, rttMs: null };
+  }
+}
+
+/** Every ordered pair of distinct pods, pinged a few pairs at a time. */
+export async function pingAll(pods: readonly LabPod[], parallel = 4): Promise<PingResult[]> {
+  const pairs = pods.flatMap((from) =>
+    pods.filter((to) => to !== from).map((to) => [from, to] as const),
+  );
+  const results: PingResult[] = [];
+  for (let i = 0; i < pairs.length; i += parallel) {
+    results.push(
+      ...(await Promise.all(pairs.slice(i, i + parallel).map(([from, to]) => ping(from, to)))),
+    );
+  }
+  return results;
+}
+
+/** The pod × pod matrix: round-trip times in ms, "FAIL" for a failed pair. */
+export function formatPingMatrix(pods: readonly LabPod[], results: readonly PingResult[]): string {
+  const cell = (from: LabPod, to: LabPod) => {
+    if (from === to) return "-";
+    const r = results.find((x) => x.from === from.name && x.to === to.name);
+    if (r === undefined) return "?";
+    return r.ok ? (r.rttMs === null ? "ok" : `${r.rttMs.toFixed(2)}ms`) : "FAIL";
+  };
+  const rows = [
+    ["from \\ to", ...pods.map((p) => `${p.name} ${p.ip}`)],
+    ...pods.map((from) => [`${from.name} ${from.ip}`, ...pods.map((to) => cell(from, to))]),
+  ];
+  return formatTable(rows);
+}

@@ -1,0 +1,203 @@
+/**
+ * An in-memory Netlink for unit tests: links, addresses, routes, neighbours and FDB entries, with
+ * the calls that changed them recorded in `calls`. It checks what the kernel checks where flannel
+ * relies on it: a gateway must be on-link (reachable through a connected route) unless the route
+ * says `onlink`.
+ */
+import { IPNet, parseIPv4 } from "../ip/ip.js";
+import { FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, NetlinkError } from "./netlink.js";
+import type {
+  Address,
+  FdbEntry,
+  Link,
+  Neighbor,
+  Netlink,
+  Route,
+  RouteSpec,
+  VxlanLinkSpec,
+} from "./netlink.js";
+
+/** A Netlink that keeps its state in memory. */
+export class FakeNetlink implements Netlink {
+  readonly links = new Map<number, Link>();
+  readonly addresses: Address[] = [];
+  routes: Route[] = [];
+  neighbors: Neighbor[] = [];
+  fdb: FdbEntry[] = [];
+  readonly calls: string[] = [];
+  #nextIndex = 1;
+
+  /** Adds an ordinary link (an underlay interface) with an address; returns its index. */
+  addEthernet(name: string, ip: string, prefixLen: number, mtu = 1500): number {
+    const index = this.#nextIndex++;
+    this.links.set(index, {
+      index,
+      name,
+      mtu,
+      mac: "02:00:00:00:00:01",
+      up: true,
+      kind: "veth",
+      vxlan: null,
+    });
+    this.addresses.push({ linkIndex: index, ip, prefixLen });
+    const net = new IPNet(4, parseIPv4(ip) ?? 0n, prefixLen);
+    this.routes.push({
+      dst: net.toString(),
+      gateway: null,
+      linkIndex: index,
+      onlink: false,
+      protocol: 2,
+      table: MAIN_TABLE,
+      unicast: true,
+    });
+    return index;
+  }
+
+  listLinks(): Promise<Link[]> {
+    return Promise.resolve([...this.links.values()]);
+  }
+
+  getLink(name: string): Promise<Link | null> {
+    return Promise.resolve([...this.links.values()].find((l) => l.name === name) ?? null);
+  }
+
+  addVxlanLink(spec: VxlanLinkSpec): Promise<Link> {
+    this.calls.push(`link add ${spec.name} vni ${spec.vni} mac ${spec.mac}`);
+    if ([...this.links.values()].some((l) => l.name === spec.name))
+      return Promise.reject(new NetlinkError("exists", "EEXIST"));
+    const index = this.#nextIndex++;
+    const { name, mtu, mac, ...vxlan } = spec;
+    const link: Link = { index, name, mtu, mac, up: false, kind: "vxlan", vxlan };
+    this.links.set(index, link);
+    return Promise.resolve(link);
+  }
+
+  deleteLink(index: number): Promise<void> {
+    this.calls.push(`link del ${index}`);
+    this.links.delete(index);
+    this.routes = this.routes.filter((r) => r.linkIndex !== index);
+    this.neighbors = this.neighbors.filter((n) => n.linkIndex !== index);
+    this.fdb = this.fdb.filter((f) => f.linkIndex !== index);
+    return Promise.resolve();
+  }
+
+  #update(index: number, change: Partial<Link>): Promise<void> {
+    const link = this.links.get(index);
+    if (link === undefined) return Promise.reject(new NetlinkError("no such link", "ENODEV"));
+    this.links.set(index, { ...link, ...change });
+    return Promise.resolve();
+  }
+
+  setLinkMtu(index: number, mtu: number): Promise<void> {
+    this.calls.push(`link set ${index} mtu ${mtu}`);
+    return this.#update(index, { mtu });
+  }
+
+  setLinkUp(index: number): Promise<void> {
+    this.calls.push(`link set ${index} up`);
+    return this.#update(index, { up: true });
+  }
+
+  listAddresses(linkIndex: number): Promise<Address[]> {
+    return Promise.resolve(this.addresses.filter((a) => a.linkIndex === linkIndex));
+  }
+
+  addAddress(address: Address): Promise<void> {
+    this.calls.push(`addr add ${address.ip}/${address.prefixLen} dev ${address.linkIndex}`);
+    this.addresses.push(address);
+    return Promise.resolve();
+  }
+
+  deleteAddress(address: Address): Promise<void> {
+    this.calls.push(`addr del ${address.ip}/${address.prefixLen} dev ${address.linkIndex}`);
+    const i = this.addresses.findIndex(
+      (a) => a.linkIndex === address.linkIndex && a.ip === address.ip,
+    );
+    if (i >= 0) this.addresses.splice(i, 1);
+    return Promise.resolve();
+  }
+
+  listRoutes(table = MAIN_TABLE): Promise<Route[]> {
+    return Promise.resolve(this.routes.filter((r) => r.table === table));
+  }
+
+  replaceRoute(route: RouteSpec): Promise<void> {
+    this.calls.push(
+      `route replace ${route.dst} via ${route.gateway ?? "-"} dev ${route.linkIndex}${route.onlink ? " onlink" : ""}`,
+    );
+    if (route.gateway !== null && !route.onlink) {
+      const gw = parseIPv4(route.gateway) ?? 0n;
+      const reachable = this.routes.some(
+        (r) =>
+          r.linkIndex === route.linkIndex && r.gateway === null && IPNet.parse(r.dst)?.contains(gw),
+      );
+      if (!reachable)
+        return Promise.reject(
+          new NetlinkError(`Cannot replace route ${route.dst}: ENETUNREACH`, "ENETUNREACH"),
+        );
+    }
+    this.routes = this.routes.filter((r) => r.dst !== route.dst || r.table !== MAIN_TABLE);
+    this.routes.push({
+      ...route,
+      protocol: FLANNEL_ROUTE_PROTOCOL,
+      table: MAIN_TABLE,
+      unicast: true,
+    });
+    return Promise.resolve();
+  }
+
+  deleteRoute(route: RouteSpec): Promise<void> {
+    this.calls.push(`route del ${route.dst}`);
+    const before = this.routes.length;
+    this.routes = this.routes.filter((r) => r.dst !== route.dst || r.table !== MAIN_TABLE);
+    return before === this.routes.length
+      ? Promise.reject(new NetlinkError("no such route", "ESRCH"))
+      : Promise.resolve();
+  }
+
+  listNeighbors(linkIndex: number): Promise<Neighbor[]> {
+    return Promise.resolve(this.neighbors.filter((n) => n.linkIndex === linkIndex));
+  }
+
+  replaceNeighbor(neighbor: Omit<Neighbor, "permanent">): Promise<void> {
+    this.calls.push(
+      `neigh replace ${neighbor.ip} lladdr ${neighbor.mac} dev ${neighbor.linkIndex}`,
+    );
+    this.neighbors = this.neighbors.filter(
+      (n) => !(n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip),
+    );
+    this.neighbors.push({ ...neighbor, permanent: true });
+    return Promise.resolve();
+  }
+
+  deleteNeighbor(neighbor: Omit<Neighbor, "permanent" | "mac">): Promise<void> {
+    this.calls.push(`neigh del ${neighbor.ip} dev ${neighbor.linkIndex}`);
+    this.neighbors = this.neighbors.filter(
+      (n) => !(n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip),
+    );
+    return Promise.resolve();
+  }
+
+  listFdb(linkIndex: number): Promise<FdbEntry[]> {
+    return Promise.resolve(this.fdb.filter((f) => f.linkIndex === linkIndex));
+  }
+
+  replaceFdb(entry: Omit<FdbEntry, "permanent">): Promise<void> {
+    this.calls.push(`fdb replace ${entry.mac} dst ${entry.dst} dev ${entry.linkIndex}`);
+    this.fdb = this.fdb.filter((f) => !(f.linkIndex === entry.linkIndex && f.mac === entry.mac));
+    this.fdb.push({ ...entry, permanent: true });
+    return Promise.resolve();
+  }
+
+  deleteFdb(entry: Omit<FdbEntry, "permanent">): Promise<void> {
+    this.calls.push(`fdb del ${entry.mac} dst ${entry.dst} dev ${entry.linkIndex}`);
+    this.fdb = this.fdb.filter(
+      (f) => !(f.linkIndex === entry.linkIndex && f.mac === entry.mac && f.dst === entry.dst),
+    );
+    return Promise.resolve();
+  }
+
+  close(): void {
+    // nothing to release
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The kernel's network configuration as flanneld needs it: links (VXLAN), addresses, routes,
+ * neighbours and FDB entries. One interface, with rtnetlink.ts (a real rtnetlink socket) and
+ * fake_netlink.ts (in memory, for unit tests) beside it. Code outside src/net/ imports only this
+ * file. IPv4 only for now: flannel-ts does not program an IPv6 data plane yet.
+ */
+
+/** The protocol number flannel-ts tags its routes with (rtnetlink `protocol`), to know its own. */
+export const FLANNEL_ROUTE_PROTOCOL = 76;
+
+/** The main routing table. */
+export const MAIN_TABLE = 254;
+
+/** VXLAN settings of a link. */
+export interface VxlanInfo {
+  readonly vni: number;
+  /** Local (source) address; null when unset. */
+  readonly local: string | null;
+  /** Index of the parent (underlay) device; null when unset. */
+  readonly parentIndex: number | null;
+  /** UDP destination port; 0 means the kernel default (8472). */
+  readonly port: number;
+  readonly learning: boolean;
+  readonly gbp: boolean;
+}
+
+/** A network link. */
+export interface Link {
+  readonly index: number;
+  readonly name: string;
+  readonly mtu: number;
+  /** Hardware address as `aa:bb:cc:dd:ee:ff`. */
+  readonly mac: string;
+  /** Administratively up. */
+  readonly up: boolean;
+  /** The link kind (`vxlan`, `bridge`, `veth`...); null for none. */
+  readonly kind: string | null;
+  readonly vxlan: VxlanInfo | null;
+}
+
+/** What a VXLAN link is made with. */
+export interface VxlanLinkSpec extends VxlanInfo {
+  readonly name: string;
+  readonly mtu: number;
+  readonly mac: string;
+}
+
+/** An IPv4 address on a link. */
+export interface Address {
+  readonly linkIndex: number;
+  readonly ip: string;
+  readonly prefixLen: number;
+}
+
+/** An IPv4 route in a table. */
+export interface Route {
+  /** Destination as `a.b.c.d/n`. */
+  readonly dst: string;
+  readonly gateway: string | null;
+  readonly linkIndex: number;
+  readonly onlink: boolean;
+  readonly protocol: number;
+  readonly table: number;
+  /** Unicast routes only are flannel's business; local, broadcast and others come as false. */
+  readonly unicast: boolean;
+}
+
+/** What a route is made with. */
+export interface RouteSpec {
+  readonly dst: string;
+  readonly gateway: string | null;
+  readonly linkIndex: number;
+  readonly onlink: boolean;
+}
+
+/** A permanent IPv4 neighbour (ARP) entry. */
+export interface Neighbor {
+  readonly linkIndex: number;
+  readonly ip: string;
+  readonly mac: string;
+  readonly permanent: boolean;
+}
+
+/** A permanent FDB entry on a VXLAN device: frames for `mac` go to the VTEP at `dst`. */
+export interface FdbEntry {
+  readonly linkIndex: number;
+  readonly mac: string;
+  readonly dst: string;
+  readonly permanent: boolean;
+}
+
+/** rtnetlink, as far as flanneld uses it. Every call acts on the caller's network namespace. */
+export interface Netlink {
+  listLinks(): Promise<Link[]>;
+  /** The link with that name; null when there is none. */
+  getLink(name: string): Promise<Link | null>;
+  addVxlanLink(spec: VxlanLinkSpec): Promise<Link>;
+  deleteLink(index: number): Promise<void>;
+  setLinkMtu(index: number, mtu: number): Promise<void>;
+  setLinkUp(index: number): Promise<void>;
+
+  listAddresses(linkIndex: number): Promise<Address[]>;
+  addAddress(address: Address): Promise<void>;
+  deleteAddress(address: Address): Promise<void>;
+
+  /** IPv4 routes of one table (main by default). */
+  listRoutes(table?: number): Promise<Route[]>;
+  /** Creates or replaces the route to `dst` in the main table, tagged FLANNEL_ROUTE_PROTOCOL. */
+  replaceRoute(route: RouteSpec): Promise<void>;
+  deleteRoute(route: RouteSpec): Promise<void>;
+
+  listNeighbors(linkIndex: number): Promise<Neighbor[]>;
+  replaceNeighbor(neighbor: Omit<Neighbor, "permanent">): Promise<void>;
+  deleteNeighbor(neighbor: Omit<Neighbor, "permanent" | "mac">): Promise<void>;
+
+  listFdb(linkIndex: number): Promise<FdbEntry[]>;
+  replaceFdb(entry: Omit<FdbEntry, "permanent">): Promise<void>;
+  deleteFdb(entry: Omit<FdbEntry, "permanent">): Promise<void>;
+
+  close(): void;
+}
+
+/** A netlink call the kernel refused; `errno` is the kernel's (e.g. ENETUNREACH). */
+export class NetlinkError extends Error {
+  constructor(
+    message: string,
+    readonly errno: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "NetlinkError";
+  }
+}
