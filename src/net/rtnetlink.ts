@@ -138,6 +138,16 @@ function toLink(message: rt.LinkMessage): Link {
   };
 }
 
+/**
+ * The kernel takes any protocol number (0..255); the package's enum names only the registered
+ * ones, so ours goes in as a number.
+ */
+function routeProtocol(n: number): rt.RouteProtocol {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- any u8 is valid here
+  const value: rt.RouteProtocol = n;
+  return value;
+}
+
 function protocolNumber(protocol: rt.Route["protocol"]): number {
   if (protocol === undefined) return 0;
   return typeof protocol === "number" ? protocol : rt.RouteProtocol[protocol];
@@ -277,7 +287,7 @@ export class RtNetlink implements Netlink {
       family: AF_INET,
       dstLen: len,
       table: MAIN_TABLE,
-      protocol: FLANNEL_ROUTE_PROTOCOL as rt.RouteProtocol,
+      protocol: routeProtocol(FLANNEL_ROUTE_PROTOCOL),
       scope: route.gateway === null ? rt.RouteScope.LINK : rt.RouteScope.UNIVERSE,
       type: rt.RouteType.UNICAST,
       flags: route.onlink ? { __unknown: RTNH_F_ONLINK } : {},
@@ -298,7 +308,7 @@ export class RtNetlink implements Netlink {
     const [data, attrs] = this.#routeMessage(route);
     await this.#do(`delete route ${route.dst}`, () =>
       this.#socket.delRoute(
-        { ...data, protocol: 0 as rt.RouteProtocol, scope: rt.RouteScope.NOWHERE },
+        { ...data, protocol: routeProtocol(0), scope: rt.RouteScope.NOWHERE },
         attrs,
       ),
     );
