@@ -1,0 +1,330 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  addPod,
+  describeLab,
+  killFlanneld,
+  labDown,
+  labEtcdctl,
+  labUp,
+  listPods,
+  restartFlanneld,
+  upNode,
+} from "../../src/lab/cluster.js";
+import type { Lab, LabNode, LabSpec } from "../../src/lab/cluster.js";
+import { ping, pingAll } from "../../src/lab/lab_check.js";
+import { addNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+
+const quiet = () => undefined;
+
+/** Runs a test body against a fresh lab that is always taken down. */
+async function withLab(
+  spec: Omit<LabSpec, "name">,
+  body: (lab: Lab) => Promise<void>,
+): Promise<void> {
+  const name = uniquePrefix("ftdp");
+  try {
+    const lab = await labUp({ ...spec, name }, quiet);
+    await body(lab);
+  } finally {
+    await labDown(name, quiet);
+  }
+}
+
+/** Polls until `check` passes (or rethrows its last failure after `timeoutMs`). */
+async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await delay(200);
+    }
+  }
+}
+
+async function subnetOf(node: LabNode): Promise<string> {
+  const env = await readFile(node.subnetFile, "utf8");
+  const match = /FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1\/24/.exec(env);
+  assert.ok(match, env);
+  return `${match[1]}.0`;
+}
+
+const node = (lab: Lab, i: number) => lab.nodes[i - 1]!;
+
+async function assertAllReach(lab: Lab): Promise<void> {
+  const results = await pingAll(await listPods(lab));
+  const failed = results.filter((r) => !r.ok).map((r) => `${r.from}->${r.to}`);
+  assert.deepEqual(failed, [], `pairs that failed: ${failed.join(", ")}`);
+}
+
+describe("data plane: three hosts, two pods each, every pod reaches every other", () => {
+  for (const [label, backend, config] of [
+    ["vxlan", "vxlan", undefined],
+    [
+      "vxlan with DirectRouting",
+      "vxlan",
+      '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}',
+    ],
+    ["host-gw", "host-gw", undefined],
+  ] as const) {
+    test(label, async () => {
+      await withLab(
+        { nodes: 3, pods: 2, backend, ...(config ? { networkConfig: config } : {}) },
+        async (lab) => {
+          await assertAllReach(lab);
+          const routes = await ip(["route", "show"], node(lab, 1).netns);
+          const remote = await subnetOf(node(lab, 2));
+          if (backend === "host-gw" || config) {
+            assert.match(
+              routes,
+              new RegExp(
+                `${remote.replace(/\./g, "\\.")}/24 via 10\\.250\\.0\\.12 dev eth0 proto 76`,
+              ),
+              routes,
+            );
+          } else {
+            assert.match(
+              routes,
+              new RegExp(
+                `${remote.replace(/\./g, "\\.")}/24 via ${remote.replace(/\./g, "\\.")} dev flannel\\.1 proto 76 onlink`,
+              ),
+              routes,
+            );
+          }
+        },
+      );
+    });
+  }
+});
+
+test("vxlan: a deleted lease takes exactly its entries away; a new host joins and is reached", async () => {
+  await withLab({ nodes: 3, pods: 1, backend: "vxlan" }, async (lab) => {
+    const gone = await subnetOf(node(lab, 3));
+    const stays = await subnetOf(node(lab, 2));
+    const h1 = node(lab, 1).netns;
+    await labEtcdctl(lab, ["del", `/coreos.com/network/subnets/${gone}-24`]);
+    await eventually(async () => {
+      assert.doesNotMatch(await ip(["route", "show"], h1), new RegExp(`${gone}/24`));
+      assert.doesNotMatch(
+        await ip(["neigh", "show", "dev", "flannel.1"], h1),
+        new RegExp(`^${gone} `, "m"),
+      );
+      assert.doesNotMatch(
+        await execIn(h1, "bridge", ["fdb", "show", "dev", "flannel.1"]),
+        /dst 10\.250\.0\.13/,
+      );
+    });
+    assert.match(
+      await ip(["route", "show"], h1),
+      new RegExp(`${stays}/24 via ${stays} dev flannel\\.1`),
+    );
+    assert.match(
+      await ip(["neigh", "show", "dev", "flannel.1"], h1),
+      new RegExp(`^${stays} `, "m"),
+    );
+
+    // A fourth host joins; the others reach its pod.
+    const joined = describeLab(lab.name, 4);
+    const h4 = joined.nodes[3]!;
+    await upNode(joined, h4, quiet);
+    await eventually(() => readFile(h4.subnetFile).then(() => undefined));
+    const pod = await addPod(joined, h4, 1);
+    const from = (await listPods(lab)).find((p) => p.node === "h1")!;
+    await eventually(async () => {
+      assert.ok((await ping(from, pod)).ok);
+    });
+  });
+});
+
+test("vxlan: a host built by hand the way flannel (Go) builds one shares the network", async () => {
+  await withLab({ nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+    // The hand-made host: namespace on the lab bridge, flannel.1 by iproute2, lease by etcdctl.
+    const netns = `${lab.name}-h9`;
+    const mac = "0e:00:00:00:00:99";
+    await addNetns(netns);
+    await ip(
+      ["link", "add", "eth0", "type", "veth", "peer", "name", "h9", "netns", lab.hub],
+      netns,
+    );
+    await ip(["link", "set", "h9", "master", "br0", "up"], lab.hub);
+    await ip(["addr", "add", "10.250.0.99/24", "dev", "eth0"], netns);
+    await ip(["link", "set", "eth0", "up"], netns);
+    await execIn(netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+    await ip(
+      [
+        "link",
+        "add",
+        "flannel.1",
+        "address",
+        mac,
+        "type",
+        "vxlan",
+        "id",
+        "1",
+        "local",
+        "10.250.0.99",
+        "dev",
+        "eth0",
+        "dstport",
+        "8472",
+        "nolearning",
+      ],
+      netns,
+    );
+    await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
+    await ip(["addr", "add", "10.244.99.0/32", "dev", "flannel.1"], netns);
+    await ip(["link", "add", "cni0", "type", "bridge"], netns);
+    await ip(["addr", "add", "10.244.99.1/24", "dev", "cni0"], netns);
+    await ip(["link", "set", "cni0", "up"], netns);
+    const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
+    const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
+    assert.ok(leaseID, grant);
+    const value = `{"PublicIP":"10.250.0.99","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+    await labEtcdctl(lab, [
+      "put",
+      "--lease",
+      leaseID,
+      "/coreos.com/network/subnets/10.244.99.0-24",
+      value,
+    ]);
+    // The hand-made host programs the flannel-ts hosts the way flannel (Go) does, from their leases.
+    for (const n of lab.nodes) {
+      const subnet = await subnetOf(n);
+      const stored = JSON.parse(
+        await labEtcdctl(lab, [
+          "get",
+          "--print-value-only",
+          `/coreos.com/network/subnets/${subnet}-24`,
+        ]),
+      ) as { PublicIP: string; BackendData: { VtepMAC: string } };
+      await ip(
+        [
+          "neigh",
+          "replace",
+          subnet,
+          "lladdr",
+          stored.BackendData.VtepMAC,
+          "dev",
+          "flannel.1",
+          "nud",
+          "permanent",
+        ],
+        netns,
+      );
+      await execIn(netns, "bridge", [
+        "fdb",
+        "replace",
+        stored.BackendData.VtepMAC,
+        "dev",
+        "flannel.1",
+        "dst",
+        stored.PublicIP,
+        "self",
+        "permanent",
+      ]);
+      await ip(
+        ["route", "replace", `${subnet}/24`, "via", subnet, "dev", "flannel.1", "onlink"],
+        netns,
+      );
+    }
+    const handHost = { name: "h9", netns, node: "h9", ip: "10.244.99.1" };
+    for (const pod of await listPods(lab)) {
+      await eventually(async () => {
+        assert.ok((await ping(pod, handHost)).ok, `${pod.name} reaches the hand-made host`);
+      });
+      const back = await execIn(netns, "ping", [
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-I",
+        "10.244.99.1",
+        pod.ip,
+      ]).then(
+        () => true,
+        () => false,
+      );
+      assert.ok(back, `the hand-made host reaches ${pod.name}`);
+    }
+  });
+});
+
+test("vxlan: flanneld killed with SIGKILL and restarted keeps subnet and VTEP MAC, and pods keep talking", async () => {
+  await withLab({ nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+    const h1 = node(lab, 1);
+    const before = await readFile(h1.subnetFile, "utf8");
+    const mac = (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1];
+    const [p1, p2] = await listPods(lab);
+    // 40 pings, 0.1 s apart, while flanneld dies and comes back.
+    const pinging = execIn(p1!.netns, "ping", ["-c", "40", "-i", "0.1", "-W", "1", p2!.ip]);
+    await delay(500);
+    await killFlanneld(h1, "SIGKILL");
+    await restartFlanneld(lab, h1);
+    const out = await pinging;
+    assert.match(out, /40 packets transmitted, 40 received/, out);
+    await eventually(async () => {
+      const log = await readFile(h1.logFile, "utf8");
+      assert.equal(log.split("Wrote subnet file").length, 3, "started twice");
+    });
+    assert.equal(await readFile(h1.subnetFile, "utf8"), before);
+    assert.equal(
+      (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1],
+      mac,
+    );
+    await assertAllReach(lab);
+  });
+});
+
+test("vxlan: entries deleted by hand come back; a stale route is removed at start; foreign routes stay", async () => {
+  await withLab({ nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+    const h1 = node(lab, 1);
+    const remote = await subnetOf(node(lab, 2));
+    await ip(["route", "del", `${remote}/24`], h1.netns);
+    await execIn(h1.netns, "bridge", [
+      "fdb",
+      "del",
+      (await execIn(h1.netns, "bridge", ["fdb", "show", "dev", "flannel.1"])).split(" ")[0]!,
+      "dev",
+      "flannel.1",
+      "dst",
+      "10.250.0.12",
+      "self",
+    ]);
+    await eventually(async () => {
+      assert.match(
+        await ip(["route", "show"], h1.netns),
+        new RegExp(`${remote}/24 via ${remote} dev flannel\\.1`),
+      );
+      assert.match(
+        await execIn(h1.netns, "bridge", ["fdb", "show", "dev", "flannel.1"]),
+        /dst 10\.250\.0\.12/,
+      );
+    }, 15_000);
+    await assertAllReach(lab);
+
+    // While flanneld is down: a stale route of an old lease, and a route that is not flannel's.
+    await killFlanneld(h1, "SIGTERM");
+    await ip(
+      ["route", "add", "10.244.250.0/24", "via", "10.244.250.0", "dev", "flannel.1", "onlink"],
+      h1.netns,
+    );
+    await ip(
+      ["route", "add", "10.99.0.0/24", "via", "10.250.0.1", "dev", "eth0", "proto", "static"],
+      h1.netns,
+    );
+    await restartFlanneld(lab, h1);
+    await eventually(async () => {
+      assert.doesNotMatch(await ip(["route", "show"], h1.netns), /10\.244\.250\.0/);
+    });
+    assert.match(
+      await ip(["route", "show"], h1.netns),
+      /10\.99\.0\.0\/24 via 10\.250\.0\.1 dev eth0 proto static/,
+    );
+    await assertAllReach(lab);
+  });
+});
