@@ -197,6 +197,15 @@ async function requireLab(name: string) {
   return lab;
 }
 
+interface LabUpFlags {
+  name: string;
+  nodes: number;
+  backend: string;
+  pods: number;
+  ipMasq?: boolean;
+  nftables?: boolean;
+}
+
 function addLabCommands(program: Command, out: (text: string) => void): void {
   const lab = program
     .command("lab")
@@ -220,12 +229,27 @@ function addLabCommands(program: Command, out: (text: string) => void): void {
       (v: string) => (v === "0" ? 0 : positiveInt("--pods")(v)),
       2,
     )
-    .action(async (flags: { name: string; nodes: number; backend: string; pods: number }) => {
+    .option("--ip-masq", "run flanneld with --ip-masq")
+    .option("--nftables", "set EnableNFTables in the network config")
+    .action(async (flags: LabUpFlags) => {
       out(
         `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host\n`,
       );
+      const networkConfig = JSON.stringify({
+        Network: "10.244.0.0/16",
+        ...(flags.nftables ? { EnableNFTables: true } : {}),
+        Backend: { Type: flags.backend },
+      });
+      const flanneldArgs = flags.ipMasq ? ["--ip-masq"] : [];
       await labUp(
-        { name: flags.name, nodes: flags.nodes, backend: flags.backend, pods: flags.pods },
+        {
+          name: flags.name,
+          nodes: flags.nodes,
+          backend: flags.backend,
+          pods: flags.pods,
+          networkConfig,
+          flanneldArgs,
+        },
         progress,
       );
       out(`Lab "${flags.name}" is up.\n`);

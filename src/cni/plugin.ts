@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { access, constants, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic_write.js";
+import { run } from "../util/exec.js";
 import { CniCode, CniError, DelegateError } from "./cni_error.js";
 import { goMapJson } from "./go_json_sorted.js";
 import { buildDelegateConf, loadSubnetEnv, parseNetConf } from "./netconf.js";
@@ -210,21 +211,6 @@ async function cmdDel(conf: FlannelNetConf, env: CniRequest["env"]): Promise<str
   await invokeDelegate(type, "DEL", bytes, env); // on failure the file stays for the retry
   await rm(path, { force: true });
   return "";
-}
-
-async function run(cmd: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(err.trim() || `${cmd} exited with ${code ?? "a signal"}`));
-    });
-  });
 }
 
 const CHECK_FAILED = 101;

@@ -12,6 +12,7 @@ import type { Server } from "node:http";
 import { createBackend } from "../backend/registry.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../config/subnet_env.js";
 import type { NetworkConfig } from "../config/network_config.js";
+import type { IPNet } from "../ip/ip.js";
 import { ConfigError, ConfigNotFoundError, StoreError } from "../errors.js";
 import { startHealthzServer } from "../healthz/server.js";
 import type { Readiness } from "../healthz/server.js";
@@ -20,6 +21,10 @@ import type { Logger } from "../log/logger.js";
 import { LocalManager } from "../subnet/etcd/local_manager.js";
 import { RtNetlink } from "../net/rtnetlink.js";
 import { checkIPForwarding } from "../net/sysctl.js";
+import { IPTablesManager } from "../trafficmngr/iptables.js";
+import { NFTablesManager } from "../trafficmngr/nftables.js";
+import { keepTrafficRules } from "../trafficmngr/traffic_manager.js";
+import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import { leaseKeyOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
@@ -67,6 +72,30 @@ async function getConfig(
     }
     if (!(await sleep(CONFIG_RETRY_MS, opts.signal))) return null;
   }
+}
+
+/** Writes the masquerade and forward rules the flags ask for, after clearing the other mode's. */
+async function setUpTrafficRules(
+  traffic: TrafficManager,
+  options: FlanneldOptions,
+  config: NetworkConfig,
+  subnet: IPNet,
+  log: Logger,
+): Promise<FlannelRules> {
+  const network = config.network;
+  const randomFully =
+    options.ipMasq && !options.ipMasqFullyRandomDisable && (await traffic.supportsRandomFully());
+  const rules: FlannelRules = {
+    masq: options.ipMasq && network !== null ? { network, subnet, randomFully } : null,
+    forward: options.iptablesForwardRules && network !== null ? { network } : null,
+  };
+  await traffic.cleanUpOtherMode();
+  await traffic.apply(rules);
+  log.info(
+    { mode: traffic.mode, masq: rules.masq !== null, forward: rules.forward !== null, randomFully },
+    "Traffic rules written",
+  );
+  return rules;
 }
 
 /** Runs flanneld until the signal aborts. Rejects on a fatal error, such as a revoked lease. */
@@ -124,6 +153,11 @@ export async function runFlanneld(
     const network = await backend.registerNetwork(config, opts);
     log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
 
+    const traffic: TrafficManager = config.enableNFTables
+      ? new NFTablesManager()
+      : new IPTablesManager();
+    const rules = await setUpTrafficRules(traffic, options, config, network.lease.subnet, log);
+
     await writeSubnetEnv(options.subnetFile, {
       network: config.enableIPv4 ? config.network : null,
       subnet: config.enableIPv4 ? network.lease.subnet : null,
@@ -136,7 +170,12 @@ export async function runFlanneld(
     log.info({ path: options.subnetFile }, "Wrote subnet file");
 
     await runTogether(
-      [(o) => network.run(o), (o) => manager.completeLease(network.lease, o)],
+      [
+        (o) => network.run(o),
+        (o) => manager.completeLease(network.lease, o),
+        (o) =>
+          keepTrafficRules(traffic, rules, log, { ...o, resyncSeconds: options.iptablesResync }),
+      ],
       opts,
     );
     if (signal.aborted)

@@ -265,7 +265,11 @@ export interface LabPod {
 }
 
 /** The flannel CNI config a lab host uses (flannel's cbr0 conflist entry, with the lab's paths). */
-export function podNetConf(lab: Lab, node: LabNode): string {
+export function podNetConf(
+  lab: Lab,
+  node: LabNode,
+  delegate: Readonly<Record<string, unknown>> = {},
+): string {
   return JSON.stringify({
     cniVersion: "0.3.1",
     name: "cbr0",
@@ -273,12 +277,17 @@ export function podNetConf(lab: Lab, node: LabNode): string {
     subnetFile: node.subnetFile,
     dataDir: join(lab.dir, node.name, "cni"),
     ipam: { dataDir: join(lab.dir, node.name, "ipam") },
-    delegate: { hairpinMode: true, isDefaultGateway: true },
+    delegate: { hairpinMode: true, isDefaultGateway: true, ...delegate },
   });
 }
 
 /** Adds pod number `index` on a host through bin/flannel ADD, run in the host's namespace. */
-export async function addPod(lab: Lab, node: LabNode, index: number): Promise<LabPod> {
+export async function addPod(
+  lab: Lab,
+  node: LabNode,
+  index: number,
+  delegate: Readonly<Record<string, unknown>> = {},
+): Promise<LabPod> {
   const name = `${node.name}p${index}`;
   const netns = `${lab.name}-${name}`;
   await addNetns(netns);
@@ -291,7 +300,7 @@ export async function addPod(lab: Lab, node: LabNode, index: number): Promise<La
     CNI_PATH: "/usr/lib/cni",
   };
   const out = await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
-    input: podNetConf(lab, node),
+    input: podNetConf(lab, node, delegate),
     env,
   });
   const result = JSON.parse(out) as { ips?: { address?: string }[] };

@@ -2,54 +2,17 @@
  * Building test hosts out of network namespaces with iproute2: the topology that tests, benches
  * and the lab stand on. This is set-up tooling; flanneld itself never runs `ip`.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promisify } from "node:util";
 
-const execFileAsync = promisify(execFile);
+import { run } from "../util/exec.js";
+
+export { run };
 
 /** A short unique prefix for namespace and link names (links allow 15 characters). */
 export function uniquePrefix(tag: string): string {
   return `${tag}${randomBytes(2).toString("hex")}`;
-}
-
-/** Runs a command and resolves with its stdout; rejects with its stderr in the message. */
-export async function run(
-  cmd: string,
-  args: readonly string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<string> {
-  if (options.input !== undefined) {
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args, {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: options.env ?? process.env,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("error", reject);
-      child.on("exit", (code) => {
-        if (code === 0) resolve(stdout);
-        else reject(new Error(`${cmd} ${args.join(" ")} failed (exit ${code}): ${stderr.trim()}`));
-      });
-      child.stdin.end(options.input);
-    });
-  }
-  try {
-    const { stdout } = await execFileAsync(cmd, [...args], {
-      env: options.env ?? process.env,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${(e.stderr ?? e.message).trim()}`, {
-      cause: err,
-    });
-  }
 }
 
 /** Runs `ip` with the arguments, in a namespace when given. */

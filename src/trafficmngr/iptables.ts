@@ -1,0 +1,131 @@
+/**
+ * Traffic rules with iptables (flannel's pkg/trafficmngr/iptables), rule for rule: chain
+ * FLANNEL-POSTRTG in nat (comment "flanneld masq") and FLANNEL-FWD in filter (comment
+ * "flanneld forward"), jumped to from POSTROUTING and FORWARD. Each write is one
+ * `iptables-restore --noflush` run: declaring a chain flushes it, the jump rules are deleted and
+ * appended again, so the rules stay contiguous and ordered, as flannel's bootstrap keeps them.
+ */
+import { run } from "../util/exec.js";
+import type { FlannelRules, TrafficManager } from "./traffic_manager.js";
+import { KUBE_PROXY_MARK } from "./traffic_manager.js";
+
+/** A rule as `iptables -S` prints it, without the `-A <chain>` head. */
+interface Rule {
+  readonly table: "nat" | "filter";
+  readonly chain: string;
+  readonly spec: string;
+}
+
+const MASQ = '-m comment --comment "flanneld masq"';
+const FWD = '-m comment --comment "flanneld forward"';
+
+/** The jump rules and chain rules, in flannel's order. */
+export function iptablesRules(rules: FlannelRules): Rule[] {
+  const out: Rule[] = [];
+  if (rules.masq !== null) {
+    const cc = rules.masq.network.toString();
+    const pc = rules.masq.subnet.toString();
+    const masquerade = rules.masq.randomFully ? "-j MASQUERADE --random-fully" : "-j MASQUERADE";
+    out.push(
+      { table: "nat", chain: "POSTROUTING", spec: `${MASQ} -j FLANNEL-POSTRTG` },
+      {
+        table: "nat",
+        chain: "FLANNEL-POSTRTG",
+        spec: `-m mark --mark ${KUBE_PROXY_MARK} ${MASQ} -j RETURN`,
+      },
+      { table: "nat", chain: "FLANNEL-POSTRTG", spec: `-s ${pc} -d ${cc} ${MASQ} -j RETURN` },
+      { table: "nat", chain: "FLANNEL-POSTRTG", spec: `-s ${cc} -d ${pc} ${MASQ} -j RETURN` },
+      { table: "nat", chain: "FLANNEL-POSTRTG", spec: `! -s ${cc} -d ${pc} ${MASQ} -j RETURN` },
+      {
+        table: "nat",
+        chain: "FLANNEL-POSTRTG",
+        spec: `-s ${cc} ! -d 224.0.0.0/4 ${MASQ} ${masquerade}`,
+      },
+      { table: "nat", chain: "FLANNEL-POSTRTG", spec: `! -s ${cc} -d ${cc} ${MASQ} ${masquerade}` },
+    );
+  }
+  if (rules.forward !== null) {
+    const net = rules.forward.network.toString();
+    out.push(
+      { table: "filter", chain: "FORWARD", spec: `${FWD} -j FLANNEL-FWD` },
+      { table: "filter", chain: "FLANNEL-FWD", spec: `-s ${net} ${FWD} -j ACCEPT` },
+      { table: "filter", chain: "FLANNEL-FWD", spec: `-d ${net} ${FWD} -j ACCEPT` },
+    );
+  }
+  return out;
+}
+
+const OWN_CHAINS = { nat: "FLANNEL-POSTRTG", filter: "FLANNEL-FWD" } as const;
+const PARENT = { nat: "POSTROUTING", filter: "FORWARD" } as const;
+
+/** Builds the iptables-restore payload that rewrites flannel's chains from the current state. */
+export function restorePayload(
+  want: readonly Rule[],
+  saved: Readonly<Record<"nat" | "filter", string>>,
+  remove: ReadonlySet<"nat" | "filter">,
+): string {
+  const lines: string[] = [];
+  for (const table of ["nat", "filter"] as const) {
+    const rules = want.filter((r) => r.table === table);
+    const chain = OWN_CHAINS[table];
+    const jump = `-A ${PARENT[table]} ${table === "nat" ? MASQ : FWD} -j ${chain}`;
+    const jumps = saved[table].split("\n").filter((l) => l === jump).length;
+    const chainExists = saved[table].split("\n").some((l) => l.startsWith(`:${chain} `));
+    if (rules.length === 0 && !(remove.has(table) && (chainExists || jumps > 0))) continue;
+    lines.push(`*${table}`, `:${chain} - [0:0]`);
+    for (let i = 0; i < jumps; i++) lines.push(`-D ${jump.slice(3)}`);
+    if (rules.length === 0) {
+      lines.push(`-X ${chain}`);
+    } else {
+      for (const rule of rules) lines.push(`-A ${rule.chain} ${rule.spec}`);
+    }
+    lines.push("COMMIT");
+  }
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
+
+async function save(table: "nat" | "filter"): Promise<string> {
+  return run("iptables-save", ["-t", table]);
+}
+
+/** Traffic rules through iptables (the nf_tables or legacy backend the host's iptables uses). */
+export class IPTablesManager implements TrafficManager {
+  readonly mode = "iptables";
+
+  async cleanUpOtherMode(): Promise<void> {
+    await run("nft", ["delete", "table", "ip", "flannel-ipv4"]).catch(() => undefined);
+    await run("nft", ["delete", "table", "ip6", "flannel-ipv6"]).catch(() => undefined);
+  }
+
+  async apply(rules: FlannelRules): Promise<void> {
+    const saved = { nat: await save("nat"), filter: await save("filter") };
+    // A table whose rules are off (no --ip-masq, or no forward rules) loses flannel's chain.
+    const payload = restorePayload(iptablesRules(rules), saved, new Set(["nat", "filter"]));
+    if (payload !== "") await run("iptables-restore", ["--noflush", "--wait"], { input: payload });
+  }
+
+  async check(rules: FlannelRules): Promise<boolean> {
+    const want = iptablesRules(rules);
+    for (const table of ["nat", "filter"] as const) {
+      const lines = (await save(table)).split("\n");
+      const chainRules = lines.filter((l) => l.startsWith(`-A ${OWN_CHAINS[table]} `));
+      const expected = want
+        .filter((r) => r.table === table && r.chain === OWN_CHAINS[table])
+        .map((r) => `-A ${r.chain} ${r.spec}`);
+      if (chainRules.join("\n") !== expected.join("\n")) return false;
+      const jump = want.find((r) => r.table === table && r.chain === PARENT[table]);
+      if (jump !== undefined && !lines.includes(`-A ${jump.chain} ${jump.spec}`)) return false;
+    }
+    return true;
+  }
+
+  async supportsRandomFully(): Promise<boolean> {
+    // go-iptables' HasRandomFully: iptables 1.6.2 and later.
+    const version = /v(\d+)\.(\d+)\.(\d+)/.exec(
+      await run("iptables", ["--version"]).catch(() => ""),
+    );
+    if (version === null) return false;
+    const [major, minor, patch] = version.slice(1).map(Number) as [number, number, number];
+    return major > 1 || (major === 1 && (minor > 6 || (minor === 6 && patch >= 2)));
+  }
+}

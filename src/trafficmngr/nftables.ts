@@ -1,0 +1,133 @@
+/**
+ * Traffic rules with nftables (flannel's pkg/trafficmngr/nftables, `EnableNFTables`): table
+ * `ip flannel-ipv4`, chain `postrtg` (nat, postrouting, srcnat) and chain `forward` (filter,
+ * forward, filter). One `nft -f` script declares the table and chains, flushes the chains and
+ * writes the rules, atomically. The rules are written in the form `nft list` prints them, so the
+ * resync compares listings directly. Unlike flannel, the rules are kept on stop (as in iptables
+ * mode) and re-checked every resync period.
+ */
+import { run } from "../util/exec.js";
+import type { FlannelRules, TrafficManager } from "./traffic_manager.js";
+
+const TABLE = "flannel-ipv4";
+
+/** The rules of each chain, as `nft list` prints them, in flannel's order. */
+export function nftablesRules(rules: FlannelRules): { postrtg: string[]; forward: string[] } {
+  const postrtg: string[] = [];
+  const forward: string[] = [];
+  if (rules.masq !== null) {
+    const cc = rules.masq.network.toString();
+    const pc = rules.masq.subnet.toString();
+    const masquerade = rules.masq.randomFully ? "masquerade fully-random" : "masquerade";
+    postrtg.push(
+      "meta mark 0x00004000 return",
+      `ip saddr ${pc} ip daddr ${cc} return`,
+      `ip saddr ${cc} ip daddr ${pc} return`,
+      // flannel's nftables rule differs from its iptables one here (! -s <cc> -d <pc>); kept as flannel has it.
+      `ip saddr != ${pc} ip daddr ${cc} return`,
+      `ip saddr ${cc} ip daddr != 224.0.0.0/4 ${masquerade}`,
+      `ip saddr != ${cc} ip daddr ${cc} ${masquerade}`,
+    );
+  }
+  if (rules.forward !== null) {
+    const net = rules.forward.network.toString();
+    forward.push(`ip saddr ${net} accept`, `ip daddr ${net} accept`);
+  }
+  return { postrtg, forward };
+}
+
+/** The `nft -f` script that writes the rules. */
+export function nftScript(rules: FlannelRules): string {
+  const { postrtg, forward } = nftablesRules(rules);
+  const lines = [`add table ip ${TABLE} { comment "rules for ${TABLE}" ; }`];
+  const chain = (name: string, spec: string, comment: string, body: readonly string[]) => {
+    lines.push(
+      `add chain ip ${TABLE} ${name} { comment "${comment}" ; ${spec} ; }`,
+      `flush chain ip ${TABLE} ${name}`,
+    );
+    for (const rule of body) lines.push(`add rule ip ${TABLE} ${name} ${rule}`);
+  };
+  if (rules.masq !== null)
+    chain(
+      "postrtg",
+      "type nat hook postrouting priority srcnat",
+      "chain to manage traffic masquerading by flannel",
+      postrtg,
+    );
+  else lines.push(`add chain ip ${TABLE} postrtg`, `delete chain ip ${TABLE} postrtg`);
+  if (rules.forward !== null)
+    chain(
+      "forward",
+      "type filter hook forward priority filter",
+      "chain to accept flannel traffic",
+      forward,
+    );
+  else lines.push(`add chain ip ${TABLE} forward`, `delete chain ip ${TABLE} forward`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** The rule lines of one chain in an `nft list table` listing. */
+export function chainRulesOf(listing: string, chain: string): string[] | null {
+  const start = listing.indexOf(`chain ${chain} {`);
+  if (start < 0) return null;
+  const end = listing.indexOf("}", start);
+  return listing
+    .slice(start, end)
+    .split("\n")
+    .slice(1)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("comment ") && !l.startsWith("type "));
+}
+
+/** Traffic rules through nftables. */
+export class NFTablesManager implements TrafficManager {
+  readonly mode = "nftables";
+
+  async cleanUpOtherMode(): Promise<void> {
+    // flannel's iptables chains and their jumps, in one restore per table.
+    const payload = (table: string, chain: string, parent: string, comment: string) =>
+      `*${table}\n:${chain} - [0:0]\n-D ${parent} -m comment --comment "${comment}" -j ${chain}\n-X ${chain}\nCOMMIT\n`;
+    await run("iptables-restore", ["--noflush", "--wait"], {
+      input: payload("nat", "FLANNEL-POSTRTG", "POSTROUTING", "flanneld masq"),
+    }).catch(() => undefined);
+    await run("iptables-restore", ["--noflush", "--wait"], {
+      input: payload("filter", "FLANNEL-FWD", "FORWARD", "flanneld forward"),
+    }).catch(() => undefined);
+    // Chains without a jump: the -D above failed the whole batch; flush and delete them alone.
+    await run("iptables-restore", ["--noflush", "--wait"], {
+      input: "*nat\n:FLANNEL-POSTRTG - [0:0]\n-X FLANNEL-POSTRTG\nCOMMIT\n",
+    }).catch(() => undefined);
+    await run("iptables-restore", ["--noflush", "--wait"], {
+      input: "*filter\n:FLANNEL-FWD - [0:0]\n-X FLANNEL-FWD\nCOMMIT\n",
+    }).catch(() => undefined);
+  }
+
+  async apply(rules: FlannelRules): Promise<void> {
+    await run("nft", ["-f", "-"], { input: nftScript(rules) });
+  }
+
+  async check(rules: FlannelRules): Promise<boolean> {
+    const listing = await run("nft", ["list", "table", "ip", TABLE]).catch(() => "");
+    const want = nftablesRules(rules);
+    for (const [chain, expected, wanted] of [
+      ["postrtg", want.postrtg, rules.masq !== null],
+      ["forward", want.forward, rules.forward !== null],
+    ] as const) {
+      const present = chainRulesOf(listing, chain);
+      if (!wanted) {
+        if (present !== null) return false;
+        continue;
+      }
+      if (present === null || present.join("\n") !== expected.join("\n")) return false;
+    }
+    return true;
+  }
+
+  async supportsRandomFully(): Promise<boolean> {
+    const probe = `add table ip flannel-probe\nadd chain ip flannel-probe masqueradeTest { type nat hook postrouting priority srcnat ; }\nadd rule ip flannel-probe masqueradeTest masquerade fully-random\n`;
+    return run("nft", ["--check", "-f", "-"], { input: probe }).then(
+      () => true,
+      () => false,
+    );
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * flannel's traffic rules (pkg/trafficmngr): masquerade for pod traffic leaving the flannel
+ * network, and FORWARD accept rules for it. One interface, with iptables.ts and nftables.ts
+ * beside it. Both write their rules as one atomic batch (`iptables-restore --noflush`, one
+ * `nft -f`), never a process per rule, and both are re-checked every `--iptables-resync` seconds
+ * and rewritten when anything is missing (flannel does not re-check in nftables mode).
+ */
+import { setInterval } from "node:timers/promises";
+import type { IPNet } from "../ip/ip.js";
+import type { Logger } from "../log/logger.js";
+import type { CallOptions } from "../util/call_options.js";
+
+/** kube-proxy's mark: traffic it marked is never masqueraded by flannel (double-NAT bug). */
+export const KUBE_PROXY_MARK = "0x4000/0x4000";
+
+/** The rules flanneld wants on this host. */
+export interface FlannelRules {
+  /** With --ip-masq: the flannel network and this host's subnet. */
+  readonly masq: {
+    readonly network: IPNet;
+    readonly subnet: IPNet;
+    readonly randomFully: boolean;
+  } | null;
+  /** With --iptables-forward-rules: the flannel network. */
+  readonly forward: { readonly network: IPNet } | null;
+}
+
+/** One way of writing the rules into the kernel. */
+export interface TrafficManager {
+  readonly mode: "iptables" | "nftables";
+  /** Removes the rules of the other mode, so a host that switched keeps no stale ones. */
+  cleanUpOtherMode(): Promise<void>;
+  /** Writes the rules in one atomic batch, replacing flannel's chains. */
+  apply(rules: FlannelRules): Promise<void>;
+  /** Whether the kernel holds these rules, in order. */
+  check(rules: FlannelRules): Promise<boolean>;
+  /** Whether masquerade can use fully random ports (`--random-fully`, `fully-random`). */
+  supportsRandomFully(): Promise<boolean>;
+}
+
+/**
+ * Re-checks rules already written every `resyncSeconds` and rewrites them when something is
+ * missing, until the signal aborts. Rules are left in place on stop, as flannel leaves them.
+ */
+export async function keepTrafficRules(
+  manager: TrafficManager,
+  rules: FlannelRules,
+  log: Logger,
+  opts: CallOptions & { readonly resyncSeconds: number },
+): Promise<void> {
+  try {
+    for await (const _ of setInterval(opts.resyncSeconds * 1000, undefined, {
+      signal: opts.signal,
+    })) {
+      try {
+        if (await manager.check(rules)) continue;
+        log.warn(
+          { mode: manager.mode },
+          "Some traffic rules are missing; deleting and recreating rules",
+        );
+        await manager.apply(rules);
+      } catch (err) {
+        log.error(
+          { mode: manager.mode, err: (err as Error).message },
+          "Cannot check or write traffic rules; retrying at the next resync",
+        );
+      }
+    }
+  } catch (err) {
+    if (!opts.signal.aborted) throw err;
+  }
+}

@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { addPod, labDown, labUp } from "../../src/lab/cluster.js";
+import type { Lab, LabSpec } from "../../src/lab/cluster.js";
+import { ping } from "../../src/lab/lab_check.js";
+import { execIn, uniquePrefix } from "../../src/lab/netns.js";
+
+const quiet = () => undefined;
+
+async function withLab(
+  spec: Omit<LabSpec, "name">,
+  body: (lab: Lab) => Promise<void>,
+): Promise<void> {
+  const name = uniquePrefix("fttr");
+  try {
+    await body(await labUp({ ...spec, name }, quiet));
+  } finally {
+    await labDown(name, quiet);
+  }
+}
+
+async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await delay(200);
+    }
+  }
+}
+
+async function subnetOf(lab: Lab): Promise<string> {
+  const env = await readFile(lab.nodes[0]!.subnetFile, "utf8");
+  return /FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1\/24/.exec(env)![1]! + ".0/24";
+}
+
+test("iptables mode writes flannel's golden masquerade and forward rules, and restores a deleted one", async () => {
+  await withLab(
+    { nodes: 1, backend: "vxlan", flanneldArgs: ["--ip-masq", "--iptables-resync=1"] },
+    async (lab) => {
+      const h1 = lab.nodes[0]!.netns;
+      const pc = await subnetOf(lab);
+      const cc = "10.244.0.0/16";
+      const masq = '-m comment --comment "flanneld masq"';
+      const fwd = '-m comment --comment "flanneld forward"';
+      await eventually(async () => {
+        assert.equal(
+          await execIn(h1, "iptables", ["-t", "nat", "-S", "FLANNEL-POSTRTG"]),
+          [
+            "-N FLANNEL-POSTRTG",
+            `-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 ${masq} -j RETURN`,
+            `-A FLANNEL-POSTRTG -s ${pc} -d ${cc} ${masq} -j RETURN`,
+            `-A FLANNEL-POSTRTG -s ${cc} -d ${pc} ${masq} -j RETURN`,
+            `-A FLANNEL-POSTRTG ! -s ${cc} -d ${pc} ${masq} -j RETURN`,
+            `-A FLANNEL-POSTRTG -s ${cc} ! -d 224.0.0.0/4 ${masq} -j MASQUERADE --random-fully`,
+            `-A FLANNEL-POSTRTG ! -s ${cc} -d ${cc} ${masq} -j MASQUERADE --random-fully`,
+            "",
+          ].join("\n"),
+        );
+      });
+      assert.match(
+        await execIn(h1, "iptables", ["-t", "nat", "-S", "POSTROUTING"]),
+        new RegExp(`-A POSTROUTING ${masq} -j FLANNEL-POSTRTG`),
+      );
+      assert.equal(
+        await execIn(h1, "iptables", ["-S", "FLANNEL-FWD"]),
+        `-N FLANNEL-FWD\n-A FLANNEL-FWD -s ${cc} ${fwd} -j ACCEPT\n-A FLANNEL-FWD -d ${cc} ${fwd} -j ACCEPT\n`,
+      );
+      assert.match(
+        await execIn(h1, "iptables", ["-S", "FORWARD"]),
+        new RegExp(`-A FORWARD ${fwd} -j FLANNEL-FWD`),
+      );
+
+      await execIn(h1, "iptables", [
+        "-t",
+        "nat",
+        "-D",
+        "FLANNEL-POSTRTG",
+        "-s",
+        pc,
+        "-d",
+        cc,
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld masq",
+        "-j",
+        "RETURN",
+      ]);
+      await execIn(h1, "iptables", [
+        "-D",
+        "FORWARD",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld forward",
+        "-j",
+        "FLANNEL-FWD",
+      ]);
+      await eventually(async () => {
+        assert.match(
+          await execIn(h1, "iptables", ["-t", "nat", "-S", "FLANNEL-POSTRTG"]),
+          new RegExp(`-s ${pc} -d ${cc}`),
+        );
+        assert.match(await execIn(h1, "iptables", ["-S", "FORWARD"]), /-j FLANNEL-FWD/);
+      });
+      const log = await readFile(lab.nodes[0]!.logFile, "utf8");
+      assert.match(log, /Some traffic rules are missing; deleting and recreating rules/);
+      assert.equal(
+        (await execIn(h1, "iptables", ["-t", "nat", "-S", "POSTROUTING"])).split("FLANNEL-POSTRTG")
+          .length,
+        2,
+        "one jump rule, not two",
+      );
+    },
+  );
+});
+
+test("nftables mode writes flannel's golden table, and restores a flushed chain", async () => {
+  const config = '{"Network":"10.244.0.0/16","EnableNFTables":true,"Backend":{"Type":"vxlan"}}';
+  await withLab(
+    {
+      nodes: 1,
+      backend: "vxlan",
+      networkConfig: config,
+      flanneldArgs: ["--ip-masq", "--iptables-resync=1"],
+    },
+    async (lab) => {
+      const h1 = lab.nodes[0]!.netns;
+      const pc = await subnetOf(lab);
+      const cc = "10.244.0.0/16";
+      const rulesOf = async () =>
+        (await execIn(h1, "nft", ["list", "table", "ip", "flannel-ipv4"]))
+          .split("\n")
+          .map((l) => l.trim())
+          .filter((l) => / (return|accept|masquerade.*)$/.test(l) || l.startsWith("chain "));
+      const golden = [
+        "chain postrtg {",
+        "meta mark 0x00004000 return",
+        `ip saddr ${pc} ip daddr ${cc} return`,
+        `ip saddr ${cc} ip daddr ${pc} return`,
+        `ip saddr != ${pc} ip daddr ${cc} return`,
+        `ip saddr ${cc} ip daddr != 224.0.0.0/4 masquerade fully-random`,
+        `ip saddr != ${cc} ip daddr ${cc} masquerade fully-random`,
+        "chain forward {",
+        `ip saddr ${cc} accept`,
+        `ip daddr ${cc} accept`,
+      ];
+      assert.deepEqual(await rulesOf(), golden);
+      assert.doesNotMatch(
+        await execIn(h1, "iptables-save", []),
+        /FLANNEL/,
+        "no iptables rules in nftables mode",
+      );
+      await execIn(h1, "nft", ["flush", "chain", "ip", "flannel-ipv4", "postrtg"]);
+      await eventually(async () => {
+        assert.deepEqual(await rulesOf(), golden);
+      });
+    },
+  );
+});
+
+test("masquerade: a pod reaches an underlay address with no route back only when --ip-masq is on", async () => {
+  for (const ipMasq of [false, true]) {
+    await withLab(
+      { nodes: 1, backend: "vxlan", pods: 0, flanneldArgs: ipMasq ? ["--ip-masq"] : [] },
+      async (lab) => {
+        // ipMasq false in the delegate: only flanneld's rules may masquerade.
+        const pod = await addPod(lab, lab.nodes[0]!, 1, { ipMasq: false });
+        const hub = { name: "hub", netns: lab.hub, node: "hub", ip: "10.250.0.1" };
+        const result = await ping(pod, hub, 1);
+        assert.equal(result.ok, ipMasq, `--ip-masq ${ipMasq ? "on" : "off"}`);
+      },
+    );
+  }
+});
