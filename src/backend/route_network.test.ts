@@ -1,0 +1,333 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { IPNet } from "../ip/ip.js";
+import type { Lease } from "../lease/lease.js";
+import { silentLogger } from "../log/logger.js";
+import { FakeNetlink } from "../net/fake_netlink.js";
+import type { LeaseWatchResult, SubnetManager } from "../subnet/manager.js";
+import { createHostGwBackend } from "./hostgw/hostgw.js";
+import type { RouteNetwork } from "./route_network.js";
+import { createVxlanBackend } from "./vxlan/vxlan.js";
+import type { ExternalInterface } from "./backend.js";
+
+/** A subnet manager whose watch yields what the test pushes. */
+function scriptedManager(own: Lease) {
+  const pending: LeaseWatchResult[] = [];
+  let wake: (() => void) | null = null;
+  const manager: SubnetManager = {
+    name: "scripted",
+    getNetworkConfig: () => Promise.reject(new Error("unused")),
+    acquireLease: () => Promise.resolve(own),
+    renewLease: (l) => Promise.resolve(l),
+    completeLease: () => Promise.resolve(),
+    listLeases: () => Promise.resolve([]),
+    close: () => Promise.resolve(),
+    async *watchLeases({ signal }) {
+      while (!signal.aborted) {
+        const next = pending.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+      }
+    },
+  };
+  return {
+    manager,
+    push(result: LeaseWatchResult) {
+      pending.push(result);
+      wake?.();
+    },
+  };
+}
+
+function lease(
+  subnet: string,
+  publicIP: string,
+  backendType = "vxlan",
+  mac = "0e:00:00:00:00:02",
+): Lease {
+  return {
+    subnet: IPNet.parse(subnet)!,
+    ipv6Subnet: null,
+    attrs: { publicIP, publicIPv6: null, backendType, backendData: { VNI: 1, VtepMAC: mac } },
+    expiration: null,
+    reserved: false,
+  };
+}
+
+const config = (type: string, extra: Record<string, unknown> = {}) => ({
+  enableIPv4: true,
+  enableIPv6: false,
+  enableNFTables: false,
+  network: IPNet.parse("10.244.0.0/16"),
+  ipv6Network: null,
+  subnetLen: 24,
+  ipv6SubnetLen: 0,
+  subnetMin: null,
+  subnetMax: null,
+  ipv6SubnetMin: null,
+  ipv6SubnetMax: null,
+  backendType: type,
+  backend: { Type: type, ...extra },
+});
+
+async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> = {}) {
+  const netlink = new FakeNetlink();
+  const ethIndex = netlink.addEthernet("eth0", "192.168.1.1", 24);
+  const extIface: ExternalInterface = {
+    name: "eth0",
+    index: ethIndex,
+    mtu: 1500,
+    mac: "02:00:00:00:00:01",
+    ifaceAddr: "192.168.1.1",
+    ifaceV6Addr: null,
+    extAddr: "192.168.1.1",
+    extV6Addr: null,
+  };
+  const own = lease("10.244.1.0/24", "192.168.1.1", type);
+  const scripted = scriptedManager(own);
+  const deps = { subnetManager: scripted.manager, extIface, netlink, log: silentLogger() };
+  const backend = type === "vxlan" ? createVxlanBackend(deps) : createHostGwBackend(deps);
+  const controller = new AbortController();
+  const network = (await backend.registerNetwork(config(type, extra), {
+    signal: controller.signal,
+  })) as RouteNetwork<unknown>;
+  const running = network.run({ signal: controller.signal });
+  const settle = async () => {
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  };
+  return {
+    netlink,
+    network,
+    scripted,
+    settle,
+    ethIndex,
+    stop: async () => {
+      controller.abort();
+      await running;
+    },
+  };
+}
+
+test("vxlan RouteNetwork writes neighbour, FDB, then route per lease, and removes exactly a lease's entries", async () => {
+  const t = await setUp("vxlan");
+  try {
+    const vtep = (await t.netlink.getLink("flannel.1"))!;
+    assert.equal(vtep.mtu, 1450);
+    assert.equal(t.network.mtu, 1450);
+    t.netlink.calls.length = 0;
+    t.scripted.push({
+      kind: "snapshot",
+      leases: [
+        lease("10.244.2.0/24", "192.168.1.2"),
+        lease("10.244.3.0/24", "192.168.1.3", "vxlan", "0e:00:00:00:00:03"),
+      ],
+    });
+    await t.settle();
+    const writes = t.netlink.calls.filter(
+      (c) => c.includes("10.244.2.0") || c.includes("192.168.1.2"),
+    );
+    assert.deepEqual(writes, [
+      `neigh replace 10.244.2.0 lladdr 0e:00:00:00:00:02 dev ${vtep.index}`,
+      `fdb replace 0e:00:00:00:00:02 dst 192.168.1.2 dev ${vtep.index}`,
+      `route replace 10.244.2.0/24 via 10.244.2.0 dev ${vtep.index} onlink`,
+    ]);
+    t.netlink.calls.length = 0;
+    t.scripted.push({
+      kind: "events",
+      events: [{ type: "removed", lease: lease("10.244.2.0/24", "192.168.1.2") }],
+    });
+    await t.settle();
+    assert.deepEqual(
+      t.netlink.calls.filter((c) => !c.startsWith("link") && !c.startsWith("addr")),
+      [
+        "route del 10.244.2.0/24",
+        `fdb del 0e:00:00:00:00:02 dst 192.168.1.2 dev ${vtep.index}`,
+        `neigh del 10.244.2.0 dev ${vtep.index}`,
+      ],
+    );
+    assert.ok(
+      t.netlink.routes.some((r) => r.dst === "10.244.3.0/24"),
+      "the other lease keeps its route",
+    );
+  } finally {
+    await t.stop();
+  }
+});
+
+test("RouteNetwork removes stale entries of its own at the first snapshot, keeps foreign routes, and changes nothing that is right", async () => {
+  const netlinkCalls = async (t: Awaited<ReturnType<typeof setUp>>) =>
+    t.netlink.calls.filter((c) => !c.startsWith("link") && !c.startsWith("addr"));
+  const t = await setUp("vxlan");
+  try {
+    const vtep = (await t.netlink.getLink("flannel.1"))!;
+    // Left from a previous run: one right entry set, one stale route; and a route that is not ours.
+    await t.netlink.replaceNeighbor({
+      linkIndex: vtep.index,
+      ip: "10.244.2.0",
+      mac: "0e:00:00:00:00:02",
+    });
+    await t.netlink.replaceFdb({
+      linkIndex: vtep.index,
+      mac: "0e:00:00:00:00:02",
+      dst: "192.168.1.2",
+    });
+    await t.netlink.replaceRoute({
+      dst: "10.244.2.0/24",
+      gateway: "10.244.2.0",
+      linkIndex: vtep.index,
+      onlink: true,
+    });
+    await t.netlink.replaceRoute({
+      dst: "10.244.9.0/24",
+      gateway: "10.244.9.0",
+      linkIndex: vtep.index,
+      onlink: true,
+    });
+    t.netlink.routes.push({
+      dst: "10.99.0.0/24",
+      gateway: "192.168.1.254",
+      linkIndex: t.ethIndex,
+      onlink: false,
+      protocol: 4,
+      table: 254,
+      unicast: true,
+    });
+    t.netlink.calls.length = 0;
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await t.settle();
+    assert.deepEqual(await netlinkCalls(t), ["route del 10.244.9.0/24"]);
+    assert.ok(t.netlink.routes.some((r) => r.dst === "10.99.0.0/24"));
+  } finally {
+    await t.stop();
+  }
+});
+
+test("RouteNetwork.syncNow() puts back entries deleted by hand", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await t.settle();
+    t.netlink.routes = t.netlink.routes.filter((r) => r.dst !== "10.244.2.0/24");
+    t.netlink.fdb = [];
+    await t.network.syncNow();
+    assert.ok(t.netlink.routes.some((r) => r.dst === "10.244.2.0/24"));
+    assert.equal(t.netlink.fdb.length, 1);
+  } finally {
+    await t.stop();
+  }
+});
+
+test("host-gw: a remote that is not on-link fails alone; the other routes go in", async () => {
+  const t = await setUp("host-gw");
+  try {
+    t.scripted.push({
+      kind: "snapshot",
+      leases: [
+        lease("10.244.2.0/24", "192.168.1.2", "host-gw"),
+        lease("10.244.5.0/24", "172.16.0.5", "host-gw"),
+        lease("10.244.3.0/24", "192.168.1.3", "host-gw"),
+      ],
+    });
+    await t.settle();
+    const dsts = t.netlink.routes
+      .filter((r) => r.dst.startsWith("10.244."))
+      .map((r) => `${r.dst} via ${r.gateway}`)
+      .sort();
+    assert.deepEqual(dsts, ["10.244.2.0/24 via 192.168.1.2", "10.244.3.0/24 via 192.168.1.3"]);
+    assert.equal(t.network.stats.failed, 1);
+  } finally {
+    await t.stop();
+  }
+});
+
+test("vxlan DirectRouting: an on-link remote gets a plain route; another segment gets the VXLAN entries", async () => {
+  const t = await setUp("vxlan", { DirectRouting: true });
+  try {
+    t.scripted.push({
+      kind: "snapshot",
+      leases: [lease("10.244.2.0/24", "192.168.1.2"), lease("10.244.5.0/24", "172.16.0.5")],
+    });
+    await t.settle();
+    const vtep = (await t.netlink.getLink("flannel.1"))!;
+    const route = (dst: string) => t.netlink.routes.find((r) => r.dst === dst);
+    assert.deepEqual(
+      [route("10.244.2.0/24")?.gateway, route("10.244.2.0/24")?.linkIndex],
+      ["192.168.1.2", t.ethIndex],
+    );
+    assert.deepEqual(
+      [route("10.244.5.0/24")?.gateway, route("10.244.5.0/24")?.linkIndex],
+      ["10.244.5.0", vtep.index],
+    );
+    assert.deepEqual(
+      t.netlink.fdb.map((f) => f.dst),
+      ["172.16.0.5"],
+    );
+  } finally {
+    await t.stop();
+  }
+});
+
+test("RouteNetwork skips leases of another backend type, as flannel does", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.scripted.push({
+      kind: "snapshot",
+      leases: [lease("10.244.2.0/24", "192.168.1.2", "host-gw")],
+    });
+    await t.settle();
+    assert.ok(!t.netlink.routes.some((r) => r.dst === "10.244.2.0/24"));
+  } finally {
+    await t.stop();
+  }
+});
+
+test("vxlan keeps an existing compatible device and its MAC, and applies a changed MTU", async () => {
+  const netlink = new FakeNetlink();
+  const ethIndex = netlink.addEthernet("eth0", "192.168.1.1", 24);
+  const old = await netlink.addVxlanLink({
+    name: "flannel.1",
+    vni: 1,
+    local: "192.168.1.1",
+    parentIndex: ethIndex,
+    port: 0,
+    learning: false,
+    gbp: false,
+    mtu: 1450,
+    mac: "0e:aa:bb:cc:dd:ee",
+  });
+  const extIface: ExternalInterface = {
+    name: "eth0",
+    index: ethIndex,
+    mtu: 1500,
+    mac: "",
+    ifaceAddr: "192.168.1.1",
+    ifaceV6Addr: null,
+    extAddr: "192.168.1.1",
+    extV6Addr: null,
+  };
+  let leased: unknown;
+  const manager = {
+    ...scriptedManager(lease("10.244.1.0/24", "192.168.1.1")).manager,
+    acquireLease: (attrs: Lease["attrs"]) => {
+      leased = attrs.backendData;
+      return Promise.resolve(lease("10.244.1.0/24", "192.168.1.1"));
+    },
+  };
+  await createVxlanBackend({
+    subnetManager: manager,
+    extIface,
+    netlink,
+    log: silentLogger(),
+  }).registerNetwork(config("vxlan", { MTU: 9000 }), { signal: new AbortController().signal });
+  const now = (await netlink.getLink("flannel.1"))!;
+  assert.equal(now.index, old.index);
+  assert.equal(now.mac, "0e:aa:bb:cc:dd:ee");
+  assert.equal(now.mtu, 8950);
+  assert.deepEqual(leased, { VNI: 1, VtepMAC: "0e:aa:bb:cc:dd:ee" });
+});
