@@ -6,7 +6,7 @@ import { silentLogger } from "../log/logger.js";
 import { FakeNetlink } from "../net/fake_netlink.js";
 import type { LeaseWatchResult, SubnetManager } from "../subnet/manager.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
-import type { RouteNetwork } from "./route_network.js";
+import { RouteNetwork } from "./route_network.js";
 import { createVxlanBackend } from "./vxlan/vxlan.js";
 import type { ExternalInterface } from "./backend.js";
 
@@ -94,9 +94,8 @@ async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> =
   const deps = { subnetManager: scripted.manager, extIface, netlink, log: silentLogger() };
   const backend = type === "vxlan" ? createVxlanBackend(deps) : createHostGwBackend(deps);
   const controller = new AbortController();
-  const network = (await backend.registerNetwork(config(type, extra), {
-    signal: controller.signal,
-  })) as RouteNetwork<unknown>;
+  const network = await backend.registerNetwork(config(type, extra), { signal: controller.signal });
+  assert.ok(network instanceof RouteNetwork);
   const running = network.run({ signal: controller.signal });
   const settle = async () => {
     for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
@@ -161,7 +160,7 @@ test("vxlan RouteNetwork writes neighbour, FDB, then route per lease, and remove
 });
 
 test("RouteNetwork removes stale entries of its own at the first snapshot, keeps foreign routes, and changes nothing that is right", async () => {
-  const netlinkCalls = async (t: Awaited<ReturnType<typeof setUp>>) =>
+  const netlinkCalls = (t: Awaited<ReturnType<typeof setUp>>) =>
     t.netlink.calls.filter((c) => !c.startsWith("link") && !c.startsWith("addr"));
   const t = await setUp("vxlan");
   try {
@@ -201,7 +200,7 @@ test("RouteNetwork removes stale entries of its own at the first snapshot, keeps
     t.netlink.calls.length = 0;
     t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
     await t.settle();
-    assert.deepEqual(await netlinkCalls(t), ["route del 10.244.9.0/24"]);
+    assert.deepEqual(netlinkCalls(t), ["route del 10.244.9.0/24"]);
     assert.ok(t.netlink.routes.some((r) => r.dst === "10.99.0.0/24"));
   } finally {
     await t.stop();
