@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# npm run lab: set up what is missing, then show a flannel cluster on this machine.
-# Until the data plane lands (issue #4), hosts use the alloc backend: each leases a subnet and
-# writes subnet.env, and the lab shows the leases; then it is taken down again.
+# npm run lab: set up what is missing, then a flannel cluster on this machine: etcd, three hosts
+# running flanneld (vxlan), two pods each, every pod pinging every other, and a live dashboard
+# until Ctrl-C. With --once, or when stdin is not a terminal, the lab is taken down right after
+# the check and the exit status is the check's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-name=${FLANNEL_TS_LAB_NAME:-flannel}
-trap 'bin/flannelctl lab down --name "$name" >/dev/null 2>&1 || true' EXIT
-bin/flannelctl lab down --name "$name" >/dev/null 2>&1 || true
-bin/flannelctl lab up --name "$name" --nodes 3 --backend alloc
-bin/flannelctl lab status --name "$name"
-echo "Taking the lab down."
+exec bin/flannelctl lab run --name "${FLANNEL_TS_LAB_NAME:-flannel}" "$@"

@@ -14,9 +14,7 @@ import {
 } from "../subnet/etcd/registry.js";
 import type { EtcdConfig } from "../subnet/etcd/registry.js";
 import { VERSION } from "../version.js";
-import { labDown, labEtcdctl, labUp, listPods, readLab } from "../lab/cluster.js";
-import { formatPingMatrix, pingAll } from "../lab/lab_check.js";
-import { formatLabStatus, labStatus } from "../lab/lab_status.js";
+import { addLabCommands } from "./lab_commands.js";
 import { installCni } from "../cni/install.js";
 
 interface EtcdFlags {
@@ -175,129 +173,6 @@ export function buildProgram(out: (text: string) => void): Command {
     });
   addLabCommands(program, out);
   return program;
-}
-
-function positiveInt(flag: string): (text: string) => number {
-  return (text) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1)
-      throw new FlannelError(
-        `Invalid value "${text}" for ${flag}: expected a whole number, 1 or more`,
-      );
-    return n;
-  };
-}
-
-async function requireLab(name: string) {
-  const lab = await readLab(name);
-  if (lab === null)
-    throw new FlannelError(
-      `Cannot find lab "${name}": it is not up: run "flannelctl lab up --name ${name}"`,
-    );
-  return lab;
-}
-
-interface LabUpFlags {
-  name: string;
-  nodes: number;
-  backend: string;
-  pods: number;
-  ipMasq?: boolean;
-  nftables?: boolean;
-}
-
-function addLabCommands(program: Command, out: (text: string) => void): void {
-  const lab = program
-    .command("lab")
-    .description("a whole flannel cluster on this machine, in network namespaces");
-  const progress = (step: string) => {
-    out(`  - ${step}\n`);
-  };
-  lab
-    .command("up")
-    .description("start etcd, N hosts each running flanneld, on a shared bridge")
-    .option(
-      "--name <name>",
-      "lab name (two labs with different names can run side by side)",
-      "flannel",
-    )
-    .option("--nodes <n>", "number of hosts", positiveInt("--nodes"), 3)
-    .option("--backend <type>", "flannel backend: vxlan, host-gw or alloc", "vxlan")
-    .option(
-      "--pods <k>",
-      "pods per host",
-      (v: string) => (v === "0" ? 0 : positiveInt("--pods")(v)),
-      2,
-    )
-    .option("--ip-masq", "run flanneld with --ip-masq")
-    .option("--nftables", "set EnableNFTables in the network config")
-    .action(async (flags: LabUpFlags) => {
-      out(
-        `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host\n`,
-      );
-      const networkConfig = JSON.stringify({
-        Network: "10.244.0.0/16",
-        ...(flags.nftables ? { EnableNFTables: true } : {}),
-        Backend: { Type: flags.backend },
-      });
-      const flanneldArgs = flags.ipMasq ? ["--ip-masq"] : [];
-      await labUp(
-        {
-          name: flags.name,
-          nodes: flags.nodes,
-          backend: flags.backend,
-          pods: flags.pods,
-          networkConfig,
-          flanneldArgs,
-        },
-        progress,
-      );
-      out(`Lab "${flags.name}" is up.\n`);
-    });
-  lab
-    .command("status")
-    .description("hosts, subnets, public IPs, processes; and the leases in etcd")
-    .option("--name <name>", "lab name", "flannel")
-    .option("--json", "print JSON")
-    .action(async (flags: { name: string; json?: boolean }) => {
-      const found = await requireLab(flags.name);
-      const nodes = await labStatus(found);
-      if (flags.json) {
-        out(`${JSON.stringify({ name: found.name, nodes }, null, 2)}\n`);
-        return;
-      }
-      out(formatLabStatus(nodes));
-      out(`\nLeases in etcd (${found.etcdEndpoint}):\n`);
-      const listing = await labEtcdctl(found, ["get", "--prefix", "/coreos.com/network/subnets/"]);
-      out(listing.trim() === "" ? "(none)\n" : listing);
-    });
-  lab
-    .command("check")
-    .description("every pod pings every other pod; exits 0 only when every pair works")
-    .option("--name <name>", "lab name", "flannel")
-    .action(async (flags: { name: string }) => {
-      const found = await requireLab(flags.name);
-      const pods = await listPods(found);
-      const results = await pingAll(pods);
-      out(formatPingMatrix(pods, results));
-      const failed = results.filter((r) => !r.ok).length;
-      out(
-        failed === 0
-          ? `All ${results.length} pod pairs reach each other.\n`
-          : `${failed} of ${results.length} pod pairs FAILED.\n`,
-      );
-      if (failed > 0)
-        throw new FlannelError(
-          `Lab check failed: ${failed} of ${results.length} pod pairs cannot reach each other`,
-        );
-    });
-  lab
-    .command("down")
-    .description("remove every namespace, process and file of the lab (safe to run twice)")
-    .option("--name <name>", "lab name", "flannel")
-    .action(async (flags: { name: string }) => {
-      await labDown(flags.name, progress);
-    });
 }
 
 /** Runs flannelctl and resolves with the exit code. */

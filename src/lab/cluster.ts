@@ -2,14 +2,17 @@
  * A flannel cluster on one machine, for the lab, tests and benches.
  *
  * Design: every lab has a hub namespace `<name>-hub` holding a bridge (`br0`, 10.250.0.1/24, the
- * hosts' shared L2 segment) and etcd (listening on 10.250.0.1:2379 and the hub's loopback). Each
- * host is a namespace `<name>-h<N>` whose `eth0` is one end of a veth pair; the other end (`h<N>`)
- * sits in the hub on the bridge. Hosts get 10.250.0.<10+N>/24 and a default route via the hub.
- * Link names live inside the lab's namespaces, so two labs never collide, and nothing of a lab is
- * in the root namespace: `down` deletes the namespaces and the state folder and is done.
+ * hosts' shared L2 segment) and etcd: one member on 10.250.0.1, or three on 10.250.0.1-3, each
+ * on port 2379. Each host is a namespace `<name>-h<N>` whose `eth0` is one end of a veth pair;
+ * the other end (`h<N>`) sits in the hub on the bridge. Hosts get 10.250.0.<10+N>/24, a default
+ * route via the hub and IPv4 forwarding. Pods are namespaces `<name>-h<N>p<K>` wired by
+ * bin/flannel, run in their host's namespace as a container runtime would. Link names live
+ * inside the lab's namespaces, so two labs never collide, and nothing of a lab is in the root
+ * namespace: `down` kills its processes, deletes its namespaces and its state folder.
  *
  * Processes (etcd, flanneld) run detached, with logs and pid files in the state folder
- * (`/run/flannel-ts/lab/<name>` by default), so they outlive the command that started them.
+ * (`/run/flannel-ts/lab/<name>`, or $FLANNEL_TS_LAB_DIR), so they outlive the command that
+ * started them. `lab.json` there records what the lab was built with.
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -22,7 +25,8 @@ import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 const STATE_ROOT = process.env.FLANNEL_TS_LAB_DIR ?? "/run/flannel-ts/lab";
 const HUB_ADDRESS = "10.250.0.1";
-const ETCD_ENDPOINT = `http://${HUB_ADDRESS}:2379`;
+/** The backends a lab can run. */
+export const LAB_BACKENDS = ["vxlan", "host-gw", "alloc"] as const;
 
 /** What `lab up` builds. */
 export interface LabSpec {
@@ -31,10 +35,22 @@ export interface LabSpec {
   readonly backend: string;
   /** Pods per host, wired with bin/flannel. */
   readonly pods?: number;
+  /** etcd members in the hub: 1 or 3. */
+  readonly etcdMembers?: 1 | 3;
   /** The flannel network config; a default one for the backend when absent. */
   readonly networkConfig?: string;
   /** Extra flanneld flags, e.g. --ip-masq. */
   readonly flanneldArgs?: readonly string[];
+}
+
+/** What lab.json records. */
+interface LabState {
+  readonly name: string;
+  readonly nodes: number;
+  readonly backend: string;
+  readonly pods: number;
+  readonly etcdMembers: 1 | 3;
+  readonly flanneldArgs: readonly string[];
 }
 
 /** One host of a lab. */
@@ -52,7 +68,12 @@ export interface Lab {
   readonly name: string;
   readonly dir: string;
   readonly hub: string;
+  readonly backend: string;
+  readonly podsPerNode: number;
+  /** etcd client URLs, comma-separated, as flanneld's --etcd-endpoints takes them. */
   readonly etcdEndpoint: string;
+  readonly etcdMembers: number;
+  readonly flanneldArgs: readonly string[];
   readonly nodes: readonly LabNode[];
 }
 
@@ -67,16 +88,24 @@ function validateName(name: string): void {
   }
 }
 
-/** The layout of a lab with that name and node count. */
-export function describeLab(name: string, nodes: number): Lab {
-  validateName(name);
-  const dir = join(STATE_ROOT, name);
+function memberAddress(member: number): string {
+  return `10.250.0.${member}`;
+}
+
+function labOf(state: LabState): Lab {
+  validateName(state.name);
+  const dir = join(STATE_ROOT, state.name);
+  const members = Array.from({ length: state.etcdMembers }, (_, i) => i + 1);
   return {
-    name,
+    name: state.name,
     dir,
-    hub: `${name}-hub`,
-    etcdEndpoint: ETCD_ENDPOINT,
-    nodes: Array.from({ length: nodes }, (_, i) => nodeOf(name, dir, i + 1)),
+    hub: `${state.name}-hub`,
+    backend: state.backend,
+    podsPerNode: state.pods,
+    etcdEndpoint: members.map((m) => `http://${memberAddress(m)}:2379`).join(","),
+    etcdMembers: state.etcdMembers,
+    flanneldArgs: state.flanneldArgs,
+    nodes: Array.from({ length: state.nodes }, (_, i) => nodeOf(state.name, dir, i + 1)),
   };
 }
 
@@ -90,6 +119,29 @@ function nodeOf(lab: string, dir: string, index: number): LabNode {
     logFile: join(dir, name, "flanneld.log"),
     pidFile: join(dir, name, "flanneld.pid"),
   };
+}
+
+async function saveState(lab: Lab): Promise<void> {
+  const state: LabState = {
+    name: lab.name,
+    nodes: lab.nodes.length,
+    backend: lab.backend,
+    pods: lab.podsPerNode,
+    etcdMembers: lab.etcdMembers === 3 ? 3 : 1,
+    flanneldArgs: lab.flanneldArgs,
+  };
+  await writeFile(join(lab.dir, "lab.json"), `${JSON.stringify(state)}\n`);
+}
+
+/** Finds a host by name (`h2`). */
+export function findNode(lab: Lab, name: string): LabNode {
+  const node = lab.nodes.find((n) => n.name === name);
+  if (node === undefined) {
+    throw new RangeError(
+      `Cannot find host "${name}" in lab "${lab.name}": its hosts are ${lab.nodes.map((n) => n.name).join(", ")}`,
+    );
+  }
+  return node;
 }
 
 /** Starts a detached process in a namespace, output to `logFile`, pid to `pidFile`. */
@@ -119,9 +171,15 @@ export function defaultNetworkConfig(backend: string): string {
   return JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: backend } });
 }
 
-/** Runs etcdctl in the lab's hub. */
+/** Runs etcdctl in the lab's hub, against every member. */
 export async function labEtcdctl(lab: Lab, args: readonly string[]): Promise<string> {
-  return execIn(lab.hub, "etcdctl", ["--endpoints", "http://127.0.0.1:2379", ...args]);
+  return execIn(lab.hub, "etcdctl", [
+    "--endpoints",
+    lab.etcdEndpoint,
+    "--dial-timeout",
+    "2s",
+    ...args,
+  ]);
 }
 
 async function waitFor(
@@ -137,40 +195,57 @@ async function waitFor(
   }
 }
 
-/** Builds the hub: namespace, bridge, etcd. */
+const exists = (path: string) =>
+  readFile(path).then(
+    () => true,
+    () => false,
+  );
+
+/** Builds the hub: namespace, bridge, etcd members. */
 async function upHub(lab: Lab, progress: Progress): Promise<void> {
   progress(`hub namespace ${lab.hub} with bridge br0 (${HUB_ADDRESS}/24)`);
   await addNetns(lab.hub);
   await ip(["link", "add", "br0", "type", "bridge"], lab.hub);
   await ip(["addr", "add", `${HUB_ADDRESS}/24`, "dev", "br0"], lab.hub);
+  for (let m = 2; m <= lab.etcdMembers; m++)
+    await ip(["addr", "add", `${memberAddress(m)}/24`, "dev", "br0"], lab.hub);
   await ip(["link", "set", "br0", "up"], lab.hub);
-  progress(`etcd on ${ETCD_ENDPOINT}`);
-  const etcdDir = join(lab.dir, "etcd");
-  await mkdir(etcdDir, { recursive: true });
-  await startDetached(
-    lab.hub,
-    "etcd",
-    [
-      "--name",
-      "hub",
-      "--data-dir",
-      join(etcdDir, "data"),
-      "--listen-client-urls",
-      `${ETCD_ENDPOINT},http://127.0.0.1:2379`,
-      "--advertise-client-urls",
-      ETCD_ENDPOINT,
-      "--listen-peer-urls",
-      `http://${HUB_ADDRESS}:2380`,
-      "--initial-advertise-peer-urls",
-      `http://${HUB_ADDRESS}:2380`,
-      "--initial-cluster",
-      `hub=http://${HUB_ADDRESS}:2380`,
-      "--log-level",
-      "warn",
-      "--logger",
-      "zap",
-    ],
-    { logFile: join(etcdDir, "etcd.log"), pidFile: join(etcdDir, "etcd.pid") },
+  const members = Array.from({ length: lab.etcdMembers }, (_, i) => i + 1);
+  const cluster = members.map((m) => `m${m}=http://${memberAddress(m)}:2380`).join(",");
+  for (const m of members) {
+    const dir = join(lab.dir, "etcd", `m${m}`);
+    await mkdir(dir, { recursive: true });
+    const address = memberAddress(m);
+    await startDetached(
+      lab.hub,
+      "etcd",
+      [
+        "--name",
+        `m${m}`,
+        "--data-dir",
+        join(dir, "data"),
+        "--listen-client-urls",
+        `http://${address}:2379${m === 1 ? ",http://127.0.0.1:2379" : ""}`,
+        "--advertise-client-urls",
+        `http://${address}:2379`,
+        "--listen-peer-urls",
+        `http://${address}:2380`,
+        "--initial-advertise-peer-urls",
+        `http://${address}:2380`,
+        "--initial-cluster",
+        cluster,
+        "--initial-cluster-state",
+        "new",
+        "--log-level",
+        "warn",
+        "--logger",
+        "zap",
+      ],
+      { logFile: join(dir, "etcd.log"), pidFile: join(dir, "etcd.pid") },
+    );
+  }
+  progress(
+    `etcd: ${lab.etcdMembers} member${lab.etcdMembers > 1 ? "s" : ""} on ${lab.etcdEndpoint}`,
   );
   await waitFor(
     "etcd to answer",
@@ -179,18 +254,12 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
         () => true,
         () => false,
       ),
-    20_000,
+    30_000,
   );
 }
 
 /** Makes one host namespace on the bridge and starts flanneld in it. */
-export async function upNode(
-  lab: Lab,
-  node: LabNode,
-  progress: Progress,
-  flanneldArgs: readonly string[] = [],
-): Promise<void> {
-  progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24`);
+async function upNode(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
   await mkdir(join(lab.dir, node.name), { recursive: true });
   await addNetns(node.netns);
   await ip(
@@ -202,17 +271,12 @@ export async function upNode(
   await ip(["link", "set", "eth0", "up"], node.netns);
   await ip(["route", "add", "default", "via", HUB_ADDRESS], node.netns);
   await execIn(node.netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
-  await startFlanneld(lab, node, flanneldArgs);
-  progress(`host ${node.name}: flanneld started`);
+  await startFlanneld(lab, node);
+  progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24, flanneld started`);
 }
 
-/** Starts (or restarts) flanneld on a host. */
-export async function startFlanneld(
-  lab: Lab,
-  node: LabNode,
-  extraArgs: readonly string[] = [],
-): Promise<number> {
-  await writeFile(join(lab.dir, node.name, "flanneld.args"), JSON.stringify(extraArgs));
+/** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
+export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
   return startDetached(
     node.netns,
     join(REPO_ROOT, "bin/flanneld"),
@@ -220,18 +284,27 @@ export async function startFlanneld(
       `--etcd-endpoints=${lab.etcdEndpoint}`,
       "--iface=eth0",
       `--subnet-file=${node.subnetFile}`,
-      ...extraArgs,
+      ...lab.flanneldArgs,
     ],
     node,
   );
 }
 
-/** Restarts flanneld on a host with the flags it was started with. */
+/** Restarts flanneld on a host. */
 export async function restartFlanneld(lab: Lab, node: LabNode): Promise<number> {
-  const args = JSON.parse(
-    await readFile(join(lab.dir, node.name, "flanneld.args"), "utf8").catch(() => "[]"),
-  ) as string[];
-  return startFlanneld(lab, node, args);
+  return startFlanneld(lab, node);
+}
+
+/** The pid in a pid file, when that process is alive; null otherwise. */
+export async function livePid(pidFile: string): Promise<number | null> {
+  const pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
+  if (!(pid > 0)) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
 }
 
 /** Kills a host's flanneld (SIGKILL by default, as a crash); resolves once it is gone. */
@@ -239,21 +312,28 @@ export async function killFlanneld(
   node: LabNode,
   signal: NodeJS.Signals = "SIGKILL",
 ): Promise<void> {
-  const pid = Number((await readFile(node.pidFile, "utf8").catch(() => "")).trim());
-  if (!(pid > 0)) return;
+  const pid = await livePid(node.pidFile);
+  if (pid === null) return;
   try {
     process.kill(pid, signal);
   } catch {
     return;
   }
-  for (let i = 0; i < 200; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await delay(25);
-  }
+  for (let i = 0; i < 400 && (await livePid(node.pidFile)) !== null; i++) await delay(25);
+}
+
+/** Takes a host off the network, as a crash would: flanneld killed, eth0 down. */
+export async function killNode(node: LabNode): Promise<void> {
+  await killFlanneld(node, "SIGKILL");
+  await ip(["link", "set", "eth0", "down"], node.netns);
+}
+
+/** Brings a killed host back: eth0 up, default route, flanneld started. */
+export async function restartNode(lab: Lab, node: LabNode): Promise<void> {
+  await killFlanneld(node, "SIGTERM");
+  await ip(["link", "set", "eth0", "up"], node.netns);
+  await ip(["route", "replace", "default", "via", HUB_ADDRESS], node.netns);
+  await startFlanneld(lab, node);
 }
 
 /** A pod: a namespace wired by bin/flannel on its host. */
@@ -304,10 +384,10 @@ export async function addPod(
     env,
   });
   const result = JSON.parse(out) as { ips?: { address?: string }[] };
-  const ip = result.ips?.[0]?.address?.split("/")[0];
-  if (ip === undefined)
+  const ip4 = result.ips?.[0]?.address?.split("/")[0];
+  if (ip4 === undefined)
     throw new Error(`Cannot add pod ${name}: bin/flannel gave no address: ${out}`);
-  const pod: LabPod = { name, netns, node: node.name, ip };
+  const pod: LabPod = { name, netns, node: node.name, ip: ip4 };
   const file = join(lab.dir, node.name, "pods.json");
   const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
   await writeFile(file, JSON.stringify([...pods.filter((p) => p.name !== name), pod]));
@@ -327,9 +407,36 @@ export async function listPods(lab: Lab): Promise<LabPod[]> {
   return all;
 }
 
-/** Builds a lab and waits until every host has written subnet.env. */
+async function waitForSubnetEnv(node: LabNode): Promise<void> {
+  await waitFor(
+    `${node.name} to write subnet.env (log: ${node.logFile})`,
+    () => exists(node.subnetFile),
+    30_000,
+  );
+}
+
+async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
+  for (let i = 1; i <= lab.podsPerNode; i++) {
+    const pod = await addPod(lab, node, i);
+    progress(`pod ${pod.name} on ${node.name}: ${pod.ip}`);
+  }
+}
+
+/** Builds a lab and waits until every host has its lease and its pods. */
 export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
-  const lab = describeLab(spec.name, spec.nodes);
+  if (!(LAB_BACKENDS as readonly string[]).includes(spec.backend)) {
+    throw new RangeError(
+      `Cannot start a lab with backend "${spec.backend}": expected one of ${LAB_BACKENDS.join(", ")}`,
+    );
+  }
+  const lab = labOf({
+    name: spec.name,
+    nodes: spec.nodes,
+    backend: spec.backend,
+    pods: spec.pods ?? 0,
+    etcdMembers: spec.etcdMembers ?? 1,
+    flanneldArgs: spec.flanneldArgs ?? [],
+  });
   if ((await labNamespaces(lab.name)).length > 0) {
     throw new Error(
       `Cannot start lab "${lab.name}": it is already up: run "flannelctl lab down --name ${lab.name}" first`,
@@ -337,37 +444,16 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
   }
   await rm(lab.dir, { recursive: true, force: true });
   await mkdir(lab.dir, { recursive: true });
-  await writeFile(
-    join(lab.dir, "lab.json"),
-    `${JSON.stringify({ name: spec.name, nodes: spec.nodes, backend: spec.backend, pods: spec.pods ?? 0 })}\n`,
-  );
+  await saveState(lab);
   try {
     await upHub(lab, progress);
-    progress(`network config: ${spec.networkConfig ?? defaultNetworkConfig(spec.backend)}`);
-    await labEtcdctl(lab, [
-      "put",
-      "/coreos.com/network/config",
-      spec.networkConfig ?? defaultNetworkConfig(spec.backend),
-    ]);
-    for (const node of lab.nodes) await upNode(lab, node, progress, spec.flanneldArgs);
-    for (const node of lab.nodes) {
-      await waitFor(
-        `${node.name} to write subnet.env (log: ${node.logFile})`,
-        () =>
-          readFile(node.subnetFile).then(
-            () => true,
-            () => false,
-          ),
-        30_000,
-      );
-    }
+    const config = spec.networkConfig ?? defaultNetworkConfig(spec.backend);
+    await labEtcdctl(lab, ["put", "/coreos.com/network/config", config]);
+    progress(`network config: ${config}`);
+    for (const node of lab.nodes) await upNode(lab, node, progress);
+    for (const node of lab.nodes) await waitForSubnetEnv(node);
     progress("every host has its lease and subnet.env");
-    for (const node of lab.nodes) {
-      for (let i = 1; i <= (spec.pods ?? 0); i++) {
-        const pod = await addPod(lab, node, i);
-        progress(`pod ${pod.name} on ${node.name}: ${pod.ip}`);
-      }
-    }
+    for (const node of lab.nodes) await addPods(lab, node, progress);
     return lab;
   } catch (err) {
     await labDown(lab.name, () => undefined);
@@ -375,14 +461,32 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
   }
 }
 
-/** Reads the spec a lab was started with; null when there is none. */
+/** Adds one more host (with the lab's pods per host) to a running lab. */
+export async function addNode(lab: Lab, progress: Progress): Promise<{ lab: Lab; node: LabNode }> {
+  const node = nodeOf(lab.name, lab.dir, lab.nodes.length + 1);
+  const grown: Lab = { ...lab, nodes: [...lab.nodes, node] };
+  await saveState(grown);
+  await upNode(grown, node, progress);
+  await waitForSubnetEnv(node);
+  await addPods(grown, node, progress);
+  return { lab: grown, node };
+}
+
+/** Reads a running lab's layout; null when there is none. */
 export async function readLab(name: string): Promise<Lab | null> {
   validateName(name);
   try {
-    const spec = JSON.parse(await readFile(join(STATE_ROOT, name, "lab.json"), "utf8")) as {
-      nodes: number;
-    };
-    return describeLab(name, spec.nodes);
+    const state = JSON.parse(
+      await readFile(join(STATE_ROOT, name, "lab.json"), "utf8"),
+    ) as Partial<LabState>;
+    return labOf({
+      name,
+      nodes: state.nodes ?? 0,
+      backend: state.backend ?? "vxlan",
+      pods: state.pods ?? 0,
+      etcdMembers: state.etcdMembers === 3 ? 3 : 1,
+      flanneldArgs: state.flanneldArgs ?? [],
+    });
   } catch {
     return null;
   }
@@ -396,8 +500,8 @@ async function killPidFiles(dir: string): Promise<void> {
     return;
   }
   for (const entry of entries.filter((e) => e.endsWith(".pid"))) {
-    const pid = Number((await readFile(join(dir, entry), "utf8").catch(() => "")).trim());
-    if (pid > 0) {
+    const pid = await livePid(join(dir, entry));
+    if (pid !== null) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -407,7 +511,7 @@ async function killPidFiles(dir: string): Promise<void> {
   }
 }
 
-/** The namespaces of a lab: its hub and its hosts, and no other lab's. */
+/** The namespaces of a lab: its hub, hosts and pods, and no other lab's. */
 export async function labNamespaces(name: string): Promise<string[]> {
   const own = new RegExp(`^${name}-(hub|h\\d+(p\\d+)?)$`);
   return (await listNetns(`${name}-`)).filter((netns) => own.test(netns));

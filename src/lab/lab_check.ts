@@ -1,6 +1,7 @@
 /** Reachability between a lab's pods: every pod pings every other pod. */
 import { formatTable } from "../util/table.js";
-import { execIn } from "./netns.js";
+import { setTimeout as delay } from "node:timers/promises";
+import { execIn, spawnIn } from "./netns.js";
 import type { LabPod } from "./cluster.js";
 
 /** One ping from a pod to another. */
@@ -29,14 +30,20 @@ export async function ping(from: LabPod, to: LabPod, timeoutSeconds = 2): Promis
 }
 
 /** Every ordered pair of distinct pods, pinged a few pairs at a time. */
-export async function pingAll(pods: readonly LabPod[], parallel = 4): Promise<PingResult[]> {
+export async function pingAll(
+  pods: readonly LabPod[],
+  parallel = 4,
+  timeoutSeconds = 2,
+): Promise<PingResult[]> {
   const pairs = pods.flatMap((from) =>
     pods.filter((to) => to !== from).map((to) => [from, to] as const),
   );
   const results: PingResult[] = [];
   for (let i = 0; i < pairs.length; i += parallel) {
     results.push(
-      ...(await Promise.all(pairs.slice(i, i + parallel).map(([from, to]) => ping(from, to)))),
+      ...(await Promise.all(
+        pairs.slice(i, i + parallel).map(([from, to]) => ping(from, to, timeoutSeconds)),
+      )),
     );
   }
   return results;
@@ -55,4 +62,25 @@ export function formatPingMatrix(pods: readonly LabPod[], results: readonly Ping
     ...pods.map((from) => [`${from.name} ${from.ip}`, ...pods.map((to) => cell(from, to))]),
   ];
   return formatTable(rows);
+}
+
+/** TCP throughput from one pod to another with iperf3, in Gbit/s. */
+export async function iperfBetween(from: LabPod, to: LabPod, seconds: number): Promise<number> {
+  const server = spawnIn(to.netns, "iperf3", ["-s", "-1", "-B", to.ip], { stdio: "ignore" });
+  try {
+    for (let i = 0; i < 50; i++) {
+      try {
+        const out = JSON.parse(
+          await execIn(from.netns, "iperf3", ["-c", to.ip, "-t", String(seconds), "-J"]),
+        ) as { end: { sum_received: { bits_per_second: number } } };
+        return out.end.sum_received.bits_per_second / 1e9;
+      } catch (err) {
+        if (i === 49) throw err;
+        await delay(100); // the server is not listening yet
+      }
+    }
+    return 0;
+  } finally {
+    server.kill();
+  }
 }

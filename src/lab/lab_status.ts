@@ -1,8 +1,15 @@
-/** What `flannelctl lab status` shows: each host's lease, subnet.env and flanneld process. */
+/**
+ * What `flannelctl lab status` and the dashboard show: each host (subnet, public IP, VTEP MAC,
+ * pods, whether flanneld runs and the host is on the network), the etcd members, and the
+ * leases stored in etcd.
+ */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { parseEnvFile } from "../config/subnet_env.js";
 import { formatTable } from "../util/table.js";
-import type { Lab } from "./cluster.js";
+import { labEtcdctl, listPods, livePid } from "./cluster.js";
+import type { Lab, LabPod } from "./cluster.js";
+import { ip } from "./netns.js";
 
 /** One host's state. */
 export interface NodeStatus {
@@ -11,50 +18,148 @@ export interface NodeStatus {
   readonly publicIP: string;
   readonly subnet: string | null;
   readonly mtu: number | null;
+  readonly vtepMac: string | null;
   readonly flanneldPid: number | null;
   readonly flanneldAlive: boolean;
+  /** Whether the host's eth0 is up (false after `lab kill-node`). */
+  readonly online: boolean;
+  readonly pods: readonly LabPod[];
 }
 
-function alive(pid: number): boolean {
+/** One lease as etcd holds it. */
+export interface LeaseRow {
+  readonly subnet: string;
+  readonly publicIP: string;
+  readonly backendType: string;
+  readonly vtepMac: string | null;
+}
+
+/** A lab's whole state. */
+export interface LabStatus {
+  readonly name: string;
+  readonly backend: string;
+  readonly etcdEndpoint: string;
+  readonly etcdMembers: readonly { readonly name: string; readonly alive: boolean }[];
+  readonly nodes: readonly NodeStatus[];
+  /** Leases in etcd; null when etcd cannot be reached. */
+  readonly leases: readonly LeaseRow[] | null;
+}
+
+async function linkJson(
+  netns: string,
+  dev: string,
+): Promise<{ address?: string; operstate?: string; flags?: string[] } | null> {
   try {
-    process.kill(pid, 0);
-    return true;
+    const parsed = JSON.parse(await ip(["-j", "link", "show", "dev", dev], netns)) as {
+      address?: string;
+      operstate?: string;
+      flags?: string[];
+    }[];
+    return parsed[0] ?? null;
   } catch {
-    return false;
+    return null;
   }
 }
 
-/** Reads each host's state from its files and processes. */
-export async function labStatus(lab: Lab): Promise<NodeStatus[]> {
-  return Promise.all(
-    lab.nodes.map(async (node) => {
+/** Reads the leases stored in the lab's etcd. */
+export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
+  let out: string;
+  try {
+    out = await labEtcdctl(lab, ["get", "--prefix", "/coreos.com/network/subnets/", "-w", "json"]);
+  } catch {
+    return null;
+  }
+  const parsed = JSON.parse(out) as { kvs?: { key: string; value: string }[] };
+  return (parsed.kvs ?? []).flatMap((kv) => {
+    const key = Buffer.from(kv.key, "base64").toString();
+    const subnet = /subnets\/(\d+\.\d+\.\d+\.\d+)-(\d+)/.exec(key);
+    if (subnet === null) return [];
+    try {
+      const value = JSON.parse(Buffer.from(kv.value, "base64").toString()) as {
+        PublicIP?: string;
+        BackendType?: string;
+        BackendData?: { VtepMAC?: string };
+      };
+      return [
+        {
+          subnet: `${subnet[1] ?? ""}/${subnet[2] ?? ""}`,
+          publicIP: value.PublicIP ?? "",
+          backendType: value.BackendType ?? "",
+          vtepMac: value.BackendData?.VtepMAC ?? null,
+        },
+      ];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Reads each host's state from its files, processes and links, and the leases from etcd. */
+export async function labStatus(lab: Lab): Promise<LabStatus> {
+  const pods = await listPods(lab);
+  const nodes = await Promise.all(
+    lab.nodes.map(async (node): Promise<NodeStatus> => {
       const env = parseEnvFile(await readFile(node.subnetFile, "utf8").catch(() => ""));
-      const pid = Number((await readFile(node.pidFile, "utf8").catch(() => "")).trim()) || null;
+      const pid = await livePid(node.pidFile);
+      const [eth0, vtep] = await Promise.all([
+        linkJson(node.netns, "eth0"),
+        linkJson(node.netns, "flannel.1"),
+      ]);
+      const subnet = env.get("FLANNEL_SUBNET")?.replace(/\.1\/(\d+)$/, ".0/$1") ?? null;
       return {
         name: node.name,
         netns: node.netns,
         publicIP: node.address,
-        subnet: env.get("FLANNEL_SUBNET") ?? null,
+        subnet,
         mtu: env.has("FLANNEL_MTU") ? Number(env.get("FLANNEL_MTU")) : null,
+        vtepMac: vtep?.address ?? null,
         flanneldPid: pid,
-        flanneldAlive: pid !== null && alive(pid),
+        flanneldAlive: pid !== null,
+        online: eth0?.flags?.includes("UP") === true,
+        pods: pods.filter((p) => p.node === node.name),
       };
     }),
   );
+  const etcdMembers = await Promise.all(
+    Array.from({ length: lab.etcdMembers }, async (_, i) => ({
+      name: `m${i + 1}`,
+      alive: (await livePid(join(lab.dir, "etcd", `m${i + 1}`, "etcd.pid"))) !== null,
+    })),
+  );
+  return {
+    name: lab.name,
+    backend: lab.backend,
+    etcdEndpoint: lab.etcdEndpoint,
+    etcdMembers,
+    nodes,
+    leases: await labLeases(lab),
+  };
 }
 
-/** A table of host states. */
-export function formatLabStatus(nodes: readonly NodeStatus[]): string {
-  const rows = [["HOST", "NAMESPACE", "PUBLIC IP", "SUBNET", "MTU", "FLANNELD"]];
-  for (const n of nodes) {
+/** A table of host states, then the leases. */
+export function formatLabStatus(status: LabStatus): string {
+  const rows = [["HOST", "PUBLIC IP", "SUBNET", "MTU", "VTEP MAC", "PODS", "FLANNELD", "NETWORK"]];
+  for (const n of status.nodes) {
     rows.push([
       n.name,
-      n.netns,
       n.publicIP,
       n.subnet ?? "-",
       n.mtu === null ? "-" : String(n.mtu),
+      n.vtepMac ?? "-",
+      n.pods.map((p) => `${p.name}=${p.ip}`).join(" ") || "-",
       n.flanneldAlive ? `running (pid ${n.flanneldPid ?? "?"})` : "not running",
+      n.online ? "up" : "down",
     ]);
   }
-  return formatTable(rows);
+  const members = status.etcdMembers
+    .map((m) => `${m.name} ${m.alive ? "running" : "not running"}`)
+    .join(", ");
+  let out = `Lab "${status.name}", backend ${status.backend}; etcd ${status.etcdEndpoint} (${members})\n\n${formatTable(rows)}`;
+  if (status.leases === null) return `${out}\nLeases: etcd cannot be reached\n`;
+  const leaseRows = [
+    ["SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC"],
+    ...status.leases.map((l) => [l.subnet, l.publicIP, l.backendType || "-", l.vtepMac ?? "-"]),
+  ];
+  out += `\nLeases in etcd:\n${formatTable(leaseRows)}`;
+  return out;
 }

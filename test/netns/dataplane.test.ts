@@ -3,15 +3,13 @@ import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import {
-  addPod,
-  describeLab,
+  addNode,
   killFlanneld,
   labDown,
   labEtcdctl,
   labUp,
   listPods,
   restartFlanneld,
-  upNode,
 } from "../../src/lab/cluster.js";
 import type { Lab, LabNode, LabSpec } from "../../src/lab/cluster.js";
 import { ping, pingAll } from "../../src/lab/lab_check.js";
@@ -129,11 +127,8 @@ test("vxlan: a deleted lease takes exactly its entries away; a new host joins an
     );
 
     // A fourth host joins; the others reach its pod.
-    const joined = describeLab(lab.name, 4);
-    const h4 = joined.nodes[3]!;
-    await upNode(joined, h4, quiet);
-    await eventually(() => readFile(h4.subnetFile).then(() => undefined));
-    const pod = await addPod(joined, h4, 1);
+    const { lab: grown, node: h4 } = await addNode(lab, quiet);
+    const pod = (await listPods(grown)).find((p) => p.node === h4.name)!;
     const from = (await listPods(lab)).find((p) => p.node === "h1")!;
     await eventually(async () => {
       assert.ok((await ping(from, pod)).ok);

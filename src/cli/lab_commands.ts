@@ -1,0 +1,294 @@
+/**
+ * `flannelctl lab ...`: a whole flannel cluster on this machine. Flags and printing only; the
+ * work is in src/lab/.
+ */
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { FlannelError } from "../errors.js";
+import {
+  LAB_BACKENDS,
+  addNode,
+  findNode,
+  killNode,
+  labDown,
+  labUp,
+  listPods,
+  readLab,
+  restartNode,
+} from "../lab/cluster.js";
+import type { Lab, Progress } from "../lab/cluster.js";
+import { startDashboard } from "../lab/dashboard.js";
+import { formatPingMatrix, iperfBetween, pingAll } from "../lab/lab_check.js";
+import { formatLabStatus, labStatus } from "../lab/lab_status.js";
+
+type Out = (text: string) => void;
+
+function positiveInt(flag: string, min = 1): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min)
+      throw new FlannelError(
+        `Invalid value "${text}" for ${flag}: expected a whole number, ${min} or more`,
+      );
+    return n;
+  };
+}
+
+async function requireLab(name: string): Promise<Lab> {
+  const lab = await readLab(name);
+  if (lab === null)
+    throw new FlannelError(
+      `Cannot find lab "${name}": it is not up: run "flannelctl lab up --name ${name}"`,
+    );
+  return lab;
+}
+
+/** Progress as steps: ticked with timings on a terminal, plain lines otherwise. */
+function progressPrinter(out: Out): Progress {
+  const tty = process.stdout.isTTY;
+  let last = Date.now();
+  return (step) => {
+    const now = Date.now();
+    out(
+      tty
+        ? `  \u2713 ${step} \u001b[2m(${((now - last) / 1000).toFixed(1)}s)\u001b[0m\n`
+        : `  - ${step}\n`,
+    );
+    last = now;
+  };
+}
+
+interface UpFlags {
+  name: string;
+  nodes: number;
+  backend: string;
+  pods: number;
+  etcdMembers: number;
+  ipMasq?: boolean;
+  nftables?: boolean;
+}
+
+async function up(flags: UpFlags, out: Out): Promise<Lab> {
+  if (flags.etcdMembers !== 1 && flags.etcdMembers !== 3) {
+    throw new FlannelError(
+      `Invalid value "${flags.etcdMembers}" for --etcd-members: expected 1 or 3`,
+    );
+  }
+  if (!(LAB_BACKENDS as readonly string[]).includes(flags.backend)) {
+    const hint = flags.backend === "udp" ? " (the udp backend is not part of flannel-ts yet)" : "";
+    throw new FlannelError(
+      `Invalid value "${flags.backend}" for --backend: expected one of ${LAB_BACKENDS.join(", ")}${hint}`,
+    );
+  }
+  out(
+    `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host, ${flags.etcdMembers} etcd member(s)\n`,
+  );
+  const networkConfig = JSON.stringify({
+    Network: "10.244.0.0/16",
+    ...(flags.nftables ? { EnableNFTables: true } : {}),
+    Backend: { Type: flags.backend },
+  });
+  const lab = await labUp(
+    {
+      name: flags.name,
+      nodes: flags.nodes,
+      backend: flags.backend,
+      pods: flags.pods,
+      etcdMembers: flags.etcdMembers === 3 ? 3 : 1,
+      networkConfig,
+      flanneldArgs: flags.ipMasq ? ["--ip-masq"] : [],
+    },
+    progressPrinter(out),
+  );
+  out(`Lab "${flags.name}" is up. Its files: ${lab.dir}\n`);
+  return lab;
+}
+
+/** Pings every pair, prints the matrix; resolves with the number of failed pairs. */
+async function check(lab: Lab, out: Out, throughput: boolean): Promise<number> {
+  const pods = await listPods(lab);
+  const results = await pingAll(pods);
+  out(formatPingMatrix(pods, results));
+  const failed = results.filter((r) => !r.ok).length;
+  out(
+    failed === 0
+      ? `All ${results.length} pod pairs reach each other.\n`
+      : `${failed} of ${results.length} pod pairs FAILED.\n`,
+  );
+  if (throughput) {
+    const a = pods[0];
+    const b = pods.find((p) => p.node !== a?.node);
+    if (a === undefined || b === undefined) out("Throughput: needs pods on two hosts\n");
+    else
+      out(
+        `Throughput ${a.name} -> ${b.name} (iperf3, 5 s): ${(await iperfBetween(a, b, 5)).toFixed(2)} Gbit/s\n`,
+      );
+  }
+  return failed;
+}
+
+function nameOption(command: Command): Command {
+  return command.option("--name <name>", "lab name", "flannel");
+}
+
+/** Adds the `lab` subcommands. */
+export function addLabCommands(program: Command, out: Out): void {
+  const lab = program
+    .command("lab")
+    .description("a whole flannel cluster on this machine, in network namespaces");
+
+  nameOption(
+    lab
+      .command("up")
+      .description("start etcd and N hosts running flanneld on a shared bridge, with K pods each"),
+  )
+    .option("--nodes <n>", "number of hosts", positiveInt("--nodes"), 3)
+    .option("--backend <type>", `flannel backend: ${LAB_BACKENDS.join(", ")}`, "vxlan")
+    .option("--pods <k>", "pods per host", positiveInt("--pods", 0), 2)
+    .option("--etcd-members <n>", "etcd members: 1 or 3", positiveInt("--etcd-members"), 1)
+    .option("--ip-masq", "run flanneld with --ip-masq")
+    .option("--nftables", "set EnableNFTables in the network config")
+    .action(async (flags: UpFlags) => {
+      await up(flags, out);
+    });
+
+  nameOption(
+    lab
+      .command("check")
+      .description("every pod pings every other pod; exits 0 only when every pair works"),
+  )
+    .option("--throughput", "add an iperf3 figure between two pods on different hosts")
+    .action(async (flags: { name: string; throughput?: boolean }) => {
+      const failed = await check(await requireLab(flags.name), out, flags.throughput === true);
+      if (failed > 0)
+        throw new FlannelError(`Lab check failed: ${failed} pod pairs cannot reach each other`);
+    });
+
+  nameOption(
+    lab
+      .command("status")
+      .description("hosts, subnets, public IPs, VTEP MACs, pods, processes; the leases in etcd"),
+  )
+    .option("--json", "print JSON")
+    .action(async (flags: { name: string; json?: boolean }) => {
+      const status = await labStatus(await requireLab(flags.name));
+      out(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatLabStatus(status));
+    });
+
+  nameOption(
+    lab
+      .command("exec <target> [command...]")
+      .description(
+        "run a command in a host (h1) or pod (h1p2) namespace; put -- before the command",
+      ),
+  ).action(async (target: string, command: string[], flags: { name: string }) => {
+    const found = await requireLab(flags.name);
+    const pods = await listPods(found);
+    const netns = pods.find((p) => p.name === target)?.netns ?? findNode(found, target).netns;
+    const argv = command.length > 0 ? command : ["sh"];
+    const code = await new Promise<number>((resolve) => {
+      spawn("ip", ["netns", "exec", netns, ...argv], { stdio: "inherit" }).on("exit", (c) => {
+        resolve(c ?? 1);
+      });
+    });
+    if (code !== 0) process.exitCode = code;
+  });
+
+  nameOption(lab.command("logs <node>").description("print a host's flanneld log")).action(
+    async (node: string, flags: { name: string }) => {
+      out(await readFile(findNode(await requireLab(flags.name), node).logFile, "utf8"));
+    },
+  );
+
+  nameOption(
+    lab.command("add-node").description("add one more host, with the lab's pods per host"),
+  ).action(async (flags: { name: string }) => {
+    const { node } = await addNode(await requireLab(flags.name), progressPrinter(out));
+    out(`Host ${node.name} joined.\n`);
+  });
+
+  nameOption(
+    lab.command("kill-node <node>").description("crash a host: flanneld killed, its network down"),
+  ).action(async (node: string, flags: { name: string }) => {
+    await killNode(findNode(await requireLab(flags.name), node));
+    out(`Host ${node} is down.\n`);
+  });
+
+  nameOption(
+    lab
+      .command("restart-node <node>")
+      .description("bring a host back: network up, flanneld started"),
+  ).action(async (node: string, flags: { name: string }) => {
+    const found = await requireLab(flags.name);
+    await restartNode(found, findNode(found, node));
+    out(`Host ${node} is back.\n`);
+  });
+
+  nameOption(
+    lab
+      .command("down")
+      .description("remove every namespace, process and file of the lab (safe to run twice)"),
+  ).action(async (flags: { name: string }) => {
+    await labDown(flags.name, progressPrinter(out));
+  });
+
+  nameOption(lab.command("ui").description("serve the live dashboard on 127.0.0.1 until Ctrl-C"))
+    .option("--port <p>", "port (0 picks a free one)", positiveInt("--port", 0), 8090)
+    .action(async (flags: { name: string; port: number }) => {
+      await requireLab(flags.name);
+      const dashboard = await startDashboard(flags.name, flags.port);
+      out(`Dashboard: ${dashboard.url}  (Ctrl-C to stop)\n`);
+      await waitForSignal();
+      await dashboard.close();
+    });
+
+  nameOption(
+    lab
+      .command("run")
+      .description(
+        "npm run lab: up with the defaults, check, then serve the dashboard until Ctrl-C and take the lab down",
+      ),
+  )
+    .option("--once", "take the lab down right after the check and exit with its status")
+    .option("--port <p>", "dashboard port (0 picks a free one)", positiveInt("--port", 0), 8090)
+    .action(async (flags: { name: string; once?: boolean; port: number }) => {
+      const progress = progressPrinter(out);
+      await labDown(flags.name, () => undefined); // a lab left by a crash
+      let failed = 1;
+      try {
+        const started = Date.now();
+        const found = await up(
+          { name: flags.name, nodes: 3, backend: "vxlan", pods: 2, etcdMembers: 1 },
+          out,
+        );
+        out(
+          `Up in ${((Date.now() - started) / 1000).toFixed(1)} s. Checking that every pod reaches every other pod:\n`,
+        );
+        failed = await check(found, out, false);
+        if (flags.once || !process.stdin.isTTY) return;
+        const dashboard = await startDashboard(flags.name, flags.port);
+        out(
+          `\nDashboard: ${dashboard.url}\nTry: bin/flannelctl lab kill-node h2 --name ${flags.name}   (and restart-node h2)\nCtrl-C takes the lab down.\n`,
+        );
+        await waitForSignal();
+        await dashboard.close();
+      } finally {
+        out("Taking the lab down.\n");
+        await labDown(flags.name, progress);
+        if (failed > 0) process.exitCode = 1;
+      }
+    });
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve();
+    };
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+}

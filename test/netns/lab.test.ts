@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { chromium } from "playwright-core";
+import { readLab, REPO_ROOT } from "../../src/lab/cluster.js";
+import { startDashboard } from "../../src/lab/dashboard.js";
+import { listNetns, run, uniquePrefix } from "../../src/lab/netns.js";
+
+const FLANNELCTL = join(REPO_ROOT, "bin/flannelctl");
+
+function flannelctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(FLANNELCTL, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("exit", (code) => {
+      resolve({ code, out });
+    });
+  });
+}
+
+/** Nothing of the lab is left: no namespace, no process, no file. */
+async function assertGone(name: string, dir: string): Promise<void> {
+  assert.deepEqual(
+    (await listNetns(`${name}-`)).filter((n) =>
+      new RegExp(`^${name}-(hub|h\\d+(p\\d+)?)$`).test(n),
+    ),
+    [],
+    "no namespace",
+  );
+  assert.equal((await run("pgrep", ["-f", `${dir}/`]).catch(() => "")).trim(), "", "no process");
+  await assert.rejects(stat(dir), "no file");
+}
+
+test("lab up, check and down for vxlan and host-gw, side by side, leave nothing behind", async () => {
+  const labs = [
+    { name: uniquePrefix("ftlv"), backend: "vxlan" },
+    { name: uniquePrefix("ftlh"), backend: "host-gw" },
+  ];
+  try {
+    const ups = await Promise.all(
+      labs.map((l) =>
+        flannelctl([
+          "lab",
+          "up",
+          "--name",
+          l.name,
+          "--backend",
+          l.backend,
+          "--nodes",
+          "3",
+          "--pods",
+          "2",
+        ]),
+      ),
+    );
+    for (const up of ups) assert.equal(up.code, 0, up.out);
+    for (const l of labs) {
+      const check = await flannelctl(["lab", "check", "--name", l.name]);
+      assert.equal(check.code, 0, check.out);
+      assert.match(check.out, /All 30 pod pairs reach each other/);
+      const status = JSON.parse(
+        (await flannelctl(["lab", "status", "--name", l.name, "--json"])).out,
+      ) as {
+        nodes: {
+          subnet: string;
+          flanneldAlive: boolean;
+          vtepMac: string | null;
+          pods: unknown[];
+        }[];
+        leases: unknown[];
+      };
+      assert.equal(status.nodes.length, 3);
+      assert.ok(
+        status.nodes.every((n) => n.flanneldAlive && n.subnet !== null && n.pods.length === 2),
+      );
+      assert.equal(status.leases.length, 3);
+      assert.equal(
+        status.nodes.every((n) => n.vtepMac !== null),
+        l.backend === "vxlan",
+      );
+    }
+  } finally {
+    for (const l of labs) {
+      const dir = (await readLab(l.name))?.dir;
+      const down = await flannelctl(["lab", "down", "--name", l.name]);
+      assert.equal(down.code, 0, down.out);
+      if (dir !== undefined) await assertGone(l.name, dir);
+    }
+  }
+});
+
+test("lab down cleans everything after flanneld and etcd were killed by hand, and twice", async () => {
+  const name = uniquePrefix("ftlk");
+  const up = await flannelctl([
+    "lab",
+    "up",
+    "--name",
+    name,
+    "--nodes",
+    "2",
+    "--pods",
+    "1",
+    "--etcd-members",
+    "3",
+  ]);
+  try {
+    assert.equal(up.code, 0, up.out);
+    const dir = (await readLab(name))!.dir;
+    await run("pkill", ["-9", "-f", `${dir}/h1/subnet.env`]);
+    await run("pkill", ["-9", "-f", `${dir}/etcd/`]);
+    assert.equal((await flannelctl(["lab", "down", "--name", name])).code, 0);
+    await assertGone(name, dir);
+    assert.equal(
+      (await flannelctl(["lab", "down", "--name", name])).code,
+      0,
+      "a second down is fine",
+    );
+  } finally {
+    await flannelctl(["lab", "down", "--name", name]);
+  }
+});
+
+test("lab add-node, kill-node and restart-node drill", async () => {
+  const name = uniquePrefix("ftld");
+  try {
+    assert.equal(
+      (await flannelctl(["lab", "up", "--name", name, "--nodes", "2", "--pods", "1"])).code,
+      0,
+    );
+    assert.equal((await flannelctl(["lab", "add-node", "--name", name])).code, 0);
+    assert.match(
+      (await flannelctl(["lab", "check", "--name", name])).out,
+      /All 6 pod pairs reach each other/,
+    );
+    assert.equal((await flannelctl(["lab", "kill-node", "h2", "--name", name])).code, 0);
+    const broken = await flannelctl(["lab", "check", "--name", name]);
+    assert.equal(broken.code, 1);
+    assert.match(broken.out, /4 of 6 pod pairs FAILED/);
+    assert.equal((await flannelctl(["lab", "restart-node", "h2", "--name", name])).code, 0);
+    let healed = await flannelctl(["lab", "check", "--name", name]);
+    for (let i = 0; i < 20 && healed.code !== 0; i++)
+      healed = await flannelctl(["lab", "check", "--name", name]);
+    assert.equal(healed.code, 0, healed.out);
+    const exec = await flannelctl([
+      "lab",
+      "exec",
+      "h1p1",
+      "--name",
+      name,
+      "--",
+      "ip",
+      "-4",
+      "-o",
+      "addr",
+      "show",
+      "eth0",
+    ]);
+    assert.match(exec.out, /inet 10\.244\./);
+    assert.match(
+      (await flannelctl(["lab", "logs", "h1", "--name", name])).out,
+      /Wrote subnet file/,
+    );
+  } finally {
+    await flannelctl(["lab", "down", "--name", name]);
+  }
+});
+
+test("the dashboard shows every host and subnet in a real browser, and sees a killed host go", async () => {
+  const name = uniquePrefix("ftlu");
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  let dashboard: Awaited<ReturnType<typeof startDashboard>> | null = null;
+  try {
+    assert.equal(
+      (await flannelctl(["lab", "up", "--name", name, "--nodes", "3", "--pods", "1"])).code,
+      0,
+    );
+    const status = JSON.parse(
+      (await flannelctl(["lab", "status", "--name", name, "--json"])).out,
+    ) as { nodes: { name: string; subnet: string }[] };
+    dashboard = await startDashboard(name, 0);
+    const page = await browser.newPage();
+    await page.goto(dashboard.url);
+    for (const node of status.nodes) {
+      const host = page.locator(`[data-host="${node.name}"]`);
+      await host.waitFor();
+      assert.equal(await host.getAttribute("data-state"), "up");
+      assert.match((await host.textContent()) ?? "", new RegExp(node.subnet.replace(/\./g, "\\.")));
+    }
+    await page.locator("#leases tbody tr").nth(2).waitFor();
+    await page.locator("#matrix td.ok").first().waitFor({ timeout: 20_000 });
+
+    assert.equal((await flannelctl(["lab", "kill-node", "h2", "--name", name])).code, 0);
+    await page.locator('[data-host="h2"][data-state="down"]').waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('[data-host="h1"]').getAttribute("data-state"), "up");
+    await page.locator("#matrix td.fail").first().waitFor({ timeout: 20_000 });
+  } finally {
+    await browser.close();
+    await dashboard?.close();
+    await flannelctl(["lab", "down", "--name", name]);
+  }
+});
