@@ -2,7 +2,7 @@
 # Installs what flannel-ts needs and builds it. Both README commands run this first; it is
 # idempotent and quick when everything is present.
 #   - Debian packages: etcd (server and client), the CNI plugins, iproute2, nftables, iptables,
-#     iperf3, ping.
+#     iperf3, ping; with --with-browser (npm test) also chromium, for the dashboard test.
 #   - npm ci when node_modules does not match package-lock.json, then the TypeScript build when
 #     a source is newer than the last build.
 set -euo pipefail
@@ -20,6 +20,10 @@ have nft || missing+=(nftables)
 have iptables || missing+=(iptables)
 have iperf3 || missing+=(iperf3)
 have ping || missing+=(iputils-ping)
+# The dashboard test drives Debian's Chromium (never a browser downloaded by a test tool).
+if [ "${1:-}" = "--with-browser" ]; then
+  have chromium || missing+=(chromium)
+fi
 for extra in ${FLANNEL_TS_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
 done
