@@ -19,6 +19,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { etcdArgs } from "./etcd_server.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 
 /** The repository root (bin/ lives there), from dist/src/lab. */
@@ -219,28 +220,14 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
     await startDetached(
       lab.hub,
       "etcd",
-      [
-        "--name",
-        `m${m}`,
-        "--data-dir",
-        join(dir, "data"),
-        "--listen-client-urls",
-        `http://${address}:2379${m === 1 ? ",http://127.0.0.1:2379" : ""}`,
-        "--advertise-client-urls",
-        `http://${address}:2379`,
-        "--listen-peer-urls",
-        `http://${address}:2380`,
-        "--initial-advertise-peer-urls",
-        `http://${address}:2380`,
-        "--initial-cluster",
+      etcdArgs({
+        name: `m${m}`,
+        dataDir: join(dir, "data"),
+        listenClientUrls: `http://${address}:2379${m === 1 ? ",http://127.0.0.1:2379" : ""}`,
+        clientUrl: `http://${address}:2379`,
+        peerUrl: `http://${address}:2380`,
         cluster,
-        "--initial-cluster-state",
-        "new",
-        "--log-level",
-        "warn",
-        "--logger",
-        "zap",
-      ],
+      }),
       { logFile: join(dir, "etcd.log"), pidFile: join(dir, "etcd.pid") },
     );
   }

@@ -52,6 +52,45 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** What one etcd member is started with. */
+export interface EtcdMemberArgs {
+  readonly name: string;
+  readonly dataDir: string;
+  /** Comma-separated URLs to listen on for clients. */
+  readonly listenClientUrls: string;
+  /** The client URL to advertise. */
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  /** `--initial-cluster`: name=peerUrl pairs, comma-separated. */
+  readonly cluster: string;
+}
+
+/** The command line of one etcd member of a new cluster, quiet in its logs. */
+export function etcdArgs(m: EtcdMemberArgs): string[] {
+  return [
+    "--name",
+    m.name,
+    "--data-dir",
+    m.dataDir,
+    "--listen-client-urls",
+    m.listenClientUrls,
+    "--advertise-client-urls",
+    m.clientUrl,
+    "--listen-peer-urls",
+    m.peerUrl,
+    "--initial-advertise-peer-urls",
+    m.peerUrl,
+    "--initial-cluster",
+    m.cluster,
+    "--initial-cluster-state",
+    "new",
+    "--log-level",
+    "warn",
+    "--logger",
+    "zap",
+  ];
+}
+
 /** Asks etcdctl whether the endpoint is healthy. */
 async function healthy(endpoint: string, netns: string | undefined): Promise<boolean> {
   const args = [
@@ -85,28 +124,14 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   const name = options.name ?? "default";
   const endpoint = `http://${host}:${clientPort}`;
   const peer = `http://${host}:${peerPort}`;
-  const args = [
-    "--name",
+  const args = etcdArgs({
     name,
-    "--data-dir",
     dataDir,
-    "--listen-client-urls",
-    endpoint,
-    "--advertise-client-urls",
-    endpoint,
-    "--listen-peer-urls",
-    peer,
-    "--initial-advertise-peer-urls",
-    peer,
-    "--initial-cluster",
-    `${name}=${peer}`,
-    "--initial-cluster-state",
-    "new",
-    "--log-level",
-    "warn",
-    "--logger",
-    "zap",
-  ];
+    listenClientUrls: endpoint,
+    clientUrl: endpoint,
+    peerUrl: peer,
+    cluster: `${name}=${peer}`,
+  });
   const [cmd, argv] = options.netns
     ? ["ip", ["netns", "exec", options.netns, "etcd", ...args]]
     : ["etcd", args];

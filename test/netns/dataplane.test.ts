@@ -1,49 +1,20 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
+import { eventually, withLab } from "../helpers/lab_fixture.js";
 import {
   addNode,
   killFlanneld,
-  labDown,
   labEtcdctl,
-  labUp,
   listPods,
   restartFlanneld,
 } from "../../src/lab/cluster.js";
-import type { Lab, LabNode, LabSpec } from "../../src/lab/cluster.js";
+import type { Lab, LabNode } from "../../src/lab/cluster.js";
 import { ping, pingAll } from "../../src/lab/lab_check.js";
-import { addNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { addNetns, execIn, ip } from "../../src/lab/netns.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 const quiet = () => undefined;
-
-/** Runs a test body against a fresh lab that is always taken down. */
-async function withLab(
-  spec: Omit<LabSpec, "name">,
-  body: (lab: Lab) => Promise<void>,
-): Promise<void> {
-  const name = uniquePrefix("ftdp");
-  try {
-    const lab = await labUp({ ...spec, name }, quiet);
-    await body(lab);
-  } finally {
-    await labDown(name, quiet);
-  }
-}
-
-/** Polls until `check` passes (or rethrows its last failure after `timeoutMs`). */
-async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await delay(200);
-    }
-  }
-}
 
 async function subnetOf(node: LabNode): Promise<string> {
   const env = await readFile(node.subnetFile, "utf8");
@@ -72,6 +43,7 @@ describe("data plane: three hosts, two pods each, every pod reaches every other"
   ] as const) {
     test(label, async () => {
       await withLab(
+        "ftdp",
         { nodes: 3, pods: 2, backend, ...(config ? { networkConfig: config } : {}) },
         async (lab) => {
           await assertAllReach(lab);
@@ -101,7 +73,7 @@ describe("data plane: three hosts, two pods each, every pod reaches every other"
 });
 
 test("vxlan: a deleted lease takes exactly its entries away; a new host joins and is reached", async () => {
-  await withLab({ nodes: 3, pods: 1, backend: "vxlan" }, async (lab) => {
+  await withLab("ftdp", { nodes: 3, pods: 1, backend: "vxlan" }, async (lab) => {
     const gone = await subnetOf(node(lab, 3));
     const stays = await subnetOf(node(lab, 2));
     const h1 = node(lab, 1).netns;
@@ -137,7 +109,7 @@ test("vxlan: a deleted lease takes exactly its entries away; a new host joins an
 });
 
 test("vxlan: a host built by hand the way flannel (Go) builds one shares the network", async () => {
-  await withLab({ nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+  await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
     // The hand-made host: namespace on the lab bridge, flannel.1 by iproute2, lease by etcdctl.
     const netns = `${lab.name}-h9`;
     const mac = "0e:00:00:00:00:99";
@@ -250,7 +222,7 @@ test("vxlan: a host built by hand the way flannel (Go) builds one shares the net
 });
 
 test("vxlan: flanneld killed with SIGKILL and restarted keeps subnet and VTEP MAC, and pods keep talking", async () => {
-  await withLab({ nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+  await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
     const h1 = node(lab, 1);
     const before = await readFile(h1.subnetFile, "utf8");
     const mac = (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1];
@@ -276,7 +248,7 @@ test("vxlan: flanneld killed with SIGKILL and restarted keeps subnet and VTEP MA
 });
 
 test("vxlan: entries deleted by hand come back; a stale route is removed at start; foreign routes stay", async () => {
-  await withLab({ nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+  await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
     const h1 = node(lab, 1);
     const remote = await subnetOf(node(lab, 2));
     await ip(["route", "del", `${remote}/24`], h1.netns);

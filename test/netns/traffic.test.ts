@@ -1,38 +1,11 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
-import { addPod, labDown, labUp } from "../../src/lab/cluster.js";
-import type { Lab, LabSpec } from "../../src/lab/cluster.js";
+import { eventually, withLab } from "../helpers/lab_fixture.js";
+import { addPod } from "../../src/lab/cluster.js";
+import type { Lab } from "../../src/lab/cluster.js";
 import { ping } from "../../src/lab/lab_check.js";
-import { execIn, uniquePrefix } from "../../src/lab/netns.js";
-
-const quiet = () => undefined;
-
-async function withLab(
-  spec: Omit<LabSpec, "name">,
-  body: (lab: Lab) => Promise<void>,
-): Promise<void> {
-  const name = uniquePrefix("fttr");
-  try {
-    await body(await labUp({ ...spec, name }, quiet));
-  } finally {
-    await labDown(name, quiet);
-  }
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await delay(200);
-    }
-  }
-}
+import { execIn } from "../../src/lab/netns.js";
 
 async function subnetOf(lab: Lab): Promise<string> {
   const env = await readFile(lab.nodes[0]!.subnetFile, "utf8");
@@ -41,6 +14,7 @@ async function subnetOf(lab: Lab): Promise<string> {
 
 test("iptables mode writes flannel's golden masquerade and forward rules, and restores a deleted one", async () => {
   await withLab(
+    "fttr",
     { nodes: 1, backend: "vxlan", flanneldArgs: ["--ip-masq", "--iptables-resync=1"] },
     async (lab) => {
       const h1 = lab.nodes[0]!.netns;
@@ -124,6 +98,7 @@ test("iptables mode writes flannel's golden masquerade and forward rules, and re
 test("nftables mode writes flannel's golden table, and restores a flushed chain", async () => {
   const config = '{"Network":"10.244.0.0/16","EnableNFTables":true,"Backend":{"Type":"vxlan"}}';
   await withLab(
+    "fttr",
     {
       nodes: 1,
       backend: "vxlan",
@@ -168,6 +143,7 @@ test("nftables mode writes flannel's golden table, and restores a flushed chain"
 test("masquerade: a pod reaches an underlay address with no route back only when --ip-masq is on", async () => {
   for (const ipMasq of [false, true]) {
     await withLab(
+      "fttr",
       { nodes: 1, backend: "vxlan", pods: 0, flanneldArgs: ipMasq ? ["--ip-masq"] : [] },
       async (lab) => {
         // ipMasq false in the delegate: only flanneld's rules may masquerade.
