@@ -330,3 +330,29 @@ test("vxlan keeps an existing compatible device and its MAC, and applies a chang
   assert.equal(now.mtu, 8950);
   assert.deepEqual(leased, { VNI: 1, VtepMAC: "0e:aa:bb:cc:dd:ee" });
 });
+
+test("host-gw refuses a public IP that differs from the interface address, as flannel does", () => {
+  const netlink = new FakeNetlink();
+  const index = netlink.addEthernet("eth0", "192.168.1.1", 24);
+  const extIface: ExternalInterface = {
+    name: "eth0",
+    index,
+    mtu: 1500,
+    mac: "",
+    ifaceAddr: "192.168.1.1",
+    ifaceV6Addr: null,
+    extAddr: "203.0.113.7",
+    extV6Addr: null,
+  };
+  const own = lease("10.244.1.0/24", "203.0.113.7", "host-gw");
+  assert.throws(
+    () =>
+      createHostGwBackend({
+        subnetManager: scriptedManager(own).manager,
+        extIface,
+        netlink,
+        log: silentLogger(),
+      }),
+    /your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend/,
+  );
+});

@@ -36,6 +36,8 @@ export interface StartEtcdOptions {
   readonly name?: string;
   /** Where etcd's own output goes; discarded by default. */
   readonly logFile?: number;
+  /** Serve clients over TLS and require client certificates signed by `caFile`. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
 }
 
 /** Finds a free TCP port on 127.0.0.1. */
@@ -92,8 +94,14 @@ export function etcdArgs(m: EtcdMemberArgs): string[] {
 }
 
 /** Asks etcdctl whether the endpoint is healthy. */
-async function healthy(endpoint: string, netns: string | undefined): Promise<boolean> {
+async function healthy(
+  endpoint: string,
+  netns: string | undefined,
+  tls: StartEtcdOptions["tls"],
+): Promise<boolean> {
+  const tlsArgs = tls ? ["--cacert", tls.caFile, "--cert", tls.certFile, "--key", tls.keyFile] : [];
   const args = [
+    ...tlsArgs,
     "--endpoints",
     endpoint,
     "--dial-timeout",
@@ -122,16 +130,30 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   const ownDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "flannel-ts-etcd-")));
   const name = options.name ?? "default";
-  const endpoint = `http://${host}:${clientPort}`;
+  const endpoint = `${options.tls ? "https" : "http"}://${host}:${clientPort}`;
   const peer = `http://${host}:${peerPort}`;
-  const args = etcdArgs({
-    name,
-    dataDir,
-    listenClientUrls: endpoint,
-    clientUrl: endpoint,
-    peerUrl: peer,
-    cluster: `${name}=${peer}`,
-  });
+  const tlsArgs = options.tls
+    ? [
+        "--cert-file",
+        options.tls.certFile,
+        "--key-file",
+        options.tls.keyFile,
+        "--trusted-ca-file",
+        options.tls.caFile,
+        "--client-cert-auth",
+      ]
+    : [];
+  const args = [
+    ...tlsArgs,
+    ...etcdArgs({
+      name,
+      dataDir,
+      listenClientUrls: endpoint,
+      clientUrl: endpoint,
+      peerUrl: peer,
+      cluster: `${name}=${peer}`,
+    }),
+  ];
   const [cmd, argv] = options.netns
     ? ["ip", ["netns", "exec", options.netns, "etcd", ...args]]
     : ["etcd", args];
@@ -156,7 +178,8 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   };
   for (let i = 0; i < 200; i++) {
     if (state.exited) break;
-    if (await healthy(endpoint, options.netns)) return { endpoint, dataDir, process: child, stop };
+    if (await healthy(endpoint, options.netns, options.tls))
+      return { endpoint, dataDir, process: child, stop };
     await delay(100);
   }
   await stop();

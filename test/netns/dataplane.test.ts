@@ -247,6 +247,21 @@ test("vxlan: flanneld killed with SIGKILL and restarted keeps subnet and VTEP MA
   });
 });
 
+test("vxlan: a flannel.1 deleted by hand comes back with its MAC and its entries", async () => {
+  await withLab("ftdv", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+    const h1 = node(lab, 1);
+    const mac = (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1];
+    await ip(["link", "del", "flannel.1"], h1.netns);
+    await eventually(async () => {
+      assert.equal(
+        (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1],
+        mac,
+      );
+      await assertAllReach(lab);
+    }, 20_000);
+  });
+});
+
 test("vxlan: entries deleted by hand come back; a stale route is removed at start; foreign routes stay", async () => {
   await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
     const h1 = node(lab, 1);

@@ -330,6 +330,42 @@ describe("LocalManager", () => {
     }
   });
 
+  test("watchLeases() resumes after a dropped connection without a new snapshot", async () => {
+    const f = await openFixture(server);
+    const proxy = await startTcpProxy("127.0.0.1", Number(new URL(server.endpoint).port));
+    const controller = new AbortController();
+    try {
+      await f.setConfig('{"Network":"10.31.0.0/16","Backend":{"Type":"alloc"}}');
+      const first = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.90"), { signal: controller.signal });
+      const watcherNode = await f.manager({}, `http://127.0.0.1:${proxy.port}`);
+      const results = watcherNode
+        .watchLeases({ signal: controller.signal })
+        [Symbol.asyncIterator]();
+      const snapshot = (await results.next()).value;
+      assert.equal(snapshot?.kind, "snapshot");
+      proxy.cut();
+      const second = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.91"), { signal: controller.signal });
+      proxy.restore();
+      const next = (await results.next()).value;
+      assert.equal(next?.kind, "events", "resumed from the last revision, not re-listed");
+      assert.deepEqual(
+        next?.kind === "events"
+          ? next.events.map((e: LeaseEvent) => `${e.type} ${e.lease.subnet.toString()}`)
+          : [],
+        [`added ${second.subnet.toString()}`],
+      );
+      assert.notEqual(first.subnet.toString(), second.subnet.toString());
+    } finally {
+      controller.abort();
+      await proxy.close();
+      await f.cleanup();
+    }
+  });
+
   test("watchLeases() after a compacted revision takes a fresh snapshot and emits only the differences", async () => {
     const f = await openFixture(server);
     const proxy = await startTcpProxy("127.0.0.1", Number(new URL(server.endpoint).port));
