@@ -8,6 +8,7 @@ import { LeaseRevokedError, NetworkFullError } from "../../errors.js";
 import type { EtcdServer } from "../../lab/etcd_server.js";
 import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import { describeSubnetManager } from "../manager_contract.js";
+import type { LeaseWatchResult } from "../manager.js";
 import { watchLeases } from "../watch_leases.js";
 
 const attrs = (publicIP: string): LeaseAttrs => ({
@@ -343,18 +344,18 @@ describe("LocalManager", () => {
       const results = watcherNode
         .watchLeases({ signal: controller.signal })
         [Symbol.asyncIterator]();
-      const snapshot = (await results.next()).value;
+      const snapshot = (await results.next()).value as LeaseWatchResult | undefined;
       assert.equal(snapshot?.kind, "snapshot");
       proxy.cut();
       const second = await (
         await f.manager()
       ).acquireLease(attrs("192.0.2.91"), { signal: controller.signal });
       proxy.restore();
-      const next = (await results.next()).value;
+      const next = (await results.next()).value as LeaseWatchResult | undefined;
       assert.equal(next?.kind, "events", "resumed from the last revision, not re-listed");
       assert.deepEqual(
         next?.kind === "events"
-          ? next.events.map((e: LeaseEvent) => `${e.type} ${e.lease.subnet.toString()}`)
+          ? next.events.map((e) => `${e.type} ${e.lease.subnet.toString()}`)
           : [],
         [`added ${second.subnet.toString()}`],
       );
