@@ -37,6 +37,17 @@ export interface Network {
   readonly mtu: number;
   /** Follows the other nodes' leases and programs the data plane until the signal aborts. */
   run(opts: CallOptions): Promise<void>;
+  /** Data-plane figures, for metrics; absent for backends that program nothing. */
+  readonly stats?: DataPlaneStats;
+}
+
+/** What a data plane has done since start. */
+export interface DataPlaneStats {
+  readonly remoteLeases: number;
+  readonly syncs: number;
+  readonly written: number;
+  readonly removed: number;
+  readonly failed: number;
 }
 
 /** Makes a backend from its dependencies. */

@@ -94,6 +94,7 @@ export interface RouteNetworkDeps {
 
 /** Figures for logs, metrics and the bench. */
 export interface SyncStats {
+  remoteLeases: number;
   syncs: number;
   written: number;
   removed: number;
@@ -104,7 +105,7 @@ export interface SyncStats {
 export class RouteNetwork<Context> implements Network {
   readonly lease: Lease;
   readonly mtu: number;
-  readonly stats: SyncStats = { syncs: 0, written: 0, removed: 0, failed: 0 };
+  readonly stats: SyncStats = { remoteLeases: 0, syncs: 0, written: 0, removed: 0, failed: 0 };
   readonly #deps: RouteNetworkDeps;
   readonly #plane: DataPlane<Context>;
   readonly #leases = new Map<string, Lease>();
@@ -193,6 +194,7 @@ export class RouteNetwork<Context> implements Network {
     }
     const kernel = this.#kernel;
     this.stats.syncs++;
+    this.stats.remoteLeases = this.#leases.size;
 
     const wanted = new Map<string, KernelEntry>();
     for (const [subnet, lease] of this.#leases) {

@@ -10,6 +10,7 @@
  */
 import type { Server } from "node:http";
 import { createBackend } from "../backend/registry.js";
+import type { Network } from "../backend/backend.js";
 import { readPreviousSubnets, writeSubnetEnv } from "../config/subnet_env.js";
 import type { NetworkConfig } from "../config/network_config.js";
 import type { IPNet } from "../ip/ip.js";
@@ -108,13 +109,31 @@ export async function runFlanneld(
   const readiness: Readiness = { ready: false };
   const manager = await newSubnetManager(options, log);
   const netlink = new RtNetlink();
+  const live: { network: Network | null; trafficRepairs: { repairs: number } } = {
+    network: null,
+    trafficRepairs: { repairs: 0 },
+  };
   let healthz: Server | null = null;
   try {
     if (options.healthzPort > 0) {
+      // prom-client is loaded only when there is somewhere to serve it.
+      const { createMetrics } = await import("../metrics/metrics.js");
+      const registry = createMetrics({
+        leaseExpiration: () => {
+          const expiration = live.network?.lease.expiration;
+          return expiration ? expiration.getTime() / 1000 : null;
+        },
+        leaseConflicts: () => manager.stats?.conflicts ?? 0,
+        remoteLeases: () => live.network?.stats?.remoteLeases ?? 0,
+        dataPlane: () => live.network?.stats ?? null,
+        trafficRuleRepairs: () => live.trafficRepairs.repairs,
+        ready: () => readiness.ready,
+      });
       healthz = await startHealthzServer(
         { host: options.healthzIP, port: options.healthzPort },
         readiness,
         log,
+        registry,
       );
     }
     const config = await getConfig(manager, log, opts);
@@ -151,6 +170,7 @@ export async function runFlanneld(
       log: log.child({ component: config.backendType }),
     });
     const network = await backend.registerNetwork(config, opts);
+    live.network = network;
     log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
 
     const traffic: TrafficManager = config.enableNFTables

@@ -11,11 +11,18 @@ export interface Readiness {
   ready: boolean;
 }
 
-/** Starts the healthz server; resolves once it listens. */
+/** Prometheus metrics in the text format, when flanneld serves them. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
+/** Starts the healthz server (and /metrics when given); resolves once it listens. */
 export async function startHealthzServer(
   address: { host: string; port: number },
   readiness: Readiness,
   log: Logger,
+  metrics?: MetricsSource,
 ): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
@@ -29,10 +36,18 @@ export async function startHealthzServer(
       if (readiness.ready)
         res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is ready");
       else res.writeHead(503, { "content-type": "text/plain" }).end("flanneld is not ready yet");
+    } else if (path === "/metrics" && metrics !== undefined) {
+      metrics.metrics().then(
+        (body) => res.writeHead(200, { "content-type": metrics.contentType }).end(body),
+        (err: unknown) =>
+          res
+            .writeHead(500, { "content-type": "text/plain" })
+            .end(`cannot collect metrics: ${(err as Error).message}\n`),
+      );
     } else {
       res
         .writeHead(404, { "content-type": "text/plain" })
-        .end("not found: try /healthz or /readyz\n");
+        .end("not found: try /healthz, /readyz or /metrics\n");
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -21,6 +21,8 @@ export type LeaseWatchResult =
 export interface SubnetManager {
   /** A short name for logs: "etcd" or "kube". */
   readonly name: string;
+  /** Lease acquisition figures, for metrics; absent where they do not apply. */
+  readonly stats?: { readonly conflicts: number };
   /** Reads the network config; etcd mode also checks it (flannel's CheckNetworkConfig). */
   getNetworkConfig(opts: CallOptions): Promise<NetworkConfig | CheckedNetworkConfig>;
   /** Leases a subnet for this node, keeping the one it had when possible. */

@@ -46,7 +46,7 @@ export async function keepTrafficRules(
   manager: TrafficManager,
   rules: FlannelRules,
   log: Logger,
-  opts: CallOptions & { readonly resyncSeconds: number },
+  opts: CallOptions & { readonly resyncSeconds: number; readonly stats?: { repairs: number } },
 ): Promise<void> {
   try {
     for await (const _ of setInterval(opts.resyncSeconds * 1000, undefined, {

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
+import { test } from "node:test";
+import { startHealthzServer } from "../healthz/server.js";
+import { silentLogger } from "../log/logger.js";
+import { createMetrics } from "./metrics.js";
+
+test("createMetrics() reports the lease, data plane and traffic rule figures at scrape time", async () => {
+  const figures = { syncs: 3, written: 12, removed: 1, failed: 0 };
+  let repairs = 0;
+  const registry = createMetrics({
+    leaseExpiration: () => 1_900_000_000,
+    leaseConflicts: () => 2,
+    remoteLeases: () => 4,
+    dataPlane: () => figures,
+    trafficRuleRepairs: () => repairs,
+    ready: () => true,
+  });
+  let text = await registry.metrics();
+  for (const line of [
+    "flannel_ready 1",
+    "flannel_lease_expiration_timestamp_seconds 1900000000",
+    "flannel_remote_leases 4",
+    "flannel_lease_conflicts_total 2",
+    "flannel_dataplane_entries_written_total 12",
+    "flannel_traffic_rule_repairs_total 0",
+  ]) {
+    assert.ok(text.includes(`\n${line}\n`), `${line} in\n${text}`);
+  }
+  assert.match(text, /flanneld_process_resident_memory_bytes/);
+  figures.written = 15;
+  repairs = 1;
+  text = await registry.metrics();
+  assert.ok(text.includes("\nflannel_dataplane_entries_written_total 15\n"));
+  assert.ok(text.includes("\nflannel_traffic_rule_repairs_total 1\n"));
+});
+
+test("the healthz server serves /metrics when given a registry", async () => {
+  const registry = createMetrics({
+    leaseExpiration: () => null,
+    leaseConflicts: () => 0,
+    remoteLeases: () => 0,
+    dataPlane: () => null,
+    trafficRuleRepairs: () => 0,
+    ready: () => false,
+  });
+  const server = await startHealthzServer(
+    { host: "127.0.0.1", port: 0 },
+    { ready: false },
+    silentLogger(),
+    registry,
+  );
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
+    assert.match(await res.text(), /\nflannel_ready 0\n/);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
+  }
+});

@@ -1,0 +1,98 @@
+/**
+ * flanneld's Prometheus metrics (flannel has none): what the lease, the data plane and the
+ * traffic rules are doing, served at /metrics on the healthz port. Values are read from the
+ * components' own counters when Prometheus scrapes, so nothing on the hot path pays for them.
+ * Loaded only when --healthz-port is set.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+
+/** What the metrics read. Each getter is called at scrape time. */
+export interface MetricSources {
+  /** Seconds since the epoch when this node's lease expires; null for a reservation. */
+  readonly leaseExpiration: () => number | null;
+  /** Create transactions lost to another node since start. */
+  readonly leaseConflicts: () => number;
+  /** Other nodes' leases the data plane follows now. */
+  readonly remoteLeases: () => number;
+  /** Data-plane sync figures since start. */
+  readonly dataPlane: () => {
+    syncs: number;
+    written: number;
+    removed: number;
+    failed: number;
+  } | null;
+  /** Traffic-rule rewrites after a resync found rules missing. */
+  readonly trafficRuleRepairs: () => number;
+  readonly ready: () => boolean;
+}
+
+/** A registry with flanneld's metrics and Node's process metrics. */
+export function createMetrics(sources: MetricSources): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "flanneld_" });
+  const gauge = (name: string, help: string, read: () => number | null) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const value = read();
+        if (value !== null) this.set(value);
+      },
+    });
+  const counter = (name: string, help: string, read: () => number) => {
+    let last = 0;
+    return new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const value = read();
+        if (value > last) this.inc(value - last);
+        last = Math.max(last, value);
+      },
+    });
+  };
+  gauge("flannel_ready", "1 once subnet.env is written", () => (sources.ready() ? 1 : 0));
+  gauge(
+    "flannel_lease_expiration_timestamp_seconds",
+    "When this node's lease expires (absent for a reservation)",
+    sources.leaseExpiration,
+  );
+  gauge(
+    "flannel_remote_leases",
+    "Other nodes' leases the data plane follows",
+    sources.remoteLeases,
+  );
+  counter(
+    "flannel_lease_conflicts_total",
+    "Subnet creations lost to another node and retried",
+    sources.leaseConflicts,
+  );
+  counter(
+    "flannel_dataplane_syncs_total",
+    "Kernel syncs run",
+    () => sources.dataPlane()?.syncs ?? 0,
+  );
+  counter(
+    "flannel_dataplane_entries_written_total",
+    "Kernel entries written (missing or changed)",
+    () => sources.dataPlane()?.written ?? 0,
+  );
+  counter(
+    "flannel_dataplane_entries_removed_total",
+    "Kernel entries removed because no lease needs them",
+    () => sources.dataPlane()?.removed ?? 0,
+  );
+  counter(
+    "flannel_dataplane_failures_total",
+    "Kernel writes that failed",
+    () => sources.dataPlane()?.failed ?? 0,
+  );
+  counter(
+    "flannel_traffic_rule_repairs_total",
+    "Times the traffic rules were found missing and rewritten",
+    sources.trafficRuleRepairs,
+  );
+  return registry;
+}
