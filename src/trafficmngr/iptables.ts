@@ -93,12 +93,15 @@ export class IPTablesManager implements TrafficManager {
   readonly mode = "iptables";
 
   async cleanUpOtherMode(): Promise<void> {
-    await run("nft", ["delete", "table", "ip", "flannel-ipv4"]).catch(() => undefined);
-    await run("nft", ["delete", "table", "ip6", "flannel-ipv6"]).catch(() => undefined);
+    // One script, one process; it fails harmlessly when neither table exists.
+    const script =
+      "add table ip flannel-ipv4\ndelete table ip flannel-ipv4\nadd table ip6 flannel-ipv6\ndelete table ip6 flannel-ipv6\n";
+    await run("nft", ["-f", "-"], { input: script }).catch(() => undefined);
   }
 
   async apply(rules: FlannelRules): Promise<void> {
-    const saved = { nat: await save("nat"), filter: await save("filter") };
+    const [nat, filter] = await Promise.all([save("nat"), save("filter")]);
+    const saved = { nat, filter };
     // A table whose rules are off (no --ip-masq, or no forward rules) loses flannel's chain.
     const payload = restorePayload(iptablesRules(rules), saved, new Set(["nat", "filter"]));
     if (payload !== "") await run("iptables-restore", ["--noflush", "--wait"], { input: payload });
