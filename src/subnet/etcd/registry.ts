@@ -10,7 +10,7 @@ import { on } from "node:events";
 import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { Etcd3 } from "etcd3";
-import type { IKeyValue, IOptions, IWatchResponse } from "etcd3";
+import type { IKeyValue, IOptions, IWatchResponse, Watcher } from "etcd3";
 import { ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/lease.js";
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
@@ -69,6 +69,7 @@ export interface SubnetChangeBatch {
 export class EtcdRegistry {
   readonly #client: Etcd3;
   readonly #prefix: string;
+  readonly #watchers = new Set<Watcher>();
 
   private constructor(client: Etcd3, prefix: string) {
     this.#client = client;
@@ -266,6 +267,7 @@ export class EtcdRegistry {
     const watcher = (
       opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)
     ).watcher();
+    this.#watchers.add(watcher);
     const responses = on(watcher, "data", { signal: opts.signal });
     let cancelled = false;
     try {
@@ -300,6 +302,7 @@ export class EtcdRegistry {
       cancelled = true;
       throw err;
     } finally {
+      this.#watchers.delete(watcher);
       if (!cancelled)
         await Promise.race([
           watcher.cancel().catch(() => undefined),
@@ -315,6 +318,9 @@ export class EtcdRegistry {
 
   /** Closes the connection. */
   close(): void {
+    // A watch still open (its reader stopped without finishing it) would keep etcd3 reconnecting.
+    for (const watcher of this.#watchers) void watcher.cancel().catch(() => undefined);
+    this.#watchers.clear();
     this.#client.close();
   }
 
