@@ -27,7 +27,19 @@ if (files.length === 0) {
   );
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], {
+// A test that hangs fails after 5 minutes; a test file that never exits (an open handle) cannot
+// hold the run past 30 minutes.
+const DEADLINE_MS = 30 * 60 * 1000;
+const args = ["--test", "--test-reporter=spec", "--test-timeout=300000", ...files];
+const result = spawnSync(process.execPath, args, {
   stdio: "inherit",
+  timeout: DEADLINE_MS,
+  killSignal: "SIGKILL",
 });
+if (result.error !== undefined || result.signal !== null) {
+  console.error(
+    `The test run did not finish within ${DEADLINE_MS / 60000} minutes: a test file is stuck`,
+  );
+  process.exit(1);
+}
 process.exit(result.status ?? 1);
