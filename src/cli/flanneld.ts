@@ -2,7 +2,6 @@
  * The flanneld command: flags and FLANNELD_* variables, the process's one AbortController
  * (aborted on SIGINT and SIGTERM), and exit codes. No logic lives here.
  */
-import { runFlanneld } from "../daemon/flanneld.js";
 import { LeaseRevokedError } from "../errors.js";
 import { createLogger } from "../log/logger.js";
 import { VERSION } from "../version.js";
@@ -30,7 +29,12 @@ export async function main(args: readonly string[]): Promise<number> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    await runFlanneld(options, log, { signal: controller.signal });
+    // Loaded after the flags, so that --help and --version stay quick.
+    const [{ runFlanneld }, { flanneldDeps }] = await Promise.all([
+      import("../daemon/flanneld.js"),
+      import("./flanneld_deps.js"),
+    ]);
+    await runFlanneld(options, flanneldDeps(options, log), log, { signal: controller.signal });
     return 0;
   } catch (err) {
     if (err instanceof LeaseRevokedError) {

@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from "commander";
 import { z } from "zod";
 import { DEFAULT_SUBNET_FILE } from "../config/subnet_env.js";
 import { ConfigError } from "../errors.js";
-import { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/registry.js";
+import { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/defaults.js";
 
 type FlagKind = "string" | "bool" | "int" | "list";
 

@@ -11,19 +11,16 @@
 import type { Server } from "node:http";
 import { createBackend } from "../backend/registry.js";
 import type { Network } from "../backend/backend.js";
-import { readPreviousSubnets, writeSubnetEnv } from "../config/subnet_env.js";
+import { writeSubnetEnv } from "../config/subnet_env.js";
 import type { NetworkConfig } from "../config/network_config.js";
 import type { IPNet } from "../ip/ip.js";
-import { ConfigError, ConfigNotFoundError, StoreError } from "../errors.js";
+import { ConfigNotFoundError, StoreError } from "../errors.js";
 import { startHealthzServer } from "../healthz/server.js";
 import type { Readiness } from "../healthz/server.js";
 import { lookupExternalInterface } from "../iface/external_interface.js";
 import type { Logger } from "../log/logger.js";
-import { LocalManager } from "../subnet/etcd/local_manager.js";
-import { RtNetlink } from "../net/rtnetlink.js";
 import { checkIPForwarding } from "../net/sysctl.js";
-import { IPTablesManager } from "../trafficmngr/iptables.js";
-import { NFTablesManager } from "../trafficmngr/nftables.js";
+import type { Netlink } from "../net/netlink.js";
 import { keepTrafficRules } from "../trafficmngr/traffic_manager.js";
 import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
 import type { SubnetManager } from "../subnet/manager.js";
@@ -36,26 +33,17 @@ import type { FlanneldOptions } from "../cli/flanneld_flags.js";
 /** How often a missing config or an unreachable store is retried, as flannel does. */
 const CONFIG_RETRY_MS = 1_000;
 
-/** Makes the subnet manager the flags ask for. */
-async function newSubnetManager(options: FlanneldOptions, log: Logger): Promise<SubnetManager> {
-  if (options.kubeSubnetMgr) {
-    throw new ConfigError(
-      "Cannot use --kube-subnet-mgr: the Kubernetes subnet manager is not part of flannel-ts yet: use etcd (--etcd-endpoints)",
-    );
-  }
-  const previous = await readPreviousSubnets(options.subnetFile);
-  return LocalManager.connect(
-    {
-      endpoints: options.etcdEndpoints,
-      prefix: options.etcdPrefix,
-      keyFile: options.etcdKeyfile,
-      certFile: options.etcdCertfile,
-      caFile: options.etcdCafile,
-      username: options.etcdUsername,
-      password: options.etcdPassword,
-    },
-    { log, previous, renewMarginMs: options.subnetLeaseRenewMargin * 60_000 },
-  );
+/**
+ * The implementations flanneld runs with, chosen by src/cli/ (the only place, with the backend
+ * registry, that names implementations).
+ */
+export interface FlanneldDeps {
+  /** Connects the subnet manager the flags ask for. */
+  newSubnetManager(): Promise<SubnetManager>;
+  /** The kernel, in flanneld's network namespace. */
+  newNetlink(): Netlink;
+  /** The traffic rules writer for the config's mode. */
+  newTrafficManager(enableNFTables: boolean): TrafficManager;
 }
 
 /** Reads the network config, waiting while it is missing or etcd is unreachable. */
@@ -102,13 +90,14 @@ async function setUpTrafficRules(
 /** Runs flanneld until the signal aborts. Rejects on a fatal error, such as a revoked lease. */
 export async function runFlanneld(
   options: FlanneldOptions,
+  deps: FlanneldDeps,
   log: Logger,
   opts: CallOptions,
 ): Promise<void> {
   const { signal } = opts;
   const readiness: Readiness = { ready: false };
-  const manager = await newSubnetManager(options, log);
-  const netlink = new RtNetlink();
+  const manager = await deps.newSubnetManager();
+  const netlink = deps.newNetlink();
   const live: { network: Network | null; trafficRepairs: { repairs: number } } = {
     network: null,
     trafficRepairs: { repairs: 0 },
@@ -173,9 +162,7 @@ export async function runFlanneld(
     live.network = network;
     log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
 
-    const traffic: TrafficManager = config.enableNFTables
-      ? new NFTablesManager()
-      : new IPTablesManager();
+    const traffic = deps.newTrafficManager(config.enableNFTables);
     const rules = await setUpTrafficRules(traffic, options, config, network.lease.subnet, log);
 
     await writeSubnetEnv(options.subnetFile, {

@@ -18,14 +18,10 @@ import type { IPNet } from "../../ip/ip.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { parseSubnetKey } from "../subnet_key.js";
 
-/** flannel's default etcd key prefix. */
-export const DEFAULT_ETCD_PREFIX = "/coreos.com/network";
-/** flannel's default etcd endpoints. */
-export const DEFAULT_ETCD_ENDPOINTS = "http://127.0.0.1:4001,http://127.0.0.1:2379";
+export { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX, SUBNET_TTL_SECONDS } from "./defaults.js";
+
 /** How long closing a watch may take before it is left to etcd3. */
 const WATCH_CANCEL_TIMEOUT_MS = 2_000;
-/** flannel's lease life: 24 h. */
-export const SUBNET_TTL_SECONDS = 24 * 60 * 60;
 
 /** How to reach etcd: flannel's --etcd-* flags. */
 export interface EtcdConfig {

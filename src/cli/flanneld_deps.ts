@@ -1,0 +1,42 @@
+/**
+ * The implementations flanneld runs with: the etcd subnet manager, the rtnetlink socket, and
+ * the iptables or nftables traffic manager.
+ */
+import { readPreviousSubnets } from "../config/subnet_env.js";
+import type { FlanneldDeps } from "../daemon/flanneld.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import { RtNetlink } from "../net/rtnetlink.js";
+import { LocalManager } from "../subnet/etcd/local_manager.js";
+import { IPTablesManager } from "../trafficmngr/iptables.js";
+import { NFTablesManager } from "../trafficmngr/nftables.js";
+import type { FlanneldOptions } from "./flanneld_flags.js";
+
+/** Chooses flanneld's implementations from its flags. */
+export function flanneldDeps(options: FlanneldOptions, log: Logger): FlanneldDeps {
+  return {
+    async newSubnetManager() {
+      if (options.kubeSubnetMgr) {
+        throw new ConfigError(
+          "Cannot use --kube-subnet-mgr: the Kubernetes subnet manager is not part of flannel-ts yet: use etcd (--etcd-endpoints)",
+        );
+      }
+      const previous = await readPreviousSubnets(options.subnetFile);
+      return LocalManager.connect(
+        {
+          endpoints: options.etcdEndpoints,
+          prefix: options.etcdPrefix,
+          keyFile: options.etcdKeyfile,
+          certFile: options.etcdCertfile,
+          caFile: options.etcdCafile,
+          username: options.etcdUsername,
+          password: options.etcdPassword,
+        },
+        { log, previous, renewMarginMs: options.subnetLeaseRenewMargin * 60_000 },
+      );
+    },
+    newNetlink: () => new RtNetlink(),
+    newTrafficManager: (enableNFTables) =>
+      enableNFTables ? new NFTablesManager() : new IPTablesManager(),
+  };
+}
