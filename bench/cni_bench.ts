@@ -5,40 +5,30 @@
  *
  * Run: npm run build && node dist/bench/cni_bench.js
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { addNetns, deleteNetns, uniquePrefix } from "../src/lab/netns.js";
+import { addNetns, deleteNetns, run, uniquePrefix } from "../src/lab/netns.js";
 import { REPO_ROOT } from "../src/lab/cluster.js";
 
 const RUNS = 20;
 
-function call(
+async function call(
   host: string,
   plugin: string,
   command: string,
   conf: string,
   env: Record<string, string>,
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("ip", ["netns", "exec", host, plugin], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        CNI_COMMAND: command,
-        CNI_PATH: "/usr/lib/cni",
-        CNI_IFNAME: "eth0",
-        ...env,
-      },
-      stdio: ["pipe", "pipe", "ignore"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`${plugin} ${command} failed: ${out}`)),
-    );
-    child.stdin.end(conf);
+  await run("ip", ["netns", "exec", host, plugin], {
+    input: conf,
+    env: {
+      PATH: process.env.PATH ?? "",
+      CNI_COMMAND: command,
+      CNI_PATH: "/usr/lib/cni",
+      CNI_IFNAME: "eth0",
+      ...env,
+    },
   });
 }
 

@@ -26,6 +26,7 @@ import {
 } from "../src/lab/cluster.js";
 import type { Lab } from "../src/lab/cluster.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab/netns.js";
+import { iperfBetween } from "../src/lab/lab_check.js";
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const quiet = () => undefined;
@@ -33,21 +34,6 @@ const quiet = () => undefined;
 function percentile(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
-
-async function iperf(client: string, server: string, serverIP: string): Promise<number> {
-  const srv = spawn("ip", ["netns", "exec", server, "iperf3", "-s", "-1", "-B", serverIP], {
-    stdio: "ignore",
-  });
-  await delay(300);
-  try {
-    const out = JSON.parse(await execIn(client, "iperf3", ["-c", serverIP, "-t", "10", "-J"])) as {
-      end: { sum_received: { bits_per_second: number } };
-    };
-    return out.end.sum_received.bits_per_second / 1e9;
-  } finally {
-    srv.kill();
-  }
 }
 
 /** Two more hosts on the lab bridge, wired by hand the way the backend would wire them. */
@@ -202,8 +188,10 @@ async function throughput(): Promise<void> {
       const flannel: number[] = [];
       const byHand: number[] = [];
       for (let round = 0; round < 2; round++) {
-        flannel.push(await iperf(p1!.netns, p2!.netns, p2!.ip));
-        byHand.push(await iperf(hand.client, hand.server, hand.serverIP));
+        flannel.push(await iperfBetween(p1!, p2!, 10));
+        byHand.push(
+          await iperfBetween({ netns: hand.client }, { netns: hand.server, ip: hand.serverIP }, 10),
+        );
       }
       await hand.cleanup();
       const f = Math.max(...flannel);

@@ -8,10 +8,10 @@
  *
  * Run: npm run build && node dist/bench/flanneld_bench.js
  */
-import { spawn } from "node:child_process";
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
+import { run } from "../src/util/exec.js";
+import { waitFor } from "../src/util/poll.js";
 import { openSingleHost, REPO_ROOT } from "../test/helpers/single_host.js";
 import { openFixture, startEtcd } from "../test/helpers/etcd_fixture.js";
 import type { LocalManager } from "../src/subnet/etcd/local_manager.js";
@@ -45,30 +45,23 @@ async function timeToSubnetEnv(): Promise<void> {
         "--iface=veth0",
         `--subnet-file=${subnetFile}`,
       ]);
-      for (;;) {
-        if (
-          await stat(subnetFile).then(
-            () => true,
-            () => false,
-          )
-        )
-          break;
-        if (daemon.child.exitCode !== null) throw new Error(`flanneld exited: ${daemon.output()}`);
-        await delay(2);
-      }
+      // Polled every 2 ms: the figure is the time until the file appears.
+      const written = () =>
+        stat(subnetFile).then(
+          () => true,
+          () => false,
+        );
+      await waitFor("subnet.env", async () => daemon.child.exitCode !== null || (await written()), {
+        timeoutMs: 60_000,
+        intervalMs: 2,
+      });
+      if (daemon.child.exitCode !== null) throw new Error(`flanneld exited: ${daemon.output()}`);
       startup.push(performance.now() - started);
       daemon.child.kill("SIGTERM");
       await daemon.exited;
 
       const t0 = performance.now();
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn("ip", ["netns", "exec", host.netns, process.execPath, "-e", ""], {
-          stdio: "ignore",
-        });
-        child.on("error", reject).on("exit", () => {
-          resolve();
-        });
-      });
+      await run("ip", ["netns", "exec", host.netns, process.execPath, "-e", ""]);
       bare.push(performance.now() - t0);
     }
     const m = median(startup);

@@ -1,29 +1,16 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { startEtcd } from "../lab/etcd_server.js";
+import { runCapture } from "../util/exec.js";
 import type { EtcdServer } from "../lab/etcd_server.js";
 
 const BIN = resolve(import.meta.dirname, "../../../bin/flannelctl");
 
-function flannelctl(
-  args: readonly string[],
-  input?: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(BIN, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("exit", (code) => {
-      done({ code, stdout, stderr });
-    });
-    child.stdin.end(input ?? "");
-  });
+function flannelctl(args: readonly string[], input?: string) {
+  return runCapture(BIN, args, { input: input ?? "" });
 }
 
 let server: EtcdServer;

@@ -9,11 +9,10 @@
  * retry can finish the job (flannel deletes it anyway); a missing subnet.env is "try again later"
  * (code 11) with a hint, not a bare "no such file".
  */
-import { spawn } from "node:child_process";
 import { access, constants, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic_write.js";
-import { run } from "../util/exec.js";
+import { run, runCapture } from "../util/exec.js";
 import { CniCode, CniError, DelegateError } from "./cni_error.js";
 import { goMapJson } from "./go_json_sorted.js";
 import { buildDelegateConf, loadSubnetEnv, parseNetConf } from "./netconf.js";
@@ -126,42 +125,36 @@ async function invokeDelegate(
   env: CniRequest["env"],
 ): Promise<string> {
   const path = await findPlugin(type, env.CNI_PATH ?? "");
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, [], {
+  let result;
+  try {
+    // The delegate's stderr goes to ours, and so to the runtime's log, as in flannel.
+    result = await runCapture(path, [], {
+      input: confBytes,
       env: { ...env, CNI_COMMAND: command },
-      stdio: ["pipe", "pipe", "inherit"],
+      inheritStderr: true,
     });
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.on("error", (err) => {
-      reject(new CniError(CniCode.IOFailure, `failed to run delegate "${path}": ${err.message}`));
-    });
-    child.on("close", (code) => {
-      if (code === 0) {
-        resolve(stdout);
-        return;
-      }
-      try {
-        const parsed = JSON.parse(stdout) as { code?: unknown; msg?: unknown };
-        if (typeof parsed.code === "number" && typeof parsed.msg === "string") {
-          reject(
-            new DelegateError(stdout, `failed to delegate ${command.toLowerCase()}: ${parsed.msg}`),
-          );
-          return;
-        }
-      } catch {
-        // not a CNI error
-      }
-      reject(
-        new CniError(
-          CniCode.DelegateFailed,
-          `failed to delegate ${command.toLowerCase()}: "${type}" exited with ${code ?? "a signal"}`,
-          stdout.trim(),
-        ),
-      );
-    });
-    child.stdin.end(confBytes);
-  });
+  } catch (err) {
+    throw new CniError(
+      CniCode.IOFailure,
+      `failed to run delegate "${path}": ${(err as Error).message}`,
+    );
+  }
+  const { code, stdout } = result;
+  if (code === 0) return stdout;
+  let parsed: { code?: unknown; msg?: unknown } = {};
+  try {
+    parsed = JSON.parse(stdout) as typeof parsed;
+  } catch {
+    // not JSON: reported below as the delegate's failure
+  }
+  if (typeof parsed.code === "number" && typeof parsed.msg === "string") {
+    throw new DelegateError(stdout, `failed to delegate ${command.toLowerCase()}: ${parsed.msg}`);
+  }
+  throw new CniError(
+    CniCode.DelegateFailed,
+    `failed to delegate ${command.toLowerCase()}: "${type}" exited with ${code ?? "a signal"}`,
+    stdout.trim(),
+  );
 }
 
 function statePath(conf: FlannelNetConf, env: CniRequest["env"]): string {

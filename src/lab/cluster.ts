@@ -19,6 +19,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { waitFor } from "../util/poll.js";
 import { etcdArgs } from "./etcd_server.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 
@@ -183,19 +184,6 @@ export async function labEtcdctl(lab: Lab, args: readonly string[]): Promise<str
   ]);
 }
 
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(50);
-  }
-}
-
 const exists = (path: string) =>
   readFile(path).then(
     () => true,
@@ -241,7 +229,7 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
         () => true,
         () => false,
       ),
-    30_000,
+    { timeoutMs: 30_000 },
   );
 }
 
@@ -398,7 +386,7 @@ async function waitForSubnetEnv(node: LabNode): Promise<void> {
   await waitFor(
     `${node.name} to write subnet.env (log: ${node.logFile})`,
     () => exists(node.subnetFile),
-    30_000,
+    { timeoutMs: 30_000 },
   );
 }
 

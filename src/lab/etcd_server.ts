@@ -2,16 +2,14 @@
  * A throwaway etcd (Debian's etcd-server) for tests, benches and the lab: free ports, data in a
  * temp folder, optionally inside a network namespace, stopped and wiped by `stop()`.
  */
-import { spawn, execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { setTimeout as delay } from "node:timers/promises";
-
-const execFileAsync = promisify(execFile);
+import { runCapture } from "../util/exec.js";
+import { waitFor } from "../util/poll.js";
 
 /** A running etcd. */
 export interface EtcdServer {
@@ -114,12 +112,8 @@ async function healthy(
   const [cmd, argv] = netns
     ? ["ip", ["netns", "exec", netns, "etcdctl", ...args]]
     : ["etcdctl", args];
-  try {
-    await execFileAsync(cmd, argv, { env: { ...process.env, ETCDCTL_API: "3" } });
-    return true;
-  } catch {
-    return false;
-  }
+  const { code } = await runCapture(cmd, argv, { env: { ...process.env, ETCDCTL_API: "3" } });
+  return code === 0;
 }
 
 /** Starts etcd and resolves once it answers. */
@@ -176,11 +170,13 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
     }
     if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
   };
-  for (let i = 0; i < 200; i++) {
-    if (state.exited) break;
-    if (await healthy(endpoint, options.netns, options.tls))
-      return { endpoint, dataDir, process: child, stop };
-    await delay(100);
+  try {
+    // An etcd that exited ends the wait at once; the check below tells which it was.
+    const ready = async () => state.exited || (await healthy(endpoint, options.netns, options.tls));
+    await waitFor(`etcd at ${endpoint} to answer`, ready, { timeoutMs: 20_000, intervalMs: 100 });
+    if (!state.exited) return { endpoint, dataDir, process: child, stop };
+  } catch {
+    // timed out: reported below
   }
   await stop();
   throw new Error(

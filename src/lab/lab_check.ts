@@ -65,7 +65,11 @@ export function formatPingMatrix(pods: readonly LabPod[], results: readonly Ping
 }
 
 /** TCP throughput from one pod to another with iperf3, in Gbit/s. */
-export async function iperfBetween(from: LabPod, to: LabPod, seconds: number): Promise<number> {
+export async function iperfBetween(
+  from: Pick<LabPod, "netns">,
+  to: Pick<LabPod, "netns" | "ip">,
+  seconds: number,
+): Promise<number> {
   const server = spawnIn(to.netns, "iperf3", ["-s", "-1", "-B", to.ip], { stdio: "ignore" });
   try {
     for (let i = 0; i < 50; i++) {

@@ -1,5 +1,4 @@
 /** Test helpers for lab-based tests: a lab that is always taken down, and polling. */
-import { setTimeout as delay } from "node:timers/promises";
 import { labDown, labUp } from "../../src/lab/cluster.js";
 import type { Lab, LabSpec } from "../../src/lab/cluster.js";
 import { uniquePrefix } from "../../src/lab/netns.js";
@@ -20,16 +19,4 @@ export async function withLab(
   }
 }
 
-/** Polls until `check` passes, or rethrows its last failure after `timeoutMs`. */
-export async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await delay(200);
-    }
-  }
-}
+export { eventually } from "../../src/util/poll.js";

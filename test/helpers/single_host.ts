@@ -7,13 +7,13 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../src/lab/cluster.js";
 import { startEtcd } from "../../src/lab/etcd_server.js";
 import type { EtcdServer } from "../../src/lab/etcd_server.js";
 import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
 
-/** The repository root, from dist/test/helpers. */
-export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
+export { REPO_ROOT };
 
 /** A namespace with an address, a default route and an etcd. */
 export interface SingleHost {

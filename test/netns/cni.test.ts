@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
 import { REPO_ROOT } from "../helpers/single_host.js";
+import { runCapture } from "../../src/util/exec.js";
 
 const PLUGIN = join(REPO_ROOT, "bin/flannel");
 const CNI_PATH = "/usr/lib/cni";
@@ -56,32 +56,23 @@ async function openCniHost(tag: string): Promise<CniHost> {
       await addNetns(netns);
       return netns;
     },
-    call(plugin, command, conf, env) {
-      return new Promise((resolve, reject) => {
-        const child = spawn("ip", ["netns", "exec", host, plugin], {
-          env: {
-            PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
-            CNI_COMMAND: command,
-            CNI_PATH,
-            ...env,
-          },
-          stdio: ["pipe", "pipe", "pipe"],
-        });
-        let stdout = "";
-        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on("data", () => undefined);
-        child.on("error", reject);
-        child.on("close", (code) => {
-          let json: Record<string, unknown> = {};
-          try {
-            json = stdout.trim() === "" ? {} : (JSON.parse(stdout) as Record<string, unknown>);
-          } catch {
-            json = { unparsable: stdout };
-          }
-          resolve({ code, stdout, json });
-        });
-        child.stdin.end(typeof conf === "string" ? conf : JSON.stringify(conf));
+    async call(plugin, command, conf, env) {
+      const { code, stdout } = await runCapture("ip", ["netns", "exec", host, plugin], {
+        input: typeof conf === "string" ? conf : JSON.stringify(conf),
+        env: {
+          PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+          CNI_COMMAND: command,
+          CNI_PATH,
+          ...env,
+        },
       });
+      let json: Record<string, unknown> = {};
+      try {
+        json = stdout.trim() === "" ? {} : (JSON.parse(stdout) as Record<string, unknown>);
+      } catch {
+        json = { unparsable: stdout };
+      }
+      return { code, stdout, json };
     },
     async cleanup() {
       for (const netns of [...pods, host]) await deleteNetns(netns);

@@ -252,13 +252,16 @@ test("vxlan: a flannel.1 deleted by hand comes back with its MAC and its entries
     const h1 = node(lab, 1);
     const mac = (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1];
     await ip(["link", "del", "flannel.1"], h1.netns);
-    await eventually(async () => {
-      assert.equal(
-        (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1],
-        mac,
-      );
-      await assertAllReach(lab);
-    }, 20_000);
+    await eventually(
+      async () => {
+        assert.equal(
+          (await ip(["link", "show", "flannel.1"], h1.netns)).match(/link\/ether (\S+)/)?.[1],
+          mac,
+        );
+        await assertAllReach(lab);
+      },
+      { timeoutMs: 20_000 },
+    );
   });
 });
 
@@ -277,16 +280,19 @@ test("vxlan: entries deleted by hand come back; a stale route is removed at star
       "10.250.0.12",
       "self",
     ]);
-    await eventually(async () => {
-      assert.match(
-        await ip(["route", "show"], h1.netns),
-        new RegExp(`${remote}/24 via ${remote} dev flannel\\.1`),
-      );
-      assert.match(
-        await execIn(h1.netns, "bridge", ["fdb", "show", "dev", "flannel.1"]),
-        /dst 10\.250\.0\.12/,
-      );
-    }, 15_000);
+    await eventually(
+      async () => {
+        assert.match(
+          await ip(["route", "show"], h1.netns),
+          new RegExp(`${remote}/24 via ${remote} dev flannel\\.1`),
+        );
+        assert.match(
+          await execIn(h1.netns, "bridge", ["fdb", "show", "dev", "flannel.1"]),
+          /dst 10\.250\.0\.12/,
+        );
+      },
+      { timeoutMs: 15_000 },
+    );
     await assertAllReach(lab);
 
     // While flanneld is down: a stale route of an old lease, and a route that is not flannel's.

@@ -2,22 +2,15 @@ import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
+import { eventually, waitFor } from "../../src/util/poll.js";
 import { openSingleHost } from "../helpers/single_host.js";
 import type { SingleHost } from "../helpers/single_host.js";
 
 const CONFIG = '{"Network":"10.244.0.0/16","Backend":{"Type":"alloc"}}';
 
-async function waitForFile(path: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await readFile(path, "utf8");
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${path} was not written within ${timeoutMs} ms`);
-      await delay(50);
-    }
-  }
+/** The file's text once it exists. */
+function waitForFile(path: string): Promise<string> {
+  return eventually(() => readFile(path, "utf8"), { timeoutMs: 30_000, intervalMs: 50 });
 }
 
 function flags(host: SingleHost, subnetFile: string): string[] {
@@ -54,8 +47,11 @@ test("flanneld writes subnet.env and flannel's lease, and a restart keeps the su
     );
 
     const second = host.flanneld(flags(host, subnetFile));
-    await delay(100);
-    for (let i = 0; i < 300 && !second.output().includes("Wrote subnet file"); i++) await delay(50);
+    await waitFor(
+      "the restarted flanneld to write subnet.env",
+      () => Promise.resolve(second.output().includes("Wrote subnet file")),
+      { timeoutMs: 15_000 },
+    );
     assert.equal(await readFile(subnetFile, "utf8"), env, "same subnet after restart");
     second.child.kill("SIGTERM");
     assert.equal(await second.exited, 0, second.output());
@@ -137,8 +133,11 @@ test("flanneld waits for a config that is not stored yet, then starts", async ()
   try {
     const subnetFile = join(host.dir, "subnet.env");
     const daemon = host.flanneld(flags(host, subnetFile));
-    for (let i = 0; i < 200 && !daemon.output().includes("Cannot read network config yet"); i++)
-      await delay(50);
+    await waitFor(
+      "flanneld to report the missing config",
+      () => Promise.resolve(daemon.output().includes("Cannot read network config yet")),
+      { timeoutMs: 10_000 },
+    );
     assert.match(daemon.output(), /flannel config not found in etcd store/);
     await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
     assert.match(await waitForFile(subnetFile), /FLANNEL_SUBNET=10\.244\./);

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -7,19 +6,13 @@ import { chromium } from "playwright-core";
 import { readLab, REPO_ROOT } from "../../src/lab/cluster.js";
 import { startDashboard } from "../../src/lab/dashboard.js";
 import { listNetns, run, uniquePrefix } from "../../src/lab/netns.js";
+import { runCapture } from "../../src/util/exec.js";
 
 const FLANNELCTL = join(REPO_ROOT, "bin/flannelctl");
 
-function flannelctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(FLANNELCTL, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("exit", (code) => {
-      resolve({ code, out });
-    });
-  });
+async function flannelctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
+  const { code, stdout, stderr } = await runCapture(FLANNELCTL, args);
+  return { code, out: stdout + stderr };
 }
 
 /** Nothing of the lab is left: no namespace, no process, no file. */
