@@ -4,7 +4,6 @@
  */
 import { readPreviousSubnets } from "../config/subnet_env.js";
 import type { FlanneldDeps } from "../daemon/flanneld.js";
-import { ConfigError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { RtNetlink } from "../net/rtnetlink.js";
 import { LocalManager } from "../subnet/etcd/local_manager.js";
@@ -13,12 +12,27 @@ import { NFTablesManager } from "../trafficmngr/nftables.js";
 import type { FlanneldOptions } from "./flanneld_flags.js";
 
 /** Chooses flanneld's implementations from its flags. */
-export function flanneldDeps(options: FlanneldOptions, log: Logger): FlanneldDeps {
+export function flanneldDeps(
+  options: FlanneldOptions,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): FlanneldDeps {
   return {
-    async newSubnetManager() {
+    async newSubnetManager(opts) {
       if (options.kubeSubnetMgr) {
-        throw new ConfigError(
-          "Cannot use --kube-subnet-mgr: the Kubernetes subnet manager is not part of flannel-ts yet: use etcd (--etcd-endpoints)",
+        // Loaded only in Kubernetes mode: etcd hosts never pay for the Kubernetes client.
+        const { KubeSubnetManager } = await import("../subnet/kube/kube_manager.js");
+        return KubeSubnetManager.connect(
+          {
+            apiUrl: options.kubeApiUrl,
+            kubeconfigFile: options.kubeconfigFile,
+            annotationPrefix: options.kubeAnnotationPrefix,
+            netConfigPath: options.netConfigPath,
+            setNodeNetworkUnavailable: options.setNodeNetworkUnavailable,
+          },
+          env,
+          log,
+          opts,
         );
       }
       const previous = await readPreviousSubnets(options.subnetFile);

@@ -9,6 +9,7 @@ import { FlannelError } from "../errors.js";
 import {
   LAB_BACKENDS,
   addNode,
+  deleteNode,
   findNode,
   killNode,
   labDown,
@@ -67,6 +68,7 @@ interface UpFlags {
   etcdMembers: number;
   ipMasq?: boolean;
   nftables?: boolean;
+  kube?: boolean;
 }
 
 async function up(flags: UpFlags, out: Out): Promise<Lab> {
@@ -81,8 +83,9 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       `Invalid value "${flags.backend}" for --backend: expected one of ${LAB_BACKENDS.join(", ")}${hint}`,
     );
   }
+  const store = flags.kube ? "Kubernetes mode (API double)" : `${flags.etcdMembers} etcd member(s)`;
   out(
-    `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host, ${flags.etcdMembers} etcd member(s)\n`,
+    `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host, ${store}\n`,
   );
   const networkConfig = JSON.stringify({
     Network: "10.244.0.0/16",
@@ -98,6 +101,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       etcdMembers: flags.etcdMembers === 3 ? 3 : 1,
       networkConfig,
       flanneldArgs: flags.ipMasq ? ["--ip-masq"] : [],
+      datastore: flags.kube ? "kube" : "etcd",
     },
     progressPrinter(out),
   );
@@ -149,6 +153,7 @@ export function addLabCommands(program: Command, out: Out): void {
     .option("--etcd-members <n>", "etcd members: 1 or 3", positiveInt("--etcd-members"), 1)
     .option("--ip-masq", "run flanneld with --ip-masq")
     .option("--nftables", "set EnableNFTables in the network config")
+    .option("--kube", "Kubernetes mode: a Kubernetes API double instead of etcd, a Node per host")
     .action(async (flags: UpFlags) => {
       await up(flags, out);
     });
@@ -217,6 +222,18 @@ export function addLabCommands(program: Command, out: Out): void {
 
   nameOption(
     lab
+      .command("delete-node <node>")
+      .description(
+        "Kubernetes mode: delete a host's Node object (its flanneld stops); the peers drop its routes",
+      ),
+  ).action(async (node: string, flags: { name: string }) => {
+    const found = await requireLab(flags.name);
+    await deleteNode(found, findNode(found, node));
+    out(`Node ${node} deleted.\n`);
+  });
+
+  nameOption(
+    lab
       .command("restart-node <node>")
       .description("bring a host back: network up, flanneld started"),
   ).action(async (node: string, flags: { name: string }) => {
@@ -251,15 +268,23 @@ export function addLabCommands(program: Command, out: Out): void {
       ),
   )
     .option("--once", "take the lab down right after the check and exit with its status")
+    .option("--kube", "Kubernetes mode: a Kubernetes API double instead of etcd")
     .option("--port <p>", "dashboard port (0 picks a free one)", positiveInt("--port", 0), 8090)
-    .action(async (flags: { name: string; once?: boolean; port: number }) => {
+    .action(async (flags: { name: string; once?: boolean; port: number; kube?: boolean }) => {
       const progress = progressPrinter(out);
       await labDown(flags.name, () => undefined); // a lab left by a crash
       let failed = 1;
       try {
         const started = Date.now();
         const found = await up(
-          { name: flags.name, nodes: 3, backend: "vxlan", pods: 2, etcdMembers: 1 },
+          {
+            name: flags.name,
+            nodes: 3,
+            backend: "vxlan",
+            pods: 2,
+            etcdMembers: 1,
+            kube: flags.kube === true,
+          },
           out,
         );
         out(

@@ -39,7 +39,7 @@ const CONFIG_RETRY_MS = 1_000;
  */
 export interface FlanneldDeps {
   /** Connects the subnet manager the flags ask for. */
-  newSubnetManager(): Promise<SubnetManager>;
+  newSubnetManager(opts: CallOptions): Promise<SubnetManager>;
   /** The kernel, in flanneld's network namespace. */
   newNetlink(): Netlink;
   /** The traffic rules writer for the config's mode. */
@@ -96,7 +96,7 @@ export async function runFlanneld(
 ): Promise<void> {
   const { signal } = opts;
   const readiness: Readiness = { ready: false };
-  const manager = await deps.newSubnetManager();
+  const manager = await deps.newSubnetManager(opts);
   const netlink = deps.newNetlink();
   const live: { network: Network | null; trafficRepairs: { repairs: number } } = {
     network: null,
@@ -132,12 +132,17 @@ export async function runFlanneld(
       "Network config read",
     );
 
+    // Kubernetes mode: the node-public-ip[v6] annotations override --public-ip[v6].
+    const imposed = (await manager.getNodePublicIPs?.(opts)) ?? { v4: null, v6: null };
+    if (opts.signal.aborted) return;
+    if (imposed.v4 !== null || imposed.v6 !== null)
+      log.info({ publicIP: imposed.v4, publicIPv6: imposed.v6 }, "Public IP from node annotation");
     const extIface = await lookupExternalInterface({
       iface: options.iface,
       ifaceRegex: options.ifaceRegex,
       ifaceCanReach: options.ifaceCanReach,
-      publicIP: options.publicIP,
-      publicIPv6: options.publicIPv6,
+      publicIP: imposed.v4 ?? options.publicIP,
+      publicIPv6: imposed.v6 ?? options.publicIPv6,
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
     });

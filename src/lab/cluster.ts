@@ -10,7 +10,14 @@
  * inside the lab's namespaces, so two labs never collide, and nothing of a lab is in the root
  * namespace: `down` kills its processes, deletes its namespaces and its state folder.
  *
- * Processes (etcd, flanneld) run detached, with logs and pid files in the state folder
+ * With `datastore: "kube"` (`lab up --kube`) the hub runs the Kubernetes API double
+ * (src/lab/kubeapi/) on 10.250.0.1:6443 instead of etcd, also on a Unix socket in the state
+ * folder so that the lab's own commands reach it from the root namespace. The lab then plays
+ * kube-controller-manager's node IPAM (a Node per host, `spec.podCIDR` 10.244.<N>.0/24) and
+ * the kubelet's downward API (`NODE_NAME`), and net-conf.json is a file, as the DaemonSet
+ * mounts it.
+ *
+ * Processes (etcd or the API double, flanneld) run detached, with logs and pid files in the state folder
  * (`/run/flannel-ts/lab/<name>`, or $FLANNEL_TS_LAB_DIR), so they outlive the command that
  * started them. `lab.json` there records what the lab was built with.
  */
@@ -21,12 +28,16 @@ import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { waitFor } from "../util/poll.js";
 import { etcdArgs } from "./etcd_server.js";
+import { KubeAdmin } from "./kubeapi/admin_client.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 
 /** The repository root (bin/ lives there), from dist/src/lab. */
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 const STATE_ROOT = process.env.FLANNEL_TS_LAB_DIR ?? "/run/flannel-ts/lab";
 const HUB_ADDRESS = "10.250.0.1";
+/** Where a lab keeps its leases: etcd, or Node objects in the Kubernetes API double. */
+export type LabDatastore = "etcd" | "kube";
+const KUBE_API_PORT = 6443;
 /** The backends a lab can run. */
 export const LAB_BACKENDS = ["vxlan", "host-gw", "alloc"] as const;
 
@@ -43,6 +54,10 @@ export interface LabSpec {
   readonly networkConfig?: string;
   /** Extra flanneld flags, e.g. --ip-masq. */
   readonly flanneldArgs?: readonly string[];
+  /** etcd (the default) or Kubernetes mode on the API double. */
+  readonly datastore?: LabDatastore;
+  /** Kubernetes mode: hosts whose Node gets no pod CIDR at first (names such as "h3"). */
+  readonly withoutPodCIDR?: readonly string[];
 }
 
 /** What lab.json records. */
@@ -53,6 +68,7 @@ interface LabState {
   readonly pods: number;
   readonly etcdMembers: 1 | 3;
   readonly flanneldArgs: readonly string[];
+  readonly datastore?: LabDatastore;
 }
 
 /** One host of a lab. */
@@ -77,6 +93,13 @@ export interface Lab {
   readonly etcdMembers: number;
   readonly flanneldArgs: readonly string[];
   readonly nodes: readonly LabNode[];
+  readonly datastore: LabDatastore;
+  /** Kubernetes mode: the API double's URL, as flanneld's --kube-api-url takes it. */
+  readonly kubeApiUrl: string;
+  /** Kubernetes mode: the API double's Unix socket, for the lab's own commands. */
+  readonly kubeApiSocket: string;
+  /** Kubernetes mode: the network config file (net-conf.json). */
+  readonly netConfPath: string;
 }
 
 /** Progress lines, for a terminal or a log. */
@@ -108,7 +131,21 @@ function labOf(state: LabState): Lab {
     etcdMembers: state.etcdMembers,
     flanneldArgs: state.flanneldArgs,
     nodes: Array.from({ length: state.nodes }, (_, i) => nodeOf(state.name, dir, i + 1)),
+    datastore: state.datastore ?? "etcd",
+    kubeApiUrl: `http://${HUB_ADDRESS}:${KUBE_API_PORT}`,
+    kubeApiSocket: join(dir, "kubeapi", "api.sock"),
+    netConfPath: join(dir, "net-conf.json"),
   };
+}
+
+/** The lab's Kubernetes API double, as an admin (Kubernetes mode). */
+export function labKube(lab: Lab): KubeAdmin {
+  return new KubeAdmin({ socketPath: lab.kubeApiSocket });
+}
+
+/** The pod CIDR the lab's node IPAM gives host number `index`. */
+export function labPodCIDR(index: number): string {
+  return `10.244.${index}.0/24`;
 }
 
 function nodeOf(lab: string, dir: string, index: number): LabNode {
@@ -131,6 +168,7 @@ async function saveState(lab: Lab): Promise<void> {
     pods: lab.podsPerNode,
     etcdMembers: lab.etcdMembers === 3 ? 3 : 1,
     flanneldArgs: lab.flanneldArgs,
+    datastore: lab.datastore,
   };
   await writeFile(join(lab.dir, "lab.json"), `${JSON.stringify(state)}\n`);
 }
@@ -152,12 +190,14 @@ async function startDetached(
   cmd: string,
   args: readonly string[],
   files: { logFile: string; pidFile: string },
+  env: Readonly<Record<string, string>> = {},
 ): Promise<number> {
   const fd = openSync(files.logFile, "a");
   try {
     const child = spawn("ip", ["netns", "exec", netns, cmd, ...args], {
       detached: true,
       stdio: ["ignore", fd, fd],
+      env: { ...process.env, ...env },
     });
     child.unref();
     if (child.pid === undefined) throw new Error(`Cannot start ${cmd} in ${netns}`);
@@ -199,6 +239,11 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
   for (let m = 2; m <= lab.etcdMembers; m++)
     await ip(["addr", "add", `${memberAddress(m)}/24`, "dev", "br0"], lab.hub);
   await ip(["link", "set", "br0", "up"], lab.hub);
+  if (lab.datastore === "kube") {
+    await startKubeApi(lab);
+    progress(`Kubernetes API double on ${lab.kubeApiUrl} (and ${lab.kubeApiSocket})`);
+    return;
+  }
   const members = Array.from({ length: lab.etcdMembers }, (_, i) => i + 1);
   const cluster = members.map((m) => `m${m}=http://${memberAddress(m)}:2380`).join(",");
   for (const m of members) {
@@ -233,8 +278,47 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
   );
 }
 
+/** Starts (or restarts) the lab's Kubernetes API double in the hub; resolves once it answers. */
+export async function startKubeApi(lab: Lab): Promise<number> {
+  const dir = join(lab.dir, "kubeapi");
+  await mkdir(dir, { recursive: true });
+  const pid = await startDetached(
+    lab.hub,
+    process.execPath,
+    [
+      join(REPO_ROOT, "dist/src/lab/kubeapi/main.js"),
+      `--listen=${HUB_ADDRESS}:${KUBE_API_PORT}`,
+      `--socket=${lab.kubeApiSocket}`,
+      `--state=${join(dir, "state.json")}`,
+    ],
+    { logFile: join(dir, "kubeapi.log"), pidFile: join(dir, "kubeapi.pid") },
+  );
+  await waitFor(
+    "the Kubernetes API double to answer",
+    () =>
+      labKube(lab)
+        .listNodes()
+        .then(
+          () => true,
+          () => false,
+        ),
+    { timeoutMs: 30_000 },
+  );
+  return pid;
+}
+
+/** Stops the lab's Kubernetes API double (SIGTERM: it saves its objects first). */
+export async function stopKubeApi(lab: Lab): Promise<void> {
+  await killFlanneld({ pidFile: join(lab.dir, "kubeapi", "kubeapi.pid") }, "SIGTERM");
+}
+
 /** Makes one host namespace on the bridge and starts flanneld in it. */
-async function upNode(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
+async function upNode(
+  lab: Lab,
+  node: LabNode,
+  progress: Progress,
+  withoutPodCIDR: readonly string[] = [],
+): Promise<void> {
   await mkdir(join(lab.dir, node.name), { recursive: true });
   await addNetns(node.netns);
   await ip(
@@ -246,22 +330,36 @@ async function upNode(lab: Lab, node: LabNode, progress: Progress): Promise<void
   await ip(["link", "set", "eth0", "up"], node.netns);
   await ip(["route", "add", "default", "via", HUB_ADDRESS], node.netns);
   await execIn(node.netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+  if (lab.datastore === "kube") {
+    // kube-controller-manager's node IPAM and the kubelet's registration, played by the lab.
+    const index = Number(node.name.slice(1));
+    await labKube(lab).createNode({
+      name: node.name,
+      podCIDR: withoutPodCIDR.includes(node.name) ? "" : labPodCIDR(index),
+      internalIP: node.address,
+    });
+  }
   await startFlanneld(lab, node);
   progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24, flanneld started`);
 }
 
 /** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
 export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
+  const store =
+    lab.datastore === "kube"
+      ? [
+          "--kube-subnet-mgr",
+          `--kube-api-url=${lab.kubeApiUrl}`,
+          `--net-config-path=${lab.netConfPath}`,
+        ]
+      : [`--etcd-endpoints=${lab.etcdEndpoint}`];
   return startDetached(
     node.netns,
     join(REPO_ROOT, "bin/flanneld"),
-    [
-      `--etcd-endpoints=${lab.etcdEndpoint}`,
-      "--iface=eth0",
-      `--subnet-file=${node.subnetFile}`,
-      ...lab.flanneldArgs,
-    ],
+    [...store, "--iface=eth0", `--subnet-file=${node.subnetFile}`, ...lab.flanneldArgs],
     node,
+    // The kubelet's downward API gives the DaemonSet's flanneld its node's name.
+    lab.datastore === "kube" ? { NODE_NAME: node.name } : {},
   );
 }
 
@@ -284,7 +382,7 @@ export async function livePid(pidFile: string): Promise<number | null> {
 
 /** Kills a host's flanneld (SIGKILL by default, as a crash); resolves once it is gone. */
 export async function killFlanneld(
-  node: LabNode,
+  node: Pick<LabNode, "pidFile">,
   signal: NodeJS.Signals = "SIGKILL",
 ): Promise<void> {
   const pid = await livePid(node.pidFile);
@@ -411,6 +509,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     pods: spec.pods ?? 0,
     etcdMembers: spec.etcdMembers ?? 1,
     flanneldArgs: spec.flanneldArgs ?? [],
+    datastore: spec.datastore ?? "etcd",
   });
   if ((await labNamespaces(lab.name)).length > 0) {
     throw new Error(
@@ -423,10 +522,12 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
   try {
     await upHub(lab, progress);
     const config = spec.networkConfig ?? defaultNetworkConfig(spec.backend);
-    await labEtcdctl(lab, ["put", "/coreos.com/network/config", config]);
+    if (lab.datastore === "kube") await writeFile(lab.netConfPath, config);
+    else await labEtcdctl(lab, ["put", "/coreos.com/network/config", config]);
     progress(`network config: ${config}`);
-    for (const node of lab.nodes) await upNode(lab, node, progress);
-    for (const node of lab.nodes) await waitForSubnetEnv(node);
+    const waiting = spec.withoutPodCIDR ?? [];
+    for (const node of lab.nodes) await upNode(lab, node, progress, waiting);
+    for (const node of lab.nodes) if (!waiting.includes(node.name)) await waitForSubnetEnv(node);
     progress("every host has its lease and subnet.env");
     for (const node of lab.nodes) await addPods(lab, node, progress);
     return lab;
@@ -447,6 +548,21 @@ export async function addNode(lab: Lab, progress: Progress): Promise<{ lab: Lab;
   return { lab: grown, node };
 }
 
+/**
+ * Kubernetes mode: deletes a host's Node object, as `kubectl delete node` does when a machine
+ * leaves the cluster, and stops its flanneld (its DaemonSet pod goes with the Node). The
+ * peers drop its routes; the host's namespace stays for `lab down`.
+ */
+export async function deleteNode(lab: Lab, node: LabNode): Promise<void> {
+  if (lab.datastore !== "kube") {
+    throw new RangeError(
+      `Cannot delete the Node of ${node.name}: lab "${lab.name}" keeps its leases in etcd: delete-node is for a lab started with --kube`,
+    );
+  }
+  await killFlanneld(node, "SIGTERM");
+  await labKube(lab).deleteNode(node.name);
+}
+
 /** Reads a running lab's layout; null when there is none. */
 export async function readLab(name: string): Promise<Lab | null> {
   validateName(name);
@@ -461,6 +577,7 @@ export async function readLab(name: string): Promise<Lab | null> {
       pods: state.pods ?? 0,
       etcdMembers: state.etcdMembers === 3 ? 3 : 1,
       flanneldArgs: state.flanneldArgs ?? [],
+      datastore: state.datastore === "kube" ? "kube" : "etcd",
     });
   } catch {
     return null;

@@ -38,6 +38,17 @@ export interface SubnetManager {
   watchLeases(opts: CallOptions): AsyncIterable<LeaseWatchResult>;
   /** Every lease now stored, with expirations; for flannelctl. */
   listLeases(opts: CallOptions): Promise<readonly Lease[]>;
+  /**
+   * The VTEP MACs this node announced before (Kubernetes mode: its backend-data annotations,
+   * flannel's GetStoredMacAddresses), so that a new device keeps them. Absent where the MAC
+   * is not stored apart from the lease.
+   */
+  getStoredMacAddresses?(opts: CallOptions): Promise<{ v4: string | null; v6: string | null }>;
+  /**
+   * The public addresses this node's store imposes over --public-ip[v6] (Kubernetes mode: the
+   * `node-public-ip[v6]` annotations); absent where there is no such setting.
+   */
+  getNodePublicIPs?(opts: CallOptions): Promise<{ v4: string | null; v6: string | null }>;
   /** Releases connections. */
   close(): Promise<void>;
 }

@@ -109,8 +109,15 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
         mtu,
         publicIP: extIface.extAddr,
       };
-      // The device comes first: the lease carries its MAC.
-      const device = await ensureVxlanDevice(netlink, spec, { subnet: null, network }, log);
+      // The device comes first: the lease carries its MAC. A MAC this node announced before
+      // (Kubernetes mode keeps it in the Node's backend-data) is reused for a new device.
+      const stored = await deps.subnetManager.getStoredMacAddresses?.(opts);
+      const device = await ensureVxlanDevice(
+        netlink,
+        stored?.v4 != null ? { ...spec, mac: stored.v4 } : spec,
+        { subnet: null, network },
+        log,
+      );
       const lease = await deps.subnetManager.acquireLease(
         {
           publicIP: extIface.extAddr,

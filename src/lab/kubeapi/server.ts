@@ -1,0 +1,635 @@
+/**
+ * A Kubernetes API server double: the part of the real API that flanneld, kubectl and the lab
+ * use, with the real semantics, over HTTP. Used by tests and the lab only; flannel-ts itself
+ * talks to it through the official client, exactly as it would talk to a real cluster.
+ *
+ * - Discovery: `/version`, `/api`, `/apis`, `/api/v1`.
+ * - Nodes: list, get, watch, create, update, patch, delete, and the `status` subresource (get,
+ *   update, patch). Pods: create, get, list, delete (namespaced).
+ * - One global resourceVersion (store.ts). A list returns it; a watch replays the events after
+ *   the one it is given, or ADDED for every object when it is `0` or empty, then streams one
+ *   JSON event per line, flushed. A resourceVersion older than the event log holds is answered
+ *   with an in-stream ERROR event, 410 Expired, as the real server does (or with HTTP 410 when
+ *   the `expire` fault asks for it).
+ * - PATCH in the three formats (patch.ts), 415 for any other content type, 409 for a stale
+ *   `metadata.resourceVersion`. A write to `status` keeps the spec; a write to the object keeps
+ *   the status (the Node strategies of the real server).
+ * - Bearer tokens and ClusterRole rules (rbac.ts): an unknown token is 401, a refused request
+ *   403 with the real server's message. Every request is recorded as (verb, resource,
+ *   subresource) in `audit`.
+ * - Faults for tests: cut every watch stream, force 410, answer 500s, delay every answer. The
+ *   same faults are reachable over HTTP under `/_double/` for an admin, for a double that runs
+ *   as its own process (the lab's).
+ * - Errors are `Status` objects.
+ */
+import { rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
+import { PatchError, PATCH_TYPES } from "./patch.js";
+import type { Json } from "./patch.js";
+import { ADMIN_RULES, allows, forbiddenMessage } from "./rbac.js";
+import type { ApiUser, RequestAttributes } from "./rbac.js";
+import { ApiError, ObjectStore } from "./store.js";
+import type { KubeObject, Resource, StoreSnapshot, WatchEvent } from "./store.js";
+
+/** The Kubernetes version the double reports. */
+export const DOUBLE_VERSION = "v1.32.0";
+
+/** How the double is started. */
+export interface KubeApiDoubleOptions {
+  readonly host?: string;
+  readonly port?: number;
+  /** A Unix socket to listen on as well: reachable from every network namespace. */
+  readonly socketPath?: string;
+  /** Bearer token → user. */
+  readonly users?: Readonly<Record<string, ApiUser>>;
+  /** Who a request without a token is; null answers such requests 401. Default: an admin. */
+  readonly anonymous?: ApiUser | null;
+  /** State from an earlier run. */
+  readonly snapshot?: StoreSnapshot;
+  /** Called after every write, e.g. to save the state. */
+  readonly onChange?: (store: ObjectStore) => void;
+  /** How many events a watch can replay; older resourceVersions get 410. */
+  readonly maxEvents?: number;
+}
+
+/** One request as the double served it. */
+export interface AuditRecord {
+  readonly user: string;
+  readonly verb: string;
+  readonly resource: string;
+  readonly subresource: string;
+  readonly name: string;
+  readonly code: number;
+}
+
+/** The faults a test can inject. */
+export interface Faults {
+  /** Ends every open watch stream, as a dropped connection does. */
+  cutWatches(): void;
+  /** Forgets the event log: open watches get an in-stream 410 and end; older RVs get 410. */
+  expire(options?: { readonly http?: boolean }): void;
+  /** Answers the next `count` requests (every request when null) with `status`. */
+  fail(status: number, count: number | null): void;
+  /** Delays every answer by `ms`. */
+  delay(ms: number): void;
+  /** Clears fail and delay. */
+  heal(): void;
+}
+
+/** A running double. */
+export interface KubeApiDouble {
+  /** `http://host:port`. */
+  readonly url: string;
+  readonly store: ObjectStore;
+  readonly audit: AuditRecord[];
+  readonly faults: Faults;
+  /** The number of watch streams open now. */
+  readonly openWatches: number;
+  close(): Promise<void>;
+}
+
+const RESOURCES: readonly Resource[] = ["nodes", "pods"];
+
+const API_RESOURCES = {
+  kind: "APIResourceList",
+  groupVersion: "v1",
+  resources: [
+    {
+      name: "nodes",
+      singularName: "node",
+      namespaced: false,
+      kind: "Node",
+      verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+      shortNames: ["no"],
+    },
+    {
+      name: "nodes/status",
+      singularName: "",
+      namespaced: false,
+      kind: "Node",
+      verbs: ["get", "patch", "update"],
+    },
+    {
+      name: "pods",
+      singularName: "pod",
+      namespaced: true,
+      kind: "Pod",
+      verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+      shortNames: ["po"],
+    },
+  ],
+};
+
+function status(code: number, reason: string, message: string): Json {
+  return {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason,
+    code,
+  };
+}
+
+function send(res: ServerResponse, code: number, body: Json): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<Json> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") return null;
+  try {
+    return JSON.parse(text) as Json;
+  } catch (err) {
+    throw new ApiError(`Cannot decode request body: ${(err as Error).message}`, 400, "BadRequest");
+  }
+}
+
+/** What a path names: a resource, maybe namespaced, maybe one object and a subresource. */
+interface Target {
+  readonly resource: Resource;
+  readonly namespace: string;
+  readonly name: string;
+  readonly subresource: string;
+  /** The old `/api/v1/watch/...` path form. */
+  readonly watchPath: boolean;
+}
+
+function parseTarget(path: string): Target | null {
+  const parts = path.split("/").filter((p) => p !== "");
+  if (parts[0] !== "api" || parts[1] !== "v1") return null;
+  let rest = parts.slice(2);
+  const watchPath = rest[0] === "watch";
+  if (watchPath) rest = rest.slice(1);
+  let namespace = "";
+  if (rest[0] === "namespaces" && rest.length >= 3) {
+    namespace = rest[1] ?? "";
+    rest = rest.slice(2);
+  }
+  const resource = rest[0] as Resource | undefined;
+  if (resource === undefined || !RESOURCES.includes(resource)) return null;
+  if (resource === "pods" && namespace === "" && rest.length > 1) return null;
+  return {
+    resource,
+    namespace,
+    name: decodeURIComponent(rest[1] ?? ""),
+    subresource: rest[2] ?? "",
+    watchPath,
+  };
+}
+
+function keyOf(target: Target): string {
+  return target.namespace === "" ? target.name : `${target.namespace}/${target.name}`;
+}
+
+function verbOf(method: string, target: Target, query: URLSearchParams): string {
+  if (method === "GET") {
+    if (target.watchPath || ["true", "1"].includes(query.get("watch") ?? "")) return "watch";
+    return target.name === "" ? "list" : "get";
+  }
+  return (
+    { POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" }[method] ??
+    method.toLowerCase()
+  );
+}
+
+function matchesField(object: KubeObject, selector: string | null): boolean {
+  if (selector === null || selector === "") return true;
+  return selector.split(",").every((term) => {
+    const m = /^metadata\.name(==?|!=)(.*)$/.exec(term);
+    if (m === null) return true;
+    return m[1] === "!=" ? object.metadata.name !== m[2] : object.metadata.name === m[2];
+  });
+}
+
+function inNamespace(object: KubeObject, namespace: string): boolean {
+  return namespace === "" || object.metadata.namespace === namespace;
+}
+
+/** Keeps the side a write may not change: spec on `status`, status on the object itself. */
+function keepOther(current: KubeObject, next: KubeObject, subresource: string): KubeObject {
+  const out = { ...next };
+  const keep = subresource === "status" ? "spec" : "status";
+  if (current[keep] === undefined) Reflect.deleteProperty(out, keep);
+  else out[keep] = current[keep];
+  return out;
+}
+
+/** Starts the double; resolves once it listens. */
+export async function startKubeApiDouble(
+  options: KubeApiDoubleOptions = {},
+): Promise<KubeApiDouble> {
+  const store = new ObjectStore(options.maxEvents, options.snapshot);
+  const users = options.users ?? {};
+  const anonymous =
+    options.anonymous === undefined
+      ? { name: "system:admin", rules: ADMIN_RULES }
+      : options.anonymous;
+  const audit: AuditRecord[] = [];
+  const watches = new Set<{ res: ServerResponse; expire: () => void }>();
+  let failing: { status: number; remaining: number | null } | null = null;
+  let delayMs = 0;
+  let expiredAsHttp = false;
+
+  const faults: Faults = {
+    cutWatches() {
+      for (const w of watches) w.res.destroy();
+      watches.clear();
+    },
+    expire(opts = {}) {
+      expiredAsHttp = opts.http ?? false;
+      store.compact();
+      for (const w of watches) w.expire();
+      watches.clear();
+    },
+    fail(code, count) {
+      failing = { status: code, remaining: count };
+    },
+    delay(ms) {
+      delayMs = ms;
+    },
+    heal() {
+      failing = null;
+      delayMs = 0;
+    },
+  };
+
+  if (options.onChange !== undefined) {
+    const onChange = options.onChange;
+    store.subscribe(() => {
+      onChange(store);
+    });
+  }
+
+  function authenticate(req: IncomingMessage): ApiUser | null | "unknown" {
+    const header = req.headers.authorization ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (m === null) return anonymous;
+    return users[m[1] ?? ""] ?? "unknown";
+  }
+
+  function control(path: string, query: URLSearchParams, res: ServerResponse): void {
+    switch (path) {
+      case "/_double/cut-watches":
+        faults.cutWatches();
+        break;
+      case "/_double/expire":
+        faults.expire({ http: query.get("http") === "true" });
+        break;
+      case "/_double/fail":
+        faults.fail(
+          Number(query.get("status") ?? "500"),
+          query.has("count") ? Number(query.get("count")) : null,
+        );
+        break;
+      case "/_double/delay":
+        faults.delay(Number(query.get("ms") ?? "0"));
+        break;
+      case "/_double/heal":
+        faults.heal();
+        break;
+      case "/_double/audit":
+        send(res, 200, audit as unknown as Json);
+        return;
+      default:
+        send(res, 404, status(404, "NotFound", `No fault hook at ${path}`));
+        return;
+    }
+    send(res, 200, { ok: true });
+  }
+
+  function watch(target: Target, query: URLSearchParams, res: ServerResponse): void {
+    const rvText = query.get("resourceVersion") ?? "";
+    const selector = query.get("fieldSelector");
+    const wanted = (e: WatchEvent) =>
+      e.resource === target.resource &&
+      inNamespace(e.object, target.namespace) &&
+      (target.name === "" || e.object.metadata.name === target.name) &&
+      matchesField(e.object, selector);
+    let replay: WatchEvent[] | null;
+    if (rvText === "" || rvText === "0") {
+      replay = store
+        .list(target.resource)
+        .map((object) => ({ type: "ADDED" as const, resource: target.resource, object, rv: 0 }));
+    } else {
+      replay = store.eventsSince(Number(rvText));
+    }
+    if (replay === null && expiredAsHttp) {
+      send(
+        res,
+        410,
+        status(410, "Expired", `too old resource version: ${rvText} (${store.resourceVersion})`),
+      );
+      return;
+    }
+    res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    res.flushHeaders();
+    const write = (e: { type: string; object: Json }) => res.write(`${JSON.stringify(e)}\n`);
+    if (replay === null) {
+      write({
+        type: "ERROR",
+        object: status(
+          410,
+          "Expired",
+          `too old resource version: ${rvText} (${store.resourceVersion})`,
+        ),
+      });
+      res.end();
+      return;
+    }
+    for (const e of replay.filter(wanted)) write({ type: e.type, object: e.object });
+    const entry = {
+      res,
+      expire: () => {
+        write({
+          type: "ERROR",
+          object: status(410, "Expired", "too old resource version: the event log was compacted"),
+        });
+        res.end();
+      },
+    };
+    const unsubscribe = store.subscribe((e) => {
+      if (wanted(e)) write({ type: e.type, object: e.object });
+    });
+    watches.add(entry);
+    const timeout = Number(query.get("timeoutSeconds") ?? "0");
+    const timer =
+      timeout > 0
+        ? setTimeout(() => {
+            res.end();
+          }, timeout * 1000)
+        : null;
+    res.on("close", () => {
+      unsubscribe();
+      watches.delete(entry);
+      if (timer !== null) clearTimeout(timer);
+    });
+  }
+
+  async function serve(
+    target: Target,
+    verb: string,
+    req: IncomingMessage,
+    query: URLSearchParams,
+    res: ServerResponse,
+  ): Promise<number> {
+    const key = keyOf(target);
+    switch (verb) {
+      case "watch":
+        watch(target, query, res);
+        return 200;
+      case "list": {
+        const selector = query.get("fieldSelector");
+        const items = store
+          .list(target.resource)
+          .filter((o) => inNamespace(o, target.namespace) && matchesField(o, selector));
+        send(res, 200, {
+          kind: target.resource === "nodes" ? "NodeList" : "PodList",
+          apiVersion: "v1",
+          metadata: { resourceVersion: store.resourceVersion },
+          items,
+        });
+        return 200;
+      }
+      case "get":
+        send(res, 200, store.get(target.resource, key));
+        return 200;
+      case "create": {
+        const body = await readBody(req);
+        if (typeof body !== "object" || body === null || Array.isArray(body))
+          throw new ApiError("Cannot create: the body is not an object", 400, "BadRequest");
+        const object = body as KubeObject;
+        const name = (object.metadata as KubeObject["metadata"] | undefined)?.name;
+        if (typeof name !== "string" || name === "")
+          throw new ApiError("Cannot create: metadata.name is required", 422, "Invalid");
+        if (target.namespace !== "") object.metadata.namespace = target.namespace;
+        const key2 = target.namespace === "" ? name : `${target.namespace}/${name}`;
+        send(res, 201, store.create(target.resource, key2, object));
+        return 201;
+      }
+      case "update": {
+        const body = (await readBody(req)) as KubeObject;
+        const current = store.get(target.resource, key);
+        send(
+          res,
+          200,
+          store.update(target.resource, key, keepOther(current, body, target.subresource)),
+        );
+        return 200;
+      }
+      case "patch": {
+        const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
+        const apply = PATCH_TYPES[type];
+        if (apply === undefined) {
+          throw new ApiError(
+            `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(", ")}`,
+            415,
+            "UnsupportedMediaType",
+          );
+        }
+        const patch = await readBody(req);
+        const current = store.get(target.resource, key);
+        let next: Json;
+        try {
+          next = apply(current, patch);
+        } catch (err) {
+          if (err instanceof PatchError) throw new ApiError(err.message, err.status, "Invalid");
+          throw err;
+        }
+        if (typeof next !== "object" || next === null || Array.isArray(next))
+          throw new ApiError("The patch does not leave an object", 422, "Invalid");
+        const patched = next as KubeObject;
+        // A resourceVersion in the patch is a precondition; none means "whatever is stored".
+        const asked =
+          typeof patch === "object" && patch !== null && !Array.isArray(patch)
+            ? (patch.metadata as { resourceVersion?: Json } | undefined)?.resourceVersion
+            : undefined;
+        patched.metadata = {
+          ...patched.metadata,
+          resourceVersion:
+            typeof asked === "string" ? asked : (current.metadata.resourceVersion ?? ""),
+        };
+        send(
+          res,
+          200,
+          store.update(target.resource, key, keepOther(current, patched, target.subresource)),
+        );
+        return 200;
+      }
+      case "delete":
+        send(res, 200, store.delete(target.resource, key));
+        return 200;
+      default:
+        throw new ApiError(`Method not allowed: ${verb}`, 405, "MethodNotAllowed");
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://double");
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    const user = authenticate(req);
+    if (user === null || user === "unknown") {
+      send(res, 401, status(401, "Unauthorized", "Unauthorized"));
+      return;
+    }
+    if (path.startsWith("/_double/")) {
+      if (!allows(user.rules, { verb: "*", resource: "*", subresource: "", name: "" })) {
+        send(res, 403, status(403, "Forbidden", "Fault hooks are for an admin"));
+        return;
+      }
+      control(path, url.searchParams, res);
+      return;
+    }
+    if (delayMs > 0) await delay(delayMs);
+    const current: { status: number; remaining: number | null } | null = failing;
+    if (current !== null) {
+      if (current.remaining !== null) {
+        current.remaining--;
+        if (current.remaining <= 0) failing = null;
+      }
+      send(
+        res,
+        current.status,
+        status(current.status, "InternalError", "fault injected by the test"),
+      );
+      return;
+    }
+    switch (path) {
+      case "/version":
+        send(res, 200, {
+          major: "1",
+          minor: "32",
+          gitVersion: DOUBLE_VERSION,
+          gitCommit: "flannel-ts-kube-api-double",
+          gitTreeState: "clean",
+          buildDate: "2026-01-01T00:00:00Z",
+          goVersion: "go1.23",
+          compiler: "gc",
+          platform: "linux/amd64",
+        });
+        return;
+      case "/api":
+        send(res, 200, {
+          kind: "APIVersions",
+          versions: ["v1"],
+          serverAddressByClientCIDRs: [
+            { clientCIDR: "0.0.0.0/0", serverAddress: req.headers.host ?? "" },
+          ],
+        });
+        return;
+      case "/apis":
+        send(res, 200, { kind: "APIGroupList", apiVersion: "v1", groups: [] });
+        return;
+      case "/api/v1":
+        send(res, 200, API_RESOURCES);
+        return;
+    }
+    const target = parseTarget(path);
+    if (target === null) {
+      send(res, 404, status(404, "NotFound", "the server could not find the requested resource"));
+      return;
+    }
+    const verb = verbOf(method, target, url.searchParams);
+    const attributes: RequestAttributes = {
+      verb,
+      resource: target.resource,
+      subresource: target.subresource,
+      name: target.name,
+    };
+    const record = (code: number) =>
+      audit.push({
+        user: user.name,
+        verb,
+        resource: target.resource,
+        subresource: target.subresource,
+        name: target.name,
+        code,
+      });
+    if (!allows(user.rules, attributes)) {
+      record(403);
+      send(res, 403, status(403, "Forbidden", forbiddenMessage(user.name, attributes)));
+      return;
+    }
+    if (
+      target.subresource !== "" &&
+      !(target.resource === "nodes" && target.subresource === "status")
+    ) {
+      record(404);
+      send(res, 404, status(404, "NotFound", `no subresource "${target.subresource}"`));
+      return;
+    }
+    try {
+      record(await serve(target, verb, req, url.searchParams, res));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      record(err.code);
+      send(res, err.code, status(err.code, err.reason, err.message));
+    }
+  }
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent)
+        send(
+          res,
+          500,
+          status(500, "InternalError", err instanceof Error ? err.message : String(err)),
+        );
+      else res.destroy();
+    });
+  };
+  const listen = (server: Server, where: { port: number; host: string } | { path: string }) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(where, () => {
+        resolve();
+      });
+    });
+  const server: Server = createServer(onRequest);
+  server.keepAliveTimeout = 60_000;
+  await listen(server, { port: options.port ?? 0, host: options.host ?? "127.0.0.1" });
+  const servers = [server];
+  if (options.socketPath !== undefined) {
+    await rm(options.socketPath, { force: true });
+    const unix = createServer(onRequest);
+    await listen(unix, { path: options.socketPath });
+    servers.push(unix);
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    store,
+    audit,
+    faults,
+    get openWatches() {
+      return watches.size;
+    },
+    async close() {
+      faults.cutWatches();
+      await Promise.all(
+        servers.map(
+          (srv) =>
+            new Promise<void>((resolve) => {
+              srv.closeAllConnections();
+              srv.close(() => {
+                resolve();
+              });
+            }),
+        ),
+      );
+    },
+  };
+}

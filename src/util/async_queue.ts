@@ -1,0 +1,50 @@
+/**
+ * A queue that callbacks push into and one consumer reads with `for await`: the bridge from a
+ * callback API (a watch stream) to an async iterator. `close(err)` ends the iteration after the
+ * queued items; the error, if any, is then in `error`.
+ */
+export class AsyncQueue<T> implements AsyncIterable<T> {
+  readonly #items: T[] = [];
+  #closed = false;
+  #error: unknown = null;
+  #wake: (() => void) | null = null;
+
+  /** The error the queue was closed with; null for a clean close. */
+  get error(): unknown {
+    return this.#error;
+  }
+
+  push(item: T): void {
+    if (this.#closed) return;
+    this.#items.push(item);
+    this.#notify();
+  }
+
+  /** Ends the iteration once the queued items are read. Only the first call counts. */
+  close(err: unknown = null): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#error = err;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      const item = this.#items.shift();
+      if (item !== undefined) {
+        yield item;
+        continue;
+      }
+      if (this.#closed) return;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+  }
+}
