@@ -13,8 +13,12 @@ import { watchLeases } from "./watch_leases.js";
 export interface ManagerHarness {
   /** Stores the config `{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}` or an equivalent. */
   setup(networkJson: string): Promise<void>;
-  /** A manager acting for another node. */
-  node(): Promise<SubnetManager>;
+  /**
+   * A manager acting for a node. Two calls with the same `machine` are the same machine's
+   * flanneld started again (etcd knows it by its public IP, Kubernetes by its Node name); each
+   * call without one is a new machine.
+   */
+  node(machine?: string): Promise<SubnetManager>;
   cleanup(): Promise<void>;
 }
 
@@ -48,8 +52,8 @@ export function describeSubnetManager(name: string, open: () => Promise<ManagerH
       try {
         await h.setup('{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}');
         const signal = AbortSignal.timeout(10_000);
-        const first = await (await h.node()).acquireLease(attrs("192.0.2.2"), { signal });
-        const again = await (await h.node()).acquireLease(attrs("192.0.2.2"), { signal });
+        const first = await (await h.node("m1")).acquireLease(attrs("192.0.2.2"), { signal });
+        const again = await (await h.node("m1")).acquireLease(attrs("192.0.2.2"), { signal });
         assert.equal(again.subnet.toString(), first.subnet.toString());
       } finally {
         await h.cleanup();

@@ -63,6 +63,8 @@ export interface AuditRecord {
   readonly subresource: string;
   readonly name: string;
   readonly code: number;
+  /** The Content-Type of a PATCH; empty for other verbs. */
+  readonly contentType: string;
 }
 
 /** The faults a test can inject. */
@@ -556,6 +558,7 @@ export async function startKubeApiDouble(
         subresource: target.subresource,
         name: target.name,
         code,
+        contentType: verb === "patch" ? (req.headers["content-type"] ?? "") : "",
       });
     if (!allows(user.rules, attributes)) {
       record(403);
