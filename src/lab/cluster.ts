@@ -529,7 +529,8 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     for (const node of lab.nodes) await upNode(lab, node, progress, waiting);
     for (const node of lab.nodes) if (!waiting.includes(node.name)) await waitForSubnetEnv(node);
     progress("every host has its lease and subnet.env");
-    for (const node of lab.nodes) await addPods(lab, node, progress);
+    for (const node of lab.nodes)
+      if (!waiting.includes(node.name)) await addPods(lab, node, progress);
     return lab;
   } catch (err) {
     await labDown(lab.name, () => undefined);

@@ -14,6 +14,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return this.#error;
   }
 
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   push(item: T): void {
     if (this.#closed) return;
     this.#items.push(item);

@@ -11,7 +11,8 @@ import {
 } from "../../src/lab/cluster.js";
 import type { Lab, LabNode } from "../../src/lab/cluster.js";
 import { ping, pingAll } from "../../src/lab/lab_check.js";
-import { addNetns, execIn, ip } from "../../src/lab/netns.js";
+import { execIn, ip } from "../../src/lab/netns.js";
+import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
 import { setTimeout as delay } from "node:timers/promises";
 
 const quiet = () => undefined;
@@ -111,112 +112,25 @@ test("vxlan: a deleted lease takes exactly its entries away; a new host joins an
 test("vxlan: a host built by hand the way flannel (Go) builds one shares the network", async () => {
   await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
     // The hand-made host: namespace on the lab bridge, flannel.1 by iproute2, lease by etcdctl.
-    const netns = `${lab.name}-h9`;
-    const mac = "0e:00:00:00:00:99";
-    await addNetns(netns);
-    await ip(
-      ["link", "add", "eth0", "type", "veth", "peer", "name", "h9", "netns", lab.hub],
-      netns,
-    );
-    await ip(["link", "set", "h9", "master", "br0", "up"], lab.hub);
-    await ip(["addr", "add", "10.250.0.99/24", "dev", "eth0"], netns);
-    await ip(["link", "set", "eth0", "up"], netns);
-    await execIn(netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
-    await ip(
-      [
-        "link",
-        "add",
-        "flannel.1",
-        "address",
-        mac,
-        "type",
-        "vxlan",
-        "id",
-        "1",
-        "local",
-        "10.250.0.99",
-        "dev",
-        "eth0",
-        "dstport",
-        "8472",
-        "nolearning",
-      ],
-      netns,
-    );
-    await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
-    await ip(["addr", "add", "10.244.99.0/32", "dev", "flannel.1"], netns);
-    await ip(["link", "add", "cni0", "type", "bridge"], netns);
-    await ip(["addr", "add", "10.244.99.1/24", "dev", "cni0"], netns);
-    await ip(["link", "set", "cni0", "up"], netns);
+    const hand = await buildHandHost(lab, 99, "0e:00:00:00:00:99");
     const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
     const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
     assert.ok(leaseID, grant);
-    const value = `{"PublicIP":"10.250.0.99","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
-    await labEtcdctl(lab, [
-      "put",
-      "--lease",
-      leaseID,
-      "/coreos.com/network/subnets/10.244.99.0-24",
-      value,
-    ]);
+    const value = `{"PublicIP":"${hand.publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${hand.mac}"}}`;
+    await labEtcdctl(lab, ["put", "--lease", leaseID, `/coreos.com/network/subnets/${hand.subnet}-24`, value]);
     // The hand-made host programs the flannel-ts hosts the way flannel (Go) does, from their leases.
     for (const n of lab.nodes) {
       const subnet = await subnetOf(n);
       const stored = JSON.parse(
-        await labEtcdctl(lab, [
-          "get",
-          "--print-value-only",
-          `/coreos.com/network/subnets/${subnet}-24`,
-        ]),
+        await labEtcdctl(lab, ["get", "--print-value-only", `/coreos.com/network/subnets/${subnet}-24`]),
       ) as { PublicIP: string; BackendData: { VtepMAC: string } };
-      await ip(
-        [
-          "neigh",
-          "replace",
-          subnet,
-          "lladdr",
-          stored.BackendData.VtepMAC,
-          "dev",
-          "flannel.1",
-          "nud",
-          "permanent",
-        ],
-        netns,
-      );
-      await execIn(netns, "bridge", [
-        "fdb",
-        "replace",
-        stored.BackendData.VtepMAC,
-        "dev",
-        "flannel.1",
-        "dst",
-        stored.PublicIP,
-        "self",
-        "permanent",
-      ]);
-      await ip(
-        ["route", "replace", `${subnet}/24`, "via", subnet, "dev", "flannel.1", "onlink"],
-        netns,
-      );
+      await hand.addPeer({ subnet, mac: stored.BackendData.VtepMAC, publicIP: stored.PublicIP });
     }
-    const handHost = { name: "h9", netns, node: "h9", ip: "10.244.99.1" };
     for (const pod of await listPods(lab)) {
       await eventually(async () => {
-        assert.ok((await ping(pod, handHost)).ok, `${pod.name} reaches the hand-made host`);
+        assert.ok((await ping(pod, hand.pod)).ok, `${pod.name} reaches the hand-made host`);
       });
-      const back = await execIn(netns, "ping", [
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "-I",
-        "10.244.99.1",
-        pod.ip,
-      ]).then(
-        () => true,
-        () => false,
-      );
-      assert.ok(back, `the hand-made host reaches ${pod.name}`);
+      assert.ok(await handHostReaches(hand, pod), `the hand-made host reaches ${pod.name}`);
     }
   });
 });

@@ -118,6 +118,9 @@ export async function* watchNodes(
         },
       );
       stats.watches++;
+      // The stream is open (client-node resolves after the answer's headers, and has already
+      // closed the queue when the request failed): the API server is back.
+      if (!queue.closed) recovered();
       for await (const event of queue) {
         if (event.type === "ERROR") {
           if (codeOf(event.object) === 410) gone = true;

@@ -1,0 +1,62 @@
+/**
+ * A host built by hand the way flannel (Go) builds one on vxlan, on a lab's bridge: its own
+ * namespace, `flannel.1` made by iproute2 with a fixed MAC, a `cni0` bridge holding the pod
+ * gateway address, and, for each peer, the neighbour, FDB entry and route flannel (Go) writes.
+ * The tests use it to show that flannel-ts and flannel share a network.
+ */
+import type { Lab, LabPod } from "../../src/lab/cluster.js";
+import { addNetns, execIn, ip } from "../../src/lab/netns.js";
+
+/** A hand-made flannel (Go) host. */
+export interface HandHost {
+  readonly netns: string;
+  readonly publicIP: string;
+  readonly subnet: string;
+  readonly mac: string;
+  /** Its gateway address as a pod the lab's ping helpers can aim at. */
+  readonly pod: LabPod;
+  /** Programs a peer as flannel (Go) does from its lease: neighbour, FDB, onlink route. */
+  addPeer(peer: { readonly subnet: string; readonly mac: string; readonly publicIP: string }): Promise<void>;
+}
+
+/** Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge. */
+export async function buildHandHost(lab: Lab, index: number, mac: string): Promise<HandHost> {
+  const netns = `${lab.name}-h${index}`;
+  const publicIP = `10.250.0.${index}`;
+  const subnet = `10.244.${index}.0`;
+  await addNetns(netns);
+  await ip(["link", "add", "eth0", "type", "veth", "peer", "name", `h${index}`, "netns", lab.hub], netns);
+  await ip(["link", "set", `h${index}`, "master", "br0", "up"], lab.hub);
+  await ip(["addr", "add", `${publicIP}/24`, "dev", "eth0"], netns);
+  await ip(["link", "set", "eth0", "up"], netns);
+  await execIn(netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+  await ip(
+    ["link", "add", "flannel.1", "address", mac, "type", "vxlan", "id", "1", "local", publicIP, "dev", "eth0", "dstport", "8472", "nolearning"],
+    netns,
+  );
+  await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
+  await ip(["addr", "add", `${subnet}/32`, "dev", "flannel.1"], netns);
+  await ip(["link", "add", "cni0", "type", "bridge"], netns);
+  await ip(["addr", "add", `10.244.${index}.1/24`, "dev", "cni0"], netns);
+  await ip(["link", "set", "cni0", "up"], netns);
+  return {
+    netns,
+    publicIP,
+    subnet,
+    mac,
+    pod: { name: `h${index}`, netns, node: `h${index}`, ip: `10.244.${index}.1` },
+    async addPeer(peer) {
+      await ip(["neigh", "replace", peer.subnet, "lladdr", peer.mac, "dev", "flannel.1", "nud", "permanent"], netns);
+      await execIn(netns, "bridge", ["fdb", "replace", peer.mac, "dev", "flannel.1", "dst", peer.publicIP, "self", "permanent"]);
+      await ip(["route", "replace", `${peer.subnet}/24`, "via", peer.subnet, "dev", "flannel.1", "onlink"], netns);
+    },
+  };
+}
+
+/** Whether the hand-made host reaches a pod, from its pod gateway address. */
+export async function handHostReaches(host: HandHost, pod: LabPod): Promise<boolean> {
+  return execIn(host.netns, "ping", ["-c", "1", "-W", "2", "-I", host.pod.ip, pod.ip]).then(
+    () => true,
+    () => false,
+  );
+}
