@@ -29,6 +29,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { waitFor } from "../util/poll.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
+import type { PolicyRule } from "./kubeapi/rbac.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 
 /** The repository root (bin/ lives there), from dist/src/lab. */
@@ -58,7 +59,21 @@ export interface LabSpec {
   readonly datastore?: LabDatastore;
   /** Kubernetes mode: hosts whose Node gets no pod CIDR at first (names such as "h3"). */
   readonly withoutPodCIDR?: readonly string[];
+  /**
+   * Kubernetes mode: flanneld runs as kube-flannel's ServiceAccount, with a token and these
+   * ClusterRole rules, through a kubeconfig file; the API double refuses what they do not allow.
+   * Hosts named in `podIdentity` find their node as a DaemonSet pod without NODE_NAME does:
+   * POD_NAME and POD_NAMESPACE, and a Pod object bound to the node.
+   */
+  readonly kubeServiceAccount?: {
+    readonly rules: readonly PolicyRule[];
+    readonly podIdentity: readonly string[];
+  };
 }
+
+/** The ServiceAccount user the lab's double knows flanneld as. */
+export const FLANNEL_SERVICE_ACCOUNT = "system:serviceaccount:kube-flannel:flannel";
+const SERVICE_ACCOUNT_TOKEN = "flannel-ts-lab-service-account-token";
 
 /** What lab.json records. */
 interface LabState {
@@ -69,6 +84,7 @@ interface LabState {
   readonly etcdMembers: 1 | 3;
   readonly flanneldArgs: readonly string[];
   readonly datastore?: LabDatastore;
+  readonly podIdentity?: readonly string[] | null;
 }
 
 /** One host of a lab. */
@@ -100,6 +116,8 @@ export interface Lab {
   readonly kubeApiSocket: string;
   /** Kubernetes mode: the network config file (net-conf.json). */
   readonly netConfPath: string;
+  /** Kubernetes mode with a ServiceAccount: the hosts that find their node through their pod. */
+  readonly podIdentity: readonly string[] | null;
 }
 
 /** Progress lines, for a terminal or a log. */
@@ -135,6 +153,7 @@ function labOf(state: LabState): Lab {
     kubeApiUrl: `http://${HUB_ADDRESS}:${KUBE_API_PORT}`,
     kubeApiSocket: join(dir, "kubeapi", "api.sock"),
     netConfPath: join(dir, "net-conf.json"),
+    podIdentity: state.podIdentity ?? null,
   };
 }
 
@@ -169,6 +188,7 @@ async function saveState(lab: Lab): Promise<void> {
     etcdMembers: lab.etcdMembers === 3 ? 3 : 1,
     flanneldArgs: lab.flanneldArgs,
     datastore: lab.datastore,
+    podIdentity: lab.podIdentity,
   };
   await writeFile(join(lab.dir, "lab.json"), `${JSON.stringify(state)}\n`);
 }
@@ -230,8 +250,32 @@ const exists = (path: string) =>
     () => false,
   );
 
+/** Writes the double's users (the ServiceAccount's token and rules) and flanneld's kubeconfig. */
+async function writeServiceAccount(lab: Lab, rules: readonly PolicyRule[]): Promise<void> {
+  await mkdir(join(lab.dir, "kubeapi"), { recursive: true });
+  await writeFile(
+    join(lab.dir, "kubeapi", "users.json"),
+    JSON.stringify({ [SERVICE_ACCOUNT_TOKEN]: { name: FLANNEL_SERVICE_ACCOUNT, rules } }),
+  );
+  await writeFile(
+    join(lab.dir, "kubeconfig"),
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "lab", cluster: { server: lab.kubeApiUrl } }],
+      users: [{ name: "flannel", user: { token: SERVICE_ACCOUNT_TOKEN } }],
+      contexts: [{ name: "lab", context: { cluster: "lab", user: "flannel" } }],
+      "current-context": "lab",
+    }),
+  );
+}
+
 /** Builds the hub: namespace, bridge, etcd members. */
-async function upHub(lab: Lab, progress: Progress): Promise<void> {
+async function upHub(
+  lab: Lab,
+  progress: Progress,
+  serviceAccount?: LabSpec["kubeServiceAccount"],
+): Promise<void> {
   progress(`hub namespace ${lab.hub} with bridge br0 (${HUB_ADDRESS}/24)`);
   await addNetns(lab.hub);
   await ip(["link", "add", "br0", "type", "bridge"], lab.hub);
@@ -240,6 +284,7 @@ async function upHub(lab: Lab, progress: Progress): Promise<void> {
     await ip(["addr", "add", `${memberAddress(m)}/24`, "dev", "br0"], lab.hub);
   await ip(["link", "set", "br0", "up"], lab.hub);
   if (lab.datastore === "kube") {
+    if (serviceAccount !== undefined) await writeServiceAccount(lab, serviceAccount.rules);
     await startKubeApi(lab);
     progress(`Kubernetes API double on ${lab.kubeApiUrl} (and ${lab.kubeApiSocket})`);
     return;
@@ -290,6 +335,7 @@ export async function startKubeApi(lab: Lab): Promise<number> {
       `--listen=${HUB_ADDRESS}:${KUBE_API_PORT}`,
       `--socket=${lab.kubeApiSocket}`,
       `--state=${join(dir, "state.json")}`,
+      ...(lab.podIdentity !== null ? [`--users=${join(dir, "users.json")}`] : []),
     ],
     { logFile: join(dir, "kubeapi.log"), pidFile: join(dir, "kubeapi.pid") },
   );
@@ -338,6 +384,8 @@ async function upNode(
       podCIDR: withoutPodCIDR.includes(node.name) ? "" : labPodCIDR(index),
       internalIP: node.address,
     });
+    if (lab.podIdentity?.includes(node.name) === true)
+      await labKube(lab).createPod("kube-flannel", `kube-flannel-ds-${node.name}`, node.name);
   }
   await startFlanneld(lab, node);
   progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24, flanneld started`);
@@ -345,21 +393,25 @@ async function upNode(
 
 /** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
 export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
+  const api =
+    lab.podIdentity !== null
+      ? `--kubeconfig-file=${join(lab.dir, "kubeconfig")}`
+      : `--kube-api-url=${lab.kubeApiUrl}`;
   const store =
     lab.datastore === "kube"
-      ? [
-          "--kube-subnet-mgr",
-          `--kube-api-url=${lab.kubeApiUrl}`,
-          `--net-config-path=${lab.netConfPath}`,
-        ]
+      ? ["--kube-subnet-mgr", api, `--net-config-path=${lab.netConfPath}`]
       : [`--etcd-endpoints=${lab.etcdEndpoint}`];
+  // The kubelet's downward API gives the DaemonSet's flanneld its node's name, or its pod's.
+  const identity =
+    lab.podIdentity?.includes(node.name) === true
+      ? { POD_NAME: `kube-flannel-ds-${node.name}`, POD_NAMESPACE: "kube-flannel" }
+      : { NODE_NAME: node.name };
   return startDetached(
     node.netns,
     join(REPO_ROOT, "bin/flanneld"),
     [...store, "--iface=eth0", `--subnet-file=${node.subnetFile}`, ...lab.flanneldArgs],
     node,
-    // The kubelet's downward API gives the DaemonSet's flanneld its node's name.
-    lab.datastore === "kube" ? { NODE_NAME: node.name } : {},
+    lab.datastore === "kube" ? identity : {},
   );
 }
 
@@ -510,6 +562,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     etcdMembers: spec.etcdMembers ?? 1,
     flanneldArgs: spec.flanneldArgs ?? [],
     datastore: spec.datastore ?? "etcd",
+    podIdentity: spec.kubeServiceAccount?.podIdentity ?? null,
   });
   if ((await labNamespaces(lab.name)).length > 0) {
     throw new Error(
@@ -520,7 +573,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
   await mkdir(lab.dir, { recursive: true });
   await saveState(lab);
   try {
-    await upHub(lab, progress);
+    await upHub(lab, progress, spec.kubeServiceAccount);
     const config = spec.networkConfig ?? defaultNetworkConfig(spec.backend);
     if (lab.datastore === "kube") await writeFile(lab.netConfPath, config);
     else await labEtcdctl(lab, ["put", "/coreos.com/network/config", config]);
@@ -579,6 +632,7 @@ export async function readLab(name: string): Promise<Lab | null> {
       etcdMembers: state.etcdMembers === 3 ? 3 : 1,
       flanneldArgs: state.flanneldArgs ?? [],
       datastore: state.datastore === "kube" ? "kube" : "etcd",
+      podIdentity: state.podIdentity ?? null,
     });
   } catch {
     return null;

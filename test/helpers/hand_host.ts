@@ -16,7 +16,11 @@ export interface HandHost {
   /** Its gateway address as a pod the lab's ping helpers can aim at. */
   readonly pod: LabPod;
   /** Programs a peer as flannel (Go) does from its lease: neighbour, FDB, onlink route. */
-  addPeer(peer: { readonly subnet: string; readonly mac: string; readonly publicIP: string }): Promise<void>;
+  addPeer(peer: {
+    readonly subnet: string;
+    readonly mac: string;
+    readonly publicIP: string;
+  }): Promise<void>;
 }
 
 /** Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge. */
@@ -25,13 +29,33 @@ export async function buildHandHost(lab: Lab, index: number, mac: string): Promi
   const publicIP = `10.250.0.${index}`;
   const subnet = `10.244.${index}.0`;
   await addNetns(netns);
-  await ip(["link", "add", "eth0", "type", "veth", "peer", "name", `h${index}`, "netns", lab.hub], netns);
+  await ip(
+    ["link", "add", "eth0", "type", "veth", "peer", "name", `h${index}`, "netns", lab.hub],
+    netns,
+  );
   await ip(["link", "set", `h${index}`, "master", "br0", "up"], lab.hub);
   await ip(["addr", "add", `${publicIP}/24`, "dev", "eth0"], netns);
   await ip(["link", "set", "eth0", "up"], netns);
   await execIn(netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
   await ip(
-    ["link", "add", "flannel.1", "address", mac, "type", "vxlan", "id", "1", "local", publicIP, "dev", "eth0", "dstport", "8472", "nolearning"],
+    [
+      "link",
+      "add",
+      "flannel.1",
+      "address",
+      mac,
+      "type",
+      "vxlan",
+      "id",
+      "1",
+      "local",
+      publicIP,
+      "dev",
+      "eth0",
+      "dstport",
+      "8472",
+      "nolearning",
+    ],
     netns,
   );
   await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
@@ -46,9 +70,35 @@ export async function buildHandHost(lab: Lab, index: number, mac: string): Promi
     mac,
     pod: { name: `h${index}`, netns, node: `h${index}`, ip: `10.244.${index}.1` },
     async addPeer(peer) {
-      await ip(["neigh", "replace", peer.subnet, "lladdr", peer.mac, "dev", "flannel.1", "nud", "permanent"], netns);
-      await execIn(netns, "bridge", ["fdb", "replace", peer.mac, "dev", "flannel.1", "dst", peer.publicIP, "self", "permanent"]);
-      await ip(["route", "replace", `${peer.subnet}/24`, "via", peer.subnet, "dev", "flannel.1", "onlink"], netns);
+      await ip(
+        [
+          "neigh",
+          "replace",
+          peer.subnet,
+          "lladdr",
+          peer.mac,
+          "dev",
+          "flannel.1",
+          "nud",
+          "permanent",
+        ],
+        netns,
+      );
+      await execIn(netns, "bridge", [
+        "fdb",
+        "replace",
+        peer.mac,
+        "dev",
+        "flannel.1",
+        "dst",
+        peer.publicIP,
+        "self",
+        "permanent",
+      ]);
+      await ip(
+        ["route", "replace", `${peer.subnet}/24`, "via", peer.subnet, "dev", "flannel.1", "onlink"],
+        netns,
+      );
     },
   };
 }

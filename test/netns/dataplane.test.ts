@@ -117,12 +117,22 @@ test("vxlan: a host built by hand the way flannel (Go) builds one shares the net
     const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
     assert.ok(leaseID, grant);
     const value = `{"PublicIP":"${hand.publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${hand.mac}"}}`;
-    await labEtcdctl(lab, ["put", "--lease", leaseID, `/coreos.com/network/subnets/${hand.subnet}-24`, value]);
+    await labEtcdctl(lab, [
+      "put",
+      "--lease",
+      leaseID,
+      `/coreos.com/network/subnets/${hand.subnet}-24`,
+      value,
+    ]);
     // The hand-made host programs the flannel-ts hosts the way flannel (Go) does, from their leases.
     for (const n of lab.nodes) {
       const subnet = await subnetOf(n);
       const stored = JSON.parse(
-        await labEtcdctl(lab, ["get", "--print-value-only", `/coreos.com/network/subnets/${subnet}-24`]),
+        await labEtcdctl(lab, [
+          "get",
+          "--print-value-only",
+          `/coreos.com/network/subnets/${subnet}-24`,
+        ]),
       ) as { PublicIP: string; BackendData: { VtepMAC: string } };
       await hand.addPeer({ subnet, mac: stored.BackendData.VtepMAC, publicIP: stored.PublicIP });
     }

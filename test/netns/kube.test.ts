@@ -55,10 +55,16 @@ test("kube mode, vxlan: flannel's annotations, every pod reaches every other, a 
     });
     const condition = h1.status.conditions?.find((c) => c.type === "NetworkUnavailable");
     assert.deepEqual([condition?.status, condition?.reason], ["False", "FlannelIsUp"]);
-    assert.match(await readFile(node(lab, 1).subnetFile, "utf8"), /FLANNEL_SUBNET=10\.244\.1\.1\/24\nFLANNEL_MTU=1450/);
+    assert.match(
+      await readFile(node(lab, 1).subnetFile, "utf8"),
+      /FLANNEL_SUBNET=10\.244\.1\.1\/24\nFLANNEL_MTU=1450/,
+    );
     await assertAllReach(lab);
 
-    assert.match(await ip(["route", "show"], node(lab, 1).netns), /10\.244\.3\.0\/24 via 10\.244\.3\.0 dev flannel\.1/);
+    assert.match(
+      await ip(["route", "show"], node(lab, 1).netns),
+      /10\.244\.3\.0\/24 via 10\.244\.3\.0 dev flannel\.1/,
+    );
     await deleteNode(lab, node(lab, 3));
     await eventually(async () => {
       const routes = await ip(["route", "show"], node(lab, 1).netns);
@@ -66,7 +72,10 @@ test("kube mode, vxlan: flannel's annotations, every pod reaches every other, a 
       const neighbours = await ip(["neigh", "show", "dev", "flannel.1"], node(lab, 1).netns);
       assert.doesNotMatch(neighbours, /10\.244\.3\.0/, neighbours);
     });
-    assert.match(await ip(["route", "show"], node(lab, 1).netns), /10\.244\.2\.0\/24 via 10\.244\.2\.0 dev flannel\.1/);
+    assert.match(
+      await ip(["route", "show"], node(lab, 1).netns),
+      /10\.244\.2\.0\/24 via 10\.244\.2\.0 dev flannel\.1/,
+    );
   });
 });
 
@@ -78,9 +87,15 @@ test("kube mode, vxlan: a restarted host keeps its subnet, and the VTEP MAC its 
     // carries the MAC flannel chose at random.
     await killFlanneld(h1, "SIGKILL");
     await ip(["link", "delete", "flannel.1"], h1.netns);
-    await labKube(lab).annotate("h1", { [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"0e:11:22:33:44:55"}' });
+    await labKube(lab).annotate("h1", {
+      [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"0e:11:22:33:44:55"}',
+    });
     await restartFlanneld(lab, h1);
-    await waitFor("h1 to start again", async () => (await logOf(h1)).split("Wrote subnet file").length === 3, { timeoutMs: 30_000 });
+    await waitFor(
+      "h1 to start again",
+      async () => (await logOf(h1)).split("Wrote subnet file").length === 3,
+      { timeoutMs: 30_000 },
+    );
     assert.equal(await readFile(h1.subnetFile, "utf8"), before);
     assert.equal(await vtepMac(h1), "0e:11:22:33:44:55");
     await eventually(async () => {
@@ -92,39 +107,74 @@ test("kube mode, vxlan: a restarted host keeps its subnet, and the VTEP MAC its 
 });
 
 test("kube mode, host-gw: every pod reaches every other; a deleted Node drops its route", async () => {
-  await withLab("ftkh", { nodes: 3, pods: 1, backend: "host-gw", datastore: "kube" }, async (lab) => {
-    const h1 = (await labKube(lab).getNode("h1")) as unknown as NodeJson;
-    assert.equal(h1.metadata.annotations?.[`${P}backend-data`], "null");
-    assert.equal(h1.metadata.annotations?.[`${P}backend-type`], "host-gw");
-    await assertAllReach(lab);
-    assert.match(await ip(["route", "show"], node(lab, 1).netns), /10\.244\.3\.0\/24 via 10\.250\.0\.13 dev eth0/);
-    await deleteNode(lab, node(lab, 3));
-    await eventually(async () => {
-      assert.doesNotMatch(await ip(["route", "show"], node(lab, 1).netns), /10\.244\.3\.0/);
-    });
-    assert.match(await ip(["route", "show"], node(lab, 1).netns), /10\.244\.2\.0\/24 via 10\.250\.0\.12 dev eth0/);
-  });
+  await withLab(
+    "ftkh",
+    { nodes: 3, pods: 1, backend: "host-gw", datastore: "kube" },
+    async (lab) => {
+      const h1 = (await labKube(lab).getNode("h1")) as unknown as NodeJson;
+      assert.equal(h1.metadata.annotations?.[`${P}backend-data`], "null");
+      assert.equal(h1.metadata.annotations?.[`${P}backend-type`], "host-gw");
+      await assertAllReach(lab);
+      assert.match(
+        await ip(["route", "show"], node(lab, 1).netns),
+        /10\.244\.3\.0\/24 via 10\.250\.0\.13 dev eth0/,
+      );
+      await deleteNode(lab, node(lab, 3));
+      await eventually(async () => {
+        assert.doesNotMatch(await ip(["route", "show"], node(lab, 1).netns), /10\.244\.3\.0/);
+      });
+      assert.match(
+        await ip(["route", "show"], node(lab, 1).netns),
+        /10\.244\.2\.0\/24 via 10\.250\.0\.12 dev eth0/,
+      );
+    },
+  );
 });
 
 test("kube mode: a Node without a pod CIDR waits, saying why, then joins when node IPAM assigns one", async () => {
-  await withLab("ftkw", { nodes: 3, pods: 1, backend: "vxlan", datastore: "kube", withoutPodCIDR: ["h3"] }, async (lab) => {
-    const h3 = node(lab, 3);
-    await waitFor("h3 to say why it waits", async () => (await logOf(h3)).includes('node \\"h3\\" has no pod CIDR yet: is kube-controller-manager running with --allocate-node-cidrs?'), { timeoutMs: 30_000 });
-    await assert.rejects(stat(h3.subnetFile), "no subnet.env while there is no pod CIDR");
-    await labKube(lab).assignPodCIDR("h3", "10.244.3.0/24");
-    await waitFor("h3 to write subnet.env", () => stat(h3.subnetFile).then(() => true, () => false), { timeoutMs: 30_000 });
-    await addPod(lab, h3, 1);
-    await assertAllReach(lab);
-  });
+  await withLab(
+    "ftkw",
+    { nodes: 3, pods: 1, backend: "vxlan", datastore: "kube", withoutPodCIDR: ["h3"] },
+    async (lab) => {
+      const h3 = node(lab, 3);
+      await waitFor(
+        "h3 to say why it waits",
+        async () =>
+          (await logOf(h3)).includes(
+            'node \\"h3\\" has no pod CIDR yet: is kube-controller-manager running with --allocate-node-cidrs?',
+          ),
+        { timeoutMs: 30_000 },
+      );
+      await assert.rejects(stat(h3.subnetFile), "no subnet.env while there is no pod CIDR");
+      await labKube(lab).assignPodCIDR("h3", "10.244.3.0/24");
+      await waitFor(
+        "h3 to write subnet.env",
+        () =>
+          stat(h3.subnetFile).then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 30_000 },
+      );
+      await addPod(lab, h3, 1);
+      await assertAllReach(lab);
+    },
+  );
 });
 
 test("kube mode: a watch that gets 410 Gone lists again, losing and doubling no node", async () => {
   await withLab("ftkg", { nodes: 2, pods: 1, backend: "vxlan", datastore: "kube" }, async (lab) => {
     await labKube(lab).fault("expire");
-    await waitFor("h1 to list the Nodes again", async () => (await logOf(node(lab, 1))).includes("Node watch expired (410 Gone)"), { timeoutMs: 30_000 });
+    await waitFor(
+      "h1 to list the Nodes again",
+      async () => (await logOf(node(lab, 1))).includes("Node watch expired (410 Gone)"),
+      { timeoutMs: 30_000 },
+    );
     const { lab: grown } = await addNode(lab, () => undefined);
     await assertAllReach(grown);
-    const routes = (await ip(["route", "show", "dev", "flannel.1"], node(grown, 1).netns)).trim().split("\n");
+    const routes = (await ip(["route", "show", "dev", "flannel.1"], node(grown, 1).netns))
+      .trim()
+      .split("\n");
     assert.deepEqual(routes.map((r) => r.split(" ")[0]).sort(), ["10.244.2.0/24", "10.244.3.0/24"]);
   });
 });
@@ -139,7 +189,11 @@ test("kube mode: the API server down for 20 s loses no pod ping, and flanneld fo
     await startKubeApi(lab);
     const out = await pinging;
     assert.match(out, /250 packets transmitted, 250 received/, out);
-    await waitFor("h1 to say it is back on the API", async () => (await logOf(node(lab, 1))).includes("Reconnected to the Kubernetes API"), { timeoutMs: 60_000 });
+    await waitFor(
+      "h1 to say it is back on the API",
+      async () => (await logOf(node(lab, 1))).includes("Reconnected to the Kubernetes API"),
+      { timeoutMs: 60_000 },
+    );
     const { lab: grown } = await addNode(lab, () => undefined);
     await assertAllReach(grown);
   });
@@ -162,9 +216,16 @@ test("kube mode: a Node annotated by hand exactly as flannel (Go) annotates one 
     for (const n of lab.nodes) {
       const json = (await labKube(lab).getNode(n.name)) as unknown as NodeJson;
       const annotations = json.metadata.annotations ?? {};
-      const data = JSON.parse(annotations[`${P}backend-data`] ?? "") as { VNI: number; VtepMAC: string };
+      const data = JSON.parse(annotations[`${P}backend-data`] ?? "") as {
+        VNI: number;
+        VtepMAC: string;
+      };
       assert.equal(data.VNI, 1);
-      await hand.addPeer({ subnet: (json.spec.podCIDR ?? "").replace("/24", ""), mac: data.VtepMAC, publicIP: annotations[`${P}public-ip`] ?? "" });
+      await hand.addPeer({
+        subnet: (json.spec.podCIDR ?? "").replace("/24", ""),
+        mac: data.VtepMAC,
+        publicIP: annotations[`${P}public-ip`] ?? "",
+      });
     }
     for (const pod of await listPods(lab)) {
       await eventually(async () => {

@@ -55,13 +55,26 @@ describe("kubectl against the Kubernetes API double", () => {
   });
 
   test("kubectl get nodes -w sees a change", async () => {
-    const child = spawn("kubectl", ["--kubeconfig", kubeconfig, "get", "nodes", "-w", "--output-watch-events"]);
+    const child = spawn("kubectl", [
+      "--kubeconfig",
+      kubeconfig,
+      "get",
+      "nodes",
+      "-w",
+      "--output-watch-events",
+    ]);
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     try {
-      await waitFor("kubectl to list k1", () => Promise.resolve(output.includes("ADDED")), { timeoutMs: 20_000 });
+      await waitFor("kubectl to list k1", () => Promise.resolve(output.includes("ADDED")), {
+        timeoutMs: 20_000,
+      });
       await kubectl("annotate", "node", "k1", "seen-by-watch=yes");
-      await waitFor("kubectl -w to print the change", () => Promise.resolve(output.includes("MODIFIED")), { timeoutMs: 20_000 });
+      await waitFor(
+        "kubectl -w to print the change",
+        () => Promise.resolve(output.includes("MODIFIED")),
+        { timeoutMs: 20_000 },
+      );
     } finally {
       child.kill();
     }
@@ -74,19 +87,44 @@ describe("kubectl against the Kubernetes API double", () => {
   });
 
   test("kubectl patch --subresource=status --type=strategic merges conditions by type", async () => {
-    await kubectl("patch", "node", "k1", "--subresource=status", "--type=strategic", "-p",
-      '{"status":{"conditions":[{"type":"NetworkUnavailable","status":"False","reason":"FlannelIsUp"}]}}');
-    assert.deepEqual(node().status.conditions.map((c) => `${c.type}=${c.status}`), ["Ready=True", "NetworkUnavailable=False"]);
+    await kubectl(
+      "patch",
+      "node",
+      "k1",
+      "--subresource=status",
+      "--type=strategic",
+      "-p",
+      '{"status":{"conditions":[{"type":"NetworkUnavailable","status":"False","reason":"FlannelIsUp"}]}}',
+    );
+    assert.deepEqual(
+      node().status.conditions.map((c) => `${c.type}=${c.status}`),
+      ["Ready=True", "NetworkUnavailable=False"],
+    );
   });
 
   test("kubectl patch --subresource=status --type=merge", async () => {
-    await kubectl("patch", "node", "k1", "--subresource=status", "--type=merge", "-p", '{"metadata":{"annotations":{"by-merge":"1"}}}');
+    await kubectl(
+      "patch",
+      "node",
+      "k1",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      '{"metadata":{"annotations":{"by-merge":"1"}}}',
+    );
     assert.equal(node().metadata.annotations?.["by-merge"], "1");
   });
 
   test("kubectl patch --subresource=status --type=json", async () => {
-    await kubectl("patch", "node", "k1", "--subresource=status", "--type=json", "-p",
-      '[{"op":"replace","path":"/status/conditions/0/status","value":"False"}]');
+    await kubectl(
+      "patch",
+      "node",
+      "k1",
+      "--subresource=status",
+      "--type=json",
+      "-p",
+      '[{"op":"replace","path":"/status/conditions/0/status","value":"False"}]',
+    );
     assert.equal(node().status.conditions[0]?.status, "False");
   });
 });

@@ -14,12 +14,21 @@ const node: Json = {
   },
 };
 
-const cases: { name: string; apply: (t: Json, p: Json) => Json; patch: Json; want?: Json; error?: RegExp }[] = [
+const cases: {
+  name: string;
+  apply: (t: Json, p: Json) => Json;
+  patch: Json;
+  want?: Json;
+  error?: RegExp;
+}[] = [
   {
     name: "mergePatch() merges objects and deletes keys set to null (RFC 7386)",
     apply: mergePatch,
     patch: { metadata: { annotations: { a: null, c: "3" } } },
-    want: { ...(node as object), metadata: { name: "h1", annotations: { b: "2", c: "3" } } } as Json,
+    want: {
+      ...(node as object),
+      metadata: { name: "h1", annotations: { b: "2", c: "3" } },
+    } as Json,
   },
   {
     name: "mergePatch() replaces lists whole",
@@ -33,7 +42,14 @@ const cases: { name: string; apply: (t: Json, p: Json) => Json; patch: Json; wan
   {
     name: "strategicMergePatch() merges status.conditions by type and keeps the others",
     apply: strategicMergePatch,
-    patch: { status: { conditions: [{ type: "NetworkUnavailable", status: "False" }, { type: "Ready", status: "False" }] } },
+    patch: {
+      status: {
+        conditions: [
+          { type: "NetworkUnavailable", status: "False" },
+          { type: "Ready", status: "False" },
+        ],
+      },
+    },
     want: {
       ...(node as object),
       status: {
@@ -49,13 +65,22 @@ const cases: { name: string; apply: (t: Json, p: Json) => Json; patch: Json; wan
     name: "strategicMergePatch() removes an element with $patch: delete",
     apply: strategicMergePatch,
     patch: { status: { conditions: [{ type: "MemoryPressure", $patch: "delete" }] } },
-    want: { ...(node as object), status: { conditions: [{ type: "Ready", status: "True" }] } } as Json,
+    want: {
+      ...(node as object),
+      status: { conditions: [{ type: "Ready", status: "True" }] },
+    } as Json,
   },
   {
     name: "strategicMergePatch() ignores $setElementOrder directives",
     apply: strategicMergePatch,
-    patch: { metadata: { annotations: { c: "3" } }, status: { "$setElementOrder/conditions": [{ type: "Ready" }] } },
-    want: { ...(node as object), metadata: { name: "h1", annotations: { a: "1", b: "2", c: "3" } } } as Json,
+    patch: {
+      metadata: { annotations: { c: "3" } },
+      status: { "$setElementOrder/conditions": [{ type: "Ready" }] },
+    },
+    want: {
+      ...(node as object),
+      metadata: { name: "h1", annotations: { a: "1", b: "2", c: "3" } },
+    } as Json,
   },
   {
     name: "strategicMergePatch() refuses a merge-keyed element without its key",
@@ -81,10 +106,19 @@ const cases: { name: string; apply: (t: Json, p: Json) => Json; patch: Json; wan
   {
     name: "jsonPatch() escapes ~1 as / in a path, as annotation keys need",
     apply: jsonPatch,
-    patch: [{ op: "add", path: "/metadata/annotations/flannel.alpha.coreos.com~1public-ip", value: "10.0.0.1" }],
+    patch: [
+      {
+        op: "add",
+        path: "/metadata/annotations/flannel.alpha.coreos.com~1public-ip",
+        value: "10.0.0.1",
+      },
+    ],
     want: {
       ...(node as object),
-      metadata: { name: "h1", annotations: { a: "1", b: "2", "flannel.alpha.coreos.com/public-ip": "10.0.0.1" } },
+      metadata: {
+        name: "h1",
+        annotations: { a: "1", b: "2", "flannel.alpha.coreos.com/public-ip": "10.0.0.1" },
+      },
     } as Json,
   },
   {
@@ -108,7 +142,10 @@ for (const tc of cases) {
   test(tc.name, () => {
     const before = JSON.stringify(node);
     if (tc.error !== undefined) {
-      assert.throws(() => tc.apply(node, tc.patch), (err: unknown) => err instanceof PatchError && tc.error!.test(err.message));
+      assert.throws(
+        () => tc.apply(node, tc.patch),
+        (err: unknown) => err instanceof PatchError && tc.error!.test(err.message),
+      );
     } else {
       assert.deepEqual(tc.apply(node, tc.patch), tc.want);
     }

@@ -19,7 +19,10 @@ const cases = [
 for (const tc of cases) {
   test(`newAnnotations(${JSON.stringify(tc.prefix)}) ${tc.error ? "is refused" : `names ${tc.want}`}`, () => {
     if (tc.error !== undefined) {
-      assert.throws(() => newAnnotations(tc.prefix), (err: unknown) => err instanceof ConfigError && tc.error.test(err.message));
+      assert.throws(
+        () => newAnnotations(tc.prefix),
+        (err: unknown) => err instanceof ConfigError && tc.error.test(err.message),
+      );
     } else {
       assert.equal(newAnnotations(tc.prefix).backendType, tc.want);
     }

@@ -31,11 +31,21 @@ interface Fixture {
   readonly double: KubeApiDouble;
   readonly admin: KubeAdmin;
   readonly netConf: string;
-  manager(nodeName: string, opts?: { log?: Logger; sleep?: (ms: number, s: AbortSignal) => Promise<boolean>; token?: string }): Promise<KubeSubnetManager>;
+  manager(
+    nodeName: string,
+    opts?: {
+      log?: Logger;
+      sleep?: (ms: number, s: AbortSignal) => Promise<boolean>;
+      token?: string;
+    },
+  ): Promise<KubeSubnetManager>;
   cleanup(): Promise<void>;
 }
 
-async function openFixture(options: KubeApiDoubleOptions = {}, adminToken: string | null = null): Promise<Fixture> {
+async function openFixture(
+  options: KubeApiDoubleOptions = {},
+  adminToken: string | null = null,
+): Promise<Fixture> {
   const double = await startKubeApiDouble(options);
   const dir = await mkdtemp(join(tmpdir(), "flannel-ts-kube-"));
   const netConf = join(dir, "net-conf.json");
@@ -48,8 +58,19 @@ async function openFixture(options: KubeApiDoubleOptions = {}, adminToken: strin
       const kc = loadKubeConfig({ apiUrl: double.url, kubeconfigFile: "" }, {});
       if (opts.token !== undefined) kc.users = [{ name: "flanneld", token: opts.token }];
       const manager = new KubeSubnetManager(
-        { apiUrl: double.url, kubeconfigFile: "", annotationPrefix: "flannel.alpha.coreos.com", netConfigPath: netConf, setNodeNetworkUnavailable: true },
-        { client: new ClientNodeClient(kc), nodeName, log: opts.log ?? silentLogger(), ...(opts.sleep ? { sleep: opts.sleep } : {}) },
+        {
+          apiUrl: double.url,
+          kubeconfigFile: "",
+          annotationPrefix: "flannel.alpha.coreos.com",
+          netConfigPath: netConf,
+          setNodeNetworkUnavailable: true,
+        },
+        {
+          client: new ClientNodeClient(kc),
+          nodeName,
+          log: opts.log ?? silentLogger(),
+          ...(opts.sleep ? { sleep: opts.sleep } : {}),
+        },
       );
       await manager.getNetworkConfig();
       return manager;
@@ -62,7 +83,10 @@ async function openFixture(options: KubeApiDoubleOptions = {}, adminToken: strin
 }
 
 /** A logger whose lines a test can read. */
-function capturingLogger(): { log: Logger; lines: { msg: string; subject?: string; reason?: string }[] } {
+function capturingLogger(): {
+  log: Logger;
+  lines: { msg: string; subject?: string; reason?: string }[];
+} {
   const lines: { msg: string; subject?: string; reason?: string }[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -115,57 +139,94 @@ describe("KubeSubnetManager", () => {
         return true;
       },
     });
-    const lease = await manager.acquireLease(vxlanAttrs("10.0.0.40"), { signal: AbortSignal.timeout(20_000) });
+    const lease = await manager.acquireLease(vxlanAttrs("10.0.0.40"), {
+      signal: AbortSignal.timeout(20_000),
+    });
     assert.equal(waits, 1);
     assert.equal(lease.subnet.toString(), "10.244.40.0/24");
     assert.deepEqual(
       lines.filter((l) => l.msg.includes("pod CIDR")).map((l) => l.msg),
-      ['node "late" has no pod CIDR yet: is kube-controller-manager running with --allocate-node-cidrs?'],
+      [
+        'node "late" has no pod CIDR yet: is kube-controller-manager running with --allocate-node-cidrs?',
+      ],
     );
   });
 
   test("acquireLease() refuses a pod CIDR outside Network, naming both", async () => {
     await fx.admin.createNode({ name: "outside", podCIDR: "10.9.1.0/24" });
     const manager = await fx.manager("outside");
-    await assert.rejects(manager.acquireLease(vxlanAttrs("10.0.0.41"), { signal: AbortSignal.timeout(20_000) }), (err: unknown) =>
-      err instanceof ConfigError && /subnet "10\.244\.0\.0\/16" .* doesn't contain "10\.9\.1\.0\/24" PodCIDR of the "outside" node/.test(err.message));
+    await assert.rejects(
+      manager.acquireLease(vxlanAttrs("10.0.0.41"), { signal: AbortSignal.timeout(20_000) }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /subnet "10\.244\.0\.0\/16" .* doesn't contain "10\.9\.1\.0\/24" PodCIDR of the "outside" node/.test(
+          err.message,
+        ),
+    );
   });
 
   test("acquireLease() writes the annotations with one strategic merge patch on nodes/status, and none when they are there", async () => {
     await fx.admin.createNode({ name: "ann", podCIDR: "10.244.41.0/24" });
     const before = fx.double.audit.length;
-    await (await fx.manager("ann")).acquireLease(vxlanAttrs("10.0.0.42", "aa:bb:cc:00:00:42"), { signal: AbortSignal.timeout(20_000) });
-    await (await fx.manager("ann")).acquireLease(vxlanAttrs("10.0.0.42", "aa:bb:cc:00:00:42"), { signal: AbortSignal.timeout(20_000) });
+    await (
+      await fx.manager("ann")
+    ).acquireLease(vxlanAttrs("10.0.0.42", "aa:bb:cc:00:00:42"), {
+      signal: AbortSignal.timeout(20_000),
+    });
+    await (
+      await fx.manager("ann")
+    ).acquireLease(vxlanAttrs("10.0.0.42", "aa:bb:cc:00:00:42"), {
+      signal: AbortSignal.timeout(20_000),
+    });
     const patches = fx.double.audit.slice(before).filter((r) => r.verb === "patch");
-    assert.deepEqual(patches.map((r) => `${r.resource}/${r.subresource} ${r.contentType}`), ["nodes/status application/strategic-merge-patch+json"]);
-    const node = fx.double.store.get("nodes", "ann") as KubeObject & { metadata: { annotations: Record<string, string> } };
+    assert.deepEqual(
+      patches.map((r) => `${r.resource}/${r.subresource} ${r.contentType}`),
+      ["nodes/status application/strategic-merge-patch+json"],
+    );
+    const node = fx.double.store.get("nodes", "ann") as KubeObject & {
+      metadata: { annotations: Record<string, string> };
+    };
     assert.deepEqual(node.metadata.annotations, {
       [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:00:42"}',
       [`${P}backend-type`]: "vxlan",
       [`${P}kube-subnet-manager`]: "true",
       [`${P}public-ip`]: "10.0.0.42",
     });
-    const stored = await (await fx.manager("ann")).getStoredMacAddresses({ signal: AbortSignal.timeout(5_000) });
+    const stored = await (
+      await fx.manager("ann")
+    ).getStoredMacAddresses({ signal: AbortSignal.timeout(5_000) });
     assert.equal(stored.v4, "aa:bb:cc:00:00:42");
   });
 
   test("completeLease() sets NetworkUnavailable=False with flannel's reason, keeping the other conditions", async () => {
     await fx.admin.createNode({ name: "cond", podCIDR: "10.244.42.0/24" });
     const manager = await fx.manager("cond");
-    const lease = await manager.acquireLease(vxlanAttrs("10.0.0.43"), { signal: AbortSignal.timeout(20_000) });
+    const lease = await manager.acquireLease(vxlanAttrs("10.0.0.43"), {
+      signal: AbortSignal.timeout(20_000),
+    });
     const controller = new AbortController();
     const completing = manager.completeLease(lease, { signal: controller.signal });
-    const conditions = () => (fx.double.store.get("nodes", "cond") as unknown as { status: { conditions: { type: string; status: string; reason?: string; message?: string }[] } }).status.conditions;
+    const conditions = () =>
+      (
+        fx.double.store.get("nodes", "cond") as unknown as {
+          status: {
+            conditions: { type: string; status: string; reason?: string; message?: string }[];
+          };
+        }
+      ).status.conditions;
     try {
       while (conditions().length < 2) await new Promise((r) => setTimeout(r, 10));
     } finally {
       controller.abort();
       await completing;
     }
-    assert.deepEqual(conditions().map((c) => [c.type, c.status, c.reason, c.message]), [
-      ["Ready", "True", "KubeletReady", "kubelet is posting ready status"],
-      ["NetworkUnavailable", "False", "FlannelIsUp", "Flannel is running on this node"],
-    ]);
+    assert.deepEqual(
+      conditions().map((c) => [c.type, c.status, c.reason, c.message]),
+      [
+        ["Ready", "True", "KubeletReady", "kubelet is posting ready status"],
+        ["NetworkUnavailable", "False", "FlannelIsUp", "Flannel is running on this node"],
+      ],
+    );
   });
 
   test("watchLeases() relists after 410 Gone without losing or doubling a node", async () => {
@@ -174,8 +235,14 @@ describe("KubeSubnetManager", () => {
       await local.admin.createNode({ name: "w1", podCIDR: "10.244.1.0/24" });
       await local.admin.createNode({ name: "w2", podCIDR: "10.244.2.0/24" });
       const me = await local.manager("w1");
-      const mine = await me.acquireLease(vxlanAttrs("10.0.1.1", "aa:bb:cc:00:01:01"), { signal: AbortSignal.timeout(20_000) });
-      await (await local.manager("w2")).acquireLease(vxlanAttrs("10.0.1.2", "aa:bb:cc:00:01:02"), { signal: AbortSignal.timeout(20_000) });
+      const mine = await me.acquireLease(vxlanAttrs("10.0.1.1", "aa:bb:cc:00:01:01"), {
+        signal: AbortSignal.timeout(20_000),
+      });
+      await (
+        await local.manager("w2")
+      ).acquireLease(vxlanAttrs("10.0.1.2", "aa:bb:cc:00:01:02"), {
+        signal: AbortSignal.timeout(20_000),
+      });
       const controller = new AbortController();
       const seen: string[] = [];
       const iterator = watchLeases(me, mine, { signal: controller.signal })[Symbol.asyncIterator]();
@@ -191,7 +258,15 @@ describe("KubeSubnetManager", () => {
         // resume from where it was and must list again.
         local.double.store.delete("nodes", "w2");
         local.double.store.create("nodes", "w3", {
-          metadata: { name: "w3", annotations: { [`${P}kube-subnet-manager`]: "true", [`${P}backend-type`]: "vxlan", [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:01:03"}', [`${P}public-ip`]: "10.0.1.3" } },
+          metadata: {
+            name: "w3",
+            annotations: {
+              [`${P}kube-subnet-manager`]: "true",
+              [`${P}backend-type`]: "vxlan",
+              [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:01:03"}',
+              [`${P}public-ip`]: "10.0.1.3",
+            },
+          },
           spec: { podCIDR: "10.244.3.0/24", podCIDRs: ["10.244.3.0/24"] },
         });
         local.double.faults.expire();
@@ -200,7 +275,11 @@ describe("KubeSubnetManager", () => {
         controller.abort();
         await iterator.return?.(undefined);
       }
-      assert.deepEqual(seen.sort(), ["added 10.244.2.0/24", "added 10.244.3.0/24", "removed 10.244.2.0/24"]);
+      assert.deepEqual(seen.sort(), [
+        "added 10.244.2.0/24",
+        "added 10.244.3.0/24",
+        "removed 10.244.2.0/24",
+      ]);
       assert.ok(me.watchStats.expired >= 1, "the watch saw 410");
       assert.ok(me.watchStats.lists >= 2, "and listed again");
     } finally {
@@ -215,11 +294,18 @@ describe("KubeSubnetManager", () => {
       await local.admin.createNode({
         name: "broken",
         podCIDR: "10.244.5.0/24",
-        annotations: { [`${P}kube-subnet-manager`]: "true", [`${P}backend-type`]: "vxlan", [`${P}backend-data`]: "{not json", [`${P}public-ip`]: "10.0.5.5" },
+        annotations: {
+          [`${P}kube-subnet-manager`]: "true",
+          [`${P}backend-type`]: "vxlan",
+          [`${P}backend-data`]: "{not json",
+          [`${P}public-ip`]: "10.0.5.5",
+        },
       });
       const { log, lines } = capturingLogger();
       const me = await local.manager("me", { log });
-      const mine = await me.acquireLease(vxlanAttrs("10.0.2.1"), { signal: AbortSignal.timeout(20_000) });
+      const mine = await me.acquireLease(vxlanAttrs("10.0.2.1"), {
+        signal: AbortSignal.timeout(20_000),
+      });
       const controller = new AbortController();
       const seen: string[] = [];
       const iterator = watchLeases(me, mine, { signal: controller.signal })[Symbol.asyncIterator]();
@@ -227,13 +313,19 @@ describe("KubeSubnetManager", () => {
         await iterator.next(); // the first (empty) snapshot: "broken" is skipped
         await local.admin.annotate("broken", { unrelated: "1" });
         await local.admin.createNode({ name: "good", podCIDR: "10.244.6.0/24" });
-        await (await local.manager("good")).acquireLease(vxlanAttrs("10.0.6.6"), { signal: AbortSignal.timeout(20_000) });
+        await (
+          await local.manager("good")
+        ).acquireLease(vxlanAttrs("10.0.6.6"), { signal: AbortSignal.timeout(20_000) });
         await local.admin.annotate("good", { "unrelated-too": "1" }); // no lease change
         await local.admin.annotate("good", { [`${P}public-ip`]: "10.0.6.7" }); // a lease change
         while (seen.length < 2) {
           const step = await iterator.next();
           if (step.done === true) break;
-          seen.push(...step.value.map((e) => `${e.type} ${e.lease.subnet.toString()} ${e.lease.attrs.publicIP}`));
+          seen.push(
+            ...step.value.map(
+              (e) => `${e.type} ${e.lease.subnet.toString()} ${e.lease.attrs.publicIP}`,
+            ),
+          );
         }
       } finally {
         controller.abort();
@@ -242,7 +334,10 @@ describe("KubeSubnetManager", () => {
       assert.deepEqual(seen, ["added 10.244.6.0/24 10.0.6.6", "added 10.244.6.0/24 10.0.6.7"]);
       const warnings = lines.filter((l) => l.subject === "broken");
       assert.equal(warnings.length, 1, "one warning for the broken node, however often it changes");
-      assert.match(warnings[0]?.reason ?? "", /node "broken" has annotation .*backend-data that is not JSON/);
+      assert.match(
+        warnings[0]?.reason ?? "",
+        /node "broken" has annotation .*backend-data that is not JSON/,
+      );
     } finally {
       await local.cleanup();
     }
@@ -252,7 +347,12 @@ describe("KubeSubnetManager", () => {
     const local = await openFixture(
       {
         users: {
-          "ro-token": { name: "readonly", rules: [{ apiGroups: [""], resources: ["nodes", "pods"], verbs: ["get", "list", "watch"] }] },
+          "ro-token": {
+            name: "readonly",
+            rules: [
+              { apiGroups: [""], resources: ["nodes", "pods"], verbs: ["get", "list", "watch"] },
+            ],
+          },
           admin: { name: "admin", rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] },
         },
         anonymous: null,
@@ -262,8 +362,14 @@ describe("KubeSubnetManager", () => {
     try {
       await local.admin.createNode({ name: "ro", podCIDR: "10.244.7.0/24" });
       const manager = await local.manager("ro", { token: "ro-token" });
-      await assert.rejects(manager.acquireLease(vxlanAttrs("10.0.7.7"), { signal: AbortSignal.timeout(20_000) }), (err: unknown) =>
-        err instanceof Error && /Cannot patch nodes\/status "ro": HTTP 403: .*cannot patch resource "nodes\/status".*ClusterRole/.test(err.message));
+      await assert.rejects(
+        manager.acquireLease(vxlanAttrs("10.0.7.7"), { signal: AbortSignal.timeout(20_000) }),
+        (err: unknown) =>
+          err instanceof Error &&
+          /Cannot patch nodes\/status "ro": HTTP 403: .*cannot patch resource "nodes\/status".*ClusterRole/.test(
+            err.message,
+          ),
+      );
     } finally {
       await local.cleanup();
     }
@@ -271,10 +377,22 @@ describe("KubeSubnetManager", () => {
 
   test("resolveNodeName() takes NODE_NAME, else the pod's spec.nodeName, else names both variables", async () => {
     await fx.admin.createPod("kube-flannel", "kube-flannel-ds-abcde", "worker-7");
-    const client = new ClientNodeClient(loadKubeConfig({ apiUrl: fx.double.url, kubeconfigFile: "" }, {}));
+    const client = new ClientNodeClient(
+      loadKubeConfig({ apiUrl: fx.double.url, kubeconfigFile: "" }, {}),
+    );
     const signal = AbortSignal.timeout(10_000);
     assert.equal(await resolveNodeName(client, { NODE_NAME: "n9" }, { signal }), "n9");
-    assert.equal(await resolveNodeName(client, { POD_NAME: "kube-flannel-ds-abcde", POD_NAMESPACE: "kube-flannel" }, { signal }), "worker-7");
-    await assert.rejects(resolveNodeName(client, {}, { signal }), /set NODE_NAME, or POD_NAME and POD_NAMESPACE/);
+    assert.equal(
+      await resolveNodeName(
+        client,
+        { POD_NAME: "kube-flannel-ds-abcde", POD_NAMESPACE: "kube-flannel" },
+        { signal },
+      ),
+      "worker-7",
+    );
+    await assert.rejects(
+      resolveNodeName(client, {}, { signal }),
+      /set NODE_NAME, or POD_NAME and POD_NAMESPACE/,
+    );
   });
 });

@@ -44,23 +44,61 @@ test("nodeToLease() ignores Nodes that are not flannel's or have no pod CIDR yet
 });
 
 const bad: { name: string; node: NodeView; error: RegExp }[] = [
-  { name: "backend-data that is not JSON", node: goNode({ [`${P}backend-data`]: "{VNI:1" }), error: /go1.*backend-data that is not JSON/ },
-  { name: "a vxlan backend-data without VtepMAC", node: goNode({ [`${P}backend-data`]: '{"VNI":1}' }), error: /go1.*without a usable VtepMAC/ },
-  { name: "a vxlan backend-data with a bad MAC", node: goNode({ [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"zz:zz"}' }), error: /go1.*without a usable VtepMAC/ },
-  { name: "a public-ip that is not an IPv4 address", node: goNode({ [`${P}public-ip`]: "10.0.0.300" }), error: /go1.*public-ip "10\.0\.0\.300": expected an IPv4 address/ },
-  { name: "no public-ip at all", node: goNode({ [`${P}public-ip`]: "" }), error: /go1.*public-ip "": expected an IPv4 address/ },
-  { name: "a pod CIDR that is not a CIDR", node: { ...goNode(), podCIDRs: ["10.244.7.0/33"] }, error: /go1.*invalid pod CIDR "10\.244\.7\.0\/33"/ },
-  { name: "three pod CIDRs", node: { ...goNode(), podCIDRs: ["10.1.0.0/24", "10.2.0.0/24", "fd00::/64"] }, error: /go1.*IPv4\/IPv6 only or dualstack/ },
+  {
+    name: "backend-data that is not JSON",
+    node: goNode({ [`${P}backend-data`]: "{VNI:1" }),
+    error: /go1.*backend-data that is not JSON/,
+  },
+  {
+    name: "a vxlan backend-data without VtepMAC",
+    node: goNode({ [`${P}backend-data`]: '{"VNI":1}' }),
+    error: /go1.*without a usable VtepMAC/,
+  },
+  {
+    name: "a vxlan backend-data with a bad MAC",
+    node: goNode({ [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"zz:zz"}' }),
+    error: /go1.*without a usable VtepMAC/,
+  },
+  {
+    name: "a public-ip that is not an IPv4 address",
+    node: goNode({ [`${P}public-ip`]: "10.0.0.300" }),
+    error: /go1.*public-ip "10\.0\.0\.300": expected an IPv4 address/,
+  },
+  {
+    name: "no public-ip at all",
+    node: goNode({ [`${P}public-ip`]: "" }),
+    error: /go1.*public-ip "": expected an IPv4 address/,
+  },
+  {
+    name: "a pod CIDR that is not a CIDR",
+    node: { ...goNode(), podCIDRs: ["10.244.7.0/33"] },
+    error: /go1.*invalid pod CIDR "10\.244\.7\.0\/33"/,
+  },
+  {
+    name: "three pod CIDRs",
+    node: { ...goNode(), podCIDRs: ["10.1.0.0/24", "10.2.0.0/24", "fd00::/64"] },
+    error: /go1.*IPv4\/IPv6 only or dualstack/,
+  },
 ];
 for (const tc of bad) {
   test(`nodeToLease() refuses a Node with ${tc.name}, naming it`, () => {
-    assert.throws(() => nodeToLease(tc.node, a, v4), (err: unknown) => err instanceof NodeLeaseError && tc.error.test(err.message));
+    assert.throws(
+      () => nodeToLease(tc.node, a, v4),
+      (err: unknown) => err instanceof NodeLeaseError && tc.error.test(err.message),
+    );
   });
 }
 
 test("annotationsToWrite() writes flannel's exact annotations for a vxlan host, and nothing when they are there", () => {
-  const fresh: NodeView = { name: "h1", podCIDR: "10.244.1.0/24", podCIDRs: ["10.244.1.0/24"], annotations: {} };
-  const attrs = decodeLeaseAttrs('{"PublicIP":"10.250.0.11","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}}');
+  const fresh: NodeView = {
+    name: "h1",
+    podCIDR: "10.244.1.0/24",
+    podCIDRs: ["10.244.1.0/24"],
+    annotations: {},
+  };
+  const attrs = decodeLeaseAttrs(
+    '{"PublicIP":"10.250.0.11","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}}',
+  );
   const want = annotationsToWrite(fresh, attrs, a);
   assert.deepEqual(want, {
     [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}',
@@ -73,7 +111,11 @@ test("annotationsToWrite() writes flannel's exact annotations for a vxlan host, 
 
 test("annotationsToWrite() writes backend-data null for host-gw, as Go marshals an empty RawMessage", () => {
   const fresh: NodeView = { name: "h1", podCIDR: "10.244.1.0/24", podCIDRs: [], annotations: {} };
-  const want = annotationsToWrite(fresh, { publicIP: "10.250.0.11", publicIPv6: null, backendType: "host-gw" }, a);
+  const want = annotationsToWrite(
+    fresh,
+    { publicIP: "10.250.0.11", publicIPv6: null, backendType: "host-gw" },
+    a,
+  );
   assert.equal(want?.[`${P}backend-data`], "null");
 });
 
@@ -84,11 +126,18 @@ test("annotationsToWrite() publishes public-ip-overwrite instead of the detected
     podCIDRs: [],
     annotations: { [`${P}public-ip-overwrite`]: "172.18.0.2" },
   };
-  const want = annotationsToWrite(node, { publicIP: "10.250.0.11", publicIPv6: null, backendType: "host-gw" }, a);
+  const want = annotationsToWrite(
+    node,
+    { publicIP: "10.250.0.11", publicIPv6: null, backendType: "host-gw" },
+    a,
+  );
   assert.equal(want?.[`${P}public-ip`], "172.18.0.2");
 });
 
 test("storedVtepMacs() reads back the MAC this node announced", () => {
   assert.deepEqual(storedVtepMacs(goNode(), a), { v4: "6e:2b:0a:11:22:33", v6: null });
-  assert.deepEqual(storedVtepMacs(goNode({ [`${P}backend-data`]: "garbage" }), a), { v4: null, v6: null });
+  assert.deepEqual(storedVtepMacs(goNode({ [`${P}backend-data`]: "garbage" }), a), {
+    v4: null,
+    v6: null,
+  });
 });
