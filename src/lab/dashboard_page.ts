@@ -2,6 +2,7 @@
  * The dashboard's page: plain HTML, SVG and a little script that reads /api/state every second.
  * Hosts sit on a circle, each with its subnet, public IP and pods; lines between hosts carry the
  * backend's name; a host whose flanneld or network is down turns red. Below: the leases in etcd
+ * (or, in Kubernetes mode, the Nodes and their flannel annotations)
  * and the pod reachability matrix.
  */
 export const DASHBOARD_HTML = `<!doctype html>
@@ -30,8 +31,8 @@ export const DASHBOARD_HTML = `<!doctype html>
 <h1>flannel-ts lab <span id="lab"></span></h1>
 <div class="meta" id="meta">loading…</div>
 <svg id="map" width="900" height="560" role="img" aria-label="hosts of the lab"></svg>
-<h2>Leases in etcd</h2>
-<table id="leases"><thead><tr><th>subnet</th><th>public IP</th><th>backend</th><th>VTEP MAC</th></tr></thead><tbody></tbody></table>
+<h2 id="leases-title">Leases in etcd</h2>
+<table id="leases"><thead><tr><th>node</th><th>subnet</th><th>public IP</th><th>backend</th><th>VTEP MAC</th></tr></thead><tbody></tbody></table>
 <h2>Pod reachability</h2>
 <div id="matrix-meta" class="meta"></div>
 <table id="matrix"></table>
@@ -53,8 +54,10 @@ function render(state) {
   const s = state.status;
   document.getElementById("lab").textContent = '"' + s.name + '"';
   const members = s.etcdMembers.map((m) => m.name + (m.alive ? "" : " (down)")).join(", ");
+  const store = s.kubeApi ? "Kubernetes API double " + s.kubeApi.url + (s.kubeApi.alive ? "" : " (down)") : "etcd " + members;
   document.getElementById("meta").textContent =
-    "backend " + s.backend + " · " + s.nodes.length + " hosts · etcd " + members + " · updated " + new Date(state.updatedAt).toLocaleTimeString();
+    "backend " + s.backend + " · " + s.nodes.length + " hosts · " + store + " · updated " + new Date(state.updatedAt).toLocaleTimeString();
+  document.getElementById("leases-title").textContent = s.kubeApi ? "Nodes and their flannel annotations" : "Leases in etcd";
   const svg = document.getElementById("map");
   svg.replaceChildren();
   const n = s.nodes.length, cx = 450, cy = 280, r = n > 1 ? 190 : 0;
@@ -78,7 +81,7 @@ function render(state) {
   tbody.replaceChildren();
   for (const l of s.leases || []) {
     const tr = document.createElement("tr");
-    tr.append(cell("td", l.subnet), cell("td", l.publicIP), cell("td", l.backendType || "—"), cell("td", l.vtepMac || "—"));
+    tr.append(cell("td", l.node || "—"), cell("td", l.subnet || "—"), cell("td", l.publicIP || "—"), cell("td", l.backendType || "—"), cell("td", l.vtepMac || "—"));
     tbody.append(tr);
   }
   const m = state.matrix, table = document.getElementById("matrix");

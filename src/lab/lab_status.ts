@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseEnvFile } from "../config/subnet_env.js";
 import { formatTable } from "../util/table.js";
-import { labEtcdctl, listPods, livePid } from "./cluster.js";
+import { labEtcdctl, labKube, listPods, livePid } from "./cluster.js";
 import type { Lab, LabPod } from "./cluster.js";
 import { ip } from "./netns.js";
 
@@ -26,8 +26,10 @@ export interface NodeStatus {
   readonly pods: readonly LabPod[];
 }
 
-/** One lease as etcd holds it. */
+/** One lease as etcd holds it, or (Kubernetes mode) one Node and its flannel annotations. */
 export interface LeaseRow {
+  /** The Node's name in Kubernetes mode; null in etcd mode. */
+  readonly node: string | null;
   readonly subnet: string;
   readonly publicIP: string;
   readonly backendType: string;
@@ -38,10 +40,14 @@ export interface LeaseRow {
 export interface LabStatus {
   readonly name: string;
   readonly backend: string;
+  /** Where the leases are: etcd, or Node objects (Kubernetes mode). */
+  readonly datastore: "etcd" | "kube";
+  /** Kubernetes mode: the API double's URL and whether it runs. */
+  readonly kubeApi: { readonly url: string; readonly alive: boolean } | null;
   readonly etcdEndpoint: string;
   readonly etcdMembers: readonly { readonly name: string; readonly alive: boolean }[];
   readonly nodes: readonly NodeStatus[];
-  /** Leases in etcd; null when etcd cannot be reached. */
+  /** Leases in etcd, or Nodes; null when the store cannot be reached. */
   readonly leases: readonly LeaseRow[] | null;
 }
 
@@ -61,8 +67,42 @@ async function linkJson(
   }
 }
 
-/** Reads the leases stored in the lab's etcd. */
+interface NodeJson {
+  metadata?: { name?: string; annotations?: Record<string, string> };
+  spec?: { podCIDR?: string };
+}
+
+/** Kubernetes mode: each Node, with what its flannel annotations say. */
+async function labNodes(lab: Lab): Promise<LeaseRow[] | null> {
+  let nodes: NodeJson[];
+  try {
+    nodes = (await labKube(lab).listNodes()) as NodeJson[];
+  } catch {
+    return null;
+  }
+  const p = "flannel.alpha.coreos.com/";
+  return nodes.map((n) => {
+    const a = n.metadata?.annotations ?? {};
+    let vtepMac: string | null = null;
+    try {
+      const data = JSON.parse(a[`${p}backend-data`] ?? "null") as { VtepMAC?: unknown } | null;
+      vtepMac = typeof data?.VtepMAC === "string" ? data.VtepMAC : null;
+    } catch {
+      vtepMac = null;
+    }
+    return {
+      node: n.metadata?.name ?? "",
+      subnet: n.spec?.podCIDR ?? "",
+      publicIP: a[`${p}public-ip`] ?? "",
+      backendType: a[`${p}backend-type`] ?? "",
+      vtepMac,
+    };
+  });
+}
+
+/** Reads the leases stored in the lab's etcd, or (Kubernetes mode) its Nodes. */
 export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
+  if (lab.datastore === "kube") return labNodes(lab);
   let out: string;
   try {
     out = await labEtcdctl(lab, ["get", "--prefix", "/coreos.com/network/subnets/", "-w", "json"]);
@@ -82,6 +122,7 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
       };
       return [
         {
+          node: null,
           subnet: `${subnet[1] ?? ""}/${subnet[2] ?? ""}`,
           publicIP: value.PublicIP ?? "",
           backendType: value.BackendType ?? "",
@@ -121,14 +162,22 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
     }),
   );
   const etcdMembers = await Promise.all(
-    Array.from({ length: lab.etcdMembers }, async (_, i) => ({
+    Array.from({ length: lab.datastore === "kube" ? 0 : lab.etcdMembers }, async (_, i) => ({
       name: `m${i + 1}`,
       alive: (await livePid(join(lab.dir, "etcd", `m${i + 1}`, "etcd.pid"))) !== null,
     })),
   );
+  const kube = lab.datastore === "kube";
   return {
     name: lab.name,
     backend: lab.backend,
+    datastore: lab.datastore,
+    kubeApi: kube
+      ? {
+          url: lab.kubeApiUrl,
+          alive: (await livePid(join(lab.dir, "kubeapi", "kubeapi.pid"))) !== null,
+        }
+      : null,
     etcdEndpoint: lab.etcdEndpoint,
     etcdMembers,
     nodes,
@@ -154,7 +203,25 @@ export function formatLabStatus(status: LabStatus): string {
   const members = status.etcdMembers
     .map((m) => `${m.name} ${m.alive ? "running" : "not running"}`)
     .join(", ");
-  let out = `Lab "${status.name}", backend ${status.backend}; etcd ${status.etcdEndpoint} (${members})\n\n${formatTable(rows)}`;
+  const store =
+    status.kubeApi === null
+      ? `etcd ${status.etcdEndpoint} (${members})`
+      : `Kubernetes API double ${status.kubeApi.url} (${status.kubeApi.alive ? "running" : "not running"})`;
+  let out = `Lab "${status.name}", backend ${status.backend}; ${store}\n\n${formatTable(rows)}`;
+  if (status.kubeApi !== null) {
+    if (status.leases === null) return `${out}\nNodes: the API double cannot be reached\n`;
+    const nodeRows = [
+      ["NODE", "POD CIDR", "PUBLIC IP", "BACKEND", "VTEP MAC"],
+      ...status.leases.map((l) => [
+        l.node ?? "-",
+        l.subnet || "-",
+        l.publicIP || "-",
+        l.backendType || "-",
+        l.vtepMac ?? "-",
+      ]),
+    ];
+    return `${out}\nNodes and their flannel annotations:\n${formatTable(nodeRows)}`;
+  }
   if (status.leases === null) return `${out}\nLeases: etcd cannot be reached\n`;
   const leaseRows = [
     ["SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC"],

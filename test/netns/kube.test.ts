@@ -131,10 +131,25 @@ test("kube mode, host-gw: every pod reaches every other; a deleted Node drops it
   );
 });
 
-test("kube mode: a Node without a pod CIDR waits, saying why, then joins when node IPAM assigns one", async () => {
+/** The HTTP status of flanneld's /readyz on a host (healthz on port 8081). */
+async function readyz(n: LabNode): Promise<string> {
+  return execIn(n.netns, process.execPath, [
+    "-e",
+    "fetch('http://127.0.0.1:8081/readyz').then((r) => process.stdout.write(String(r.status)))",
+  ]);
+}
+
+test("kube mode: a Node without a pod CIDR waits, saying why and not ready, then joins when node IPAM assigns one", async () => {
   await withLab(
     "ftkw",
-    { nodes: 3, pods: 1, backend: "vxlan", datastore: "kube", withoutPodCIDR: ["h3"] },
+    {
+      nodes: 3,
+      pods: 1,
+      backend: "vxlan",
+      datastore: "kube",
+      withoutPodCIDR: ["h3"],
+      flanneldArgs: ["--healthz-port=8081"],
+    },
     async (lab) => {
       const h3 = node(lab, 3);
       await waitFor(
@@ -146,6 +161,7 @@ test("kube mode: a Node without a pod CIDR waits, saying why, then joins when no
         { timeoutMs: 30_000 },
       );
       await assert.rejects(stat(h3.subnetFile), "no subnet.env while there is no pod CIDR");
+      assert.equal(await readyz(h3), "503");
       await labKube(lab).assignPodCIDR("h3", "10.244.3.0/24");
       await waitFor(
         "h3 to write subnet.env",
@@ -156,6 +172,7 @@ test("kube mode: a Node without a pod CIDR waits, saying why, then joins when no
           ),
         { timeoutMs: 30_000 },
       );
+      assert.equal(await readyz(h3), "200");
       await addPod(lab, h3, 1);
       await assertAllReach(lab);
     },

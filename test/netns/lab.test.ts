@@ -208,3 +208,50 @@ test("the dashboard shows every host and subnet in a real browser, and sees a ki
     await flannelctl(["lab", "down", "--name", name]);
   }
 });
+
+test("lab up --kube: check, status and the dashboard show the Nodes, delete-node drops one, down leaves nothing", async () => {
+  const name = uniquePrefix("ftlq");
+  let dir: string | undefined;
+  let dashboard: Awaited<ReturnType<typeof startDashboard>> | null = null;
+  try {
+    const up = await flannelctl([
+      "lab",
+      "up",
+      "--kube",
+      "--name",
+      name,
+      "--nodes",
+      "3",
+      "--pods",
+      "1",
+    ]);
+    assert.equal(up.code, 0, up.out);
+    assert.match(up.out, /Kubernetes API double on http:\/\/10\.250\.0\.1:6443/);
+    dir = (await readLab(name))?.dir;
+    const check = await flannelctl(["lab", "check", "--name", name]);
+    assert.equal(check.code, 0, check.out);
+    const text = await flannelctl(["lab", "status", "--name", name]);
+    assert.match(text.out, /Nodes and their flannel annotations/);
+    assert.match(text.out, /h2\s+10\.244\.2\.0\/24\s+10\.250\.0\.12\s+vxlan\s+[0-9a-f:]{17}/);
+    dashboard = await startDashboard(name, 0);
+    const state = (await (await fetch(`${dashboard.url}api/state`)).json()) as {
+      status: { kubeApi: { alive: boolean } | null; leases: { node: string }[] };
+    };
+    assert.equal(state.status.kubeApi?.alive, true);
+    assert.deepEqual(state.status.leases.map((l) => l.node).sort(), ["h1", "h2", "h3"]);
+
+    const deleted = await flannelctl(["lab", "delete-node", "h3", "--name", name]);
+    assert.equal(deleted.code, 0, deleted.out);
+    const after = JSON.parse(
+      (await flannelctl(["lab", "status", "--name", name, "--json"])).out,
+    ) as {
+      leases: { node: string }[];
+    };
+    assert.deepEqual(after.leases.map((l) => l.node).sort(), ["h1", "h2"]);
+  } finally {
+    await dashboard?.close();
+    const down = await flannelctl(["lab", "down", "--name", name]);
+    assert.equal(down.code, 0, down.out);
+    if (dir !== undefined) await assertGone(name, dir);
+  }
+});
