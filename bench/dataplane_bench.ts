@@ -27,14 +27,9 @@ import {
 import type { Lab } from "../src/lab/cluster.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab/netns.js";
 import { iperfBetween } from "../src/lab/lab_check.js";
+import { countEntries, monitorRoutes, percentile, print } from "./bench_util.js";
 
-const print = (line: string) => process.stdout.write(`${line}\n`);
 const quiet = () => undefined;
-
-function percentile(values: readonly number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
 
 /** Two more hosts on the lab bridge, wired by hand the way the backend would wire them. */
 async function handBuiltPair(
@@ -240,16 +235,8 @@ async function joinLatency(): Promise<void> {
   try {
     const lab = await labUp({ name, nodes: 1, pods: 0, backend: "vxlan" }, quiet);
     const helper = startHelper(lab);
-    const monitor = spawn(
-      "ip",
-      ["netns", "exec", lab.nodes[0]!.netns, "ip", "-ts", "monitor", "route"],
-      { stdio: ["ignore", "pipe", "ignore"] },
-    );
-    const seen = new Map<string, number>();
-    createInterface({ input: monitor.stdout }).on("line", (line) => {
-      const m = /^\[([^\]]+)\]\s*(\d+\.\d+\.\d+\.\d+\/24) via/.exec(line);
-      if (m) seen.set(m[2]!, Date.parse(m[1]!.replace(/(\.\d{3})\d*/, "$1")));
-    });
+    const monitor = monitorRoutes(lab.nodes[0]!.netns);
+    const seen = monitor.seen;
     // etcd's own notification latency, as the baseline: a watch in the hub.
     const watch = spawn(
       "ip",
@@ -294,22 +281,12 @@ async function joinLatency(): Promise<void> {
     print(
       `  baseline: etcdctl watch in the hub sees the same put: p50 ${percentile(base, 50).toFixed(1)} ms, p99 ${percentile(base, 99).toFixed(1)} ms`,
     );
-    monitor.kill();
+    monitor.stop();
     watch.kill();
     helper.child.kill();
   } finally {
     await labDown(name, quiet);
   }
-}
-
-async function countEntries(netns: string): Promise<number> {
-  const [routes, neighs, fdb] = await Promise.all([
-    ip(["route", "show", "dev", "flannel.1"], netns),
-    ip(["neigh", "show", "dev", "flannel.1"], netns),
-    execIn(netns, "bridge", ["fdb", "show", "dev", "flannel.1"]),
-  ]);
-  const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "").length;
-  return lines(routes) + lines(neighs) + fdb.split("\n").filter((l) => l.includes(" dst ")).length;
 }
 
 async function scale(): Promise<void> {
