@@ -252,3 +252,22 @@ test("kube mode: a Node annotated by hand exactly as flannel (Go) annotates one 
     }
   });
 });
+
+test("kube mode: a Node's node-public-ip annotation overrides the address flanneld would pick", async () => {
+  await withLab("ftkp", { nodes: 2, pods: 1, backend: "vxlan", datastore: "kube" }, async (lab) => {
+    const h2 = node(lab, 2);
+    await ip(["addr", "add", "10.250.0.112/24", "dev", "eth0"], h2.netns);
+    await labKube(lab).annotate("h2", { [`${P}node-public-ip`]: "10.250.0.112" });
+    await killFlanneld(h2, "SIGTERM");
+    await restartFlanneld(lab, h2);
+    await eventually(async () => {
+      const json = (await labKube(lab).getNode("h2")) as unknown as NodeJson;
+      assert.equal(json.metadata.annotations?.[`${P}public-ip`], "10.250.0.112");
+    });
+    await eventually(async () => {
+      const fdb = await execIn(node(lab, 1).netns, "bridge", ["fdb", "show", "dev", "flannel.1"]);
+      assert.match(fdb, /dst 10\.250\.0\.112 self permanent/, fdb);
+    });
+    await assertAllReach(lab);
+  });
+});

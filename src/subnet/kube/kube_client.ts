@@ -77,12 +77,23 @@ function allowPlainHttp(kc: KubeConfig): KubeConfig {
   return kc;
 }
 
-/** Builds the client config from flanneld's flags, as client-go's BuildConfigFromFlags does. */
-export function loadKubeConfig(conn: KubeConnection, env: NodeJS.ProcessEnv): KubeConfig {
-  return allowPlainHttp(loadKubeConfigAsGiven(conn, env));
+/**
+ * Builds the client config from flanneld's flags, as client-go's BuildConfigFromFlags does.
+ * `rootPrefix` moves the in-cluster service-account files under another root (tests).
+ */
+export function loadKubeConfig(
+  conn: KubeConnection,
+  env: NodeJS.ProcessEnv,
+  rootPrefix = "",
+): KubeConfig {
+  return allowPlainHttp(loadKubeConfigAsGiven(conn, env, rootPrefix));
 }
 
-function loadKubeConfigAsGiven(conn: KubeConnection, env: NodeJS.ProcessEnv): KubeConfig {
+function loadKubeConfigAsGiven(
+  conn: KubeConnection,
+  env: NodeJS.ProcessEnv,
+  rootPrefix: string,
+): KubeConfig {
   const kc = new KubeConfig();
   if (conn.kubeconfigFile !== "") {
     try {
@@ -116,14 +127,28 @@ function loadKubeConfigAsGiven(conn: KubeConnection, env: NodeJS.ProcessEnv): Ku
   if (
     env.KUBERNETES_SERVICE_HOST === undefined ||
     env.KUBERNETES_SERVICE_HOST === "" ||
-    !existsSync(SERVICE_ACCOUNT_TOKEN)
+    !existsSync(`${rootPrefix}${SERVICE_ACCOUNT_TOKEN}`)
   ) {
     throw new ConfigError(
       "Cannot find the Kubernetes API: not running in a pod (KUBERNETES_SERVICE_HOST is unset or there is no service-account token): pass --kube-api-url or --kubeconfig-file",
     );
   }
-  kc.loadFromCluster();
+  // client-node reads the host and port from process.env, as client-go does.
+  const saved = [process.env.KUBERNETES_SERVICE_HOST, process.env.KUBERNETES_SERVICE_PORT];
+  process.env.KUBERNETES_SERVICE_HOST = env.KUBERNETES_SERVICE_HOST;
+  process.env.KUBERNETES_SERVICE_PORT = env.KUBERNETES_SERVICE_PORT ?? "443";
+  try {
+    kc.loadFromCluster(rootPrefix);
+  } finally {
+    restoreEnv("KUBERNETES_SERVICE_HOST", saved[0]);
+    restoreEnv("KUBERNETES_SERVICE_PORT", saved[1]);
+  }
   return kc;
+}
+
+function restoreEnv(name: string, value: string | undefined): void {
+  if (value === undefined) Reflect.deleteProperty(process.env, name);
+  else process.env[name] = value;
 }
 
 /** Waits for `promise`, or rejects with the signal's reason when it aborts first. */
@@ -168,6 +193,9 @@ function serverMessage(err: unknown): string {
   }
   const cause = (err as { cause?: { message?: unknown } }).cause?.message;
   const own = err instanceof Error ? err.message : String(err);
+  // client-node's ApiException without a body: "HTTP-Code: 401\nMessage: Unauthorized\n...".
+  const line = /^Message: (.*)$/m.exec(own)?.[1];
+  if (line !== undefined) return line;
   return typeof cause === "string" ? `${own} (${cause})` : own;
 }
 

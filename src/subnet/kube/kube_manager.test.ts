@@ -343,7 +343,7 @@ describe("KubeSubnetManager", () => {
     }
   });
 
-  test("a request the ClusterRole does not allow fails naming the verb and resource", async () => {
+  test("an unknown token (401) and a request the ClusterRole does not allow (403) fail naming the verb and resource", async () => {
     const local = await openFixture(
       {
         users: {
@@ -361,6 +361,15 @@ describe("KubeSubnetManager", () => {
     );
     try {
       await local.admin.createNode({ name: "ro", podCIDR: "10.244.7.0/24" });
+      const stranger = await local.manager("ro", { token: "no-such-token" });
+      await assert.rejects(
+        stranger.acquireLease(vxlanAttrs("10.0.7.7"), { signal: AbortSignal.timeout(20_000) }),
+        (err: unknown) =>
+          err instanceof Error &&
+          /Cannot get nodes "ro": HTTP 401: .*check the service-account token or the kubeconfig/.test(
+            err.message,
+          ),
+      );
       const manager = await local.manager("ro", { token: "ro-token" });
       await assert.rejects(
         manager.acquireLease(vxlanAttrs("10.0.7.7"), { signal: AbortSignal.timeout(20_000) }),
