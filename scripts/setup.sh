@@ -24,6 +24,11 @@ have ping || missing+=(iputils-ping)
 if [ "${1:-}" = "--with-browser" ]; then
   have chromium || missing+=(chromium)
 fi
+# The Kubernetes tests check the API double with the real kubectl, which these machines have
+# preinstalled (Debian has no package for it): say so early when it is missing.
+if [ "${1:-}" = "--with-browser" ] && ! have kubectl; then
+  say "kubectl not found: the Kubernetes API double's fidelity tests need it on PATH"
+fi
 for extra in ${FLANNEL_TS_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
 done
