@@ -260,6 +260,11 @@ test("kube mode: a Node's node-public-ip annotation overrides the address flanne
     await labKube(lab).annotate("h2", { [`${P}node-public-ip`]: "10.250.0.112" });
     await killFlanneld(h2, "SIGTERM");
     await restartFlanneld(lab, h2);
+    await waitFor(
+      "h2 to start again",
+      async () => (await logOf(h2)).split("Wrote subnet file").length === 3,
+      { timeoutMs: 30_000 },
+    );
     await eventually(async () => {
       const json = (await labKube(lab).getNode("h2")) as unknown as NodeJson;
       assert.equal(json.metadata.annotations?.[`${P}public-ip`], "10.250.0.112");
@@ -268,6 +273,7 @@ test("kube mode: a Node's node-public-ip annotation overrides the address flanne
       const fdb = await execIn(node(lab, 1).netns, "bridge", ["fdb", "show", "dev", "flannel.1"]);
       assert.match(fdb, /dst 10\.250\.0\.112 self permanent/, fdb);
     });
-    await assertAllReach(lab);
+    // h2's device was recreated with the new local address; its entries follow its first sync.
+    await eventually(() => assertAllReach(lab));
   });
 });

@@ -229,59 +229,113 @@ describe("KubeSubnetManager", () => {
     );
   });
 
-  test("watchLeases() relists after 410 Gone without losing or doubling a node", async () => {
+  for (const http of [false, true]) {
+    test(`watchLeases() relists after 410 Gone ${http ? "as the HTTP answer" : "in the stream"} without losing or doubling a node`, async () => {
+      const local = await openFixture();
+      try {
+        await local.admin.createNode({ name: "w1", podCIDR: "10.244.1.0/24" });
+        await local.admin.createNode({ name: "w2", podCIDR: "10.244.2.0/24" });
+        const me = await local.manager("w1");
+        const mine = await me.acquireLease(vxlanAttrs("10.0.1.1", "aa:bb:cc:00:01:01"), {
+          signal: AbortSignal.timeout(20_000),
+        });
+        await (
+          await local.manager("w2")
+        ).acquireLease(vxlanAttrs("10.0.1.2", "aa:bb:cc:00:01:02"), {
+          signal: AbortSignal.timeout(20_000),
+        });
+        const controller = new AbortController();
+        const seen: string[] = [];
+        const iterator = watchLeases(me, mine, { signal: controller.signal })[
+          Symbol.asyncIterator
+        ]();
+        const nextBatch = async () => {
+          const step = await iterator.next();
+          const batch = step.done === true ? [] : step.value;
+          seen.push(...batch.map((e: LeaseEvent) => `${e.type} ${e.lease.subnet.toString()}`));
+        };
+        try {
+          await nextBatch();
+          assert.deepEqual(seen, ["added 10.244.2.0/24"]);
+          // w2 leaves and w3 joins, then the event log is compacted past both: the watch cannot
+          // resume from where it was and must list again.
+          local.double.store.delete("nodes", "w2");
+          local.double.store.create("nodes", "w3", {
+            metadata: {
+              name: "w3",
+              annotations: {
+                [`${P}kube-subnet-manager`]: "true",
+                [`${P}backend-type`]: "vxlan",
+                [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:01:03"}',
+                [`${P}public-ip`]: "10.0.1.3",
+              },
+            },
+            spec: { podCIDR: "10.244.3.0/24", podCIDRs: ["10.244.3.0/24"] },
+          });
+          local.double.faults.expire({ http });
+          while (seen.length < 3) await nextBatch();
+        } finally {
+          controller.abort();
+          await iterator.return?.(undefined);
+        }
+        assert.deepEqual(seen.sort(), [
+          "added 10.244.2.0/24",
+          "added 10.244.3.0/24",
+          "removed 10.244.2.0/24",
+        ]);
+        assert.ok(me.watchStats.expired >= 1, "the watch saw 410");
+        assert.ok(me.watchStats.lists >= 2, "and listed again");
+      } finally {
+        await local.cleanup();
+      }
+    });
+  }
+
+  test("watchLeases() retries a failing API server with backoff and logs the outage once, and its end once", async () => {
     const local = await openFixture();
     try {
-      await local.admin.createNode({ name: "w1", podCIDR: "10.244.1.0/24" });
-      await local.admin.createNode({ name: "w2", podCIDR: "10.244.2.0/24" });
-      const me = await local.manager("w1");
-      const mine = await me.acquireLease(vxlanAttrs("10.0.1.1", "aa:bb:cc:00:01:01"), {
-        signal: AbortSignal.timeout(20_000),
-      });
-      await (
-        await local.manager("w2")
-      ).acquireLease(vxlanAttrs("10.0.1.2", "aa:bb:cc:00:01:02"), {
+      await local.admin.createNode({ name: "me", podCIDR: "10.244.1.0/24" });
+      const { log, lines } = capturingLogger();
+      const me = await local.manager("me", { log });
+      const mine = await me.acquireLease(vxlanAttrs("10.0.3.1"), {
         signal: AbortSignal.timeout(20_000),
       });
       const controller = new AbortController();
-      const seen: string[] = [];
       const iterator = watchLeases(me, mine, { signal: controller.signal })[Symbol.asyncIterator]();
-      const nextBatch = async () => {
-        const step = await iterator.next();
-        const batch = step.done === true ? [] : step.value;
-        seen.push(...batch.map((e: LeaseEvent) => `${e.type} ${e.lease.subnet.toString()}`));
-      };
+      const seen: string[] = [];
       try {
-        await nextBatch();
-        assert.deepEqual(seen, ["added 10.244.2.0/24"]);
-        // w2 leaves and w3 joins, then the event log is compacted past both: the watch cannot
-        // resume from where it was and must list again.
-        local.double.store.delete("nodes", "w2");
-        local.double.store.create("nodes", "w3", {
+        await iterator.next(); // the first snapshot
+        local.double.faults.fail(500, null);
+        // The generator runs only while it is asked for more: ask now, while the API fails.
+        const pending = iterator.next();
+        while (me.watchStats.failures < 3) await new Promise((r) => setTimeout(r, 20));
+        local.double.faults.heal();
+        local.double.store.create("nodes", "late", {
           metadata: {
-            name: "w3",
+            name: "late",
             annotations: {
               [`${P}kube-subnet-manager`]: "true",
               [`${P}backend-type`]: "vxlan",
-              [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:01:03"}',
-              [`${P}public-ip`]: "10.0.1.3",
+              [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:03:02"}',
+              [`${P}public-ip`]: "10.0.3.2",
             },
           },
-          spec: { podCIDR: "10.244.3.0/24", podCIDRs: ["10.244.3.0/24"] },
+          spec: { podCIDR: "10.244.2.0/24", podCIDRs: ["10.244.2.0/24"] },
         });
-        local.double.faults.expire();
-        while (seen.length < 3) await nextBatch();
+        const step = await pending;
+        if (step.done !== true)
+          seen.push(...step.value.map((e) => `${e.type} ${e.lease.subnet.toString()}`));
       } finally {
         controller.abort();
         await iterator.return?.(undefined);
       }
-      assert.deepEqual(seen.sort(), [
-        "added 10.244.2.0/24",
-        "added 10.244.3.0/24",
-        "removed 10.244.2.0/24",
-      ]);
-      assert.ok(me.watchStats.expired >= 1, "the watch saw 410");
-      assert.ok(me.watchStats.lists >= 2, "and listed again");
+      assert.deepEqual(seen, ["added 10.244.2.0/24"]);
+      assert.ok(me.watchStats.failures >= 3);
+      assert.equal(
+        lines.filter((l) => l.msg === "Lost the Kubernetes API; retrying with backoff").length,
+        1,
+      );
+      assert.equal(lines.filter((l) => l.msg === "Reconnected to the Kubernetes API").length, 1);
     } finally {
       await local.cleanup();
     }
