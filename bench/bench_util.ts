@@ -1,6 +1,8 @@
 /** What the benches share: printing, percentiles, watching routes appear, counting entries. */
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { setTimeout as delay } from "node:timers/promises";
 import { execIn, ip } from "../src/lab/netns.js";
 
 /** Prints one figure line. */
@@ -45,4 +47,32 @@ export async function countEntries(netns: string): Promise<number> {
   ]);
   const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "").length;
   return lines(routes) + lines(neighs) + fdb.split("\n").filter((l) => l.includes(" dst ")).length;
+}
+
+/**
+ * Polls a host until its flannel.1 holds `want` entries (or 5 minutes pass), reading the
+ * flanneld process's peak memory (VmHWM) as it goes and once more a second after.
+ */
+export async function waitForEntries(
+  netns: string,
+  want: number,
+  pid: number,
+  since: number,
+): Promise<{ entries: number; ms: number; peakMiB: number }> {
+  let entries = 0;
+  let peakKiB = 0;
+  const readPeak = async () => {
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    peakKiB = Math.max(peakKiB, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0));
+  };
+  while (Date.now() - since < 300_000) {
+    entries = await countEntries(netns);
+    await readPeak();
+    if (entries >= want) break;
+    await delay(100);
+  }
+  const ms = Date.now() - since;
+  await delay(1000);
+  await readPeak();
+  return { entries, ms, peakMiB: peakKiB / 1024 };
 }

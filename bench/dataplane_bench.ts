@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
@@ -27,7 +27,7 @@ import {
 import type { Lab } from "../src/lab/cluster.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab/netns.js";
 import { iperfBetween } from "../src/lab/lab_check.js";
-import { countEntries, monitorRoutes, percentile, print } from "./bench_util.js";
+import { countEntries, monitorRoutes, percentile, print, waitForEntries } from "./bench_util.js";
 
 const quiet = () => undefined;
 
@@ -314,23 +314,9 @@ async function scale(): Promise<void> {
     helper.child.kill();
     const t0 = Date.now();
     const pid = await restartFlanneld(lab, h1);
-    let entries = 0;
-    let peakKiB = 0;
-    const readPeak = async () => {
-      const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-      peakKiB = Math.max(peakKiB, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0));
-    };
-    while (Date.now() - t0 < 300_000) {
-      entries = await countEntries(h1.netns);
-      await readPeak();
-      if (entries >= 3 * N) break;
-      await delay(200);
-    }
-    const ms = Date.now() - t0;
-    await delay(1000);
-    await readPeak();
+    const { entries, ms, peakMiB } = await waitForEntries(h1.netns, 3 * N, pid, t0);
     print(
-      `scale: ${N} remote vxlan leases, one host starts: ${entries} kernel entries in place after ${(ms / 1000).toFixed(2)} s; flanneld peak memory (VmHWM) ${(peakKiB / 1024).toFixed(0)} MiB`,
+      `scale: ${N} remote vxlan leases, one host starts: ${entries} kernel entries in place after ${(ms / 1000).toFixed(2)} s; flanneld peak memory (VmHWM) ${peakMiB.toFixed(0)} MiB`,
     );
 
     // Baseline: the same 15,000 entries with ip -batch into a fresh namespace.

@@ -8,13 +8,12 @@
  * Run: npm run build && node dist/bench/kube_bench.js [join|scale]...
  */
 import { request } from "node:http";
-import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { killFlanneld, labDown, labKube, labUp, restartFlanneld } from "../src/lab/cluster.js";
 import type { Lab } from "../src/lab/cluster.js";
 import { uniquePrefix } from "../src/lab/netns.js";
-import { countEntries, monitorRoutes, percentile, print } from "./bench_util.js";
+import { monitorRoutes, percentile, print, waitForEntries } from "./bench_util.js";
 
 const quiet = () => undefined;
 const P = "flannel.alpha.coreos.com/";
@@ -128,23 +127,9 @@ async function scale(): Promise<void> {
     );
     const t0 = Date.now();
     const pid = await restartFlanneld(lab, h1);
-    let entries = 0;
-    let peakKiB = 0;
-    const readPeak = async () => {
-      const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-      peakKiB = Math.max(peakKiB, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0));
-    };
-    while (Date.now() - t0 < 300_000) {
-      entries = await countEntries(h1.netns);
-      await readPeak();
-      if (entries >= 3 * N) break;
-      await delay(100);
-    }
-    const ms = Date.now() - t0;
-    await delay(1000);
-    await readPeak();
+    const { entries, ms, peakMiB } = await waitForEntries(h1.netns, 3 * N, pid, t0);
     print(
-      `scale: ${N} annotated Nodes, one host starts flanneld: ${entries} kernel entries in place after ${(ms / 1000).toFixed(2)} s; flanneld peak memory (VmHWM) ${(peakKiB / 1024).toFixed(0)} MiB`,
+      `scale: ${N} annotated Nodes, one host starts flanneld: ${entries} kernel entries in place after ${(ms / 1000).toFixed(2)} s; flanneld peak memory (VmHWM) ${peakMiB.toFixed(0)} MiB`,
     );
   } finally {
     await labDown(name, quiet);

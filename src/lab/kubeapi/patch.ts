@@ -137,9 +137,10 @@ function parsePointer(pointer: string): string[] {
     .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
-function parentOf(doc: Json, tokens: readonly string[], pointer: string): Json {
+/** The value at `tokens` below `doc`; PatchError naming `pointer` when a step is missing. */
+function walk(doc: Json, tokens: readonly string[], pointer: string): Json {
   let node: Json = doc;
-  for (const token of tokens.slice(0, -1)) {
+  for (const token of tokens) {
     const next: Json | undefined = Array.isArray(node)
       ? node[Number(token)]
       : isObject(node)
@@ -151,18 +152,12 @@ function parentOf(doc: Json, tokens: readonly string[], pointer: string): Json {
   return node;
 }
 
+function parentOf(doc: Json, tokens: readonly string[], pointer: string): Json {
+  return walk(doc, tokens.slice(0, -1), pointer);
+}
+
 function getAt(doc: Json, pointer: string): Json {
-  let node: Json = doc;
-  for (const token of parsePointer(pointer)) {
-    const next: Json | undefined = Array.isArray(node)
-      ? node[Number(token)]
-      : isObject(node)
-        ? node[token]
-        : undefined;
-    if (next === undefined) throw new PatchError(`Path "${pointer}" does not exist`);
-    node = next;
-  }
-  return node;
+  return walk(doc, parsePointer(pointer), pointer);
 }
 
 function removeAt(doc: Json, pointer: string): Json {
