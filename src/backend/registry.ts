@@ -1,10 +1,11 @@
 /**
  * The table of backends. Adding one is an import and a line; nothing registers itself on import.
  */
+import type { NetworkConfig } from "../config/network_config.js";
 import { ConfigError } from "../errors.js";
 import { createAllocBackend } from "./alloc/alloc.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
-import { createVxlanBackend } from "./vxlan/vxlan.js";
+import { createVxlanBackend, parseVxlanConfig } from "./vxlan/vxlan.js";
 import type { Backend, BackendDeps, BackendFactory } from "./backend.js";
 
 const BACKENDS = {
@@ -23,4 +24,32 @@ export function createBackend(type: string, deps: BackendDeps): Backend {
   throw new ConfigError(
     `Cannot start backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
   );
+}
+
+/** The backends whose leases flannel (Go) hosts read as dual-stack. */
+const DUAL_STACK_BACKENDS = new Set(["vxlan", "host-gw"]);
+
+/**
+ * The checks a backend makes of the network config before anything starts, so that
+ * `flannelctl config validate/set` refuses what flanneld would refuse: a backend type that is
+ * not built, options the backend cannot decode, and EnableIPv6 where no IPv6 data plane exists.
+ */
+export function checkBackendConfig(config: NetworkConfig): void {
+  const type = config.backendType;
+  if (!Object.hasOwn(BACKENDS, type)) {
+    const udp =
+      type === "udp"
+        ? ' (the udp backend is not part of flannel-ts yet; a config without "Backend" means udp, as in flannel)'
+        : "";
+    throw new ConfigError(
+      `Cannot use backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}${udp}`,
+    );
+  }
+  if (type === "vxlan") parseVxlanConfig(config.backend);
+  if (config.enableIPv6 && DUAL_STACK_BACKENDS.has(type)) {
+    // TODO(#13): lift this once the IPv6 data plane exists.
+    throw new ConfigError(
+      `Cannot use EnableIPv6 with backend "${type}": flannel-ts does not carry IPv6 yet, and a dual-stack lease without PublicIPv6 and BackendV6Data breaks flannel (Go) hosts in the same network: remove EnableIPv6`,
+    );
+  }
 }

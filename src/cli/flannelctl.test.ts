@@ -28,7 +28,7 @@ test("flannelctl config validate prints the normalized config as one JSON object
   const file = join(dir, "ok.json");
   await writeFile(
     file,
-    '{"network":"10.1.2.3/16","enableIPv6":true,"ipv6Network":"FC00::/48","backend":{"type":"VXLAN","VNI":7}}',
+    '{"network":"10.1.2.3/16","enableIPv6":true,"ipv6Network":"FC00::/48","backend":{"type":"ALLOC"}}',
   );
   const { code, stdout } = await flannelctl(["config", "validate", file]);
   assert.equal(code, 0);
@@ -44,10 +44,65 @@ test("flannelctl config validate prints the normalized config as one JSON object
     IPv6SubnetMin: "fc00:0:0:1::",
     IPv6SubnetMax: "fc00:0:0:ffff::",
     EnableNFTables: false,
-    BackendType: "vxlan",
-    Backend: { type: "VXLAN", VNI: 7 },
+    BackendType: "alloc",
+    Backend: { type: "ALLOC" },
   });
 });
+
+const refusedConfigs = [
+  {
+    name: "a config without Backend (udp, not built yet)",
+    json: '{"Network":"10.0.0.0/16"}',
+    error:
+      /Cannot use backend "udp": expected one of vxlan, host-gw, alloc \(the udp backend is not part of flannel-ts yet/,
+  },
+  {
+    name: 'a vxlan "VNI" that is not a number',
+    json: '{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan","VNI":"x"}}',
+    error: /Invalid vxlan backend config: .*VNI/,
+  },
+  {
+    name: "an unknown backend type",
+    json: '{"Network":"10.0.0.0/16","Backend":{"Type":"nosuch"}}',
+    error: /Cannot use backend "nosuch": expected one of vxlan, host-gw, alloc/,
+  },
+  {
+    name: "EnableIPv6 with vxlan",
+    json: '{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"vxlan"}}',
+    error: /Cannot use EnableIPv6 with backend "vxlan": flannel-ts does not carry IPv6 yet/,
+  },
+  {
+    name: "EnableIPv6 with host-gw",
+    json: '{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"host-gw"}}',
+    error: /Cannot use EnableIPv6 with backend "host-gw"/,
+  },
+];
+for (const tc of refusedConfigs) {
+  test(`flannelctl config validate and set refuse ${tc.name}, storing nothing`, async () => {
+    const file = join(dir, "refused.json");
+    await writeFile(file, tc.json);
+    const validate = await flannelctl(["config", "validate", file]);
+    assert.equal(validate.code, 1);
+    assert.match(validate.stderr, tc.error);
+    const prefix = `/refused-${Math.random().toString(16).slice(2)}`;
+    const set = await flannelctl([
+      "config",
+      "set",
+      file,
+      `--etcd-endpoints=${server.endpoint}`,
+      `--etcd-prefix=${prefix}`,
+    ]);
+    assert.equal(set.code, 1);
+    assert.match(set.stderr, tc.error);
+    const get = await flannelctl([
+      "config",
+      "get",
+      `--etcd-endpoints=${server.endpoint}`,
+      `--etcd-prefix=${prefix}`,
+    ]);
+    assert.equal(get.code, 1, "nothing was stored");
+  });
+}
 
 test("flannelctl config validate exits 1 with the reason on stderr", async () => {
   const file = join(dir, "bad.json");

@@ -4,6 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { Command, CommanderError } from "commander";
+import { checkBackendConfig } from "../backend/registry.js";
 import { loadNetworkConfig, networkConfigToJson } from "../config/network_config.js";
 import { FlannelError } from "../errors.js";
 import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
@@ -119,6 +120,7 @@ export function buildProgram(out: (text: string) => void): Command {
     )
     .action(async (file: string) => {
       const checked = loadNetworkConfig(await readConfigFile(file));
+      checkBackendConfig(checked);
       out(`${JSON.stringify(networkConfigToJson(checked))}\n`);
     });
   withEtcdFlags(
@@ -127,7 +129,7 @@ export function buildProgram(out: (text: string) => void): Command {
       .description("validate a network config file (- for stdin) and store it at <prefix>/config"),
   ).action(async (file: string, flags: EtcdFlags) => {
     const text = await readConfigFile(file);
-    loadNetworkConfig(text); // nothing is stored unless it is valid
+    checkBackendConfig(loadNetworkConfig(text)); // nothing is stored unless it is valid
     await withRegistry(flags, async (registry) => {
       await registry.setNetworkConfigText(text);
       out(`Stored network config at ${registry.configKey}\n`);

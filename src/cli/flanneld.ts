@@ -38,8 +38,12 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof LeaseRevokedError) {
-      log.error({ err: err.message }, "Lease has been revoked. Shutting down daemon.");
-      return 1;
+      // flannel exits 0 here; a supervisor restarts it either way, and it then takes a lease again.
+      log.error(
+        { err: err.message },
+        "Lease has been revoked by someone else; exiting 0 as flannel does",
+      );
+      return 0;
     }
     log.error(
       {

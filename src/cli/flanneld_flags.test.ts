@@ -105,3 +105,84 @@ for (const tc of bad) {
     }
   });
 }
+
+test("parseFlanneldFlags() prints the help for -h, as for --help", () => {
+  for (const flag of ["-h", "--help"]) {
+    const parsed = parseFlanneldFlags([flag], {});
+    assert.equal(parsed.kind, "exit");
+    if (parsed.kind !== "exit") continue;
+    assert.equal(parsed.code, 0);
+    assert.match(parsed.stdout, /--etcd-endpoints/);
+  }
+});
+
+test("parseFlanneldFlags() takes the etcd endpoints flannel's client takes", () => {
+  const o = options(
+    parseFlanneldFlags(
+      ["--etcd-endpoints=http://10.0.0.1:2379/,10.0.0.2:2379,unix:///run/etcd.sock"],
+      {},
+    ),
+  );
+  assert.deepEqual(o.etcdEndpoints, [
+    "http://10.0.0.1:2379",
+    "10.0.0.2:2379",
+    "unix:///run/etcd.sock",
+  ]);
+});
+
+const refused: { name: string; args: string[]; error: RegExp }[] = [
+  {
+    name: "a resync period past Node's timers",
+    args: ["--iptables-resync=2147484"],
+    error: /--iptables-resync: expected whole seconds from 1 to 2147483/,
+  },
+  {
+    name: "a resync period of 0",
+    args: ["--iptables-resync=0"],
+    error: /--iptables-resync: expected whole seconds from 1/,
+  },
+  {
+    name: "a --public-ip that is not an IPv4 address",
+    args: ["--public-ip=10.0.0.300"],
+    error: /--public-ip: expected an IPv4 address/,
+  },
+  {
+    name: "a --public-ipv6 that is not an IPv6 address",
+    args: ["--public-ipv6=10.0.0.1"],
+    error: /--public-ipv6: expected an IPv6 address/,
+  },
+  {
+    name: "an --iface-regex that does not compile",
+    args: ["--iface-regex=eth[0-"],
+    error: /--iface-regex: expected a regular expression/,
+  },
+  {
+    name: "an --iface-can-reach that is not an address",
+    args: ["--iface-can-reach=gateway"],
+    error: /--iface-can-reach: expected an IP address/,
+  },
+  {
+    name: "a --healthz-ip that is not an address",
+    args: ["--healthz-ip=localhost"],
+    error: /--healthz-ip: expected an IP address/,
+  },
+  {
+    name: "--etcd-keyfile without --etcd-certfile",
+    args: ["--etcd-keyfile=/k.pem"],
+    error: /--etcd-keyfile and --etcd-certfile go together/,
+  },
+  {
+    name: "an etcd endpoint with a path",
+    args: ["--etcd-endpoints=http://10.0.0.1:2379/v3"],
+    error: /--etcd-endpoints: expected a comma-delimited list/,
+  },
+];
+for (const tc of refused) {
+  test(`parseFlanneldFlags() refuses ${tc.name} at start, saying what is expected`, () => {
+    const parsed = parseFlanneldFlags(tc.args, {});
+    assert.equal(parsed.kind, "exit");
+    if (parsed.kind !== "exit") return;
+    assert.equal(parsed.code, 1);
+    assert.match(parsed.stderr, tc.error);
+  });
+}

@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from "commander";
 import { z } from "zod";
 import { DEFAULT_SUBNET_FILE } from "../config/subnet_env.js";
 import { ConfigError } from "../errors.js";
+import { parseIPv4, parseIPv6 } from "../ip/ip.js";
 import { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/defaults.js";
 
 type FlagKind = "string" | "bool" | "int" | "list";
@@ -171,6 +172,24 @@ const FLAGS: readonly FlagSpec[] = [
   { name: "version", kind: "bool", default: false, help: "print version and exit" },
 ];
 
+/** What flannel's etcd client takes: `[http[s]://]host[:port][/]`, or a `unix:` socket. */
+const ETCD_ENDPOINT = /^((https?:\/\/)?[^/\s]+\/?|unix:(\/\/)?\S+)$/;
+
+/** The longest period Node's timers take, in whole seconds (2^31 - 1 ms). */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+const isIP = (family: 4 | 6) => (s: string) =>
+  family === 4 ? parseIPv4(s) !== null : parseIPv6(s) !== null;
+
+const compiles = (pattern: string) => {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 const port = (flag: string) =>
   z
     .number()
@@ -178,61 +197,100 @@ const port = (flag: string) =>
     .min(0, `${flag}: expected a port from 0 to 65535`)
     .max(65535, `${flag}: expected a port from 0 to 65535`);
 
-const FlanneldOptionsSchema = z.object({
-  etcdEndpoints: z
-    .string()
-    .transform((s) =>
-      s
-        .split(",")
-        .map((e) => e.trim())
-        .filter((e) => e !== ""),
-    )
-    .refine(
-      (list) => list.length > 0,
-      "--etcd-endpoints: expected at least one endpoint such as http://127.0.0.1:2379",
-    )
-    .refine(
-      (list) => list.every((e) => /^(https?:\/\/)?[^/\s]+$/.test(e)),
-      "--etcd-endpoints: expected a comma-delimited list such as http://10.0.0.1:2379,http://10.0.0.2:2379",
-    ),
-  etcdPrefix: z
-    .string()
-    .startsWith(
-      "/",
-      "--etcd-prefix: expected a key prefix starting with / such as /coreos.com/network",
-    ),
-  etcdKeyfile: z.string(),
-  etcdCertfile: z.string(),
-  etcdCafile: z.string(),
-  etcdUsername: z.string(),
-  etcdPassword: z.string(),
-  iface: z.array(z.string()),
-  ifaceRegex: z.array(z.string()),
-  ifaceCanReach: z.string(),
-  subnetFile: z.string().min(1, "--subnet-file: expected a file path"),
-  publicIP: z.string(),
-  publicIPv6: z.string(),
-  subnetLeaseRenewMargin: z
-    .number()
-    .int()
-    .min(1, "--subnet-lease-renew-margin: expected whole minutes from 1 to 1439")
-    .max(1439, "--subnet-lease-renew-margin: expected whole minutes from 1 to 1439"),
-  ipMasq: z.boolean(),
-  ipMasqFullyRandomDisable: z.boolean(),
-  kubeSubnetMgr: z.boolean(),
-  kubeApiUrl: z.string(),
-  kubeAnnotationPrefix: z.string(),
-  kubeconfigFile: z.string(),
-  healthzIP: z.string(),
-  healthzPort: port("--healthz-port"),
-  iptablesResync: z.number().int().min(1, "--iptables-resync: expected whole seconds, 1 or more"),
-  iptablesForwardRules: z.boolean(),
-  ipBlackholeRoute: z.boolean(),
-  netConfigPath: z.string(),
-  setNodeNetworkUnavailable: z.boolean(),
-  v: z.number().int().min(0, "-v: expected a verbosity of 0 or more"),
-  version: z.boolean(),
-});
+const FlanneldOptionsSchema = z
+  .object({
+    etcdEndpoints: z
+      .string()
+      .transform((s) =>
+        s
+          .split(",")
+          .map((e) => e.trim())
+          .filter((e) => e !== ""),
+      )
+      .refine(
+        (list) => list.length > 0,
+        "--etcd-endpoints: expected at least one endpoint such as http://127.0.0.1:2379",
+      )
+      .refine(
+        (list) => list.every((e) => ETCD_ENDPOINT.test(e)),
+        "--etcd-endpoints: expected a comma-delimited list such as http://10.0.0.1:2379,http://10.0.0.2:2379 (unix:///path for a socket)",
+      )
+      // etcd's Go client takes `http://h:2379/`; grpc wants no trailing slash.
+      .transform((list) => list.map((e) => (e.startsWith("unix:") ? e : e.replace(/\/+$/, "")))),
+    etcdPrefix: z
+      .string()
+      .startsWith(
+        "/",
+        "--etcd-prefix: expected a key prefix starting with / such as /coreos.com/network",
+      ),
+    etcdKeyfile: z.string(),
+    etcdCertfile: z.string(),
+    etcdCafile: z.string(),
+    etcdUsername: z.string(),
+    etcdPassword: z.string(),
+    iface: z.array(z.string()),
+    ifaceRegex: z
+      .array(z.string())
+      .refine(
+        (list) => list.every(compiles),
+        "--iface-regex: expected a regular expression such as ^eth[0-9]+$",
+      ),
+    ifaceCanReach: z
+      .string()
+      .refine(
+        (s) => s === "" || isIP(4)(s) || isIP(6)(s),
+        "--iface-can-reach: expected an IP address such as 10.0.0.1",
+      ),
+    subnetFile: z.string().min(1, "--subnet-file: expected a file path"),
+    publicIP: z
+      .string()
+      .refine(
+        (s) => s === "" || isIP(4)(s),
+        "--public-ip: expected an IPv4 address such as 10.0.0.5",
+      ),
+    publicIPv6: z
+      .string()
+      .refine(
+        (s) => s === "" || isIP(6)(s),
+        "--public-ipv6: expected an IPv6 address such as fd00::5",
+      ),
+    subnetLeaseRenewMargin: z
+      .number()
+      .int()
+      .min(1, "--subnet-lease-renew-margin: expected whole minutes from 1 to 1439")
+      .max(1439, "--subnet-lease-renew-margin: expected whole minutes from 1 to 1439"),
+    ipMasq: z.boolean(),
+    ipMasqFullyRandomDisable: z.boolean(),
+    kubeSubnetMgr: z.boolean(),
+    kubeApiUrl: z.string(),
+    kubeAnnotationPrefix: z.string(),
+    kubeconfigFile: z.string(),
+    healthzIP: z
+      .string()
+      .refine(
+        (s) => isIP(4)(s) || isIP(6)(s),
+        "--healthz-ip: expected an IP address to listen on such as 0.0.0.0 or 127.0.0.1",
+      ),
+    healthzPort: port("--healthz-port"),
+    iptablesResync: z
+      .number()
+      .int()
+      .min(1, `--iptables-resync: expected whole seconds from 1 to ${MAX_TIMER_SECONDS}`)
+      .max(
+        MAX_TIMER_SECONDS,
+        `--iptables-resync: expected whole seconds from 1 to ${MAX_TIMER_SECONDS}`,
+      ),
+    iptablesForwardRules: z.boolean(),
+    ipBlackholeRoute: z.boolean(),
+    netConfigPath: z.string(),
+    setNodeNetworkUnavailable: z.boolean(),
+    v: z.number().int().min(0, "-v: expected a verbosity of 0 or more"),
+    version: z.boolean(),
+  })
+  .refine(
+    (o) => (o.etcdKeyfile === "") === (o.etcdCertfile === ""),
+    "--etcd-keyfile and --etcd-certfile go together: give both for a client certificate, or neither",
+  );
 
 /** flanneld's settings after flags and FLANNELD_* variables. */
 export type FlanneldOptions = z.infer<typeof FlanneldOptionsSchema>;
@@ -280,7 +338,8 @@ function normalizeArgs(args: readonly string[]): string[] {
       out.push(...args.slice(i));
       break;
     }
-    out.push(/^-[a-z][a-z0-9-]*(=.*)?$/i.test(arg) ? `-${arg}` : arg);
+    // `-h` stays commander's short help option.
+    out.push(arg !== "-h" && /^-[a-z][a-z0-9-]*(=.*)?$/i.test(arg) ? `-${arg}` : arg);
   }
   return out;
 }

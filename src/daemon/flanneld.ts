@@ -9,7 +9,7 @@
  * is waited for, as in flannel.
  */
 import type { Server } from "node:http";
-import { createBackend } from "../backend/registry.js";
+import { checkBackendConfig, createBackend } from "../backend/registry.js";
 import type { Network } from "../backend/backend.js";
 import { writeSubnetEnv } from "../config/subnet_env.js";
 import type { NetworkConfig } from "../config/network_config.js";
@@ -127,6 +127,7 @@ export async function runFlanneld(
     }
     const config = await getConfig(manager, log, opts);
     if (config === null) return;
+    checkBackendConfig(config);
     log.info(
       { network: config.network?.toString(), backend: config.backendType },
       "Network config read",

@@ -8,6 +8,7 @@ import { startEtcd } from "../../lab/etcd_server.js";
 import { run } from "../../util/exec.js";
 import { silentLogger } from "../../log/logger.js";
 import { LocalManager } from "./local_manager.js";
+import { EtcdRegistry } from "./registry.js";
 
 const attrs = { publicIP: "192.0.2.1", publicIPv6: null, backendType: "alloc" };
 const CONFIG = '{"Network":"10.40.0.0/16","Backend":{"Type":"alloc"}}';
@@ -145,4 +146,15 @@ test("LocalManager authenticates with --etcd-username and --etcd-password", asyn
     await Promise.all(managers.map((m) => m.close()));
     await server.stop();
   }
+});
+
+test("EtcdRegistry.connect() names the flag and the file it cannot read", async () => {
+  await assert.rejects(
+    EtcdRegistry.connect({
+      endpoints: ["http://127.0.0.1:9"],
+      prefix: "/x",
+      caFile: "/nonexistent/ca.pem",
+    }),
+    /Cannot read --etcd-cafile "\/nonexistent\/ca\.pem": file does not exist/,
+  );
 });

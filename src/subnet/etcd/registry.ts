@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { Etcd3 } from "etcd3";
 import type { IKeyValue, IOptions, IWatchResponse, Watcher } from "etcd3";
-import { ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
+import { ConfigError, ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/lease.js";
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { IPNet } from "../../ip/ip.js";
@@ -32,6 +32,19 @@ export interface EtcdConfig {
   readonly caFile?: string;
   readonly username?: string;
   readonly password?: string;
+}
+
+/** Reads a file a flag names; the error names the flag and the file. */
+async function readFlagFile(flag: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const reason =
+      (err as NodeJS.ErrnoException).code === "ENOENT"
+        ? "file does not exist"
+        : (err as Error).message;
+    throw new ConfigError(`Cannot read ${flag} "${path}": ${reason}`, { cause: err });
+  }
 }
 
 /** A key under `<prefix>/subnets/` that could not be read as a lease, and why. */
@@ -77,14 +90,14 @@ export class EtcdRegistry {
     const options: IOptions = { hosts: [...config.endpoints], dialTimeout: 5_000 };
     if (config.keyFile && config.certFile) {
       const [privateKey, certChain, rootCertificate] = await Promise.all([
-        readFile(config.keyFile),
-        readFile(config.certFile),
-        config.caFile ? readFile(config.caFile) : Promise.resolve(undefined),
+        readFlagFile("--etcd-keyfile", config.keyFile),
+        readFlagFile("--etcd-certfile", config.certFile),
+        config.caFile ? readFlagFile("--etcd-cafile", config.caFile) : Promise.resolve(undefined),
       ]);
       // grpc-js falls back to the system CAs when rootCertificate is undefined.
       options.credentials = { rootCertificate: rootCertificate as Buffer, privateKey, certChain };
     } else if (config.caFile) {
-      options.credentials = { rootCertificate: await readFile(config.caFile) };
+      options.credentials = { rootCertificate: await readFlagFile("--etcd-cafile", config.caFile) };
     }
     if (config.username)
       options.auth = { username: config.username, password: config.password ?? "" };
