@@ -16,6 +16,7 @@
  * removed stale entries at start (flannel issue #2554).
  */
 import { setInterval } from "node:timers/promises";
+import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
 import { leaseKeyOf } from "../lease/lease.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
@@ -90,6 +91,16 @@ export interface RouteNetworkDeps {
   readonly log: Logger;
   /** The BackendType this network serves; leases of other types are skipped, as in flannel. */
   readonly backendType: string;
+  /**
+   * The prefix length every remote lease must have (etcd mode: SubnetLen); null where the store
+   * sets no such rule (Kubernetes mode). Leases that break it are kept out (watch_leases.ts).
+   */
+  readonly subnetLen?: number | null;
+}
+
+/** The SubnetLen a checked config (etcd mode) enforces; null for an unchecked one (Kubernetes). */
+export function subnetLenOf(config: NetworkConfig | CheckedNetworkConfig): number | null {
+  return "ipv4" in config && config.ipv4 !== null ? config.ipv4.subnetLen : null;
 }
 
 /** Figures for logs, metrics and the bench. */
@@ -129,7 +140,17 @@ export class RouteNetwork<Context> implements Network {
 
   async run(opts: CallOptions): Promise<void> {
     const follow = async ({ signal }: CallOptions) => {
-      for await (const batch of watchLeases(this.#deps.subnetManager, this.lease, { signal })) {
+      const watch = watchLeases(this.#deps.subnetManager, this.lease, {
+        signal,
+        subnetLen: this.#deps.subnetLen ?? null,
+        onSkip: (lease, reason) => {
+          this.#deps.log.warn(
+            { subnet: leaseKeyOf(lease), publicIP: lease.attrs.publicIP, reason },
+            "Ignoring a lease that cannot be a host's",
+          );
+        },
+      });
+      for await (const batch of watch) {
         this.#apply(batch);
         await this.#serialized(() => this.#sync(!this.#synced));
         this.#synced = true;

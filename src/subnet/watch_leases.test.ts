@@ -77,3 +77,54 @@ test("watchLeases() yields the first snapshot even when it is empty", async () =
     batches.push(summary([...batch]));
   assert.deepEqual(batches, [[], ["added 10.0.5.0/24 5.5.5.5"]]);
 });
+
+test("LeaseWatcher keeps out leases that cannot be a host's, telling once per key and reason", () => {
+  const told: string[] = [];
+  const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"), {
+    subnetLen: 24,
+    onSkip: (l, reason) => told.push(`${l.subnet.toString()}: ${reason}`),
+  });
+  const events = watcher.reset([
+    lease("10.0.2.0/24", "2.2.2.2"),
+    lease("10.0.1.0/25", "6.6.6.6", "bb:bb:bb:bb:bb:bb"), // half of this host's subnet
+    lease("10.0.2.128/25", "7.7.7.7"), // another prefix length, inside h2's
+    lease("10.0.3.0/24", "8.8.8.8"),
+    lease("10.0.3.0/24", "8.8.8.8"),
+  ]);
+  assert.deepEqual(summary(events), ["added 10.0.2.0/24 2.2.2.2", "added 10.0.3.0/24 8.8.8.8"]);
+  assert.deepEqual(told, [
+    "10.0.1.0/25: its prefix length /25 is not the network's SubnetLen /24",
+    "10.0.2.128/25: its prefix length /25 is not the network's SubnetLen /24",
+  ]);
+  // The same leases again: nothing new to tell, nothing new to do.
+  assert.deepEqual(watcher.update([{ type: "added", lease: lease("10.0.1.0/25", "6.6.6.6") }]), []);
+  assert.equal(told.length, 2);
+});
+
+test("LeaseWatcher keeps out a lease that overlaps this host's or an accepted one, and admits it once the other goes", () => {
+  const told: string[] = [];
+  const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"), {
+    subnetLen: null, // Kubernetes mode: pod CIDRs of any size
+    onSkip: (l, reason) => told.push(`${l.subnet.toString()}: ${reason}`),
+  });
+  watcher.reset([lease("10.0.2.0/24", "2.2.2.2")]);
+  assert.deepEqual(
+    watcher
+      .update([
+        { type: "added", lease: lease("10.0.1.0/25", "6.6.6.6") },
+        { type: "added", lease: lease("10.0.2.0/23", "7.7.7.7") },
+        { type: "added", lease: lease("10.0.8.0/22", "8.8.8.8") },
+      ])
+      .map((e) => `${e.type} ${e.lease.subnet.toString()}`),
+    ["added 10.0.8.0/22"],
+  );
+  assert.deepEqual(told, [
+    "10.0.1.0/25: it overlaps this host's subnet 10.0.1.0/24",
+    "10.0.2.0/23: it overlaps the lease 10.0.2.0-24 (public IP 2.2.2.2)",
+  ]);
+  assert.deepEqual(
+    summary(watcher.update([{ type: "removed", lease: lease("10.0.2.0/24", "2.2.2.2") }])),
+    ["removed 10.0.2.0/24 2.2.2.2", "added 10.0.2.0/23 7.7.7.7"],
+  );
+  assert.deepEqual([...watcher.skipped.keys()], ["10.0.1.0-25"]);
+});

@@ -3,19 +3,45 @@
  * subnet.WatchLeases and lease.LeaseWatcher): this node's own lease is never reported, a fresh
  * snapshot is diffed against what was known so that only differences come out, and a removal
  * carries the lease as it was last seen, so the backend still knows its MAC and public IP.
+ *
+ * Unlike flannel, a remote lease that cannot be a real host's is kept out, with one warning
+ * naming its key: one whose prefix length differs from SubnetLen (when the store enforces one),
+ * or one that overlaps this host's subnet or a lease already accepted. Without this, one lease
+ * written by anyone with write access (`<h1's subnet>.0-25`, another MAC) takes h1's gateway
+ * address on every peer and cuts h1 off. When the lease that was in the way goes, a lease kept
+ * out is looked at again.
  */
 import { encodeLeaseAttrs, leaseKeyOf } from "../lease/lease.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import type { LeaseWatchResult, SubnetManager } from "./manager.js";
 
+/** What a LeaseWatcher checks and whom it tells about leases it keeps out. */
+export interface LeaseWatcherOptions {
+  /** The prefix length every lease must have (etcd mode: SubnetLen); null for no such rule. */
+  readonly subnetLen?: number | null;
+  /** Told once per key and reason when a lease is kept out. */
+  readonly onSkip?: (lease: Lease, reason: string) => void;
+}
+
 /** Keeps the set of other nodes' leases and turns watch results into changes. */
 export class LeaseWatcher {
+  readonly #own: Pick<Lease, "subnet" | "ipv6Subnet"> | null;
   readonly #ownKey: string | null;
+  readonly #subnetLen: number | null;
+  readonly #onSkip: (lease: Lease, reason: string) => void;
   readonly #leases = new Map<string, Lease>();
+  /** Leases kept out, by key, with the reason last reported. */
+  readonly #skipped = new Map<string, { lease: Lease; reason: string }>();
 
-  constructor(ownLease: Pick<Lease, "subnet" | "ipv6Subnet"> | null) {
+  constructor(
+    ownLease: Pick<Lease, "subnet" | "ipv6Subnet"> | null,
+    options: LeaseWatcherOptions = {},
+  ) {
+    this.#own = ownLease;
     this.#ownKey = ownLease === null ? null : leaseKeyOf(ownLease);
+    this.#subnetLen = options.subnetLen ?? null;
+    this.#onSkip = options.onSkip ?? (() => undefined);
   }
 
   /** The leases known now, keyed by subnet key. */
@@ -23,29 +49,70 @@ export class LeaseWatcher {
     return this.#leases;
   }
 
+  /** The keys of the leases kept out now, with why. */
+  get skipped(): ReadonlyMap<string, string> {
+    return new Map([...this.#skipped].map(([key, { reason }]) => [key, reason]));
+  }
+
   /** Applies one watch result and returns the changes it makes. */
   apply(result: LeaseWatchResult): LeaseEvent[] {
     return result.kind === "snapshot" ? this.reset(result.leases) : this.update(result.events);
   }
 
+  /** Why `lease` cannot be accepted next to `accepted`; null when it can. */
+  #refusal(lease: Lease, key: string, accepted: ReadonlyMap<string, Lease>): string | null {
+    const subnet = lease.subnet;
+    if (this.#subnetLen !== null && subnet.prefixLen !== this.#subnetLen) {
+      return `its prefix length /${subnet.prefixLen} is not the network's SubnetLen /${this.#subnetLen}`;
+    }
+    const own = this.#own?.subnet;
+    if (own !== undefined && own.overlaps(subnet)) {
+      return `it overlaps this host's subnet ${own.toString()}`;
+    }
+    for (const [other, known] of accepted) {
+      if (other === key) continue;
+      if (known.subnet.overlaps(subnet))
+        return `it overlaps the lease ${other} (public IP ${known.attrs.publicIP})`;
+    }
+    return null;
+  }
+
+  #skip(key: string, lease: Lease, reason: string): void {
+    const before = this.#skipped.get(key);
+    this.#skipped.set(key, { lease, reason });
+    if (before?.reason !== reason) this.#onSkip(lease, reason);
+  }
+
   /** Replaces the known set with a snapshot: Added for new or changed leases, Removed for gone ones. */
   reset(snapshot: readonly Lease[]): LeaseEvent[] {
-    const events: LeaseEvent[] = [];
-    const seen = new Set<string>();
-    for (const lease of snapshot) {
+    const others = snapshot.filter((l) => leaseKeyOf(l) !== this.#ownKey);
+    // Leases accepted before keep their place; the rest are looked at in the store's order.
+    const ordered = [
+      ...others.filter((l) => this.#leases.has(leaseKeyOf(l))),
+      ...others.filter((l) => !this.#leases.has(leaseKeyOf(l))),
+    ];
+    const accepted = new Map<string, Lease>();
+    const seenSkipped = new Set<string>();
+    for (const lease of ordered) {
       const key = leaseKeyOf(lease);
-      if (key === this.#ownKey) continue;
-      seen.add(key);
-      const known = this.#leases.get(key);
-      if (known === undefined || !sameLease(known, lease)) events.push({ type: "added", lease });
-      this.#leases.set(key, lease);
-    }
-    for (const [key, lease] of this.#leases) {
-      if (!seen.has(key)) {
-        this.#leases.delete(key);
-        events.push({ type: "removed", lease });
+      const refusal = this.#refusal(lease, key, accepted);
+      if (refusal === null) accepted.set(key, lease);
+      else {
+        this.#skip(key, lease, refusal);
+        seenSkipped.add(key);
       }
     }
+    for (const key of [...this.#skipped.keys()])
+      if (!seenSkipped.has(key)) this.#skipped.delete(key);
+    const events: LeaseEvent[] = [];
+    for (const [key, lease] of accepted) {
+      const known = this.#leases.get(key);
+      if (known === undefined || !sameLease(known, lease)) events.push({ type: "added", lease });
+    }
+    for (const [key, lease] of this.#leases)
+      if (!accepted.has(key)) events.push({ type: "removed", lease });
+    this.#leases.clear();
+    for (const [key, lease] of accepted) this.#leases.set(key, lease);
     return events;
   }
 
@@ -56,13 +123,27 @@ export class LeaseWatcher {
       const key = leaseKeyOf(change.lease);
       if (key === this.#ownKey) continue;
       if (change.type === "added") {
-        this.#leases.set(key, change.lease);
-        events.push(change);
-      } else {
-        const known = this.#leases.get(key);
-        if (known === undefined) continue; // never reported as added: nothing to take back
-        this.#leases.delete(key);
-        events.push({ type: "removed", lease: known });
+        const refusal = this.#refusal(change.lease, key, this.#leases);
+        if (refusal === null) {
+          this.#skipped.delete(key);
+          this.#leases.set(key, change.lease);
+          events.push(change);
+        } else {
+          this.#skip(key, change.lease, refusal);
+        }
+        continue;
+      }
+      this.#skipped.delete(key);
+      const known = this.#leases.get(key);
+      if (known === undefined) continue; // never reported as added: nothing to take back
+      this.#leases.delete(key);
+      events.push({ type: "removed", lease: known });
+      // A lease kept out because this one was in the way may fit now.
+      for (const [other, { lease }] of [...this.#skipped]) {
+        if (this.#refusal(lease, other, this.#leases) !== null) continue;
+        this.#skipped.delete(other);
+        this.#leases.set(other, lease);
+        events.push({ type: "added", lease });
       }
     }
     return events;
@@ -80,9 +161,9 @@ function sameLease(a: Lease, b: Lease): boolean {
 export async function* watchLeases(
   manager: Pick<SubnetManager, "watchLeases">,
   ownLease: Pick<Lease, "subnet" | "ipv6Subnet"> | null,
-  opts: CallOptions,
+  opts: CallOptions & LeaseWatcherOptions,
 ): AsyncGenerator<readonly LeaseEvent[]> {
-  const watcher = new LeaseWatcher(ownLease);
+  const watcher = new LeaseWatcher(ownLease, opts);
   let first = true;
   for await (const result of manager.watchLeases(opts)) {
     const events = watcher.apply(result);

@@ -12,6 +12,7 @@ import {
 import type { Lab, LabNode } from "../../src/lab/cluster.js";
 import { ping, pingAll } from "../../src/lab/lab_check.js";
 import { execIn, ip } from "../../src/lab/netns.js";
+import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -106,6 +107,43 @@ test("vxlan: a deleted lease takes exactly its entries away; a new host joins an
     await eventually(async () => {
       assert.ok((await ping(from, pod)).ok);
     });
+  });
+});
+
+test("vxlan: a written lease that halves a host's subnet, or has another prefix length, is kept out and cuts no host off", async () => {
+  await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+    const h1 = node(lab, 1);
+    const h2 = node(lab, 2);
+    const victim = await subnetOf(h1);
+    const macOfH1 = await ip(["link", "show", "flannel.1"], h1.netns).then(
+      (out) => /link\/ether (\S+)/.exec(out)?.[1],
+    );
+    const foreign = (ipAddr: string) =>
+      `{"PublicIP":"${ipAddr}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:66:66:66:66:66"}}`;
+    await labEtcdctl(lab, [
+      "put",
+      `/coreos.com/network/subnets/${victim}-25`,
+      foreign("10.250.0.66"),
+    ]);
+    await labEtcdctl(lab, [
+      "put",
+      "/coreos.com/network/subnets/10.244.0.0-20",
+      foreign("10.250.0.67"),
+    ]);
+    // Both were seen and refused, by name, on the other host.
+    await waitFor(
+      "h2 to refuse both leases",
+      async () => {
+        const log = await readFile(h2.logFile, "utf8");
+        return log.includes(`"subnet":"${victim}-25"`) && log.includes('"subnet":"10.244.0.0-20"');
+      },
+      { timeoutMs: 30_000 },
+    );
+    const neighbours = await ip(["neigh", "show", "dev", "flannel.1"], h2.netns);
+    assert.match(neighbours, new RegExp(`^${victim} lladdr ${macOfH1 ?? "?"} `, "m"), neighbours);
+    assert.doesNotMatch(neighbours, /0e:66:66:66:66:66/);
+    assert.doesNotMatch(await ip(["route", "show"], h2.netns), /10\.244\.0\.0\/20|\/25/);
+    await assertAllReach(lab);
   });
 });
 

@@ -9,7 +9,7 @@ import type { NetworkConfig } from "../../config/network_config.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network } from "../backend.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork } from "../route_network.js";
+import { RouteNetwork, subnetLenOf } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
 
 /** Makes the host-gw backend. */
@@ -44,7 +44,12 @@ export function createHostGwBackend(deps: BackendDeps): Backend {
         ],
         listOwned: () => listOwnedRoutes(deps.netlink, network, null),
       };
-      return new RouteNetwork(lease, extIface.mtu, { ...deps, backendType: "host-gw" }, plane);
+      return new RouteNetwork(
+        lease,
+        extIface.mtu,
+        { ...deps, backendType: "host-gw", subnetLen: subnetLenOf(config) },
+        plane,
+      );
     },
   };
 }

@@ -21,7 +21,7 @@ import type { Link, Route } from "../../net/netlink.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network } from "../backend.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork } from "../route_network.js";
+import { RouteNetwork, subnetLenOf } from "../route_network.js";
 import type { DataPlane, KernelEntry } from "../route_network.js";
 import { ensureVxlanDevice } from "./device.js";
 
@@ -191,7 +191,12 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
           ];
         },
       };
-      return new RouteNetwork(lease, mtu, { ...deps, backendType: "vxlan" }, plane);
+      return new RouteNetwork(
+        lease,
+        mtu,
+        { ...deps, backendType: "vxlan", subnetLen: subnetLenOf(config) },
+        plane,
+      );
     },
   };
 }
