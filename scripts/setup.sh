@@ -44,6 +44,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# flanneld (without nftables) needs br_netfilter, as flannel does; load it when it is missing.
+if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && [ "$(id -u)" = 0 ]; then
+  modprobe br_netfilter 2>/dev/null || say "br_netfilter is not loaded and modprobe failed: flanneld in iptables mode will refuse to start"
+fi
+
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"

@@ -196,6 +196,7 @@ test("RouteNetwork removes stale entries of its own at the first snapshot, keeps
       protocol: 4,
       table: 254,
       unicast: true,
+      blackhole: false,
     });
     t.netlink.calls.length = 0;
     t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });

@@ -19,7 +19,8 @@ import { startHealthzServer } from "../healthz/server.js";
 import type { Readiness } from "../healthz/server.js";
 import { lookupExternalInterface } from "../iface/external_interface.js";
 import type { Logger } from "../log/logger.js";
-import { checkIPForwarding } from "../net/sysctl.js";
+import { checkBrNetfilter, checkIPForwarding } from "../net/sysctl.js";
+import { ensureBlackholeRoute, keepBlackholeRoute } from "../net/blackhole_route.js";
 import type { Netlink } from "../net/netlink.js";
 import { keepTrafficRules } from "../trafficmngr/traffic_manager.js";
 import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
@@ -44,6 +45,8 @@ export interface FlanneldDeps {
   newNetlink(): Netlink;
   /** The traffic rules writer for the config's mode. */
   newTrafficManager(enableNFTables: boolean): TrafficManager;
+  /** Where the kernel's /proc is; tests point it elsewhere. Default: /proc. */
+  readonly procDir?: string;
 }
 
 /** Reads the network config, waiting while it is missing or etcd is unreachable. */
@@ -128,6 +131,7 @@ export async function runFlanneld(
     const config = await getConfig(manager, log, opts);
     if (config === null) return;
     checkBackendConfig(config);
+    if (!config.enableNFTables) await checkBrNetfilter(config, deps.procDir);
     log.info(
       { network: config.network?.toString(), backend: config.backendType },
       "Network config read",
@@ -170,6 +174,10 @@ export async function runFlanneld(
 
     const traffic = deps.newTrafficManager(config.enableNFTables);
     const rules = await setUpTrafficRules(traffic, options, config, network.lease.subnet, log);
+    if (options.ipBlackholeRoute) {
+      await ensureBlackholeRoute(netlink, network.lease.subnet);
+      log.info({ subnet: network.lease.subnet.toString() }, "Blackhole route added");
+    }
 
     await writeSubnetEnv(options.subnetFile, {
       network: config.enableIPv4 ? config.network : null,
@@ -187,7 +195,18 @@ export async function runFlanneld(
         (o) => network.run(o),
         (o) => manager.completeLease(network.lease, o),
         (o) =>
-          keepTrafficRules(traffic, rules, log, { ...o, resyncSeconds: options.iptablesResync }),
+          keepTrafficRules(traffic, rules, log, {
+            ...o,
+            resyncSeconds: options.iptablesResync,
+            stats: live.trafficRepairs,
+          }),
+        async (o) => {
+          if (options.ipBlackholeRoute)
+            await keepBlackholeRoute(netlink, network.lease.subnet, log, {
+              ...o,
+              resyncSeconds: options.iptablesResync,
+            });
+        },
       ],
       opts,
     );

@@ -49,6 +49,7 @@ export class FakeNetlink implements Netlink {
       protocol: 2,
       table: MAIN_TABLE,
       unicast: true,
+      blackhole: false,
     });
     return index;
   }
@@ -136,12 +137,31 @@ export class FakeNetlink implements Netlink {
           new NetlinkError(`Cannot replace route ${route.dst}: ENETUNREACH`, "ENETUNREACH"),
         );
     }
-    this.routes = this.routes.filter((r) => r.dst !== route.dst || r.table !== MAIN_TABLE);
+    this.routes = this.routes.filter(
+      (r) => r.dst !== route.dst || r.table !== MAIN_TABLE || r.blackhole,
+    );
     this.routes.push({
       ...route,
       protocol: FLANNEL_ROUTE_PROTOCOL,
       table: MAIN_TABLE,
       unicast: true,
+      blackhole: false,
+    });
+    return Promise.resolve();
+  }
+
+  replaceBlackholeRoute(dst: string): Promise<void> {
+    this.calls.push(`route replace blackhole ${dst}`);
+    this.routes = this.routes.filter((r) => !(r.dst === dst && r.blackhole));
+    this.routes.push({
+      dst,
+      gateway: null,
+      linkIndex: 0,
+      onlink: false,
+      protocol: FLANNEL_ROUTE_PROTOCOL,
+      table: MAIN_TABLE,
+      unicast: false,
+      blackhole: true,
     });
     return Promise.resolve();
   }

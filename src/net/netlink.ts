@@ -5,6 +5,9 @@
  * file. IPv4 only for now: flannel-ts does not program an IPv6 data plane yet.
  */
 
+/** The metric of the blackhole route for this host's subnet (`--ip-blackhole-route`). */
+export const BLACKHOLE_ROUTE_METRIC = 4_294_967_294;
+
 /** The protocol number flannel-ts tags its routes with (rtnetlink `protocol`), to know its own. */
 export const FLANNEL_ROUTE_PROTOCOL = 76;
 
@@ -63,6 +66,8 @@ export interface Route {
   readonly table: number;
   /** Unicast routes only are flannel's business; local, broadcast and others come as false. */
   readonly unicast: boolean;
+  /** A route that drops what it matches (`ip route add blackhole ...`). */
+  readonly blackhole: boolean;
 }
 
 /** What a route is made with. */
@@ -108,6 +113,12 @@ export interface Netlink {
   /** Creates or replaces the route to `dst` in the main table, tagged FLANNEL_ROUTE_PROTOCOL. */
   replaceRoute(route: RouteSpec): Promise<void>;
   deleteRoute(route: RouteSpec): Promise<void>;
+  /**
+   * Creates or replaces a blackhole route to `dst` in the main table, tagged
+   * FLANNEL_ROUTE_PROTOCOL, at metric BLACKHOLE_ROUTE_METRIC so that a connected route to the
+   * same subnet (the CNI bridge's) stays in front of it.
+   */
+  replaceBlackholeRoute(dst: string): Promise<void>;
 
   listNeighbors(linkIndex: number): Promise<Neighbor[]>;
   replaceNeighbor(neighbor: Omit<Neighbor, "permanent">): Promise<void>;

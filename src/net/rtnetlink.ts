@@ -9,7 +9,12 @@
 import { createRtNetlink, rt } from "netlink";
 import type { RtNetlinkSocket } from "netlink";
 import { IPNet, formatIPv4, parseIPv4 } from "../ip/ip.js";
-import { FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, NetlinkError } from "./netlink.js";
+import {
+  BLACKHOLE_ROUTE_METRIC,
+  FLANNEL_ROUTE_PROTOCOL,
+  MAIN_TABLE,
+  NetlinkError,
+} from "./netlink.js";
 import type {
   Address,
   FdbEntry,
@@ -277,6 +282,7 @@ export class RtNetlink implements Netlink {
           protocol: protocolNumber(protocol),
           table,
           unicast: m.data.type === "UNICAST" || m.data.type === rt.RouteType.UNICAST,
+          blackhole: m.data.type === "BLACKHOLE" || m.data.type === rt.RouteType.BLACKHOLE,
         };
       });
   }
@@ -301,6 +307,25 @@ export class RtNetlink implements Netlink {
     const [data, attrs] = this.#routeMessage(route);
     await this.#do(`replace route ${route.dst} via ${route.gateway ?? "-"}`, () =>
       this.#socket.newRoute(data, attrs, { flags: NLM_F_CREATE_REPLACE }),
+    );
+  }
+
+  async replaceBlackholeRoute(dst: string): Promise<void> {
+    const { bytes, len } = dstOf({ dst, gateway: null, linkIndex: 0, onlink: false });
+    const data: rt.Route = {
+      family: AF_INET,
+      dstLen: len,
+      table: MAIN_TABLE,
+      protocol: routeProtocol(FLANNEL_ROUTE_PROTOCOL),
+      scope: rt.RouteScope.UNIVERSE,
+      type: rt.RouteType.BLACKHOLE,
+    };
+    await this.#do(`replace blackhole route ${dst}`, () =>
+      this.#socket.newRoute(
+        data,
+        { dst: bytes, table: MAIN_TABLE, priority: BLACKHOLE_ROUTE_METRIC },
+        { flags: NLM_F_CREATE_REPLACE },
+      ),
     );
   }
 

@@ -1,5 +1,6 @@
 /** Kernel settings flanneld depends on, read from /proc/sys. */
-import { readFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
+import { ConfigError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 
 /** Reads net.ipv4.ip_forward; true when forwarding is on. */
@@ -24,4 +25,30 @@ export async function checkIPForwarding(log: Logger): Promise<boolean> {
     );
   }
   return on;
+}
+
+/**
+ * flannel's br_netfilter check: without nftables, the iptables rules only see bridged pod
+ * traffic when `net.bridge.bridge-nf-call-iptables` (and `-ip6tables` for IPv6) exists, that is
+ * when the br_netfilter module is loaded. Throws ConfigError naming the file and the fix.
+ * `procDir` is /proc; tests point it elsewhere.
+ */
+export async function checkBrNetfilter(
+  families: { readonly enableIPv4: boolean; readonly enableIPv6: boolean },
+  procDir = "/proc",
+): Promise<void> {
+  const wanted = [
+    ...(families.enableIPv4 ? ["bridge-nf-call-iptables"] : []),
+    ...(families.enableIPv6 ? ["bridge-nf-call-ip6tables"] : []),
+  ];
+  for (const name of wanted) {
+    const path = `${procDir}/sys/net/bridge/${name}`;
+    try {
+      await access(path);
+    } catch {
+      throw new ConfigError(
+        `Failed to check br_netfilter: stat ${path}: no such file or directory: load the module with "modprobe br_netfilter" (and list it in /etc/modules-load.d/), or set "EnableNFTables": true`,
+      );
+    }
+  }
 }

@@ -59,6 +59,7 @@ export async function keepTrafficRules(
           "Some traffic rules are missing; deleting and recreating rules",
         );
         await manager.apply(rules);
+        if (opts.stats !== undefined) opts.stats.repairs++;
       } catch (err) {
         log.error(
           { mode: manager.mode, err: (err as Error).message },

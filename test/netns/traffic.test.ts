@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
-import { addPod } from "../../src/lab/cluster.js";
+import { addPod, listPods } from "../../src/lab/cluster.js";
 import type { Lab } from "../../src/lab/cluster.js";
 import { ping } from "../../src/lab/lab_check.js";
 import { execIn } from "../../src/lab/netns.js";
@@ -154,4 +154,55 @@ test("masquerade: a pod reaches an underlay address with no route back only when
       },
     );
   }
+});
+
+/** A host's /metrics as text (healthz on port 8081). */
+function metricsOf(netns: string): Promise<string> {
+  return execIn(netns, process.execPath, [
+    "-e",
+    "fetch('http://127.0.0.1:8081/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
+  ]);
+}
+
+const metric = (text: string, name: string) =>
+  Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? "NaN");
+
+test("--ip-blackhole-route keeps a blackhole route for the host's subnet behind cni0's; a deleted rule or route comes back and is counted", async () => {
+  await withLab(
+    "fttb",
+    {
+      nodes: 2,
+      pods: 1,
+      backend: "vxlan",
+      flanneldArgs: [
+        "--ip-masq",
+        "--ip-blackhole-route",
+        "--iptables-resync=1",
+        "--healthz-port=8081",
+      ],
+    },
+    async (lab) => {
+      const h1 = lab.nodes[0]!.netns;
+      const pc = await subnetOf(lab);
+      const blackholes = () => execIn(h1, "ip", ["route", "show", "type", "blackhole"]);
+      assert.match(
+        await blackholes(),
+        new RegExp(`^blackhole ${pc.replace(/\./g, "\\.")} proto 76 metric 4294967294`, "m"),
+      );
+      // The pods still reach each other: cni0's connected route stays in front.
+      const [p1, p2] = await listPods(lab);
+      assert.ok((await ping(p1!, p2!)).ok);
+      assert.match(await execIn(h1, "ip", ["route", "get", p1!.ip]), /dev cni0/);
+
+      await execIn(h1, "ip", ["route", "del", "blackhole", pc, "metric", "4294967294"]);
+      await eventually(async () => {
+        assert.match(await blackholes(), new RegExp(pc.replace(/\./g, "\\.")));
+      });
+      assert.equal(metric(await metricsOf(h1), "flannel_traffic_rule_repairs_total"), 0);
+      await execIn(h1, "iptables", ["-t", "nat", "-F", "FLANNEL-POSTRTG"]);
+      await eventually(async () => {
+        assert.equal(metric(await metricsOf(h1), "flannel_traffic_rule_repairs_total"), 1);
+      });
+    },
+  );
 });
