@@ -136,6 +136,7 @@ test("flannelctl config set stores a valid config and refuses an invalid one, ke
 
 test("flannelctl leases lists leases with expiry and marks reservations; --json too", async () => {
   const etcd = [`--etcd-endpoints=${server.endpoint}`, "--etcd-prefix=/leases/network"];
+  let granted = 0;
   const { EtcdRegistry } = await import("../subnet/etcd/registry.js");
   const registry = await EtcdRegistry.connect({
     endpoints: [server.endpoint],
@@ -146,6 +147,7 @@ test("flannelctl leases lists leases with expiry and marks reservations; --json 
       .put("/leases/network/subnets/10.8.2.0-24")
       .value('{"PublicIP":"192.0.2.2","PublicIPv6":null}')
       .exec();
+    granted = Date.now();
     const grant = await registry.client.leaseClient.leaseGrant({ TTL: 3600 });
     await registry.client
       .put("/leases/network/subnets/10.8.1.0-24")
@@ -161,7 +163,17 @@ test("flannelctl leases lists leases with expiry and marks reservations; --json 
   assert.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trim().split("\n");
   assert.match(lines[0]!, /^SUBNET\s+PUBLIC IP\s+BACKEND\s+EXPIRES$/);
-  assert.match(lines[1]!, /^10\.8\.1\.0\/24\s+192\.0\.2\.1\s+vxlan\s+\S+ \(in 0h59m\)$/);
+  const row = /^10\.8\.1\.0\/24\s+192\.0\.2\.1\s+vxlan\s+(\S+) \(in (\d+)h(\d+)m\)$/.exec(
+    lines[1]!,
+  );
+  assert.ok(row, lines[1]);
+  // The expiry is the grant plus the 1 h TTL, however long the test took to get here.
+  const expires = Date.parse(row[1]!);
+  assert.ok(
+    Math.abs(expires - (granted + 3_600_000)) < 10_000,
+    `${row[1]!} is 1 h after the grant`,
+  );
+  assert.ok(Number(row[2]) * 60 + Number(row[3]) <= 60);
   assert.match(lines[2]!, /^10\.8\.2\.0\/24\s+192\.0\.2\.2\s+-\s+never \(reserved\)$/);
   const json = JSON.parse((await flannelctl(["leases", "--json", ...etcd])).stdout) as {
     subnet: string;

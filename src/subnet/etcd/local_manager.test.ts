@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
 import { openFixture, startEtcd } from "../../../test/helpers/etcd_fixture.js";
 import type { EtcdFixture } from "../../../test/helpers/etcd_fixture.js";
 import { startTcpProxy } from "../../../test/helpers/tcp_proxy.js";
 import { LeaseRevokedError, NetworkFullError } from "../../errors.js";
 import type { EtcdServer } from "../../lab/etcd_server.js";
 import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
+import { waitFor } from "../../util/poll.js";
 import { describeSubnetManager } from "../manager_contract.js";
 import type { LeaseWatchResult } from "../manager.js";
 import { watchLeases } from "../watch_leases.js";
@@ -180,13 +180,44 @@ describe("LocalManager", () => {
       assert.equal(reserved.reserved, true);
       assert.equal(reserved.expiration, null);
       await owner.renewLease(reserved, { signal: signal() });
-      await delay(3_500); // longer than the 2 s TTL of the other leases
+      // Wait for etcd to expire the two 2 s leases: the reservation must outlive them.
+      await waitFor(
+        "etcd to expire the other leases",
+        async () =>
+          (await f.registry.client.getAll().prefix(`${f.prefix}/subnets/`).keys()).length === 1,
+        { timeoutMs: 30_000 },
+      );
       const kv = (await f.registry.client.get(reservedKey).exec()).kvs[0];
       assert.ok(kv, "the reservation is still there");
       assert.equal(kv.lease, "0", "and still has no etcd lease");
       assert.equal(
         kv.value.toString(),
         '{"PublicIP":"192.0.2.20","PublicIPv6":null,"BackendType":"alloc"}',
+      );
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test("acquireLease() replaces this node's reservation that no longer fits the network, as flannel does", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.24.0.0/22","Backend":{"Type":"alloc"}}');
+      // A /25 reservation: SubnetLen is 24 now.
+      const stale = `${f.prefix}/subnets/10.24.2.0-25`;
+      await f.registry.client
+        .put(stale)
+        .value('{"PublicIP":"192.0.2.30","PublicIPv6":null}')
+        .exec();
+      const lease = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.30"), { signal: signal() });
+      assert.equal(lease.subnet.prefixLen, 24);
+      assert.equal(lease.reserved, false);
+      assert.equal(
+        (await f.registry.client.get(stale).exec()).kvs.length,
+        0,
+        "the old reservation is gone",
       );
     } finally {
       await f.cleanup();
@@ -239,8 +270,14 @@ describe("LocalManager", () => {
       await f.setConfig('{"Network":"10.27.0.0/16","Backend":{"Type":"alloc"}}');
       const m = await f.manager({ leaseTTLSeconds: 3, renewMarginMs: 2_000 });
       const lease = await m.acquireLease(attrs("192.0.2.50"), { signal: controller.signal });
+      const key = `${f.prefix}/subnets/${lease.subnet.ipString}-${lease.subnet.prefixLen}`;
+      const etcdLeaseOf = async () => (await f.registry.client.get(key).exec()).kvs[0]?.lease;
+      const first = await etcdLeaseOf();
       const keeping = m.completeLease(lease, { signal: controller.signal });
-      await delay(4_500); // past the first TTL: only renewal keeps the key
+      // Renewal puts the key under a new etcd lease; wait for that, then for the first to lapse.
+      await waitFor("the lease to be renewed", async () => (await etcdLeaseOf()) !== first, {
+        timeoutMs: 30_000,
+      });
       assert.ok((await f.registry.getSubnet(lease.subnet, null)).lease, "renewed in time");
       await f.registry.deleteSubnet(lease.subnet, null);
       await assert.rejects(keeping, (err: Error) => {

@@ -135,9 +135,12 @@ export class LocalManager implements SubnetManager {
           return kept;
         }
       } else if (own.reserved) {
-        throw new ConfigError(
-          `Cannot use reserved subnet "${leaseKeyOf(own)}" for public IP ${attrs.publicIP}: it does not fit the network config (SubnetLen, SubnetMin, SubnetMax): change the reservation or the config`,
+        // flannel deletes such a reservation and takes a new subnet; say so loudly.
+        this.#log.warn(
+          { subnet: leaseKeyOf(own), publicIP: attrs.publicIP },
+          "Reserved subnet of this node no longer fits the network config (SubnetLen, SubnetMin, SubnetMax); deleting the reservation and taking a new subnet, as flannel does",
         );
+        await this.#registry.deleteSubnet(own.subnet, own.ipv6Subnet);
       } else {
         this.#log.info(
           { subnet: leaseKeyOf(own) },
