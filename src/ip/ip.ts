@@ -77,8 +77,12 @@ export function formatIPv4(value: bigint): string {
   return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join(".");
 }
 
-/** Formats an IPv6 address as Go's net.IP.String() does (RFC 5952). */
+/**
+ * Formats an IPv6 address as Go's net.IP.String() does (RFC 5952), which flannel's ip.IP6 uses:
+ * an IPv4-mapped address (`::ffff:a.b.c.d`) prints as the IPv4 address alone.
+ */
 export function formatIPv6(value: bigint): string {
+  if (value >> 32n === 0xffffn) return formatIPv4(value & 0xffffffffn);
   const groups: number[] = [];
   for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(Number((value >> shift) & 0xffffn));
   // The first longest run of two or more zero groups becomes "::".
