@@ -98,3 +98,17 @@ test("loadSubnetEnv() names the file and every missing key", async () => {
     });
   });
 });
+
+test("buildDelegateConf() decodes and re-encodes ipam.routes as flannel does through CNI's types.Route", async () => {
+  await withEnv(V4, async (path) => {
+    const conf = parseNetConf(
+      '{"name":"n","type":"flannel","ipam":{"routes":[{"dst":"192.168.7.1/16","gw":"10.1.17.1","mtu":9000},{"dst":"fd00::/8"}]}}',
+    );
+    const delegate = buildDelegateConf(conf, await loadSubnetEnv(path));
+    assert.deepEqual((delegate.ipam as { routes: unknown }).routes, [
+      { dst: "192.168.7.1/16", gw: "10.1.17.1" },
+      { dst: "fd00::/8" },
+      { dst: "10.1.0.0/16" },
+    ]);
+  });
+});

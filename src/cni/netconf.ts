@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseEnvFile } from "../config/subnet_env.js";
-import { IPNet } from "../ip/ip.js";
+import { IPNet, formatIP, parseIP } from "../ip/ip.js";
 import { CniCode, CniError } from "./cni_error.js";
 
 /** flannel's default subnet.env and state folder. */
@@ -71,8 +71,15 @@ export function parseNetConf(stdin: string): FlannelNetConf {
       CniCode.DecodingFailure,
       "failed to load netconf: expected a JSON object on stdin",
     );
+  const name = optionalString(raw, "name", "");
+  if (name === "") {
+    throw new CniError(
+      CniCode.InvalidNetworkConfig,
+      'failed to load netconf: "name" is missing: the network config needs the network\'s name, such as "cbr0"',
+    );
+  }
   return {
-    name: optionalString(raw, "name", ""),
+    name,
     cniVersion: optionalString(raw, "cniVersion", ""),
     subnetFile: optionalString(raw, "subnetFile", DEFAULT_SUBNET_FILE),
     dataDir: optionalString(raw, "dataDir", DEFAULT_DATA_DIR),
@@ -81,6 +88,34 @@ export function parseNetConf(stdin: string): FlannelNetConf {
     runtimeConfig: optionalObject(raw, "runtimeConfig"),
     raw,
   };
+}
+
+/**
+ * One `ipam.routes` entry decoded and encoded again as flannel's plugin does through CNI's
+ * types.Route: `dst` a CIDR (its address kept as given, as types.ParseCIDR keeps it), `gw` an
+ * optional address, anything else dropped.
+ */
+function decodeRoute(route: unknown, index: number): JsonObject {
+  const bad = (why: string) =>
+    new CniError(
+      CniCode.InvalidNetworkConfig,
+      `failed to assemble Delegate IPAM: failed to read IPAM routes: ipam.routes[${index}] ${why}: expected {"dst": "10.0.0.0/8", "gw": "10.244.1.1"} with "gw" optional`,
+    );
+  if (!isObject(route)) throw bad("is not an object");
+  const dst = route.dst;
+  if (typeof dst !== "string") throw bad('has no "dst"');
+  const slash = dst.indexOf("/");
+  const ip = slash < 0 ? null : parseIP(dst.slice(0, slash));
+  const net = IPNet.parse(dst);
+  if (ip === null || net === null) throw bad(`has "dst" ${JSON.stringify(dst)}, not a CIDR`);
+  const out: JsonObject = { dst: `${formatIP(ip.family, ip.value)}/${net.prefixLen}` };
+  const gw = route.gw;
+  if (gw !== undefined && gw !== null && gw !== "") {
+    const parsed = typeof gw === "string" ? parseIP(gw) : null;
+    if (parsed === null) throw bad(`has "gw" ${JSON.stringify(gw)}, not an IP address`);
+    out.gw = formatIP(parsed.family, parsed.value);
+  }
+  return out;
 }
 
 /** What the plugin reads from subnet.env. Networks may be comma lists, as flannel allows. */
@@ -148,6 +183,8 @@ export async function loadSubnetEnv(path: string): Promise<FlannelSubnetEnv> {
       `failed to load flannel 'subnet.env' file: ${path} is missing ${missing.join(", ")}. ${hint}.`,
     );
   }
+  if (masqText !== "true" && masqText !== "false")
+    throw bad("FLANNEL_IPMASQ", masqText ?? "", "true or false");
   const mtu = Number(mtuText);
   if (!/^\d+$/.test(mtuText ?? "") || mtu < 68 || mtu > 65535)
     throw bad("FLANNEL_MTU", mtuText ?? "", "an MTU from 68 to 65535");
@@ -210,7 +247,7 @@ export function buildDelegateConf(conf: FlannelNetConf, env: FlannelSubnetEnv): 
     );
   }
   ipam.routes = [
-    ...((givenRoutes as unknown[] | undefined) ?? []),
+    ...((givenRoutes as unknown[] | undefined) ?? []).map(decodeRoute),
     ...[...env.networks, ...env.ipv6Networks].map((net) => ({ dst: net.toString() })),
   ];
   delegate.ipam = ipam;

@@ -11,6 +11,7 @@
  */
 import { access, constants, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { IPNet } from "../ip/ip.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
 import { run, runCapture } from "../util/exec.js";
 import { CniCode, CniError, DelegateError } from "./cni_error.js";
@@ -19,7 +20,15 @@ import { buildDelegateConf, loadSubnetEnv, parseNetConf } from "./netconf.js";
 import type { FlannelNetConf } from "./netconf.js";
 
 /** The CNI spec versions this plugin speaks. */
-export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+export const SUPPORTED_VERSIONS = [
+  "0.1.0",
+  "0.2.0",
+  "0.3.0",
+  "0.3.1",
+  "0.4.0",
+  "1.0.0",
+  "1.1.0",
+] as const;
 const LATEST_VERSION = "1.1.0";
 
 /** What the runtime passes: the CNI_* variables and stdin. */
@@ -248,12 +257,11 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
       `CHECK failed: interface "${ifname}" is missing in network namespace ${netns}`,
     );
   }
-  const prevResult = conf.raw.prevResult as { ips?: { address?: string }[] } | undefined;
-  for (const ip of prevResult?.ips ?? []) {
-    if (ip.address !== undefined && !addresses.includes(ip.address)) {
+  for (const ip of prevResultIPs(conf.raw.prevResult)) {
+    if (!addresses.includes(ip)) {
       throw new CniError(
         CHECK_FAILED,
-        `CHECK failed: interface "${ifname}" in ${netns} lacks address ${ip.address} (it has ${addresses.join(", ") || "none"})`,
+        `CHECK failed: interface "${ifname}" in ${netns} lacks address ${ip} (it has ${addresses.join(", ") || "none"})`,
       );
     }
   }
@@ -272,6 +280,30 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
     }
   }
   return "";
+}
+
+/**
+ * The addresses of a CHECK's prevResult (`{"ips": [{"address": "10.244.1.2/24"}, ...]}`),
+ * checked before use: a prevResult that is not of that shape is an invalid config (code 7).
+ */
+function prevResultIPs(prevResult: unknown): string[] {
+  if (prevResult === undefined) return [];
+  const bad = (why: string) =>
+    new CniError(
+      CniCode.InvalidNetworkConfig,
+      `failed to parse prevResult: ${why}: expected {"ips": [{"address": "10.244.1.2/24"}, ...]}`,
+    );
+  if (typeof prevResult !== "object" || prevResult === null || Array.isArray(prevResult))
+    throw bad("it is not an object");
+  const ips = (prevResult as { ips?: unknown }).ips;
+  if (ips === undefined) return [];
+  if (!Array.isArray(ips)) throw bad('"ips" is not a list');
+  return ips.map((ip: unknown, i) => {
+    const address = (ip as { address?: unknown } | null)?.address;
+    if (typeof address !== "string" || IPNet.parse(address) === null)
+      throw bad(`ips[${i}].address is not a CIDR`);
+    return address;
+  });
 }
 
 async function cmdStatus(conf: FlannelNetConf): Promise<string> {

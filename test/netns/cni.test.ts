@@ -210,8 +210,38 @@ test("flannel DEL keeps the saved config when the delegate's DEL fails, so a ret
   }
 });
 
-const errorCases = [
+const errorCases: {
+  name: string;
+  stdin?: string;
+  conf?: Record<string, unknown>;
+  subnetEnv?: string;
+  env: Record<string, string>;
+  code: number;
+  msg: RegExp;
+}[] = [
   { name: "bad stdin", stdin: "{not json", env: {}, code: 6, msg: /not valid JSON/ },
+  {
+    name: "a config without name",
+    conf: { name: "" },
+    env: {},
+    code: 7,
+    msg: /"name" is missing: the network config needs the network's name, such as "cbr0"/,
+  },
+  {
+    name: "an ipam.routes entry without dst",
+    conf: { ipam: { routes: [{ gw: "10.1.0.1" }] } },
+    env: {},
+    code: 7,
+    msg: /ipam\.routes\[0\] has no "dst"/,
+  },
+  {
+    name: "FLANNEL_IPMASQ that is neither true nor false",
+    subnetEnv:
+      "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=yes\n",
+    env: {},
+    code: 7,
+    msg: /has FLANNEL_IPMASQ="yes", expected true or false/,
+  },
   {
     name: "a delegate with name",
     conf: { delegate: { name: "x" } },
@@ -263,26 +293,80 @@ const errorCases = [
   },
 ];
 
-test("flannel ADD reports bad input with the right CNI error and changes nothing on the host", async () => {
-  const h = await openCniHost("ftce");
-  try {
-    const p1 = await h.pod("p1");
-    for (const tc of errorCases) {
+for (const tc of errorCases) {
+  test(`flannel ADD answers ${tc.name} with CNI error ${tc.code} and changes nothing on the host`, async () => {
+    const h = await openCniHost("ftce");
+    try {
+      const p1 = await h.pod("p1");
+      if (tc.subnetEnv !== undefined) await writeFile(h.subnetFile, tc.subnetEnv);
       const stdin = tc.stdin ?? JSON.stringify(flannelConf(h, tc.conf));
       const result = await h.call(PLUGIN, "ADD", stdin, { ...podEnv("pod-e", p1), ...tc.env });
-      assert.equal(result.code, 1, tc.name);
-      assert.equal(result.json.code, tc.code, `${tc.name}: ${result.stdout}`);
-      assert.match(result.json.msg as string, tc.msg, tc.name);
-      assert.equal(typeof result.json.cniVersion, "string", tc.name);
-      assert.doesNotMatch(await ip(["link", "show"], h.host), /cni0/, `${tc.name}: no bridge`);
-      assert.doesNotMatch(await ip(["link", "show"], p1), /eth0/, `${tc.name}: no pod interface`);
-      assert.deepEqual(await readdir(h.dir), ["subnet.env"], `${tc.name}: no state written`);
+      assert.equal(result.code, 1);
+      assert.equal(result.json.code, tc.code, result.stdout);
+      assert.match(result.json.msg as string, tc.msg);
+      assert.equal(typeof result.json.cniVersion, "string");
+      assert.doesNotMatch(await ip(["link", "show"], h.host), /cni0/, "no bridge");
+      assert.doesNotMatch(await ip(["link", "show"], p1), /eth0/, "no pod interface");
+      assert.deepEqual(await readdir(h.dir), ["subnet.env"], "no state written");
+    } finally {
+      await h.cleanup();
     }
+  });
+}
+
+test("flannel VERSION lists every CNI version flannel's plugin speaks, 0.1.0 to 1.1.0", async () => {
+  const h = await openCniHost("ftcv");
+  try {
     const version = await h.call(PLUGIN, "VERSION", { cniVersion: "1.0.0" }, {});
     assert.deepEqual(version.json, {
       cniVersion: "1.0.0",
-      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+      supportedVersions: ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
     });
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("flannel DEL never fails on the cniVersion of an old conflist (0.1.0, 0.2.0)", async () => {
+  const h = await openCniHost("ftco");
+  try {
+    const p1 = await h.pod("p1");
+    for (const cniVersion of ["0.1.0", "0.2.0"]) {
+      const del = await h.call(
+        PLUGIN,
+        "DEL",
+        flannelConf(h, { cniVersion }),
+        podEnv(`old-${cniVersion.replace(/\./g, "")}`, p1),
+      );
+      assert.equal(del.code, 0, `${cniVersion}: ${del.stdout}`);
+    }
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("flannel CHECK answers a prevResult of the wrong shape with code 7, not a crash", async () => {
+  const h = await openCniHost("ftcp");
+  try {
+    const p1 = await h.pod("p1");
+    const add = await h.call(
+      PLUGIN,
+      "ADD",
+      flannelConf(h, { cniVersion: "0.4.0" }),
+      podEnv("pod-p", p1),
+    );
+    assert.equal(add.code, 0, add.stdout);
+    for (const prevResult of [{ ips: "10.1.17.2/24" }, { ips: [{ address: 7 }] }, "nope"]) {
+      const check = await h.call(
+        PLUGIN,
+        "CHECK",
+        { ...flannelConf(h, { cniVersion: "0.4.0" }), prevResult },
+        podEnv("pod-p", p1),
+      );
+      assert.equal(check.code, 1);
+      assert.equal(check.json.code, 7, check.stdout);
+      assert.match(check.json.msg as string, /failed to parse prevResult/);
+    }
   } finally {
     await h.cleanup();
   }
