@@ -9,7 +9,7 @@
  * retry can finish the job (flannel deletes it anyway); a missing subnet.env is "try again later"
  * (code 11) with a hint, not a bare "no such file".
  */
-import { access, constants, readFile, rm, stat } from "node:fs/promises";
+import { access, constants, readFile, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { IPNet } from "../ip/ip.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
@@ -43,12 +43,16 @@ export interface CniResponse {
   readonly code: number;
 }
 
+/** What a container ID may be, as the CNI spec's libcni checks it. */
+const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
 const REQUIRED_ENV: Record<string, readonly string[]> = {
   ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
   DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
   CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
   STATUS: [],
   VERSION: [],
+  GC: ["CNI_PATH"],
 };
 
 function checkEnv(env: CniRequest["env"]): string {
@@ -70,7 +74,7 @@ function checkEnv(env: CniRequest["env"]): string {
   if (
     containerID !== undefined &&
     required.includes("CNI_CONTAINERID") &&
-    !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(containerID)
+    !CONTAINER_ID.test(containerID)
   ) {
     throw new CniError(
       CniCode.InvalidEnvironment,
@@ -185,7 +189,11 @@ async function cmdAdd(conf: FlannelNetConf, env: CniRequest["env"]): Promise<str
   return invokeDelegate(delegate.type as string, "ADD", bytes, env);
 }
 
-async function cmdDel(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
+async function cmdDel(
+  conf: FlannelNetConf,
+  env: CniRequest["env"],
+  delegateVersion?: string,
+): Promise<string> {
   const path = statePath(conf, env);
   let bytes: string;
   try {
@@ -210,8 +218,73 @@ async function cmdDel(conf: FlannelNetConf, env: CniRequest["env"]): Promise<str
     );
     return "";
   }
-  await invokeDelegate(type, "DEL", bytes, env); // on failure the file stays for the retry
+  const sent =
+    delegateVersion === undefined
+      ? bytes
+      : bytes.replace(/"cniVersion":"[^"]*"/, `"cniVersion":"${delegateVersion}"`);
+  await invokeDelegate(type, "DEL", sent, env); // on failure the file stays for the retry
   await rm(path, { force: true });
+  return "";
+}
+
+/** The container IDs of GC's `cni.dev/valid-attachments` (CNI 1.1). */
+function validAttachments(raw: Record<string, unknown>): Set<string> {
+  const list = raw["cni.dev/valid-attachments"];
+  const bad = () =>
+    new CniError(
+      CniCode.InvalidNetworkConfig,
+      'failed to parse "cni.dev/valid-attachments": expected a list of {"containerID": ..., "ifname": ...}',
+    );
+  if (list === undefined) return new Set();
+  if (!Array.isArray(list)) throw bad();
+  return new Set(
+    list.map((a: unknown) => {
+      const id = (a as { containerID?: unknown } | null)?.containerID;
+      if (typeof id !== "string") throw bad();
+      return id;
+    }),
+  );
+}
+
+/**
+ * GC (CNI 1.1): releases every attachment flannel saved state for that the runtime no longer
+ * lists as valid, through the delegate's DEL, as a DEL would. The delegates Debian ships speak
+ * CNI 1.0, which has no GC of its own, so the DEL is sent as 1.0.0; the interface is taken to be
+ * `eth0` (what Kubernetes runtimes use) unless CNI_IFNAME says otherwise. Every stale attachment
+ * is tried; the ones that fail keep their state and are named in the error.
+ */
+async function cmdGc(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
+  const valid = validAttachments(conf.raw);
+  let names: string[];
+  try {
+    names = await readdir(conf.dataDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
+    throw new CniError(
+      CniCode.IOFailure,
+      `failed to list the saved delegate configs in ${conf.dataDir}: ${(err as Error).message}`,
+    );
+  }
+  const failures: string[] = [];
+  for (const id of names) {
+    if (valid.has(id) || !CONTAINER_ID.test(id)) continue; // and the atomic writes' temp files
+    try {
+      await cmdDel(
+        conf,
+        { ...env, CNI_CONTAINERID: id, CNI_IFNAME: env.CNI_IFNAME ?? "eth0" },
+        "1.0.0",
+      );
+    } catch (err) {
+      failures.push(`${id}: ${(err as Error).message}`);
+    }
+  }
+  if (failures.length > 0) {
+    throw new CniError(
+      CniCode.IOFailure,
+      `GC could not release ${failures.length} attachment(s); their state is kept for the next GC`,
+      failures.join("; "),
+    );
+  }
   return "";
 }
 
@@ -340,6 +413,7 @@ export async function handleCniRequest(request: CniRequest): Promise<CniResponse
       DEL: () => cmdDel(conf, request.env),
       CHECK: () => cmdCheck(conf, request.env),
       STATUS: () => cmdStatus(conf),
+      GC: () => cmdGc(conf, request.env),
     };
     const handler = handlers[command];
     if (handler === undefined)

@@ -467,3 +467,53 @@ test("flannelctl cni install writes only its two files", async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("flannel GC (CNI 1.1) releases the attachments the runtime no longer lists, and keeps the others", async () => {
+  const h = await openCniHost("ftcg");
+  try {
+    const [p1, p2] = [await h.pod("p1"), await h.pod("p2")];
+    const keep = await h.call(
+      PLUGIN,
+      "ADD",
+      flannelConf(h, { cniVersion: "1.0.0" }),
+      podEnv("pod-keep", p1),
+    );
+    const stale = await h.call(
+      PLUGIN,
+      "ADD",
+      flannelConf(h, { cniVersion: "1.0.0" }),
+      podEnv("pod-stale", p2),
+    );
+    assert.equal(keep.code, 0, keep.stdout);
+    assert.equal(stale.code, 0, stale.stdout);
+    const ipOf = (r: CniCall) =>
+      ((r.json.ips as { address: string }[])[0]?.address ?? "").split("/")[0]!;
+    const ipamFiles = () => readdir(join(h.ipamDir, "cni-flannel"));
+    assert.ok((await ipamFiles()).includes(ipOf(stale)));
+
+    const gc = await h.call(
+      PLUGIN,
+      "GC",
+      {
+        ...flannelConf(h, { cniVersion: "1.1.0" }),
+        "cni.dev/valid-attachments": [{ containerID: "pod-keep", ifname: "eth0" }],
+      },
+      { CNI_PATH },
+    );
+    assert.equal(gc.code, 0, gc.stdout);
+    assert.deepEqual(await readdir(h.dataDir), ["pod-keep"]);
+    const left = await ipamFiles();
+    assert.ok(!left.includes(ipOf(stale)), `the stale address is released (${left.join(", ")})`);
+    assert.ok(left.includes(ipOf(keep)), "the valid one is kept");
+
+    const bad = await h.call(
+      PLUGIN,
+      "GC",
+      { ...flannelConf(h, { cniVersion: "1.1.0" }), "cni.dev/valid-attachments": "all" },
+      { CNI_PATH },
+    );
+    assert.equal(bad.json.code, 7, bad.stdout);
+  } finally {
+    await h.cleanup();
+  }
+});
