@@ -48,6 +48,8 @@ export interface DataPlaneStats {
   readonly written: number;
   readonly removed: number;
   readonly failed: number;
+  /** Whole syncs that failed (a listing or the device could not be read), retried at the next tick. */
+  readonly syncFailures: number;
 }
 
 /** Makes a backend from its dependencies. */

@@ -5,9 +5,10 @@ import { IPNet } from "../ip/ip.js";
 import type { Lease } from "../lease/lease.js";
 import { silentLogger } from "../log/logger.js";
 import { FakeNetlink } from "../net/fake_netlink.js";
+import { NetlinkError } from "../net/netlink.js";
 import type { LeaseWatchResult, SubnetManager } from "../subnet/manager.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
-import { RouteNetwork } from "./route_network.js";
+import { DataPlaneError, MAX_CONSECUTIVE_SYNC_FAILURES, RouteNetwork } from "./route_network.js";
 import { createVxlanBackend } from "./vxlan/vxlan.js";
 import type { ExternalInterface } from "./backend.js";
 
@@ -116,6 +117,7 @@ async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> =
     scripted,
     settle,
     ethIndex,
+    running,
     stop: async () => {
       controller.abort();
       await running;
@@ -367,4 +369,49 @@ test("host-gw refuses a public IP that differs from the interface address, as fl
       }),
     /your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend/,
   );
+});
+
+test("RouteNetwork retries a sync that failed on a transient netlink error, and counts it", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.netlink.listFailures.push(new NetlinkError("Cannot list neighbours: EBUSY", "EBUSY"));
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await waitFor("the failed sync", () => Promise.resolve(t.network.stats.syncFailures === 1), {
+      timeoutMs: 10_000,
+    });
+    // The next watch step syncs again, from a fresh listing, and writes what the first could not.
+    t.scripted.push({
+      kind: "snapshot",
+      leases: [lease("10.244.2.0/24", "192.168.1.2"), lease("10.244.3.0/24", "192.168.1.3")],
+    });
+    await t.settle();
+    assert.ok(t.netlink.routes.some((r) => r.dst === "10.244.2.0/24"));
+    assert.ok(t.netlink.routes.some((r) => r.dst === "10.244.3.0/24"));
+    assert.equal(t.network.stats.syncFailures, 1);
+  } finally {
+    await t.stop();
+  }
+});
+
+test("RouteNetwork stops with the reason when every sync fails, MAX_CONSECUTIVE_SYNC_FAILURES times in a row", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.netlink.failListingsWith = new NetlinkError("Cannot list neighbours: EPERM", "EPERM");
+    for (let i = 0; i < MAX_CONSECUTIVE_SYNC_FAILURES; i++) {
+      t.scripted.push({
+        kind: "snapshot",
+        leases: [lease(`10.244.${10 + i}.0/24`, "192.168.1.2")],
+      });
+    }
+    await assert.rejects(
+      t.running,
+      (err: unknown) =>
+        err instanceof DataPlaneError &&
+        /Cannot program the data plane: Cannot list neighbours: EPERM: the sync failed 12 times in a row/.test(
+          err.message,
+        ),
+    );
+  } finally {
+    await t.stop().catch(() => undefined);
+  }
 });

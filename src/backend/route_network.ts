@@ -110,13 +110,37 @@ export interface SyncStats {
   written: number;
   removed: number;
   failed: number;
+  syncFailures: number;
+}
+
+/**
+ * How many syncs in a row may fail (each retried at the next tick, RECONCILE_INTERVAL_MS) before
+ * the failure is taken as lasting and stops flanneld: one netlink hiccup (EBUSY, ENOBUFS) must
+ * not, a kernel that refuses every request for a minute must.
+ */
+export const MAX_CONSECUTIVE_SYNC_FAILURES = 12;
+
+/** The data plane could not be programmed for a long time in a row. */
+export class DataPlaneError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DataPlaneError";
+  }
 }
 
 /** A Network whose kernel state follows the leases. */
 export class RouteNetwork<Context> implements Network {
   readonly lease: Lease;
   readonly mtu: number;
-  readonly stats: SyncStats = { remoteLeases: 0, syncs: 0, written: 0, removed: 0, failed: 0 };
+  readonly stats: SyncStats = {
+    remoteLeases: 0,
+    syncs: 0,
+    written: 0,
+    removed: 0,
+    failed: 0,
+    syncFailures: 0,
+  };
+  #consecutiveFailures = 0;
   readonly #deps: RouteNetworkDeps;
   readonly #plane: DataPlane<Context>;
   readonly #leases = new Map<string, Lease>();
@@ -152,14 +176,14 @@ export class RouteNetwork<Context> implements Network {
       });
       for await (const batch of watch) {
         this.#apply(batch);
-        await this.#serialized(() => this.#sync(!this.#synced));
+        await this.#serialized(() => this.#trySync(!this.#synced));
         this.#synced = true;
       }
     };
     const repair = async ({ signal }: CallOptions) => {
       try {
         for await (const _ of setInterval(RECONCILE_INTERVAL_MS, undefined, { signal })) {
-          if (this.#synced) await this.#serialized(() => this.#sync(true));
+          if (this.#synced) await this.#serialized(() => this.#trySync(true));
         }
       } catch (err) {
         if (!signal.aborted) throw err;
@@ -205,6 +229,43 @@ export class RouteNetwork<Context> implements Network {
     const next = this.#queue.then(fn);
     this.#queue = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * One sync; a failure of the whole sync (the device or a listing could not be read) is logged
+   * once per distinct message, counted, and retried at the next tick with a fresh listing. Only
+   * MAX_CONSECUTIVE_SYNC_FAILURES in a row stop flanneld, with the reason.
+   */
+  async #trySync(relist: boolean): Promise<void> {
+    try {
+      await this.#sync(relist || this.#consecutiveFailures > 0);
+      if (this.#consecutiveFailures > 0) {
+        this.#deps.log.info(
+          { failedBefore: this.#consecutiveFailures },
+          "Data plane sync works again",
+        );
+        this.#failures.delete("sync");
+      }
+      this.#consecutiveFailures = 0;
+    } catch (err) {
+      this.#consecutiveFailures++;
+      this.stats.syncFailures++;
+      this.#kernel = null; // what the kernel holds is not known any more: list again
+      const message = (err as Error).message;
+      if (this.#consecutiveFailures >= MAX_CONSECUTIVE_SYNC_FAILURES) {
+        throw new DataPlaneError(
+          `Cannot program the data plane: ${message}: the sync failed ${this.#consecutiveFailures} times in a row; check that flanneld has CAP_NET_ADMIN and that the ${this.#deps.backendType} device can be read`,
+          { cause: err },
+        );
+      }
+      if (this.#failures.get("sync") !== message) {
+        this.#failures.set("sync", message);
+        this.#deps.log.warn(
+          { err: message, failures: this.#consecutiveFailures },
+          "Data plane sync failed; retrying at the next tick",
+        );
+      }
+    }
   }
 
   async #sync(relist: boolean): Promise<void> {

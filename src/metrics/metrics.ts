@@ -20,6 +20,7 @@ export interface MetricSources {
     written: number;
     removed: number;
     failed: number;
+    syncFailures: number;
   } | null;
   /** Traffic-rule rewrites after a resync found rules missing. */
   readonly trafficRuleRepairs: () => number;
@@ -88,6 +89,11 @@ export function createMetrics(sources: MetricSources): Registry {
     "flannel_dataplane_failures_total",
     "Kernel writes that failed",
     () => sources.dataPlane()?.failed ?? 0,
+  );
+  counter(
+    "flannel_dataplane_sync_failures_total",
+    "Whole kernel syncs that failed and were retried at the next tick",
+    () => sources.dataPlane()?.syncFailures ?? 0,
   );
   counter(
     "flannel_traffic_rule_repairs_total",

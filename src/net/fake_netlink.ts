@@ -25,7 +25,19 @@ export class FakeNetlink implements Netlink {
   neighbors: Neighbor[] = [];
   fdb: FdbEntry[] = [];
   readonly calls: string[] = [];
+  /**
+   * Errors the next listings throw, one per call, first in first out (a test's stand-in for
+   * EBUSY or ENOBUFS from the kernel).
+   */
+  readonly listFailures: NetlinkError[] = [];
+  /** An error every listing throws while set (a kernel that keeps refusing). */
+  failListingsWith: NetlinkError | null = null;
   #nextIndex = 1;
+
+  #failListing(): Promise<never> | null {
+    const err = this.failListingsWith ?? this.listFailures.shift();
+    return err === undefined ? null : Promise.reject(err);
+  }
 
   /** Adds an ordinary link (an underlay interface) with an address; returns its index. */
   addEthernet(name: string, ip: string, prefixLen: number, mtu = 1500): number {
@@ -119,6 +131,8 @@ export class FakeNetlink implements Netlink {
   }
 
   listRoutes(table = MAIN_TABLE): Promise<Route[]> {
+    const failed = this.#failListing();
+    if (failed !== null) return failed;
     return Promise.resolve(this.routes.filter((r) => r.table === table));
   }
 
@@ -176,6 +190,8 @@ export class FakeNetlink implements Netlink {
   }
 
   listNeighbors(linkIndex: number): Promise<Neighbor[]> {
+    const failed = this.#failListing();
+    if (failed !== null) return failed;
     return Promise.resolve(this.neighbors.filter((n) => n.linkIndex === linkIndex));
   }
 
