@@ -76,6 +76,7 @@ const config = (type: string, extra: Record<string, unknown> = {}) => ({
   ipv6SubnetMax: null,
   backendType: type,
   backend: { Type: type, ...extra },
+  warnings: [],
 });
 
 async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> = {}) {

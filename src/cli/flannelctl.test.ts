@@ -189,3 +189,14 @@ test("flannelctl leases lists leases with expiry and marks reservations; --json 
   );
   assert.deepEqual(json[0]?.backendData, { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:ff" });
 });
+
+test("flannelctl config validate warns about a key that looks like a typo, and still accepts the config", async () => {
+  const file = join(dir, "typo.json");
+  await writeFile(file, '{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan","DirectRoute":true}}');
+  const { code, stderr } = await flannelctl(["config", "validate", file]);
+  assert.equal(code, 0);
+  assert.match(
+    stderr,
+    /warning: Network config key "Backend.DirectRoute" is not one flannel knows: did you mean "DirectRouting"\?/,
+  );
+});

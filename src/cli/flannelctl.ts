@@ -106,6 +106,11 @@ async function readConfigFile(file: string): Promise<string> {
 }
 
 /** Builds the flannelctl program. */
+/** Prints the network config's warnings on stderr; they do not change the exit code. */
+function warn(warnings: readonly string[]): void {
+  for (const warning of warnings) process.stderr.write(`flannelctl: warning: ${warning}\n`);
+}
+
 export function buildProgram(out: (text: string) => void): Command {
   const program = new Command("flannelctl")
     .description("flannel-ts operator tool: network config, leases")
@@ -121,6 +126,7 @@ export function buildProgram(out: (text: string) => void): Command {
     .action(async (file: string) => {
       const checked = loadNetworkConfig(await readConfigFile(file));
       checkBackendConfig(checked);
+      warn(checked.warnings);
       out(`${JSON.stringify(networkConfigToJson(checked))}\n`);
     });
   withEtcdFlags(
@@ -129,7 +135,9 @@ export function buildProgram(out: (text: string) => void): Command {
       .description("validate a network config file (- for stdin) and store it at <prefix>/config"),
   ).action(async (file: string, flags: EtcdFlags) => {
     const text = await readConfigFile(file);
-    checkBackendConfig(loadNetworkConfig(text)); // nothing is stored unless it is valid
+    const checked = loadNetworkConfig(text);
+    checkBackendConfig(checked); // nothing is stored unless it is valid
+    warn(checked.warnings);
     await withRegistry(flags, async (registry) => {
       await registry.setNetworkConfigText(text);
       out(`Stored network config at ${registry.configKey}\n`);

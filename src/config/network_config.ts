@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { networkConfigWarnings } from "./config_warnings.js";
 import { IPNet, formatIP, parseIPv4, parseIPv6 } from "../ip/ip.js";
 import type { IPFamily } from "../ip/ip.js";
 import { formatIssues, goJson, goJsonField } from "./go_json.js";
@@ -104,6 +105,8 @@ export interface NetworkConfig {
   readonly backendType: string;
   /** The Backend object as given; each backend decodes its own options. */
   readonly backend: Readonly<Record<string, unknown>>;
+  /** Keys that are ignored but look like mistakes (config_warnings.ts), to be shown. */
+  readonly warnings: readonly string[];
 }
 
 /** A network config that passed checkNetworkConfig: the lease ranges are known. */
@@ -152,6 +155,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     ipv6SubnetMax: c.IPv6SubnetMax ?? null,
     backendType: type.toLowerCase(),
     backend: c.Backend,
+    warnings: networkConfigWarnings(json),
   };
 }
 

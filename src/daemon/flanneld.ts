@@ -131,6 +131,7 @@ export async function runFlanneld(
     const config = await getConfig(manager, log, opts);
     if (config === null) return;
     checkBackendConfig(config);
+    for (const warning of config.warnings) log.warn({}, warning);
     if (!config.enableNFTables) await checkBrNetfilter(config, deps.procDir);
     log.info(
       { network: config.network?.toString(), backend: config.backendType },
