@@ -88,7 +88,9 @@ export function networkConfigWarnings(json: unknown): string[] {
         `Network config key "${key}" is not one flannel knows: did you mean "${meant}"?`,
       );
   }
-  const backend = Object.entries(json).find(([k]) => k.toLowerCase() === "backend")?.[1];
+  const backend: unknown = (Object.entries(json) as [string, unknown][]).find(
+    ([k]) => k.toLowerCase() === "backend",
+  )?.[1];
   if (typeof backend === "object" && backend !== null && !Array.isArray(backend)) {
     for (const key of Object.keys(backend)) {
       if (has(BACKEND_KEYS, key)) continue;
