@@ -4,7 +4,7 @@
  * `{"PublicIP":"192.168.1.5","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}`.
  */
 import { z } from "zod";
-import { formatIssues, goJson, goJsonStringify } from "../config/go_json.js";
+import { formatIssues, goJson, goJsonField, goJsonStringify } from "../config/go_json.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip.js";
 import type { IPNet } from "../ip/ip.js";
 
@@ -96,11 +96,15 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
   const parsed = LeaseAttrsSchema.safeParse(json);
   if (!parsed.success) throw new TypeError(`Cannot decode lease: ${formatIssues(parsed.error)}`);
   const a = parsed.data;
+  // The backend data as JSON.parse made it: a schema's copy drops keys such as "__proto__".
+  const raw = json as Record<string, unknown>;
+  const backendData = goJsonField(raw, "BackendData") as JsonValue | undefined;
+  const backendV6Data = goJsonField(raw, "BackendV6Data") as JsonValue | undefined;
   return {
     publicIP: a.PublicIP,
     publicIPv6: a.PublicIPv6 ?? null,
     backendType: a.BackendType ?? "",
-    ...(a.BackendData !== undefined ? { backendData: a.BackendData } : {}),
-    ...(a.BackendV6Data !== undefined ? { backendV6Data: a.BackendV6Data } : {}),
+    ...(backendData !== undefined ? { backendData } : {}),
+    ...(backendV6Data !== undefined ? { backendV6Data } : {}),
   };
 }
