@@ -137,19 +137,16 @@ test("flannelctl config set stores a valid config and refuses an invalid one, ke
 test("flannelctl leases lists leases with expiry and marks reservations; --json too", async () => {
   const etcd = [`--etcd-endpoints=${server.endpoint}`, "--etcd-prefix=/leases/network"];
   let granted = 0;
-  const { EtcdRegistry } = await import("../subnet/etcd/registry.js");
-  const registry = await EtcdRegistry.connect({
-    endpoints: [server.endpoint],
-    prefix: "/leases/network",
-  });
+  const { Etcd3 } = await import("etcd3");
+  const client = new Etcd3({ hosts: [server.endpoint] });
   try {
-    await registry.client
+    await client
       .put("/leases/network/subnets/10.8.2.0-24")
       .value('{"PublicIP":"192.0.2.2","PublicIPv6":null}')
       .exec();
     granted = Date.now();
-    const grant = await registry.client.leaseClient.leaseGrant({ TTL: 3600 });
-    await registry.client
+    const grant = await client.leaseClient.leaseGrant({ TTL: 3600 });
+    await client
       .put("/leases/network/subnets/10.8.1.0-24")
       .value(
         '{"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}}',
@@ -157,7 +154,7 @@ test("flannelctl leases lists leases with expiry and marks reservations; --json 
       .lease(grant.ID)
       .exec();
   } finally {
-    registry.close();
+    client.close();
   }
   const table = await flannelctl(["leases", ...etcd]);
   assert.equal(table.code, 0, table.stderr);

@@ -2,6 +2,7 @@
  * One etcd per test file, and a fresh key prefix per test, so tests do not see each other's keys.
  */
 import { randomBytes } from "node:crypto";
+import { Etcd3 } from "etcd3";
 import { startEtcd } from "../../src/lab/etcd_server.js";
 import type { EtcdServer } from "../../src/lab/etcd_server.js";
 import { silentLogger } from "../../src/log/logger.js";
@@ -15,6 +16,8 @@ export interface EtcdFixture {
   readonly prefix: string;
   /** A registry for the test's own reads and writes. */
   readonly registry: EtcdRegistry;
+  /** A plain etcd client, for what no flannel code does: odd keys, raw TTLs, compaction. */
+  readonly client: Etcd3;
   /** Makes a manager for one more node; closed by cleanup(). */
   manager(options?: Partial<LocalManagerOptions>, endpoint?: string): Promise<LocalManager>;
   setConfig(json: string): Promise<void>;
@@ -25,11 +28,13 @@ export interface EtcdFixture {
 export async function openFixture(server: EtcdServer): Promise<EtcdFixture> {
   const prefix = `/flannel-ts-test/${randomBytes(4).toString("hex")}/network`;
   const registry = await EtcdRegistry.connect({ endpoints: [server.endpoint], prefix });
+  const client = new Etcd3({ hosts: [server.endpoint] });
   const managers: LocalManager[] = [];
   return {
     server,
     prefix,
     registry,
+    client,
     async manager(options = {}, endpoint = server.endpoint) {
       const m = await LocalManager.connect(
         { endpoints: [endpoint], prefix },
@@ -44,6 +49,7 @@ export async function openFixture(server: EtcdServer): Promise<EtcdFixture> {
     async cleanup() {
       await Promise.all(managers.map((m) => m.close()));
       registry.close();
+      client.close();
     },
   };
 }

@@ -9,6 +9,17 @@ import { run } from "../../util/exec.js";
 import { silentLogger } from "../../log/logger.js";
 import { LocalManager } from "./local_manager.js";
 import { EtcdRegistry } from "./registry.js";
+import type { EtcdConfig } from "./registry.js";
+
+/** Stores the network config through a registry of its own, as `flannelctl config set` does. */
+async function storeConfig(config: EtcdConfig): Promise<void> {
+  const registry = await EtcdRegistry.connect(config);
+  try {
+    await registry.setNetworkConfigText(CONFIG);
+  } finally {
+    registry.close();
+  }
+}
 
 const attrs = { publicIP: "192.0.2.1", publicIPv6: null, backendType: "alloc" };
 const CONFIG = '{"Network":"10.40.0.0/16","Backend":{"Type":"alloc"}}';
@@ -95,7 +106,13 @@ test("LocalManager talks to etcd over TLS with a client certificate (--etcd-cafi
       return m;
     };
     const withCert = await connect({ certFile: certs.clientCert, keyFile: certs.clientKey });
-    await withCert.registry.setNetworkConfigText(CONFIG);
+    await storeConfig({
+      endpoints: [server.endpoint],
+      prefix: "/tls/network",
+      caFile: certs.ca,
+      certFile: certs.clientCert,
+      keyFile: certs.clientKey,
+    });
     const lease = await withCert.acquireLease(attrs, { signal: AbortSignal.timeout(20_000) });
     assert.ok(lease.subnet.toString().startsWith("10.40."));
     const withoutCert = await connect({});
@@ -126,7 +143,12 @@ test("LocalManager authenticates with --etcd-username and --etcd-password", asyn
       return m;
     };
     const root = await connect({ username: "root", password: "secret-pw" });
-    await root.registry.setNetworkConfigText(CONFIG);
+    await storeConfig({
+      endpoints: [server.endpoint],
+      prefix: "/auth/network",
+      username: "root",
+      password: "secret-pw",
+    });
     assert.ok(
       (await root.acquireLease(attrs, { signal: AbortSignal.timeout(20_000) })).subnet
         .toString()

@@ -97,13 +97,13 @@ describe("LocalManager", () => {
         { signal: signal() },
       );
       const key = `${f.prefix}/subnets/${lease.subnet.ipString}-24`;
-      const response = await f.registry.client.get(key).exec();
+      const response = await f.client.get(key).exec();
       const kv = response.kvs[0]!;
       assert.equal(
         kv.value.toString(),
         '{"PublicIP":"192.0.2.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}',
       );
-      const ttl = await f.registry.client.leaseClient.leaseTimeToLive({ ID: kv.lease });
+      const ttl = await f.client.leaseClient.leaseTimeToLive({ ID: kv.lease });
       assert.ok(Number(ttl.TTL) > 86_000 && Number(ttl.TTL) <= 86_400, `TTL ${ttl.TTL}`);
     } finally {
       await f.cleanup();
@@ -154,10 +154,7 @@ describe("LocalManager", () => {
       // Three subnets: 10.24.1.0, .2.0 and .3.0. The middle one is reserved for 192.0.2.20.
       await f.setConfig('{"Network":"10.24.0.0/22","Backend":{"Type":"alloc"}}');
       const reservedKey = `${f.prefix}/subnets/10.24.2.0-24`;
-      await f.registry.client
-        .put(reservedKey)
-        .value('{"PublicIP":"192.0.2.20","PublicIPv6":null}')
-        .exec();
+      await f.client.put(reservedKey).value('{"PublicIP":"192.0.2.20","PublicIPv6":null}').exec();
       const ttl = { leaseTTLSeconds: 2 };
       const a = await (
         await f.manager(ttl)
@@ -183,11 +180,10 @@ describe("LocalManager", () => {
       // Wait for etcd to expire the two 2 s leases: the reservation must outlive them.
       await waitFor(
         "etcd to expire the other leases",
-        async () =>
-          (await f.registry.client.getAll().prefix(`${f.prefix}/subnets/`).keys()).length === 1,
+        async () => (await f.client.getAll().prefix(`${f.prefix}/subnets/`).keys()).length === 1,
         { timeoutMs: 30_000 },
       );
-      const kv = (await f.registry.client.get(reservedKey).exec()).kvs[0];
+      const kv = (await f.client.get(reservedKey).exec()).kvs[0];
       assert.ok(kv, "the reservation is still there");
       assert.equal(kv.lease, "0", "and still has no etcd lease");
       assert.equal(
@@ -205,20 +201,13 @@ describe("LocalManager", () => {
       await f.setConfig('{"Network":"10.24.0.0/22","Backend":{"Type":"alloc"}}');
       // A /25 reservation: SubnetLen is 24 now.
       const stale = `${f.prefix}/subnets/10.24.2.0-25`;
-      await f.registry.client
-        .put(stale)
-        .value('{"PublicIP":"192.0.2.30","PublicIPv6":null}')
-        .exec();
+      await f.client.put(stale).value('{"PublicIP":"192.0.2.30","PublicIPv6":null}').exec();
       const lease = await (
         await f.manager()
       ).acquireLease(attrs("192.0.2.30"), { signal: signal() });
       assert.equal(lease.subnet.prefixLen, 24);
       assert.equal(lease.reserved, false);
-      assert.equal(
-        (await f.registry.client.get(stale).exec()).kvs.length,
-        0,
-        "the old reservation is gone",
-      );
+      assert.equal((await f.client.get(stale).exec()).kvs.length, 0, "the old reservation is gone");
     } finally {
       await f.cleanup();
     }
@@ -271,7 +260,7 @@ describe("LocalManager", () => {
       const m = await f.manager({ leaseTTLSeconds: 3, renewMarginMs: 2_000 });
       const lease = await m.acquireLease(attrs("192.0.2.50"), { signal: controller.signal });
       const key = `${f.prefix}/subnets/${lease.subnet.ipString}-${lease.subnet.prefixLen}`;
-      const etcdLeaseOf = async () => (await f.registry.client.get(key).exec()).kvs[0]?.lease;
+      const etcdLeaseOf = async () => (await f.client.get(key).exec()).kvs[0]?.lease;
       const first = await etcdLeaseOf();
       const keeping = m.completeLease(lease, { signal: controller.signal });
       // Renewal puts the key under a new etcd lease; wait for that, then for the first to lapse.
@@ -352,11 +341,11 @@ describe("LocalManager", () => {
       const rest = { [Symbol.asyncIterator]: () => iterator };
 
       const put = (key: string, value: string) =>
-        f.registry.client.put(`${f.prefix}/subnets/${key}`).value(value).exec();
+        f.client.put(`${f.prefix}/subnets/${key}`).value(value).exec();
       await put("not-a-subnet", '{"PublicIP":"192.0.2.71"}');
       await put("10.29.200.0-24", "{ not json");
       await put("10.99.1.0-24", '{"PublicIP":"192.0.2.72","PublicIPv6":null}');
-      await f.registry.client.delete().key(`${f.prefix}/subnets/not-a-subnet`).exec();
+      await f.client.delete().key(`${f.prefix}/subnets/not-a-subnet`).exec();
       const b = await (
         await f.manager()
       ).acquireLease(attrs("192.0.2.73"), { signal: controller.signal });
@@ -433,8 +422,8 @@ describe("LocalManager", () => {
         await f.manager()
       ).acquireLease(attrs("192.0.2.83"), { signal: controller.signal });
       await f.registry.deleteSubnet(churn.subnet, null); // came and went while the watch was away
-      const { header } = await f.registry.client.get("compact-marker").exec();
-      await f.registry.client.kv.compact({ revision: header.revision, physical: true });
+      const { header } = await f.client.get("compact-marker").exec();
+      await f.client.kv.compact({ revision: header.revision, physical: true });
       proxy.restore();
 
       const seen: LeaseEvent[] = [];

@@ -81,11 +81,6 @@ export class LocalManager implements SubnetManager {
     return new LocalManager(await EtcdRegistry.connect(etcd), options);
   }
 
-  /** The etcd store behind this manager. */
-  get registry(): EtcdRegistry {
-    return this.#registry;
-  }
-
   async getNetworkConfig(_opts: CallOptions): Promise<CheckedNetworkConfig> {
     const text = await this.#registry.getNetworkConfigText();
     const config = checkNetworkConfig(parseNetworkConfig(text));

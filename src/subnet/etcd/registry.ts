@@ -320,11 +320,6 @@ export class EtcdRegistry {
     }
   }
 
-  /** The etcd client, for tests and tools that need raw access (compaction, odd keys). */
-  get client(): Etcd3 {
-    return this.#client;
-  }
-
   /** Closes the connection. */
   close(): void {
     // A watch still open (its reader stopped without finishing it) would keep etcd3 reconnecting.
