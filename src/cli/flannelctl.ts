@@ -8,83 +8,49 @@ import { checkBackendConfig } from "../backend/registry.js";
 import { loadNetworkConfig, networkConfigToJson } from "../config/network_config.js";
 import { FlannelError } from "../errors.js";
 import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
-import {
-  EtcdRegistry,
-  DEFAULT_ETCD_ENDPOINTS,
-  DEFAULT_ETCD_PREFIX,
-} from "../subnet/etcd/registry.js";
-import type { EtcdConfig } from "../subnet/etcd/registry.js";
+import { EtcdRegistry } from "../subnet/etcd/registry.js";
+import { ETCD_FLAGS, etcdConfigOf, parseEtcdFlags } from "./etcd_flags.js";
 import { VERSION } from "../version.js";
 import { addLabCommands } from "./lab_commands.js";
 import { installCni } from "../cni/install.js";
 
-interface EtcdFlags {
-  etcdEndpoints: string;
-  etcdPrefix: string;
-  etcdKeyfile?: string;
-  etcdCertfile?: string;
-  etcdCafile?: string;
-  etcdUsername?: string;
-  etcdPassword?: string;
-}
+/** The etcd flags as commander gives them: camel-cased, absent when neither flag nor variable. */
+type EtcdFlags = Record<string, string | undefined>;
 
-function etcdConfigOf(flags: EtcdFlags): EtcdConfig {
-  return {
-    endpoints: flags.etcdEndpoints
-      .split(",")
-      .map((e) => e.trim())
-      .filter((e) => e !== ""),
-    prefix: flags.etcdPrefix,
-    ...(flags.etcdKeyfile ? { keyFile: flags.etcdKeyfile } : {}),
-    ...(flags.etcdCertfile ? { certFile: flags.etcdCertfile } : {}),
-    ...(flags.etcdCafile ? { caFile: flags.etcdCafile } : {}),
-    ...(flags.etcdUsername ? { username: flags.etcdUsername } : {}),
-    ...(flags.etcdPassword ? { password: flags.etcdPassword } : {}),
-  };
-}
+const camel = (name: string) => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
-/** Adds the etcd flags, which default to the FLANNELD_* variables flanneld reads. */
+/** Adds flanneld's etcd flags, which default to the FLANNELD_* variables flanneld reads. */
 function withEtcdFlags(command: Command): Command {
-  const env = process.env;
-  return command
-    .option(
-      "--etcd-endpoints <list>",
-      "comma-delimited etcd endpoints (env FLANNELD_ETCD_ENDPOINTS)",
-      env.FLANNELD_ETCD_ENDPOINTS || DEFAULT_ETCD_ENDPOINTS,
-    )
-    .option(
-      "--etcd-prefix <prefix>",
-      "etcd key prefix (env FLANNELD_ETCD_PREFIX)",
-      env.FLANNELD_ETCD_PREFIX || DEFAULT_ETCD_PREFIX,
-    )
-    .option(
-      "--etcd-keyfile <file>",
-      "TLS key (env FLANNELD_ETCD_KEYFILE)",
-      env.FLANNELD_ETCD_KEYFILE,
-    )
-    .option(
-      "--etcd-certfile <file>",
-      "TLS certificate (env FLANNELD_ETCD_CERTFILE)",
-      env.FLANNELD_ETCD_CERTFILE,
-    )
-    .option("--etcd-cafile <file>", "TLS CA (env FLANNELD_ETCD_CAFILE)", env.FLANNELD_ETCD_CAFILE)
-    .option(
-      "--etcd-username <name>",
-      "etcd user (env FLANNELD_ETCD_USERNAME)",
-      env.FLANNELD_ETCD_USERNAME,
-    )
-    .option(
-      "--etcd-password <password>",
-      "etcd password (env FLANNELD_ETCD_PASSWORD)",
-      env.FLANNELD_ETCD_PASSWORD,
+  for (const spec of ETCD_FLAGS) {
+    const variable = `FLANNELD_${spec.name.toUpperCase().replace(/-/g, "_")}`;
+    const fromEnv = process.env[variable];
+    const fallback = fromEnv !== undefined && fromEnv !== "" ? fromEnv : spec.default;
+    command.option(
+      `--${spec.name} <value>`,
+      `${spec.help} (env ${variable})`,
+      typeof fallback === "string" ? fallback : undefined,
     );
+  }
+  return command;
+}
+
+function etcdFlagValues(flags: EtcdFlags): Record<string, string> {
+  return Object.fromEntries(
+    ETCD_FLAGS.map((spec) => [camel(spec.name), flags[camel(spec.name)] ?? ""]),
+  );
 }
 
 async function withRegistry<T>(
   flags: EtcdFlags,
   fn: (registry: EtcdRegistry) => Promise<T>,
 ): Promise<T> {
-  const registry = await EtcdRegistry.connect(etcdConfigOf(flags));
+  let values;
+  try {
+    values = parseEtcdFlags(etcdFlagValues(flags));
+  } catch (err) {
+    throw new FlannelError((err as Error).message);
+  }
+  const registry = await EtcdRegistry.connect(etcdConfigOf(values));
   try {
     return await fn(registry);
   } finally {

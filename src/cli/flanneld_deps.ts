@@ -9,7 +9,8 @@ import { RtNetlink } from "../net/rtnetlink.js";
 import { LocalManager } from "../subnet/etcd/local_manager.js";
 import { IPTablesManager } from "../trafficmngr/iptables.js";
 import { NFTablesManager } from "../trafficmngr/nftables.js";
-import type { FlanneldOptions } from "./flanneld_flags.js";
+import { etcdConfigOf } from "./etcd_flags.js";
+import type { FlanneldOptions } from "../daemon/flanneld.js";
 
 /** Chooses flanneld's implementations from its flags. */
 export function flanneldDeps(
@@ -36,18 +37,11 @@ export function flanneldDeps(
         );
       }
       const previous = await readPreviousSubnets(options.subnetFile);
-      return LocalManager.connect(
-        {
-          endpoints: options.etcdEndpoints,
-          prefix: options.etcdPrefix,
-          keyFile: options.etcdKeyfile,
-          certFile: options.etcdCertfile,
-          caFile: options.etcdCafile,
-          username: options.etcdUsername,
-          password: options.etcdPassword,
-        },
-        { log, previous, renewMarginMs: options.subnetLeaseRenewMargin * 60_000 },
-      );
+      return LocalManager.connect(etcdConfigOf(options), {
+        log,
+        previous,
+        renewMarginMs: options.subnetLeaseRenewMargin * 60_000,
+      });
     },
     newNetlink: () => new RtNetlink(),
     newTrafficManager: (enableNFTables) =>

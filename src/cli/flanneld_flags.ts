@@ -9,45 +9,13 @@ import { z } from "zod";
 import { DEFAULT_SUBNET_FILE } from "../config/subnet_env.js";
 import { ConfigError } from "../errors.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip.js";
-import { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/defaults.js";
 
-type FlagKind = "string" | "bool" | "int" | "list";
-
-interface FlagSpec {
-  readonly name: string;
-  readonly kind: FlagKind;
-  readonly default: string | boolean | number | readonly string[];
-  readonly help: string;
-}
+import { ETCD_FLAGS, ETCD_FLAG_SHAPE, ETCD_KEY_PAIR, hasEtcdKeyPair } from "./etcd_flags.js";
+import type { FlagSpec } from "./etcd_flags.js";
+import type { FlanneldOptions } from "../daemon/flanneld.js";
 
 const FLAGS: readonly FlagSpec[] = [
-  {
-    name: "etcd-endpoints",
-    kind: "string",
-    default: DEFAULT_ETCD_ENDPOINTS,
-    help: "a comma-delimited list of etcd endpoints",
-  },
-  { name: "etcd-prefix", kind: "string", default: DEFAULT_ETCD_PREFIX, help: "etcd prefix" },
-  {
-    name: "etcd-keyfile",
-    kind: "string",
-    default: "",
-    help: "SSL key file used to secure etcd communication",
-  },
-  {
-    name: "etcd-certfile",
-    kind: "string",
-    default: "",
-    help: "SSL certification file used to secure etcd communication",
-  },
-  {
-    name: "etcd-cafile",
-    kind: "string",
-    default: "",
-    help: "SSL Certificate Authority file used to secure etcd communication",
-  },
-  { name: "etcd-username", kind: "string", default: "", help: "username for BasicAuth to etcd" },
-  { name: "etcd-password", kind: "string", default: "", help: "password for BasicAuth to etcd" },
+  ...ETCD_FLAGS,
   {
     name: "iface",
     kind: "list",
@@ -172,9 +140,6 @@ const FLAGS: readonly FlagSpec[] = [
   { name: "version", kind: "bool", default: false, help: "print version and exit" },
 ];
 
-/** What flannel's etcd client takes: `[http[s]://]host[:port][/]`, or a `unix:` socket. */
-const ETCD_ENDPOINT = /^((https?:\/\/)?[^/\s]+\/?|unix:(\/\/)?\S+)$/;
-
 /** The longest period Node's timers take, in whole seconds (2^31 - 1 ms). */
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
@@ -199,35 +164,7 @@ const port = (flag: string) =>
 
 const FlanneldOptionsSchema = z
   .object({
-    etcdEndpoints: z
-      .string()
-      .transform((s) =>
-        s
-          .split(",")
-          .map((e) => e.trim())
-          .filter((e) => e !== ""),
-      )
-      .refine(
-        (list) => list.length > 0,
-        "--etcd-endpoints: expected at least one endpoint such as http://127.0.0.1:2379",
-      )
-      .refine(
-        (list) => list.every((e) => ETCD_ENDPOINT.test(e)),
-        "--etcd-endpoints: expected a comma-delimited list such as http://10.0.0.1:2379,http://10.0.0.2:2379 (unix:///path for a socket)",
-      )
-      // etcd's Go client takes `http://h:2379/`; grpc wants no trailing slash.
-      .transform((list) => list.map((e) => (e.startsWith("unix:") ? e : e.replace(/\/+$/, "")))),
-    etcdPrefix: z
-      .string()
-      .startsWith(
-        "/",
-        "--etcd-prefix: expected a key prefix starting with / such as /coreos.com/network",
-      ),
-    etcdKeyfile: z.string(),
-    etcdCertfile: z.string(),
-    etcdCafile: z.string(),
-    etcdUsername: z.string(),
-    etcdPassword: z.string(),
+    ...ETCD_FLAG_SHAPE,
     iface: z.array(z.string()),
     ifaceRegex: z
       .array(z.string())
@@ -287,13 +224,9 @@ const FlanneldOptionsSchema = z
     v: z.number().int().min(0, "-v: expected a verbosity of 0 or more"),
     version: z.boolean(),
   })
-  .refine(
-    (o) => (o.etcdKeyfile === "") === (o.etcdCertfile === ""),
-    "--etcd-keyfile and --etcd-certfile go together: give both for a client certificate, or neither",
-  );
+  .refine(hasEtcdKeyPair, ETCD_KEY_PAIR);
 
-/** flanneld's settings after flags and FLANNELD_* variables. */
-export type FlanneldOptions = z.infer<typeof FlanneldOptionsSchema>;
+export type { FlanneldOptions };
 
 function camel(name: string): string {
   const special: Record<string, string> = {

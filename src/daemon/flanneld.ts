@@ -29,7 +29,42 @@ import { leaseKeyOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { sleep } from "../util/sleep.js";
-import type { FlanneldOptions } from "../cli/flanneld_flags.js";
+
+/**
+ * flanneld's settings, after flags and FLANNELD_* variables (src/cli/flanneld_flags.ts reads and
+ * checks them): flannel's flags, camel-cased.
+ */
+export interface FlanneldOptions {
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPrefix: string;
+  readonly etcdKeyfile: string;
+  readonly etcdCertfile: string;
+  readonly etcdCafile: string;
+  readonly etcdUsername: string;
+  readonly etcdPassword: string;
+  readonly iface: readonly string[];
+  readonly ifaceRegex: readonly string[];
+  readonly ifaceCanReach: string;
+  readonly subnetFile: string;
+  readonly publicIP: string;
+  readonly publicIPv6: string;
+  readonly subnetLeaseRenewMargin: number;
+  readonly ipMasq: boolean;
+  readonly ipMasqFullyRandomDisable: boolean;
+  readonly kubeSubnetMgr: boolean;
+  readonly kubeApiUrl: string;
+  readonly kubeAnnotationPrefix: string;
+  readonly kubeconfigFile: string;
+  readonly healthzIP: string;
+  readonly healthzPort: number;
+  readonly iptablesResync: number;
+  readonly iptablesForwardRules: boolean;
+  readonly ipBlackholeRoute: boolean;
+  readonly netConfigPath: string;
+  readonly setNodeNetworkUnavailable: boolean;
+  readonly v: number;
+  readonly version: boolean;
+}
 
 /** How often a missing config or an unreachable store is retried, as flannel does. */
 const CONFIG_RETRY_MS = 1_000;
