@@ -134,7 +134,7 @@ test("flannelctl config set stores a valid config and refuses an invalid one, ke
   assert.equal(got.stdout.trim(), good);
 });
 
-test("flannelctl leases lists leases with expiry and marks reservations; --json too", async () => {
+test("flannelctl leases lists leases with expiry, marks reservations and names keys that are not leases; --json too", async () => {
   const etcd = [`--etcd-endpoints=${server.endpoint}`, "--etcd-prefix=/leases/network"];
   let granted = 0;
   const { Etcd3 } = await import("etcd3");
@@ -153,11 +153,13 @@ test("flannelctl leases lists leases with expiry and marks reservations; --json 
       )
       .lease(grant.ID)
       .exec();
+    await client.put("/leases/network/subnets/not-a-subnet").value("junk").exec();
   } finally {
     client.close();
   }
   const table = await flannelctl(["leases", ...etcd]);
   assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stderr, /not-a-subnet/, "a key that is not a lease is named");
   const lines = table.stdout.trim().split("\n");
   assert.match(lines[0]!, /^SUBNET\s+PUBLIC IP\s+BACKEND\s+EXPIRES$/);
   const row = /^10\.8\.1\.0\/24\s+192\.0\.2\.1\s+vxlan\s+(\S+) \(in (\d+)h(\d+)m\)$/.exec(

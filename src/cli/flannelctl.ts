@@ -10,6 +10,9 @@ import { FlannelError } from "../errors.js";
 import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
 import { EtcdRegistry } from "../subnet/etcd/registry.js";
 import { ETCD_FLAGS, etcdConfigOf, parseEtcdFlags } from "./etcd_flags.js";
+import type { EtcdFlagValues } from "./etcd_flags.js";
+import { LocalManager } from "../subnet/etcd/local_manager.js";
+import { pino } from "pino";
 import { VERSION } from "../version.js";
 import { addLabCommands } from "./lab_commands.js";
 import { installCni } from "../cni/install.js";
@@ -40,17 +43,20 @@ function etcdFlagValues(flags: EtcdFlags): Record<string, string> {
   );
 }
 
+/** The etcd flags checked as flanneld checks them; FlannelError naming every problem. */
+function checkedEtcdFlags(flags: EtcdFlags): EtcdFlagValues {
+  try {
+    return parseEtcdFlags(etcdFlagValues(flags));
+  } catch (err) {
+    throw new FlannelError((err as Error).message);
+  }
+}
+
 async function withRegistry<T>(
   flags: EtcdFlags,
   fn: (registry: EtcdRegistry) => Promise<T>,
 ): Promise<T> {
-  let values;
-  try {
-    values = parseEtcdFlags(etcdFlagValues(flags));
-  } catch (err) {
-    throw new FlannelError((err as Error).message);
-  }
-  const registry = await EtcdRegistry.connect(etcdConfigOf(values));
+  const registry = await EtcdRegistry.connect(etcdConfigOf(checkedEtcdFlags(flags)));
   try {
     return await fn(registry);
   } finally {
@@ -126,13 +132,18 @@ export function buildProgram(out: (text: string) => void): Command {
       )
       .option("--json", "print JSON, one array"),
   ).action(async (flags: EtcdFlags & { json?: boolean }) => {
-    await withRegistry(flags, async (registry) => {
-      const listing = await registry.getSubnets({ withExpiration: true });
-      if (flags.json) out(`${JSON.stringify(listing.leases.map(leaseToJson), null, 2)}\n`);
-      else out(formatLeaseTable(listing.leases, new Date()));
-      for (const { key, reason } of listing.skipped)
-        process.stderr.write(`flannelctl: skipped "${key}": ${reason}\n`);
+    // Through the SubnetManager, as flanneld sees the leases; keys that are not leases are
+    // named on stderr.
+    const manager = await LocalManager.connect(etcdConfigOf(checkedEtcdFlags(flags)), {
+      log: pino({ level: "warn", base: null, timestamp: false }, pino.destination(2)),
     });
+    try {
+      const leases = await manager.listLeases({ signal: AbortSignal.timeout(30_000) });
+      if (flags.json) out(`${JSON.stringify(leases.map(leaseToJson), null, 2)}\n`);
+      else out(formatLeaseTable(leases, new Date()));
+    } finally {
+      await manager.close();
+    }
   });
   program
     .command("cni")

@@ -282,7 +282,10 @@ export class LocalManager implements SubnetManager {
   }
 
   async listLeases(_opts: CallOptions): Promise<readonly Lease[]> {
-    return (await this.#registry.getSubnets({ withExpiration: true })).leases;
+    const listing = await this.#registry.getSubnets({ withExpiration: true });
+    for (const { key, reason } of listing.skipped)
+      this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
+    return listing.leases;
   }
 
   async close(): Promise<void> {
