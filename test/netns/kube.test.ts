@@ -22,6 +22,7 @@ import { ping, pingAll } from "../../src/lab/lab_check.js";
 import { execIn, ip } from "../../src/lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
+import { healthzGet } from "../helpers/healthz.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
 
 const P = "flannel.alpha.coreos.com/";
@@ -132,12 +133,7 @@ test("kube mode, host-gw: every pod reaches every other; a deleted Node drops it
 });
 
 /** The HTTP status of flanneld's /readyz on a host (healthz on port 8081). */
-async function readyz(n: LabNode): Promise<string> {
-  return execIn(n.netns, process.execPath, [
-    "-e",
-    "fetch('http://127.0.0.1:8081/readyz').then((r) => process.stdout.write(String(r.status)))",
-  ]);
-}
+const readyz = async (n: LabNode) => String((await healthzGet(n.netns, "/readyz")).status);
 
 test("kube mode: a Node without a pod CIDR waits, saying why and not ready, then joins when node IPAM assigns one", async () => {
   await withLab(

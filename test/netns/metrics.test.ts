@@ -4,20 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { execIn, ip } from "../../src/lab/netns.js";
+import { ip } from "../../src/lab/netns.js";
+import { healthzGet, metricValue } from "../helpers/healthz.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
 
-function scrape(netns: string): Promise<string> {
-  return execIn(netns, process.execPath, [
-    "-e",
-    "fetch('http://127.0.0.1:8081/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
-  ]);
-}
+const scrape = async (netns: string) => (await healthzGet(netns, "/metrics")).body;
 
 const value = (text: string, name: string): number => {
-  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-  assert.ok(m, `${name} is exported`);
-  return Number(m[1]);
+  const found = metricValue(text, name);
+  assert.ok(!Number.isNaN(found), `${name} is exported`);
+  return found;
 };
 
 test("flanneld's /metrics: readiness, the lease, the peers and the data plane's work, each moving when it happens", async () => {

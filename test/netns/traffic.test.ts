@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
+import { healthzGet, metricValue } from "../helpers/healthz.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
 import { addPod, listPods } from "../../src/lab/cluster.js";
 import type { Lab } from "../../src/lab/cluster.js";
@@ -156,16 +157,8 @@ test("masquerade: a pod reaches an underlay address with no route back only when
   }
 });
 
-/** A host's /metrics as text (healthz on port 8081). */
-function metricsOf(netns: string): Promise<string> {
-  return execIn(netns, process.execPath, [
-    "-e",
-    "fetch('http://127.0.0.1:8081/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
-  ]);
-}
-
-const metric = (text: string, name: string) =>
-  Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? "NaN");
+const metricsOf = async (netns: string) => (await healthzGet(netns, "/metrics")).body;
+const metric = metricValue;
 
 test("--ip-blackhole-route keeps a blackhole route for the host's subnet behind cni0's; a deleted rule or route comes back and is counted", async () => {
   await withLab(
