@@ -10,6 +10,23 @@ import { runCapture } from "../../src/util/exec.js";
 
 const FLANNELCTL = join(REPO_ROOT, "bin/flannelctl");
 
+/** Debian's Chromium, headless, with the flags this machine's closed network needs. */
+function launchChromium(): ReturnType<typeof chromium.launch> {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
 async function flannelctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
   const { code, stdout, stderr } = await runCapture(FLANNELCTL, args);
   return { code, out: stdout + stderr };
@@ -164,19 +181,7 @@ test("lab add-node, kill-node and restart-node drill", async () => {
 
 test("the dashboard shows every host and subnet in a real browser, and sees a killed host go", async () => {
   const name = uniquePrefix("ftlu");
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium();
   let dashboard: Awaited<ReturnType<typeof startDashboard>> | null = null;
   try {
     assert.equal(
@@ -239,6 +244,19 @@ test("lab up --kube: check, status and the dashboard show the Nodes, delete-node
     };
     assert.equal(state.status.kubeApi?.alive, true);
     assert.deepEqual(state.status.leases.map((l) => l.node).sort(), ["h1", "h2", "h3"]);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(dashboard.url);
+      await page.locator("#leases tbody tr").nth(2).waitFor();
+      assert.equal(
+        await page.locator("#leases-title").textContent(),
+        "Nodes and their flannel annotations",
+      );
+      assert.match((await page.locator("#meta").textContent()) ?? "", /Kubernetes API double/);
+    } finally {
+      await browser.close();
+    }
 
     const deleted = await flannelctl(["lab", "delete-node", "h3", "--name", name]);
     assert.equal(deleted.code, 0, deleted.out);
