@@ -6,13 +6,16 @@
  *    (seen by `ip monitor`), p50 and p99 over 50 joins; baseline: etcd's own watch latency.
  * 3. Scale: 5,000 remote vxlan leases in etcd, one host starts: time until all 15,000 kernel
  *    entries are in place, and flanneld's peak memory; baseline: `ip -batch` writing the same
- *    15,000 entries into a fresh namespace.
+ *    15,000 entries into a fresh namespace. Then flanneld's CPU while idle with those peers,
+ *    over IDLE_SECONDS, as a share of one core.
+ * 4. Drift repair: a neighbour entry deleted by hand, to the same entry back (both seen by
+ *    `ip -ts monitor neigh`), p50 and p99 over 100 deletions.
  *
- * Run: npm run build && node dist/bench/dataplane_bench.js [throughput|join|scale]...
+ * Run: npm run build && node dist/bench/dataplane_bench.js [throughput|join|scale|drift]...
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
@@ -318,6 +321,10 @@ async function scale(): Promise<void> {
     print(
       `scale: ${N} remote vxlan leases, one host starts: ${entries} kernel entries in place after ${(ms / 1000).toFixed(2)} s; flanneld peak memory (VmHWM) ${peakMiB.toFixed(0)} MiB`,
     );
+    const idle = await cpuShare(pid, IDLE_SECONDS);
+    print(
+      `  idle with ${N} peers: flanneld used ${(idle * 100).toFixed(2)} % of one core over ${IDLE_SECONDS} s`,
+    );
 
     // Baseline: the same 15,000 entries with ip -batch into a fresh namespace.
     const ns = `${name}-hb`;
@@ -373,10 +380,66 @@ async function scale(): Promise<void> {
   }
 }
 
+/** How long the idle CPU is measured. */
+const IDLE_SECONDS = Number(process.env.FLANNEL_TS_BENCH_IDLE_SECONDS ?? "60");
+
+/** A process's CPU time (user + system) over `seconds`, as a share of one core. */
+async function cpuShare(pid: number, seconds: number): Promise<number> {
+  const ticks = async () => {
+    const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+    return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  };
+  const hz = Number((await run("getconf", ["CLK_TCK"])).trim()) || 100;
+  const before = await ticks();
+  await delay(seconds * 1000);
+  const after = await ticks();
+  return (after - before) / hz / seconds;
+}
+
+async function driftRepair(): Promise<void> {
+  const name = uniquePrefix("ftbd");
+  try {
+    const lab = await labUp({ name, nodes: 2, pods: 0, backend: "vxlan" }, quiet);
+    const h1 = lab.nodes[0]!.netns;
+    const env = await readFile(lab.nodes[1]!.subnetFile, "utf8");
+    const peer = /FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1\//.exec(env)?.[1];
+    if (peer === undefined) throw new Error(`no subnet in ${env}`);
+    const gateway = `${peer}.0`;
+    const monitor = spawn("ip", ["netns", "exec", h1, "ip", "-ts", "monitor", "neigh"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let deletedAt = 0;
+    const repairs: number[] = [];
+    createInterface({ input: monitor.stdout }).on("line", (line) => {
+      const m = /^\[([^\]]+)\]\s*(Deleted )?(\S+) dev flannel\.1.*?(PERMANENT)?\s*$/.exec(line);
+      if (m?.[3] !== gateway) return;
+      const at = Date.parse(m[1]!.replace(/(\.\d{3})\d*/, "$1"));
+      if (m[2] !== undefined) deletedAt = at;
+      else if (m[4] !== undefined && deletedAt > 0) {
+        repairs.push(at - deletedAt);
+        deletedAt = 0;
+      }
+    });
+    await delay(300);
+    for (let i = 0; i < 100; i++) {
+      const before = repairs.length;
+      await ip(["neigh", "del", gateway, "dev", "flannel.1"], h1);
+      for (let w = 0; w < 500 && repairs.length === before; w++) await delay(2);
+    }
+    monitor.kill();
+    print(
+      `drift repair (neighbour deleted by hand -> back, ${repairs.length} of 100): p50 ${percentile(repairs, 50).toFixed(1)} ms, p99 ${percentile(repairs, 99).toFixed(1)} ms`,
+    );
+  } finally {
+    await labDown(name, quiet);
+  }
+}
+
 const wanted = process.argv.slice(2);
 const all = wanted.length === 0;
 print(`flannel-ts bench (issue #4), ${new Date().toISOString()}`);
 if (all || wanted.includes("throughput")) await throughput();
 if (all || wanted.includes("join")) await joinLatency();
 if (all || wanted.includes("scale")) await scale();
+if (all || wanted.includes("drift")) await driftRepair();
 process.exit(0);

@@ -50,6 +50,10 @@ export interface DataPlaneStats {
   readonly failed: number;
   /** Whole syncs that failed (a listing or the device could not be read), retried at the next tick. */
   readonly syncFailures: number;
+  /** Syncs started by a change the kernel announced. */
+  readonly eventSyncs: number;
+  /** Entries the periodic full check had to repair: what the event path missed (should be 0). */
+  readonly checkFindings: number;
 }
 
 /** Makes a backend from its dependencies. */

@@ -416,3 +416,27 @@ test("RouteNetwork stops with the reason when every sync fails, MAX_CONSECUTIVE_
     await t.stop().catch(() => undefined);
   }
 });
+
+test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announces it, not at the next full check", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await t.settle();
+    const vtep = [...t.netlink.links.values()].find((l) => l.name === "flannel.1")!;
+    await waitFor("the network to follow the kernel's announcements", () =>
+      Promise.resolve(t.netlink.watchers > 0),
+    );
+    // By hand: the neighbour goes, and the kernel says so. The full check is minutes away.
+    t.netlink.neighbors = t.netlink.neighbors.filter((n) => n.ip !== "10.244.2.0");
+    t.netlink.announce({ kind: "neighbor", removed: true, linkIndex: vtep.index, protocol: null });
+    await waitFor(
+      "the neighbour to come back",
+      () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
+      { timeoutMs: 10_000 },
+    );
+    assert.equal(t.network.stats.eventSyncs, 1);
+    assert.equal(t.network.stats.checkFindings, 0);
+  } finally {
+    await t.stop();
+  }
+});

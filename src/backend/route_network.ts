@@ -7,9 +7,12 @@
  * compares those with the entries of ours that the kernel holds, and only changes what differs:
  * missing or changed entries are written (neighbour, FDB, then route, as flannel orders them),
  * entries of ours that no lease justifies are removed (route first). A sync runs after each batch
- * of lease changes (against what it last saw, without listing) and every RECONCILE_INTERVAL_MS
- * against a fresh listing, so that entries deleted or changed by hand, or a device that was
- * removed, come back within seconds. Nothing is removed before the first snapshot of leases has
+ * of lease changes (against what it last saw, without listing), and against a fresh listing
+ * whenever the kernel announces a change that concerns the data plane (rtnetlink's multicast
+ * groups: an entry or the device deleted or changed by hand), REPAIR_DEBOUNCE_MS after the
+ * first of a burst. A full check against a fresh listing also runs every FULL_CHECK_INTERVAL_MS
+ * as a safety net, counting what it finds (it should find nothing), and a failed sync is retried
+ * every RECONCILE_INTERVAL_MS. Nothing is removed before the first snapshot of leases has
  * arrived, and a restart that finds the kernel already right changes nothing.
  *
  * What flannel did: host-gw re-added missing routes every 10 s; vxlan never checked; no backend
@@ -20,15 +23,21 @@ import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_conf
 import { leaseKeyOf } from "../lease/lease.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
-import type { Neighbor, FdbEntry, Netlink, RouteSpec } from "../net/netlink.js";
+import type { Neighbor, FdbEntry, Netlink, NetlinkChange, RouteSpec } from "../net/netlink.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import { watchLeases } from "../subnet/watch_leases.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import type { Network } from "./backend.js";
 
-/** How often the kernel is listed and repaired. */
+/** How often a failed sync is retried (and how often the full check looks whether it is due). */
 export const RECONCILE_INTERVAL_MS = 5_000;
+
+/** How often the kernel is listed and checked without any announced change: a safety net. */
+export const FULL_CHECK_INTERVAL_MS = 5 * 60_000;
+
+/** How long after an announced change the repair sync starts, so that a burst makes one sync. */
+export const REPAIR_DEBOUNCE_MS = 20;
 
 /** One kernel entry a data plane wants. */
 export type KernelEntry =
@@ -82,6 +91,8 @@ export interface DataPlane<Context> {
   entriesFor(remote: Lease, context: Context): KernelEntry[];
   /** The entries of this backend that the kernel holds now. */
   listOwned(context: Context): Promise<KernelEntry[]>;
+  /** Whether a change the kernel announced can have touched this plane's entries or devices. */
+  concerns(change: NetlinkChange, context: Context): boolean;
 }
 
 /** What RouteNetwork needs besides its data plane. */
@@ -111,6 +122,10 @@ export interface SyncStats {
   removed: number;
   failed: number;
   syncFailures: number;
+  /** Syncs started by a change the kernel announced. */
+  eventSyncs: number;
+  /** Entries the periodic full check had to write or remove: what the event path missed. */
+  checkFindings: number;
 }
 
 /**
@@ -139,8 +154,16 @@ export class RouteNetwork<Context> implements Network {
     removed: 0,
     failed: 0,
     syncFailures: 0,
+    eventSyncs: 0,
+    checkFindings: 0,
   };
   #consecutiveFailures = 0;
+  /** What the data plane's last prepare() returned; null before the first sync. */
+  #context: Context | null = null;
+  #repairPending = false;
+  #lastFullCheck = 0;
+  /** Set when the kernel's announcements cannot be followed: check at every tick. */
+  #polling = false;
   readonly #deps: RouteNetworkDeps;
   readonly #plane: DataPlane<Context>;
   readonly #leases = new Map<string, Lease>();
@@ -180,19 +203,67 @@ export class RouteNetwork<Context> implements Network {
         this.#synced = true;
       }
     };
-    const repair = async ({ signal }: CallOptions) => {
+    const check = async ({ signal }: CallOptions) => {
       try {
         for await (const _ of setInterval(RECONCILE_INTERVAL_MS, undefined, { signal })) {
-          if (this.#synced) await this.#serialized(() => this.#trySync(true));
+          if (!this.#synced) continue;
+          const due = this.#polling || Date.now() - this.#lastFullCheck >= FULL_CHECK_INTERVAL_MS;
+          if (this.#consecutiveFailures === 0 && !due) continue;
+          await this.#serialized(async () => {
+            const before = this.stats.written + this.stats.removed;
+            await this.#trySync(true);
+            this.#lastFullCheck = Date.now();
+            const found = this.stats.written + this.stats.removed - before;
+            if (due && found > 0) {
+              this.stats.checkFindings += found;
+              this.#deps.log.warn({ entries: found }, "The full check found entries to repair");
+            }
+          });
         }
       } catch (err) {
         if (!signal.aborted) throw err;
       }
     };
+    const react = async ({ signal }: CallOptions) => {
+      try {
+        for await (const change of this.#deps.netlink.watchChanges({ signal })) {
+          if (!this.#synced) continue; // the first sync lists everything anyway
+          const context = this.#context;
+          const relevant =
+            change.linkIndex === null || context === null || this.#plane.concerns(change, context);
+          if (relevant) void this.#repairSoon(signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        // Without announcements, fall back to a full check at every tick, as before.
+        this.#polling = true;
+        this.#deps.log.warn(
+          { err: (err as Error).message, everyMs: RECONCILE_INTERVAL_MS },
+          "Cannot follow the kernel's announcements; checking the kernel at every tick instead",
+        );
+      }
+    };
     try {
-      await runTogether([follow, repair], opts);
+      await runTogether([follow, check, react], opts);
     } catch (err) {
       if (!opts.signal.aborted) throw err;
+    }
+  }
+
+  /** One repair sync, REPAIR_DEBOUNCE_MS after the first change of a burst. */
+  async #repairSoon(signal: AbortSignal): Promise<void> {
+    if (this.#repairPending) return;
+    this.#repairPending = true;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, REPAIR_DEBOUNCE_MS));
+      this.#repairPending = false;
+      if (signal.aborted) return;
+      this.stats.eventSyncs++;
+      await this.#serialized(() => this.#trySync(true));
+    } catch (err) {
+      this.#repairPending = false;
+      // A repair that fails for good is reported by the next sync's failure count.
+      this.#deps.log.warn({ err: (err as Error).message }, "Repair sync failed");
     }
   }
 
@@ -271,6 +342,7 @@ export class RouteNetwork<Context> implements Network {
   async #sync(relist: boolean): Promise<void> {
     const { log, netlink } = this.#deps;
     const context = await this.#plane.prepare();
+    this.#context = context;
     if (relist || this.#kernel === null) {
       this.#kernel = new Map((await this.#plane.listOwned(context)).map((e) => [entryKey(e), e]));
     }

@@ -6,7 +6,15 @@ import { silentLogger } from "../log/logger.js";
 import { createMetrics } from "./metrics.js";
 
 test("createMetrics() reports the lease, data plane and traffic rule figures at scrape time", async () => {
-  const figures = { syncs: 3, written: 12, removed: 1, failed: 0, syncFailures: 0 };
+  const figures = {
+    syncs: 3,
+    written: 12,
+    removed: 1,
+    failed: 0,
+    syncFailures: 0,
+    eventSyncs: 0,
+    checkFindings: 0,
+  };
   let repairs = 0;
   const registry = createMetrics({
     leaseExpiration: () => 1_900_000_000,

@@ -21,6 +21,8 @@ export interface MetricSources {
     removed: number;
     failed: number;
     syncFailures: number;
+    eventSyncs: number;
+    checkFindings: number;
   } | null;
   /** Traffic-rule rewrites after a resync found rules missing. */
   readonly trafficRuleRepairs: () => number;
@@ -94,6 +96,16 @@ export function createMetrics(sources: MetricSources): Registry {
     "flannel_dataplane_sync_failures_total",
     "Whole kernel syncs that failed and were retried at the next tick",
     () => sources.dataPlane()?.syncFailures ?? 0,
+  );
+  counter(
+    "flannel_dataplane_event_syncs_total",
+    "Kernel syncs started by a change the kernel announced (repair by events)",
+    () => sources.dataPlane()?.eventSyncs ?? 0,
+  );
+  counter(
+    "flannel_dataplane_check_findings_total",
+    "Entries the periodic full check had to repair, that the event path missed (should stay 0)",
+    () => sources.dataPlane()?.checkFindings ?? 0,
   );
   counter(
     "flannel_traffic_rule_repairs_total",

@@ -5,6 +5,7 @@
  * says `onlink`.
  */
 import { IPNet, parseIPv4 } from "../ip/ip.js";
+import { AsyncQueue } from "../util/async_queue.js";
 import { FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, NetlinkError } from "./netlink.js";
 import type {
   Address,
@@ -12,6 +13,7 @@ import type {
   Link,
   Neighbor,
   Netlink,
+  NetlinkChange,
   Route,
   RouteSpec,
   VxlanLinkSpec,
@@ -25,6 +27,7 @@ export class FakeNetlink implements Netlink {
   neighbors: Neighbor[] = [];
   fdb: FdbEntry[] = [];
   readonly calls: string[] = [];
+  readonly #watchers = new Set<AsyncQueue<NetlinkChange>>();
   /**
    * Errors the next listings throw, one per call, first in first out (a test's stand-in for
    * EBUSY or ENOBUFS from the kernel).
@@ -33,6 +36,31 @@ export class FakeNetlink implements Netlink {
   /** An error every listing throws while set (a kernel that keeps refusing). */
   failListingsWith: NetlinkError | null = null;
   #nextIndex = 1;
+
+  /** Announces a change to every watcher, as the kernel does for a change made by hand. */
+  announce(change: NetlinkChange): void {
+    for (const queue of this.#watchers) queue.push(change);
+  }
+
+  /** How many watchChanges() iterations are open. */
+  get watchers(): number {
+    return this.#watchers.size;
+  }
+
+  async *watchChanges({ signal }: { readonly signal: AbortSignal }): AsyncGenerator<NetlinkChange> {
+    const queue = new AsyncQueue<NetlinkChange>();
+    this.#watchers.add(queue);
+    const stop = () => {
+      queue.close();
+    };
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      yield* queue;
+    } finally {
+      signal.removeEventListener("abort", stop);
+      this.#watchers.delete(queue);
+    }
+  }
 
   #failListing(): Promise<never> | null {
     const err = this.failListingsWith ?? this.listFailures.shift();

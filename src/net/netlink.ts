@@ -94,6 +94,20 @@ export interface FdbEntry {
   readonly permanent: boolean;
 }
 
+/**
+ * A change the kernel announced on rtnetlink's multicast groups (link, address, IPv4 route,
+ * neighbour and FDB), whoever made it: flanneld repairs its entries from these.
+ */
+export interface NetlinkChange {
+  readonly kind: "link" | "address" | "route" | "neighbor";
+  /** A DEL message rather than a NEW one. */
+  readonly removed: boolean;
+  /** The link concerned (a route's output link); null when the message names none. */
+  readonly linkIndex: number | null;
+  /** A route's protocol; null for other kinds. */
+  readonly protocol: number | null;
+}
+
 /** rtnetlink, as far as flanneld uses it. Every call acts on the caller's network namespace. */
 export interface Netlink {
   listLinks(): Promise<Link[]>;
@@ -123,6 +137,13 @@ export interface Netlink {
   listNeighbors(linkIndex: number): Promise<Neighbor[]>;
   replaceNeighbor(neighbor: Omit<Neighbor, "permanent">): Promise<void>;
   deleteNeighbor(neighbor: Omit<Neighbor, "permanent" | "mac">): Promise<void>;
+
+  /**
+   * The kernel's change announcements until the signal aborts. When the kernel drops some
+   * (the socket overran), a change of kind "link" with linkIndex null is yielded: anything may
+   * have changed.
+   */
+  watchChanges(opts: { readonly signal: AbortSignal }): AsyncIterable<NetlinkChange>;
 
   listFdb(linkIndex: number): Promise<FdbEntry[]>;
   replaceFdb(entry: Omit<FdbEntry, "permanent">): Promise<void>;

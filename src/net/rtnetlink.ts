@@ -21,11 +21,13 @@ import type {
   Link,
   Neighbor,
   Netlink,
+  NetlinkChange,
   Route,
   RouteSpec,
   VxlanInfo,
   VxlanLinkSpec,
 } from "./netlink.js";
+import { AsyncQueue } from "../util/async_queue.js";
 
 const NLM_F_CREATE_REPLACE = 0x500;
 const NLM_F_CREATE_EXCL = 0x600;
@@ -165,6 +167,70 @@ function dstOf(route: RouteSpec): { bytes: Buffer; len: number } {
   return { bytes: ipv4Bytes(net.ipString), len: net.prefixLen };
 }
 
+/** rtnetlink message types (linux/rtnetlink.h). */
+const RTM = {
+  NEWLINK: 16,
+  DELLINK: 17,
+  NEWADDR: 20,
+  DELADDR: 21,
+  NEWROUTE: 24,
+  DELROUTE: 25,
+  NEWNEIGH: 28,
+  DELNEIGH: 29,
+} as const;
+
+/** Reads one announcement; null for message types flanneld does not follow. */
+function changeOf(type: number, data: Buffer): NetlinkChange | null {
+  try {
+    switch (type) {
+      case RTM.NEWLINK:
+      case RTM.DELLINK: {
+        const m = rt.parseLinkMessage(data);
+        return {
+          kind: "link",
+          removed: type === RTM.DELLINK,
+          linkIndex: m.data.index ?? null,
+          protocol: null,
+        };
+      }
+      case RTM.NEWADDR:
+      case RTM.DELADDR: {
+        const m = rt.parseAddressMessage(data);
+        return {
+          kind: "address",
+          removed: type === RTM.DELADDR,
+          linkIndex: m.data.index ?? null,
+          protocol: null,
+        };
+      }
+      case RTM.NEWROUTE:
+      case RTM.DELROUTE: {
+        const m = rt.parseRouteMessage(data);
+        return {
+          kind: "route",
+          removed: type === RTM.DELROUTE,
+          linkIndex: m.attrs.oif ?? null,
+          protocol: protocolNumber(m.data.protocol),
+        };
+      }
+      case RTM.NEWNEIGH:
+      case RTM.DELNEIGH: {
+        const m = rt.parseNeighborMessage(data);
+        return {
+          kind: "neighbor",
+          removed: type === RTM.DELNEIGH,
+          linkIndex: m.data.ifindex ?? null,
+          protocol: null,
+        };
+      }
+      default:
+        return null;
+    }
+  } catch {
+    return { kind: "link", removed: false, linkIndex: null, protocol: null };
+  }
+}
+
 /** The Netlink interface over an rtnetlink socket in this process's namespace. */
 export class RtNetlink implements Netlink {
   readonly #socket: RtNetlinkSocket;
@@ -183,6 +249,34 @@ export class RtNetlink implements Netlink {
     } catch (err) {
       const errno = /Request rejected: (\w+)/.exec((err as Error).message)?.[1] ?? "EUNKNOWN";
       throw new NetlinkError(`Cannot ${action}: ${errno}`, errno, { cause: err });
+    }
+  }
+
+  async *watchChanges({ signal }: { readonly signal: AbortSignal }): AsyncGenerator<NetlinkChange> {
+    // A socket of its own: multicast messages must not mix with the answers to requests.
+    const socket = createRtNetlink();
+    const queue = new AsyncQueue<NetlinkChange>();
+    for (const group of ["LINK", "NEIGH", "IPV4_ROUTE", "IPV4_IFADDR"] as const)
+      socket.addMembership(group);
+    socket.socket.on("message", (messages: { type: number; data: Buffer }[]) => {
+      for (const raw of messages) {
+        const change = changeOf(raw.type, raw.data);
+        if (change !== null) queue.push(change);
+      }
+    });
+    socket.socket.on("error", () => {
+      // ENOBUFS: the kernel dropped announcements; say that anything may have changed.
+      queue.push({ kind: "link", removed: false, linkIndex: null, protocol: null });
+    });
+    const stop = () => {
+      queue.close();
+    };
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      yield* queue;
+    } finally {
+      signal.removeEventListener("abort", stop);
+      socket.socket.close();
     }
   }
 

@@ -5,6 +5,7 @@
  * other routes still go in.
  */
 import { ConfigError } from "../../errors.js";
+import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network } from "../backend.js";
@@ -43,6 +44,10 @@ export function createHostGwBackend(deps: BackendDeps): Backend {
           },
         ],
         listOwned: () => listOwnedRoutes(deps.netlink, network, null),
+        // Only routes are host-gw's: its own (protocol 76), or any on the external interface.
+        concerns: (change) =>
+          change.kind === "route" &&
+          (change.protocol === FLANNEL_ROUTE_PROTOCOL || change.linkIndex === extIface.index),
       };
       return new RouteNetwork(
         lease,

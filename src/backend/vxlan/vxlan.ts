@@ -17,6 +17,7 @@ import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";
 import { IPNet, parseIPv4 } from "../../ip/ip.js";
 import type { Lease } from "../../lease/lease.js";
+import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { Link, Route } from "../../net/netlink.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network } from "../backend.js";
@@ -168,6 +169,12 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
             },
           ];
         },
+        // Anything on the device (or the device itself going), and routes of ours elsewhere
+        // (DirectRouting's, on the external interface).
+        concerns: (change, { device: dev }) =>
+          change.linkIndex === dev.index ||
+          (change.kind === "link" && change.removed) ||
+          (change.kind === "route" && change.protocol === FLANNEL_ROUTE_PROTOCOL),
         async listOwned({ device: dev }) {
           const [routes, neighbors, fdb] = await Promise.all([
             listOwnedRoutes(netlink, network, dev.index),
