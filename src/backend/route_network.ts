@@ -36,6 +36,9 @@ export const RECONCILE_INTERVAL_MS = 5_000;
 /** How often the kernel is listed and checked without any announced change: a safety net. */
 export const FULL_CHECK_INTERVAL_MS = 5 * 60_000;
 
+/** The most leases a batch logs one line each for at info level. */
+const MAX_LEASE_LINES = 20;
+
 /** How long after an announced change the repair sync starts, so that a burst makes one sync. */
 export const REPAIR_DEBOUNCE_MS = 20;
 
@@ -273,14 +276,22 @@ export class RouteNetwork<Context> implements Network {
   }
 
   #apply(batch: readonly LeaseEvent[]): void {
+    // A big batch (the first snapshot of a large cluster) is summed up in one line; each lease
+    // is then a debug line, so that start-up does not write thousands of lines.
+    const big = batch.length > MAX_LEASE_LINES;
+    const each = (fields: Record<string, unknown>, message: string) => {
+      if (big) this.#deps.log.debug(fields, message);
+      else this.#deps.log.info(fields, message);
+    };
+    if (big) {
+      const added = batch.filter((e) => e.type === "added").length;
+      this.#deps.log.info({ added, removed: batch.length - added }, "Subnets changed");
+    }
     for (const event of batch) {
       const key = leaseKeyOf(event.lease);
       if (event.type === "removed") {
         this.#leases.delete(key);
-        this.#deps.log.info(
-          { subnet: key, publicIP: event.lease.attrs.publicIP },
-          "Subnet removed",
-        );
+        each({ subnet: key, publicIP: event.lease.attrs.publicIP }, "Subnet removed");
         continue;
       }
       if (event.lease.attrs.backendType !== this.#deps.backendType) {
@@ -292,7 +303,7 @@ export class RouteNetwork<Context> implements Network {
         continue;
       }
       this.#leases.set(key, event.lease);
-      this.#deps.log.info({ subnet: key, publicIP: event.lease.attrs.publicIP }, "Subnet added");
+      each({ subnet: key, publicIP: event.lease.attrs.publicIP }, "Subnet added");
     }
   }
 

@@ -12,6 +12,7 @@
  * out is looked at again.
  */
 import { encodeLeaseAttrs, leaseKeyOf } from "../lease/lease.js";
+import type { IPNet } from "../ip/ip.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import type { LeaseWatchResult, SubnetManager } from "./manager.js";
@@ -24,6 +25,53 @@ export interface LeaseWatcherOptions {
   readonly onSkip?: (lease: Lease, reason: string) => void;
 }
 
+/**
+ * Accepted leases ordered by subnet start, for overlap checks in O(log n): accepted subnets never
+ * overlap each other, so a new one can only overlap its neighbours in that order.
+ */
+class DisjointSubnets {
+  readonly #items: { readonly start: bigint; readonly end: bigint; readonly key: string }[] = [];
+
+  /** The index of the first item that starts after `start`. */
+  #upperBound(start: bigint): number {
+    let lo = 0;
+    let hi = this.#items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.#items[mid]?.start ?? 0n) <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The key of an accepted lease other than `key` that `subnet` overlaps; null for none. */
+  overlapping(subnet: IPNet, key: string): string | null {
+    const start = subnet.ip;
+    const end = subnet.ip + subnet.size - 1n;
+    const at = this.#upperBound(start);
+    for (const item of [this.#items[at - 2], this.#items[at - 1], this.#items[at]]) {
+      if (item === undefined || item.key === key) continue;
+      if (item.start <= end && start <= item.end) return item.key;
+    }
+    return null;
+  }
+
+  add(subnet: IPNet, key: string): void {
+    this.remove(key);
+    const start = subnet.ip;
+    this.#items.splice(this.#upperBound(start), 0, {
+      start,
+      end: subnet.ip + subnet.size - 1n,
+      key,
+    });
+  }
+
+  remove(key: string): void {
+    const at = this.#items.findIndex((item) => item.key === key);
+    if (at >= 0) this.#items.splice(at, 1);
+  }
+}
+
 /** Keeps the set of other nodes' leases and turns watch results into changes. */
 export class LeaseWatcher {
   readonly #own: Pick<Lease, "subnet" | "ipv6Subnet"> | null;
@@ -31,6 +79,7 @@ export class LeaseWatcher {
   readonly #subnetLen: number | null;
   readonly #onSkip: (lease: Lease, reason: string) => void;
   readonly #leases = new Map<string, Lease>();
+  #index = new DisjointSubnets();
   /** Leases kept out, by key, with the reason last reported. */
   readonly #skipped = new Map<string, { lease: Lease; reason: string }>();
 
@@ -59,8 +108,13 @@ export class LeaseWatcher {
     return result.kind === "snapshot" ? this.reset(result.leases) : this.update(result.events);
   }
 
-  /** Why `lease` cannot be accepted next to `accepted`; null when it can. */
-  #refusal(lease: Lease, key: string, accepted: ReadonlyMap<string, Lease>): string | null {
+  /** Why `lease` cannot be accepted next to those in `index`; null when it can. */
+  #refusal(
+    lease: Lease,
+    key: string,
+    accepted: ReadonlyMap<string, Lease>,
+    index: DisjointSubnets,
+  ): string | null {
     const subnet = lease.subnet;
     if (this.#subnetLen !== null && subnet.prefixLen !== this.#subnetLen) {
       return `its prefix length /${subnet.prefixLen} is not the network's SubnetLen /${this.#subnetLen}`;
@@ -69,10 +123,10 @@ export class LeaseWatcher {
     if (own !== undefined && own.overlaps(subnet)) {
       return `it overlaps this host's subnet ${own.toString()}`;
     }
-    for (const [other, known] of accepted) {
-      if (other === key) continue;
-      if (known.subnet.overlaps(subnet))
-        return `it overlaps the lease ${other} (public IP ${known.attrs.publicIP})`;
+    const other = index.overlapping(subnet, key);
+    if (other !== null) {
+      const known = accepted.get(other);
+      return `it overlaps the lease ${other} (public IP ${known?.attrs.publicIP ?? "?"})`;
     }
     return null;
   }
@@ -92,12 +146,15 @@ export class LeaseWatcher {
       ...others.filter((l) => !this.#leases.has(leaseKeyOf(l))),
     ];
     const accepted = new Map<string, Lease>();
+    const index = new DisjointSubnets();
     const seenSkipped = new Set<string>();
     for (const lease of ordered) {
       const key = leaseKeyOf(lease);
-      const refusal = this.#refusal(lease, key, accepted);
-      if (refusal === null) accepted.set(key, lease);
-      else {
+      const refusal = this.#refusal(lease, key, accepted, index);
+      if (refusal === null) {
+        accepted.set(key, lease);
+        index.add(lease.subnet, key);
+      } else {
         this.#skip(key, lease, refusal);
         seenSkipped.add(key);
       }
@@ -113,6 +170,7 @@ export class LeaseWatcher {
       if (!accepted.has(key)) events.push({ type: "removed", lease });
     this.#leases.clear();
     for (const [key, lease] of accepted) this.#leases.set(key, lease);
+    this.#index = index;
     return events;
   }
 
@@ -123,10 +181,11 @@ export class LeaseWatcher {
       const key = leaseKeyOf(change.lease);
       if (key === this.#ownKey) continue;
       if (change.type === "added") {
-        const refusal = this.#refusal(change.lease, key, this.#leases);
+        const refusal = this.#refusal(change.lease, key, this.#leases, this.#index);
         if (refusal === null) {
           this.#skipped.delete(key);
           this.#leases.set(key, change.lease);
+          this.#index.add(change.lease.subnet, key);
           events.push(change);
         } else {
           this.#skip(key, change.lease, refusal);
@@ -137,12 +196,14 @@ export class LeaseWatcher {
       const known = this.#leases.get(key);
       if (known === undefined) continue; // never reported as added: nothing to take back
       this.#leases.delete(key);
+      this.#index.remove(key);
       events.push({ type: "removed", lease: known });
       // A lease kept out because this one was in the way may fit now.
       for (const [other, { lease }] of [...this.#skipped]) {
-        if (this.#refusal(lease, other, this.#leases) !== null) continue;
+        if (this.#refusal(lease, other, this.#leases, this.#index) !== null) continue;
         this.#skipped.delete(other);
         this.#leases.set(other, lease);
+        this.#index.add(lease.subnet, other);
         events.push({ type: "added", lease });
       }
     }
