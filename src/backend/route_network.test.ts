@@ -434,7 +434,7 @@ test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announ
       () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
       { timeoutMs: 10_000 },
     );
-    assert.equal(t.network.stats.eventSyncs, 1);
+    assert.ok(t.network.stats.eventSyncs >= 1, "repaired through the event path");
     assert.equal(t.network.stats.checkFindings, 0);
   } finally {
     await t.stop();

@@ -37,6 +37,16 @@ export class FakeNetlink implements Netlink {
   failListingsWith: NetlinkError | null = null;
   #nextIndex = 1;
 
+  /** Announces a change of its own, as the kernel announces every change. */
+  #say(
+    kind: NetlinkChange["kind"],
+    removed: boolean,
+    linkIndex: number | null,
+    protocol: number | null,
+  ): void {
+    this.announce({ kind, removed, linkIndex, protocol });
+  }
+
   /** Announces a change to every watcher, as the kernel does for a change made by hand. */
   announce(change: NetlinkChange): void {
     for (const queue of this.#watchers) queue.push(change);
@@ -110,6 +120,7 @@ export class FakeNetlink implements Netlink {
     const { name, mtu, mac, ...vxlan } = spec;
     const link: Link = { index, name, mtu, mac, up: false, kind: "vxlan", vxlan };
     this.links.set(index, link);
+    this.#say("link", false, index, null);
     return Promise.resolve(link);
   }
 
@@ -119,6 +130,7 @@ export class FakeNetlink implements Netlink {
     this.routes = this.routes.filter((r) => r.linkIndex !== index);
     this.neighbors = this.neighbors.filter((n) => n.linkIndex !== index);
     this.fdb = this.fdb.filter((f) => f.linkIndex !== index);
+    this.#say("link", true, index, null);
     return Promise.resolve();
   }
 
@@ -146,6 +158,7 @@ export class FakeNetlink implements Netlink {
   addAddress(address: Address): Promise<void> {
     this.calls.push(`addr add ${address.ip}/${address.prefixLen} dev ${address.linkIndex}`);
     this.addresses.push(address);
+    this.#say("address", false, address.linkIndex, null);
     return Promise.resolve();
   }
 
@@ -189,6 +202,7 @@ export class FakeNetlink implements Netlink {
       unicast: true,
       blackhole: false,
     });
+    this.#say("route", false, route.linkIndex, FLANNEL_ROUTE_PROTOCOL);
     return Promise.resolve();
   }
 
@@ -205,6 +219,7 @@ export class FakeNetlink implements Netlink {
       unicast: false,
       blackhole: true,
     });
+    this.#say("route", false, null, FLANNEL_ROUTE_PROTOCOL);
     return Promise.resolve();
   }
 
@@ -212,9 +227,10 @@ export class FakeNetlink implements Netlink {
     this.calls.push(`route del ${route.dst}`);
     const before = this.routes.length;
     this.routes = this.routes.filter((r) => r.dst !== route.dst || r.table !== MAIN_TABLE);
-    return before === this.routes.length
-      ? Promise.reject(new NetlinkError("no such route", "ESRCH"))
-      : Promise.resolve();
+    if (before === this.routes.length)
+      return Promise.reject(new NetlinkError("no such route", "ESRCH"));
+    this.#say("route", true, route.linkIndex, FLANNEL_ROUTE_PROTOCOL);
+    return Promise.resolve();
   }
 
   listNeighbors(linkIndex: number): Promise<Neighbor[]> {
@@ -231,6 +247,7 @@ export class FakeNetlink implements Netlink {
       (n) => !(n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip),
     );
     this.neighbors.push({ ...neighbor, permanent: true });
+    this.#say("neighbor", false, neighbor.linkIndex, null);
     return Promise.resolve();
   }
 
@@ -239,6 +256,7 @@ export class FakeNetlink implements Netlink {
     this.neighbors = this.neighbors.filter(
       (n) => !(n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip),
     );
+    this.#say("neighbor", true, neighbor.linkIndex, null);
     return Promise.resolve();
   }
 
@@ -250,6 +268,7 @@ export class FakeNetlink implements Netlink {
     this.calls.push(`fdb replace ${entry.mac} dst ${entry.dst} dev ${entry.linkIndex}`);
     this.fdb = this.fdb.filter((f) => !(f.linkIndex === entry.linkIndex && f.mac === entry.mac));
     this.fdb.push({ ...entry, permanent: true });
+    this.#say("neighbor", false, entry.linkIndex, null);
     return Promise.resolve();
   }
 
@@ -258,6 +277,7 @@ export class FakeNetlink implements Netlink {
     this.fdb = this.fdb.filter(
       (f) => !(f.linkIndex === entry.linkIndex && f.mac === entry.mac && f.dst === entry.dst),
     );
+    this.#say("neighbor", true, entry.linkIndex, null);
     return Promise.resolve();
   }
 

@@ -161,6 +161,37 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
       });
     });
 
+    test("watchChanges() announces neighbour changes on the device, whoever makes them", async () => {
+      await withVxlan(open, async (h, index) => {
+        const controller = new AbortController();
+        const seen: string[] = [];
+        const watching = (async () => {
+          for await (const change of h.netlink.watchChanges({ signal: controller.signal })) {
+            if (change.kind === "neighbor" && change.linkIndex === index)
+              seen.push(change.removed ? "removed" : "written");
+            if (seen.includes("removed")) return;
+          }
+        })();
+        try {
+          // The watch is open once an announcement gets through: write until one does.
+          for (let i = 0; i < 50 && seen.length === 0; i++) {
+            await h.netlink.replaceNeighbor({
+              linkIndex: index,
+              ip: "10.244.5.0",
+              mac: "0e:00:00:00:00:05",
+            });
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          await h.netlink.deleteNeighbor({ linkIndex: index, ip: "10.244.5.0" });
+          await watching;
+        } finally {
+          controller.abort();
+        }
+        assert.equal(seen[0], "written");
+        assert.equal(seen.at(-1), "removed");
+      });
+    });
+
     test("replaceFdb() writes one permanent entry per MAC, and deleteFdb() removes it", async () => {
       await withVxlan(open, async (h, index) => {
         const entry = { linkIndex: index, mac: "0e:00:00:00:00:02", dst: "10.250.0.12" };
