@@ -28,6 +28,7 @@ import type { SubnetManager } from "../subnet/manager.js";
 import { watchLeases } from "../subnet/watch_leases.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
+import { sleep } from "../util/sleep.js";
 import type { Network } from "./backend.js";
 
 /** How often a failed sync is retried (and how often the full check looks whether it is due). */
@@ -258,9 +259,9 @@ export class RouteNetwork<Context> implements Network {
     if (this.#repairPending) return;
     this.#repairPending = true;
     try {
-      await new Promise((resolve) => setTimeout(resolve, REPAIR_DEBOUNCE_MS));
+      const waited = await sleep(REPAIR_DEBOUNCE_MS, signal);
       this.#repairPending = false;
-      if (signal.aborted) return;
+      if (!waited) return;
       this.stats.eventSyncs++;
       await this.#serialized(() => this.#trySync(true));
     } catch (err) {

@@ -6,16 +6,7 @@ import { z } from "zod";
 import { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/defaults.js";
 import type { EtcdConfig } from "../subnet/etcd/registry.js";
 
-/** How a flag's text is read. */
-export type FlagKind = "string" | "bool" | "int" | "list";
-
-/** One flag: flannel's name, kind, default and help. */
-export interface FlagSpec {
-  readonly name: string;
-  readonly kind: FlagKind;
-  readonly default: string | boolean | number | readonly string[];
-  readonly help: string;
-}
+import type { FlagSpec } from "./flag_spec.js";
 
 /** The etcd flags, as flannel defines them. */
 export const ETCD_FLAGS: readonly FlagSpec[] = [

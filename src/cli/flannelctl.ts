@@ -11,6 +11,7 @@ import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
 import { EtcdRegistry } from "../subnet/etcd/registry.js";
 import { ETCD_FLAGS, etcdConfigOf, parseEtcdFlags } from "./etcd_flags.js";
 import type { EtcdFlagValues } from "./etcd_flags.js";
+import { envName, fieldName } from "./flag_spec.js";
 import { LocalManager } from "../subnet/etcd/local_manager.js";
 import { pino } from "pino";
 import { VERSION } from "../version.js";
@@ -20,12 +21,10 @@ import { installCni } from "../cni/install.js";
 /** The etcd flags as commander gives them: camel-cased, absent when neither flag nor variable. */
 type EtcdFlags = Record<string, string | undefined>;
 
-const camel = (name: string) => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
 /** Adds flanneld's etcd flags, which default to the FLANNELD_* variables flanneld reads. */
 function withEtcdFlags(command: Command): Command {
   for (const spec of ETCD_FLAGS) {
-    const variable = `FLANNELD_${spec.name.toUpperCase().replace(/-/g, "_")}`;
+    const variable = envName(spec.name);
     const fromEnv = process.env[variable];
     const fallback = fromEnv !== undefined && fromEnv !== "" ? fromEnv : spec.default;
     command.option(
@@ -39,7 +38,7 @@ function withEtcdFlags(command: Command): Command {
 
 function etcdFlagValues(flags: EtcdFlags): Record<string, string> {
   return Object.fromEntries(
-    ETCD_FLAGS.map((spec) => [camel(spec.name), flags[camel(spec.name)] ?? ""]),
+    ETCD_FLAGS.map((spec) => [fieldName(spec.name), flags[fieldName(spec.name)] ?? ""]),
   );
 }
 

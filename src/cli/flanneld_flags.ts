@@ -11,7 +11,8 @@ import { ConfigError } from "../errors.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip.js";
 
 import { ETCD_FLAGS, ETCD_FLAG_SHAPE, ETCD_KEY_PAIR, hasEtcdKeyPair } from "./etcd_flags.js";
-import type { FlagSpec } from "./etcd_flags.js";
+import { envName, fieldName } from "./flag_spec.js";
+import type { FlagSpec } from "./flag_spec.js";
 import type { FlanneldOptions } from "../daemon/flanneld.js";
 
 const FLAGS: readonly FlagSpec[] = [
@@ -228,19 +229,6 @@ const FlanneldOptionsSchema = z
 
 export type { FlanneldOptions };
 
-function camel(name: string): string {
-  const special: Record<string, string> = {
-    "healthz-ip": "healthzIP",
-    "public-ip": "publicIP",
-    "public-ipv6": "publicIPv6",
-  };
-  return special[name] ?? name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-function envName(name: string): string {
-  return `FLANNELD_${name.toUpperCase().replace(/-/g, "_")}`;
-}
-
 function parseBool(flag: string, text: string | boolean): boolean {
   if (typeof text === "boolean") return text; // commander's preset for a bare --flag
   // Go's strconv.ParseBool.
@@ -340,7 +328,7 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
       if (!fromCli && fromEnv !== undefined && fromEnv !== "") {
         value = spec.kind === "list" ? [fromEnv] : convert(spec, fromEnv);
       }
-      values[camel(spec.name)] = value;
+      values[fieldName(spec.name)] = value;
     }
   } catch (err) {
     if (err instanceof ConfigError)

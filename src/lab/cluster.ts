@@ -355,7 +355,7 @@ export async function startKubeApi(lab: Lab): Promise<number> {
 
 /** Stops the lab's Kubernetes API double (SIGTERM: it saves its objects first). */
 export async function stopKubeApi(lab: Lab): Promise<void> {
-  await killFlanneld({ pidFile: join(lab.dir, "kubeapi", "kubeapi.pid") }, "SIGTERM");
+  await killPidFile(join(lab.dir, "kubeapi", "kubeapi.pid"), "SIGTERM");
 }
 
 /** Makes one host namespace on the bridge and starts flanneld in it. */
@@ -434,17 +434,22 @@ export async function livePid(pidFile: string): Promise<number | null> {
 
 /** Kills a host's flanneld (SIGKILL by default, as a crash); resolves once it is gone. */
 export async function killFlanneld(
-  node: Pick<LabNode, "pidFile">,
+  node: LabNode,
   signal: NodeJS.Signals = "SIGKILL",
 ): Promise<void> {
-  const pid = await livePid(node.pidFile);
+  await killPidFile(node.pidFile, signal);
+}
+
+/** Signals the process of a pid file (if alive) and resolves once it is gone. */
+async function killPidFile(pidFile: string, signal: NodeJS.Signals): Promise<void> {
+  const pid = await livePid(pidFile);
   if (pid === null) return;
   try {
     process.kill(pid, signal);
   } catch {
     return;
   }
-  for (let i = 0; i < 400 && (await livePid(node.pidFile)) !== null; i++) await delay(25);
+  for (let i = 0; i < 400 && (await livePid(pidFile)) !== null; i++) await delay(25);
 }
 
 /** Takes a host off the network, as a crash would: flanneld killed, eth0 down. */

@@ -10,6 +10,8 @@ import { formatTable } from "../util/table.js";
 import { labEtcdctl, labKube, listPods, livePid } from "./cluster.js";
 import type { Lab, LabPod } from "./cluster.js";
 import { ip } from "./netns.js";
+import { DEFAULT_ANNOTATION_PREFIX, newAnnotations } from "../subnet/kube/annotations.js";
+import { nodeViewOf, storedVtepMacs } from "../subnet/kube/node_lease.js";
 
 /** One host's state. */
 export interface NodeStatus {
@@ -67,36 +69,27 @@ async function linkJson(
   }
 }
 
-interface NodeJson {
-  metadata?: { name?: string; annotations?: Record<string, string> };
-  spec?: { podCIDR?: string };
-}
-
-/** Kubernetes mode: each Node, with what its flannel annotations say. */
+/** Kubernetes mode: each Node, with what its flannel annotations say (read as flanneld reads them). */
 async function labNodes(lab: Lab): Promise<LeaseRow[] | null> {
-  let nodes: NodeJson[];
+  let nodes: unknown[];
   try {
-    nodes = (await labKube(lab).listNodes()) as NodeJson[];
+    nodes = await labKube(lab).listNodes();
   } catch {
     return null;
   }
-  const p = "flannel.alpha.coreos.com/";
-  return nodes.map((n) => {
-    const a = n.metadata?.annotations ?? {};
-    let vtepMac: string | null = null;
-    try {
-      const data = JSON.parse(a[`${p}backend-data`] ?? "null") as { VtepMAC?: unknown } | null;
-      vtepMac = typeof data?.VtepMAC === "string" ? data.VtepMAC : null;
-    } catch {
-      vtepMac = null;
-    }
-    return {
-      node: n.metadata?.name ?? "",
-      subnet: n.spec?.podCIDR ?? "",
-      publicIP: a[`${p}public-ip`] ?? "",
-      backendType: a[`${p}backend-type`] ?? "",
-      vtepMac,
-    };
+  const a = newAnnotations(DEFAULT_ANNOTATION_PREFIX);
+  return nodes.flatMap((object) => {
+    const node = nodeViewOf(object);
+    if (node === null) return [];
+    return [
+      {
+        node: node.name,
+        subnet: node.podCIDRs[0] ?? node.podCIDR,
+        publicIP: node.annotations[a.backendPublicIP] ?? "",
+        backendType: node.annotations[a.backendType] ?? "",
+        vtepMac: storedVtepMacs(node, a).v4,
+      },
+    ];
   });
 }
 

@@ -58,16 +58,12 @@ export class FakeNetlink implements Netlink {
   }
 
   async *watchChanges({ signal }: { readonly signal: AbortSignal }): AsyncGenerator<NetlinkChange> {
-    const queue = new AsyncQueue<NetlinkChange>();
+    const queue = new AsyncQueue<NetlinkChange>(signal);
     this.#watchers.add(queue);
-    const stop = () => {
-      queue.close();
-    };
-    signal.addEventListener("abort", stop, { once: true });
     try {
       yield* queue;
     } finally {
-      signal.removeEventListener("abort", stop);
+      queue.close();
       this.#watchers.delete(queue);
     }
   }

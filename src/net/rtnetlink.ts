@@ -167,67 +167,67 @@ function dstOf(route: RouteSpec): { bytes: Buffer; len: number } {
   return { bytes: ipv4Bytes(net.ipString), len: net.prefixLen };
 }
 
-/** rtnetlink message types (linux/rtnetlink.h). */
-const RTM = {
-  NEWLINK: 16,
-  DELLINK: 17,
-  NEWADDR: 20,
-  DELADDR: 21,
-  NEWROUTE: 24,
-  DELROUTE: 25,
-  NEWNEIGH: 28,
-  DELNEIGH: 29,
-} as const;
+/** What a lost or unreadable announcement means: anything may have changed. */
+const ANYTHING_CHANGED: NetlinkChange = {
+  kind: "link",
+  removed: false,
+  linkIndex: null,
+  protocol: null,
+};
+
+type Announcement = Omit<NetlinkChange, "removed">;
+
+/**
+ * The rtnetlink message types flanneld follows (linux/rtnetlink.h), NEW and DEL of each kind,
+ * and how to read the link (and a route's protocol) from each.
+ */
+const ANNOUNCEMENTS = new Map<number, { removed: boolean; read: (data: Buffer) => Announcement }>();
+for (const [newType, read] of [
+  [
+    16,
+    (d: Buffer): Announcement => {
+      const m = rt.parseLinkMessage(d);
+      return { kind: "link", linkIndex: m.data.index ?? null, protocol: null };
+    },
+  ],
+  [
+    20,
+    (d: Buffer): Announcement => {
+      const m = rt.parseAddressMessage(d);
+      return { kind: "address", linkIndex: m.data.index ?? null, protocol: null };
+    },
+  ],
+  [
+    24,
+    (d: Buffer): Announcement => {
+      const m = rt.parseRouteMessage(d);
+      return {
+        kind: "route",
+        linkIndex: m.attrs.oif ?? null,
+        protocol: protocolNumber(m.data.protocol),
+      };
+    },
+  ],
+  [
+    28,
+    (d: Buffer): Announcement => {
+      const m = rt.parseNeighborMessage(d);
+      return { kind: "neighbor", linkIndex: m.data.ifindex ?? null, protocol: null };
+    },
+  ],
+] as const) {
+  ANNOUNCEMENTS.set(newType, { removed: false, read }); // RTM_NEW*
+  ANNOUNCEMENTS.set(newType + 1, { removed: true, read }); // RTM_DEL*
+}
 
 /** Reads one announcement; null for message types flanneld does not follow. */
 function changeOf(type: number, data: Buffer): NetlinkChange | null {
+  const known = ANNOUNCEMENTS.get(type);
+  if (known === undefined) return null;
   try {
-    switch (type) {
-      case RTM.NEWLINK:
-      case RTM.DELLINK: {
-        const m = rt.parseLinkMessage(data);
-        return {
-          kind: "link",
-          removed: type === RTM.DELLINK,
-          linkIndex: m.data.index ?? null,
-          protocol: null,
-        };
-      }
-      case RTM.NEWADDR:
-      case RTM.DELADDR: {
-        const m = rt.parseAddressMessage(data);
-        return {
-          kind: "address",
-          removed: type === RTM.DELADDR,
-          linkIndex: m.data.index ?? null,
-          protocol: null,
-        };
-      }
-      case RTM.NEWROUTE:
-      case RTM.DELROUTE: {
-        const m = rt.parseRouteMessage(data);
-        return {
-          kind: "route",
-          removed: type === RTM.DELROUTE,
-          linkIndex: m.attrs.oif ?? null,
-          protocol: protocolNumber(m.data.protocol),
-        };
-      }
-      case RTM.NEWNEIGH:
-      case RTM.DELNEIGH: {
-        const m = rt.parseNeighborMessage(data);
-        return {
-          kind: "neighbor",
-          removed: type === RTM.DELNEIGH,
-          linkIndex: m.data.ifindex ?? null,
-          protocol: null,
-        };
-      }
-      default:
-        return null;
-    }
+    return { ...known.read(data), removed: known.removed };
   } catch {
-    return { kind: "link", removed: false, linkIndex: null, protocol: null };
+    return ANYTHING_CHANGED;
   }
 }
 
@@ -255,7 +255,7 @@ export class RtNetlink implements Netlink {
   async *watchChanges({ signal }: { readonly signal: AbortSignal }): AsyncGenerator<NetlinkChange> {
     // A socket of its own: multicast messages must not mix with the answers to requests.
     const socket = createRtNetlink();
-    const queue = new AsyncQueue<NetlinkChange>();
+    const queue = new AsyncQueue<NetlinkChange>(signal);
     for (const group of ["LINK", "NEIGH", "IPV4_ROUTE", "IPV4_IFADDR"] as const)
       socket.addMembership(group);
     socket.socket.on("message", (messages: { type: number; data: Buffer }[]) => {
@@ -264,18 +264,14 @@ export class RtNetlink implements Netlink {
         if (change !== null) queue.push(change);
       }
     });
+    // ENOBUFS: the kernel dropped announcements; say that anything may have changed.
     socket.socket.on("error", () => {
-      // ENOBUFS: the kernel dropped announcements; say that anything may have changed.
-      queue.push({ kind: "link", removed: false, linkIndex: null, protocol: null });
+      queue.push(ANYTHING_CHANGED);
     });
-    const stop = () => {
-      queue.close();
-    };
-    signal.addEventListener("abort", stop, { once: true });
     try {
       yield* queue;
     } finally {
-      signal.removeEventListener("abort", stop);
+      queue.close();
       socket.socket.close();
     }
   }

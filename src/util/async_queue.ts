@@ -1,13 +1,24 @@
 /**
  * A queue that callbacks push into and one consumer reads with `for await`: the bridge from a
  * callback API (a watch stream) to an async iterator. `close(err)` ends the iteration after the
- * queued items; the error, if any, is then in `error`.
+ * queued items; the error, if any, is then in `error`. A queue given a signal closes when it
+ * aborts.
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
   readonly #items: T[] = [];
   #closed = false;
   #error: unknown = null;
   #wake: (() => void) | null = null;
+  readonly #signal: AbortSignal | null;
+  readonly #onAbort = () => {
+    this.close();
+  };
+
+  constructor(signal?: AbortSignal) {
+    this.#signal = signal ?? null;
+    if (signal?.aborted === true) this.#closed = true;
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
 
   /** The error the queue was closed with; null for a clean close. */
   get error(): unknown {
@@ -30,6 +41,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     if (this.#closed) return;
     this.#closed = true;
     this.#error = err;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#notify();
   }
 

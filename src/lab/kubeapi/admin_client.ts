@@ -6,6 +6,7 @@
  */
 import { request } from "node:http";
 import type { Json } from "./patch.js";
+import type { AuditRecord } from "./server.js";
 
 /** A Node as the lab registers it. */
 export interface NodeSpec {
@@ -160,16 +161,8 @@ export class KubeAdmin {
   }
 
   /** The (verb, resource, subresource) of every request the double served. */
-  async audit(): Promise<
-    { user: string; verb: string; resource: string; subresource: string; code: number }[]
-  > {
-    return (await this.#request("GET", "/_double/audit")) as unknown as {
-      user: string;
-      verb: string;
-      resource: string;
-      subresource: string;
-      code: number;
-    }[];
+  async audit(): Promise<AuditRecord[]> {
+    return (await this.#request("GET", "/_double/audit")) as unknown as AuditRecord[];
   }
 }
 

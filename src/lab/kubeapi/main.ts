@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { ADMIN_RULES } from "./rbac.js";
 import type { ApiUser } from "./rbac.js";
 import { startKubeApiDouble } from "./server.js";
-import type { StoreSnapshot } from "./store.js";
+import type { ObjectStore, StoreSnapshot } from "./store.js";
 
 const { values } = parseArgs({
   options: {
@@ -45,6 +45,14 @@ if (statePath !== undefined) {
 }
 
 let pending: NodeJS.Timeout | null = null;
+
+/** Writes the objects to `--state`, atomically. */
+function save(store: ObjectStore): void {
+  if (statePath === undefined) return;
+  writeFileSync(`${statePath}.tmp`, JSON.stringify(store.snapshot()));
+  renameSync(`${statePath}.tmp`, statePath);
+}
+
 const double = await startKubeApiDouble({
   host,
   port,
@@ -56,17 +64,13 @@ const double = await startKubeApiDouble({
     if (statePath === undefined || pending !== null) return;
     pending = setTimeout(() => {
       pending = null;
-      writeFileSync(`${statePath}.tmp`, JSON.stringify(store.snapshot()));
-      renameSync(`${statePath}.tmp`, statePath);
+      save(store);
     }, 20);
   },
 });
 process.stdout.write(`kube API double listening on ${double.url}\n`);
 const stop = () => {
-  if (statePath !== undefined) {
-    writeFileSync(`${statePath}.tmp`, JSON.stringify(double.store.snapshot()));
-    renameSync(`${statePath}.tmp`, statePath);
-  }
+  save(double.store);
   void double.close().then(() => process.exit(0));
 };
 process.once("SIGTERM", stop);

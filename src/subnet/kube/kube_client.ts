@@ -168,13 +168,15 @@ async function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<
   }
 }
 
-function errorCode(err: unknown): number {
-  if (typeof err === "object" && err !== null) {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === "number") return e.code;
-    if (typeof e.statusCode === "number") return e.statusCode;
-  }
-  return 0;
+/**
+ * The HTTP status of a client error, or of a Status object (an ERROR watch event): `code`, or
+ * the watch's `statusCode`; 0 when there is none.
+ */
+export function statusCodeOf(value: unknown): number {
+  if (typeof value !== "object" || value === null) return 0;
+  const v = value as { code?: unknown; statusCode?: unknown };
+  if (typeof v.code === "number") return v.code;
+  return typeof v.statusCode === "number" ? v.statusCode : 0;
 }
 
 function serverMessage(err: unknown): string {
@@ -201,7 +203,7 @@ function serverMessage(err: unknown): string {
 
 /** Turns a client error into a KubeApiError naming the request. */
 export function kubeApiError(action: string, err: unknown): KubeApiError {
-  const code = errorCode(err);
+  const code = statusCodeOf(err);
   const reason = serverMessage(err);
   let hint = "";
   if (code === 401)

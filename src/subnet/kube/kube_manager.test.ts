@@ -6,6 +6,7 @@ import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { ConfigError } from "../../errors.js";
+import { waitFor } from "../../util/poll.js";
 import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { startKubeApiDouble } from "../../lab/kubeapi/server.js";
 import type { KubeApiDouble, KubeApiDoubleOptions } from "../../lab/kubeapi/server.js";
@@ -215,7 +216,7 @@ describe("KubeSubnetManager", () => {
         }
       ).status.conditions;
     try {
-      while (conditions().length < 2) await new Promise((r) => setTimeout(r, 10));
+      await waitFor("the condition", () => Promise.resolve(conditions().length >= 2));
     } finally {
       controller.abort();
       await completing;
@@ -308,7 +309,7 @@ describe("KubeSubnetManager", () => {
         local.double.faults.fail(500, null);
         // The generator runs only while it is asked for more: ask now, while the API fails.
         const pending = iterator.next();
-        while (me.watchStats.failures < 3) await new Promise((r) => setTimeout(r, 20));
+        await waitFor("three failed watches", () => Promise.resolve(me.watchStats.failures >= 3));
         local.double.faults.heal();
         local.double.store.create("nodes", "late", {
           metadata: {

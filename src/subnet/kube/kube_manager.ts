@@ -96,7 +96,11 @@ export class KubeSubnetManager implements SubnetManager {
   readonly #config: KubeManagerConfig;
   readonly #log: Logger;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<boolean>;
-  #families: Families = { enableIPv4: true, enableIPv6: false };
+  /** The network config's families and networks (IPv4 only until it is read). */
+  #net: Families & {
+    readonly network: NetworkConfig["network"];
+    readonly ipv6Network: NetworkConfig["ipv6Network"];
+  } = { enableIPv4: true, enableIPv6: false, network: null, ipv6Network: null };
   /** The last problem reported per node, so that each is warned about once. */
   readonly #warned = new Map<string, string>();
   /** Figures of the Node watch, for tests and metrics. */
@@ -148,15 +152,9 @@ export class KubeSubnetManager implements SubnetManager {
       );
     }
     const config = parseNetworkConfig(text);
-    this.#families = { enableIPv4: config.enableIPv4, enableIPv6: config.enableIPv6 };
-    this.#networks = { v4: config.network, v6: config.ipv6Network };
+    this.#net = config;
     return config;
   }
-
-  #networks: { v4: NetworkConfig["network"]; v6: NetworkConfig["ipv6Network"] } = {
-    v4: null,
-    v6: null,
-  };
 
   /** Warns once per node and distinct message. */
   #warnOnce(node: string, message: string, fields: Record<string, unknown> = {}): void {
@@ -165,43 +163,57 @@ export class KubeSubnetManager implements SubnetManager {
     this.#log.warn({ ...fields, subject: node }, message);
   }
 
-  /** Gets this node, retrying while the API server cannot be reached or the Node is missing. */
-  async #getOwnNode(opts: CallOptions): Promise<NodeView | null> {
+  /**
+   * Runs a request until it succeeds, retrying with backoff while the API server cannot be
+   * reached or answers an error that may pass (`why` words the warning, given once per key).
+   * 401, 403 and other errors are thrown; resolves null when the signal aborts.
+   */
+  async #retry<T>(
+    key: string,
+    why: (err: KubeApiError) => string,
+    request: () => Promise<T>,
+    opts: CallOptions,
+  ): Promise<T | null> {
     const delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
     for (;;) {
       try {
-        const node = await this.#client.getNode(this.#nodeName, opts);
-        return node;
+        const result = await request();
+        this.#warned.delete(key);
+        return result;
       } catch (err) {
         if (opts.signal.aborted) return null;
         if (!(err instanceof KubeApiError) || err.code === 401 || err.code === 403) throw err;
-        const message =
-          err.code === 404
-            ? `node "${this.#nodeName}" does not exist yet: waiting for it (is NODE_NAME the Node's name?)`
-            : `Cannot get this node from the Kubernetes API yet: retrying with backoff`;
-        this.#warnOnce(`self:${this.#nodeName}`, message, { err: err.message });
+        this.#warnOnce(key, why(err), { err: err.message });
       }
       if (!(await this.#sleep(delays.next().value, opts.signal))) return null;
     }
   }
 
-  /** Patches this node's status, retrying with backoff until it succeeds (401/403 are fatal). */
+  /** Gets this node, waiting while the API server cannot be reached or the Node is missing. */
+  #getOwnNode(opts: CallOptions): Promise<NodeView | null> {
+    return this.#retry(
+      `get:${this.#nodeName}`,
+      (err) =>
+        err.code === 404
+          ? `node "${this.#nodeName}" does not exist yet: waiting for it (is NODE_NAME the Node's name?)`
+          : "Cannot get this node from the Kubernetes API yet: retrying with backoff",
+      () => this.#client.getNode(this.#nodeName, opts),
+      opts,
+    );
+  }
+
+  /** Patches this node's status until it is written; false when the signal aborted first. */
   async #patchStatus(patch: object, what: string, opts: CallOptions): Promise<boolean> {
-    const delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
-    for (;;) {
-      try {
+    const done = await this.#retry(
+      `patch:${what}`,
+      () => `Cannot write ${what} yet; retrying with backoff`,
+      async () => {
         await this.#client.patchNodeStatus(this.#nodeName, patch, opts);
-        this.#warned.delete(`patch:${what}`);
         return true;
-      } catch (err) {
-        if (opts.signal.aborted) return false;
-        if (!(err instanceof KubeApiError) || err.code === 401 || err.code === 403) throw err;
-        this.#warnOnce(`patch:${what}`, `Cannot write ${what} yet; retrying with backoff`, {
-          err: err.message,
-        });
-      }
-      if (!(await this.#sleep(delays.next().value, opts.signal))) return false;
-    }
+      },
+      opts,
+    );
+    return done === true;
   }
 
   /** The VTEP MACs this node announced before, so that a restarted flanneld keeps them. */
@@ -236,8 +248,7 @@ export class KubeSubnetManager implements SubnetManager {
         throw err;
       }
       const missing =
-        (this.#families.enableIPv4 && cidrs.v4 === null) ||
-        (!this.#families.enableIPv4 && cidrs.v6 === null);
+        (this.#net.enableIPv4 && cidrs.v4 === null) || (!this.#net.enableIPv4 && cidrs.v6 === null);
       if (missing) {
         this.#warnOnce(
           `self:${this.#nodeName}`,
@@ -247,9 +258,9 @@ export class KubeSubnetManager implements SubnetManager {
         continue;
       }
       this.#warned.delete(`self:${this.#nodeName}`);
-      const network = this.#networks.v4;
+      const network = this.#net.network;
       if (
-        this.#families.enableIPv4 &&
+        this.#net.enableIPv4 &&
         cidrs.v4 !== null &&
         network !== null &&
         !network.containsNet(cidrs.v4)
@@ -258,8 +269,8 @@ export class KubeSubnetManager implements SubnetManager {
           `Cannot acquire lease: subnet "${network.toString()}" specified in the flannel net config doesn't contain "${cidrs.v4.toString()}" PodCIDR of the "${this.#nodeName}" node`,
         );
       }
-      const network6 = this.#networks.v6;
-      if (this.#families.enableIPv6 && cidrs.v6 !== null) {
+      const network6 = this.#net.ipv6Network;
+      if (this.#net.enableIPv6 && cidrs.v6 !== null) {
         if (network6 === null || !network6.containsNet(cidrs.v6)) {
           throw new ConfigError(
             `Cannot acquire lease: subnet "${network6?.toString() ?? ""}" specified in the flannel net config doesn't contain "${cidrs.v6.toString()}" IPv6 PodCIDR of the "${this.#nodeName}" node`,
@@ -276,7 +287,7 @@ export class KubeSubnetManager implements SubnetManager {
       if (subnet === null) throw new ConfigError("Cannot acquire lease: the node has no pod CIDR");
       return {
         subnet,
-        ipv6Subnet: this.#families.enableIPv6 && cidrs.v4 !== null ? cidrs.v6 : null,
+        ipv6Subnet: this.#net.enableIPv6 && cidrs.v4 !== null ? cidrs.v6 : null,
         attrs,
         expiration: null,
         reserved: false,
@@ -325,7 +336,7 @@ export class KubeSubnetManager implements SubnetManager {
   /** A Node's lease, or null when it has none or its annotations cannot be used (warned once). */
   #leaseOf(node: NodeView): Lease | null {
     try {
-      const lease = nodeToLease(node, this.#annotations, this.#families);
+      const lease = nodeToLease(node, this.#annotations, this.#net);
       this.#warned.delete(node.name);
       return lease;
     } catch (err) {

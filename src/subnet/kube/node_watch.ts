@@ -17,6 +17,7 @@ import type { Logger } from "../../log/logger.js";
 import { AsyncQueue } from "../../util/async_queue.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { backoff, sleep } from "../../util/sleep.js";
+import { statusCodeOf } from "./kube_client.js";
 import type { NodeClient, RawWatchEvent } from "./kube_client.js";
 import { nodeViewOf } from "./node_lease.js";
 import type { NodeView } from "./node_lease.js";
@@ -40,12 +41,6 @@ export interface NodeWatchStats {
 
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 5_000;
-
-function codeOf(value: unknown): number {
-  if (typeof value !== "object" || value === null) return 0;
-  const v = value as { code?: unknown; statusCode?: unknown };
-  return typeof v.code === "number" ? v.code : typeof v.statusCode === "number" ? v.statusCode : 0;
-}
 
 function resourceVersionOf(object: unknown): string | null {
   const rv = (object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata
@@ -99,11 +94,7 @@ export async function* watchNodes(
       continue;
     }
 
-    const queue = new AsyncQueue<RawWatchEvent>();
-    const onAbort = () => {
-      queue.close();
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
+    const queue = new AsyncQueue<RawWatchEvent>(signal);
     let handle: { abort(): void } | null = null;
     let gone = false;
     let streamError: unknown = null;
@@ -123,7 +114,7 @@ export async function* watchNodes(
       if (!queue.closed) recovered();
       for await (const event of queue) {
         if (event.type === "ERROR") {
-          if (codeOf(event.object) === 410) gone = true;
+          if (statusCodeOf(event.object) === 410) gone = true;
           else streamError = event.object;
           continue;
         }
@@ -136,12 +127,12 @@ export async function* watchNodes(
         yield { kind: "event", type: event.type, node };
       }
     } finally {
-      signal.removeEventListener("abort", onAbort);
+      queue.close();
       handle?.abort();
     }
     if (stopped()) return;
     const err = queue.error;
-    if (gone || codeOf(err) === 410) {
+    if (gone || statusCodeOf(err) === 410) {
       stats.expired++;
       log.info({ resourceVersion }, "Node watch expired (410 Gone); listing the Nodes again");
       resourceVersion = null;
