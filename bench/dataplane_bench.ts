@@ -30,7 +30,7 @@ import {
 import type { Lab } from "../src/lab/cluster.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab/netns.js";
 import { iperfBetween } from "../src/lab/lab_check.js";
-import { countEntries, monitorRoutes, percentile, print, waitForEntries } from "./bench_util.js";
+import { countEntries, monitorRoutes, percentile, print } from "./bench_util.js";
 
 const quiet = () => undefined;
 
@@ -292,8 +292,78 @@ async function joinLatency(): Promise<void> {
   }
 }
 
+/** Lease counts of the scale bench, and rounds per count (medians are printed). */
+const SCALE_COUNTS = (process.env.FLANNEL_TS_BENCH_SCALE ?? "1000,5000,10000")
+  .split(",")
+  .map(Number);
+const SCALE_ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? "3");
+
+const median = (values: readonly number[]) => percentile(values, 50);
+
+/** The i-th bench lease's subnet (10.100.0.0/24 on) and VTEP address. */
+const scaleSubnet = (i: number) => `10.${100 + Math.floor(i / 250)}.${i % 250}.0`;
+const scaleVtep = (i: number) => `10.251.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+
+/**
+ * Writes the ip -batch and bridge -batch files for the first n bench leases, as the vxlan
+ * backend programs them: neighbour, FDB entry, route.
+ */
+async function writeBatchFiles(
+  dir: string,
+  n: number,
+): Promise<{ ipFile: string; fdbFile: string }> {
+  const neigh: string[] = [];
+  const fdb: string[] = [];
+  const routes: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const subnet = scaleSubnet(i);
+    const mac = macOf(i + 1);
+    neigh.push(`neigh replace ${subnet} lladdr ${mac} dev flannel.1 nud permanent`);
+    fdb.push(`fdb replace ${mac} dev flannel.1 dst ${scaleVtep(i)} self permanent`);
+    routes.push(`route replace ${subnet}/24 via ${subnet} dev flannel.1 onlink`);
+  }
+  const ipFile = join(dir, `ip-${n}.batch`);
+  const fdbFile = join(dir, `bridge-${n}.batch`);
+  await writeFile(ipFile, [...neigh, ...routes].join("\n") + "\n");
+  await writeFile(fdbFile, fdb.join("\n") + "\n");
+  return { ipFile, fdbFile };
+}
+
+/** The baseline: ip -batch + bridge -batch load the same entries into a fresh namespace. */
+async function batchLoad(ns: string, files: { ipFile: string; fdbFile: string }): Promise<number> {
+  await addNetns(ns);
+  try {
+    await ip(["link", "set", "lo", "up"], ns);
+    await ip(["link", "add", "eth0", "type", "veth", "peer", "name", "eth1"], ns);
+    await ip(["addr", "add", "10.250.0.50/24", "dev", "eth0"], ns);
+    await ip(["link", "set", "eth0", "up"], ns);
+    await ip(
+      ["link", "add", "flannel.1", "type", "vxlan", "id", "1", "local", "10.250.0.50"].concat([
+        "dev",
+        "eth0",
+        "dstport",
+        "8472",
+        "nolearning",
+      ]),
+      ns,
+    );
+    await ip(["link", "set", "flannel.1", "up"], ns);
+    const t0 = performance.now();
+    await run("ip", ["-n", ns, "-batch", files.ipFile]);
+    await run("bridge", ["-n", ns, "-batch", files.fdbFile]);
+    return performance.now() - t0;
+  } finally {
+    await deleteNetns(ns);
+  }
+}
+
+/**
+ * Scale: n remote vxlan leases in etcd, one host starts flanneld with no flannel.1: the time
+ * until all 3n entries are in place (the last route seen by `ip -ts monitor route`; flanneld
+ * writes routes after the neighbours and FDB entries they need), checked by counting. Each
+ * round restarts flanneld on an empty device and then runs the batch-load baseline, in turn.
+ */
 async function scale(): Promise<void> {
-  const N = 5000;
   const name = uniquePrefix("ftbs");
   try {
     const lab = await labUp(
@@ -307,77 +377,121 @@ async function scale(): Promise<void> {
       quiet,
     );
     const h1 = lab.nodes[0]!;
-    await killFlanneld(h1, "SIGTERM");
     const helper = startHelper(lab);
-    const items = Array.from({ length: N }, (_, i) => ({
-      key: `/coreos.com/network/subnets/10.${100 + Math.floor(i / 250)}.${i % 250}.0-24`,
-      value: vxlanLease(`10.251.${Math.floor(i / 250)}.${(i % 250) + 1}`, macOf(i + 1)),
-    }));
-    await helper.send({ op: "bulk", items, ttl: 3600 });
-    helper.child.kill();
-    const t0 = Date.now();
-    const pid = await restartFlanneld(lab, h1);
-    const { entries, ms, peakMiB } = await waitForEntries(h1.netns, 3 * N, pid, t0);
-    print(
-      `scale: ${N} remote vxlan leases, one host starts: ${entries} kernel entries in place after ${(ms / 1000).toFixed(2)} s; flanneld peak memory (VmHWM) ${peakMiB.toFixed(0)} MiB`,
-    );
-    const idle = await cpuShare(pid, IDLE_SECONDS);
-    print(
-      `  idle with ${N} peers: flanneld used ${(idle * 100).toFixed(2)} % of one core over ${IDLE_SECONDS} s`,
-    );
-
-    // Baseline: the same 15,000 entries with ip -batch into a fresh namespace.
-    const ns = `${name}-hb`;
-    await addNetns(ns);
-    await ip(["link", "add", "eth0", "type", "veth", "peer", "name", "eth1"], ns);
-    await ip(["addr", "add", "10.250.0.50/24", "dev", "eth0"], ns);
-    await ip(["link", "set", "eth0", "up"], ns);
-    await ip(
-      [
-        "link",
-        "add",
-        "flannel.1",
-        "type",
-        "vxlan",
-        "id",
-        "1",
-        "local",
-        "10.250.0.50",
-        "dev",
-        "eth0",
-        "dstport",
-        "8472",
-        "nolearning",
-      ],
-      ns,
-    );
-    await ip(["link", "set", "flannel.1", "up"], ns);
-    const neigh: string[] = [];
-    const fdb: string[] = [];
-    const routes: string[] = [];
-    items.forEach((item, i) => {
-      const subnet = /subnets\/(\S+)-24$/.exec(item.key)![1]!;
-      const mac = macOf(i + 1);
-      neigh.push(`neigh replace ${subnet} lladdr ${mac} dev flannel.1 nud permanent`);
-      fdb.push(
-        `fdb replace ${mac} dev flannel.1 dst 10.251.${Math.floor(i / 250)}.${(i % 250) + 1} self permanent`,
+    let stored = 0;
+    for (const n of SCALE_COUNTS) {
+      const items = [];
+      for (let i = stored; i < n; i++)
+        items.push({
+          key: `/coreos.com/network/subnets/${scaleSubnet(i)}-24`,
+          value: vxlanLease(scaleVtep(i), macOf(i + 1)),
+        });
+      await helper.send({ op: "bulk", items, ttl: 3600 });
+      stored = n;
+      const files = await writeBatchFiles(lab.dir, n);
+      const converge: number[] = [];
+      const baseline: number[] = [];
+      const firstLog: number[] = [];
+      const subnetFile: number[] = [];
+      const leasesListed: number[] = [];
+      let peak = 0;
+      let pid = 0;
+      for (let round = 0; round < SCALE_ROUNDS; round++) {
+        await killFlanneld(h1, "SIGTERM");
+        await ip(["link", "del", "flannel.1"], h1.netns).catch(() => undefined);
+        const monitor = spawn("ip", ["netns", "exec", h1.netns, "ip", "-ts", "monitor", "route"], {
+          stdio: ["ignore", "pipe", "ignore"],
+        });
+        let routes = 0;
+        let lastRouteAt = 0;
+        createInterface({ input: monitor.stdout }).on("line", (line) => {
+          const m = /^\[([^\]]+)\]\s*\d+\.\d+\.\d+\.\d+\/24 via .* dev flannel\.1/.exec(line);
+          if (m?.[1] === undefined) return;
+          routes++;
+          lastRouteAt = Date.parse(m[1].replace(/(\.\d{3})\d*/, "$1"));
+        });
+        await delay(300);
+        const t0 = Date.now();
+        pid = await restartFlanneld(lab, h1);
+        // Polled slowly, so as not to take the CPU flanneld is measured on.
+        let entries = 0;
+        for (let waited = 0; waited < 120; waited++) {
+          await delay(500);
+          entries = await countEntries(h1.netns);
+          if (entries >= 3 * n) break;
+        }
+        monitor.kill();
+        if (entries < 3 * n) {
+          print(`  round ${round + 1}: only ${entries} of ${3 * n} entries; log tail:`);
+          print((await readFile(h1.logFile, "utf8")).slice(-2000));
+          continue;
+        }
+        if (routes < n) {
+          print(
+            `  round ${round + 1}: ip monitor saw ${routes} of ${n} routes (it overran); skipped`,
+          );
+          continue;
+        }
+        converge.push(lastRouteAt - t0);
+        const phases = await startPhases(h1.logFile, pid, t0);
+        if (phases !== null) {
+          firstLog.push(phases.firstLog);
+          subnetFile.push(phases.subnetFile);
+          leasesListed.push(phases.leasesListed);
+        }
+        peak = Math.max(peak, await peakMiB(pid));
+        baseline.push(await batchLoad(`${name}-hb`, files));
+      }
+      const flanneld = median(converge);
+      const batch = median(baseline);
+      print(
+        `scale ${n} leases (${3 * n} entries), median of ${converge.length}: flanneld start -> all in place ${(flanneld / 1000).toFixed(2)} s (rounds: ${converge.map((v) => (v / 1000).toFixed(2)).join(", ")}); ip -batch + bridge -batch ${(batch / 1000).toFixed(2)} s; ratio ${(flanneld / batch).toFixed(2)}x; flanneld peak RSS (VmHWM) ${peak.toFixed(0)} MiB`,
       );
-      routes.push(`route replace ${subnet}/24 via ${subnet} dev flannel.1 onlink`);
-    });
-    const dir = lab.dir;
-    await writeFile(join(dir, "ip.batch"), [...neigh, ...routes].join("\n") + "\n");
-    await writeFile(join(dir, "bridge.batch"), fdb.join("\n") + "\n");
-    const b0 = Date.now();
-    await run("ip", ["-n", ns, "-batch", join(dir, "ip.batch")]);
-    await run("bridge", ["-n", ns, "-batch", join(dir, "bridge.batch")]);
-    const bms = Date.now() - b0;
-    print(
-      `  baseline: ip -batch + bridge -batch write the same ${await countEntries(ns)} entries in ${(bms / 1000).toFixed(2)} s; ratio ${(ms / bms).toFixed(2)}x (flanneld also reads the 5,000 leases from etcd)`,
-    );
-    await deleteNetns(ns);
+      print(
+        `  where the time goes (medians, from start): first log line (Node start, imports) ${median(firstLog).toFixed(0)} ms; subnet.env written ${median(subnetFile).toFixed(0)} ms; all ${n} leases followed ${median(leasesListed).toFixed(0)} ms; all entries in place ${flanneld.toFixed(0)} ms`,
+      );
+      if (n === 5000 || n === SCALE_COUNTS.at(-1)) {
+        const idle = await cpuShare(pid, IDLE_SECONDS);
+        print(
+          `  idle with ${n} peers: flanneld used ${(idle * 100).toFixed(2)} % of one core over ${IDLE_SECONDS} s`,
+        );
+      }
+    }
+    helper.child.kill();
   } finally {
     await labDown(name, quiet);
   }
+}
+
+/**
+ * When a flanneld process (by pid) logged its first line, wrote subnet.env, and logged the
+ * first big batch of leases, in ms after `t0`; null when its log does not say.
+ */
+async function startPhases(
+  logFile: string,
+  pid: number,
+  t0: number,
+): Promise<{ firstLog: number; subnetFile: number; leasesListed: number } | null> {
+  const own = (await readFile(logFile, "utf8"))
+    .split("\n")
+    .filter((l) => l.includes(`"pid":${pid},`))
+    .map((l) => JSON.parse(l) as { time: string; msg: string });
+  const at = (msg: string) => {
+    const line = own.find((l) => l.msg === msg);
+    return line === undefined ? Number.NaN : Date.parse(line.time) - t0;
+  };
+  if (own[0] === undefined) return null;
+  return {
+    firstLog: Date.parse(own[0].time) - t0,
+    subnetFile: at("Wrote subnet file"),
+    leasesListed: at("Subnets changed"),
+  };
+}
+
+/** A process's peak resident memory (VmHWM), in MiB. */
+async function peakMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** How long the idle CPU is measured. */

@@ -2,9 +2,9 @@
 # Installs what flannel-ts needs and builds it. Both README commands run this first; it is
 # idempotent and quick when everything is present.
 #   - Debian packages: etcd (server and client), the CNI plugins, iproute2, nftables, iptables,
-#     iperf3, ping; with --with-browser (npm test) also chromium, for the dashboard test.
-#   - npm ci when node_modules does not match package-lock.json, then the TypeScript build when
-#     a source is newer than the last build.
+#     iperf3, ping, and make, g++ and python3 for the addon; with --with-browser (npm test) also chromium, for the dashboard test.
+#   - npm ci when node_modules does not match package-lock.json, then the build (the netlink
+#     socket addon in native/ and the TypeScript) when a source is newer than the last build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,10 @@ have nft || missing+=(nftables)
 have iptables || missing+=(iptables)
 have iperf3 || missing+=(iperf3)
 have ping || missing+=(iputils-ping)
+# The build compiles flannel-ts's netlink socket addon (native/) with node-gyp.
+have make || missing+=(make)
+have g++ || missing+=(g++)
+have python3 || missing+=(python3)
 # The dashboard test drives Debian's Chromium (never a browser downloaded by a test tool).
 if [ "${1:-}" = "--with-browser" ]; then
   have chromium || missing+=(chromium)
@@ -58,7 +62,7 @@ fi
 
 # Build when a source or the compiler config is newer than the last build.
 stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package-lock.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench native binding.gyp tsconfig.json package-lock.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   say "building"
   npm run --silent build >&2
   touch "$stamp"

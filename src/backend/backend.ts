@@ -52,6 +52,10 @@ export interface DataPlaneStats {
   readonly syncFailures: number;
   /** Syncs started by a change the kernel announced. */
   readonly eventSyncs: number;
+  /** Of those, the ones that had to list the kernel (the announcement did not name the entry). */
+  readonly relistRepairs: number;
+  /** Announcements of flanneld's own writes, recognised as such (no repair). */
+  readonly echoes: number;
   /** Entries the periodic full check had to repair: what the event path missed (should be 0). */
   readonly checkFindings: number;
 }

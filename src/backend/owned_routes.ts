@@ -1,8 +1,7 @@
 /** Which routes of the main table a backend counts as its own. */
 import { IPNet } from "../ip/ip.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../net/netlink.js";
-import type { Netlink } from "../net/netlink.js";
-import type { KernelEntry } from "./route_network.js";
+import type { KernelEntry, Netlink } from "../net/netlink.js";
 
 /**
  * Unicast routes into the flannel network that flannel-ts tagged, plus every unicast route into

@@ -6,6 +6,7 @@ import type { Lease } from "../lease/lease.js";
 import { silentLogger } from "../log/logger.js";
 import { FakeNetlink } from "../net/fake_netlink.js";
 import { NetlinkError } from "../net/netlink.js";
+import type { LeaseEvent } from "../lease/lease.js";
 import type { LeaseWatchResult, SubnetManager } from "../subnet/manager.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
 import { DataPlaneError, MAX_CONSECUTIVE_SYNC_FAILURES, RouteNetwork } from "./route_network.js";
@@ -426,9 +427,9 @@ test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announ
     await waitFor("the network to follow the kernel's announcements", () =>
       Promise.resolve(t.netlink.watchers > 0),
     );
-    // By hand: the neighbour goes, and the kernel says so. The full check is minutes away.
-    t.netlink.neighbors = t.netlink.neighbors.filter((n) => n.ip !== "10.244.2.0");
-    t.netlink.announce({ kind: "neighbor", removed: true, linkIndex: vtep.index, protocol: null });
+    const listings = t.netlink.listings;
+    // By hand: the neighbour goes, and the kernel says which. The full check is minutes away.
+    await t.netlink.deleteNeighbor({ linkIndex: vtep.index, ip: "10.244.2.0" });
     await waitFor(
       "the neighbour to come back",
       () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
@@ -436,6 +437,71 @@ test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announ
     );
     assert.ok(t.network.stats.eventSyncs >= 1, "repaired through the event path");
     assert.equal(t.network.stats.checkFindings, 0);
+    assert.equal(t.netlink.listings, listings, "exactly that entry, without listing the kernel");
+  } finally {
+    await t.stop();
+  }
+});
+
+test("RouteNetwork lists the kernel again when an announcement does not say which entry changed", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await t.settle();
+    const vtep = [...t.netlink.links.values()].find((l) => l.name === "flannel.1")!;
+    await waitFor("the network to follow the kernel's announcements", () =>
+      Promise.resolve(t.netlink.watchers > 0),
+    );
+    const listings = t.netlink.listings;
+    t.netlink.neighbors = t.netlink.neighbors.filter((n) => n.ip !== "10.244.2.0");
+    t.netlink.announce({
+      kind: "neighbor",
+      removed: true,
+      linkIndex: vtep.index,
+      protocol: null,
+      entry: null,
+      learned: false,
+    });
+    await waitFor(
+      "the neighbour to come back",
+      () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
+      { timeoutMs: 10_000 },
+    );
+    assert.ok(t.netlink.listings > listings, "the kernel was listed");
+  } finally {
+    await t.stop();
+  }
+});
+
+test("RouteNetwork takes the kernel's announcements of its own writes for what they are: no repair", async () => {
+  const t = await setUp("vxlan");
+  try {
+    await waitFor("the network to follow the kernel's announcements", () =>
+      Promise.resolve(t.netlink.watchers > 0),
+    );
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await t.settle();
+    // More leases come and go after the first sync: each batch's writes are announced back.
+    for (let i = 3; i < 40; i++) {
+      const events: LeaseEvent[] = [
+        { type: "added", lease: lease(`10.244.${i}.0/24`, `192.168.1.${i}`) },
+      ];
+      if (i % 3 === 0)
+        events.push({
+          type: "removed",
+          lease: lease(`10.244.${i - 1}.0/24`, `192.168.1.${i - 1}`),
+        });
+      t.scripted.push({ kind: "events", events });
+      await t.settle();
+    }
+    assert.ok(t.netlink.routes.some((r) => r.dst === "10.244.39.0/24"));
+    assert.ok(!t.netlink.routes.some((r) => r.dst === "10.244.38.0/24"));
+    // Every write and removal after the first sync was announced back, and taken as an echo.
+    await waitFor("the announcements to be read", () =>
+      Promise.resolve(t.network.stats.echoes >= 3 * (37 + 12)),
+    );
+    assert.equal(t.network.stats.eventSyncs, 0);
+    assert.equal(t.network.stats.failed, 0);
   } finally {
     await t.stop();
   }

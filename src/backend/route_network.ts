@@ -23,13 +23,20 @@ import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_conf
 import { leaseKeyOf } from "../lease/lease.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
-import type { Neighbor, FdbEntry, Netlink, NetlinkChange, RouteSpec } from "../net/netlink.js";
+import { FLANNEL_ROUTE_PROTOCOL } from "../net/netlink.js";
+import type {
+  EntryWrite,
+  KernelEntry,
+  Netlink,
+  NetlinkChange,
+  NetlinkError,
+} from "../net/netlink.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import { watchLeases } from "../subnet/watch_leases.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { sleep } from "../util/sleep.js";
-import type { Network } from "./backend.js";
+import type { DataPlaneStats, Network } from "./backend.js";
 
 /** How often a failed sync is retried (and how often the full check looks whether it is due). */
 export const RECONCILE_INTERVAL_MS = 5_000;
@@ -42,12 +49,6 @@ const MAX_LEASE_LINES = 20;
 
 /** How long after an announced change the repair sync starts, so that a burst makes one sync. */
 export const REPAIR_DEBOUNCE_MS = 20;
-
-/** One kernel entry a data plane wants. */
-export type KernelEntry =
-  | { readonly kind: "neighbor"; readonly neighbor: Omit<Neighbor, "permanent"> }
-  | { readonly kind: "fdb"; readonly fdb: Omit<FdbEntry, "permanent"> }
-  | { readonly kind: "route"; readonly route: RouteSpec };
 
 const CREATE_ORDER: Record<KernelEntry["kind"], number> = { neighbor: 0, fdb: 1, route: 2 };
 
@@ -74,6 +75,21 @@ function sameEntry(a: KernelEntry, b: KernelEntry): boolean {
     );
   }
   return false;
+}
+
+/**
+ * A line per item of a batch: at info level for a small batch, at debug level for a big one
+ * (whose summary is one info line). The fields are built only when the line is written.
+ */
+function perItemLog(
+  log: Logger,
+  big: boolean,
+): (fields: () => Record<string, unknown>, message: string) => void {
+  const level = big ? "debug" : "info";
+  const on = log.isLevelEnabled(level);
+  return (fields, message) => {
+    if (on) log[level](fields(), message);
+  };
 }
 
 function describe(entry: KernelEntry): string {
@@ -118,19 +134,8 @@ export function subnetLenOf(config: NetworkConfig | CheckedNetworkConfig): numbe
   return "ipv4" in config && config.ipv4 !== null ? config.ipv4.subnetLen : null;
 }
 
-/** Figures for logs, metrics and the bench. */
-export interface SyncStats {
-  remoteLeases: number;
-  syncs: number;
-  written: number;
-  removed: number;
-  failed: number;
-  syncFailures: number;
-  /** Syncs started by a change the kernel announced. */
-  eventSyncs: number;
-  /** Entries the periodic full check had to write or remove: what the event path missed. */
-  checkFindings: number;
-}
+/** Figures for logs, metrics and the bench (DataPlaneStats, counted here). */
+export type SyncStats = { -readonly [K in keyof DataPlaneStats]: DataPlaneStats[K] };
 
 /**
  * How many syncs in a row may fail (each retried at the next tick, RECONCILE_INTERVAL_MS) before
@@ -159,12 +164,18 @@ export class RouteNetwork<Context> implements Network {
     failed: 0,
     syncFailures: 0,
     eventSyncs: 0,
+    relistRepairs: 0,
+    echoes: 0,
     checkFindings: 0,
   };
   #consecutiveFailures = 0;
   /** What the data plane's last prepare() returned; null before the first sync. */
   #context: Context | null = null;
   #repairPending = false;
+  /** A few of the entries the last sync wrote or removed, for the full check's report. */
+  #lastChanged: string[] = [];
+  /** Whether the pending repair must list the kernel first. */
+  #repairRelist = false;
   #lastFullCheck = 0;
   /** Set when the kernel's announcements cannot be followed: check at every tick. */
   #polling = false;
@@ -204,6 +215,7 @@ export class RouteNetwork<Context> implements Network {
       for await (const batch of watch) {
         this.#apply(batch);
         await this.#serialized(() => this.#trySync(!this.#synced));
+        if (!this.#synced) this.#lastFullCheck = Date.now(); // the first sync listed everything
         this.#synced = true;
       }
     };
@@ -214,13 +226,19 @@ export class RouteNetwork<Context> implements Network {
           const due = this.#polling || Date.now() - this.#lastFullCheck >= FULL_CHECK_INTERVAL_MS;
           if (this.#consecutiveFailures === 0 && !due) continue;
           await this.#serialized(async () => {
+            // Lease changes already applied but not yet synced are not findings: sync them
+            // first, so that the count is only what the kernel lost or gained behind our back.
+            await this.#trySync(false);
             const before = this.stats.written + this.stats.removed;
             await this.#trySync(true);
             this.#lastFullCheck = Date.now();
             const found = this.stats.written + this.stats.removed - before;
             if (due && found > 0) {
               this.stats.checkFindings += found;
-              this.#deps.log.warn({ entries: found }, "The full check found entries to repair");
+              this.#deps.log.warn(
+                { entries: found, sample: this.#lastChanged },
+                "The full check found entries to repair",
+              );
             }
           });
         }
@@ -232,10 +250,8 @@ export class RouteNetwork<Context> implements Network {
       try {
         for await (const change of this.#deps.netlink.watchChanges({ signal })) {
           if (!this.#synced) continue; // the first sync lists everything anyway
-          const context = this.#context;
-          const relevant =
-            change.linkIndex === null || context === null || this.#plane.concerns(change, context);
-          if (relevant) void this.#repairSoon(signal);
+          const repair = this.#repairFor(change);
+          if (repair !== "none") void this.#repairSoon(repair === "relist", signal);
         }
       } catch (err) {
         if (signal.aborted) return;
@@ -254,8 +270,53 @@ export class RouteNetwork<Context> implements Network {
     }
   }
 
+  /**
+   * What an announced change calls for. An entry of ours the kernel announces as we hold it is
+   * the echo of our own write: nothing. One of ours removed, or changed by hand, is noted in what
+   * we hold, and a sync without listing writes exactly that entry back. A change the entry does
+   * not tell (the device, an address, lost announcements, an entry we do not hold) calls for a
+   * sync against a fresh listing.
+   */
+  #repairFor(change: NetlinkChange): "none" | "entry" | "relist" {
+    const context = this.#context;
+    const kernel = this.#kernel;
+    if (change.linkIndex === null || context === null || kernel === null) return "relist";
+    if (!this.#plane.concerns(change, context)) return "none";
+    if (change.entry === null) return "relist";
+    const key = entryKey(change.entry);
+    const held = kernel.get(key);
+    const foreignRoute = change.kind === "route" && change.protocol !== FLANNEL_ROUTE_PROTOCOL;
+    if (change.learned) {
+      // The kernel learned an entry under one of our keys: ours was displaced.
+      if (held === undefined || change.removed) return "none";
+      kernel.delete(key);
+      return "entry";
+    }
+    if (change.removed) {
+      // The echo of our own removal, or a removal of something that was not ours.
+      if (held === undefined || !sameEntry(held, change.entry)) {
+        if (held === undefined) this.stats.echoes++;
+        return "none";
+      }
+      kernel.delete(key);
+      return "entry";
+    }
+    if (held === undefined) return foreignRoute ? "none" : "relist";
+    if (foreignRoute) {
+      kernel.delete(key); // ours was replaced by someone else's route to the same subnet
+      return "entry";
+    }
+    if (sameEntry(held, change.entry)) {
+      this.stats.echoes++;
+      return "none";
+    }
+    kernel.set(key, change.entry);
+    return "entry";
+  }
+
   /** One repair sync, REPAIR_DEBOUNCE_MS after the first change of a burst. */
-  async #repairSoon(signal: AbortSignal): Promise<void> {
+  async #repairSoon(relist: boolean, signal: AbortSignal): Promise<void> {
+    this.#repairRelist ||= relist;
     if (this.#repairPending) return;
     this.#repairPending = true;
     try {
@@ -263,7 +324,12 @@ export class RouteNetwork<Context> implements Network {
       this.#repairPending = false;
       if (!waited) return;
       this.stats.eventSyncs++;
-      await this.#serialized(() => this.#trySync(true));
+      await this.#serialized(() => {
+        const fresh = this.#repairRelist;
+        this.#repairRelist = false;
+        if (fresh) this.stats.relistRepairs++;
+        return this.#trySync(fresh);
+      });
     } catch (err) {
       this.#repairPending = false;
       // A repair that fails for good is reported by the next sync's failure count.
@@ -280,10 +346,7 @@ export class RouteNetwork<Context> implements Network {
     // A big batch (the first snapshot of a large cluster) is summed up in one line; each lease
     // is then a debug line, so that start-up does not write thousands of lines.
     const big = batch.length > MAX_LEASE_LINES;
-    const each = (fields: Record<string, unknown>, message: string) => {
-      if (big) this.#deps.log.debug(fields, message);
-      else this.#deps.log.info(fields, message);
-    };
+    const each = perItemLog(this.#deps.log, big);
     if (big) {
       const added = batch.filter((e) => e.type === "added").length;
       this.#deps.log.info({ added, removed: batch.length - added }, "Subnets changed");
@@ -292,7 +355,7 @@ export class RouteNetwork<Context> implements Network {
       const key = leaseKeyOf(event.lease);
       if (event.type === "removed") {
         this.#leases.delete(key);
-        each({ subnet: key, publicIP: event.lease.attrs.publicIP }, "Subnet removed");
+        each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet removed");
         continue;
       }
       if (event.lease.attrs.backendType !== this.#deps.backendType) {
@@ -304,7 +367,7 @@ export class RouteNetwork<Context> implements Network {
         continue;
       }
       this.#leases.set(key, event.lease);
-      each({ subnet: key, publicIP: event.lease.attrs.publicIP }, "Subnet added");
+      each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet added");
     }
   }
 
@@ -379,47 +442,88 @@ export class RouteNetwork<Context> implements Network {
 
     const stale = [...kernel].filter(([key]) => !wanted.has(key));
     stale.sort(([, a], [, b]) => CREATE_ORDER[b.kind] - CREATE_ORDER[a.kind]);
-    for (const [key, entry] of stale) {
-      try {
-        await remove(netlink, entry);
-        this.stats.removed++;
-        log.info({ entry: describe(entry) }, "Removed a kernel entry no lease needs");
-      } catch (err) {
-        log.warn(
-          { err: (err as Error).message, entry: describe(entry) },
-          "Cannot remove a kernel entry",
-        );
-      }
-      kernel.delete(key);
-    }
-
     const missing = [...wanted].filter(([key, entry]) => {
       const present = kernel.get(key);
       return present === undefined || !sameEntry(present, entry);
     });
     missing.sort(([, a], [, b]) => CREATE_ORDER[a.kind] - CREATE_ORDER[b.kind]);
-    for (const [key, entry] of missing) {
-      try {
-        await write(netlink, entry);
-        kernel.set(key, entry);
-        this.stats.written++;
-        if (this.#failures.delete(key))
-          log.info({ entry: describe(entry) }, "Kernel entry written after earlier failures");
-        if (this.#synced) log.info({ entry: describe(entry) }, "Kernel entry written");
-      } catch (err) {
-        this.stats.failed++;
-        this.#noteFailure(key, (err as Error).message, {
-          entry: describe(entry),
-          host: hostOf(entry, this.#leases),
-        });
+    if (stale.length === 0 && missing.length === 0) return;
+
+    // One batch, in order: stale entries out (route first), then missing ones in (route last).
+    const writes: EntryWrite[] = [
+      ...stale.map(([, entry]): EntryWrite => ({ op: "delete", entry })),
+      ...missing.map(([, entry]): EntryWrite => ({ op: "replace", entry })),
+    ];
+    // What we hold is updated before writing, so that the kernel's announcements of these very
+    // writes (which may be read before writeEntries returns) are recognised as their echo.
+    for (const [key] of stale) kernel.delete(key);
+    const previous = missing.map(([key]) => kernel.get(key));
+    for (const [key, entry] of missing) kernel.set(key, entry);
+    const results = await netlink.writeEntries(writes);
+    this.#lastChanged = writes.slice(0, 5).map((w) => `${w.op} ${describe(w.entry)}`);
+    const big = writes.length > MAX_LEASE_LINES;
+    const each = perItemLog(log, big);
+    let removed = 0;
+    let written = 0;
+    /** In a big batch, failures are summed up by errno (with a sample) in one line. */
+    const failures = new Map<string, { count: number; sample: string }>();
+    const failed = (err: NetlinkError, entry: KernelEntry) => {
+      const seen = failures.get(err.errno);
+      if (seen === undefined) failures.set(err.errno, { count: 1, sample: describe(entry) });
+      else seen.count++;
+    };
+    stale.forEach(([, entry], i) => {
+      const err = results[i] ?? null;
+      if (err === null) {
+        removed++;
+        each(() => ({ entry: describe(entry) }), "Removed a kernel entry no lease needs");
+      } else if (big) {
+        failed(err, entry);
+      } else {
+        log.warn({ err: err.message, entry: describe(entry) }, "Cannot remove a kernel entry");
       }
+    });
+    missing.forEach(([key, entry], i) => {
+      const err = results[stale.length + i] ?? null;
+      if (err !== null) {
+        const was = previous[i];
+        if (was === undefined) kernel.delete(key);
+        else kernel.set(key, was);
+        this.stats.failed++;
+        if (big) failed(err, entry);
+        this.#noteFailure(
+          key,
+          err.message,
+          { entry: describe(entry), host: hostOf(entry, this.#leases) },
+          big,
+        );
+        return;
+      }
+      written++;
+      if (this.#failures.delete(key))
+        each(() => ({ entry: describe(entry) }), "Kernel entry written after earlier failures");
+      else if (this.#synced) each(() => ({ entry: describe(entry) }), "Kernel entry written");
+    });
+    this.stats.removed += removed;
+    this.stats.written += written;
+    if (big) {
+      log.info(
+        { written, removed, failed: writes.length - written - removed },
+        "Kernel entries changed",
+      );
+      for (const [errno, { count, sample }] of failures)
+        log.error(
+          { errno, entries: count, sample },
+          "The kernel refused entries; other hosts are not affected",
+        );
     }
   }
 
   /** Logs a failure once per distinct message, so a lasting problem does not flood the log. */
-  #noteFailure(key: string, message: string, fields: Record<string, unknown>): void {
+  #noteFailure(key: string, message: string, fields: Record<string, unknown>, quiet = false): void {
     if (this.#failures.get(key) === message) return;
     this.#failures.set(key, message);
+    if (quiet) return; // summed up by the caller
     this.#deps.log.error(
       { ...fields, err: message },
       "Cannot program the kernel for a remote host; other hosts are not affected",
@@ -432,26 +536,4 @@ function hostOf(entry: KernelEntry, leases: ReadonlyMap<string, Lease>): string 
   for (const lease of leases.values())
     if (lease.subnet.toString() === entry.route.dst) return lease.attrs.publicIP;
   return undefined;
-}
-
-async function write(netlink: Netlink, entry: KernelEntry): Promise<void> {
-  switch (entry.kind) {
-    case "neighbor":
-      return netlink.replaceNeighbor(entry.neighbor);
-    case "fdb":
-      return netlink.replaceFdb(entry.fdb);
-    case "route":
-      return netlink.replaceRoute(entry.route);
-  }
-}
-
-async function remove(netlink: Netlink, entry: KernelEntry): Promise<void> {
-  switch (entry.kind) {
-    case "neighbor":
-      return netlink.deleteNeighbor(entry.neighbor);
-    case "fdb":
-      return netlink.deleteFdb(entry.fdb);
-    case "route":
-      return netlink.deleteRoute(entry.route);
-  }
 }

@@ -440,7 +440,7 @@ export async function killFlanneld(
   await killPidFile(node.pidFile, signal);
 }
 
-/** Signals the process of a pid file (if alive) and resolves once it is gone. */
+/** Signals the process of a pid file (if alive) and resolves once it is gone (SIGKILL after 10 s). */
 async function killPidFile(pidFile: string, signal: NodeJS.Signals): Promise<void> {
   const pid = await livePid(pidFile);
   if (pid === null) return;
@@ -450,6 +450,10 @@ async function killPidFile(pidFile: string, signal: NodeJS.Signals): Promise<voi
     return;
   }
   for (let i = 0; i < 400 && (await livePid(pidFile)) !== null; i++) await delay(25);
+  // Still there after 10 s: a stuck process must not outlive the lab's next step.
+  if (signal !== "SIGKILL" && (await livePid(pidFile)) !== null) {
+    await killPidFile(pidFile, "SIGKILL");
+  }
 }
 
 /** Takes a host off the network, as a crash would: flanneld killed, eth0 down. */

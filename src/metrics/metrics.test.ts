@@ -7,12 +7,15 @@ import { createMetrics } from "./metrics.js";
 
 test("createMetrics() reports the lease, data plane and traffic rule figures at scrape time", async () => {
   const figures = {
+    remoteLeases: 4,
     syncs: 3,
     written: 12,
     removed: 1,
     failed: 0,
     syncFailures: 0,
     eventSyncs: 0,
+    relistRepairs: 0,
+    echoes: 0,
     checkFindings: 0,
   };
   let repairs = 0;

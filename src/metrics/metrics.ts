@@ -4,6 +4,7 @@
  * components' own counters when Prometheus scrapes, so nothing on the hot path pays for them.
  * Loaded only when --healthz-port is set.
  */
+import type { DataPlaneStats } from "../backend/backend.js";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 /** What the metrics read. Each getter is called at scrape time. */
@@ -15,15 +16,7 @@ export interface MetricSources {
   /** Other nodes' leases the data plane follows now. */
   readonly remoteLeases: () => number;
   /** Data-plane sync figures since start. */
-  readonly dataPlane: () => {
-    syncs: number;
-    written: number;
-    removed: number;
-    failed: number;
-    syncFailures: number;
-    eventSyncs: number;
-    checkFindings: number;
-  } | null;
+  readonly dataPlane: () => DataPlaneStats | null;
   /** Traffic-rule rewrites after a resync found rules missing. */
   readonly trafficRuleRepairs: () => number;
   readonly ready: () => boolean;
@@ -101,6 +94,16 @@ export function createMetrics(sources: MetricSources): Registry {
     "flannel_dataplane_event_syncs_total",
     "Kernel syncs started by a change the kernel announced (repair by events)",
     () => sources.dataPlane()?.eventSyncs ?? 0,
+  );
+  counter(
+    "flannel_dataplane_relist_repairs_total",
+    "Repairs that had to list the kernel, because the announcement did not name the entry",
+    () => sources.dataPlane()?.relistRepairs ?? 0,
+  );
+  counter(
+    "flannel_dataplane_echoes_total",
+    "The kernel's announcements of flanneld's own writes, recognised as such (no repair)",
+    () => sources.dataPlane()?.echoes ?? 0,
   );
   counter(
     "flannel_dataplane_check_findings_total",

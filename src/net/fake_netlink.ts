@@ -9,7 +9,9 @@ import { AsyncQueue } from "../util/async_queue.js";
 import { FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, NetlinkError } from "./netlink.js";
 import type {
   Address,
+  EntryWrite,
   FdbEntry,
+  KernelEntry,
   Link,
   Neighbor,
   Netlink,
@@ -27,6 +29,10 @@ export class FakeNetlink implements Netlink {
   neighbors: Neighbor[] = [];
   fdb: FdbEntry[] = [];
   readonly calls: string[] = [];
+  /** How many writeEntries() batches were applied. */
+  batches = 0;
+  /** How many listings of routes, neighbours or FDB entries were asked for. */
+  listings = 0;
   readonly #watchers = new Set<AsyncQueue<NetlinkChange>>();
   /**
    * Errors the next listings throw, one per call, first in first out (a test's stand-in for
@@ -43,8 +49,9 @@ export class FakeNetlink implements Netlink {
     removed: boolean,
     linkIndex: number | null,
     protocol: number | null,
+    entry: KernelEntry | null = null,
   ): void {
-    this.announce({ kind, removed, linkIndex, protocol });
+    this.announce({ kind, removed, linkIndex, protocol, entry, learned: false });
   }
 
   /** Announces a change to every watcher, as the kernel does for a change made by hand. */
@@ -69,6 +76,7 @@ export class FakeNetlink implements Netlink {
   }
 
   #failListing(): Promise<never> | null {
+    this.listings++;
     const err = this.failListingsWith ?? this.listFailures.shift();
     return err === undefined ? null : Promise.reject(err);
   }
@@ -198,7 +206,7 @@ export class FakeNetlink implements Netlink {
       unicast: true,
       blackhole: false,
     });
-    this.#say("route", false, route.linkIndex, FLANNEL_ROUTE_PROTOCOL);
+    this.#say("route", false, route.linkIndex, FLANNEL_ROUTE_PROTOCOL, { kind: "route", route });
     return Promise.resolve();
   }
 
@@ -221,11 +229,14 @@ export class FakeNetlink implements Netlink {
 
   deleteRoute(route: RouteSpec): Promise<void> {
     this.calls.push(`route del ${route.dst}`);
-    const before = this.routes.length;
-    this.routes = this.routes.filter((r) => r.dst !== route.dst || r.table !== MAIN_TABLE);
-    if (before === this.routes.length)
-      return Promise.reject(new NetlinkError("no such route", "ESRCH"));
-    this.#say("route", true, route.linkIndex, FLANNEL_ROUTE_PROTOCOL);
+    const gone = this.routes.find((r) => r.dst === route.dst && r.table === MAIN_TABLE);
+    if (gone === undefined) return Promise.reject(new NetlinkError("no such route", "ESRCH"));
+    this.routes = this.routes.filter((r) => r !== gone);
+    const { dst, gateway, linkIndex, onlink } = gone;
+    this.#say("route", true, linkIndex, gone.protocol, {
+      kind: "route",
+      route: { dst, gateway, linkIndex, onlink },
+    });
     return Promise.resolve();
   }
 
@@ -243,20 +254,28 @@ export class FakeNetlink implements Netlink {
       (n) => !(n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip),
     );
     this.neighbors.push({ ...neighbor, permanent: true });
-    this.#say("neighbor", false, neighbor.linkIndex, null);
+    this.#say("neighbor", false, neighbor.linkIndex, null, { kind: "neighbor", neighbor });
     return Promise.resolve();
   }
 
   deleteNeighbor(neighbor: Omit<Neighbor, "permanent" | "mac">): Promise<void> {
     this.calls.push(`neigh del ${neighbor.ip} dev ${neighbor.linkIndex}`);
-    this.neighbors = this.neighbors.filter(
-      (n) => !(n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip),
+    const gone = this.neighbors.find(
+      (n) => n.linkIndex === neighbor.linkIndex && n.ip === neighbor.ip,
     );
-    this.#say("neighbor", true, neighbor.linkIndex, null);
+    this.neighbors = this.neighbors.filter((n) => n !== gone);
+    if (gone !== undefined) {
+      const { linkIndex, ip, mac } = gone;
+      this.#say("neighbor", true, linkIndex, null, {
+        kind: "neighbor",
+        neighbor: { linkIndex, ip, mac },
+      });
+    }
     return Promise.resolve();
   }
 
   listFdb(linkIndex: number): Promise<FdbEntry[]> {
+    this.listings++;
     return Promise.resolve(this.fdb.filter((f) => f.linkIndex === linkIndex));
   }
 
@@ -264,7 +283,7 @@ export class FakeNetlink implements Netlink {
     this.calls.push(`fdb replace ${entry.mac} dst ${entry.dst} dev ${entry.linkIndex}`);
     this.fdb = this.fdb.filter((f) => !(f.linkIndex === entry.linkIndex && f.mac === entry.mac));
     this.fdb.push({ ...entry, permanent: true });
-    this.#say("neighbor", false, entry.linkIndex, null);
+    this.#say("neighbor", false, entry.linkIndex, null, { kind: "fdb", fdb: entry });
     return Promise.resolve();
   }
 
@@ -273,8 +292,37 @@ export class FakeNetlink implements Netlink {
     this.fdb = this.fdb.filter(
       (f) => !(f.linkIndex === entry.linkIndex && f.mac === entry.mac && f.dst === entry.dst),
     );
-    this.#say("neighbor", true, entry.linkIndex, null);
+    this.#say("neighbor", true, entry.linkIndex, null, { kind: "fdb", fdb: entry });
     return Promise.resolve();
+  }
+
+  /** Applies each write in turn, as the kernel applies a batch; counts batches in `batches`. */
+  async writeEntries(writes: readonly EntryWrite[]): Promise<(NetlinkError | null)[]> {
+    this.batches++;
+    const results: (NetlinkError | null)[] = [];
+    for (const { op, entry } of writes) {
+      try {
+        await this.#apply(op, entry);
+        results.push(null);
+      } catch (err) {
+        if (!(err instanceof NetlinkError)) throw err;
+        results.push(err);
+      }
+    }
+    return results;
+  }
+
+  #apply(op: EntryWrite["op"], entry: KernelEntry): Promise<void> {
+    switch (entry.kind) {
+      case "route":
+        return op === "replace" ? this.replaceRoute(entry.route) : this.deleteRoute(entry.route);
+      case "neighbor":
+        return op === "replace"
+          ? this.replaceNeighbor(entry.neighbor)
+          : this.deleteNeighbor(entry.neighbor);
+      case "fdb":
+        return op === "replace" ? this.replaceFdb(entry.fdb) : this.deleteFdb(entry.fdb);
+    }
   }
 
   close(): void {

@@ -94,6 +94,18 @@ export interface FdbEntry {
   readonly permanent: boolean;
 }
 
+/** One kernel entry flanneld keeps for a remote host. */
+export type KernelEntry =
+  | { readonly kind: "neighbor"; readonly neighbor: Omit<Neighbor, "permanent"> }
+  | { readonly kind: "fdb"; readonly fdb: Omit<FdbEntry, "permanent"> }
+  | { readonly kind: "route"; readonly route: RouteSpec };
+
+/** One write of a batch: an entry created or replaced, or removed. */
+export interface EntryWrite {
+  readonly op: "replace" | "delete";
+  readonly entry: KernelEntry;
+}
+
 /**
  * A change the kernel announced on rtnetlink's multicast groups (link, address, IPv4 route,
  * neighbour and FDB), whoever made it: flanneld repairs its entries from these.
@@ -106,6 +118,14 @@ export interface NetlinkChange {
   readonly linkIndex: number | null;
   /** A route's protocol; null for other kinds. */
   readonly protocol: number | null;
+  /**
+   * The route, neighbour or FDB entry announced, in the form flanneld writes it (a unicast route
+   * of the main table, an IPv4 neighbour, an FDB entry with an IPv4 destination); null for
+   * links, addresses and anything else.
+   */
+  readonly entry: KernelEntry | null;
+  /** A neighbour or FDB entry the kernel learned (not permanent): never one flanneld wrote. */
+  readonly learned: boolean;
 }
 
 /** rtnetlink, as far as flanneld uses it. Every call acts on the caller's network namespace. */
@@ -148,6 +168,15 @@ export interface Netlink {
   listFdb(linkIndex: number): Promise<FdbEntry[]>;
   replaceFdb(entry: Omit<FdbEntry, "permanent">): Promise<void>;
   deleteFdb(entry: Omit<FdbEntry, "permanent">): Promise<void>;
+
+  /**
+   * Applies the writes in order, many to a system call, as replaceRoute(), deleteNeighbor() and
+   * the others would one by one. Resolves with one result per write, in the same order: null
+   * when the kernel applied it, or the NetlinkError it answered (the other writes are applied
+   * all the same). Rejects only when the batch as a whole failed (the socket failed), and then
+   * which writes were applied is not known: list the kernel again.
+   */
+  writeEntries(writes: readonly EntryWrite[]): Promise<(NetlinkError | null)[]>;
 
   close(): void;
 }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { FLANNEL_ROUTE_PROTOCOL, NetlinkError } from "./netlink.js";
-import type { Netlink } from "./netlink.js";
+import type { EntryWrite, Netlink } from "./netlink.js";
 
 /** What a contract run needs: a Netlink, and an underlay link with an IPv4 address on it. */
 export interface NetlinkHarness {
@@ -201,6 +201,145 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
         assert.deepEqual(mine, [{ ...entry, permanent: true }]);
         await h.netlink.deleteFdb(entry);
         assert.ok(!(await h.netlink.listFdb(index)).some((f) => f.mac === entry.mac));
+      });
+    });
+
+    test("writeEntries() applies a batch bigger than a chunk, in order, and removes it again", async () => {
+      await withVxlan(open, async (h, index) => {
+        const count = 1_500;
+        const peers = Array.from({ length: count }, (_, i) => ({
+          subnet: `10.${100 + Math.floor(i / 256)}.${i % 256}.0`,
+          mac: `0e:00:00:00:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`,
+          vtep: `10.250.${Math.floor(i / 256)}.${i % 256}`,
+        }));
+        const entries = peers.flatMap((p) => [
+          { kind: "neighbor" as const, neighbor: { linkIndex: index, ip: p.subnet, mac: p.mac } },
+          { kind: "fdb" as const, fdb: { linkIndex: index, mac: p.mac, dst: p.vtep } },
+          {
+            kind: "route" as const,
+            route: { dst: `${p.subnet}/24`, gateway: p.subnet, linkIndex: index, onlink: true },
+          },
+        ]);
+        const written = await h.netlink.writeEntries(
+          entries.map((entry): EntryWrite => ({ op: "replace", entry })),
+        );
+        assert.deepEqual(
+          written,
+          entries.map(() => null),
+        );
+        const routes = (await h.netlink.listRoutes()).filter((r) => r.linkIndex === index);
+        assert.equal(routes.length, count);
+        assert.deepEqual(
+          routes.find((r) => r.dst === "10.105.219.0/24"),
+          {
+            dst: "10.105.219.0/24",
+            gateway: "10.105.219.0",
+            linkIndex: index,
+            onlink: true,
+            protocol: FLANNEL_ROUTE_PROTOCOL,
+            table: 254,
+            unicast: true,
+            blackhole: false,
+          },
+        );
+        const neighbors = await h.netlink.listNeighbors(index);
+        assert.equal(neighbors.length, count);
+        assert.ok(neighbors.some((n) => n.ip === "10.105.219.0" && n.mac === "0e:00:00:00:05:db"));
+        const fdb = await h.netlink.listFdb(index);
+        assert.equal(fdb.filter((f) => f.permanent).length, count);
+        assert.ok(fdb.some((f) => f.mac === "0e:00:00:00:05:db" && f.dst === "10.250.5.219"));
+
+        const removed = await h.netlink.writeEntries(
+          [...entries].reverse().map((entry): EntryWrite => ({ op: "delete", entry })),
+        );
+        assert.deepEqual(
+          removed,
+          entries.map(() => null),
+        );
+        assert.equal((await h.netlink.listRoutes()).filter((r) => r.linkIndex === index).length, 0);
+        assert.equal((await h.netlink.listNeighbors(index)).length, 0);
+        assert.equal((await h.netlink.listFdb(index)).filter((f) => f.permanent).length, 0);
+      });
+    });
+
+    test("writeEntries() answers a refused write with its own error, and applies the others", async () => {
+      await withVxlan(open, async (h, index) => {
+        const route = (n: number, onlink: boolean, linkIndex: number) => ({
+          kind: "route" as const,
+          route: { dst: `10.244.${n}.0/24`, gateway: `10.99.${n}.1`, linkIndex, onlink },
+        });
+        const results = await h.netlink.writeEntries([
+          { op: "replace", entry: route(10, true, index) },
+          { op: "replace", entry: route(11, false, h.underlay.index) }, // gateway not on-link
+          { op: "replace", entry: route(12, true, index) },
+          { op: "delete", entry: route(13, true, index) }, // no such route
+          { op: "replace", entry: route(14, true, index) },
+        ]);
+        assert.deepEqual(
+          results.map((r) => r?.errno ?? null),
+          [null, "ENETUNREACH", null, "ESRCH", null],
+        );
+        assert.ok(results[1] instanceof NetlinkError);
+        assert.match(results[1].message, /10\.244\.11\.0\/24/);
+        const dsts = (await h.netlink.listRoutes()).map((r) => r.dst);
+        for (const n of [10, 12, 14]) assert.ok(dsts.includes(`10.244.${n}.0/24`), `route ${n}`);
+        assert.ok(!dsts.includes("10.244.11.0/24"));
+      });
+    });
+
+    test("listNeighbors() and listFdb() list one device's entries only", async () => {
+      await withVxlan(open, async (h, index) => {
+        const other = await h.netlink.addVxlanLink({
+          name: "flannel.2",
+          vni: 2,
+          local: h.underlay.ip,
+          parentIndex: h.underlay.index,
+          port: 8473,
+          learning: false,
+          gbp: false,
+          mtu: 1450,
+          mac: "0e:12:34:56:78:9b",
+        });
+        await h.netlink.writeEntries([
+          {
+            op: "replace",
+            entry: {
+              kind: "neighbor",
+              neighbor: { linkIndex: index, ip: "10.244.2.0", mac: "0e:00:00:00:00:02" },
+            },
+          },
+          {
+            op: "replace",
+            entry: {
+              kind: "neighbor",
+              neighbor: { linkIndex: other.index, ip: "10.244.3.0", mac: "0e:00:00:00:00:03" },
+            },
+          },
+          {
+            op: "replace",
+            entry: {
+              kind: "fdb",
+              fdb: { linkIndex: index, mac: "0e:00:00:00:00:02", dst: "10.250.0.2" },
+            },
+          },
+          {
+            op: "replace",
+            entry: {
+              kind: "fdb",
+              fdb: { linkIndex: other.index, mac: "0e:00:00:00:00:03", dst: "10.250.0.3" },
+            },
+          },
+        ]);
+        assert.deepEqual(
+          (await h.netlink.listNeighbors(index)).map((n) => n.ip),
+          ["10.244.2.0"],
+        );
+        assert.deepEqual(
+          (await h.netlink.listFdb(other.index))
+            .filter((f) => f.permanent)
+            .map((f) => [f.linkIndex, f.dst]),
+          [[other.index, "10.250.0.3"]],
+        );
       });
     });
   });

@@ -1,23 +1,24 @@
 /**
- * The Netlink interface over a real rtnetlink socket (the npm package `netlink`, pinned, early
- * stage; kept behind this file). One socket per process, in the process's network namespace.
+ * The Netlink interface over real rtnetlink sockets, in the process's network namespace:
+ * - routes, neighbours and FDB entries (written in batches, listed with kernel-side filters) and
+ *   the kernel's announcements go over our own sockets (rtnetlink_socket.ts, netlink_socket.ts);
+ *   the `netlink` npm package aborts the process when a socket it polls reports an error, which
+ *   an announcement socket does whenever a burst overruns it;
+ * - links and addresses over the `netlink` package (pinned, early stage; kept behind this file).
  *
  * The package leaves IFLA_LINKINFO as raw bytes, so the VXLAN link is encoded here
  * (IFLA_INFO_KIND "vxlan", IFLA_INFO_DATA with IFLA_VXLAN_* attributes) and decoded with its
  * parseVxlan. Message flags are raw NLM_F_* numbers: create|replace is 0x500, create|excl 0x600.
  */
-import { createRtNetlink, rt } from "netlink";
-import type { RtNetlinkSocket } from "netlink";
-import { IPNet, formatIPv4, parseIPv4 } from "../ip/ip.js";
-import {
-  BLACKHOLE_ROUTE_METRIC,
-  FLANNEL_ROUTE_PROTOCOL,
-  MAIN_TABLE,
-  NetlinkError,
-} from "./netlink.js";
+import { createRtNetlink } from "netlink";
+import type { RtNetlinkSocket, rt } from "netlink";
+import { formatIPv4, parseIPv4 } from "../ip/ip.js";
+import { MAIN_TABLE, NetlinkError } from "./netlink.js";
 import type {
   Address,
+  EntryWrite,
   FdbEntry,
+  KernelEntry,
   Link,
   Neighbor,
   Netlink,
@@ -28,12 +29,25 @@ import type {
   VxlanLinkSpec,
 } from "./netlink.js";
 import { AsyncQueue } from "../util/async_queue.js";
+import {
+  blackholeRouteRequest,
+  decodeFdb,
+  decodeNeighbor,
+  decodeRoute,
+  entryRequest,
+  fdbDumpRequest,
+  neighborDumpRequest,
+  NEIGHBOR_MESSAGE,
+  ROUTE_MESSAGE,
+  routeDumpRequest,
+} from "./rtnetlink_codec.js";
+import { NETLINK_OPTION, NetlinkSocket } from "./netlink_socket.js";
+import { errnoName, forEachMessage, NETLINK_ROUTE, RtnlSocket } from "./rtnetlink_socket.js";
+import type { NetlinkRequest } from "./rtnetlink_socket.js";
 
 const NLM_F_CREATE_REPLACE = 0x500;
 const NLM_F_CREATE_EXCL = 0x600;
 const AF_INET = 2;
-const AF_BRIDGE = 7;
-const RTNH_F_ONLINK = 4;
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;
 const NLA_F_NESTED = 0x8000;
@@ -145,27 +159,26 @@ function toLink(message: rt.LinkMessage): Link {
   };
 }
 
+/** What a write does, in words: `replace route 10.244.2.0/24 via 10.244.2.0`. */
+function describeWrite({ op, entry }: EntryWrite): string {
+  switch (entry.kind) {
+    case "route":
+      return `${op} route ${entry.route.dst} via ${entry.route.gateway ?? "-"}`;
+    case "neighbor":
+      return `${op} neighbour ${entry.neighbor.ip}`;
+    case "fdb":
+      return `${op} FDB entry ${entry.fdb.mac} dst ${entry.fdb.dst}`;
+  }
+}
+
+/** The multicast groups flanneld follows (linux/rtnetlink.h). */
+const RTNLGRP = { LINK: 1, NEIGH: 3, IPV4_IFADDR: 5, IPV4_ROUTE: 7 } as const;
+
 /**
- * The kernel takes any protocol number (0..255); the package's enum names only the registered
- * ones, so ours goes in as a number.
+ * Room for announcements: a batch of our own writes announces each entry, and a burst that
+ * overruns the buffer costs a full listing.
  */
-function routeProtocol(n: number): rt.RouteProtocol {
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- any u8 is valid here
-  const value: rt.RouteProtocol = n;
-  return value;
-}
-
-function protocolNumber(protocol: rt.Route["protocol"]): number {
-  if (protocol === undefined) return 0;
-  return typeof protocol === "number" ? protocol : rt.RouteProtocol[protocol];
-}
-
-function dstOf(route: RouteSpec): { bytes: Buffer; len: number } {
-  const net = IPNet.parse(route.dst);
-  if (net === null || net.family !== 4)
-    throw new RangeError(`Invalid IPv4 route destination "${route.dst}"`);
-  return { bytes: ipv4Bytes(net.ipString), len: net.prefixLen };
-}
+const ANNOUNCEMENT_BUFFER = 8 * 1024 * 1024;
 
 /** What a lost or unreadable announcement means: anything may have changed. */
 const ANYTHING_CHANGED: NetlinkChange = {
@@ -173,59 +186,109 @@ const ANYTHING_CHANGED: NetlinkChange = {
   removed: false,
   linkIndex: null,
   protocol: null,
+  entry: null,
+  learned: false,
 };
 
-type Announcement = Omit<NetlinkChange, "removed">;
+/** The index a link (struct ifinfomsg) or address (struct ifaddrmsg) message names. */
+function indexAt4(payload: Buffer): number | null {
+  return payload.length >= 8 ? payload.readInt32LE(4) : null;
+}
+
+function routeChange(payload: Buffer, removed: boolean): NetlinkChange | null {
+  const route = decodeRoute(payload);
+  if (route === null) return null;
+  const entry: KernelEntry | null =
+    route.unicast && route.table === MAIN_TABLE
+      ? {
+          kind: "route",
+          route: {
+            dst: route.dst,
+            gateway: route.gateway,
+            linkIndex: route.linkIndex,
+            onlink: route.onlink,
+          },
+        }
+      : null;
+  return {
+    kind: "route",
+    removed,
+    linkIndex: route.linkIndex,
+    protocol: route.protocol,
+    entry,
+    learned: false,
+  };
+}
+
+function neighborChange(payload: Buffer, removed: boolean): NetlinkChange | null {
+  const neighbor = decodeNeighbor(payload);
+  if (neighbor !== null) {
+    const { permanent, ...fields } = neighbor;
+    return {
+      kind: "neighbor",
+      removed,
+      linkIndex: neighbor.linkIndex,
+      protocol: null,
+      entry: { kind: "neighbor", neighbor: fields },
+      learned: !permanent,
+    };
+  }
+  const fdb = decodeFdb(payload);
+  if (fdb !== null) {
+    const { permanent, ...fields } = fdb;
+    return {
+      kind: "neighbor",
+      removed,
+      linkIndex: fdb.linkIndex,
+      protocol: null,
+      entry: { kind: "fdb", fdb: fields },
+      learned: !permanent,
+    };
+  }
+  return null; // another family (IPv6 neighbours), or an FDB entry without an IPv4 destination
+}
 
 /**
  * The rtnetlink message types flanneld follows (linux/rtnetlink.h), NEW and DEL of each kind,
- * and how to read the link (and a route's protocol) from each.
+ * and how to read each.
  */
-const ANNOUNCEMENTS = new Map<number, { removed: boolean; read: (data: Buffer) => Announcement }>();
+const ANNOUNCEMENTS = new Map<number, (payload: Buffer) => NetlinkChange | null>();
 for (const [newType, read] of [
   [
     16,
-    (d: Buffer): Announcement => {
-      const m = rt.parseLinkMessage(d);
-      return { kind: "link", linkIndex: m.data.index ?? null, protocol: null };
-    },
+    (p: Buffer, removed: boolean): NetlinkChange => ({
+      kind: "link",
+      removed,
+      linkIndex: indexAt4(p),
+      protocol: null,
+      entry: null,
+      learned: false,
+    }),
   ],
   [
     20,
-    (d: Buffer): Announcement => {
-      const m = rt.parseAddressMessage(d);
-      return { kind: "address", linkIndex: m.data.index ?? null, protocol: null };
-    },
+    (p: Buffer, removed: boolean): NetlinkChange => ({
+      kind: "address",
+      removed,
+      linkIndex: indexAt4(p),
+      protocol: null,
+      entry: null,
+      learned: false,
+    }),
   ],
-  [
-    24,
-    (d: Buffer): Announcement => {
-      const m = rt.parseRouteMessage(d);
-      return {
-        kind: "route",
-        linkIndex: m.attrs.oif ?? null,
-        protocol: protocolNumber(m.data.protocol),
-      };
-    },
-  ],
-  [
-    28,
-    (d: Buffer): Announcement => {
-      const m = rt.parseNeighborMessage(d);
-      return { kind: "neighbor", linkIndex: m.data.ifindex ?? null, protocol: null };
-    },
-  ],
+  [24, routeChange],
+  [28, neighborChange],
 ] as const) {
-  ANNOUNCEMENTS.set(newType, { removed: false, read }); // RTM_NEW*
-  ANNOUNCEMENTS.set(newType + 1, { removed: true, read }); // RTM_DEL*
+  ANNOUNCEMENTS.set(newType, (p) => read(p, false)); // RTM_NEW*
+  ANNOUNCEMENTS.set(newType + 1, (p) => read(p, true)); // RTM_DEL*
 }
 
-/** Reads one announcement; null for message types flanneld does not follow. */
-function changeOf(type: number, data: Buffer): NetlinkChange | null {
-  const known = ANNOUNCEMENTS.get(type);
-  if (known === undefined) return null;
+/** Reads one announcement; null for message types (and families) flanneld does not follow. */
+function changeOf(type: number, payload: Buffer): NetlinkChange | null {
+  const read = ANNOUNCEMENTS.get(type);
+  if (read === undefined) return null;
   try {
-    return { ...known.read(data), removed: known.removed };
+    return read(payload);
   } catch {
     return ANYTHING_CHANGED;
   }
@@ -237,8 +300,12 @@ export class RtNetlink implements Netlink {
   /** One request at a time: the kernel answers a second dump on a socket with EBUSY. */
   #queue: Promise<unknown> = Promise.resolve();
 
+  /** Routes, neighbours and FDB entries: batches and filtered dumps, encoded here. */
+  readonly #entries: RtnlSocket;
+
   constructor() {
     this.#socket = createRtNetlink();
+    this.#entries = new RtnlSocket();
   }
 
   async #do<T>(action: string, fn: () => Promise<T>): Promise<T> {
@@ -254,25 +321,29 @@ export class RtNetlink implements Netlink {
 
   async *watchChanges({ signal }: { readonly signal: AbortSignal }): AsyncGenerator<NetlinkChange> {
     // A socket of its own: multicast messages must not mix with the answers to requests.
-    const socket = createRtNetlink();
     const queue = new AsyncQueue<NetlinkChange>(signal);
-    for (const group of ["LINK", "NEIGH", "IPV4_ROUTE", "IPV4_IFADDR"] as const)
-      socket.addMembership(group);
-    socket.socket.on("message", (messages: { type: number; data: Buffer }[]) => {
-      for (const raw of messages) {
-        const change = changeOf(raw.type, raw.data);
-        if (change !== null) queue.push(change);
-      }
-    });
-    // ENOBUFS: the kernel dropped announcements; say that anything may have changed.
-    socket.socket.on("error", () => {
-      queue.push(ANYTHING_CHANGED);
-    });
+    const socket = new NetlinkSocket(
+      NETLINK_ROUTE,
+      { receive: ANNOUNCEMENT_BUFFER, send: 0 },
+      (data) => {
+        forEachMessage(data, (type, _flags, _seq, payload) => {
+          const change = changeOf(type, payload);
+          if (change !== null) queue.push(change);
+        });
+      },
+      // ENOBUFS: the kernel dropped announcements; say that anything may have changed.
+      () => {
+        queue.push(ANYTHING_CHANGED);
+      },
+    );
+    socket.ref(true); // a watch keeps the process alive until its signal aborts
     try {
+      for (const group of Object.values(RTNLGRP))
+        socket.setOption(NETLINK_OPTION.ADD_MEMBERSHIP, group);
       yield* queue;
     } finally {
       queue.close();
-      socket.socket.close();
+      socket.close();
     }
   }
 
@@ -356,172 +427,99 @@ export class RtNetlink implements Netlink {
   }
 
   async listRoutes(table = MAIN_TABLE): Promise<Route[]> {
-    const messages = await this.#do("list routes", () =>
-      this.#socket.getRoutes({ family: AF_INET }),
-    );
-    return messages
-      .filter((m) => (m.attrs.table ?? m.data.table) === table)
-      .map((m) => {
-        const dst = ipv4Text(m.attrs.dst) ?? "0.0.0.0";
-        const protocol = m.data.protocol;
-        return {
-          dst: `${dst}/${m.data.dstLen ?? 0}`,
-          gateway: ipv4Text(m.attrs.gateway),
-          linkIndex: m.attrs.oif ?? 0,
-          onlink: ((m.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
-          protocol: protocolNumber(protocol),
-          table,
-          unicast: m.data.type === "UNICAST" || m.data.type === rt.RouteType.UNICAST,
-          blackhole: m.data.type === "BLACKHOLE" || m.data.type === rt.RouteType.BLACKHOLE,
-        };
-      });
-  }
-
-  #routeMessage(route: RouteSpec): [rt.Route, rt.RouteAttrs] {
-    const { bytes, len } = dstOf(route);
-    const data: rt.Route = {
-      family: AF_INET,
-      dstLen: len,
-      table: MAIN_TABLE,
-      protocol: routeProtocol(FLANNEL_ROUTE_PROTOCOL),
-      scope: route.gateway === null ? rt.RouteScope.LINK : rt.RouteScope.UNIVERSE,
-      type: rt.RouteType.UNICAST,
-      flags: route.onlink ? { __unknown: RTNH_F_ONLINK } : {},
-    };
-    const attrs: rt.RouteAttrs = { dst: bytes, oif: route.linkIndex, table: MAIN_TABLE };
-    if (route.gateway !== null) attrs.gateway = ipv4Bytes(route.gateway);
-    return [data, attrs];
+    const messages = await this.#entries.dump(routeDumpRequest(table), "list routes");
+    const routes: Route[] = [];
+    for (const m of messages) {
+      if (m.type !== ROUTE_MESSAGE) continue;
+      const route = decodeRoute(m.payload);
+      if (route !== null && route.table === table) routes.push(route);
+    }
+    return routes;
   }
 
   async replaceRoute(route: RouteSpec): Promise<void> {
-    const [data, attrs] = this.#routeMessage(route);
-    await this.#do(`replace route ${route.dst} via ${route.gateway ?? "-"}`, () =>
-      this.#socket.newRoute(data, attrs, { flags: NLM_F_CREATE_REPLACE }),
-    );
+    await this.#write({ op: "replace", entry: { kind: "route", route } });
   }
 
   async replaceBlackholeRoute(dst: string): Promise<void> {
-    const { bytes, len } = dstOf({ dst, gateway: null, linkIndex: 0, onlink: false });
-    const data: rt.Route = {
-      family: AF_INET,
-      dstLen: len,
-      table: MAIN_TABLE,
-      protocol: routeProtocol(FLANNEL_ROUTE_PROTOCOL),
-      scope: rt.RouteScope.UNIVERSE,
-      type: rt.RouteType.BLACKHOLE,
-    };
-    await this.#do(`replace blackhole route ${dst}`, () =>
-      this.#socket.newRoute(
-        data,
-        { dst: bytes, table: MAIN_TABLE, priority: BLACKHOLE_ROUTE_METRIC },
-        { flags: NLM_F_CREATE_REPLACE },
-      ),
-    );
+    await this.#entries.request(blackholeRouteRequest(dst), `replace blackhole route ${dst}`);
   }
 
   async deleteRoute(route: RouteSpec): Promise<void> {
-    const [data, attrs] = this.#routeMessage(route);
-    await this.#do(`delete route ${route.dst}`, () =>
-      this.#socket.delRoute(
-        { ...data, protocol: routeProtocol(0), scope: rt.RouteScope.NOWHERE },
-        attrs,
-      ),
-    );
+    await this.#write({ op: "delete", entry: { kind: "route", route } });
   }
 
   async listNeighbors(linkIndex: number): Promise<Neighbor[]> {
-    const messages = await this.#do("list neighbours", () =>
-      this.#socket.getNeighbors({ family: AF_INET }),
-    );
-    return messages
-      .filter((m) => m.data.ifindex === linkIndex)
-      .flatMap((m) => {
-        const ip = ipv4Text(m.attrs.dst);
-        return ip === null
-          ? []
-          : [
-              {
-                linkIndex,
-                ip,
-                mac: macText(m.attrs.lladdr),
-                permanent: m.data.state?.permanent === true,
-              },
-            ];
-      });
+    const messages = await this.#entries.dump(neighborDumpRequest(linkIndex), "list neighbours");
+    const neighbors: Neighbor[] = [];
+    for (const m of messages) {
+      if (m.type !== NEIGHBOR_MESSAGE) continue;
+      const neighbor = decodeNeighbor(m.payload);
+      if (neighbor?.linkIndex === linkIndex) neighbors.push(neighbor);
+    }
+    return neighbors;
   }
 
   async replaceNeighbor(neighbor: Omit<Neighbor, "permanent">): Promise<void> {
-    await this.#do(`replace neighbour ${neighbor.ip}`, () =>
-      this.#socket.newNeighbor(
-        {
-          family: AF_INET,
-          ifindex: neighbor.linkIndex,
-          state: { permanent: true },
-          type: rt.RouteType.UNICAST,
-        },
-        { dst: ipv4Bytes(neighbor.ip), lladdr: macBytes(neighbor.mac) },
-        { flags: NLM_F_CREATE_REPLACE },
-      ),
-    );
+    await this.#write({ op: "replace", entry: { kind: "neighbor", neighbor } });
   }
 
   async deleteNeighbor(neighbor: Omit<Neighbor, "permanent" | "mac">): Promise<void> {
-    await this.#do(`delete neighbour ${neighbor.ip}`, () =>
-      this.#socket.delNeighbor(
-        { family: AF_INET, ifindex: neighbor.linkIndex },
-        { dst: ipv4Bytes(neighbor.ip) },
-      ),
-    );
+    // The delete request carries no MAC; any will do for the encoder's shape.
+    await this.#write({
+      op: "delete",
+      entry: { kind: "neighbor", neighbor: { ...neighbor, mac: "00:00:00:00:00:00" } },
+    });
   }
 
   async listFdb(linkIndex: number): Promise<FdbEntry[]> {
-    const messages = await this.#do("list FDB entries", () =>
-      this.#socket.getNeighbors({ family: AF_BRIDGE }),
-    );
-    return messages
-      .filter((m) => m.data.ifindex === linkIndex)
-      .flatMap((m) => {
-        const dst = ipv4Text(m.attrs.dst);
-        return dst === null
-          ? []
-          : [
-              {
-                linkIndex,
-                mac: macText(m.attrs.lladdr),
-                dst,
-                permanent: m.data.state?.permanent === true,
-              },
-            ];
-      });
-  }
-
-  #fdbMessage(entry: Omit<FdbEntry, "permanent">): [rt.Neighbor, rt.NeighborAttrs] {
-    return [
-      {
-        family: AF_BRIDGE,
-        ifindex: entry.linkIndex,
-        state: { permanent: true },
-        flags: { self: true },
-      },
-      { lladdr: macBytes(entry.mac), dst: ipv4Bytes(entry.dst) },
-    ];
+    const messages = await this.#entries.dump(fdbDumpRequest(linkIndex), "list FDB entries");
+    const entries: FdbEntry[] = [];
+    for (const m of messages) {
+      if (m.type !== NEIGHBOR_MESSAGE) continue;
+      const entry = decodeFdb(m.payload);
+      if (entry?.linkIndex === linkIndex) entries.push(entry);
+    }
+    return entries;
   }
 
   async replaceFdb(entry: Omit<FdbEntry, "permanent">): Promise<void> {
-    const [data, attrs] = this.#fdbMessage(entry);
-    await this.#do(`replace FDB entry ${entry.mac} dst ${entry.dst}`, () =>
-      this.#socket.newNeighbor(data, attrs, { flags: NLM_F_CREATE_REPLACE }),
-    );
+    await this.#write({ op: "replace", entry: { kind: "fdb", fdb: entry } });
   }
 
   async deleteFdb(entry: Omit<FdbEntry, "permanent">): Promise<void> {
-    const [data, attrs] = this.#fdbMessage(entry);
-    await this.#do(`delete FDB entry ${entry.mac} dst ${entry.dst}`, () =>
-      this.#socket.delNeighbor(data, attrs),
-    );
+    await this.#write({ op: "delete", entry: { kind: "fdb", fdb: entry } });
+  }
+
+  async #write(write: EntryWrite): Promise<void> {
+    await this.#entries.request(entryRequest(write.entry, write.op), describeWrite(write));
+  }
+
+  async writeEntries(writes: readonly EntryWrite[]): Promise<(NetlinkError | null)[]> {
+    const results = new Array<NetlinkError | null>(writes.length).fill(null);
+    const requests: NetlinkRequest[] = [];
+    const indexes: number[] = [];
+    writes.forEach((write, i) => {
+      try {
+        requests.push(entryRequest(write.entry, write.op));
+        indexes.push(i);
+      } catch (err) {
+        results[i] = new NetlinkError((err as Error).message, "EINVAL", { cause: err });
+      }
+    });
+    const errnos = await this.#entries.batch(requests);
+    errnos.forEach((errno, j) => {
+      const i = indexes[j];
+      const write = i === undefined ? undefined : writes[i];
+      if (errno === 0 || i === undefined || write === undefined) return;
+      const name = errnoName(errno);
+      results[i] = new NetlinkError(`Cannot ${describeWrite(write)}: ${name}`, name);
+    });
+    return results;
   }
 
   close(): void {
     this.#socket.socket.close();
+    this.#entries.close();
   }
 }

@@ -103,7 +103,8 @@ test("kube mode, vxlan: a restarted host keeps its subnet, and the VTEP MAC its 
       const neighbours = await ip(["neigh", "show", "dev", "flannel.1"], node(lab, 2).netns);
       assert.match(neighbours, /10\.244\.1\.0 lladdr 0e:11:22:33:44:55/, neighbours);
     });
-    await assertAllReach(lab);
+    // subnet.env is written before h1 has its peers' entries: wait for those, not a guess.
+    await eventually(() => assertAllReach(lab));
   });
 });
 

@@ -18,12 +18,12 @@ import { ConfigError } from "../../errors.js";
 import { IPNet, parseIPv4 } from "../../ip/ip.js";
 import type { Lease } from "../../lease/lease.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
-import type { Link, Route } from "../../net/netlink.js";
+import type { KernelEntry, Link, Route } from "../../net/netlink.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network } from "../backend.js";
 import { listOwnedRoutes } from "../owned_routes.js";
 import { RouteNetwork, subnetLenOf } from "../route_network.js";
-import type { DataPlane, KernelEntry } from "../route_network.js";
+import type { DataPlane } from "../route_network.js";
 import { ensureVxlanDevice } from "./device.js";
 
 /** The VXLAN encapsulation overhead flannel subtracts from the MTU. */

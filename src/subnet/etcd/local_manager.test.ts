@@ -8,6 +8,7 @@ import type { EtcdServer } from "../../lab/etcd_server.js";
 import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import { waitFor } from "../../util/poll.js";
 import { describeSubnetManager } from "../manager_contract.js";
+import { LIST_PAGE_SIZE } from "./registry.js";
 import type { LeaseWatchResult } from "../manager.js";
 import { watchLeases } from "../watch_leases.js";
 
@@ -276,6 +277,73 @@ describe("LocalManager", () => {
       });
     } finally {
       controller.abort();
+      await f.cleanup();
+    }
+  });
+
+  test("watchLeases() after acquireLease() misses no lease written in between", async () => {
+    const f = await openFixture(server);
+    const controller = new AbortController();
+    try {
+      await f.setConfig('{"Network":"10.27.0.0/16","Backend":{"Type":"alloc"}}');
+      const watcherNode = await f.manager();
+      const own = await watcherNode.acquireLease(attrs("192.0.2.70"), {
+        signal: controller.signal,
+      });
+      // Between this node's lease and its watch: another node comes, and one goes.
+      const comes = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.71"), { signal: controller.signal });
+      const goes = await (
+        await f.manager()
+      ).acquireLease(attrs("192.0.2.72"), { signal: controller.signal });
+      await f.registry.deleteSubnet(goes.subnet, null);
+      const known = new Set<string>();
+      const watching = AbortSignal.any([controller.signal, signal()]);
+      for await (const result of watcherNode.watchLeases({ signal: watching })) {
+        const events: readonly LeaseEvent[] =
+          result.kind === "snapshot"
+            ? result.leases.map((lease) => ({ type: "added", lease }))
+            : result.events;
+        for (const e of events) {
+          if (e.type === "added") known.add(e.lease.subnet.toString());
+          else known.delete(e.lease.subnet.toString());
+        }
+        if (known.has(comes.subnet.toString()) && !known.has(goes.subnet.toString())) break;
+      }
+      assert.ok(known.has(own.subnet.toString()));
+      assert.ok(known.has(comes.subnet.toString()));
+      assert.ok(!known.has(goes.subnet.toString()));
+    } finally {
+      controller.abort();
+      await f.cleanup();
+    }
+  });
+
+  test("the lease listing reads a big cluster in pages, as one snapshot", async () => {
+    const f = await openFixture(server);
+    try {
+      await f.setConfig('{"Network":"10.0.0.0/8","Backend":{"Type":"alloc"}}');
+      const count = 2 * LIST_PAGE_SIZE + 500; // three pages
+      const subnet = (i: number) => `10.${100 + Math.floor(i / 250)}.${i % 250}.0`;
+      for (let start = 0; start < count; start += 100) {
+        const txn = f.client.if(`${f.prefix}/config`, "Version", ">", 0);
+        const puts = Array.from({ length: Math.min(100, count - start) }, (_, j) =>
+          f.client
+            .put(`${f.prefix}/subnets/${subnet(start + j)}-24`)
+            .value(
+              JSON.stringify({ PublicIP: `192.0.2.${(start + j) % 250}`, BackendType: "alloc" }),
+            ),
+        );
+        await txn.then(...puts).commit();
+      }
+      const listing = await f.registry.getSubnets({ withExpiration: false });
+      assert.equal(listing.leases.length, count);
+      assert.equal(new Set(listing.leases.map((l) => l.subnet.toString())).size, count);
+      assert.deepEqual(listing.skipped, []);
+      const { header } = await f.client.get(`${f.prefix}/config`).exec();
+      assert.equal(listing.revision, BigInt(header.revision));
+    } finally {
       await f.cleanup();
     }
   });

@@ -31,7 +31,7 @@ import { runTogether } from "../../util/run_together.js";
 import { backoff, sleep } from "../../util/sleep.js";
 import type { LeaseWatchResult, SubnetManager } from "../manager.js";
 import { EtcdRegistry, SUBNET_TTL_SECONDS } from "./registry.js";
-import type { EtcdConfig, SubnetChange } from "./registry.js";
+import type { EtcdConfig, SubnetChange, SubnetListing } from "./registry.js";
 
 /** How many free subnets a random pick chooses among. flannel uses 100; more means fewer races. */
 const MAX_CANDIDATES = 1024;
@@ -67,6 +67,8 @@ export class LocalManager implements SubnetManager {
   readonly #ttlSeconds: number;
   readonly #renewMarginMs: number;
   #config: CheckedNetworkConfig | null = null;
+  /** The listing of the last acquireLease(), for the first lease watch to start from. */
+  #acquireListing: SubnetListing | null = null;
 
   constructor(registry: EtcdRegistry, options: LocalManagerOptions) {
     this.#registry = registry;
@@ -111,7 +113,10 @@ export class LocalManager implements SubnetManager {
   }
 
   async #tryAcquireLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<Lease> {
-    const { leases } = await this.#registry.getSubnets({ withExpiration: false });
+    const listing = await this.#registry.getSubnets({ withExpiration: false });
+    // The first lease watch starts from this listing rather than reading every lease again.
+    this.#acquireListing = listing;
+    const { leases } = listing;
     const fits = (lease: Pick<Lease, "subnet" | "ipv6Subnet">) => leaseFitsConfig(lease, config);
 
     const own = leases.find((lease) => lease.attrs.publicIP === attrs.publicIP);
@@ -260,7 +265,11 @@ export class LocalManager implements SubnetManager {
     const config = this.#config ?? (await this.getNetworkConfig(opts));
     for (;;) {
       try {
-        const listing = await this.#registry.getSubnets({ withExpiration: false });
+        // The listing acquireLease() just read is as good a snapshot: the watch then starts
+        // at its revision and brings every change since (this node's own write among them).
+        const listing =
+          this.#acquireListing ?? (await this.#registry.getSubnets({ withExpiration: false }));
+        this.#acquireListing = null;
         for (const { key, reason } of listing.skipped)
           this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
         yield {

@@ -10,7 +10,7 @@ import { on } from "node:events";
 import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { Etcd3 } from "etcd3";
-import type { IKeyValue, IOptions, IWatchResponse, Watcher } from "etcd3";
+import type { IKeyValue, IOptions, IRangeResponse, IWatchResponse, Watcher } from "etcd3";
 import { ConfigError, ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/lease.js";
 import type { Lease, LeaseAttrs } from "../../lease/lease.js";
@@ -45,6 +45,22 @@ async function readFlagFile(flag: string, path: string): Promise<Buffer> {
         : (err as Error).message;
     throw new ConfigError(`Cannot read ${flag} "${path}": ${reason}`, { cause: err });
   }
+}
+
+/** Keys per page when the leases are listed. */
+export const LIST_PAGE_SIZE = 1_000;
+
+/** The end of the range of keys that start with `prefix` (etcd's prefix range_end). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    const byte = end.readUInt8(i);
+    if (byte < 0xff) {
+      end.writeUInt8(byte + 1, i);
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // every key
 }
 
 /** A key under `<prefix>/subnets/` that could not be read as a lease, and why. */
@@ -139,11 +155,38 @@ export class EtcdRegistry {
     );
   }
 
+  /**
+   * Every key under the subnets prefix, in pages of LIST_PAGE_SIZE read at one revision (the
+   * first page's), so that a big cluster is never one huge response (gRPC refuses answers over
+   * 4 MiB: about 20,000 leases) and the listing is still one consistent snapshot.
+   */
+  async #listSubnetKeys(): Promise<{ kvs: IKeyValue[]; revision: string }> {
+    const end = prefixEnd(Buffer.from(this.subnetsPrefix));
+    let from = Buffer.from(this.subnetsPrefix);
+    let revision: string | null = null;
+    const kvs: IKeyValue[] = [];
+    for (;;) {
+      const at: string | null = revision;
+      const page: IRangeResponse = await this.#call("list the subnet leases", () =>
+        this.#client.kv.range({
+          key: from,
+          range_end: end,
+          limit: LIST_PAGE_SIZE,
+          ...(at === null ? {} : { revision: at }),
+        }),
+      );
+      const pinned: string = at ?? page.header.revision;
+      revision = pinned;
+      kvs.push(...page.kvs);
+      const last = page.kvs.at(-1);
+      if (!page.more || last === undefined) return { kvs, revision: pinned };
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
   /** Lists every lease under the prefix. Keys that do not parse are returned in `skipped`. */
   async getSubnets(options: { withExpiration: boolean }): Promise<SubnetListing> {
-    const response = await this.#call("list the subnet leases", () =>
-      this.#client.getAll().prefix(this.subnetsPrefix).exec(),
-    );
+    const response = await this.#listSubnetKeys();
     const leases: Lease[] = [];
     const skipped: SkippedKey[] = [];
     const now = Date.now();
@@ -164,7 +207,7 @@ export class EtcdRegistry {
       }),
     );
     leases.sort((a, b) => (a.subnet.ip < b.subnet.ip ? -1 : a.subnet.ip > b.subnet.ip ? 1 : 0));
-    return { leases, skipped, revision: BigInt(response.header.revision) };
+    return { leases, skipped, revision: BigInt(response.revision) };
   }
 
   /** Reads one lease; null when its key is absent. */
