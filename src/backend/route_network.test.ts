@@ -418,23 +418,34 @@ test("RouteNetwork stops with the reason when every sync fails, MAX_CONSECUTIVE_
   }
 });
 
-test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announces it, not at the next full check", async () => {
+/** A vxlan network with one peer, synced, that follows the kernel's announcements. */
+async function followingOnePeer() {
   const t = await setUp("vxlan");
+  t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+  await t.settle();
+  const vtep = [...t.netlink.links.values()].find((l) => l.name === "flannel.1")!;
+  await waitFor("the network to follow the kernel's announcements", () =>
+    Promise.resolve(t.netlink.watchers > 0),
+  );
+  return { t, vtep };
+}
+
+/** Waits for the peer's neighbour entry to be back. */
+async function neighbourBack(t: Awaited<ReturnType<typeof setUp>>): Promise<void> {
+  await waitFor(
+    "the neighbour to come back",
+    () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
+    { timeoutMs: 10_000 },
+  );
+}
+
+test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announces it, not at the next full check", async () => {
+  const { t, vtep } = await followingOnePeer();
   try {
-    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
-    await t.settle();
-    const vtep = [...t.netlink.links.values()].find((l) => l.name === "flannel.1")!;
-    await waitFor("the network to follow the kernel's announcements", () =>
-      Promise.resolve(t.netlink.watchers > 0),
-    );
     const listings = t.netlink.listings;
     // By hand: the neighbour goes, and the kernel says which. The full check is minutes away.
     await t.netlink.deleteNeighbor({ linkIndex: vtep.index, ip: "10.244.2.0" });
-    await waitFor(
-      "the neighbour to come back",
-      () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
-      { timeoutMs: 10_000 },
-    );
+    await neighbourBack(t);
     assert.ok(t.network.stats.eventSyncs >= 1, "repaired through the event path");
     assert.equal(t.network.stats.checkFindings, 0);
     assert.equal(t.netlink.listings, listings, "exactly that entry, without listing the kernel");
@@ -444,14 +455,8 @@ test("RouteNetwork repairs an entry deleted by hand as soon as the kernel announ
 });
 
 test("RouteNetwork lists the kernel again when an announcement does not say which entry changed", async () => {
-  const t = await setUp("vxlan");
+  const { t, vtep } = await followingOnePeer();
   try {
-    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
-    await t.settle();
-    const vtep = [...t.netlink.links.values()].find((l) => l.name === "flannel.1")!;
-    await waitFor("the network to follow the kernel's announcements", () =>
-      Promise.resolve(t.netlink.watchers > 0),
-    );
     const listings = t.netlink.listings;
     t.netlink.neighbors = t.netlink.neighbors.filter((n) => n.ip !== "10.244.2.0");
     t.netlink.announce({
@@ -462,11 +467,7 @@ test("RouteNetwork lists the kernel again when an announcement does not say whic
       entry: null,
       learned: false,
     });
-    await waitFor(
-      "the neighbour to come back",
-      () => Promise.resolve(t.netlink.neighbors.some((n) => n.ip === "10.244.2.0")),
-      { timeoutMs: 10_000 },
-    );
+    await neighbourBack(t);
     assert.ok(t.netlink.listings > listings, "the kernel was listed");
   } finally {
     await t.stop();

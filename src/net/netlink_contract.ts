@@ -300,35 +300,19 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
           mtu: 1450,
           mac: "0e:12:34:56:78:9b",
         });
+        const neighbor = (linkIndex: number, ip: string, mac: string): EntryWrite => ({
+          op: "replace",
+          entry: { kind: "neighbor", neighbor: { linkIndex, ip, mac } },
+        });
+        const fdb = (linkIndex: number, mac: string, dst: string): EntryWrite => ({
+          op: "replace",
+          entry: { kind: "fdb", fdb: { linkIndex, mac, dst } },
+        });
         await h.netlink.writeEntries([
-          {
-            op: "replace",
-            entry: {
-              kind: "neighbor",
-              neighbor: { linkIndex: index, ip: "10.244.2.0", mac: "0e:00:00:00:00:02" },
-            },
-          },
-          {
-            op: "replace",
-            entry: {
-              kind: "neighbor",
-              neighbor: { linkIndex: other.index, ip: "10.244.3.0", mac: "0e:00:00:00:00:03" },
-            },
-          },
-          {
-            op: "replace",
-            entry: {
-              kind: "fdb",
-              fdb: { linkIndex: index, mac: "0e:00:00:00:00:02", dst: "10.250.0.2" },
-            },
-          },
-          {
-            op: "replace",
-            entry: {
-              kind: "fdb",
-              fdb: { linkIndex: other.index, mac: "0e:00:00:00:00:03", dst: "10.250.0.3" },
-            },
-          },
+          neighbor(index, "10.244.2.0", "0e:00:00:00:00:02"),
+          neighbor(other.index, "10.244.3.0", "0e:00:00:00:00:03"),
+          fdb(index, "0e:00:00:00:00:02", "10.250.0.2"),
+          fdb(other.index, "0e:00:00:00:00:03", "10.250.0.3"),
         ]);
         assert.deepEqual(
           (await h.netlink.listNeighbors(index)).map((n) => n.ip),

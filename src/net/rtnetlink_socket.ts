@@ -176,6 +176,21 @@ export class RtnlSocket {
     this.#socket.readNow();
   }
 
+  /**
+   * Sends a buffer whose sequence numbers have their handlers registered, and waits for
+   * `answered`; when the send fails, the handlers go and the send's error is thrown.
+   */
+  async #exchange(buffer: Buffer, seqs: readonly number[], answered: Promise<void>): Promise<void> {
+    answered.catch(() => undefined); // awaited below, once sent
+    try {
+      this.#send(buffer);
+    } catch (err) {
+      for (const seq of seqs) this.#pending.delete(seq);
+      throw err;
+    }
+    await answered;
+  }
+
   #settled(): void {
     if (this.#pending.size === 0) this.#socket.ref(false);
   }
@@ -223,14 +238,7 @@ export class RtnlSocket {
               });
             });
           });
-          answered.catch(() => undefined); // awaited below, once sent
-          try {
-            this.#send(buffer);
-          } catch (err) {
-            for (const seq of seqs) this.#pending.delete(seq);
-            throw err;
-          }
-          await answered;
+          await this.#exchange(buffer, seqs, answered);
           chunkStart += chunk.length;
           // Let the loop turn now and then: timers, signals and the announcements these writes
           // cause are served while a big batch goes on (every chunk costs a few ms of kernel
@@ -307,14 +315,7 @@ export class RtnlSocket {
         fail: reject,
       });
     });
-    done.catch(() => undefined); // awaited below, once sent
-    try {
-      this.#send(buffer);
-    } catch (err) {
-      this.#pending.delete(seq);
-      throw err;
-    }
-    await done;
+    await this.#exchange(buffer, [seq], done);
     return { messages, interrupted };
   }
 
