@@ -1,11 +1,15 @@
 /**
- * Issue #3 figure, printed (never asserted): ADD+DEL latency of bin/flannel against calling
- * Debian's bridge plugin directly with the same delegate config, median of 20 each, as a ratio
- * measured in one run. Runs in namespaces made here and removed at the end.
+ * Issues #3 and #11 figures, printed (never asserted): ADD+DEL latency of the flannel plugin, as
+ * the single executable (dist/sea/flannel, copied alone into an empty folder, as `flannelctl cni
+ * install` puts it on a host) and as bin/flannel (Node and dist/), against Debian's bridge plugin
+ * called directly with the same delegate config, and against the floor: two bare Node starts
+ * plus bridge alone. Every call gets the environment a container runtime gives a plugin (the CNI
+ * variables and PATH, nothing else: no NODE_EXTRA_CA_CERTS). Medians of 20, interleaved, in
+ * namespaces made here and removed at the end.
  *
  * Run: npm run build && node dist/bench/cni_bench.js
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addNetns, deleteNetns, run, uniquePrefix } from "../src/lab/netns.js";
@@ -23,7 +27,7 @@ async function call(
   await run("ip", ["netns", "exec", host, plugin], {
     input: conf,
     env: {
-      PATH: process.env.PATH ?? "",
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       CNI_COMMAND: command,
       CNI_PATH: "/usr/lib/cni",
       CNI_IFNAME: "eth0",
@@ -70,39 +74,52 @@ try {
     CNI_CONTAINERID: "probe",
   });
 
-  const flannel: number[] = [];
-  const bridge: number[] = [];
+  // The single executable, alone in a folder of its own.
+  const seaDir = join(dir, "opt-cni-bin");
+  await mkdir(seaDir);
+  const sea = join(seaDir, "flannel");
+  await copyFile(join(REPO_ROOT, "dist/sea/flannel"), sea);
+  await run("chmod", ["755", sea]);
+  const launcher = join(REPO_ROOT, "bin/flannel");
+
+  const times: Record<"sea" | "launcher" | "bridge" | "bare", number[]> = {
+    sea: [],
+    launcher: [],
+    bridge: [],
+    bare: [],
+  };
+  const addDel = async (plugin: string, conf: string, id: string) => {
+    const t0 = performance.now();
+    await call(host, plugin, "ADD", conf, { ...env, CNI_CONTAINERID: id });
+    await call(host, plugin, "DEL", conf, { ...env, CNI_CONTAINERID: id });
+    return performance.now() - t0;
+  };
   for (let i = 0; i < RUNS; i++) {
-    // Interleaved, so that both see the same machine load.
-    let t0 = performance.now();
-    await call(host, join(REPO_ROOT, "bin/flannel"), "ADD", flannelConf, {
-      ...env,
-      CNI_CONTAINERID: `f${i}`,
+    // Interleaved, so that all see the same machine load.
+    times.sea.push(await addDel(sea, flannelConf, `s${i}`));
+    times.launcher.push(await addDel(launcher, flannelConf, `l${i}`));
+    times.bridge.push(await addDel("/usr/lib/cni/bridge", bridgeConf, `b${i}`));
+    const t0 = performance.now();
+    await run("ip", ["netns", "exec", host, process.execPath, "-e", ""], {
+      env: { PATH: "/usr/bin:/bin" },
     });
-    await call(host, join(REPO_ROOT, "bin/flannel"), "DEL", flannelConf, {
-      ...env,
-      CNI_CONTAINERID: `f${i}`,
-    });
-    flannel.push(performance.now() - t0);
-    t0 = performance.now();
-    await call(host, "/usr/lib/cni/bridge", "ADD", bridgeConf, {
-      ...env,
-      CNI_CONTAINERID: `b${i}`,
-    });
-    await call(host, "/usr/lib/cni/bridge", "DEL", bridgeConf, {
-      ...env,
-      CNI_CONTAINERID: `b${i}`,
-    });
-    bridge.push(performance.now() - t0);
+    times.bare.push(performance.now() - t0);
   }
-  const f = median(flannel);
-  const b = median(bridge);
-  process.stdout.write(`ADD+DEL via bin/flannel: median ${f.toFixed(1)} ms over ${RUNS}\n`);
-  process.stdout.write(
-    `ADD+DEL via bridge directly (same delegate config): median ${b.toFixed(1)} ms over ${RUNS}\n`,
+  const m = {
+    sea: median(times.sea),
+    launcher: median(times.launcher),
+    bridge: median(times.bridge),
+    bare: median(times.bare),
+  };
+  const floor = 2 * m.bare + m.bridge;
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`bare node -e '' (runtime's environment): median ${m.bare.toFixed(1)} ms over ${RUNS}`);
+  out(`ADD+DEL via bridge directly (same delegate config): median ${m.bridge.toFixed(1)} ms`);
+  out(
+    `ADD+DEL via the single executable (${((await stat(sea)).size / 1048576).toFixed(1)} MiB): median ${m.sea.toFixed(1)} ms; ${(m.sea / m.bridge).toFixed(2)}x bridge; ${(m.sea / floor).toFixed(2)}x the floor (2 bare Node starts + bridge = ${floor.toFixed(1)} ms); ${((m.sea - floor) / 2).toFixed(1)} ms over a bare Node start per call`,
   );
-  process.stdout.write(
-    `ratio flannel/bridge: ${(f / b).toFixed(2)}x (the difference is two Node.js process starts plus flannel's own work)\n`,
+  out(
+    `ADD+DEL via bin/flannel (Node + dist/): median ${m.launcher.toFixed(1)} ms; ${(m.launcher / m.bridge).toFixed(2)}x bridge; ${(m.launcher / floor).toFixed(2)}x the floor`,
   );
 } finally {
   await deleteNetns(pod);

@@ -4,19 +4,16 @@
  */
 import { readFile } from "node:fs/promises";
 import { Command, CommanderError } from "commander";
-import { checkBackendConfig } from "../backend/registry.js";
-import { loadNetworkConfig, networkConfigToJson } from "../config/network_config.js";
+import type { CheckedNetworkConfig } from "../config/network_config.js";
 import { FlannelError } from "../errors.js";
-import { formatLeaseTable, leaseToJson } from "../lease/lease_table.js";
-import { EtcdRegistry } from "../subnet/etcd/registry.js";
+import type { EtcdRegistry } from "../subnet/etcd/registry.js";
 import { ETCD_FLAGS, etcdConfigOf, parseEtcdFlags } from "./etcd_flags.js";
 import type { EtcdFlagValues } from "./etcd_flags.js";
 import { envName, fieldName } from "./flag_spec.js";
-import { LocalManager } from "../subnet/etcd/local_manager.js";
-import { pino } from "pino";
 import { VERSION } from "../version.js";
-import { addLabCommands } from "./lab_commands.js";
-import { installCni } from "../cni/install.js";
+
+// Each command loads what it needs when it runs (etcd's client, the config schema, the lab), so
+// that `flannelctl --help` starts as fast as Node does.
 
 /** The etcd flags as commander gives them: camel-cased, absent when neither flag nor variable. */
 type EtcdFlags = Record<string, string | undefined>;
@@ -55,6 +52,7 @@ async function withRegistry<T>(
   flags: EtcdFlags,
   fn: (registry: EtcdRegistry) => Promise<T>,
 ): Promise<T> {
+  const { EtcdRegistry } = await import("../subnet/etcd/registry.js");
   const registry = await EtcdRegistry.connect(etcdConfigOf(checkedEtcdFlags(flags)));
   try {
     return await fn(registry);
@@ -76,13 +74,30 @@ async function readConfigFile(file: string): Promise<string> {
   }
 }
 
-/** Builds the flannelctl program. */
 /** Prints the network config's warnings on stderr; they do not change the exit code. */
 function warn(warnings: readonly string[]): void {
   for (const warning of warnings) process.stderr.write(`flannelctl: warning: ${warning}\n`);
 }
 
-export function buildProgram(out: (text: string) => void): Command {
+/** Checks a network config text as flanneld would; throws naming what is wrong. */
+async function checkedConfig(text: string): Promise<CheckedNetworkConfig> {
+  const [{ loadNetworkConfig }, { checkBackendConfig }] = await Promise.all([
+    import("../config/network_config.js"),
+    import("../backend/registry.js"),
+  ]);
+  const checked = loadNetworkConfig(text);
+  checkBackendConfig(checked);
+  warn(checked.warnings);
+  return checked;
+}
+
+type Out = (text: string) => void;
+
+/**
+ * Builds the flannelctl program; `lab` adds the lab commands (loaded only when a lab command
+ * runs: otherwise a placeholder stands in `--help`).
+ */
+export function buildProgram(out: Out, lab: (program: Command, out: Out) => void): Command {
   const program = new Command("flannelctl")
     .description("flannel-ts operator tool: network config, leases")
     .version(VERSION)
@@ -95,9 +110,8 @@ export function buildProgram(out: (text: string) => void): Command {
       "check a network config file (- for stdin) and print it normalized, with flannel's field names",
     )
     .action(async (file: string) => {
-      const checked = loadNetworkConfig(await readConfigFile(file));
-      checkBackendConfig(checked);
-      warn(checked.warnings);
+      const checked = await checkedConfig(await readConfigFile(file));
+      const { networkConfigToJson } = await import("../config/network_config.js");
       out(`${JSON.stringify(networkConfigToJson(checked))}\n`);
     });
   withEtcdFlags(
@@ -106,9 +120,7 @@ export function buildProgram(out: (text: string) => void): Command {
       .description("validate a network config file (- for stdin) and store it at <prefix>/config"),
   ).action(async (file: string, flags: EtcdFlags) => {
     const text = await readConfigFile(file);
-    const checked = loadNetworkConfig(text);
-    checkBackendConfig(checked); // nothing is stored unless it is valid
-    warn(checked.warnings);
+    await checkedConfig(text); // nothing is stored unless it is valid
     await withRegistry(flags, async (registry) => {
       await registry.setNetworkConfigText(text);
       out(`Stored network config at ${registry.configKey}\n`);
@@ -133,6 +145,13 @@ export function buildProgram(out: (text: string) => void): Command {
   ).action(async (flags: EtcdFlags & { json?: boolean }) => {
     // Through the SubnetManager, as flanneld sees the leases; keys that are not leases are
     // named on stderr.
+    // pino is CommonJS: its module's default export is the function, bundled or not.
+    const [{ LocalManager }, { default: pino }, { formatLeaseTable, leaseToJson }] =
+      await Promise.all([
+        import("../subnet/etcd/local_manager.js"),
+        import("pino"),
+        import("../lease/lease_table.js"),
+      ]);
     const manager = await LocalManager.connect(etcdConfigOf(checkedEtcdFlags(flags)), {
       log: pino({ level: "warn", base: null, timestamp: false }, pino.destination(2)),
     });
@@ -154,16 +173,27 @@ export function buildProgram(out: (text: string) => void): Command {
     .option("--bin-dir <dir>", "CNI plugin folder", "/opt/cni/bin")
     .option("--conf-dir <dir>", "CNI config folder", "/etc/cni/net.d")
     .action(async (flags: { binDir: string; confDir: string }) => {
+      const { installCni } = await import("../cni/install.js");
       const { plugin, conflist } = await installCni(flags);
       out(`Installed ${plugin}\nWrote ${conflist}\n`);
     });
-  addLabCommands(program, out);
+  lab(program, out);
   return program;
+}
+
+/** What `flannelctl --help` shows for the lab until a lab command loads the real ones. */
+function labPlaceholder(program: Command): void {
+  program
+    .command("lab")
+    .description("a whole flannel cluster on this machine, in network namespaces (lab --help)");
 }
 
 /** Runs flannelctl and resolves with the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
-  const program = buildProgram((text) => process.stdout.write(text));
+  const out: Out = (text) => process.stdout.write(text);
+  const lab =
+    args[0] === "lab" ? (await import("./lab_commands.js")).addLabCommands : labPlaceholder;
+  const program = buildProgram(out, lab);
   try {
     await program.parseAsync(args, { from: "user" });
     return 0;

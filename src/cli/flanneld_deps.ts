@@ -1,12 +1,11 @@
 /**
- * The implementations flanneld runs with: the etcd subnet manager, the rtnetlink socket, and
- * the iptables or nftables traffic manager.
+ * The implementations flanneld runs with: the etcd or Kubernetes subnet manager (each loaded
+ * only in its mode), the rtnetlink socket, and the iptables or nftables traffic manager.
  */
 import { readPreviousSubnets } from "../config/subnet_env.js";
 import type { FlanneldDeps } from "../daemon/flanneld.js";
 import type { Logger } from "../log/logger.js";
 import { RtNetlink } from "../net/rtnetlink.js";
-import { LocalManager } from "../subnet/etcd/local_manager.js";
 import { IPTablesManager } from "../trafficmngr/iptables.js";
 import { NFTablesManager } from "../trafficmngr/nftables.js";
 import { etcdConfigOf } from "./etcd_flags.js";
@@ -36,7 +35,11 @@ export function flanneldDeps(
           opts,
         );
       }
-      const previous = await readPreviousSubnets(options.subnetFile);
+      // Loaded only in etcd mode: Kubernetes hosts never pay for etcd's gRPC client.
+      const [{ LocalManager }, previous] = await Promise.all([
+        import("../subnet/etcd/local_manager.js"),
+        readPreviousSubnets(options.subnetFile),
+      ]);
       return LocalManager.connect(etcdConfigOf(options), {
         log,
         previous,

@@ -2,9 +2,20 @@
  * `flannelctl cni install`: puts the plugin in the CNI bin folder and flannel's standard conflist
  * (the `cbr0` network of kube-flannel.yml) in the CNI config folder. Only those two files are
  * written, each atomically; nothing else in either folder is touched.
+ *
+ * The plugin is the single executable the build makes (dist/sea/flannel: Node and the plugin in
+ * one file), so a host needs neither Node.js nor this repository to run it, as with flannel's
+ * static Go binary.
  */
-import { join, resolve } from "node:path";
+import { access, chmod, constants, copyFile, mkdir, rename, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+import { FlannelError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
+import { REPO_ROOT } from "../util/repo_root.js";
+
+/** Where the build puts the plugin's single executable. */
+export const PLUGIN_EXECUTABLE = join(REPO_ROOT, "dist/sea/flannel");
 
 /** flannel's conflist, as kube-flannel.yml ships it. */
 export const FLANNEL_CONFLIST = {
@@ -29,14 +40,47 @@ export interface InstallOptions {
 export async function installCni(
   options: InstallOptions,
 ): Promise<{ plugin: string; conflist: string }> {
-  const entry = resolve(import.meta.dirname, "../cli/flannel.js");
-  // A launcher with absolute paths: runtimes start plugins with a minimal PATH.
-  const launcher = `#!${process.execPath}\n// flannel-ts CNI plugin, installed by flannelctl cni install\nimport(${JSON.stringify(entry)});\n`;
   const plugin = join(options.binDir, "flannel");
   const conflist = join(options.confDir, CONFLIST_FILE);
-  await writeFileAtomic(plugin, launcher, { mode: 0o755 });
+  await copyFileAtomic(PLUGIN_EXECUTABLE, plugin);
   await writeFileAtomic(conflist, `${JSON.stringify(FLANNEL_CONFLIST, null, 2)}\n`, {
     mode: 0o644,
   });
   return { plugin, conflist };
+}
+
+/**
+ * Copies the executable next to its target under a temporary name, then renames it over the
+ * target: a runtime running the old plugin meanwhile is not disturbed.
+ */
+async function copyFileAtomic(from: string, to: string): Promise<void> {
+  try {
+    await access(from, constants.R_OK);
+  } catch (err) {
+    throw new FlannelError(
+      `Cannot install the CNI plugin: ${from} is missing; run "npm run build", which makes it`,
+      { cause: err },
+    );
+  }
+  const temp = join(dirname(to), `.${basename(to)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await mkdir(dirname(to), { recursive: true, mode: 0o755 });
+    await copyFile(from, temp);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw new FlannelError(
+      `Cannot install the CNI plugin into ${dirname(to)}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  try {
+    await chmod(temp, 0o755);
+    await rename(temp, to);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw new FlannelError(
+      `Cannot install the CNI plugin into ${dirname(to)}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }

@@ -209,22 +209,28 @@ export async function runFlanneld(
     log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
 
     const traffic = deps.newTrafficManager(config.enableNFTables);
+    const writeSubnetFile = async () => {
+      await writeSubnetEnv(options.subnetFile, {
+        network: config.enableIPv4 ? config.network : null,
+        subnet: config.enableIPv4 ? network.lease.subnet : null,
+        ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
+        ipv6Subnet: config.enableIPv6 ? network.lease.ipv6Subnet : null,
+        mtu: network.mtu,
+        ipMasq: options.ipMasq,
+      });
+      readiness.ready = true;
+      log.info({ path: options.subnetFile }, "Wrote subnet file");
+    };
+    // As flannel orders it: masquerading is in place before subnet.env lets pods start (no pod
+    // traffic leaves unmasqueraded); without it, subnet.env goes first and the forward rules
+    // follow, so that pods do not wait for iptables.
+    if (!options.ipMasq) await writeSubnetFile();
     const rules = await setUpTrafficRules(traffic, options, config, network.lease.subnet, log);
     if (options.ipBlackholeRoute) {
       await ensureBlackholeRoute(netlink, network.lease.subnet);
       log.info({ subnet: network.lease.subnet.toString() }, "Blackhole route added");
     }
-
-    await writeSubnetEnv(options.subnetFile, {
-      network: config.enableIPv4 ? config.network : null,
-      subnet: config.enableIPv4 ? network.lease.subnet : null,
-      ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
-      ipv6Subnet: config.enableIPv6 ? network.lease.ipv6Subnet : null,
-      mtu: network.mtu,
-      ipMasq: options.ipMasq,
-    });
-    readiness.ready = true;
-    log.info({ path: options.subnetFile }, "Wrote subnet file");
+    if (options.ipMasq) await writeSubnetFile();
 
     await runTogether(
       [

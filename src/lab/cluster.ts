@@ -24,16 +24,17 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { waitFor } from "../util/poll.js";
+import { REPO_ROOT } from "../util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 
 /** The repository root (bin/ lives there), from dist/src/lab. */
-export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
+export { REPO_ROOT };
 const STATE_ROOT = process.env.FLANNEL_TS_LAB_DIR ?? "/run/flannel-ts/lab";
 const HUB_ADDRESS = "10.250.0.1";
 /** Where a lab keeps its leases: etcd, or Node objects in the Kubernetes API double. */

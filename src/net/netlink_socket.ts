@@ -6,6 +6,8 @@
  * process, which is what the `netlink` package's socket does on such an error.
  */
 import { createRequire } from "node:module";
+import { join } from "node:path";
+import { REPO_ROOT } from "../util/repo_root.js";
 import { NetlinkError } from "./netlink.js";
 
 interface Addon {
@@ -23,10 +25,9 @@ let addon: Addon | null = null;
 
 function load(): Addon {
   if (addon === null) {
-    // dist/src/net/ → the repository root's build/Release/.
     const require = createRequire(import.meta.url);
     try {
-      addon = require("../../../build/Release/netlink_socket.node") as Addon;
+      addon = require(join(REPO_ROOT, "build/Release/netlink_socket.node")) as Addon;
     } catch (err) {
       throw new NetlinkError(
         `Cannot load the netlink socket addon (build/Release/netlink_socket.node): ${(err as Error).message}; run npm run build, which compiles it (needs make, a C compiler and Node's headers)`,

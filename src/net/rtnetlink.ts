@@ -1,18 +1,14 @@
 /**
- * The Netlink interface over real rtnetlink sockets, in the process's network namespace:
- * - routes, neighbours and FDB entries (written in batches, listed with kernel-side filters) and
- *   the kernel's announcements go over our own sockets (rtnetlink_socket.ts, netlink_socket.ts);
- *   the `netlink` npm package aborts the process when a socket it polls reports an error, which
- *   an announcement socket does whenever a burst overruns it;
- * - links and addresses over the `netlink` package (pinned, early stage; kept behind this file).
+ * The Netlink interface over real rtnetlink sockets of our own, in the process's network
+ * namespace: one for requests, dumps and batches (rtnetlink_socket.ts), one per watch for the
+ * kernel's announcements. Messages are encoded and decoded here and in rtnetlink_codec.ts
+ * (routes, neighbours, FDB entries) and rtnetlink_links.ts (links, addresses); the system calls
+ * are native/netlink_socket.c's (netlink_socket.ts).
  *
- * The package leaves IFLA_LINKINFO as raw bytes, so the VXLAN link is encoded here
- * (IFLA_INFO_KIND "vxlan", IFLA_INFO_DATA with IFLA_VXLAN_* attributes) and decoded with its
- * parseVxlan. Message flags are raw NLM_F_* numbers: create|replace is 0x500, create|excl 0x600.
+ * The `netlink` npm package did this before: it aborts the process when a socket it polls
+ * reports an error (an announcement socket does whenever a burst overruns it), loads 11 MB of
+ * code flanneld never uses, and offers no batches.
  */
-import { createRtNetlink } from "netlink";
-import type { RtNetlinkSocket, rt } from "netlink";
-import { formatIPv4, parseIPv4 } from "../ip/ip.js";
 import { MAIN_TABLE, NetlinkError } from "./netlink.js";
 import type {
   Address,
@@ -25,7 +21,6 @@ import type {
   NetlinkChange,
   Route,
   RouteSpec,
-  VxlanInfo,
   VxlanLinkSpec,
 } from "./netlink.js";
 import { AsyncQueue } from "../util/async_queue.js";
@@ -41,123 +36,22 @@ import {
   ROUTE_MESSAGE,
   routeDumpRequest,
 } from "./rtnetlink_codec.js";
+import {
+  ADDRESS_MESSAGE,
+  addressDumpRequest,
+  addressRequest,
+  decodeAddress,
+  decodeLink,
+  deleteLinkRequest,
+  LINK_MESSAGE,
+  linkDumpRequest,
+  newVxlanLinkRequest,
+  setLinkMtuRequest,
+  setLinkUpRequest,
+} from "./rtnetlink_links.js";
 import { NETLINK_OPTION, NetlinkSocket } from "./netlink_socket.js";
 import { errnoName, forEachMessage, NETLINK_ROUTE, RtnlSocket } from "./rtnetlink_socket.js";
 import type { NetlinkRequest } from "./rtnetlink_socket.js";
-
-const NLM_F_CREATE_REPLACE = 0x500;
-const NLM_F_CREATE_EXCL = 0x600;
-const AF_INET = 2;
-const IFLA_INFO_KIND = 1;
-const IFLA_INFO_DATA = 2;
-const NLA_F_NESTED = 0x8000;
-const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, GBP: 23 } as const;
-
-function attr(type: number, payload: Buffer): Buffer {
-  const length = 4 + payload.length;
-  const out = Buffer.alloc((length + 3) & ~3);
-  out.writeUInt16LE(length, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
-
-function ipv4Bytes(ip: string): Buffer {
-  const value = parseIPv4(ip);
-  if (value === null) throw new RangeError(`Invalid IPv4 address "${ip}"`);
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(Number(value));
-  return b;
-}
-
-function ipv4Text(bytes: Buffer | undefined): string | null {
-  return bytes?.length === 4 ? formatIPv4(BigInt(bytes.readUInt32BE(0))) : null;
-}
-
-function macBytes(mac: string): Buffer {
-  const hex = mac.replace(/:/g, "");
-  if (!/^[0-9a-fA-F]{12}$/.test(hex)) throw new RangeError(`Invalid MAC address "${mac}"`);
-  return Buffer.from(hex, "hex");
-}
-
-function macText(bytes: Buffer | undefined): string {
-  return bytes ? [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":") : "";
-}
-
-/** Splits nested netlink attributes into type → payload. */
-function parseAttrs(buffer: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  for (let offset = 0; offset + 4 <= buffer.length;) {
-    const length = buffer.readUInt16LE(offset);
-    const type = buffer.readUInt16LE(offset + 2) & ~NLA_F_NESTED;
-    if (length < 4) break;
-    out.set(type, buffer.subarray(offset + 4, offset + length));
-    offset += (length + 3) & ~3;
-  }
-  return out;
-}
-
-function encodeVxlanLinkinfo(spec: VxlanInfo): Buffer {
-  const parts = [
-    attr(IFLA_VXLAN.ID, u32(spec.vni)),
-    attr(IFLA_VXLAN.LEARNING, Buffer.from([spec.learning ? 1 : 0])),
-  ];
-  if (spec.parentIndex !== null) parts.push(attr(IFLA_VXLAN.LINK, u32(spec.parentIndex)));
-  if (spec.local !== null) parts.push(attr(IFLA_VXLAN.LOCAL, ipv4Bytes(spec.local)));
-  if (spec.port !== 0) {
-    const port = Buffer.alloc(2);
-    port.writeUInt16BE(spec.port);
-    parts.push(attr(IFLA_VXLAN.PORT, port));
-  }
-  if (spec.gbp) parts.push(attr(IFLA_VXLAN.GBP, Buffer.alloc(0)));
-  return Buffer.concat([
-    attr(IFLA_INFO_KIND, Buffer.from("vxlan\0")),
-    attr(IFLA_INFO_DATA | NLA_F_NESTED, Buffer.concat(parts)),
-  ]);
-}
-
-function decodeLinkinfo(linkinfo: Buffer | undefined): {
-  kind: string | null;
-  vxlan: VxlanInfo | null;
-} {
-  if (linkinfo === undefined) return { kind: null, vxlan: null };
-  const info = parseAttrs(linkinfo);
-  const kind = info.get(IFLA_INFO_KIND)?.toString("latin1").replace(/\0+$/, "") ?? null;
-  const data = info.get(IFLA_INFO_DATA);
-  if (kind !== "vxlan" || data === undefined) return { kind, vxlan: null };
-  const vx = parseAttrs(data);
-  const port = vx.get(IFLA_VXLAN.PORT);
-  return {
-    kind,
-    vxlan: {
-      vni: vx.get(IFLA_VXLAN.ID)?.readUInt32LE(0) ?? 0,
-      local: ipv4Text(vx.get(IFLA_VXLAN.LOCAL)),
-      parentIndex: vx.get(IFLA_VXLAN.LINK)?.readUInt32LE(0) ?? null,
-      port: port?.length === 2 ? port.readUInt16BE(0) : 0,
-      learning: (vx.get(IFLA_VXLAN.LEARNING)?.[0] ?? 0) !== 0,
-      gbp: vx.has(IFLA_VXLAN.GBP),
-    },
-  };
-}
-
-function toLink(message: rt.LinkMessage): Link {
-  const { kind, vxlan } = decodeLinkinfo(message.attrs.linkinfo);
-  return {
-    index: message.data.index ?? 0,
-    name: message.attrs.ifname ?? "",
-    mtu: message.attrs.mtu ?? 0,
-    mac: macText(message.attrs.address),
-    up: message.data.flags?.up === true,
-    kind,
-    vxlan,
-  };
-}
 
 /** What a write does, in words: `replace route 10.244.2.0/24 via 10.244.2.0`. */
 function describeWrite({ op, entry }: EntryWrite): string {
@@ -296,28 +190,7 @@ function changeOf(type: number, payload: Buffer): NetlinkChange | null {
 
 /** The Netlink interface over an rtnetlink socket in this process's namespace. */
 export class RtNetlink implements Netlink {
-  readonly #socket: RtNetlinkSocket;
-  /** One request at a time: the kernel answers a second dump on a socket with EBUSY. */
-  #queue: Promise<unknown> = Promise.resolve();
-
-  /** Routes, neighbours and FDB entries: batches and filtered dumps, encoded here. */
-  readonly #entries: RtnlSocket;
-
-  constructor() {
-    this.#socket = createRtNetlink();
-    this.#entries = new RtnlSocket();
-  }
-
-  async #do<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => undefined);
-    try {
-      return await run;
-    } catch (err) {
-      const errno = /Request rejected: (\w+)/.exec((err as Error).message)?.[1] ?? "EUNKNOWN";
-      throw new NetlinkError(`Cannot ${action}: ${errno}`, errno, { cause: err });
-    }
-  }
+  readonly #socket = new RtnlSocket();
 
   async *watchChanges({ signal }: { readonly signal: AbortSignal }): AsyncGenerator<NetlinkChange> {
     // A socket of its own: multicast messages must not mix with the answers to requests.
@@ -348,7 +221,11 @@ export class RtNetlink implements Netlink {
   }
 
   async listLinks(): Promise<Link[]> {
-    return (await this.#do("list links", () => this.#socket.getLinks())).map(toLink);
+    const messages = await this.#socket.dump(linkDumpRequest(), "list links");
+    return messages.flatMap((m) => {
+      const link = m.type === LINK_MESSAGE ? decodeLink(m.payload) : null;
+      return link === null ? [] : [link];
+    });
   }
 
   async getLink(name: string): Promise<Link | null> {
@@ -356,18 +233,7 @@ export class RtNetlink implements Netlink {
   }
 
   async addVxlanLink(spec: VxlanLinkSpec): Promise<Link> {
-    await this.#do(`create VXLAN link ${spec.name}`, () =>
-      this.#socket.newLink(
-        {},
-        {
-          ifname: spec.name,
-          mtu: spec.mtu,
-          address: macBytes(spec.mac),
-          linkinfo: encodeVxlanLinkinfo(spec),
-        },
-        { flags: NLM_F_CREATE_EXCL },
-      ),
-    );
+    await this.#socket.request(newVxlanLinkRequest(spec), `create VXLAN link ${spec.name}`);
     const link = await this.getLink(spec.name);
     if (link === null)
       throw new NetlinkError(
@@ -378,56 +244,41 @@ export class RtNetlink implements Netlink {
   }
 
   async deleteLink(index: number): Promise<void> {
-    await this.#do(`delete link ${index}`, () => this.#socket.delLink({ index }));
+    await this.#socket.request(deleteLinkRequest(index), `delete link ${index}`);
   }
 
   async setLinkMtu(index: number, mtu: number): Promise<void> {
-    await this.#do(`set MTU ${mtu} on link ${index}`, () =>
-      this.#socket.setLink({ index }, { mtu }),
-    );
+    await this.#socket.request(setLinkMtuRequest(index, mtu), `set MTU ${mtu} on link ${index}`);
   }
 
   async setLinkUp(index: number): Promise<void> {
-    await this.#do(`set link ${index} up`, () =>
-      this.#socket.setLink({ index, change: { up: true }, flags: { up: true } }),
-    );
+    await this.#socket.request(setLinkUpRequest(index), `set link ${index} up`);
   }
 
   async listAddresses(linkIndex: number): Promise<Address[]> {
-    const messages = await this.#do("list addresses", () =>
-      this.#socket.getAddresses({ family: AF_INET }),
-    );
-    return messages
-      .filter((m) => m.data.index === linkIndex)
-      .flatMap((m) => {
-        const ip = ipv4Text(m.attrs.local ?? m.attrs.address);
-        return ip === null ? [] : [{ linkIndex, ip, prefixLen: m.data.prefixlen ?? 32 }];
-      });
+    const messages = await this.#socket.dump(addressDumpRequest(linkIndex), "list addresses");
+    return messages.flatMap((m) => {
+      const address = m.type === ADDRESS_MESSAGE ? decodeAddress(m.payload) : null;
+      return address?.linkIndex === linkIndex ? [address] : [];
+    });
   }
 
   async addAddress(address: Address): Promise<void> {
-    const bytes = ipv4Bytes(address.ip);
-    await this.#do(`add address ${address.ip}/${address.prefixLen}`, () =>
-      this.#socket.newAddress(
-        { family: AF_INET, prefixlen: address.prefixLen, index: address.linkIndex },
-        { local: bytes, address: bytes },
-        { flags: NLM_F_CREATE_REPLACE },
-      ),
+    await this.#socket.request(
+      addressRequest(address, "add"),
+      `add address ${address.ip}/${address.prefixLen}`,
     );
   }
 
   async deleteAddress(address: Address): Promise<void> {
-    const bytes = ipv4Bytes(address.ip);
-    await this.#do(`delete address ${address.ip}/${address.prefixLen}`, () =>
-      this.#socket.delAddress(
-        { family: AF_INET, prefixlen: address.prefixLen, index: address.linkIndex },
-        { local: bytes, address: bytes },
-      ),
+    await this.#socket.request(
+      addressRequest(address, "delete"),
+      `delete address ${address.ip}/${address.prefixLen}`,
     );
   }
 
   async listRoutes(table = MAIN_TABLE): Promise<Route[]> {
-    const messages = await this.#entries.dump(routeDumpRequest(table), "list routes");
+    const messages = await this.#socket.dump(routeDumpRequest(table), "list routes");
     const routes: Route[] = [];
     for (const m of messages) {
       if (m.type !== ROUTE_MESSAGE) continue;
@@ -442,7 +293,7 @@ export class RtNetlink implements Netlink {
   }
 
   async replaceBlackholeRoute(dst: string): Promise<void> {
-    await this.#entries.request(blackholeRouteRequest(dst), `replace blackhole route ${dst}`);
+    await this.#socket.request(blackholeRouteRequest(dst), `replace blackhole route ${dst}`);
   }
 
   async deleteRoute(route: RouteSpec): Promise<void> {
@@ -450,7 +301,7 @@ export class RtNetlink implements Netlink {
   }
 
   async listNeighbors(linkIndex: number): Promise<Neighbor[]> {
-    const messages = await this.#entries.dump(neighborDumpRequest(linkIndex), "list neighbours");
+    const messages = await this.#socket.dump(neighborDumpRequest(linkIndex), "list neighbours");
     const neighbors: Neighbor[] = [];
     for (const m of messages) {
       if (m.type !== NEIGHBOR_MESSAGE) continue;
@@ -473,7 +324,7 @@ export class RtNetlink implements Netlink {
   }
 
   async listFdb(linkIndex: number): Promise<FdbEntry[]> {
-    const messages = await this.#entries.dump(fdbDumpRequest(linkIndex), "list FDB entries");
+    const messages = await this.#socket.dump(fdbDumpRequest(linkIndex), "list FDB entries");
     const entries: FdbEntry[] = [];
     for (const m of messages) {
       if (m.type !== NEIGHBOR_MESSAGE) continue;
@@ -492,7 +343,7 @@ export class RtNetlink implements Netlink {
   }
 
   async #write(write: EntryWrite): Promise<void> {
-    await this.#entries.request(entryRequest(write.entry, write.op), describeWrite(write));
+    await this.#socket.request(entryRequest(write.entry, write.op), describeWrite(write));
   }
 
   async writeEntries(writes: readonly EntryWrite[]): Promise<(NetlinkError | null)[]> {
@@ -507,7 +358,7 @@ export class RtNetlink implements Netlink {
         results[i] = new NetlinkError((err as Error).message, "EINVAL", { cause: err });
       }
     });
-    const errnos = await this.#entries.batch(requests);
+    const errnos = await this.#socket.batch(requests);
     errnos.forEach((errno, j) => {
       const i = indexes[j];
       const write = i === undefined ? undefined : writes[i];
@@ -519,7 +370,6 @@ export class RtNetlink implements Netlink {
   }
 
   close(): void {
-    this.#socket.socket.close();
-    this.#entries.close();
+    this.#socket.close();
   }
 }

@@ -30,8 +30,8 @@ const NTF_SELF = 0x02;
 export const ROUTE_MESSAGE = RTM_NEWROUTE;
 export const NEIGHBOR_MESSAGE = RTM_NEWNEIGH;
 
-/** Writes nested-free attributes after a fixed header; the payload of a request. */
-class PayloadWriter {
+/** Writes attributes after a fixed header; the payload of a request. */
+export class PayloadWriter {
   readonly buffer: Buffer;
   #offset: number;
 
@@ -62,14 +62,20 @@ class PayloadWriter {
     writeMac(this.buffer, this.#attr(type, 6), mac);
     return this;
   }
+
+  /** An attribute holding `bytes` as they are (a nested attribute's content, a string). */
+  bytes(type: number, bytes: Buffer): this {
+    bytes.copy(this.buffer, this.#attr(type, bytes.length));
+    return this;
+  }
 }
 
 /** Room for one attribute of `length` bytes. */
-function attrSize(length: number): number {
+export function attrSize(length: number): number {
   return (4 + length + 3) & ~3;
 }
 
-function writeIPv4(buffer: Buffer, offset: number, ip: string): void {
+export function writeIPv4(buffer: Buffer, offset: number, ip: string): void {
   const parts = ip.split(".");
   if (parts.length !== 4) throw new RangeError(`Invalid IPv4 address "${ip}"`);
   parts.forEach((part, i) => {
@@ -85,13 +91,13 @@ function writeMac(buffer: Buffer, offset: number, mac: string): void {
   buffer.write(hex, offset, 6, "hex");
 }
 
-function ipv4At(buffer: Buffer, offset: number): string {
+export function ipv4At(buffer: Buffer, offset: number): string {
   return `${buffer.readUInt8(offset)}.${buffer.readUInt8(offset + 1)}.${buffer.readUInt8(offset + 2)}.${buffer.readUInt8(offset + 3)}`;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
-function macAt(buffer: Buffer, offset: number): string {
+export function macAt(buffer: Buffer, offset: number): string {
   const byte = (i: number) => HEX[buffer.readUInt8(offset + i)] ?? "00";
   return `${byte(0)}:${byte(1)}:${byte(2)}:${byte(3)}:${byte(4)}:${byte(5)}`;
 }
@@ -272,7 +278,7 @@ export function fdbDumpRequest(linkIndex: number): NetlinkRequest {
 }
 
 /** Walks the attributes after a fixed header, calling `visit(type, offset, length)`. */
-function forEachAttr(
+export function forEachAttr(
   payload: Buffer,
   start: number,
   visit: (type: number, offset: number, length: number) => void,

@@ -1,14 +1,35 @@
+/**
+ * The CNI plugin as a container runtime runs it: the single executable the build makes
+ * (dist/sea/flannel), copied alone into an empty folder, with the CNI variables and a PATH.
+ */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { existsSync } from "node:fs";
+import { after, before, test } from "node:test";
 import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
 import { REPO_ROOT } from "../helpers/single_host.js";
 import { runCapture } from "../../src/util/exec.js";
 
-const PLUGIN = join(REPO_ROOT, "bin/flannel");
 const CNI_PATH = "/usr/lib/cni";
+const IP =
+  ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].find((p) => existsSync(p)) ?? "ip";
+const RUNTIME_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The plugin: the single executable, alone in a folder of its own (set up before the tests). */
+let PLUGIN = "";
+let pluginDir = "";
+before(async () => {
+  pluginDir = await mkdtemp(join(tmpdir(), "flannel-ts-cni-bin-"));
+  PLUGIN = join(pluginDir, "flannel");
+  await copyFile(join(REPO_ROOT, "dist/sea/flannel"), PLUGIN);
+  const { run } = await import("../../src/lab/netns.js");
+  await run("chmod", ["755", PLUGIN]);
+});
+after(async () => {
+  if (pluginDir !== "") await rm(pluginDir, { recursive: true, force: true });
+});
 
 interface CniCall {
   readonly code: number | null;
@@ -57,10 +78,11 @@ async function openCniHost(tag: string): Promise<CniHost> {
       return netns;
     },
     async call(plugin, command, conf, env) {
-      const { code, stdout } = await runCapture("ip", ["netns", "exec", host, plugin], {
+      // ip by its path: the call's PATH is the plugin's, which may hold nothing at all.
+      const { code, stdout } = await runCapture(IP, ["netns", "exec", host, plugin], {
         input: typeof conf === "string" ? conf : JSON.stringify(conf),
         env: {
-          PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+          PATH: RUNTIME_PATH,
           CNI_COMMAND: command,
           CNI_PATH,
           ...env,
@@ -434,6 +456,49 @@ test("flannel's standard conflist (flannel + portmap) runs the way a runtime run
   }
 });
 
+test("the plugin runs with no Node.js anywhere on PATH: VERSION answers, and a pod gets its address", async () => {
+  const h = await openCniHost("ftcn");
+  try {
+    const p1 = await h.pod("p1");
+    const noNode = { PATH: "/nonexistent" };
+    const version = await h.call(PLUGIN, "VERSION", { cniVersion: "1.0.0" }, noNode);
+    assert.equal(version.code, 0, version.stdout);
+    assert.ok((version.json.supportedVersions as string[]).includes("1.1.0"));
+    const add = await h.call(PLUGIN, "ADD", flannelConf(h), { ...podEnv("pod-n", p1), ...noNode });
+    assert.equal(add.code, 0, add.stdout);
+    assert.match((add.json.ips as { address: string }[])[0]!.address, /^10\.1\.17\.\d+\/24$/);
+    const del = await h.call(PLUGIN, "DEL", flannelConf(h), { ...podEnv("pod-n", p1), ...noNode });
+    assert.equal(del.code, 0, del.stdout);
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test("30 concurrent ADDs on one host give 30 distinct addresses; 30 concurrent DELs release them all", async () => {
+  const h = await openCniHost("ftcc");
+  try {
+    const pods = await Promise.all(Array.from({ length: 30 }, (_, i) => h.pod(`c${i}`)));
+    const adds = await Promise.all(
+      pods.map((netns, i) => h.call(PLUGIN, "ADD", flannelConf(h), podEnv(`pod-c${i}`, netns))),
+    );
+    for (const add of adds) assert.equal(add.code, 0, add.stdout);
+    const addresses = adds.map((add) => (add.json.ips as { address: string }[])[0]!.address);
+    assert.equal(new Set(addresses).size, 30, addresses.join(" "));
+    const ipamFiles = async () =>
+      (await readdir(join(h.ipamDir, "cni-flannel"))).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+    assert.equal((await ipamFiles()).length, 30);
+
+    const dels = await Promise.all(
+      pods.map((netns, i) => h.call(PLUGIN, "DEL", flannelConf(h), podEnv(`pod-c${i}`, netns))),
+    );
+    for (const del of dels) assert.equal(del.code, 0, del.stdout);
+    assert.deepEqual(await ipamFiles(), []);
+    assert.deepEqual(await readdir(h.dataDir), []);
+  } finally {
+    await h.cleanup();
+  }
+});
+
 test("flannelctl cni install writes only its two files", async () => {
   const dir = await mkdtemp(join(tmpdir(), "flannel-ts-install-"));
   try {
@@ -455,6 +520,12 @@ test("flannelctl cni install writes only its two files", async () => {
     assert.deepEqual((await readdir(confDir)).sort(), ["10-flannel.conflist", "99-other.conf"]);
     assert.equal(await readFile(join(binDir, "bridge"), "utf8"), "keep");
     assert.equal((await stat(join(binDir, "flannel"))).mode & 0o777, 0o755);
+    // The installed plugin is the single executable: it runs with no Node.js on PATH.
+    const { stdout } = await runCapture(join(binDir, "flannel"), [], {
+      input: "",
+      env: { PATH: "/nonexistent", CNI_COMMAND: "VERSION" },
+    });
+    assert.match(stdout, /"supportedVersions"/);
     assert.deepEqual(JSON.parse(await readFile(join(confDir, "10-flannel.conflist"), "utf8")), {
       name: "cbr0",
       cniVersion: "0.3.1",
