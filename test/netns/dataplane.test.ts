@@ -149,8 +149,11 @@ test("vxlan: a written lease that halves a host's subnet, or has another prefix 
 
 test("vxlan: a host built by hand the way flannel (Go) builds one shares the network", async () => {
   await withLab("ftdp", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
-    // The hand-made host: namespace on the lab bridge, flannel.1 by iproute2, lease by etcdctl.
-    const hand = await buildHandHost(lab, 99, "0e:00:00:00:00:99");
+    // The hand-made host: namespace on the lab bridge, flannel.1 by iproute2, lease by etcdctl;
+    // its subnet one that no lab host leased (they pick theirs at random).
+    const taken = new Set(await Promise.all(lab.nodes.map((n) => subnetOf(n))));
+    const index = [99, 98, 97].find((i) => !taken.has(`10.244.${i}.0`))!;
+    const hand = await buildHandHost(lab, index, `0e:00:00:00:00:${index}`);
     const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
     const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
     assert.ok(leaseID, grant);
