@@ -112,7 +112,35 @@ export class LocalManager implements SubnetManager {
     }
   }
 
+  /**
+   * A restart's quick way back: the subnet subnet.env names, when its key still holds this
+   * node's lease and fits the config, is renewed without listing every lease (which costs a
+   * big cluster hundreds of ms before subnet.env can be written). Null when that does not
+   * apply; acquireLease then goes the way flannel goes.
+   */
+  async #tryPreviousLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<Lease | null> {
+    const previous = this.#previous;
+    if (previous.subnet === null) return null;
+    const ipv6Subnet = config.ipv6 ? previous.ipv6Subnet : null;
+    const { lease } = await this.#registry.getSubnet(previous.subnet, ipv6Subnet);
+    if (lease === null || lease.attrs.publicIP !== attrs.publicIP) return null;
+    if (!leaseFitsConfig(lease, config)) return null;
+    const kept = await this.#registry.updateSubnet(
+      lease,
+      attrs,
+      lease.reserved ? null : this.#ttlSeconds,
+    );
+    if (kept !== null)
+      this.#log.info(
+        { subnet: leaseKeyOf(kept), reserved: kept.reserved },
+        "Found lease for this node; reusing it",
+      );
+    return kept;
+  }
+
   async #tryAcquireLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<Lease> {
+    const quick = await this.#tryPreviousLease(config, attrs);
+    if (quick !== null) return quick;
     const listing = await this.#registry.getSubnets({ withExpiration: false });
     // The first lease watch starts from this listing rather than reading every lease again.
     this.#acquireListing = listing;
