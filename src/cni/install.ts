@@ -66,14 +66,6 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
   try {
     await mkdir(dirname(to), { recursive: true, mode: 0o755 });
     await copyFile(from, temp);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw new FlannelError(
-      `Cannot install the CNI plugin into ${dirname(to)}: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-  try {
     await chmod(temp, 0o755);
     await rename(temp, to);
   } catch (err) {
