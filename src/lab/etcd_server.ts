@@ -150,10 +150,10 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   ];
   // setpriv --pdeathsig: etcd ends with the process that started it, even when that process is
   // killed before it can stop etcd (a test run cut short, a bench piped into head).
-  const etcd = ["setpriv", "--pdeathsig", "TERM", "etcd", ...args];
+  const etcd = ["--pdeathsig", "TERM", "etcd", ...args];
   const [cmd, argv] = options.netns
-    ? ["ip", ["netns", "exec", options.netns, ...etcd]]
-    : [etcd[0]!, etcd.slice(1)];
+    ? ["ip", ["netns", "exec", options.netns, "setpriv", ...etcd]]
+    : ["setpriv", etcd];
   const child = spawn(cmd, argv, {
     stdio: ["ignore", options.logFile ?? "ignore", options.logFile ?? "ignore"],
   });
