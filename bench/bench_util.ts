@@ -3,6 +3,8 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
+import { labUp } from "../src/lab/cluster.js";
+import type { Lab } from "../src/lab/cluster.js";
 import { execIn, ip } from "../src/lab/netns.js";
 
 /** Prints one figure line. */
@@ -75,4 +77,27 @@ export async function waitForEntries(
   await delay(1000);
   await readPeak();
   return { entries, ms, peakMiB: peakKiB / 1024 };
+}
+
+/** A made-up VTEP MAC for remote host number i. */
+export const macOf = (i: number): string =>
+  `0e:00:00:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`;
+
+/** The scale benches' remote host number i: its subnet (10.100.0.0/24 on) and public IP. */
+export const scaleSubnet = (i: number): string => `10.${100 + Math.floor(i / 250)}.${i % 250}.0`;
+export const scaleVtep = (i: number): string => `10.251.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+
+/** The scale benches' lab: one vxlan host in a /8 network, no pods. */
+export function scaleLab(name: string, datastore: "etcd" | "kube"): Promise<Lab> {
+  return labUp(
+    {
+      name,
+      nodes: 1,
+      pods: 0,
+      backend: "vxlan",
+      datastore,
+      networkConfig: '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}',
+    },
+    () => undefined,
+  );
 }

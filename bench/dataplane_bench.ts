@@ -30,7 +30,16 @@ import {
 import type { Lab } from "../src/lab/cluster.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab/netns.js";
 import { iperfBetween } from "../src/lab/lab_check.js";
-import { countEntries, monitorRoutes, percentile, print } from "./bench_util.js";
+import {
+  countEntries,
+  macOf,
+  monitorRoutes,
+  percentile,
+  print,
+  scaleLab,
+  scaleSubnet,
+  scaleVtep,
+} from "./bench_util.js";
 
 const quiet = () => undefined;
 
@@ -230,8 +239,6 @@ const vxlanLease = (publicIP: string, mac: string) =>
     BackendType: "vxlan",
     BackendData: { VNI: 1, VtepMAC: mac },
   });
-const macOf = (i: number) =>
-  `0e:00:00:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`;
 
 async function joinLatency(): Promise<void> {
   const name = uniquePrefix("ftbj");
@@ -300,10 +307,6 @@ const SCALE_ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? "3");
 
 const median = (values: readonly number[]) => percentile(values, 50);
 
-/** The i-th bench lease's subnet (10.100.0.0/24 on) and VTEP address. */
-const scaleSubnet = (i: number) => `10.${100 + Math.floor(i / 250)}.${i % 250}.0`;
-const scaleVtep = (i: number) => `10.251.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-
 /**
  * Writes the ip -batch and bridge -batch files for the first n bench leases, as the vxlan
  * backend programs them: neighbour, FDB entry, route.
@@ -366,16 +369,7 @@ async function batchLoad(ns: string, files: { ipFile: string; fdbFile: string })
 async function scale(): Promise<void> {
   const name = uniquePrefix("ftbs");
   try {
-    const lab = await labUp(
-      {
-        name,
-        nodes: 1,
-        pods: 0,
-        backend: "vxlan",
-        networkConfig: '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}',
-      },
-      quiet,
-    );
+    const lab = await scaleLab(name, "etcd");
     const h1 = lab.nodes[0]!;
     const helper = startHelper(lab);
     let stored = 0;

@@ -13,12 +13,19 @@ import { setTimeout as delay } from "node:timers/promises";
 import { killFlanneld, labDown, labKube, labUp, restartFlanneld } from "../src/lab/cluster.js";
 import type { Lab } from "../src/lab/cluster.js";
 import { uniquePrefix } from "../src/lab/netns.js";
-import { monitorRoutes, percentile, print, waitForEntries } from "./bench_util.js";
+import {
+  macOf,
+  monitorRoutes,
+  percentile,
+  print,
+  scaleLab,
+  scaleSubnet,
+  scaleVtep,
+  waitForEntries,
+} from "./bench_util.js";
 
 const quiet = () => undefined;
 const P = "flannel.alpha.coreos.com/";
-const macOf = (i: number) =>
-  `0e:00:00:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`;
 
 /** A Node as a joined flannel host leaves it. */
 function joinedNode(name: string, podCIDR: string, publicIP: string, mac: string) {
@@ -102,25 +109,15 @@ async function scale(): Promise<void> {
   const N = 1000;
   const name = uniquePrefix("ftkbs");
   try {
-    const lab = await labUp(
-      {
-        name,
-        nodes: 1,
-        pods: 0,
-        backend: "vxlan",
-        datastore: "kube",
-        networkConfig: '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}',
-      },
-      quiet,
-    );
+    const lab = await scaleLab(name, "kube");
     const h1 = lab.nodes[0]!;
     await killFlanneld(h1, "SIGTERM");
     const admin = labKube(lab);
     const created = Date.now();
     for (let i = 0; i < N; i++) {
-      const podCIDR = `10.${100 + Math.floor(i / 250)}.${i % 250}.0/24`;
-      const publicIP = `10.251.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-      await admin.createNode(joinedNode(`n${i}`, podCIDR, publicIP, macOf(i + 1)));
+      await admin.createNode(
+        joinedNode(`n${i}`, `${scaleSubnet(i)}/24`, scaleVtep(i), macOf(i + 1)),
+      );
     }
     print(
       `scale: ${N} Nodes created in the double in ${((Date.now() - created) / 1000).toFixed(2)} s`,

@@ -220,12 +220,28 @@ export class RtNetlink implements Netlink {
     }
   }
 
+  /**
+   * One dump: the messages of `type` that `decode` reads and `keep` accepts (the kernel filters
+   * what the request asks it to; this checks again).
+   */
+  async #list<T>(
+    request: NetlinkRequest,
+    action: string,
+    type: number,
+    decode: (payload: Buffer) => T | null,
+    keep: (item: T) => boolean = () => true,
+  ): Promise<T[]> {
+    const items: T[] = [];
+    for (const m of await this.#socket.dump(request, action)) {
+      if (m.type !== type) continue;
+      const item = decode(m.payload);
+      if (item !== null && keep(item)) items.push(item);
+    }
+    return items;
+  }
+
   async listLinks(): Promise<Link[]> {
-    const messages = await this.#socket.dump(linkDumpRequest(), "list links");
-    return messages.flatMap((m) => {
-      const link = m.type === LINK_MESSAGE ? decodeLink(m.payload) : null;
-      return link === null ? [] : [link];
-    });
+    return this.#list(linkDumpRequest(), "list links", LINK_MESSAGE, decodeLink);
   }
 
   async getLink(name: string): Promise<Link | null> {
@@ -256,11 +272,13 @@ export class RtNetlink implements Netlink {
   }
 
   async listAddresses(linkIndex: number): Promise<Address[]> {
-    const messages = await this.#socket.dump(addressDumpRequest(linkIndex), "list addresses");
-    return messages.flatMap((m) => {
-      const address = m.type === ADDRESS_MESSAGE ? decodeAddress(m.payload) : null;
-      return address?.linkIndex === linkIndex ? [address] : [];
-    });
+    return this.#list(
+      addressDumpRequest(linkIndex),
+      "list addresses",
+      ADDRESS_MESSAGE,
+      decodeAddress,
+      (a) => a.linkIndex === linkIndex,
+    );
   }
 
   async addAddress(address: Address): Promise<void> {
@@ -278,14 +296,13 @@ export class RtNetlink implements Netlink {
   }
 
   async listRoutes(table = MAIN_TABLE): Promise<Route[]> {
-    const messages = await this.#socket.dump(routeDumpRequest(table), "list routes");
-    const routes: Route[] = [];
-    for (const m of messages) {
-      if (m.type !== ROUTE_MESSAGE) continue;
-      const route = decodeRoute(m.payload);
-      if (route !== null && route.table === table) routes.push(route);
-    }
-    return routes;
+    return this.#list(
+      routeDumpRequest(table),
+      "list routes",
+      ROUTE_MESSAGE,
+      decodeRoute,
+      (r) => r.table === table,
+    );
   }
 
   async replaceRoute(route: RouteSpec): Promise<void> {
@@ -301,14 +318,13 @@ export class RtNetlink implements Netlink {
   }
 
   async listNeighbors(linkIndex: number): Promise<Neighbor[]> {
-    const messages = await this.#socket.dump(neighborDumpRequest(linkIndex), "list neighbours");
-    const neighbors: Neighbor[] = [];
-    for (const m of messages) {
-      if (m.type !== NEIGHBOR_MESSAGE) continue;
-      const neighbor = decodeNeighbor(m.payload);
-      if (neighbor?.linkIndex === linkIndex) neighbors.push(neighbor);
-    }
-    return neighbors;
+    return this.#list(
+      neighborDumpRequest(linkIndex),
+      "list neighbours",
+      NEIGHBOR_MESSAGE,
+      decodeNeighbor,
+      (n) => n.linkIndex === linkIndex,
+    );
   }
 
   async replaceNeighbor(neighbor: Omit<Neighbor, "permanent">): Promise<void> {
@@ -324,14 +340,13 @@ export class RtNetlink implements Netlink {
   }
 
   async listFdb(linkIndex: number): Promise<FdbEntry[]> {
-    const messages = await this.#socket.dump(fdbDumpRequest(linkIndex), "list FDB entries");
-    const entries: FdbEntry[] = [];
-    for (const m of messages) {
-      if (m.type !== NEIGHBOR_MESSAGE) continue;
-      const entry = decodeFdb(m.payload);
-      if (entry?.linkIndex === linkIndex) entries.push(entry);
-    }
-    return entries;
+    return this.#list(
+      fdbDumpRequest(linkIndex),
+      "list FDB entries",
+      NEIGHBOR_MESSAGE,
+      decodeFdb,
+      (f) => f.linkIndex === linkIndex,
+    );
   }
 
   async replaceFdb(entry: Omit<FdbEntry, "permanent">): Promise<void> {
