@@ -39,6 +39,28 @@ export interface Network {
   run(opts: CallOptions): Promise<void>;
   /** Data-plane figures, for metrics; absent for backends that program nothing. */
   readonly stats?: DataPlaneStats;
+  /** Packets moved in userspace, for metrics; only the udp backend has these. */
+  readonly forwarding?: ForwardingStats;
+}
+
+/** What a userspace packet loop (the udp backend's) has done since start. */
+export interface ForwardingStats {
+  /** Packets and bytes read from the TUN and sent to a host. */
+  readonly txPackets: number;
+  readonly txBytes: number;
+  /** Packets and bytes received from a host and written into the TUN. */
+  readonly rxPackets: number;
+  readonly rxBytes: number;
+  /** ICMP net-unreachable messages written back for packets to subnets without a lease. */
+  readonly icmpUnreachable: number;
+  /** System calls: packets read from the TUN, sendmmsg calls, recvmmsg calls with data. */
+  readonly tunReads: number;
+  readonly sendCalls: number;
+  readonly recvCalls: number;
+  /** Workers that stopped on an error (each restarted). */
+  readonly workerExits: number;
+  /** Packets dropped, by reason. */
+  readonly drops: Readonly<Record<string, number>>;
 }
 
 /** What a data plane has done since start. */

@@ -5,12 +5,14 @@ import type { NetworkConfig } from "../config/network_config.js";
 import { ConfigError } from "../errors.js";
 import { createAllocBackend } from "./alloc/alloc.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
+import { createUdpBackend, parseUdpConfig } from "./udp/udp.js";
 import { createVxlanBackend, parseVxlanConfig } from "./vxlan/vxlan.js";
 import type { Backend, BackendDeps, BackendFactory } from "./backend.js";
 
 const BACKENDS = {
   vxlan: createVxlanBackend,
   "host-gw": createHostGwBackend,
+  udp: createUdpBackend,
   alloc: createAllocBackend,
 } as const satisfies Record<string, BackendFactory>;
 
@@ -37,15 +39,12 @@ const DUAL_STACK_BACKENDS = new Set(["vxlan", "host-gw"]);
 export function checkBackendConfig(config: NetworkConfig): void {
   const type = config.backendType;
   if (!Object.hasOwn(BACKENDS, type)) {
-    const udp =
-      type === "udp"
-        ? ' (the udp backend is not part of flannel-ts yet; a config without "Backend" means udp, as in flannel)'
-        : "";
     throw new ConfigError(
-      `Cannot use backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}${udp}`,
+      `Cannot use backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
     );
   }
   if (type === "vxlan") parseVxlanConfig(config.backend);
+  if (type === "udp") parseUdpConfig(config.backend);
   if (config.enableIPv6 && DUAL_STACK_BACKENDS.has(type)) {
     // TODO(#13): lift this once the IPv6 data plane exists.
     throw new ConfigError(

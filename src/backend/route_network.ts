@@ -113,6 +113,13 @@ export interface DataPlane<Context> {
   listOwned(context: Context): Promise<KernelEntry[]>;
   /** Whether a change the kernel announced can have touched this plane's entries or devices. */
   concerns(change: NetlinkChange, context: Context): boolean;
+  /** Entries the plane needs whatever the leases (udp: the Network route through its TUN). */
+  fixedEntries?(context: Context): KernelEntry[];
+  /**
+   * Told the other nodes' leases after each batch of changes, before the kernel is synced
+   * (udp: its forwarder's table of hosts).
+   */
+  leasesChanged?(remotes: ReadonlyMap<string, Lease>): void;
 }
 
 /** What RouteNetwork needs besides its data plane. */
@@ -122,6 +129,8 @@ export interface RouteNetworkDeps {
   readonly log: Logger;
   /** The BackendType this network serves; leases of other types are skipped, as in flannel. */
   readonly backendType: string;
+  /** Other BackendTypes taken as this one (udp: none at all, as flannel's udp leases have). */
+  readonly alsoAccepts?: readonly string[];
   /**
    * The prefix length every remote lease must have (etcd mode: SubnetLen); null where the store
    * sets no such rule (Kubernetes mode). Leases that break it are kept out (watch_leases.ts).
@@ -358,7 +367,8 @@ export class RouteNetwork<Context> implements Network {
         each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet removed");
         continue;
       }
-      if (event.lease.attrs.backendType !== this.#deps.backendType) {
+      const type = event.lease.attrs.backendType;
+      if (type !== this.#deps.backendType && !(this.#deps.alsoAccepts ?? []).includes(type)) {
         this.#deps.log.warn(
           { subnet: key, backendType: event.lease.attrs.backendType },
           "Ignoring a lease of another backend type",
@@ -369,6 +379,7 @@ export class RouteNetwork<Context> implements Network {
       this.#leases.set(key, event.lease);
       each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet added");
     }
+    this.#plane.leasesChanged?.(this.#leases);
   }
 
   async #serialized(fn: () => Promise<void>): Promise<void> {
@@ -426,6 +437,8 @@ export class RouteNetwork<Context> implements Network {
     this.stats.remoteLeases = this.#leases.size;
 
     const wanted = new Map<string, KernelEntry>();
+    for (const entry of this.#plane.fixedEntries?.(context) ?? [])
+      wanted.set(entryKey(entry), entry);
     for (const [subnet, lease] of this.#leases) {
       let entries: KernelEntry[];
       try {

@@ -49,12 +49,21 @@ test("flannelctl config validate prints the normalized config as one JSON object
   });
 });
 
+test("flannelctl config validate accepts a config without Backend: udp, as flannel reads it", async () => {
+  const file = join(dir, "udp.json");
+  await writeFile(file, '{"Network":"10.5.0.0/16"}');
+  const { code, stdout, stderr } = await flannelctl(["config", "validate", file]);
+  assert.equal(code, 0, stderr);
+  const config = JSON.parse(stdout) as { BackendType: string; Backend: unknown };
+  assert.equal(config.BackendType, "udp");
+  assert.deepEqual(config.Backend, { Type: "udp" });
+});
+
 const refusedConfigs = [
   {
-    name: "a config without Backend (udp, not built yet)",
-    json: '{"Network":"10.0.0.0/16"}',
-    error:
-      /Cannot use backend "udp": expected one of vxlan, host-gw, alloc \(the udp backend is not part of flannel-ts yet/,
+    name: "a udp Port that is out of range",
+    json: '{"Network":"10.0.0.0/16","Backend":{"Type":"udp","Port":70000}}',
+    error: /Invalid udp backend config: .*Port: expected a UDP port from 1 to 65535/,
   },
   {
     name: 'a vxlan "VNI" that is not a number',
@@ -64,7 +73,7 @@ const refusedConfigs = [
   {
     name: "an unknown backend type",
     json: '{"Network":"10.0.0.0/16","Backend":{"Type":"nosuch"}}',
-    error: /Cannot use backend "nosuch": expected one of vxlan, host-gw, alloc/,
+    error: /Cannot use backend "nosuch": expected one of vxlan, host-gw, udp, alloc/,
   },
   {
     name: "EnableIPv6 with vxlan",

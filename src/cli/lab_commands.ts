@@ -78,9 +78,8 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
     );
   }
   if (!(LAB_BACKENDS as readonly string[]).includes(flags.backend)) {
-    const hint = flags.backend === "udp" ? " (the udp backend is not part of flannel-ts yet)" : "";
     throw new FlannelError(
-      `Invalid value "${flags.backend}" for --backend: expected one of ${LAB_BACKENDS.join(", ")}${hint}`,
+      `Invalid value "${flags.backend}" for --backend: expected one of ${LAB_BACKENDS.join(", ")}`,
     );
   }
   const store = flags.kube ? "Kubernetes mode (API double)" : `${flags.etcdMembers} etcd member(s)`;

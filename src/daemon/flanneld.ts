@@ -153,6 +153,7 @@ export async function runFlanneld(
         leaseConflicts: () => manager.stats?.conflicts ?? 0,
         remoteLeases: () => live.network?.stats?.remoteLeases ?? 0,
         dataPlane: () => live.network?.stats ?? null,
+        forwarding: () => live.network?.forwarding ?? null,
         trafficRuleRepairs: () => live.trafficRepairs.repairs,
         ready: () => readiness.ready,
       });

@@ -41,7 +41,7 @@ const HUB_ADDRESS = "10.250.0.1";
 export type LabDatastore = "etcd" | "kube";
 const KUBE_API_PORT = 6443;
 /** The backends a lab can run. */
-export const LAB_BACKENDS = ["vxlan", "host-gw", "alloc"] as const;
+export const LAB_BACKENDS = ["vxlan", "host-gw", "udp", "alloc"] as const;
 
 /** What `lab up` builds. */
 export interface LabSpec {

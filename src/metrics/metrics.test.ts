@@ -19,11 +19,24 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     checkFindings: 0,
   };
   let repairs = 0;
+  const forwarding = {
+    txPackets: 10,
+    txBytes: 1_000,
+    rxPackets: 7,
+    rxBytes: 700,
+    icmpUnreachable: 1,
+    tunReads: 10,
+    sendCalls: 2,
+    recvCalls: 3,
+    workerExits: 0,
+    drops: { no_route: 1, unknown_sender: 0 },
+  };
   const registry = createMetrics({
     leaseExpiration: () => 1_900_000_000,
     leaseConflicts: () => 2,
     remoteLeases: () => 4,
     dataPlane: () => figures,
+    forwarding: () => forwarding,
     trafficRuleRepairs: () => repairs,
     ready: () => true,
   });
@@ -35,13 +48,20 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     "flannel_lease_conflicts_total 2",
     "flannel_dataplane_entries_written_total 12",
     "flannel_traffic_rule_repairs_total 0",
+    'flannel_udp_packets_total{direction="tx"} 10',
+    'flannel_udp_bytes_total{direction="rx"} 700',
+    'flannel_udp_dropped_packets_total{reason="no_route"} 1',
+    'flannel_udp_dropped_packets_total{reason="unknown_sender"} 0',
+    "flannel_udp_icmp_unreachable_total 1",
   ]) {
     assert.ok(text.includes(`\n${line}\n`), `${line} in\n${text}`);
   }
   assert.match(text, /flanneld_process_resident_memory_bytes/);
   figures.written = 15;
   repairs = 1;
+  forwarding.drops.unknown_sender = 4;
   text = await registry.metrics();
+  assert.ok(text.includes('\nflannel_udp_dropped_packets_total{reason="unknown_sender"} 4\n'));
   assert.ok(text.includes("\nflannel_dataplane_entries_written_total 15\n"));
   assert.ok(text.includes("\nflannel_traffic_rule_repairs_total 1\n"));
 });
@@ -52,6 +72,7 @@ test("the healthz server serves /metrics when given a registry", async () => {
     leaseConflicts: () => 0,
     remoteLeases: () => 0,
     dataPlane: () => null,
+    forwarding: () => null,
     trafficRuleRepairs: () => 0,
     ready: () => false,
   });

@@ -4,7 +4,7 @@
  * components' own counters when Prometheus scrapes, so nothing on the hot path pays for them.
  * Loaded only when --healthz-port is set.
  */
-import type { DataPlaneStats } from "../backend/backend.js";
+import type { DataPlaneStats, ForwardingStats } from "../backend/backend.js";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 /** What the metrics read. Each getter is called at scrape time. */
@@ -17,6 +17,8 @@ export interface MetricSources {
   readonly remoteLeases: () => number;
   /** Data-plane sync figures since start. */
   readonly dataPlane: () => DataPlaneStats | null;
+  /** The udp backend's packet loop; null for other backends. */
+  readonly forwarding: () => ForwardingStats | null;
   /** Traffic-rule rewrites after a resync found rules missing. */
   readonly trafficRuleRepairs: () => number;
   readonly ready: () => boolean;
@@ -110,10 +112,93 @@ export function createMetrics(sources: MetricSources): Registry {
     "Entries the periodic full check had to repair, that the event path missed (should stay 0)",
     () => sources.dataPlane()?.checkFindings ?? 0,
   );
+  forwardingMetrics(registry, sources.forwarding);
   counter(
     "flannel_traffic_rule_repairs_total",
     "Times the traffic rules were found missing and rewritten",
     sources.trafficRuleRepairs,
   );
   return registry;
+}
+
+/**
+ * A counter read at scrape time from a source that may be absent or labelled: each label set
+ * keeps the last value read, and only the growth is added.
+ */
+function labelledCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => readonly (readonly [Record<string, string>, number])[],
+): void {
+  const last = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const [labels, value] of read()) {
+        const key = JSON.stringify(labels);
+        const before = last.get(key);
+        // A series shows from the first scrape, at 0 if so (a drop reason seen as 0 is news).
+        if (before === undefined || value > before) this.inc(labels, value - (before ?? 0));
+        last.set(key, Math.max(before ?? 0, value));
+      }
+    },
+  });
+}
+
+/** The udp backend's packets, bytes and drops (absent for other backends). */
+function forwardingMetrics(registry: Registry, read: () => ForwardingStats | null): void {
+  const each = (
+    pick: (s: ForwardingStats) => readonly (readonly [Record<string, string>, number])[],
+  ) => {
+    return () => {
+      const stats = read();
+      return stats === null ? [] : pick(stats);
+    };
+  };
+  labelledCounter(
+    registry,
+    "flannel_udp_packets_total",
+    "Packets the udp backend moved: tx from the TUN to a host, rx from a host into the TUN",
+    ["direction"],
+    each((s) => [
+      [{ direction: "tx" }, s.txPackets],
+      [{ direction: "rx" }, s.rxPackets],
+    ]),
+  );
+  labelledCounter(
+    registry,
+    "flannel_udp_bytes_total",
+    "Bytes of IP packets the udp backend moved, by direction",
+    ["direction"],
+    each((s) => [
+      [{ direction: "tx" }, s.txBytes],
+      [{ direction: "rx" }, s.rxBytes],
+    ]),
+  );
+  labelledCounter(
+    registry,
+    "flannel_udp_dropped_packets_total",
+    "Packets the udp backend dropped, by reason",
+    ["reason"],
+    each((s) => Object.entries(s.drops).map(([reason, n]) => [{ reason }, n] as const)),
+  );
+  labelledCounter(
+    registry,
+    "flannel_udp_icmp_unreachable_total",
+    "ICMP net-unreachable messages sent for packets to subnets without a lease",
+    [],
+    each((s) => [[{}, s.icmpUnreachable]]),
+  );
+  labelledCounter(
+    registry,
+    "flannel_udp_worker_restarts_total",
+    "udp forwarder workers that stopped on an error and were restarted",
+    [],
+    each((s) => [[{}, s.workerExits]]),
+  );
 }

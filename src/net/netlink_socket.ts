@@ -5,9 +5,7 @@
  * error (ENOBUFS when the kernel dropped messages for want of room) instead of aborting the
  * process, which is what the `netlink` package's socket does on such an error.
  */
-import { createRequire } from "node:module";
-import { join } from "node:path";
-import { REPO_ROOT } from "../util/repo_root.js";
+import { loadAddon } from "../util/native_addon.js";
 import { NetlinkError } from "./netlink.js";
 
 interface Addon {
@@ -21,22 +19,12 @@ interface Addon {
   close(fd: number): void;
 }
 
-let addon: Addon | null = null;
-
 function load(): Addon {
-  if (addon === null) {
-    const require = createRequire(import.meta.url);
-    try {
-      addon = require(join(REPO_ROOT, "build/Release/netlink_socket.node")) as Addon;
-    } catch (err) {
-      throw new NetlinkError(
-        `Cannot load the netlink socket addon (build/Release/netlink_socket.node): ${(err as Error).message}; run npm run build, which compiles it (needs make, a C compiler and Node's headers)`,
-        "ENOENT",
-        { cause: err },
-      );
-    }
+  try {
+    return loadAddon("netlink_socket") as Addon;
+  } catch (err) {
+    throw new NetlinkError((err as Error).message, "ENOENT", { cause: err });
   }
-  return addon;
 }
 
 /** The most datagrams read in one turn of the loop (a burst of announcements is thousands). */

@@ -1,5 +1,5 @@
 /** Kernel settings flanneld depends on, read from /proc/sys. */
-import { access, readFile } from "node:fs/promises";
+import { access, readFile, writeFile } from "node:fs/promises";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 
@@ -51,4 +51,20 @@ export async function checkBrNetfilter(
       );
     }
   }
+}
+
+/**
+ * Sets an IPv4 setting of one device (`/proc/sys/net/ipv4/conf/<device>/<name>`), when it differs;
+ * true when it was changed. Throws when the file cannot be written.
+ */
+export async function setDeviceSysctl(
+  device: string,
+  name: string,
+  value: string,
+  procDir = "/proc",
+): Promise<boolean> {
+  const file = `${procDir}/sys/net/ipv4/conf/${device}/${name}`;
+  if ((await readFile(file, "utf8")).trim() === value) return false;
+  await writeFile(file, value);
+  return true;
 }

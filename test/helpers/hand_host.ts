@@ -7,14 +7,9 @@
 import type { Lab, LabPod } from "../../src/lab/cluster.js";
 import { addNetns, execIn, ip } from "../../src/lab/netns.js";
 
-/** A hand-made flannel (Go) host. */
-export interface HandHost {
-  readonly netns: string;
-  readonly publicIP: string;
-  readonly subnet: string;
+/** A hand-made flannel (Go) host on vxlan. */
+export interface HandHost extends BareHost {
   readonly mac: string;
-  /** Its gateway address as a pod the lab's ping helpers can aim at. */
-  readonly pod: LabPod;
   /** Programs a peer as flannel (Go) does from its lease: neighbour, FDB, onlink route. */
   addPeer(peer: {
     readonly subnet: string;
@@ -23,8 +18,21 @@ export interface HandHost {
   }): Promise<void>;
 }
 
-/** Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge. */
-export async function buildHandHost(lab: Lab, index: number, mac: string): Promise<HandHost> {
+/** A host on the lab's bridge with no flannel device yet: eth0, forwarding, a cni0 bridge. */
+export interface BareHost {
+  readonly netns: string;
+  readonly publicIP: string;
+  /** Its subnet's first address, 10.244.<index>.0. */
+  readonly subnet: string;
+  /** Its gateway address as a pod the lab's ping helpers can aim at. */
+  readonly pod: LabPod;
+}
+
+/**
+ * Builds the namespace of host `h<index>` (public IP 10.250.0.<index>) with a cni0 bridge holding
+ * 10.244.<index>.1/24, the way the CNI plugin leaves a flannel host.
+ */
+export async function buildBareHost(lab: Lab, index: number): Promise<BareHost> {
   const netns = `${lab.name}-h${index}`;
   const publicIP = `10.250.0.${index}`;
   const subnet = `10.244.${index}.0`;
@@ -37,6 +45,20 @@ export async function buildHandHost(lab: Lab, index: number, mac: string): Promi
   await ip(["addr", "add", `${publicIP}/24`, "dev", "eth0"], netns);
   await ip(["link", "set", "eth0", "up"], netns);
   await execIn(netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+  await ip(["link", "add", "cni0", "type", "bridge"], netns);
+  await ip(["addr", "add", `10.244.${index}.1/24`, "dev", "cni0"], netns);
+  await ip(["link", "set", "cni0", "up"], netns);
+  return {
+    netns,
+    publicIP,
+    subnet,
+    pod: { name: `h${index}`, netns, node: `h${index}`, ip: `10.244.${index}.1` },
+  };
+}
+
+/** Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge, on vxlan. */
+export async function buildHandHost(lab: Lab, index: number, mac: string): Promise<HandHost> {
+  const { netns, publicIP, subnet, pod } = await buildBareHost(lab, index);
   await ip(
     [
       "link",
@@ -60,15 +82,12 @@ export async function buildHandHost(lab: Lab, index: number, mac: string): Promi
   );
   await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
   await ip(["addr", "add", `${subnet}/32`, "dev", "flannel.1"], netns);
-  await ip(["link", "add", "cni0", "type", "bridge"], netns);
-  await ip(["addr", "add", `10.244.${index}.1/24`, "dev", "cni0"], netns);
-  await ip(["link", "set", "cni0", "up"], netns);
   return {
     netns,
     publicIP,
     subnet,
     mac,
-    pod: { name: `h${index}`, netns, node: `h${index}`, ip: `10.244.${index}.1` },
+    pod,
     async addPeer(peer) {
       await ip(
         [
@@ -104,7 +123,7 @@ export async function buildHandHost(lab: Lab, index: number, mac: string): Promi
 }
 
 /** Whether the hand-made host reaches a pod, from its pod gateway address. */
-export async function handHostReaches(host: HandHost, pod: LabPod): Promise<boolean> {
+export async function handHostReaches(host: BareHost, pod: LabPod): Promise<boolean> {
   return execIn(host.netns, "ping", ["-c", "1", "-W", "2", "-I", host.pod.ip, pod.ip]).then(
     () => true,
     () => false,

@@ -1,6 +1,9 @@
-/** Test helpers for lab-based tests: a lab that is always taken down, and polling. */
-import { labDown, labUp } from "../../src/lab/cluster.js";
-import type { Lab, LabSpec } from "../../src/lab/cluster.js";
+/** Test helpers for lab-based tests: a lab that is always taken down, polling, reachability. */
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { labDown, labUp, listPods } from "../../src/lab/cluster.js";
+import type { Lab, LabNode, LabSpec } from "../../src/lab/cluster.js";
+import { pingAll } from "../../src/lab/lab_check.js";
 import { uniquePrefix } from "../../src/lab/netns.js";
 
 const quiet = () => undefined;
@@ -20,3 +23,18 @@ export async function withLab(
 }
 
 export { eventually } from "../../src/util/poll.js";
+
+/** A lab host's subnet as its lease key starts (`10.244.7.0`), read from its subnet.env. */
+export async function subnetOf(node: LabNode): Promise<string> {
+  const env = await readFile(node.subnetFile, "utf8");
+  const match = /FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1\/24/.exec(env);
+  assert.ok(match, env);
+  return `${match[1]}.0`;
+}
+
+/** Asserts that every pod of the lab reaches every other, naming the pairs that do not. */
+export async function assertAllReach(lab: Lab): Promise<void> {
+  const results = await pingAll(await listPods(lab));
+  const failed = results.filter((r) => !r.ok).map((r) => `${r.from}->${r.to}`);
+  assert.deepEqual(failed, [], `pairs that failed: ${failed.join(", ")}`);
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { eventually, withLab } from "../helpers/lab_fixture.js";
+import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import {
   addNode,
   killFlanneld,
@@ -9,8 +9,8 @@ import {
   listPods,
   restartFlanneld,
 } from "../../src/lab/cluster.js";
-import type { Lab, LabNode } from "../../src/lab/cluster.js";
-import { ping, pingAll } from "../../src/lab/lab_check.js";
+import type { Lab } from "../../src/lab/cluster.js";
+import { ping } from "../../src/lab/lab_check.js";
 import { execIn, ip } from "../../src/lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
@@ -18,20 +18,7 @@ import { setTimeout as delay } from "node:timers/promises";
 
 const quiet = () => undefined;
 
-async function subnetOf(node: LabNode): Promise<string> {
-  const env = await readFile(node.subnetFile, "utf8");
-  const match = /FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1\/24/.exec(env);
-  assert.ok(match, env);
-  return `${match[1]}.0`;
-}
-
 const node = (lab: Lab, i: number) => lab.nodes[i - 1]!;
-
-async function assertAllReach(lab: Lab): Promise<void> {
-  const results = await pingAll(await listPods(lab));
-  const failed = results.filter((r) => !r.ok).map((r) => `${r.from}->${r.to}`);
-  assert.deepEqual(failed, [], `pairs that failed: ${failed.join(", ")}`);
-}
 
 describe("data plane: three hosts, two pods each, every pod reaches every other", () => {
   for (const [label, backend, config] of [

@@ -9,7 +9,8 @@
  * its issue #1775).
  */
 import { createHash } from "node:crypto";
-import { IPNet } from "../../ip/ip.js";
+import { ensureSubnetAddress } from "../device_address.js";
+import type { DeviceAddress } from "../device_address.js";
 import type { Logger } from "../../log/logger.js";
 import type { Link, Netlink, VxlanInfo } from "../../net/netlink.js";
 
@@ -50,7 +51,7 @@ function compatible(link: Link, spec: VxlanDeviceSpec): boolean {
 export async function ensureVxlanDevice(
   netlink: Netlink,
   spec: VxlanDeviceSpec & { readonly publicIP: string; readonly mac?: string },
-  address: { readonly subnet: IPNet | null; readonly network: IPNet | null },
+  address: DeviceAddress,
   log: Logger,
 ): Promise<Link> {
   let link = await netlink.getLink(spec.name);
@@ -71,18 +72,7 @@ export async function ensureVxlanDevice(
     await netlink.setLinkMtu(link.index, spec.mtu);
     log.info({ device: spec.name, mtu: spec.mtu, was: link.mtu }, "Set VXLAN device MTU");
   }
-  if (address.subnet !== null && address.network !== null) {
-    const want = address.subnet.ipString;
-    const present = await netlink.listAddresses(link.index);
-    for (const a of present) {
-      const ip = IPNet.parse(`${a.ip}/32`);
-      const inNetwork = ip !== null && address.network.containsNet(ip);
-      if (inNetwork && (a.ip !== want || a.prefixLen !== 32)) await netlink.deleteAddress(a);
-    }
-    if (!present.some((a) => a.ip === want && a.prefixLen === 32)) {
-      await netlink.addAddress({ linkIndex: link.index, ip: want, prefixLen: 32 });
-    }
-  }
+  await ensureSubnetAddress(netlink, link.index, address);
   if (!link.up) await netlink.setLinkUp(link.index);
   return link;
 }

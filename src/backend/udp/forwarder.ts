@@ -1,0 +1,264 @@
+/**
+ * The udp backend's packet loop (native/udp_forwarder.c, built by `npm run build`): worker
+ * threads of its own, one per TUN queue, each with a UDP socket; nothing per packet runs on the
+ * event loop. This module gives it the table of hosts, reads its counters, and restarts a worker
+ * that stopped on an error (with backoff, counted).
+ */
+import { FlannelError } from "../../errors.js";
+import type { IPNet } from "../../ip/ip.js";
+import { parseIPv4 } from "../../ip/ip.js";
+import type { Logger } from "../../log/logger.js";
+import { loadAddon } from "../../util/native_addon.js";
+import type { ForwardingStats } from "../backend.js";
+
+interface Addon {
+  openTun(name: string, queues: number): number[];
+  closeFds(fds: readonly number[]): void;
+  start(options: {
+    tunFds: readonly number[];
+    bindIP: number;
+    port: number;
+    tunIP: number;
+    mtu: number;
+    ownNet: number;
+    ownPrefixLen: number;
+    onWorkerExit: (index: number, errno: string, what: string) => void;
+  }): object;
+  setRoutes(handle: object, entries: Buffer): void;
+  stats(handle: object): number[];
+  restartWorker(handle: object, index: number): void;
+  failWorker(handle: object, index: number): void;
+  stop(handle: object): void;
+}
+
+/** Why a packet was dropped, in the order native/udp_forwarder.c counts them. */
+export const DROP_REASONS = [
+  "no_route",
+  "ttl_expired",
+  "not_ipv4",
+  "short",
+  "malformed",
+  "unknown_sender",
+  "too_big",
+  "wrong_destination",
+  "send_failed",
+  "tun_write_failed",
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** What the forwarder has done since it started. */
+export interface ForwarderStats extends ForwardingStats {
+  readonly drops: Readonly<Record<DropReason, number>>;
+}
+
+/** A packet loop that cannot start or a TUN device that cannot be made. */
+export class ForwarderError extends FlannelError {
+  constructor(
+    message: string,
+    readonly errno: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** One remote host: the subnet it leases and where its forwarder listens. */
+export interface ForwardHop {
+  readonly subnet: IPNet;
+  readonly publicIP: string;
+  readonly port: number;
+}
+
+/** How the forwarder starts. */
+export interface ForwarderOptions {
+  /** The TUN device, made here (flannel: flannel0). */
+  readonly tunName: string;
+  /** Worker threads, each on its own TUN queue (IFF_MULTI_QUEUE when more than one). */
+  readonly workers: number;
+  /** The address and port the UDP sockets listen on (flannel: the interface address, 8285). */
+  readonly bindIP: string;
+  readonly port: number;
+  /** This host's subnet: its first address is the source of ICMP errors, and only packets
+   * for it are taken from the network. */
+  readonly subnet: IPNet;
+  /** The TUN MTU: a datagram larger than this is dropped. */
+  readonly mtu: number;
+  readonly log: Logger;
+}
+
+const ENTRY_SIZE = 12;
+/** Restart backoff for a worker that stops on an error: doubled up to the maximum. */
+const RESTART_FIRST_MS = 100;
+const RESTART_MAX_MS = 5_000;
+/** A worker that ran this long before stopping starts again at the first backoff. */
+const RESTART_RESET_MS = 60_000;
+
+function ipv4Number(ip: string, what: string): number {
+  const value = parseIPv4(ip);
+  if (value === null) throw new RangeError(`${what} "${ip}" is not an IPv4 address`);
+  return Number(value);
+}
+
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" ? code : "EIO";
+}
+
+/** The packet loop of the udp backend. */
+export class UdpForwarder {
+  readonly #addon: Addon;
+  readonly #handle: object;
+  readonly #log: Logger;
+  readonly #workers: number;
+  readonly #restarts: { delayMs: number; startedAt: number; timer: NodeJS.Timeout | null }[];
+  #stopped = false;
+
+  private constructor(addon: Addon, handle: object, workers: number, log: Logger) {
+    this.#addon = addon;
+    this.#handle = handle;
+    this.#workers = workers;
+    this.#log = log;
+    this.#restarts = Array.from({ length: workers }, () => ({
+      delayMs: RESTART_FIRST_MS,
+      startedAt: Date.now(),
+      timer: null,
+    }));
+  }
+
+  /** Makes the TUN device and starts the workers. */
+  static start(options: ForwarderOptions): UdpForwarder {
+    let addon: Addon;
+    try {
+      addon = loadAddon("udp_forwarder") as Addon;
+    } catch (err) {
+      throw new ForwarderError((err as Error).message, "ENOENT", { cause: err });
+    }
+    let fds: number[];
+    try {
+      fds = addon.openTun(options.tunName, options.workers);
+    } catch (err) {
+      const code = codeOf(err);
+      const hint =
+        code === "EBUSY"
+          ? `: another process holds ${options.tunName} (is another flanneld running?)`
+          : code === "EPERM" || code === "EACCES"
+            ? ": flanneld needs CAP_NET_ADMIN and /dev/net/tun"
+            : code === "ENOENT" || code === "ENODEV"
+              ? ": load the tun module (modprobe tun) and make sure /dev/net/tun exists"
+              : "";
+      throw new ForwarderError(
+        `Cannot create the TUN device ${options.tunName}: ${(err as Error).message}${hint}`,
+        code,
+        { cause: err },
+      );
+    }
+    let forwarder: UdpForwarder | null = null;
+    let handle: object;
+    try {
+      handle = addon.start({
+        tunFds: fds,
+        bindIP: ipv4Number(options.bindIP, "The bind address"),
+        port: options.port,
+        tunIP: Number(options.subnet.ip),
+        mtu: options.mtu,
+        ownNet: Number(options.subnet.ip),
+        ownPrefixLen: options.subnet.prefixLen,
+        onWorkerExit: (index, errno, what) => {
+          if (forwarder !== null) forwarder.#workerExited(index, errno, what);
+        },
+      });
+    } catch (err) {
+      addon.closeFds(fds);
+      const code = codeOf(err);
+      const hint =
+        code === "EADDRINUSE"
+          ? `: another program listens on UDP port ${options.port} (flannel's udp backend?); stop it or set Backend.Port`
+          : code === "EADDRNOTAVAIL"
+            ? `: ${options.bindIP} is not an address of this host`
+            : "";
+      throw new ForwarderError(
+        `Cannot start the udp forwarder on ${options.bindIP}:${options.port}: ${(err as Error).message}${hint}`,
+        code,
+        { cause: err },
+      );
+    }
+    forwarder = new UdpForwarder(addon, handle, options.workers, options.log);
+    return forwarder;
+  }
+
+  /** Replaces the table of hosts at once: a host left out gets no more packets from here. */
+  setHops(hops: readonly ForwardHop[]): void {
+    const entries = Buffer.alloc(hops.length * ENTRY_SIZE);
+    hops.forEach((hop, i) => {
+      const at = i * ENTRY_SIZE;
+      entries.writeUInt32BE(Number(hop.subnet.ip), at);
+      entries.writeUInt8(hop.subnet.prefixLen, at + 4);
+      entries.writeUInt16BE(hop.port, at + 6);
+      entries.writeUInt32BE(ipv4Number(hop.publicIP, "A host's public IP"), at + 8);
+    });
+    this.#addon.setRoutes(this.#handle, entries);
+  }
+
+  get stats(): ForwarderStats {
+    const raw = this.#addon.stats(this.#handle);
+    const at = (i: number) => raw[i] ?? 0;
+    const drops = Object.fromEntries(DROP_REASONS.map((reason, i) => [reason, at(9 + i)]));
+    return {
+      txPackets: at(0),
+      txBytes: at(1),
+      rxPackets: at(2),
+      rxBytes: at(3),
+      icmpUnreachable: at(4),
+      tunReads: at(5),
+      sendCalls: at(6),
+      recvCalls: at(7),
+      workerExits: at(8),
+      drops: drops as Record<DropReason, number>,
+    };
+  }
+
+  /** Makes worker `index` stop as on an error (tests of the restart). */
+  failWorker(index: number): void {
+    this.#addon.failWorker(this.#handle, index);
+  }
+
+  get workers(): number {
+    return this.#workers;
+  }
+
+  /** Stops the workers (never blocked in the kernel: they wait in epoll) and closes the TUN. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const r of this.#restarts) if (r.timer !== null) clearTimeout(r.timer);
+    this.#addon.stop(this.#handle);
+  }
+
+  #workerExited(index: number, errno: string, what: string): void {
+    const restart = this.#restarts[index];
+    if (this.#stopped || restart === undefined) return;
+    if (Date.now() - restart.startedAt >= RESTART_RESET_MS) restart.delayMs = RESTART_FIRST_MS;
+    const delayMs = restart.delayMs;
+    restart.delayMs = Math.min(RESTART_MAX_MS, delayMs * 2);
+    this.#log.error(
+      { worker: index, errno, call: what, restartInMs: delayMs },
+      "A udp forwarder worker stopped on an error; restarting it",
+    );
+    restart.timer = setTimeout(() => {
+      restart.timer = null;
+      if (this.#stopped) return;
+      restart.startedAt = Date.now();
+      try {
+        this.#addon.restartWorker(this.#handle, index);
+        this.#log.info({ worker: index }, "udp forwarder worker restarted");
+      } catch (err) {
+        this.#log.error(
+          { worker: index, err: (err as Error).message },
+          "Cannot restart a udp forwarder worker",
+        );
+      }
+    }, delayMs);
+    restart.timer.unref();
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The udp backend (flannel's pkg/backend/udp), packet for packet compatible with flannel hosts.
+ *
+ * Per host: a TUN device `flannel0` with `<subnet IP>/32`, MTU = interface MTU - 28 (IPv4 and
+ * UDP headers), up, and a route for the whole Network through it; a UDP socket on the interface
+ * address, port `Port` (8285). Each IPv4 packet the kernel routes into flannel0 goes as one UDP
+ * datagram, with no header of ours, to the public IP of the host whose lease covers its
+ * destination; datagrams from hosts are written into flannel0. The lease has no BackendType and
+ * no BackendData, byte for byte as flannel writes it; peers' leases with no type or "udp" are
+ * followed. The packet loop (forwarder.ts, native/udp_forwarder.c) runs on threads of its own;
+ * RouteNetwork keeps the device's route in the kernel and tells the loop the leases.
+ */
+import { z } from "zod";
+import { formatIssues, goJson } from "../../config/go_json.js";
+import type { NetworkConfig } from "../../config/network_config.js";
+import { ConfigError } from "../../errors.js";
+import { parseIPv4 } from "../../ip/ip.js";
+import type { Lease } from "../../lease/lease.js";
+import type { KernelEntry, Link } from "../../net/netlink.js";
+import { setDeviceSysctl } from "../../net/sysctl.js";
+import type { CallOptions } from "../../util/call_options.js";
+import type { Backend, BackendDeps, Network } from "../backend.js";
+import { ensureSubnetAddress } from "../device_address.js";
+import { listOwnedRoutes } from "../owned_routes.js";
+import { RouteNetwork, subnetLenOf } from "../route_network.js";
+import type { DataPlane } from "../route_network.js";
+import { UdpForwarder } from "./forwarder.js";
+import type { ForwardHop, ForwarderStats } from "./forwarder.js";
+
+/** What flannel subtracts from the interface MTU: an IPv4 and a UDP header. */
+export const UDP_OVERHEAD = 28;
+/** flannel's default udp port. */
+export const DEFAULT_UDP_PORT = 8285;
+/** The TUN device, as flannel names it (`flannel%d`, which is flannel0 on a host). */
+export const TUN_NAME = "flannel0";
+
+const UdpConfigSchema = goJson({
+  Port: z
+    .number()
+    .int()
+    .min(1, "expected a UDP port from 1 to 65535")
+    .max(65_535, "expected a UDP port from 1 to 65535")
+    .default(DEFAULT_UDP_PORT),
+  // flannel-ts only (flannel ignores unknown keys): packet-loop threads, each on a TUN queue.
+  Workers: z
+    .number()
+    .int()
+    .min(1, "expected 1 to 16 workers")
+    .max(16, "expected 1 to 16 workers")
+    .default(1),
+});
+
+/** The udp options of the Backend object. */
+export type UdpConfig = z.infer<typeof UdpConfigSchema>;
+
+/** Decodes the Backend object's udp options (keys in any case, as in Go). */
+export function parseUdpConfig(backend: Readonly<Record<string, unknown>>): UdpConfig {
+  const parsed = UdpConfigSchema.safeParse(backend);
+  if (!parsed.success)
+    throw new ConfigError(`Invalid udp backend config: ${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** The network of the udp backend: RouteNetwork for the kernel, plus the packet loop. */
+class UdpNetwork implements Network {
+  readonly #routes: RouteNetwork<Link>;
+  readonly #forwarder: UdpForwarder;
+
+  constructor(routes: RouteNetwork<Link>, forwarder: UdpForwarder) {
+    this.#routes = routes;
+    this.#forwarder = forwarder;
+  }
+
+  get lease(): Lease {
+    return this.#routes.lease;
+  }
+
+  get mtu(): number {
+    return this.#routes.mtu;
+  }
+
+  get stats() {
+    return this.#routes.stats;
+  }
+
+  get forwarding(): ForwarderStats {
+    return this.#forwarder.stats;
+  }
+
+  /** The packet loop, for tests of its restart. */
+  get forwarder(): UdpForwarder {
+    return this.#forwarder;
+  }
+
+  async run(opts: CallOptions): Promise<void> {
+    try {
+      await this.#routes.run(opts);
+    } finally {
+      this.#forwarder.stop();
+    }
+  }
+}
+
+/** Makes the udp backend. */
+export function createUdpBackend(deps: BackendDeps): Backend {
+  const { extIface, netlink, log } = deps;
+  return {
+    async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
+      const cfg = parseUdpConfig(config.backend);
+      const network = config.network;
+      if (network === null || extIface.extAddr === null || extIface.ifaceAddr === null) {
+        throw new ConfigError(
+          'Cannot start backend "udp": it carries IPv4 only: set Network and give the host an IPv4 address',
+        );
+      }
+      const mtu = extIface.mtu - UDP_OVERHEAD;
+      const lease = await deps.subnetManager.acquireLease(
+        { publicIP: extIface.extAddr, publicIPv6: null, backendType: "" },
+        opts,
+      );
+      const forwarder = UdpForwarder.start({
+        tunName: TUN_NAME,
+        workers: cfg.Workers,
+        bindIP: extIface.ifaceAddr,
+        port: cfg.Port,
+        subnet: lease.subnet,
+        mtu,
+        log,
+      });
+      try {
+        const address = { subnet: lease.subnet, network };
+        const ensureDevice = async (): Promise<Link> => {
+          const link = await netlink.getLink(TUN_NAME);
+          if (link === null) {
+            throw new Error(
+              `the TUN device ${TUN_NAME} is gone while flanneld holds it; restart flanneld`,
+            );
+          }
+          if (link.mtu !== mtu) {
+            await netlink.setLinkMtu(link.index, mtu);
+            log.info({ device: TUN_NAME, mtu, was: link.mtu }, "Set TUN device MTU");
+          }
+          await ensureSubnetAddress(netlink, link.index, address);
+          // The forwarder's ICMP errors come from flannel0's own address (as flannel's do); the
+          // kernel drops such packets as martians unless the device accepts local sources.
+          // flannel never sets this, so its net-unreachable messages are lost.
+          if (await setDeviceSysctl(TUN_NAME, "accept_local", "1"))
+            log.info(
+              { device: TUN_NAME },
+              "Set accept_local on the TUN device for its ICMP errors",
+            );
+          if (!link.up) await netlink.setLinkUp(link.index);
+          return link;
+        };
+        await ensureDevice();
+        log.info(
+          { device: TUN_NAME, mtu, port: cfg.Port, workers: cfg.Workers },
+          "udp backend: TUN device and forwarder started",
+        );
+        const plane: DataPlane<Link> = {
+          prepare: ensureDevice,
+          entriesFor: () => [],
+          fixedEntries: (tun): KernelEntry[] => [
+            {
+              kind: "route",
+              route: {
+                dst: network.toString(),
+                gateway: null,
+                linkIndex: tun.index,
+                onlink: false,
+              },
+            },
+          ],
+          listOwned: (tun) => listOwnedRoutes(netlink, network, tun.index),
+          concerns: (change, tun) =>
+            change.linkIndex === tun.index || (change.kind === "link" && change.removed),
+          leasesChanged(remotes) {
+            const hops: ForwardHop[] = [];
+            for (const remote of remotes.values()) {
+              if (parseIPv4(remote.attrs.publicIP) === null) continue; // not a udp host's
+              hops.push({ subnet: remote.subnet, publicIP: remote.attrs.publicIP, port: cfg.Port });
+            }
+            forwarder.setHops(hops);
+          },
+        };
+        const routes = new RouteNetwork(
+          lease,
+          mtu,
+          {
+            ...deps,
+            backendType: "udp",
+            alsoAccepts: [""],
+            subnetLen: subnetLenOf(config),
+          },
+          plane,
+        );
+        return new UdpNetwork(routes, forwarder);
+      } catch (err) {
+        forwarder.stop();
+        throw err;
+      }
+    },
+  };
+}
