@@ -53,10 +53,11 @@ export interface ForwardingStats {
   readonly rxBytes: number;
   /** ICMP net-unreachable messages written back for packets to subnets without a lease. */
   readonly icmpUnreachable: number;
-  /** System calls: packets read from the TUN, sendmmsg calls, recvmmsg calls with data. */
+  /** System calls: reads from the TUN, sendmmsg calls, recvmmsg calls with data, TUN writes. */
   readonly tunReads: number;
   readonly sendCalls: number;
   readonly recvCalls: number;
+  readonly tunWrites: number;
   /** Workers that stopped on an error (each restarted). */
   readonly workerExits: number;
   /** Packets dropped, by reason. */

@@ -69,13 +69,22 @@ export async function iperfBetween(
   from: Pick<LabPod, "netns">,
   to: Pick<LabPod, "netns" | "ip">,
   seconds: number,
+  streams = 1,
 ): Promise<number> {
   const server = spawnIn(to.netns, "iperf3", ["-s", "-1", "-B", to.ip], { stdio: "ignore" });
   try {
     for (let i = 0; i < 50; i++) {
       try {
         const out = JSON.parse(
-          await execIn(from.netns, "iperf3", ["-c", to.ip, "-t", String(seconds), "-J"]),
+          await execIn(from.netns, "iperf3", [
+            "-c",
+            to.ip,
+            "-t",
+            String(seconds),
+            "-P",
+            String(streams),
+            "-J",
+          ]),
         ) as { end: { sum_received: { bits_per_second: number } } };
         return out.end.sum_received.bits_per_second / 1e9;
       } catch (err) {

@@ -28,6 +28,7 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     tunReads: 10,
     sendCalls: 2,
     recvCalls: 3,
+    tunWrites: 7,
     workerExits: 0,
     drops: { no_route: 1, unknown_sender: 0 },
   };

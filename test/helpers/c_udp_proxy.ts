@@ -35,6 +35,8 @@ export async function compileCProxy(): Promise<string> {
 
 /** A running C proxy. */
 export interface CProxy {
+  /** The proxy's process (nsenter runs it in place). */
+  readonly pid: number;
   /** Forwards `subnet` (a.b.c.d/n) to a host, as flannel's CMD_SET_ROUTE. */
   addRoute(subnet: string, hostIP: string, port: number): Promise<void>;
   /** Stops forwarding to `subnet`, as flannel's CMD_DEL_ROUTE. */
@@ -109,6 +111,7 @@ export async function startCProxy(spec: CProxySpec): Promise<CProxy> {
     throw err;
   }
   return {
+    pid: child.pid ?? 0,
     addRoute: (subnet, hostIP, port) => send(`add ${subnet} ${hostIP} ${port}`),
     deleteRoute: (subnet) => send(`del ${subnet}`),
     stop,

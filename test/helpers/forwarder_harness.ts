@@ -40,13 +40,14 @@ async function handle(req: Request): Promise<unknown> {
       forwarder = UdpForwarder.start({
         tunName: typeof req.tunName === "string" ? req.tunName : "flannel0",
         workers: Number(req.workers ?? 1),
+        offload: req.offload === true,
         bindIP: String(req.bindIP),
         port: Number(req.port),
         subnet,
         mtu: Number(req.mtu),
         log,
       });
-      return {};
+      return { offload: forwarder.offload };
     }
     case "setHops": {
       const hops = (req.hops as { subnet: string; publicIP: string; port: number }[]).map((h) => {

@@ -129,7 +129,7 @@ function udpPacket(o: {
 /** Sets up the namespace and the harness; runs `body`; takes everything down in any case. */
 async function withForwarder(
   tag: string,
-  workers: number,
+  { workers, offload }: { workers: number; offload: boolean },
   body: (h: Harness) => Promise<void>,
 ): Promise<void> {
   const netns = uniquePrefix(tag);
@@ -139,7 +139,16 @@ async function withForwarder(
     for (const addr of [OWN, PEER, STRANGER])
       await ip(["addr", "add", `${addr}/32`, "dev", "lo"], netns);
     harness = new Harness(netns);
-    await harness.call({ op: "start", bindIP: OWN, port: PORT, subnet: SUBNET, mtu: MTU, workers });
+    const started = await harness.call<{ offload: boolean }>({
+      op: "start",
+      bindIP: OWN,
+      port: PORT,
+      subnet: SUBNET,
+      mtu: MTU,
+      workers,
+      offload,
+    });
+    assert.equal(started.offload, offload, "the kernel takes TUN offloads");
     await ip(["addr", "add", `${TUN_IP}/32`, "dev", "flannel0"], netns);
     await ip(["link", "set", "flannel0", "mtu", String(MTU), "up"], netns);
     await ip(["route", "add", "10.244.0.0/16", "dev", "flannel0"], netns);
@@ -166,10 +175,16 @@ async function receivedBy(h: Harness, id: number, count: number): Promise<Buffer
   return messages.map((m) => Buffer.from(m, "hex"));
 }
 
-for (const workers of [1, 2]) {
-  describe(`udp forwarder with ${workers} worker(s)`, () => {
+for (const mode of [
+  { workers: 1, offload: false },
+  { workers: 2, offload: false },
+  { workers: 1, offload: true },
+  { workers: 2, offload: true },
+]) {
+  const { workers } = mode;
+  describe(`udp forwarder, ${workers} worker(s), offloads ${mode.offload ? "on" : "off"}`, () => {
     test("a packet for a leased subnet goes to its host as one raw IPv4 datagram, TTL decremented", async () => {
-      await withForwarder("fts-fwtx", workers, async (h) => {
+      await withForwarder("fts-fwtx", mode, async (h) => {
         const { id } = await h.call<{ id: number }>({ op: "listen", ip: PEER, port: PORT });
         // From this host (source: flannel0's address) to a pod of the peer's subnet.
         await h.call({
@@ -190,6 +205,10 @@ for (const workers of [1, 2]) {
           "the header checksum is right after the patch",
         );
         assert.equal(datagram.subarray(28).toString(), "hello");
+        // The UDP checksum too (with offloads the kernel leaves it to the forwarder to finish).
+        const pseudo = Buffer.concat([datagram.subarray(12, 20), Buffer.from([0, 17, 0, 0])]);
+        pseudo.writeUInt16BE(datagram.length - 20, 10);
+        assert.equal(checksum(Buffer.concat([pseudo, datagram.subarray(20)])), 0, "UDP checksum");
         const stats = await h.stats();
         assert.equal(stats.txPackets, 1);
         assert.equal(stats.txBytes, datagram.length);
@@ -197,7 +216,7 @@ for (const workers of [1, 2]) {
     });
 
     test("a datagram from a leased host is written into the TUN and reaches this host's socket", async () => {
-      await withForwarder("fts-fwrx", workers, async (h) => {
+      await withForwarder("fts-fwrx", mode, async (h) => {
         const { id } = await h.call<{ id: number }>({ op: "listen", ip: TUN_IP, port: 7777 });
         const packet = udpPacket({
           src: "10.244.2.5",
@@ -213,7 +232,7 @@ for (const workers of [1, 2]) {
     });
 
     test("a packet for a subnet without a lease gets net-unreachable; removing a lease does the same at once", async () => {
-      await withForwarder("fts-fwnr", workers, async (h) => {
+      await withForwarder("fts-fwnr", mode, async (h) => {
         const refused = await h.call<{ error: string | null }>({
           op: "connect",
           ip: "10.244.77.1",
@@ -244,7 +263,7 @@ for (const workers of [1, 2]) {
     });
 
     test("malformed or unwanted datagrams are each dropped and counted; the loop goes on forwarding", async () => {
-      await withForwarder("fts-fwbad", workers, async (h) => {
+      await withForwarder("fts-fwbad", mode, async (h) => {
         const { id } = await h.call<{ id: number }>({ op: "listen", ip: TUN_IP, port: 7777 });
         const good = (payload: string, extra: Partial<Parameters<typeof udpPacket>[0]> = {}) =>
           udpPacket({ src: "10.244.2.5", dst: TUN_IP, dport: 7777, payload, ...extra });
@@ -339,7 +358,7 @@ for (const workers of [1, 2]) {
     });
 
     test("a worker that stops on an error is restarted and counted, and forwarding goes on", async () => {
-      await withForwarder("fts-fwre", workers, async (h) => {
+      await withForwarder("fts-fwre", mode, async (h) => {
         const { id } = await h.call<{ id: number }>({ op: "listen", ip: TUN_IP, port: 7777 });
         for (let index = 0; index < workers; index++) await h.call({ op: "failWorker", index });
         await waitFor(

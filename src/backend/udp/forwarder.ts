@@ -12,10 +12,11 @@ import { loadAddon } from "../../util/native_addon.js";
 import type { ForwardingStats } from "../backend.js";
 
 interface Addon {
-  openTun(name: string, queues: number): number[];
+  openTun(name: string, queues: number, offload: boolean): { fds: number[]; offload: boolean };
   closeFds(fds: readonly number[]): void;
   start(options: {
     tunFds: readonly number[];
+    offload: boolean;
     bindIP: number;
     port: number;
     tunIP: number;
@@ -84,6 +85,11 @@ export interface ForwarderOptions {
   readonly subnet: IPNet;
   /** The TUN MTU: a datagram larger than this is dropped. */
   readonly mtu: number;
+  /**
+   * TUN offloads (TSO and checksum in, UDP GSO out, UDP GRO and coalesced writes back in);
+   * dropped with a warning when the kernel refuses them.
+   */
+  readonly offload: boolean;
   readonly log: Logger;
 }
 
@@ -114,8 +120,18 @@ export class UdpForwarder {
   readonly #restarts: { delayMs: number; startedAt: number; timer: NodeJS.Timeout | null }[];
   #stopped = false;
 
-  private constructor(addon: Addon, handle: object, workers: number, log: Logger) {
+  /** Whether the TUN hands over TCP super-packets and the socket sends and takes UDP trains. */
+  readonly offload: boolean;
+
+  private constructor(
+    addon: Addon,
+    handle: object,
+    workers: number,
+    offload: boolean,
+    log: Logger,
+  ) {
     this.#addon = addon;
+    this.offload = offload;
     this.#handle = handle;
     this.#workers = workers;
     this.#log = log;
@@ -135,8 +151,9 @@ export class UdpForwarder {
       throw new ForwarderError((err as Error).message, "ENOENT", { cause: err });
     }
     let fds: number[];
+    let offload: boolean;
     try {
-      fds = addon.openTun(options.tunName, options.workers);
+      ({ fds, offload } = addon.openTun(options.tunName, options.workers, options.offload));
     } catch (err) {
       const code = codeOf(err);
       const hint =
@@ -158,6 +175,7 @@ export class UdpForwarder {
     try {
       handle = addon.start({
         tunFds: fds,
+        offload,
         bindIP: ipv4Number(options.bindIP, "The bind address"),
         port: options.port,
         tunIP: Number(options.subnet.ip),
@@ -183,7 +201,12 @@ export class UdpForwarder {
         { cause: err },
       );
     }
-    forwarder = new UdpForwarder(addon, handle, options.workers, options.log);
+    forwarder = new UdpForwarder(addon, handle, options.workers, offload, options.log);
+    if (options.offload && !offload)
+      options.log.warn(
+        { device: options.tunName },
+        "The kernel refused TUN offloads (TSO, checksum); forwarding packet by packet",
+      );
     return forwarder;
   }
 
@@ -203,7 +226,7 @@ export class UdpForwarder {
   get stats(): ForwarderStats {
     const raw = this.#addon.stats(this.#handle);
     const at = (i: number) => raw[i] ?? 0;
-    const drops = Object.fromEntries(DROP_REASONS.map((reason, i) => [reason, at(9 + i)]));
+    const drops = Object.fromEntries(DROP_REASONS.map((reason, i) => [reason, at(10 + i)]));
     return {
       txPackets: at(0),
       txBytes: at(1),
@@ -213,7 +236,8 @@ export class UdpForwarder {
       tunReads: at(5),
       sendCalls: at(6),
       recvCalls: at(7),
-      workerExits: at(8),
+      tunWrites: at(8),
+      workerExits: at(9),
       drops: drops as Record<DropReason, number>,
     };
   }

@@ -41,7 +41,9 @@ const UdpConfigSchema = goJson({
     .min(1, "expected a UDP port from 1 to 65535")
     .max(65_535, "expected a UDP port from 1 to 65535")
     .default(DEFAULT_UDP_PORT),
-  // flannel-ts only (flannel ignores unknown keys): packet-loop threads, each on a TUN queue.
+  // flannel-ts only (flannel ignores unknown keys): TUN offloads (TSO in, UDP GSO/GRO out and
+  // back), and packet-loop threads, each on a TUN queue.
+  Offload: z.boolean().default(true),
   Workers: z
     .number()
     .int()
@@ -121,6 +123,7 @@ export function createUdpBackend(deps: BackendDeps): Backend {
       const forwarder = UdpForwarder.start({
         tunName: TUN_NAME,
         workers: cfg.Workers,
+        offload: cfg.Offload,
         bindIP: extIface.ifaceAddr,
         port: cfg.Port,
         subnet: lease.subnet,
@@ -154,7 +157,13 @@ export function createUdpBackend(deps: BackendDeps): Backend {
         };
         await ensureDevice();
         log.info(
-          { device: TUN_NAME, mtu, port: cfg.Port, workers: cfg.Workers },
+          {
+            device: TUN_NAME,
+            mtu,
+            port: cfg.Port,
+            workers: cfg.Workers,
+            offload: forwarder.offload,
+          },
           "udp backend: TUN device and forwarder started",
         );
         const plane: DataPlane<Link> = {
