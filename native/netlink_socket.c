@@ -27,6 +27,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#define ADDON_NAME "netlink_socket"
+#include "napi_helpers.h"
+
 #ifndef SO_RCVBUFFORCE
 #define SO_RCVBUFFORCE 33
 #endif
@@ -34,46 +37,7 @@
 #define SO_SNDBUFFORCE 32
 #endif
 
-#define CHECK(call)                                                                                \
-  do {                                                                                             \
-    if ((call) != napi_ok) {                                                                       \
-      napi_throw_error(env, NULL, "netlink_socket: N-API call failed: " #call);                   \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
 
-static const char *errno_name(int err) {
-  switch (err) {
-  case ENOBUFS: return "ENOBUFS";
-  case EMSGSIZE: return "EMSGSIZE";
-  case EAGAIN: return "EAGAIN";
-  case EBADF: return "EBADF";
-  case EPERM: return "EPERM";
-  case EACCES: return "EACCES";
-  case EINVAL: return "EINVAL";
-  case ENOMEM: return "ENOMEM";
-  case ECONNREFUSED: return "ECONNREFUSED";
-  case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-  case ENOPROTOOPT: return "ENOPROTOOPT";
-  default: return "EIO";
-  }
-}
-
-static napi_value throw_errno(napi_env env, const char *syscall, int err) {
-  char message[160];
-  snprintf(message, sizeof message, "%s failed: %s", syscall, strerror(err));
-  napi_throw_error(env, errno_name(err), message);
-  return NULL;
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    napi_throw_type_error(env, NULL, "netlink_socket: missing arguments");
-    return 0;
-  }
-  return 1;
-}
 
 static int get_int(napi_env env, napi_value value, int32_t *out) {
   if (napi_get_value_int32(env, value, out) != napi_ok) {

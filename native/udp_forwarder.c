@@ -59,6 +59,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define ADDON_NAME "udp_forwarder"
+#include "napi_helpers.h"
+
 /* The most packets moved per system call (and per wakeup, each way). */
 #define BATCH 64
 /* The virtio header before each packet on a TUN with offloads (IFF_VNET_HDR). */
@@ -102,13 +105,6 @@ enum {
   STAT_COUNT
 };
 
-#define CHECK(call)                                                                                \
-  do {                                                                                             \
-    if ((call) != napi_ok) {                                                                       \
-      napi_throw_error(env, NULL, "udp_forwarder: N-API call failed: " #call);                    \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
@@ -916,42 +912,6 @@ static void forwarder_stop(struct forwarder *fw) {
 
 /* ---- N-API glue ----------------------------------------------------------------------------- */
 
-static const char *errno_name(int err) {
-  switch (err) {
-  case EADDRINUSE: return "EADDRINUSE";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case EBUSY: return "EBUSY";
-  case EPERM: return "EPERM";
-  case EACCES: return "EACCES";
-  case EINVAL: return "EINVAL";
-  case ENOENT: return "ENOENT";
-  case ENODEV: return "ENODEV";
-  case ENOMEM: return "ENOMEM";
-  case EBADF: return "EBADF";
-  case EBADFD: return "EBADFD";
-  case EIO: return "EIO";
-  case EAGAIN: return "EAGAIN";
-  case ECANCELED: return "ECANCELED";
-  case EMFILE: return "EMFILE";
-  default: return "EIO";
-  }
-}
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char message[200];
-  snprintf(message, sizeof message, "%s failed: %s", what, strerror(err));
-  napi_throw_error(env, errno_name(err), message);
-  return NULL;
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    napi_throw_type_error(env, NULL, "udp_forwarder: missing arguments");
-    return 0;
-  }
-  return 1;
-}
 
 static int get_u32_prop(napi_env env, napi_value obj, const char *name, uint32_t *out) {
   napi_value v;

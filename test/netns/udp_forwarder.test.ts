@@ -34,6 +34,7 @@ interface Stats {
 /** The harness in a namespace, and a way to call it. */
 class Harness {
   readonly #child: ChildProcess;
+  #log = "";
   readonly #answers: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
 
   constructor(netns: string) {
@@ -46,7 +47,7 @@ class Harness {
         process.execPath,
         join(REPO_ROOT, "dist/test/helpers/forwarder_harness.js"),
       ],
-      { stdio: ["pipe", "pipe", "inherit"] },
+      { stdio: ["pipe", "pipe", "pipe"] },
     );
     createInterface({ input: this.#child.stdout! }).on("line", (line) =>
       this.#answers.shift()?.resolve(line),
@@ -63,7 +64,7 @@ class Harness {
       this.#child.stdin!.write(`${JSON.stringify(request)}\n`);
     });
     const answer = JSON.parse(line) as { ok: boolean; result: T; error?: string };
-    if (!answer.ok) throw new Error(`${String(request.op)}: ${answer.error}`);
+    if (!answer.ok) throw new Error(`${String(request.op)}: ${answer.error}; log:\n${this.#log}`);
     return answer.result;
   }
 
@@ -124,6 +125,15 @@ function udpPacket(o: {
   octets(o.dst).copy(ipHeader, 16);
   ipHeader.writeUInt16BE(checksum(ipHeader), 10);
   return Buffer.concat([ipHeader, udp]);
+}
+
+/** A good packet from a pod of the peer's subnet to this host's port 7777. */
+const fromPeerPod = (payload: string, extra: Partial<Parameters<typeof udpPacket>[0]> = {}) =>
+  udpPacket({ src: "10.244.2.5", dst: TUN_IP, dport: 7777, payload, ...extra });
+
+/** Sends `datagram` to the forwarder's UDP port from `from`. */
+async function sendToForwarder(h: Harness, from: string, datagram: Buffer): Promise<void> {
+  await h.call({ op: "send", from, to: OWN, port: PORT, hex: datagram.toString("hex") });
 }
 
 /** Sets up the namespace and the harness; runs `body`; takes everything down in any case. */
@@ -218,13 +228,7 @@ for (const mode of [
     test("a datagram from a leased host is written into the TUN and reaches this host's socket", async () => {
       await withForwarder("fts-fwrx", mode, async (h) => {
         const { id } = await h.call<{ id: number }>({ op: "listen", ip: TUN_IP, port: 7777 });
-        const packet = udpPacket({
-          src: "10.244.2.5",
-          dst: TUN_IP,
-          dport: 7777,
-          payload: "from the peer",
-        });
-        await h.call({ op: "send", from: PEER, to: OWN, port: PORT, hex: packet.toString("hex") });
+        await sendToForwarder(h, PEER, fromPeerPod("from the peer"));
         const [payload] = await receivedBy(h, id, 1);
         assert.equal(payload?.toString(), "from the peer");
         assert.equal((await h.stats()).rxPackets, 1);
@@ -251,8 +255,7 @@ for (const mode of [
         });
         assert.equal(gone.error, "ENETUNREACH");
         // ...and what the former peer sends is no longer taken.
-        const packet = udpPacket({ src: "10.244.2.5", dst: TUN_IP, dport: 7777, payload: "late" });
-        await h.call({ op: "send", from: PEER, to: OWN, port: PORT, hex: packet.toString("hex") });
+        await sendToForwarder(h, PEER, fromPeerPod("late"));
         await waitFor(
           "the late datagram to be counted",
           async () => (await h.stats()).drops.unknown_sender === 1,
@@ -265,8 +268,7 @@ for (const mode of [
     test("malformed or unwanted datagrams are each dropped and counted; the loop goes on forwarding", async () => {
       await withForwarder("fts-fwbad", mode, async (h) => {
         const { id } = await h.call<{ id: number }>({ op: "listen", ip: TUN_IP, port: 7777 });
-        const good = (payload: string, extra: Partial<Parameters<typeof udpPacket>[0]> = {}) =>
-          udpPacket({ src: "10.244.2.5", dst: TUN_IP, dport: 7777, payload, ...extra });
+        const good = fromPeerPod;
         const cases: { name: string; from: string; datagram: Buffer; reason: string }[] = [
           {
             name: "shorter than an IPv4 header",
@@ -319,13 +321,7 @@ for (const mode of [
         ];
         for (const c of cases) {
           const before = await h.stats();
-          await h.call({
-            op: "send",
-            from: c.from,
-            to: OWN,
-            port: PORT,
-            hex: c.datagram.toString("hex"),
-          });
+          await sendToForwarder(h, c.from, c.datagram);
           await waitFor(
             `${c.name} to be counted as ${c.reason}`,
             async () => (await h.stats()).drops[c.reason] === (before.drops[c.reason] ?? 0) + 1,
@@ -345,13 +341,7 @@ for (const mode of [
               );
           }
         }
-        await h.call({
-          op: "send",
-          from: PEER,
-          to: OWN,
-          port: PORT,
-          hex: good("still here").toString("hex"),
-        });
+        await sendToForwarder(h, PEER, good("still here"));
         const [payload] = await receivedBy(h, id, 1);
         assert.equal(payload?.toString(), "still here");
       });
@@ -365,14 +355,8 @@ for (const mode of [
           "the workers' exits to be counted",
           async () => (await h.stats()).workerExits === workers,
         );
-        // Sent until one arrives: a datagram sent before the restart waits in the socket anyway.
-        const packet = udpPacket({
-          src: "10.244.2.5",
-          dst: TUN_IP,
-          dport: 7777,
-          payload: "after restart",
-        });
-        await h.call({ op: "send", from: PEER, to: OWN, port: PORT, hex: packet.toString("hex") });
+        // Sent right away: one sent before the restart waits in the socket for the new worker.
+        await sendToForwarder(h, PEER, fromPeerPod("after restart"));
         const [payload] = await receivedBy(h, id, 1);
         assert.equal(payload?.toString(), "after restart");
         await h.call({ op: "stop" });
