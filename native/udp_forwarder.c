@@ -532,6 +532,8 @@ static int complete_checksum(uint8_t *pkt, size_t len, const struct virtio_net_h
   size_t start = vh->csum_start, offset = vh->csum_offset;
   if (start + offset + 2 > len) return 0;
   uint16_t c = (uint16_t)~csum_fold(csum_add(pkt + start, len - start, 0));
+  /* A UDP checksum that comes out 0 is sent as 0xffff: 0 means "none" (RFC 768). */
+  if (c == 0 && pkt[9] == IPPROTO_UDP) c = 0xffff;
   memcpy(pkt + start + offset, &c, 2);
   return 1;
 }
