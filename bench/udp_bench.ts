@@ -8,7 +8,7 @@
  *   - forwarder CPU (user + system, both hosts) per Gbit/s carried
  *
  * Run: npm run build && node dist/bench/udp_bench.js
- * FLANNEL_TS_BENCH_ROUNDS (3), FLANNEL_TS_BENCH_SECONDS (5), FLANNEL_TS_UDP_WORKERS (1),
+ * FLANNEL_TS_BENCH_ROUNDS (3), FLANNEL_TS_BENCH_SECONDS (5), FLANNEL_TS_UDP_WORKERS (the default),
  * FLANNEL_TS_UDP_OFFLOAD (1; 0 turns the TUN offloads off).
  */
 import { readFile } from "node:fs/promises";
@@ -31,7 +31,8 @@ import { percentile, print } from "./bench_util.js";
 
 const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.FLANNEL_TS_BENCH_SECONDS ?? 5);
-const WORKERS = Number(process.env.FLANNEL_TS_UDP_WORKERS ?? 1);
+/** Workers: the backend's default unless set. */
+const WORKERS = process.env.FLANNEL_TS_UDP_WORKERS;
 const OFFLOAD = process.env.FLANNEL_TS_UDP_OFFLOAD !== "0";
 const PINGS = 400;
 const quiet = () => undefined;
@@ -119,7 +120,11 @@ async function main(): Promise<void> {
       backend: "udp",
       networkConfig: JSON.stringify({
         Network: "10.244.0.0/16",
-        Backend: { Type: "udp", Workers: WORKERS, Offload: OFFLOAD },
+        Backend: {
+          Type: "udp",
+          Offload: OFFLOAD,
+          ...(WORKERS === undefined ? {} : { Workers: Number(WORKERS) }),
+        },
       }),
     },
     quiet,
@@ -185,7 +190,7 @@ async function main(): Promise<void> {
   const b = summary(c);
   const v = summary(vxlan);
   print(
-    `udp backend, ${WORKERS} worker(s), offloads ${OFFLOAD ? "on" : "off"}, medians of ${ROUNDS} rounds, iperf3 ${SECONDS} s:`,
+    `udp backend, ${WORKERS ?? "default"} worker(s), offloads ${OFFLOAD ? "on" : "off"}, medians of ${ROUNDS} rounds, iperf3 ${SECONDS} s:`,
   );
   print(
     `  1 stream:  flannel-ts ${o.gbit1.toFixed(2)} Gbit/s, C loop ${b.gbit1.toFixed(2)} -> ${(o.gbit1 / b.gbit1).toFixed(2)}x; vxlan ${v.gbit1.toFixed(2)} (udp/vxlan ${(o.gbit1 / v.gbit1).toFixed(2)})`,

@@ -15,6 +15,8 @@
  *   stats(handle) -> number[]               counters summed over the workers (see STAT_*)
  *   restartWorker(handle, i)                starts again a worker that exited on an error
  *   failWorker(handle, i)                   makes worker i exit as on an error (tests)
+ *   replaceTun(handle, fds)                 the workers go on with new TUN queues (the device
+ *                                           was deleted and made again)
  *   stop(handle)                            stops and joins the workers, closes every descriptor
  *
  * Per worker, on each wakeup: up to BATCH packets read from the TUN queue, then one sendmmsg;
@@ -240,6 +242,7 @@ struct worker {
   int started;
   int state;      /* WORKER_*, atomic */
   int fail_asked; /* atomic */
+  int quit_asked; /* atomic: exit quietly (replaceTun) */
   uint64_t stats[STAT_COUNT]; /* written by the worker only, read atomically */
   uint8_t *tun_bufs;          /* BATCH slots, TUN -> UDP */
   uint8_t *seg_bufs;          /* BATCH slots: super-packets cut into segments */
@@ -840,6 +843,7 @@ static void *worker_main(void *arg) {
       break;
     }
     if (__atomic_load_n(&w->fw->stopping, __ATOMIC_ACQUIRE)) break;
+    if (__atomic_load_n(&w->quit_asked, __ATOMIC_ACQUIRE)) break;
     if (__atomic_load_n(&w->fail_asked, __ATOMIC_ACQUIRE)) {
       __atomic_store_n(&w->fail_asked, 0, __ATOMIC_RELAXED);
       uint64_t drain;
@@ -1243,6 +1247,49 @@ static napi_value fail_worker(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* replaceTun(handle, fds): the workers go on with new TUN queues (the device was deleted and made
+ * again); the old descriptors are closed. */
+static napi_value replace_tun(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  struct forwarder *fw = get_forwarder(env, argv[0]);
+  if (fw == NULL) return NULL;
+  uint32_t n = 0;
+  CHECK(napi_get_array_length(env, argv[1], &n));
+  if (n != (uint32_t)fw->workers_count || fw->stopped) {
+    napi_throw_range_error(env, NULL, "udp_forwarder: one TUN queue per worker expected");
+    return NULL;
+  }
+  int fds[MAX_WORKERS];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    CHECK(napi_get_element(env, argv[1], i, &v));
+    CHECK(napi_get_value_int32(env, v, &fds[i]));
+  }
+  uint64_t one = 1, drain;
+  for (uint32_t i = 0; i < n; i++) {
+    struct worker *w = &fw->workers[i];
+    if (w->started) {
+      __atomic_store_n(&w->quit_asked, 1, __ATOMIC_RELEASE);
+      if (write(w->kick_fd, &one, sizeof one) < 0) { /* it exits at its next wakeup anyway */
+      }
+      pthread_join(w->thread, NULL);
+      w->started = 0;
+    }
+    if (read(w->kick_fd, &drain, sizeof drain) < 0) { /* nothing to drain */
+    }
+    __atomic_store_n(&w->quit_asked, 0, __ATOMIC_RELEASE);
+    close(w->tun_fd);
+    w->tun_fd = fds[i];
+    w->gro.segs = 0;
+    w->gro.len = 0;
+    w->gro.bytes = 0;
+    int err = worker_start(w);
+    if (err != 0) return throw_errno(env, "pthread_create", err);
+  }
+  return NULL;
+}
+
 static napi_value stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -1261,6 +1308,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"restartWorker", NULL, restart_worker, NULL, NULL, NULL, napi_default, NULL},
       {"failWorker", NULL, fail_worker, NULL, NULL, NULL, napi_default, NULL},
+      {"replaceTun", NULL, replace_tun, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)

@@ -82,6 +82,17 @@ test("udp: three hosts; TTL, net-unreachable, a removed lease and a restarted fl
       "a packet whose TTL runs out in the forwarders is dropped",
     );
 
+    // flannel0 deleted by hand: made again with its address, MTU and route, traffic goes on.
+    await ip(["link", "del", "flannel0"], h1.netns);
+    await eventually(async () => {
+      assert.ok((await ping(p1, p2)).ok, "h1's pod reaches h2's pod again");
+      assert.ok((await ping(p2, p1)).ok, "h2's pod reaches h1's pod again");
+    });
+    const tun = await ip(["addr", "show", "flannel0"], h1.netns);
+    assert.match(tun, /mtu 1472 /);
+    assert.match(tun, new RegExp(`inet ${s1.replace(/\./g, "\\.")}/32 `));
+    assert.match(await ip(["route", "show", "10.244.0.0/16"], h1.netns), /dev flannel0/);
+
     // A subnet with no lease: the forwarder answers with ICMP net-unreachable at once.
     const free = await freeSubnet(lab);
     assert.match(await tcpConnect(p1, `10.244.${free}.5`), /Network is unreachable/);

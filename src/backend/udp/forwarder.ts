@@ -29,6 +29,7 @@ interface Addon {
   stats(handle: object): number[];
   restartWorker(handle: object, index: number): void;
   failWorker(handle: object, index: number): void;
+  replaceTun(handle: object, fds: readonly number[]): void;
   stop(handle: object): void;
 }
 
@@ -111,12 +112,40 @@ function codeOf(err: unknown): string {
   return typeof code === "string" ? code : "EIO";
 }
 
+/** Makes the TUN device with one queue per worker; the error says what to do. */
+function openTun(
+  addon: Addon,
+  name: string,
+  queues: number,
+  offload: boolean,
+): { fds: number[]; offload: boolean } {
+  try {
+    return addon.openTun(name, queues, offload);
+  } catch (err) {
+    const code = codeOf(err);
+    const hint =
+      code === "EBUSY"
+        ? `: another process holds ${name} (is another flanneld running?)`
+        : code === "EPERM" || code === "EACCES"
+          ? ": flanneld needs CAP_NET_ADMIN and /dev/net/tun"
+          : code === "ENOENT" || code === "ENODEV"
+            ? ": load the tun module (modprobe tun) and make sure /dev/net/tun exists"
+            : "";
+    throw new ForwarderError(
+      `Cannot create the TUN device ${name}: ${(err as Error).message}${hint}`,
+      code,
+      { cause: err },
+    );
+  }
+}
+
 /** The packet loop of the udp backend. */
 export class UdpForwarder {
   readonly #addon: Addon;
   readonly #handle: object;
   readonly #log: Logger;
   readonly #workers: number;
+  readonly #tunName: string;
   readonly #restarts: { delayMs: number; startedAt: number; timer: NodeJS.Timeout | null }[];
   #stopped = false;
 
@@ -126,10 +155,11 @@ export class UdpForwarder {
   private constructor(
     addon: Addon,
     handle: object,
-    workers: number,
-    offload: boolean,
+    tun: { readonly name: string; readonly workers: number; readonly offload: boolean },
     log: Logger,
   ) {
+    const { workers, offload } = tun;
+    this.#tunName = tun.name;
     this.#addon = addon;
     this.offload = offload;
     this.#handle = handle;
@@ -150,26 +180,7 @@ export class UdpForwarder {
     } catch (err) {
       throw new ForwarderError((err as Error).message, "ENOENT", { cause: err });
     }
-    let fds: number[];
-    let offload: boolean;
-    try {
-      ({ fds, offload } = addon.openTun(options.tunName, options.workers, options.offload));
-    } catch (err) {
-      const code = codeOf(err);
-      const hint =
-        code === "EBUSY"
-          ? `: another process holds ${options.tunName} (is another flanneld running?)`
-          : code === "EPERM" || code === "EACCES"
-            ? ": flanneld needs CAP_NET_ADMIN and /dev/net/tun"
-            : code === "ENOENT" || code === "ENODEV"
-              ? ": load the tun module (modprobe tun) and make sure /dev/net/tun exists"
-              : "";
-      throw new ForwarderError(
-        `Cannot create the TUN device ${options.tunName}: ${(err as Error).message}${hint}`,
-        code,
-        { cause: err },
-      );
-    }
+    const { fds, offload } = openTun(addon, options.tunName, options.workers, options.offload);
     let forwarder: UdpForwarder | null = null;
     let handle: object;
     try {
@@ -201,7 +212,12 @@ export class UdpForwarder {
         { cause: err },
       );
     }
-    forwarder = new UdpForwarder(addon, handle, options.workers, offload, options.log);
+    forwarder = new UdpForwarder(
+      addon,
+      handle,
+      { name: options.tunName, workers: options.workers, offload },
+      options.log,
+    );
     if (options.offload && !offload)
       options.log.warn(
         { device: options.tunName },
@@ -249,6 +265,20 @@ export class UdpForwarder {
 
   get workers(): number {
     return this.#workers;
+  }
+
+  /**
+   * Makes the TUN device again (it was deleted by hand) and moves the workers onto it; the
+   * caller then gives it its address, MTU and route.
+   */
+  recreateTun(): void {
+    const { fds } = openTun(this.#addon, this.#tunName, this.#workers, this.offload);
+    try {
+      this.#addon.replaceTun(this.#handle, fds);
+    } catch (err) {
+      this.#addon.closeFds(fds);
+      throw err;
+    }
   }
 
   /** Stops the workers (never blocked in the kernel: they wait in epoll) and closes the TUN. */

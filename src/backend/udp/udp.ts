@@ -139,11 +139,13 @@ export function createUdpBackend(deps: BackendDeps): Backend {
       try {
         const address = { subnet: lease.subnet, network };
         const ensureDevice = async (): Promise<Link> => {
-          const link = await netlink.getLink(TUN_NAME);
+          let link = await netlink.getLink(TUN_NAME);
           if (link === null) {
-            throw new Error(
-              `the TUN device ${TUN_NAME} is gone while flanneld holds it; restart flanneld`,
-            );
+            // Deleted by hand: made again, the workers moved onto it, the route written back.
+            forwarder.recreateTun();
+            link = await netlink.getLink(TUN_NAME);
+            if (link === null) throw new Error(`the TUN device ${TUN_NAME} cannot be made again`);
+            log.warn({ device: TUN_NAME }, "The TUN device was gone; made it again");
           }
           if (link.mtu !== mtu) {
             await netlink.setLinkMtu(link.index, mtu);
