@@ -6,7 +6,7 @@ describeNetlink("fake", () => {
   const index = netlink.addEthernet("eth0", "10.250.0.11", 24);
   return Promise.resolve({
     netlink,
-    underlay: { index, ip: "10.250.0.11" },
+    underlay: { index, ip: "10.250.0.11", ip6: "fd00:250::11" },
     cleanup: () => Promise.resolve(),
   });
 });

@@ -8,14 +8,17 @@ import { describe, test } from "node:test";
 import { FLANNEL_ROUTE_PROTOCOL, NetlinkError } from "./netlink.js";
 import type { EntryWrite, Netlink } from "./netlink.js";
 
-/** What a contract run needs: a Netlink, and an underlay link with an IPv4 address on it. */
+/** What a contract run needs: a Netlink, and an underlay link with IPv4 and IPv6 addresses. */
 export interface NetlinkHarness {
   readonly netlink: Netlink;
-  readonly underlay: { readonly index: number; readonly ip: string };
+  readonly underlay: { readonly index: number; readonly ip: string; readonly ip6: string };
   cleanup(): Promise<void>;
 }
 
 const VTEP_MAC = "0e:12:34:56:78:9a";
+
+/** The kernel gives every IPv6-capable link fe80:: addresses and routes of its own. */
+const isLinkLocal = (ip: string) => ip.startsWith("fe80:");
 
 async function withVxlan(
   open: () => Promise<NetlinkHarness>,
@@ -77,11 +80,11 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
     test("addAddress() and deleteAddress() show in listAddresses()", async () => {
       await withVxlan(open, async (h, index) => {
         await h.netlink.addAddress({ linkIndex: index, ip: "10.244.1.0", prefixLen: 32 });
-        assert.deepEqual(await h.netlink.listAddresses(index), [
-          { linkIndex: index, ip: "10.244.1.0", prefixLen: 32 },
-        ]);
+        const mine = async () =>
+          (await h.netlink.listAddresses(index)).filter((a) => !isLinkLocal(a.ip));
+        assert.deepEqual(await mine(), [{ linkIndex: index, ip: "10.244.1.0", prefixLen: 32 }]);
         await h.netlink.deleteAddress({ linkIndex: index, ip: "10.244.1.0", prefixLen: 32 });
-        assert.deepEqual(await h.netlink.listAddresses(index), []);
+        assert.deepEqual(await mine(), []);
       });
     });
 
@@ -112,6 +115,78 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
         assert.ok(!(await h.netlink.listRoutes()).some((r) => r.dst === "10.244.2.0/24"));
         await assert.rejects(h.netlink.deleteRoute(spec), NetlinkError);
       });
+    });
+
+    test("IPv6: a VXLAN device with an IPv6 local address, its /128, neighbour, FDB entry and onlink route", async () => {
+      const h = await open();
+      try {
+        const link = await h.netlink.addVxlanLink({
+          name: "flannel-v6.1",
+          vni: 1,
+          local: h.underlay.ip6,
+          parentIndex: h.underlay.index,
+          port: 8472,
+          learning: false,
+          gbp: false,
+          mtu: 1430,
+          mac: VTEP_MAC,
+        });
+        assert.equal(link.vxlan?.local, h.underlay.ip6);
+        await h.netlink.setLinkUp(link.index);
+        const index = link.index;
+        await h.netlink.addAddress({ linkIndex: index, ip: "fd00:10:244:1::", prefixLen: 128 });
+        assert.deepEqual(
+          (await h.netlink.listAddresses(index)).filter((a) => !isLinkLocal(a.ip)),
+          [{ linkIndex: index, ip: "fd00:10:244:1::", prefixLen: 128 }],
+        );
+        const mac = "0e:00:00:00:00:02";
+        const results = await h.netlink.writeEntries([
+          {
+            op: "replace",
+            entry: { kind: "neighbor", neighbor: { linkIndex: index, ip: "fd00:10:244:2::", mac } },
+          },
+          {
+            op: "replace",
+            entry: { kind: "fdb", fdb: { linkIndex: index, mac, dst: "fd00:250::12" } },
+          },
+          {
+            op: "replace",
+            entry: {
+              kind: "route",
+              route: {
+                dst: "fd00:10:244:2::/64",
+                gateway: "fd00:10:244:2::",
+                linkIndex: index,
+                onlink: true,
+              },
+            },
+          },
+        ]);
+        assert.deepEqual(results, [null, null, null]);
+        assert.deepEqual(
+          (await h.netlink.listNeighbors(index)).filter((n) => n.permanent),
+          [{ linkIndex: index, ip: "fd00:10:244:2::", mac, permanent: true }],
+        );
+        assert.deepEqual(
+          (await h.netlink.listFdb(index)).filter((f) => f.permanent),
+          [{ linkIndex: index, mac, dst: "fd00:250::12", permanent: true }],
+        );
+        const routes = (await h.netlink.listRoutes()).filter((r) => r.dst === "fd00:10:244:2::/64");
+        assert.deepEqual(routes, [
+          {
+            dst: "fd00:10:244:2::/64",
+            gateway: "fd00:10:244:2::",
+            linkIndex: index,
+            onlink: true,
+            protocol: FLANNEL_ROUTE_PROTOCOL,
+            table: 254,
+            unicast: true,
+            blackhole: false,
+          },
+        ]);
+      } finally {
+        await h.cleanup();
+      }
     });
 
     test("replaceRoute() refuses a gateway that is not on-link unless the route says onlink", async () => {
@@ -227,7 +302,9 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
           written,
           entries.map(() => null),
         );
-        const routes = (await h.netlink.listRoutes()).filter((r) => r.linkIndex === index);
+        const routes = (await h.netlink.listRoutes()).filter(
+          (r) => r.linkIndex === index && !isLinkLocal(r.dst),
+        );
         assert.equal(routes.length, count);
         assert.deepEqual(
           routes.find((r) => r.dst === "10.105.219.0/24"),
@@ -242,7 +319,8 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
             blackhole: false,
           },
         );
-        const neighbors = await h.netlink.listNeighbors(index);
+        // The kernel's own IPv6 entries (multicast, NOARP) are on the device too.
+        const neighbors = (await h.netlink.listNeighbors(index)).filter((n) => n.permanent);
         assert.equal(neighbors.length, count);
         assert.ok(neighbors.some((n) => n.ip === "10.105.219.0" && n.mac === "0e:00:00:00:05:db"));
         const fdb = await h.netlink.listFdb(index);
@@ -256,8 +334,12 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
           removed,
           entries.map(() => null),
         );
-        assert.equal((await h.netlink.listRoutes()).filter((r) => r.linkIndex === index).length, 0);
-        assert.equal((await h.netlink.listNeighbors(index)).length, 0);
+        assert.equal(
+          (await h.netlink.listRoutes()).filter((r) => r.linkIndex === index && !isLinkLocal(r.dst))
+            .length,
+          0,
+        );
+        assert.equal((await h.netlink.listNeighbors(index)).filter((n) => n.permanent).length, 0);
         assert.equal((await h.netlink.listFdb(index)).filter((f) => f.permanent).length, 0);
       });
     });
@@ -315,7 +397,7 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
           fdb(other.index, "0e:00:00:00:00:03", "10.250.0.3"),
         ]);
         assert.deepEqual(
-          (await h.netlink.listNeighbors(index)).map((n) => n.ip),
+          (await h.netlink.listNeighbors(index)).filter((n) => n.permanent).map((n) => n.ip),
           ["10.244.2.0"],
         );
         assert.deepEqual(

@@ -66,7 +66,14 @@ function describeWrite({ op, entry }: EntryWrite): string {
 }
 
 /** The multicast groups flanneld follows (linux/rtnetlink.h). */
-const RTNLGRP = { LINK: 1, NEIGH: 3, IPV4_IFADDR: 5, IPV4_ROUTE: 7 } as const;
+const RTNLGRP = {
+  LINK: 1,
+  NEIGH: 3,
+  IPV4_IFADDR: 5,
+  IPV4_ROUTE: 7,
+  IPV6_IFADDR: 9,
+  IPV6_ROUTE: 11,
+} as const;
 
 /**
  * Room for announcements: a batch of our own writes announces each entry, and a burst that
@@ -139,7 +146,7 @@ function neighborChange(payload: Buffer, removed: boolean): NetlinkChange | null
       learned: !permanent,
     };
   }
-  return null; // another family (IPv6 neighbours), or an FDB entry without an IPv4 destination
+  return null; // another family, or an FDB entry without a destination
 }
 
 /**
@@ -272,13 +279,15 @@ export class RtNetlink implements Netlink {
   }
 
   async listAddresses(linkIndex: number): Promise<Address[]> {
-    return this.#list(
-      addressDumpRequest(linkIndex),
-      "list addresses",
-      ADDRESS_MESSAGE,
-      decodeAddress,
-      (a) => a.linkIndex === linkIndex,
-    );
+    const list = (family: 4 | 6) =>
+      this.#list(
+        addressDumpRequest(linkIndex, family),
+        `list IPv${family} addresses`,
+        ADDRESS_MESSAGE,
+        decodeAddress,
+        (a) => a.linkIndex === linkIndex,
+      );
+    return [...(await list(4)), ...(await list(6))];
   }
 
   async addAddress(address: Address): Promise<void> {
@@ -296,13 +305,15 @@ export class RtNetlink implements Netlink {
   }
 
   async listRoutes(table = MAIN_TABLE): Promise<Route[]> {
-    return this.#list(
-      routeDumpRequest(table),
-      "list routes",
-      ROUTE_MESSAGE,
-      decodeRoute,
-      (r) => r.table === table,
-    );
+    const list = (family: 4 | 6) =>
+      this.#list(
+        routeDumpRequest(table, family),
+        `list IPv${family} routes`,
+        ROUTE_MESSAGE,
+        decodeRoute,
+        (r) => r.table === table,
+      );
+    return [...(await list(4)), ...(await list(6))];
   }
 
   async replaceRoute(route: RouteSpec): Promise<void> {

@@ -4,6 +4,7 @@
  * (struct ndmsg), and the dump requests that list them, filtered in the kernel by device where
  * the kernel can (routes by table, neighbours by NDA_IFINDEX, FDB entries by the bridge port).
  */
+import { formatIPv6, parseIPv4, parseIPv6 } from "../ip/ip.js";
 import type { FdbEntry, KernelEntry, Neighbor, Route, RouteSpec } from "./netlink.js";
 import { BLACKHOLE_ROUTE_METRIC, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE } from "./netlink.js";
 import type { NetlinkRequest } from "./rtnetlink_socket.js";
@@ -16,8 +17,10 @@ const RTM_DELNEIGH = 29;
 const RTM_GETNEIGH = 30;
 /** Flags of a write that replaces: NLM_F_CREATE | NLM_F_REPLACE. */
 const CREATE_REPLACE = 0x500;
+const AF_UNSPEC = 0;
 const AF_INET = 2;
 const AF_BRIDGE = 7;
+const AF_INET6 = 10;
 const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
 const NDA = { DST: 1, LLADDR: 2, IFINDEX: 8 } as const;
 const RT_SCOPE = { UNIVERSE: 0, LINK: 253, NOWHERE: 255 } as const;
@@ -58,6 +61,13 @@ export class PayloadWriter {
     return this;
   }
 
+  /** An IPv4 (4 bytes) or IPv6 (16 bytes) address. */
+  ip(type: number, ip: string): this {
+    const bytes = ipBytes(ip);
+    bytes.copy(this.buffer, this.#attr(type, bytes.length));
+    return this;
+  }
+
   mac(type: number, mac: string): this {
     writeMac(this.buffer, this.#attr(type, 6), mac);
     return this;
@@ -85,6 +95,30 @@ export function writeIPv4(buffer: Buffer, offset: number, ip: string): void {
   });
 }
 
+/** The address family (AF_INET or AF_INET6) of an address in text. */
+export function familyOf(ip: string): number {
+  return ip.includes(":") ? AF_INET6 : AF_INET;
+}
+
+/** An address's bytes: 4 for IPv4, 16 for IPv6. Throws RangeError for anything else. */
+export function ipBytes(ip: string): Buffer {
+  if (familyOf(ip) === AF_INET) {
+    const out = Buffer.alloc(4);
+    writeIPv4(out, 0, ip);
+    return out;
+  }
+  const value = parseIPv6(ip);
+  if (value === null) throw new RangeError(`Invalid IPv6 address "${ip}"`);
+  return Buffer.from(value.toString(16).padStart(32, "0"), "hex");
+}
+
+/** The address in an attribute of 4 (IPv4) or 16 (IPv6) bytes; null for another length. */
+export function ipAt(buffer: Buffer, offset: number, length: number): string | null {
+  if (length === 4) return ipv4At(buffer, offset);
+  if (length === 16) return formatIPv6(BigInt(`0x${buffer.toString("hex", offset, offset + 16)}`));
+  return null;
+}
+
 function writeMac(buffer: Buffer, offset: number, mac: string): void {
   const hex = mac.replace(/:/g, "");
   if (!/^[0-9a-fA-F]{12}$/.test(hex)) throw new RangeError(`Invalid MAC address "${mac}"`);
@@ -102,23 +136,34 @@ export function macAt(buffer: Buffer, offset: number): string {
   return `${byte(0)}:${byte(1)}:${byte(2)}:${byte(3)}:${byte(4)}:${byte(5)}`;
 }
 
-/** `a.b.c.d/n` → address and prefix length. */
-function splitCidr(dst: string): { ip: string; len: number } {
+/** `a.b.c.d/n` or `fd00::/64` → address, prefix length, family and address size. */
+function splitCidr(dst: string): { ip: string; len: number; family: number; size: number } {
   const slash = dst.indexOf("/");
   const len = Number(dst.slice(slash + 1));
-  if (slash < 0 || !Number.isInteger(len) || len < 0 || len > 32)
-    throw new RangeError(`Invalid IPv4 route destination "${dst}"`);
-  return { ip: dst.slice(0, slash), len };
+  const ip = dst.slice(0, slash);
+  const family = familyOf(ip);
+  const max = family === AF_INET ? 32 : 128;
+  const valid = family === AF_INET ? parseIPv4(ip) !== null : parseIPv6(ip) !== null;
+  if (slash < 0 || !valid || !Number.isInteger(len) || len < 0 || len > max)
+    throw new RangeError(`Invalid route destination "${dst}"`);
+  return { ip, len, family, size: family === AF_INET ? 4 : 16 };
 }
 
 /** struct rtmsg (12 bytes) followed by room for `attrBytes`. */
 function rtmsg(
-  fields: { dstLen: number; protocol: number; scope: number; type: number; flags: number },
+  fields: {
+    family: number;
+    dstLen: number;
+    protocol: number;
+    scope: number;
+    type: number;
+    flags: number;
+  },
   attrBytes: number,
 ): PayloadWriter {
   const w = new PayloadWriter(12, attrBytes);
   const b = w.buffer;
-  b[0] = AF_INET;
+  b[0] = fields.family;
   b[1] = fields.dstLen;
   b[4] = MAIN_TABLE;
   b[5] = fields.protocol;
@@ -129,10 +174,13 @@ function rtmsg(
 }
 
 function routeRequest(route: RouteSpec, op: "replace" | "delete"): NetlinkRequest {
-  const { ip, len } = splitCidr(route.dst);
+  const { ip, len, family, size } = splitCidr(route.dst);
+  if (route.gateway !== null && familyOf(route.gateway) !== family)
+    throw new RangeError(`Route ${route.dst} has a gateway of the other family: ${route.gateway}`);
   const replace = op === "replace";
   const w = rtmsg(
     {
+      family,
       dstLen: len,
       protocol: replace ? FLANNEL_ROUTE_PROTOCOL : 0,
       scope: replace
@@ -143,12 +191,12 @@ function routeRequest(route: RouteSpec, op: "replace" | "delete"): NetlinkReques
       type: RTN.UNICAST,
       flags: route.onlink ? RTNH_F_ONLINK : 0,
     },
-    attrSize(4) * (route.gateway === null ? 3 : 4),
+    attrSize(4) * 2 + attrSize(size) * (route.gateway === null ? 1 : 2),
   )
     .u32(RTA.TABLE, MAIN_TABLE)
-    .ipv4(RTA.DST, ip)
+    .ip(RTA.DST, ip)
     .u32(RTA.OIF, route.linkIndex);
-  if (route.gateway !== null) w.ipv4(RTA.GATEWAY, route.gateway);
+  if (route.gateway !== null) w.ip(RTA.GATEWAY, route.gateway);
   return {
     type: replace ? RTM_NEWROUTE : RTM_DELROUTE,
     flags: replace ? CREATE_REPLACE : 0,
@@ -158,19 +206,20 @@ function routeRequest(route: RouteSpec, op: "replace" | "delete"): NetlinkReques
 
 /** The request that creates or replaces the blackhole route to `dst`. */
 export function blackholeRouteRequest(dst: string): NetlinkRequest {
-  const { ip, len } = splitCidr(dst);
+  const { ip, len, family, size } = splitCidr(dst);
   const w = rtmsg(
     {
+      family,
       dstLen: len,
       protocol: FLANNEL_ROUTE_PROTOCOL,
       scope: RT_SCOPE.UNIVERSE,
       type: RTN.BLACKHOLE,
       flags: 0,
     },
-    attrSize(4) * 3,
+    attrSize(4) * 2 + attrSize(size),
   )
     .u32(RTA.TABLE, MAIN_TABLE)
-    .ipv4(RTA.DST, ip)
+    .ip(RTA.DST, ip)
     .u32(RTA.PRIORITY, BLACKHOLE_ROUTE_METRIC);
   return { type: RTM_NEWROUTE, flags: CREATE_REPLACE, payload: w.buffer };
 }
@@ -194,24 +243,26 @@ function neighborRequest(
   neighbor: Omit<Neighbor, "permanent">,
   op: "replace" | "delete",
 ): NetlinkRequest {
+  const family = familyOf(neighbor.ip);
+  const size = family === AF_INET ? 4 : 16;
   if (op === "delete") {
     const w = ndmsg(
-      { family: AF_INET, ifindex: neighbor.linkIndex, state: 0, flags: 0, type: 0 },
-      attrSize(4),
-    ).ipv4(NDA.DST, neighbor.ip);
+      { family, ifindex: neighbor.linkIndex, state: 0, flags: 0, type: 0 },
+      attrSize(size),
+    ).ip(NDA.DST, neighbor.ip);
     return { type: RTM_DELNEIGH, flags: 0, payload: w.buffer };
   }
   const w = ndmsg(
     {
-      family: AF_INET,
+      family,
       ifindex: neighbor.linkIndex,
       state: NUD_PERMANENT,
       flags: 0,
       type: RTN.UNICAST,
     },
-    attrSize(4) + attrSize(6),
+    attrSize(size) + attrSize(6),
   )
-    .ipv4(NDA.DST, neighbor.ip)
+    .ip(NDA.DST, neighbor.ip)
     .mac(NDA.LLADDR, neighbor.mac);
   return { type: RTM_NEWNEIGH, flags: CREATE_REPLACE, payload: w.buffer };
 }
@@ -225,10 +276,10 @@ function fdbRequest(entry: Omit<FdbEntry, "permanent">, op: "replace" | "delete"
       flags: NTF_SELF,
       type: 0,
     },
-    attrSize(6) + attrSize(4),
+    attrSize(6) + attrSize(familyOf(entry.dst) === AF_INET ? 4 : 16),
   )
     .mac(NDA.LLADDR, entry.mac)
-    .ipv4(NDA.DST, entry.dst);
+    .ip(NDA.DST, entry.dst);
   return op === "replace"
     ? { type: RTM_NEWNEIGH, flags: CREATE_REPLACE, payload: w.buffer }
     : { type: RTM_DELNEIGH, flags: 0, payload: w.buffer };
@@ -251,17 +302,17 @@ export function entryRequest(entry: KernelEntry, op: "replace" | "delete"): Netl
  * fields other than the family are zero, and the filters the kernel honours are given.
  */
 
-/** Dump request: the IPv4 routes of one table. */
-export function routeDumpRequest(table: number): NetlinkRequest {
+/** Dump request: the routes of one table, of one family (4 or 6). */
+export function routeDumpRequest(table: number, family: 4 | 6 = 4): NetlinkRequest {
   const w = new PayloadWriter(12, attrSize(4)).u32(RTA.TABLE, table);
-  w.buffer[0] = AF_INET;
+  w.buffer[0] = family === 4 ? AF_INET : AF_INET6;
   w.buffer[4] = table < 256 ? table : 0;
   return { type: RTM_GETROUTE, flags: 0, payload: w.buffer };
 }
 
-/** Dump request: the IPv4 neighbours of one device (NDA_IFINDEX). */
+/** Dump request: the IPv4 and IPv6 neighbours of one device (NDA_IFINDEX). */
 export function neighborDumpRequest(linkIndex: number): NetlinkRequest {
-  const w = ndmsg({ family: AF_INET, ifindex: 0, state: 0, flags: 0, type: 0 }, attrSize(4)).u32(
+  const w = ndmsg({ family: AF_UNSPEC, ifindex: 0, state: 0, flags: 0, type: 0 }, attrSize(4)).u32(
     NDA.IFINDEX,
     linkIndex,
   );
@@ -291,17 +342,18 @@ export function forEachAttr(
   }
 }
 
-/** A route from a RTM_NEWROUTE message; null for another family. */
+/** An IPv4 or IPv6 route from a RTM_NEWROUTE message; null for another family. */
 export function decodeRoute(payload: Buffer): Route | null {
-  if (payload.length < 12 || payload.readUInt8(0) !== AF_INET) return null;
+  const family = payload.length < 12 ? -1 : payload.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return null;
   let table = payload.readUInt8(4);
-  let dst = "0.0.0.0";
+  let dst = family === AF_INET ? "0.0.0.0" : "::";
   let gateway: string | null = null;
   let linkIndex = 0;
   forEachAttr(payload, 12, (type, offset, length) => {
     if (type === RTA.TABLE && length >= 4) table = payload.readUInt32LE(offset);
-    else if (type === RTA.DST && length === 4) dst = ipv4At(payload, offset);
-    else if (type === RTA.GATEWAY && length === 4) gateway = ipv4At(payload, offset);
+    else if (type === RTA.DST) dst = ipAt(payload, offset, length) ?? dst;
+    else if (type === RTA.GATEWAY) gateway = ipAt(payload, offset, length);
     else if (type === RTA.OIF && length >= 4) linkIndex = payload.readUInt32LE(offset);
   });
   const type = payload.readUInt8(7);
@@ -318,18 +370,18 @@ export function decodeRoute(payload: Buffer): Route | null {
 }
 
 /**
- * The fields of a RTM_NEWNEIGH/RTM_DELNEIGH message of one family (AF_INET: a neighbour;
- * AF_BRIDGE: an FDB entry): its device, NDA_DST as IPv4, NDA_LLADDR, and whether it is
- * permanent. Null for another family or without an IPv4 NDA_DST.
+ * The fields of a RTM_NEWNEIGH/RTM_DELNEIGH message of the given families (AF_INET, AF_INET6: a
+ * neighbour; AF_BRIDGE: an FDB entry): its device, NDA_DST (IPv4 or IPv6), NDA_LLADDR, and
+ * whether it is permanent. Null for another family or without NDA_DST.
  */
 function decodeNdmsg(
   payload: Buffer,
-  family: number,
+  families: readonly number[],
 ): { linkIndex: number; ip: string; mac: string; permanent: boolean } | null {
-  if (payload.length < 12 || payload.readUInt8(0) !== family) return null;
+  if (payload.length < 12 || !families.includes(payload.readUInt8(0))) return null;
   const found: { ip: string | null; mac: string } = { ip: null, mac: "" };
   forEachAttr(payload, 12, (type, offset, length) => {
-    if (type === NDA.DST && length === 4) found.ip = ipv4At(payload, offset);
+    if (type === NDA.DST) found.ip = ipAt(payload, offset, length);
     else if (type === NDA.LLADDR && length === 6) found.mac = macAt(payload, offset);
   });
   if (found.ip === null) return null;
@@ -341,14 +393,14 @@ function decodeNdmsg(
   };
 }
 
-/** An IPv4 neighbour from a RTM_NEWNEIGH message; null for another kind. */
+/** An IPv4 or IPv6 neighbour from a RTM_NEWNEIGH message; null for another kind. */
 export function decodeNeighbor(payload: Buffer): Neighbor | null {
-  return decodeNdmsg(payload, AF_INET);
+  return decodeNdmsg(payload, [AF_INET, AF_INET6]);
 }
 
-/** An FDB entry with an IPv4 destination from a bridge-family RTM_NEWNEIGH; null otherwise. */
+/** An FDB entry with a destination from a bridge-family RTM_NEWNEIGH; null otherwise. */
 export function decodeFdb(payload: Buffer): FdbEntry | null {
-  const fields = decodeNdmsg(payload, AF_BRIDGE);
+  const fields = decodeNdmsg(payload, [AF_BRIDGE]);
   if (fields === null) return null;
   const { linkIndex, ip, mac, permanent } = fields;
   return { linkIndex, mac, dst: ip, permanent };

@@ -8,10 +8,11 @@ import type { Address, Link, VxlanInfo, VxlanLinkSpec } from "./netlink.js";
 import {
   PayloadWriter,
   attrSize,
+  familyOf,
   forEachAttr,
-  ipv4At,
+  ipAt,
+  ipBytes,
   macAt,
-  writeIPv4,
 } from "./rtnetlink_codec.js";
 import type { NetlinkRequest } from "./rtnetlink_socket.js";
 
@@ -28,8 +29,19 @@ const IFF_UP = 1;
 const NLA_F_NESTED = 0x8000;
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINKINFO: 18 } as const;
 const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
-const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, GBP: 23 } as const;
-const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
+const IFLA_VXLAN = {
+  ID: 1,
+  LINK: 3,
+  LOCAL: 4,
+  LEARNING: 7,
+  PORT: 15,
+  LOCAL6: 17,
+  GBP: 23,
+} as const;
+const IFA = { ADDRESS: 1, LOCAL: 2, FLAGS: 8 } as const;
+/** An IPv6 address usable at once: no duplicate address detection (flannel's /128s are unique). */
+const IFA_F_NODAD = 0x02;
+const AF_INET6 = 10;
 
 /** The kinds of message the dumps answer with. */
 export const LINK_MESSAGE = RTM_NEWLINK;
@@ -55,9 +67,8 @@ function vxlanData(spec: VxlanInfo): Buffer {
   ];
   if (spec.parentIndex !== null) parts.push([IFLA_VXLAN.LINK, u32(spec.parentIndex)]);
   if (spec.local !== null) {
-    const local = Buffer.alloc(4);
-    writeIPv4(local, 0, spec.local);
-    parts.push([IFLA_VXLAN.LOCAL, local]);
+    const local = ipBytes(spec.local);
+    parts.push([local.length === 4 ? IFLA_VXLAN.LOCAL : IFLA_VXLAN.LOCAL6, local]);
   }
   if (spec.port !== 0) {
     const port = Buffer.alloc(2);
@@ -137,7 +148,8 @@ function vxlanInfo(payload: Buffer, offset: number, length: number): VxlanInfo {
   } = { vni: 0, local: null, parentIndex: null, port: 0, learning: false, gbp: false };
   forEachAttr(data, 0, (type, at, size) => {
     if (type === IFLA_VXLAN.ID && size >= 4) info.vni = data.readUInt32LE(at);
-    else if (type === IFLA_VXLAN.LOCAL && size === 4) info.local = ipv4At(data, at);
+    else if ((type === IFLA_VXLAN.LOCAL || type === IFLA_VXLAN.LOCAL6) && size >= 4)
+      info.local = ipAt(data, at, size);
     else if (type === IFLA_VXLAN.LINK && size >= 4) info.parentIndex = data.readUInt32LE(at);
     else if (type === IFLA_VXLAN.PORT && size === 2) info.port = data.readUInt16BE(at);
     else if (type === IFLA_VXLAN.LEARNING && size >= 1) info.learning = data.readUInt8(at) !== 0;
@@ -183,36 +195,54 @@ function text(buffer: Buffer, offset: number, length: number): string {
   return buffer.toString("latin1", offset, offset + length).replace(/\0+$/, "");
 }
 
-/** struct ifaddrmsg (8 bytes) for an IPv4 address, followed by room for `attrBytes`. */
-function ifaddrmsg(prefixLen: number, index: number, attrBytes: number): PayloadWriter {
+/** struct ifaddrmsg (8 bytes) for an address, followed by room for `attrBytes`. */
+function ifaddrmsg(
+  family: number,
+  prefixLen: number,
+  index: number,
+  attrBytes: number,
+): PayloadWriter {
   const w = new PayloadWriter(8, attrBytes);
-  w.buffer.writeUInt8(AF_INET, 0);
+  w.buffer.writeUInt8(family, 0);
   w.buffer.writeUInt8(prefixLen, 1);
   w.buffer.writeUInt32LE(index, 4);
   return w;
 }
 
 export function addressRequest(address: Address, op: "add" | "delete"): NetlinkRequest {
-  const w = ifaddrmsg(address.prefixLen, address.linkIndex, 2 * attrSize(4))
-    .ipv4(IFA.LOCAL, address.ip)
-    .ipv4(IFA.ADDRESS, address.ip);
+  const family = familyOf(address.ip);
+  const size = family === AF_INET ? 4 : 16;
+  const w = ifaddrmsg(
+    family,
+    address.prefixLen,
+    address.linkIndex,
+    2 * attrSize(size) + (family === AF_INET6 ? attrSize(4) : 0),
+  )
+    .ip(IFA.LOCAL, address.ip)
+    .ip(IFA.ADDRESS, address.ip);
+  if (family === AF_INET6) w.u32(IFA.FLAGS, IFA_F_NODAD);
   return op === "add"
     ? { type: RTM_NEWADDR, flags: CREATE_REPLACE, payload: w.buffer }
     : { type: RTM_DELADDR, flags: 0, payload: w.buffer };
 }
 
-/** Dump request: the IPv4 addresses of one link (ifa_index, honoured with strict checking). */
-export function addressDumpRequest(linkIndex: number): NetlinkRequest {
-  return { type: RTM_GETADDR, flags: 0, payload: ifaddrmsg(0, linkIndex, 0).buffer };
+/**
+ * Dump request: the addresses of one family (4 or 6) on one link (ifa_index, honoured with
+ * strict checking).
+ */
+export function addressDumpRequest(linkIndex: number, family: 4 | 6 = 4): NetlinkRequest {
+  const af = family === 4 ? AF_INET : AF_INET6;
+  return { type: RTM_GETADDR, flags: 0, payload: ifaddrmsg(af, 0, linkIndex, 0).buffer };
 }
 
-/** An IPv4 address from a RTM_NEWADDR message; null for another family. */
+/** An IPv4 or IPv6 address from a RTM_NEWADDR message; null for another family. */
 export function decodeAddress(payload: Buffer): Address | null {
-  if (payload.length < 8 || payload.readUInt8(0) !== AF_INET) return null;
+  const family = payload.length < 8 ? -1 : payload.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return null;
   const found: { local: string | null; address: string | null } = { local: null, address: null };
   forEachAttr(payload, 8, (type, offset, length) => {
-    if (type === IFA.LOCAL && length === 4) found.local = ipv4At(payload, offset);
-    else if (type === IFA.ADDRESS && length === 4) found.address = ipv4At(payload, offset);
+    if (type === IFA.LOCAL) found.local = ipAt(payload, offset, length);
+    else if (type === IFA.ADDRESS) found.address = ipAt(payload, offset, length);
   });
   const ip = found.local ?? found.address;
   if (ip === null) return null;
