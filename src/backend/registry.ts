@@ -28,13 +28,10 @@ export function createBackend(type: string, deps: BackendDeps): Backend {
   );
 }
 
-/** The backends whose leases flannel (Go) hosts read as dual-stack. */
-const DUAL_STACK_BACKENDS = new Set(["vxlan", "host-gw"]);
-
 /**
  * The checks a backend makes of the network config before anything starts, so that
  * `flannelctl config validate/set` refuses what flanneld would refuse: a backend type that is
- * not built, options the backend cannot decode, and EnableIPv6 where no IPv6 data plane exists.
+ * not built, and options the backend cannot decode.
  */
 export function checkBackendConfig(config: NetworkConfig): void {
   const type = config.backendType;
@@ -45,10 +42,4 @@ export function checkBackendConfig(config: NetworkConfig): void {
   }
   if (type === "vxlan") parseVxlanConfig(config.backend);
   if (type === "udp") parseUdpConfig(config.backend);
-  if (config.enableIPv6 && DUAL_STACK_BACKENDS.has(type)) {
-    // TODO(#13): lift this once the IPv6 data plane exists.
-    throw new ConfigError(
-      `Cannot use EnableIPv6 with backend "${type}": flannel-ts does not carry IPv6 yet, and a dual-stack lease without PublicIPv6 and BackendV6Data breaks flannel (Go) hosts in the same network: remove EnableIPv6`,
-    );
-  }
 }

@@ -109,6 +109,12 @@ export interface DataPlane<Context> {
   prepare(): Promise<Context>;
   /** The entries a remote lease needs. Throws when the lease cannot be served (logged, skipped). */
   entriesFor(remote: Lease, context: Context): KernelEntry[];
+  /**
+   * The entries a remote lease's IPv6 subnet needs, on a dual-stack plane (absent otherwise);
+   * called for leases that have one. Throws when the lease's IPv6 part cannot be served: that
+   * part is skipped with one warning, and its IPv4 entries still go in.
+   */
+  entriesForV6?(remote: Lease, context: Context): KernelEntry[];
   /** The entries of this backend that the kernel holds now. */
   listOwned(context: Context): Promise<KernelEntry[]>;
   /** Whether a change the kernel announced can have touched this plane's entries or devices. */
@@ -451,6 +457,19 @@ export class RouteNetwork<Context> implements Network {
         continue;
       }
       for (const entry of entries) wanted.set(entryKey(entry), entry);
+      if (this.#plane.entriesForV6 === undefined || lease.ipv6Subnet === null) continue;
+      try {
+        for (const entry of this.#plane.entriesForV6(lease, context))
+          wanted.set(entryKey(entry), entry);
+      } catch (err) {
+        this.#noteFailure(
+          `lease ${subnet} v6`,
+          (err as Error).message,
+          { subnet, publicIPv6: lease.attrs.publicIPv6 },
+          false,
+          "IPv6 part of a remote lease skipped; its IPv4 part is served",
+        );
+      }
     }
 
     const stale = [...kernel].filter(([key]) => !wanted.has(key));
@@ -533,10 +552,20 @@ export class RouteNetwork<Context> implements Network {
   }
 
   /** Logs a failure once per distinct message, so a lasting problem does not flood the log. */
-  #noteFailure(key: string, message: string, fields: Record<string, unknown>, quiet = false): void {
+  #noteFailure(
+    key: string,
+    message: string,
+    fields: Record<string, unknown>,
+    quiet = false,
+    warning?: string,
+  ): void {
     if (this.#failures.get(key) === message) return;
     this.#failures.set(key, message);
     if (quiet) return; // summed up by the caller
+    if (warning !== undefined) {
+      this.#deps.log.warn({ ...fields, err: message }, warning);
+      return;
+    }
     this.#deps.log.error(
       { ...fields, err: message },
       "Cannot program the kernel for a remote host; other hosts are not affected",

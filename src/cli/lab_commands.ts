@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { FlannelError } from "../errors.js";
 import {
   LAB_BACKENDS,
+  LAB_IPV6_NETWORK,
   addNode,
   deleteNode,
   findNode,
@@ -69,6 +70,7 @@ interface UpFlags {
   ipMasq?: boolean;
   nftables?: boolean;
   kube?: boolean;
+  dualStack?: boolean;
 }
 
 async function up(flags: UpFlags, out: Out): Promise<Lab> {
@@ -88,6 +90,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
   );
   const networkConfig = JSON.stringify({
     Network: "10.244.0.0/16",
+    ...(flags.dualStack ? { EnableIPv6: true, IPv6Network: LAB_IPV6_NETWORK } : {}),
     ...(flags.nftables ? { EnableNFTables: true } : {}),
     Backend: { Type: flags.backend },
   });
@@ -114,10 +117,14 @@ async function check(lab: Lab, out: Out, throughput: boolean): Promise<number> {
   const results = await pingAll(pods);
   out(formatPingMatrix(pods, results));
   const failed = results.filter((r) => !r.ok).length;
+  const v6 = results.some((r) => r.family === 6);
+  const pairs = results.filter((r) => r.family === 4).length;
   out(
     failed === 0
-      ? `All ${results.length} pod pairs reach each other.\n`
-      : `${failed} of ${results.length} pod pairs FAILED.\n`,
+      ? v6
+        ? `All ${pairs} pod pairs reach each other over IPv4 and IPv6.\n`
+        : `All ${results.length} pod pairs reach each other.\n`
+      : `${failed} of ${results.length} pod pairs FAILED${v6 ? " (IPv4 and IPv6 pings)" : ""}.\n`,
   );
   if (throughput) {
     const a = pods[0];
@@ -152,6 +159,10 @@ export function addLabCommands(program: Command, out: Out): void {
     .option("--etcd-members <n>", "etcd members: 1 or 3", positiveInt("--etcd-members"), 1)
     .option("--ip-masq", "run flanneld with --ip-masq")
     .option("--nftables", "set EnableNFTables in the network config")
+    .option(
+      "--dual-stack",
+      `IPv6 beside IPv4: EnableIPv6 with IPv6Network ${LAB_IPV6_NETWORK} (vxlan, host-gw)`,
+    )
     .option("--kube", "Kubernetes mode: a Kubernetes API double instead of etcd, a Node per host")
     .action(async (flags: UpFlags) => {
       await up(flags, out);

@@ -107,14 +107,21 @@ async function setUpTrafficRules(
   options: FlanneldOptions,
   config: NetworkConfig,
   subnet: IPNet,
+  ipv6Subnet: IPNet | null,
   log: Logger,
 ): Promise<FlannelRules> {
   const network = config.network;
+  const network6 = config.enableIPv6 && ipv6Subnet !== null ? config.ipv6Network : null;
   const randomFully =
     options.ipMasq && !options.ipMasqFullyRandomDisable && (await traffic.supportsRandomFully());
   const rules: FlannelRules = {
     masq: options.ipMasq && network !== null ? { network, subnet, randomFully } : null,
     forward: options.iptablesForwardRules && network !== null ? { network } : null,
+    masq6:
+      options.ipMasq && network6 !== null && ipv6Subnet !== null
+        ? { network: network6, subnet: ipv6Subnet, randomFully }
+        : null,
+    forward6: options.iptablesForwardRules && network6 !== null ? { network: network6 } : null,
   };
   await traffic.cleanUpOtherMode();
   await traffic.apply(rules);
@@ -226,7 +233,14 @@ export async function runFlanneld(
     // traffic leaves unmasqueraded); without it, subnet.env goes first and the forward rules
     // follow, so that pods do not wait for iptables.
     if (!options.ipMasq) await writeSubnetFile();
-    const rules = await setUpTrafficRules(traffic, options, config, network.lease.subnet, log);
+    const rules = await setUpTrafficRules(
+      traffic,
+      options,
+      config,
+      network.lease.subnet,
+      network.lease.ipv6Subnet,
+      log,
+    );
     if (options.ipBlackholeRoute) {
       await ensureBlackholeRoute(netlink, network.lease.subnet);
       log.info({ subnet: network.lease.subnet.toString() }, "Blackhole route added");

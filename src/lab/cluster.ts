@@ -37,6 +37,22 @@ import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
 export { REPO_ROOT };
 const STATE_ROOT = process.env.FLANNEL_TS_LAB_DIR ?? "/run/flannel-ts/lab";
 const HUB_ADDRESS = "10.250.0.1";
+/** The hub's IPv6 address; host N has fd00:250::<10+N> (every lab host has IPv6 on its eth0). */
+const HUB_ADDRESS6 = "fd00:250::1";
+/** The IPv6 pod network of `--dual-stack` labs (IPv6SubnetLen defaults to 64). */
+export const LAB_IPV6_NETWORK = "fd00:10:244::/56";
+
+/**
+ * No duplicate address detection in a lab namespace: addresses are unique by construction, and
+ * DAD would hold each new IPv6 address (the pods', cni0's) unusable for a second or two.
+ */
+async function noDad(netns: string): Promise<void> {
+  await execIn(netns, "sysctl", [
+    "-qw",
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
+  ]);
+}
 /** Where a lab keeps its leases: etcd, or Node objects in the Kubernetes API double. */
 export type LabDatastore = "etcd" | "kube";
 const KUBE_API_PORT = 6443;
@@ -93,6 +109,8 @@ export interface LabNode {
   readonly name: string;
   readonly netns: string;
   readonly address: string;
+  /** Its IPv6 address on the hub segment (fd00:250::<10+N>). */
+  readonly address6: string;
   readonly subnetFile: string;
   readonly logFile: string;
   readonly pidFile: string;
@@ -174,6 +192,7 @@ function nodeOf(lab: string, dir: string, index: number): LabNode {
     name,
     netns: `${lab}-${name}`,
     address: `10.250.0.${10 + index}`,
+    address6: `fd00:250::${10 + index}`,
     subnetFile: join(dir, name, "subnet.env"),
     logFile: join(dir, name, "flanneld.log"),
     pidFile: join(dir, name, "flanneld.pid"),
@@ -281,6 +300,7 @@ async function upHub(
   await addNetns(lab.hub);
   await ip(["link", "add", "br0", "type", "bridge"], lab.hub);
   await ip(["addr", "add", `${HUB_ADDRESS}/24`, "dev", "br0"], lab.hub);
+  await ip(["addr", "add", `${HUB_ADDRESS6}/64`, "dev", "br0", "nodad"], lab.hub);
   for (let m = 2; m <= lab.etcdMembers; m++)
     await ip(["addr", "add", `${memberAddress(m)}/24`, "dev", "br0"], lab.hub);
   await ip(["link", "set", "br0", "up"], lab.hub);
@@ -373,10 +393,17 @@ async function upNode(
     node.netns,
   );
   await ip(["link", "set", node.name, "master", "br0", "up"], lab.hub);
+  await noDad(node.netns);
   await ip(["addr", "add", `${node.address}/24`, "dev", "eth0"], node.netns);
+  await ip(["addr", "add", `${node.address6}/64`, "dev", "eth0", "nodad"], node.netns);
   await ip(["link", "set", "eth0", "up"], node.netns);
   await ip(["route", "add", "default", "via", HUB_ADDRESS], node.netns);
-  await execIn(node.netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+  await ip(["-6", "route", "add", "default", "via", HUB_ADDRESS6], node.netns);
+  await execIn(node.netns, "sysctl", [
+    "-qw",
+    "net.ipv4.ip_forward=1",
+    "net.ipv6.conf.all.forwarding=1",
+  ]);
   if (lab.datastore === "kube") {
     // kube-controller-manager's node IPAM and the kubelet's registration, played by the lab.
     const index = Number(node.name.slice(1));
@@ -476,7 +503,10 @@ export interface LabPod {
   readonly name: string;
   readonly netns: string;
   readonly node: string;
+  /** Its IPv4 address (its IPv6 one on an IPv6-only network). */
   readonly ip: string;
+  /** Its IPv6 address on a dual-stack network. */
+  readonly ip6?: string;
 }
 
 /** The flannel CNI config a lab host uses (flannel's cbr0 conflist entry, with the lab's paths). */
@@ -506,6 +536,7 @@ export async function addPod(
   const name = `${node.name}p${index}`;
   const netns = `${lab.name}-${name}`;
   await addNetns(netns);
+  await noDad(netns);
   const env = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     CNI_COMMAND: "ADD",
@@ -519,10 +550,18 @@ export async function addPod(
     env,
   });
   const result = JSON.parse(out) as { ips?: { address?: string }[] };
-  const ip4 = result.ips?.[0]?.address?.split("/")[0];
-  if (ip4 === undefined)
+  const addresses = (result.ips ?? []).map((i) => i.address?.split("/")[0] ?? "");
+  const ip4 = addresses.find((a) => a.includes("."));
+  const ip6 = addresses.find((a) => a.includes(":"));
+  if (ip4 === undefined && ip6 === undefined)
     throw new Error(`Cannot add pod ${name}: bin/flannel gave no address: ${out}`);
-  const pod: LabPod = { name, netns, node: node.name, ip: ip4 };
+  const pod: LabPod = {
+    name,
+    netns,
+    node: node.name,
+    ip: ip4 ?? ip6 ?? "",
+    ...(ip6 !== undefined && ip4 !== undefined ? { ip6 } : {}),
+  };
   const file = join(lab.dir, node.name, "pods.json");
   const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
   await writeFile(file, JSON.stringify([...pods.filter((p) => p.name !== name), pod]));

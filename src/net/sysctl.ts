@@ -54,16 +54,17 @@ export async function checkBrNetfilter(
 }
 
 /**
- * Sets an IPv4 setting of one device (`/proc/sys/net/ipv4/conf/<device>/<name>`), when it differs;
- * true when it was changed. Throws when the file cannot be written.
+ * Sets an IPv4 (or IPv6) setting of one device (`/proc/sys/net/ipv4/conf/<device>/<name>`), when
+ * it differs; true when it was changed. Throws when the file cannot be written.
  */
 export async function setDeviceSysctl(
   device: string,
   name: string,
   value: string,
+  family: 4 | 6 = 4,
   procDir = "/proc",
 ): Promise<boolean> {
-  const file = `${procDir}/sys/net/ipv4/conf/${device}/${name}`;
+  const file = `${procDir}/sys/net/ipv${family}/conf/${device}/${name}`;
   if ((await readFile(file, "utf8")).trim() === value) return false;
   await writeFile(file, value);
   return true;

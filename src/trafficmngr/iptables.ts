@@ -4,10 +4,12 @@
  * "flanneld forward"), jumped to from POSTROUTING and FORWARD. Each write is one
  * `iptables-restore --noflush` run: declaring a chain flushes it, the jump rules are deleted and
  * appended again, so the rules stay contiguous and ordered, as flannel's bootstrap keeps them.
+ * IPv6 (EnableIPv6) gets the same chains and rules through ip6tables, with ff00::/8 for
+ * multicast, as flannel writes them.
  */
 import { run } from "../util/exec.js";
 import type { FlannelRules, TrafficManager } from "./traffic_manager.js";
-import { KUBE_PROXY_MARK } from "./traffic_manager.js";
+import { KUBE_PROXY_MARK, MULTICAST, rulesOfFamily } from "./traffic_manager.js";
 
 /** A rule as `iptables -S` prints it, without the `-A <chain>` head. */
 interface Rule {
@@ -19,8 +21,9 @@ interface Rule {
 const MASQ = '-m comment --comment "flanneld masq"';
 const FWD = '-m comment --comment "flanneld forward"';
 
-/** The jump rules and chain rules, in flannel's order. */
-export function iptablesRules(rules: FlannelRules): Rule[] {
+/** The jump rules and chain rules of one family (iptables or ip6tables), in flannel's order. */
+export function iptablesRules(all: FlannelRules, family: 4 | 6 = 4): Rule[] {
+  const rules = rulesOfFamily(all, family);
   const out: Rule[] = [];
   if (rules.masq !== null) {
     const cc = rules.masq.network.toString();
@@ -39,7 +42,7 @@ export function iptablesRules(rules: FlannelRules): Rule[] {
       {
         table: "nat",
         chain: "FLANNEL-POSTRTG",
-        spec: `-s ${cc} ! -d 224.0.0.0/4 ${MASQ} ${masquerade}`,
+        spec: `-s ${cc} ! -d ${MULTICAST[family]} ${MASQ} ${masquerade}`,
       },
       { table: "nat", chain: "FLANNEL-POSTRTG", spec: `! -s ${cc} -d ${cc} ${MASQ} ${masquerade}` },
     );
@@ -84,8 +87,15 @@ export function restorePayload(
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
 }
 
-async function save(table: "nat" | "filter"): Promise<string> {
-  return run("iptables-save", ["-t", table]);
+const COMMAND = { 4: "iptables", 6: "ip6tables" } as const;
+
+async function save(table: "nat" | "filter", family: 4 | 6): Promise<string> {
+  return run(`${COMMAND[family]}-save`, ["-t", table]);
+}
+
+/** Whether the rules ask for anything of this family (IPv6 only with EnableIPv6). */
+function wantsFamily(rules: FlannelRules, family: 4 | 6): boolean {
+  return family === 4 || rules.masq6 != null || rules.forward6 != null;
 }
 
 /** Traffic rules through iptables (the nf_tables or legacy backend the host's iptables uses). */
@@ -100,17 +110,39 @@ export class IPTablesManager implements TrafficManager {
   }
 
   async apply(rules: FlannelRules): Promise<void> {
-    const [nat, filter] = await Promise.all([save("nat"), save("filter")]);
-    const saved = { nat, filter };
-    // A table whose rules are off (no --ip-masq, or no forward rules) loses flannel's chain.
-    const payload = restorePayload(iptablesRules(rules), saved, new Set(["nat", "filter"]));
-    if (payload !== "") await run("iptables-restore", ["--noflush", "--wait"], { input: payload });
+    for (const family of [4, 6] as const) {
+      // Without IPv6, chains ip6tables holds from an earlier IPv6 config are removed too; a
+      // host without ip6tables is left alone.
+      const saved = await Promise.all([save("nat", family), save("filter", family)]).then(
+        ([nat, filter]) => ({ nat, filter }),
+        (err: unknown) => {
+          if (wantsFamily(rules, family)) throw err;
+          return null;
+        },
+      );
+      if (saved === null) continue;
+      // A table whose rules are off (no --ip-masq, or no forward rules) loses flannel's chain.
+      const payload = restorePayload(
+        iptablesRules(rules, family),
+        saved,
+        new Set(["nat", "filter"]),
+      );
+      if (payload !== "")
+        await run(`${COMMAND[family]}-restore`, ["--noflush", "--wait"], { input: payload });
+    }
   }
 
   async check(rules: FlannelRules): Promise<boolean> {
-    const want = iptablesRules(rules);
+    for (const family of [4, 6] as const) {
+      if (wantsFamily(rules, family) && !(await this.#checkFamily(rules, family))) return false;
+    }
+    return true;
+  }
+
+  async #checkFamily(rules: FlannelRules, family: 4 | 6): Promise<boolean> {
+    const want = iptablesRules(rules, family);
     for (const table of ["nat", "filter"] as const) {
-      const lines = (await save(table)).split("\n");
+      const lines = (await save(table, family)).split("\n");
       const chainRules = lines.filter((l) => l.startsWith(`-A ${OWN_CHAINS[table]} `));
       const expected = want
         .filter((r) => r.table === table && r.chain === OWN_CHAINS[table])

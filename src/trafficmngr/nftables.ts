@@ -4,15 +4,23 @@
  * forward, filter). One `nft -f` script declares the table and chains, flushes the chains and
  * writes the rules, atomically. The rules are written in the form `nft list` prints them, so the
  * resync compares listings directly. Unlike flannel, the rules are kept on stop (as in iptables
- * mode) and re-checked every resync period.
+ * mode) and re-checked every resync period. IPv6 rules go into table `ip6 flannel-ipv6`, the
+ * same rules with `ip6` matches and ff00::/8; both tables are always declared, as flannel does.
  */
 import { run } from "../util/exec.js";
 import type { FlannelRules, TrafficManager } from "./traffic_manager.js";
+import { MULTICAST, rulesOfFamily } from "./traffic_manager.js";
 
-const TABLE = "flannel-ipv4";
+const TABLE = { 4: "flannel-ipv4", 6: "flannel-ipv6" } as const;
+const NFT_FAMILY = { 4: "ip", 6: "ip6" } as const;
 
-/** The rules of each chain, as `nft list` prints them, in flannel's order. */
-export function nftablesRules(rules: FlannelRules): { postrtg: string[]; forward: string[] } {
+/** The rules of each chain of one family, as `nft list` prints them, in flannel's order. */
+export function nftablesRules(
+  all: FlannelRules,
+  family: 4 | 6 = 4,
+): { postrtg: string[]; forward: string[] } {
+  const rules = rulesOfFamily(all, family);
+  const ip = NFT_FAMILY[family];
   const postrtg: string[] = [];
   const forward: string[] = [];
   if (rules.masq !== null) {
@@ -21,48 +29,53 @@ export function nftablesRules(rules: FlannelRules): { postrtg: string[]; forward
     const masquerade = rules.masq.randomFully ? "masquerade fully-random" : "masquerade";
     postrtg.push(
       "meta mark 0x00004000 return",
-      `ip saddr ${pc} ip daddr ${cc} return`,
-      `ip saddr ${cc} ip daddr ${pc} return`,
+      `${ip} saddr ${pc} ${ip} daddr ${cc} return`,
+      `${ip} saddr ${cc} ${ip} daddr ${pc} return`,
       // flannel's nftables rule differs from its iptables one here (! -s <cc> -d <pc>); kept as flannel has it.
-      `ip saddr != ${pc} ip daddr ${cc} return`,
-      `ip saddr ${cc} ip daddr != 224.0.0.0/4 ${masquerade}`,
-      `ip saddr != ${cc} ip daddr ${cc} ${masquerade}`,
+      `${ip} saddr != ${pc} ${ip} daddr ${cc} return`,
+      `${ip} saddr ${cc} ${ip} daddr != ${MULTICAST[family]} ${masquerade}`,
+      `${ip} saddr != ${cc} ${ip} daddr ${cc} ${masquerade}`,
     );
   }
   if (rules.forward !== null) {
     const net = rules.forward.network.toString();
-    forward.push(`ip saddr ${net} accept`, `ip daddr ${net} accept`);
+    forward.push(`${ip} saddr ${net} accept`, `${ip} daddr ${net} accept`);
   }
   return { postrtg, forward };
 }
 
-/** The `nft -f` script that writes the rules. */
-export function nftScript(rules: FlannelRules): string {
-  const { postrtg, forward } = nftablesRules(rules);
-  const lines = [`add table ip ${TABLE} { comment "rules for ${TABLE}" ; }`];
-  const chain = (name: string, spec: string, comment: string, body: readonly string[]) => {
-    lines.push(
-      `add chain ip ${TABLE} ${name} { comment "${comment}" ; ${spec} ; }`,
-      `flush chain ip ${TABLE} ${name}`,
-    );
-    for (const rule of body) lines.push(`add rule ip ${TABLE} ${name} ${rule}`);
-  };
-  if (rules.masq !== null)
-    chain(
-      "postrtg",
-      "type nat hook postrouting priority srcnat",
-      "chain to manage traffic masquerading by flannel",
-      postrtg,
-    );
-  else lines.push(`add chain ip ${TABLE} postrtg`, `delete chain ip ${TABLE} postrtg`);
-  if (rules.forward !== null)
-    chain(
-      "forward",
-      "type filter hook forward priority filter",
-      "chain to accept flannel traffic",
-      forward,
-    );
-  else lines.push(`add chain ip ${TABLE} forward`, `delete chain ip ${TABLE} forward`);
+/** The `nft -f` script that writes the rules of both families. */
+export function nftScript(all: FlannelRules): string {
+  const lines: string[] = [];
+  for (const family of [4, 6] as const) {
+    const rules = rulesOfFamily(all, family);
+    const { postrtg, forward } = nftablesRules(all, family);
+    const table = `${NFT_FAMILY[family]} ${TABLE[family]}`;
+    lines.push(`add table ${table} { comment "rules for ${TABLE[family]}" ; }`);
+    const chain = (name: string, spec: string, comment: string, body: readonly string[]) => {
+      lines.push(
+        `add chain ${table} ${name} { comment "${comment}" ; ${spec} ; }`,
+        `flush chain ${table} ${name}`,
+      );
+      for (const rule of body) lines.push(`add rule ${table} ${name} ${rule}`);
+    };
+    if (rules.masq !== null)
+      chain(
+        "postrtg",
+        "type nat hook postrouting priority srcnat",
+        "chain to manage traffic masquerading by flannel",
+        postrtg,
+      );
+    else lines.push(`add chain ${table} postrtg`, `delete chain ${table} postrtg`);
+    if (rules.forward !== null)
+      chain(
+        "forward",
+        "type filter hook forward priority filter",
+        "chain to accept flannel traffic",
+        forward,
+      );
+    else lines.push(`add chain ${table} forward`, `delete chain ${table} forward`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -106,19 +119,24 @@ export class NFTablesManager implements TrafficManager {
     await run("nft", ["-f", "-"], { input: nftScript(rules) });
   }
 
-  async check(rules: FlannelRules): Promise<boolean> {
-    const listing = await run("nft", ["list", "table", "ip", TABLE]).catch(() => "");
-    const want = nftablesRules(rules);
-    for (const [chain, expected, wanted] of [
-      ["postrtg", want.postrtg, rules.masq !== null],
-      ["forward", want.forward, rules.forward !== null],
-    ] as const) {
-      const present = chainRulesOf(listing, chain);
-      if (!wanted) {
-        if (present !== null) return false;
-        continue;
+  async check(all: FlannelRules): Promise<boolean> {
+    for (const family of [4, 6] as const) {
+      const rules = rulesOfFamily(all, family);
+      const listing = await run("nft", ["list", "table", NFT_FAMILY[family], TABLE[family]]).catch(
+        () => "",
+      );
+      const want = nftablesRules(all, family);
+      for (const [chain, expected, wanted] of [
+        ["postrtg", want.postrtg, rules.masq !== null],
+        ["forward", want.forward, rules.forward !== null],
+      ] as const) {
+        const present = chainRulesOf(listing, chain);
+        if (!wanted) {
+          if (present !== null) return false;
+          continue;
+        }
+        if (present === null || present.join("\n") !== expected.join("\n")) return false;
       }
-      if (present === null || present.join("\n") !== expected.join("\n")) return false;
     }
     return true;
   }

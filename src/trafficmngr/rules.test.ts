@@ -63,7 +63,52 @@ test("nftScript() declares, flushes and fills both chains in one script", () => 
     script,
     /add rule ip flannel-ipv4 postrtg ip saddr != 10\.244\.0\.0\/16 ip daddr 10\.244\.0\.0\/16 masquerade\n/,
   );
-  assert.match(script, /add rule ip flannel-ipv4 forward ip daddr 10\.244\.0\.0\/16 accept\n$/);
+  assert.match(script, /add rule ip flannel-ipv4 forward ip daddr 10\.244\.0\.0\/16 accept\n/);
+  // Without IPv6 the ip6 table is declared (as flannel does) and holds no chains.
+  assert.match(
+    script,
+    /add table ip6 flannel-ipv6 \{ comment "rules for flannel-ipv6" ; \}\nadd chain ip6 flannel-ipv6 postrtg\ndelete chain ip6 flannel-ipv6 postrtg\n/,
+  );
+});
+
+const dualStack = {
+  ...rules,
+  masq6: {
+    network: IPNet.parse("fd00:10:244::/56")!,
+    subnet: IPNet.parse("fd00:10:244:1::/64")!,
+    randomFully: false,
+  },
+  forward6: { network: IPNet.parse("fd00:10:244::/56")! },
+};
+
+test("IPv6 rules: the same chains through ip6tables, with ff00::/8 left alone", () => {
+  const v6 = iptablesRules(dualStack, 6).map((r) => `-A ${r.chain} ${r.spec}`);
+  assert.ok(
+    v6.includes(
+      '-A FLANNEL-POSTRTG -s fd00:10:244::/56 ! -d ff00::/8 -m comment --comment "flanneld masq" -j MASQUERADE',
+    ),
+    v6.join("\n"),
+  );
+  assert.ok(
+    v6.includes(
+      '-A FLANNEL-FWD -d fd00:10:244::/56 -m comment --comment "flanneld forward" -j ACCEPT',
+    ),
+  );
+  assert.equal(iptablesRules(rules, 6).length, 0, "no IPv6 rules without EnableIPv6");
+  assert.deepEqual(
+    iptablesRules(dualStack, 4),
+    iptablesRules(rules, 4),
+    "IPv4 rules are unchanged by IPv6",
+  );
+});
+
+test("IPv6 rules: table ip6 flannel-ipv6 with ip6 matches", () => {
+  const script = nftScript(dualStack);
+  assert.match(
+    script,
+    /add rule ip6 flannel-ipv6 postrtg ip6 saddr fd00:10:244::\/56 ip6 daddr != ff00::\/8 masquerade\n/,
+  );
+  assert.match(script, /add rule ip6 flannel-ipv6 forward ip6 saddr fd00:10:244::\/56 accept\n/);
 });
 
 test("chainRulesOf() reads the rule lines of a chain from an nft listing", () => {

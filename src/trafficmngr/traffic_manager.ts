@@ -13,17 +13,36 @@ import type { CallOptions } from "../util/call_options.js";
 /** kube-proxy's mark: traffic it marked is never masqueraded by flannel (double-NAT bug). */
 export const KUBE_PROXY_MARK = "0x4000/0x4000";
 
+/** Masquerade for one family: the flannel network and this host's subnet. */
+export interface MasqRules {
+  readonly network: IPNet;
+  readonly subnet: IPNet;
+  readonly randomFully: boolean;
+}
+
 /** The rules flanneld wants on this host. */
 export interface FlannelRules {
   /** With --ip-masq: the flannel network and this host's subnet. */
-  readonly masq: {
-    readonly network: IPNet;
-    readonly subnet: IPNet;
-    readonly randomFully: boolean;
-  } | null;
+  readonly masq: MasqRules | null;
   /** With --iptables-forward-rules: the flannel network. */
   readonly forward: { readonly network: IPNet } | null;
+  /** The same for IPv6 (EnableIPv6): ip6tables, or the `ip6 flannel-ipv6` table. */
+  readonly masq6?: MasqRules | null;
+  readonly forward6?: { readonly network: IPNet } | null;
 }
+
+/** One family's rules out of FlannelRules. */
+export function rulesOfFamily(
+  rules: FlannelRules,
+  family: 4 | 6,
+): { masq: MasqRules | null; forward: { readonly network: IPNet } | null } {
+  return family === 4
+    ? { masq: rules.masq, forward: rules.forward }
+    : { masq: rules.masq6 ?? null, forward: rules.forward6 ?? null };
+}
+
+/** The multicast range masquerade leaves alone, per family. */
+export const MULTICAST = { 4: "224.0.0.0/4", 6: "ff00::/8" } as const;
 
 /** One way of writing the rules into the kernel. */
 export interface TrafficManager {

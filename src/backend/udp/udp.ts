@@ -188,7 +188,7 @@ export function createUdpBackend(deps: BackendDeps): Backend {
               },
             },
           ],
-          listOwned: (tun) => listOwnedRoutes(netlink, network, tun.index),
+          listOwned: (tun) => listOwnedRoutes(netlink, [network], [tun.index]),
           concerns: (change, tun) =>
             change.linkIndex === tun.index || (change.kind === "link" && change.removed),
           leasesChanged(remotes) {

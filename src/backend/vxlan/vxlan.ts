@@ -9,18 +9,23 @@
  *   FDB        <VtepMAC> dst <remote public IP> self permanent, on flannel.<VNI>
  *   route      <remote subnet> via <remote subnet IP> dev flannel.<VNI> onlink
  * With `DirectRouting`, a remote whose public IP is on-link gets `<subnet> via <public IP>` on
- * the external interface instead. RouteNetwork keeps these in the kernel.
+ * the external interface instead. With EnableIPv6 the same again for IPv6 on a second device
+ * `flannel-v6.<VNI>` (local = public IPv6, `<v6 subnet IP>/128`, accept_ra off), its MAC in the
+ * lease's `BackendV6Data`. RouteNetwork keeps these in the kernel.
  */
 import { z } from "zod";
 import { formatIssues, goJson, goJsonField } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";
-import { IPNet, parseIPv4 } from "../../ip/ip.js";
+import { IPNet, parseIP } from "../../ip/ip.js";
 import type { Lease } from "../../lease/lease.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { KernelEntry, Link, Route } from "../../net/netlink.js";
+import { setDeviceSysctl } from "../../net/sysctl.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network } from "../backend.js";
+import type { DeviceAddress } from "../device_address.js";
+import { ipv6SideOf, remoteIPv6Of } from "../dual_stack.js";
 import { listOwnedRoutes } from "../owned_routes.js";
 import { RouteNetwork, subnetLenOf } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
@@ -28,6 +33,8 @@ import { ensureVxlanDevice } from "./device.js";
 
 /** The VXLAN encapsulation overhead flannel subtracts from the MTU. */
 export const VXLAN_OVERHEAD = 50;
+/** Over IPv6 the outer header is 20 bytes longer. */
+export const VXLAN6_OVERHEAD = 70;
 
 const VxlanConfigSchema = goJson({
   VNI: z.number().int().min(0).max(16_777_215, "expected a VNI from 0 to 16777215").default(1),
@@ -53,16 +60,19 @@ export function parseVxlanConfig(backend: Readonly<Record<string, unknown>>): Vx
   return parsed.data;
 }
 
-/** The VtepMAC of a remote vxlan lease. Throws when the lease does not carry a usable one. */
-export function vtepMacOf(lease: Lease): string {
-  const data = lease.attrs.backendData;
+/**
+ * The VtepMAC of a remote vxlan lease (of its IPv6 device with `v6`). Throws when the lease does
+ * not carry a usable one.
+ */
+export function vtepMacOf(lease: Lease, v6 = false): string {
+  const data = v6 ? lease.attrs.backendV6Data : lease.attrs.backendData;
   const mac =
     typeof data === "object" && data !== null && !Array.isArray(data)
       ? goJsonField(data, "VtepMAC")
       : undefined;
   if (typeof mac !== "string" || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) {
     throw new Error(
-      `lease of ${lease.subnet.toString()} (public IP ${lease.attrs.publicIP}) has no usable BackendData.VtepMAC`,
+      `lease of ${lease.subnet.toString()} (public IP ${lease.attrs.publicIP}) has no usable ${v6 ? "BackendV6Data" : "BackendData"}.VtepMAC`,
     );
   }
   return mac.toLowerCase();
@@ -70,12 +80,13 @@ export function vtepMacOf(lease: Lease): string {
 
 /** Whether `ip` is reached without a gateway through `linkIndex`, by longest prefix match. */
 export function isOnLink(routes: readonly Route[], ip: string, linkIndex: number): boolean {
-  const value = parseIPv4(ip);
-  if (value === null) return false;
+  const address = parseIP(ip);
+  if (address === null) return false;
   let best: { route: Route; len: number } | null = null;
   for (const route of routes) {
     const dst = IPNet.parse(route.dst);
-    if (!route.unicast || dst === null || dst.family !== 4 || !dst.contains(value)) continue;
+    if (!route.unicast || dst === null || dst.family !== address.family) continue;
+    if (!dst.contains(address.value)) continue;
     if (best === null || dst.prefixLen > best.len) best = { route, len: dst.prefixLen };
   }
   return best !== null && best.route.gateway === null && best.route.linkIndex === linkIndex;
@@ -83,7 +94,30 @@ export function isOnLink(routes: readonly Route[], ip: string, linkIndex: number
 
 interface VxlanContext {
   readonly device: Link;
+  /** flannel-v6.<VNI>, with EnableIPv6. */
+  readonly device6: Link | null;
   readonly mainRoutes: readonly Route[];
+}
+
+/** A remote's entries on one VXLAN device: neighbour, FDB entry, onlink route. */
+function vxlanEntries(device: Link, subnet: IPNet, mac: string, publicIP: string): KernelEntry[] {
+  const gateway = subnet.ipString;
+  return [
+    { kind: "neighbor", neighbor: { linkIndex: device.index, ip: gateway, mac } },
+    { kind: "fdb", fdb: { linkIndex: device.index, mac, dst: publicIP } },
+    {
+      kind: "route",
+      route: { dst: subnet.toString(), gateway, linkIndex: device.index, onlink: true },
+    },
+  ];
+}
+
+/** DirectRouting's route: the subnet straight via the remote's public address. */
+function directRoute(subnet: IPNet, publicIP: string, linkIndex: number): KernelEntry {
+  return {
+    kind: "route",
+    route: { dst: subnet.toString(), gateway: publicIP, linkIndex, onlink: false },
+  };
 }
 
 /** Makes the vxlan backend. */
@@ -110,7 +144,21 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
         mtu,
         publicIP: extIface.extAddr,
       };
-      // The device comes first: the lease carries its MAC. A MAC this node announced before
+      const v6 = ipv6SideOf("vxlan", config, extIface);
+      const spec6 =
+        v6 === null
+          ? null
+          : {
+              ...spec,
+              name: `flannel-v6.${cfg.VNI}`,
+              local: v6.publicIPv6,
+              publicIP: v6.publicIPv6,
+              mtu: (cfg.MTU ?? extIface.mtu) - VXLAN6_OVERHEAD,
+            };
+      // Pods must fit both devices. flannel gives both its IPv4 figure (the kernel refuses it on
+      // the IPv6 device, or large IPv6 pod packets are dropped); the smaller one is right.
+      const podMtu = spec6 === null ? mtu : Math.min(mtu, spec6.mtu);
+      // The devices come first: the lease carries their MACs. A MAC this node announced before
       // (Kubernetes mode keeps it in the Node's backend-data) is reused for a new device.
       const stored = await deps.subnetManager.getStoredMacAddresses?.(opts);
       const device = await ensureVxlanDevice(
@@ -119,77 +167,98 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
         { subnet: null, network },
         log,
       );
+      const device6 =
+        spec6 === null
+          ? null
+          : await ensureVxlanDevice(
+              netlink,
+              stored?.v6 != null ? { ...spec6, mac: stored.v6 } : spec6,
+              { subnet: null, network: v6?.network ?? null },
+              log,
+            );
       const lease = await deps.subnetManager.acquireLease(
         {
           publicIP: extIface.extAddr,
-          publicIPv6: null,
+          publicIPv6: v6?.publicIPv6 ?? null,
           backendType: "vxlan",
           backendData: { VNI: cfg.VNI, VtepMAC: device.mac },
+          ...(device6 === null ? {} : { backendV6Data: { VNI: cfg.VNI, VtepMAC: device6.mac } }),
         },
         opts,
       );
       const address = { subnet: lease.subnet, network };
-      await ensureVxlanDevice(netlink, spec, address, log);
+      const address6 = { subnet: lease.ipv6Subnet, network: v6?.network ?? null };
+      /** A device removed by hand comes back with the MAC the lease announces. */
+      const ensure = async (want: typeof spec, leased: Link, at: DeviceAddress): Promise<Link> => {
+        const now = await ensureVxlanDevice(netlink, { ...want, mac: leased.mac }, at, log);
+        if (now.mac !== leased.mac) {
+          log.warn(
+            { device: want.name, mac: now.mac, leased: leased.mac },
+            "VXLAN device MAC differs from the lease's VtepMAC",
+          );
+        }
+        return now;
+      };
+      await ensure(spec, device, address);
+      if (spec6 !== null && device6 !== null) {
+        await ensure(spec6, device6, address6);
+        // As flannel: the device takes no router advertisements.
+        await setDeviceSysctl(spec6.name, "accept_ra", "0", 6);
+      }
 
       const plane: DataPlane<VxlanContext> = {
         async prepare() {
-          // A device removed by hand comes back with the MAC the lease announces.
-          const now = await ensureVxlanDevice(netlink, { ...spec, mac: device.mac }, address, log);
-          if (now.mac !== device.mac) {
-            log.warn(
-              { device: spec.name, mac: now.mac, leased: device.mac },
-              "VXLAN device MAC differs from the lease's VtepMAC",
-            );
-          }
-          return { device: now, mainRoutes: cfg.DirectRouting ? await netlink.listRoutes() : [] };
+          const now = await ensure(spec, device, address);
+          const now6 =
+            spec6 !== null && device6 !== null ? await ensure(spec6, device6, address6) : null;
+          return {
+            device: now,
+            device6: now6,
+            mainRoutes: cfg.DirectRouting ? await netlink.listRoutes() : [],
+          };
         },
         entriesFor(remote, { device: dev, mainRoutes }): KernelEntry[] {
           const publicIP = remote.attrs.publicIP;
-          if (cfg.DirectRouting && isOnLink(mainRoutes, publicIP, extIface.index)) {
-            return [
-              {
-                kind: "route",
-                route: {
-                  dst: remote.subnet.toString(),
-                  gateway: publicIP,
-                  linkIndex: extIface.index,
-                  onlink: false,
-                },
-              },
-            ];
-          }
-          const mac = vtepMacOf(remote);
-          const gateway = remote.subnet.ipString;
-          return [
-            { kind: "neighbor", neighbor: { linkIndex: dev.index, ip: gateway, mac } },
-            { kind: "fdb", fdb: { linkIndex: dev.index, mac, dst: publicIP } },
-            {
-              kind: "route",
-              route: { dst: remote.subnet.toString(), gateway, linkIndex: dev.index, onlink: true },
-            },
-          ];
+          if (cfg.DirectRouting && isOnLink(mainRoutes, publicIP, extIface.index))
+            return [directRoute(remote.subnet, publicIP, extIface.index)];
+          return vxlanEntries(dev, remote.subnet, vtepMacOf(remote), publicIP);
         },
-        // Anything on the device (or the device itself going), and routes of ours elsewhere
+        ...(spec6 === null
+          ? {}
+          : {
+              entriesForV6(remote: Lease, { device6: dev6, mainRoutes }: VxlanContext) {
+                const { subnet, publicIPv6 } = remoteIPv6Of(remote);
+                if (dev6 === null) return [];
+                if (cfg.DirectRouting && isOnLink(mainRoutes, publicIPv6, extIface.index))
+                  return [directRoute(subnet, publicIPv6, extIface.index)];
+                return vxlanEntries(dev6, subnet, vtepMacOf(remote, true), publicIPv6);
+              },
+            }),
+        // Anything on the devices (or a device going), and routes of ours elsewhere
         // (DirectRouting's, on the external interface).
-        concerns: (change, { device: dev }) =>
+        concerns: (change, { device: dev, device6: dev6 }) =>
           change.linkIndex === dev.index ||
+          (dev6 !== null && change.linkIndex === dev6.index) ||
           (change.kind === "link" && change.removed) ||
           (change.kind === "route" && change.protocol === FLANNEL_ROUTE_PROTOCOL),
-        async listOwned({ device: dev }) {
+        async listOwned({ device: dev, device6: dev6 }) {
+          const devices = dev6 === null ? [dev.index] : [dev.index, dev6.index];
           const [routes, neighbors, fdb] = await Promise.all([
-            listOwnedRoutes(netlink, network, dev.index),
-            netlink.listNeighbors(dev.index),
-            netlink.listFdb(dev.index),
+            listOwnedRoutes(netlink, [network, v6?.network ?? null], devices),
+            Promise.all(devices.map((i) => netlink.listNeighbors(i))),
+            Promise.all(devices.map((i) => netlink.listFdb(i))),
           ]);
           return [
             ...routes,
             ...neighbors
+              .flat()
               .filter((n) => n.permanent)
               .map((n): KernelEntry => ({
                 kind: "neighbor",
                 neighbor: { linkIndex: n.linkIndex, ip: n.ip, mac: n.mac },
               })),
             ...fdb
+              .flat()
               .filter((f) => f.permanent)
               .map((f): KernelEntry => ({
                 kind: "fdb",
@@ -200,7 +269,7 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
       };
       return new RouteNetwork(
         lease,
-        mtu,
+        podMtu,
         { ...deps, backendType: "vxlan", subnetLen: subnetLenOf(config) },
         plane,
       );
