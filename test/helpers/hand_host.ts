@@ -10,6 +10,19 @@ import { addNetns, execIn, ip } from "../../src/lab/netns.js";
 /** A hand-made flannel (Go) host on vxlan. */
 export interface HandHost extends BareHost {
   readonly mac: string;
+  /** Dual-stack: its IPv6 side, flannel-v6.1 and cni0's IPv6 address. */
+  readonly v6: {
+    readonly publicIP: string;
+    readonly subnet: string;
+    readonly mac: string;
+    readonly pod: LabPod;
+  } | null;
+  /** Dual-stack: programs a peer's IPv6 side as flannel (Go) does, on flannel-v6.1. */
+  addPeer6(peer: {
+    readonly subnet: string;
+    readonly mac: string;
+    readonly publicIP: string;
+  }): Promise<void>;
   /** Programs a peer as flannel (Go) does from its lease: neighbour, FDB, onlink route. */
   addPeer(peer: {
     readonly subnet: string;
@@ -56,8 +69,17 @@ export async function buildBareHost(lab: Lab, index: number): Promise<BareHost> 
   };
 }
 
-/** Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge, on vxlan. */
-export async function buildHandHost(lab: Lab, index: number, mac: string): Promise<HandHost> {
+/**
+ * Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge, on vxlan; with
+ * `mac6`, dual-stack as flannel (Go) builds it: flannel-v6.1 (local fd00:250::<index>, MTU
+ * 1430), fd00:10:244:<index>::/128 on it, fd00:10:244:<index>::1/64 on cni0.
+ */
+export async function buildHandHost(
+  lab: Lab,
+  index: number,
+  mac: string,
+  mac6: string | null = null,
+): Promise<HandHost> {
   const { netns, publicIP, subnet, pod } = await buildBareHost(lab, index);
   await ip(
     [
@@ -82,43 +104,87 @@ export async function buildHandHost(lab: Lab, index: number, mac: string): Promi
   );
   await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
   await ip(["addr", "add", `${subnet}/32`, "dev", "flannel.1"], netns);
+  const hex = index.toString(16);
+  const v6 =
+    mac6 === null
+      ? null
+      : {
+          publicIP: `fd00:250::${hex}`,
+          subnet: `fd00:10:244:${hex}::`,
+          mac: mac6,
+          pod: { name: `h${index}`, netns, node: `h${index}`, ip: `fd00:10:244:${hex}::1` },
+        };
+  if (v6 !== null) {
+    await execIn(netns, "sysctl", ["-qw", "net.ipv6.conf.all.forwarding=1"]);
+    await ip(["addr", "add", `${v6.publicIP}/64`, "dev", "eth0", "nodad"], netns);
+    await ip(
+      [
+        "link",
+        "add",
+        "flannel-v6.1",
+        "address",
+        v6.mac,
+        "type",
+        "vxlan",
+        "id",
+        "1",
+        "local",
+        v6.publicIP,
+        "dev",
+        "eth0",
+        "dstport",
+        "8472",
+        "nolearning",
+      ],
+      netns,
+    );
+    await ip(["link", "set", "flannel-v6.1", "mtu", "1430", "up"], netns);
+    await ip(["addr", "add", `${v6.subnet}/128`, "dev", "flannel-v6.1", "nodad"], netns);
+    await ip(["addr", "add", `${v6.pod.ip}/64`, "dev", "cni0", "nodad"], netns);
+  }
+  const program = async (
+    device: string,
+    peer: { readonly subnet: string; readonly mac: string; readonly publicIP: string },
+    prefixLen: number,
+  ) => {
+    await ip(
+      ["neigh", "replace", peer.subnet, "lladdr", peer.mac, "dev", device, "nud", "permanent"],
+      netns,
+    );
+    await execIn(netns, "bridge", [
+      "fdb",
+      "replace",
+      peer.mac,
+      "dev",
+      device,
+      "dst",
+      peer.publicIP,
+      "self",
+      "permanent",
+    ]);
+    await ip(
+      [
+        "route",
+        "replace",
+        `${peer.subnet}/${prefixLen}`,
+        "via",
+        peer.subnet,
+        "dev",
+        device,
+        "onlink",
+      ],
+      netns,
+    );
+  };
   return {
     netns,
     publicIP,
     subnet,
     mac,
     pod,
-    async addPeer(peer) {
-      await ip(
-        [
-          "neigh",
-          "replace",
-          peer.subnet,
-          "lladdr",
-          peer.mac,
-          "dev",
-          "flannel.1",
-          "nud",
-          "permanent",
-        ],
-        netns,
-      );
-      await execIn(netns, "bridge", [
-        "fdb",
-        "replace",
-        peer.mac,
-        "dev",
-        "flannel.1",
-        "dst",
-        peer.publicIP,
-        "self",
-        "permanent",
-      ]);
-      await ip(
-        ["route", "replace", `${peer.subnet}/24`, "via", peer.subnet, "dev", "flannel.1", "onlink"],
-        netns,
-      );
-    },
+    v6,
+    addPeer6: (peer) => program("flannel-v6.1", peer, 64),
+    addPeer: (peer) => program("flannel.1", peer, 24),
   };
 }
 

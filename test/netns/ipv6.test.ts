@@ -1,0 +1,211 @@
+/**
+ * IPv6 beside IPv4 on the lab's namespace hosts (etcd mode, EnableIPv6): vxlan and host-gw, pods
+ * over both families, removal of both families' entries, IPv6 masquerade, a dual-stack host built
+ * by hand as flannel (Go) builds one, and peer leases whose IPv6 part cannot be served.
+ */
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { describe, test } from "node:test";
+import { LAB_IPV6_NETWORK, labEtcdctl, listPods } from "../../src/lab/cluster.js";
+import type { Lab, LabNode } from "../../src/lab/cluster.js";
+import { ping } from "../../src/lab/lab_check.js";
+import { execIn, ip } from "../../src/lab/netns.js";
+import { waitFor } from "../../src/util/poll.js";
+import { buildHandHost } from "../helpers/hand_host.js";
+import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
+
+const dualStackConfig = (backend: string) =>
+  JSON.stringify({
+    Network: "10.244.0.0/16",
+    EnableIPv6: true,
+    IPv6Network: LAB_IPV6_NETWORK,
+    Backend: { Type: backend },
+  });
+
+/** A host's lease key (`10.244.7.0-24&fd00:10:244:3::-64`), from its subnet.env. */
+async function leaseKeyOf(node: LabNode): Promise<string> {
+  const env = await readFile(node.subnetFile, "utf8");
+  const v6 = /FLANNEL_IPV6_SUBNET=([0-9a-f:]+)::1\/64/.exec(env)?.[1];
+  assert.ok(v6, env);
+  return `${await subnetOf(node)}-24&${v6}::-64`;
+}
+
+const subnetsKey = (key: string) => `/coreos.com/network/subnets/${key}`;
+
+/** Everything on a host that names a subnet: routes of both families, neighbours, FDB. */
+async function kernelState(node: LabNode): Promise<string> {
+  return [
+    await ip(["-4", "route", "show"], node.netns),
+    await ip(["-6", "route", "show"], node.netns),
+    await ip(["neigh", "show", "nud", "permanent"], node.netns),
+  ].join("\n");
+}
+
+describe("dual-stack: three hosts, every pod reaches every other over IPv4 and IPv6", () => {
+  for (const backend of ["vxlan", "host-gw"]) {
+    test(backend, async () => {
+      await withLab(
+        "ftv6",
+        { nodes: 3, pods: 1, backend, networkConfig: dualStackConfig(backend) },
+        async (lab) => {
+          const [h1, , h3] = lab.nodes;
+          assert.ok(h1 && h3);
+          const pods = await listPods(lab);
+          assert.ok(
+            pods.every((p) => p.ip6?.startsWith("fd00:10:244:")),
+            JSON.stringify(pods),
+          );
+          await assertAllReach(lab); // both families: pingAll pings the IPv6 addresses too
+          const env = await readFile(h1.subnetFile, "utf8");
+          assert.match(env, /^FLANNEL_IPV6_NETWORK=fd00:10:244::\/56$/m);
+          assert.match(env, new RegExp(`^FLANNEL_MTU=${backend === "vxlan" ? 1430 : 1500}$`, "m"));
+
+          // h3's lease goes: both families' entries for it go from h1.
+          const key = await leaseKeyOf(h3);
+          const [v4, v6] = key.split("&").map((k) => k.split("-")[0]!);
+          const before = await kernelState(h1);
+          assert.ok(before.includes(v4!) && before.includes(v6!), before);
+          await labEtcdctl(lab, ["del", subnetsKey(key)]);
+          await waitFor("h3's entries to leave h1", async () => {
+            const now = await kernelState(h1);
+            return !now.includes(`${v4}/24`) && !now.includes(v6!);
+          });
+        },
+      );
+    });
+  }
+});
+
+test("dual-stack: IPv6 pod traffic leaving the network is masqueraded with --ip-masq", async () => {
+  await withLab(
+    "ftv6m",
+    {
+      nodes: 2,
+      pods: 1,
+      backend: "vxlan",
+      networkConfig: dualStackConfig("vxlan"),
+      flanneldArgs: ["--ip-masq"],
+    },
+    async (lab) => {
+      const [pod] = await listPods(lab);
+      assert.ok(pod);
+      // The hub has no route back to the pod network: only a masqueraded ping comes back.
+      await assert.rejects(ip(["-6", "route", "get", pod.ip6 ?? "?"], lab.hub));
+      const hub = { name: "hub", netns: lab.hub, node: "hub", ip: "fd00:250::1" };
+      await eventually(async () => {
+        assert.ok((await ping(pod, hub)).ok, "the pod reaches the hub over IPv6");
+      });
+      const rules = await execIn(lab.nodes[0]!.netns, "ip6tables", ["-t", "nat", "-S"]);
+      assert.match(rules, /-A FLANNEL-POSTRTG -s fd00:10:244::\/56 ! -d ff00::\/8 .*MASQUERADE/);
+    },
+  );
+});
+
+test("dual-stack: a host built by hand as flannel (Go) builds one shares both families", async () => {
+  await withLab(
+    "ftv6i",
+    { nodes: 2, pods: 1, backend: "vxlan", networkConfig: dualStackConfig("vxlan") },
+    async (lab) => {
+      const taken = new Set(await Promise.all(lab.nodes.map((n) => subnetOf(n))));
+      const index = [99, 98, 97].find((i) => !taken.has(`10.244.${i}.0`))!;
+      const hand = await buildHandHost(
+        lab,
+        index,
+        `0e:00:00:00:00:${index}`,
+        `0e:00:00:00:06:${index}`,
+      );
+      const v6 = hand.v6!;
+      const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
+      const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
+      assert.ok(leaseID, grant);
+      // The lease as flannel (Go) writes a dual-stack vxlan lease.
+      await labEtcdctl(lab, [
+        "put",
+        "--lease",
+        leaseID,
+        subnetsKey(`${hand.subnet}-24&${v6.subnet}-64`),
+        `{"PublicIP":"${hand.publicIP}","PublicIPv6":"${v6.publicIP}","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${hand.mac}"},"BackendV6Data":{"VNI":1,"VtepMAC":"${v6.mac}"}}`,
+      ]);
+      // The hand-made host reads flannel-ts's leases as flannel (Go) would, and programs both.
+      for (const n of lab.nodes) {
+        const key = await leaseKeyOf(n);
+        const stored = JSON.parse(
+          await labEtcdctl(lab, ["get", "--print-value-only", subnetsKey(key)]),
+        ) as {
+          PublicIP: string;
+          PublicIPv6: string;
+          BackendData: { VtepMAC: string };
+          BackendV6Data: { VNI: number; VtepMAC: string };
+        };
+        assert.equal(stored.BackendV6Data.VNI, 1);
+        const [s4, s6] = key.split("&").map((k) => k.split("-")[0]!);
+        await hand.addPeer({
+          subnet: s4!,
+          mac: stored.BackendData.VtepMAC,
+          publicIP: stored.PublicIP,
+        });
+        await hand.addPeer6({
+          subnet: s6!,
+          mac: stored.BackendV6Data.VtepMAC,
+          publicIP: stored.PublicIPv6,
+        });
+      }
+      for (const pod of await listPods(lab)) {
+        await eventually(async () => {
+          assert.ok((await ping(pod, hand.pod)).ok, `${pod.name} reaches the hand-made host (v4)`);
+          assert.ok((await ping(pod, v6.pod)).ok, `${pod.name} reaches the hand-made host (v6)`);
+        });
+        for (const [from, to] of [
+          [hand.pod.ip, pod.ip],
+          [v6.pod.ip, pod.ip6 ?? "?"],
+        ] as const) {
+          await execIn(hand.netns, "ping", ["-c", "1", "-W", "2", "-I", from, to]);
+        }
+      }
+    },
+  );
+});
+
+test("dual-stack: a peer lease whose IPv6 part cannot be served loses only that part, with one warning", async () => {
+  await withLab(
+    "ftv6b",
+    { nodes: 2, pods: 1, backend: "vxlan", networkConfig: dualStackConfig("vxlan") },
+    async (lab: Lab) => {
+      const h1 = lab.nodes[0]!;
+      const cases = [
+        {
+          key: "10.244.201.0-24&fd00:10:244:c9::-64",
+          value:
+            '{"PublicIP":"10.250.0.201","PublicIPv6":"fd00:250::c9","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:c9"}}',
+          missing: "BackendV6Data",
+        },
+        {
+          key: "10.244.202.0-24&fd00:10:244:ca::-64",
+          value:
+            '{"PublicIP":"10.250.0.202","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:ca"},"BackendV6Data":{"VNI":1,"VtepMAC":"0e:00:00:00:06:ca"}}',
+          missing: "PublicIPv6",
+        },
+      ];
+      for (const c of cases) await labEtcdctl(lab, ["put", subnetsKey(c.key), c.value]);
+      await waitFor("both leases' IPv4 routes on h1", async () => {
+        const routes = await ip(["-4", "route", "show"], h1.netns);
+        return routes.includes("10.244.201.0/24") && routes.includes("10.244.202.0/24");
+      });
+      const v6routes = await ip(["-6", "route", "show"], h1.netns);
+      assert.doesNotMatch(v6routes, /fd00:10:244:c[9a]::/);
+      const log = await readFile(h1.logFile, "utf8");
+      for (const c of cases) {
+        const warnings = log
+          .split("\n")
+          .filter(
+            (l) =>
+              l.includes("IPv6 part of a remote lease skipped") && l.includes(c.key.split("&")[0]!),
+          );
+        assert.equal(warnings.length, 1, `one warning for the lease missing ${c.missing}`);
+        assert.ok(warnings[0]!.includes(c.missing), warnings[0]);
+      }
+      // The real pods still reach each other over both families.
+      await assertAllReach(lab);
+    },
+  );
+});
