@@ -20,8 +20,8 @@
  */
 import { setInterval } from "node:timers/promises";
 import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
-import { leaseKeyOf } from "../lease/lease.js";
-import type { Lease, LeaseEvent } from "../lease/lease.js";
+import { hasIPv4, leaseKeyOf } from "../lease/lease.js";
+import type { IPv4Lease, Lease, LeaseEvent } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../net/netlink.js";
 import type {
@@ -107,8 +107,11 @@ function describe(entry: KernelEntry): string {
 export interface DataPlane<Context> {
   /** Brings the backend's devices into shape before a sync; returns what entriesFor needs. */
   prepare(): Promise<Context>;
-  /** The entries a remote lease needs. Throws when the lease cannot be served (logged, skipped). */
-  entriesFor(remote: Lease, context: Context): KernelEntry[];
+  /**
+   * The entries a remote lease's IPv4 subnet needs (not called for IPv6-only leases). Throws when
+   * the lease cannot be served (logged, skipped).
+   */
+  entriesFor(remote: IPv4Lease, context: Context): KernelEntry[];
   /**
    * The entries a remote lease's IPv6 subnet needs, on a dual-stack plane (absent otherwise);
    * called for leases that have one. Throws when the lease's IPv6 part cannot be served: that
@@ -446,9 +449,9 @@ export class RouteNetwork<Context> implements Network {
     for (const entry of this.#plane.fixedEntries?.(context) ?? [])
       wanted.set(entryKey(entry), entry);
     for (const [subnet, lease] of this.#leases) {
-      let entries: KernelEntry[];
+      let entries: KernelEntry[] = [];
       try {
-        entries = this.#plane.entriesFor(lease, context);
+        if (hasIPv4(lease)) entries = this.#plane.entriesFor(lease, context);
       } catch (err) {
         this.#noteFailure(`lease ${subnet}`, (err as Error).message, {
           subnet,
@@ -576,6 +579,6 @@ export class RouteNetwork<Context> implements Network {
 function hostOf(entry: KernelEntry, leases: ReadonlyMap<string, Lease>): string | undefined {
   if (entry.kind !== "route") return undefined;
   for (const lease of leases.values())
-    if (lease.subnet.toString() === entry.route.dst) return lease.attrs.publicIP;
+    if (lease.subnet?.toString() === entry.route.dst) return lease.attrs.publicIP;
   return undefined;
 }

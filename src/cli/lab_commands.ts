@@ -71,6 +71,7 @@ interface UpFlags {
   nftables?: boolean;
   kube?: boolean;
   dualStack?: boolean;
+  ipv6Only?: boolean;
 }
 
 async function up(flags: UpFlags, out: Out): Promise<Lab> {
@@ -88,9 +89,16 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
   out(
     `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host, ${store}\n`,
   );
+  if (flags.ipv6Only === true && flags.kube !== true) {
+    throw new FlannelError(
+      "Invalid --ipv6-only without --kube: flannel's etcd subnet manager always leases an IPv4 subnet; IPv6-only networks are Kubernetes mode only, as in flannel",
+    );
+  }
   const networkConfig = JSON.stringify({
-    Network: "10.244.0.0/16",
-    ...(flags.dualStack ? { EnableIPv6: true, IPv6Network: LAB_IPV6_NETWORK } : {}),
+    ...(flags.ipv6Only ? { EnableIPv4: false } : { Network: "10.244.0.0/16" }),
+    ...(flags.dualStack || flags.ipv6Only
+      ? { EnableIPv6: true, IPv6Network: LAB_IPV6_NETWORK }
+      : {}),
     ...(flags.nftables ? { EnableNFTables: true } : {}),
     Backend: { Type: flags.backend },
   });
@@ -159,6 +167,7 @@ export function addLabCommands(program: Command, out: Out): void {
     .option("--etcd-members <n>", "etcd members: 1 or 3", positiveInt("--etcd-members"), 1)
     .option("--ip-masq", "run flanneld with --ip-masq")
     .option("--nftables", "set EnableNFTables in the network config")
+    .option("--ipv6-only", "an IPv6-only network (EnableIPv4 false); needs --kube")
     .option(
       "--dual-stack",
       `IPv6 beside IPv4: EnableIPv6 with IPv6Network ${LAB_IPV6_NETWORK} (vxlan, host-gw)`,

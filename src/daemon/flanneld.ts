@@ -25,7 +25,7 @@ import type { Netlink } from "../net/netlink.js";
 import { keepTrafficRules } from "../trafficmngr/traffic_manager.js";
 import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
 import type { SubnetManager } from "../subnet/manager.js";
-import { leaseKeyOf } from "../lease/lease.js";
+import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { sleep } from "../util/sleep.js";
@@ -106,16 +106,19 @@ async function setUpTrafficRules(
   traffic: TrafficManager,
   options: FlanneldOptions,
   config: NetworkConfig,
-  subnet: IPNet,
+  subnet: IPNet | null,
   ipv6Subnet: IPNet | null,
   log: Logger,
 ): Promise<FlannelRules> {
-  const network = config.network;
+  const network = subnet === null ? null : config.network;
   const network6 = config.enableIPv6 && ipv6Subnet !== null ? config.ipv6Network : null;
   const randomFully =
     options.ipMasq && !options.ipMasqFullyRandomDisable && (await traffic.supportsRandomFully());
   const rules: FlannelRules = {
-    masq: options.ipMasq && network !== null ? { network, subnet, randomFully } : null,
+    masq:
+      options.ipMasq && network !== null && subnet !== null
+        ? { network, subnet, randomFully }
+        : null,
     forward: options.iptablesForwardRules && network !== null ? { network } : null,
     masq6:
       options.ipMasq && network6 !== null && ipv6Subnet !== null
@@ -241,9 +244,10 @@ export async function runFlanneld(
       network.lease.ipv6Subnet,
       log,
     );
+    const ownSubnet = primarySubnetOf(network.lease);
     if (options.ipBlackholeRoute) {
-      await ensureBlackholeRoute(netlink, network.lease.subnet);
-      log.info({ subnet: network.lease.subnet.toString() }, "Blackhole route added");
+      await ensureBlackholeRoute(netlink, ownSubnet);
+      log.info({ subnet: ownSubnet.toString() }, "Blackhole route added");
     }
     if (options.ipMasq) await writeSubnetFile();
 
@@ -259,7 +263,7 @@ export async function runFlanneld(
           }),
         async (o) => {
           if (options.ipBlackholeRoute)
-            await keepBlackholeRoute(netlink, network.lease.subnet, log, {
+            await keepBlackholeRoute(netlink, ownSubnet, log, {
               ...o,
               resyncSeconds: options.iptablesResync,
             });

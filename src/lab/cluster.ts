@@ -102,6 +102,7 @@ interface LabState {
   readonly flanneldArgs: readonly string[];
   readonly datastore?: LabDatastore;
   readonly podIdentity?: readonly string[] | null;
+  readonly families?: LabFamilies;
 }
 
 /** One host of a lab. */
@@ -137,6 +138,19 @@ export interface Lab {
   readonly netConfPath: string;
   /** Kubernetes mode with a ServiceAccount: the hosts that find their node through their pod. */
   readonly podIdentity: readonly string[] | null;
+  /** The IP families of the pod network, from the network config. */
+  readonly families: LabFamilies;
+}
+
+/** Which IP families a lab's pod network has. */
+export type LabFamilies = "ipv4" | "dual" | "ipv6";
+
+/** The families a network config enables (EnableIPv4 defaults to true, EnableIPv6 to false). */
+export function familiesOf(networkConfig: string): LabFamilies {
+  const config = JSON.parse(networkConfig) as { EnableIPv4?: unknown; EnableIPv6?: unknown };
+  const v6 = config.EnableIPv6 === true;
+  if (config.EnableIPv4 === false) return "ipv6";
+  return v6 ? "dual" : "ipv4";
 }
 
 /** Progress lines, for a terminal or a log. */
@@ -173,6 +187,7 @@ function labOf(state: LabState): Lab {
     kubeApiSocket: join(dir, "kubeapi", "api.sock"),
     netConfPath: join(dir, "net-conf.json"),
     podIdentity: state.podIdentity ?? null,
+    families: state.families ?? "ipv4",
   };
 }
 
@@ -184,6 +199,18 @@ export function labKube(lab: Lab): KubeAdmin {
 /** The pod CIDR the lab's node IPAM gives host number `index`. */
 export function labPodCIDR(index: number): string {
   return `10.244.${index}.0/24`;
+}
+
+/** The IPv6 pod CIDR the lab's node IPAM gives host number `index` (dual-stack, IPv6-only). */
+export function labPodCIDR6(index: number): string {
+  return `fd00:10:244:${index.toString(16)}::/64`;
+}
+
+/** The pod CIDRs of host `index`, as node IPAM lists them in spec.podCIDRs. */
+function labPodCIDRs(lab: Lab, index: number): string[] {
+  if (lab.families === "ipv6") return [labPodCIDR6(index)];
+  if (lab.families === "dual") return [labPodCIDR(index), labPodCIDR6(index)];
+  return [labPodCIDR(index)];
 }
 
 function nodeOf(lab: string, dir: string, index: number): LabNode {
@@ -209,6 +236,7 @@ async function saveState(lab: Lab): Promise<void> {
     flanneldArgs: lab.flanneldArgs,
     datastore: lab.datastore,
     podIdentity: lab.podIdentity,
+    families: lab.families,
   };
   await writeFile(join(lab.dir, "lab.json"), `${JSON.stringify(state)}\n`);
 }
@@ -409,7 +437,7 @@ async function upNode(
     const index = Number(node.name.slice(1));
     await labKube(lab).createNode({
       name: node.name,
-      podCIDR: withoutPodCIDR.includes(node.name) ? "" : labPodCIDR(index),
+      podCIDRs: withoutPodCIDR.includes(node.name) ? [] : labPodCIDRs(lab, index),
       internalIP: node.address,
     });
     if (lab.podIdentity?.includes(node.name) === true)
@@ -612,6 +640,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     flanneldArgs: spec.flanneldArgs ?? [],
     datastore: spec.datastore ?? "etcd",
     podIdentity: spec.kubeServiceAccount?.podIdentity ?? null,
+    families: familiesOf(spec.networkConfig ?? defaultNetworkConfig(spec.backend)),
   });
   if ((await labNamespaces(lab.name)).length > 0) {
     throw new Error(
@@ -681,6 +710,7 @@ export async function readLab(name: string): Promise<Lab | null> {
       etcdMembers: state.etcdMembers === 3 ? 3 : 1,
       flanneldArgs: state.flanneldArgs ?? [],
       datastore: state.datastore === "kube" ? "kube" : "etcd",
+      families: state.families ?? "ipv4",
       podIdentity: state.podIdentity ?? null,
     });
   } catch {

@@ -22,15 +22,34 @@ export interface LeaseAttrs {
   readonly backendV6Data?: JsonValue;
 }
 
-/** A subnet (and, dual-stack, an IPv6 subnet) held by one node. */
+/**
+ * A subnet (and, dual-stack, an IPv6 subnet) held by one node. On an IPv6-only network
+ * (`EnableIPv4: false`, Kubernetes mode only, as in flannel) `subnet` is null and `ipv6Subnet`
+ * is the lease.
+ */
 export interface Lease {
-  readonly subnet: IPNet;
+  readonly subnet: IPNet | null;
   readonly ipv6Subnet: IPNet | null;
   readonly attrs: LeaseAttrs;
   /** When the lease ends; null for a reservation, and when it was not read (watch events). */
   readonly expiration: Date | null;
   /** A reservation: stored without a TTL, never expires, and only its PublicIP may use it. */
   readonly reserved: boolean;
+}
+
+/** The subnet that names a lease: its IPv4 subnet, or the IPv6 one of an IPv6-only lease. */
+export function primarySubnetOf(lease: Pick<Lease, "subnet" | "ipv6Subnet">): IPNet {
+  const subnet = lease.subnet ?? lease.ipv6Subnet;
+  if (subnet === null) throw new TypeError("A lease has neither an IPv4 nor an IPv6 subnet");
+  return subnet;
+}
+
+/** A lease with an IPv4 subnet: every lease in etcd mode, where IPv6-only is not possible. */
+export type IPv4Lease = Lease & { readonly subnet: IPNet };
+
+/** Whether a lease has an IPv4 subnet (every lease but an IPv6-only one). */
+export function hasIPv4(lease: Lease): lease is IPv4Lease {
+  return lease.subnet !== null;
 }
 
 /** A change to the set of leases, as the subnet managers report it. */
@@ -44,10 +63,12 @@ export function leaseKeyOf(lease: Pick<Lease, "subnet" | "ipv6Subnet">): string 
   return makeSubnetKey(lease.subnet, lease.ipv6Subnet);
 }
 
-/** flannel's MakeSubnetKey. */
-export function makeSubnetKey(subnet: IPNet, ipv6Subnet: IPNet | null): string {
+/** flannel's MakeSubnetKey; an IPv6-only lease is named by its IPv6 subnet alone. */
+export function makeSubnetKey(subnet: IPNet | null, ipv6Subnet: IPNet | null): string {
+  const v6 = ipv6Subnet === null ? null : `${ipv6Subnet.ipString}-${ipv6Subnet.prefixLen}`;
+  if (subnet === null) return v6 ?? "";
   const v4 = `${subnet.ipString}-${subnet.prefixLen}`;
-  return ipv6Subnet === null ? v4 : `${v4}&${ipv6Subnet.ipString}-${ipv6Subnet.prefixLen}`;
+  return v6 === null ? v4 : `${v4}&${v6}`;
 }
 
 /** Encodes lease attributes exactly as flannel's json.Marshal(LeaseAttrs) does. */

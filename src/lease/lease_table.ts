@@ -5,7 +5,7 @@ import { formatTable } from "../util/table.js";
 
 /** One lease as flannelctl prints it in JSON. */
 export interface LeaseJson {
-  readonly subnet: string;
+  readonly subnet: string | null;
   readonly ipv6Subnet: string | null;
   readonly publicIP: string;
   readonly publicIPv6: string | null;
@@ -20,7 +20,7 @@ export interface LeaseJson {
 /** The JSON form of a lease. */
 export function leaseToJson(lease: Lease): LeaseJson {
   return {
-    subnet: lease.subnet.toString(),
+    subnet: lease.subnet?.toString() ?? null,
     ipv6Subnet: lease.ipv6Subnet?.toString() ?? null,
     publicIP: lease.attrs.publicIP,
     publicIPv6: lease.attrs.publicIPv6,
@@ -46,9 +46,10 @@ export function formatLeaseTable(leases: readonly Lease[], now: Date): string {
   const rows = [
     ["SUBNET", "PUBLIC IP", "BACKEND", "EXPIRES"],
     ...leases.map((lease) => [
-      lease.ipv6Subnet
-        ? `${lease.subnet.toString()},${lease.ipv6Subnet.toString()}`
-        : lease.subnet.toString(),
+      [lease.subnet, lease.ipv6Subnet]
+        .filter((n) => n !== null)
+        .map((n) => n.toString())
+        .join(","),
       lease.attrs.publicIPv6
         ? `${lease.attrs.publicIP},${lease.attrs.publicIPv6}`
         : lease.attrs.publicIP,

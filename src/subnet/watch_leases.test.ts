@@ -20,7 +20,7 @@ function lease(subnet: string, publicIP: string, mac = "aa:aa:aa:aa:aa:aa"): Lea
   };
 }
 const summary = (events: { type: string; lease: Lease }[]) =>
-  events.map((e) => `${e.type} ${e.lease.subnet.toString()} ${e.lease.attrs.publicIP}`);
+  events.map((e) => `${e.type} ${e.lease.subnet?.toString()} ${e.lease.attrs.publicIP}`);
 
 test("LeaseWatcher.reset() never reports this node's own lease", () => {
   const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"));
@@ -82,7 +82,7 @@ test("LeaseWatcher keeps out leases that cannot be a host's, telling once per ke
   const told: string[] = [];
   const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"), {
     subnetLen: 24,
-    onSkip: (l, reason) => told.push(`${l.subnet.toString()}: ${reason}`),
+    onSkip: (l, reason) => told.push(`${l.subnet?.toString()}: ${reason}`),
   });
   const events = watcher.reset([
     lease("10.0.2.0/24", "2.2.2.2"),
@@ -105,7 +105,7 @@ test("LeaseWatcher keeps out a lease that overlaps this host's or an accepted on
   const told: string[] = [];
   const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"), {
     subnetLen: null, // Kubernetes mode: pod CIDRs of any size
-    onSkip: (l, reason) => told.push(`${l.subnet.toString()}: ${reason}`),
+    onSkip: (l, reason) => told.push(`${l.subnet?.toString()}: ${reason}`),
   });
   watcher.reset([lease("10.0.2.0/24", "2.2.2.2")]);
   assert.deepEqual(
@@ -115,7 +115,7 @@ test("LeaseWatcher keeps out a lease that overlaps this host's or an accepted on
         { type: "added", lease: lease("10.0.2.0/23", "7.7.7.7") },
         { type: "added", lease: lease("10.0.8.0/22", "8.8.8.8") },
       ])
-      .map((e) => `${e.type} ${e.lease.subnet.toString()}`),
+      .map((e) => `${e.type} ${e.lease.subnet?.toString()}`),
     ["added 10.0.8.0/22"],
   );
   assert.deepEqual(told, [

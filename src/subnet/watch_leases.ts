@@ -11,7 +11,7 @@
  * address on every peer and cuts h1 off. When the lease that was in the way goes, a lease kept
  * out is looked at again.
  */
-import { encodeLeaseAttrs, leaseKeyOf } from "../lease/lease.js";
+import { encodeLeaseAttrs, leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { IPNet } from "../ip/ip.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
@@ -115,12 +115,16 @@ export class LeaseWatcher {
     accepted: ReadonlyMap<string, Lease>,
     index: DisjointSubnets,
   ): string | null {
-    const subnet = lease.subnet;
-    if (this.#subnetLen !== null && subnet.prefixLen !== this.#subnetLen) {
-      return `its prefix length /${subnet.prefixLen} is not the network's SubnetLen /${this.#subnetLen}`;
+    const subnet = primarySubnetOf(lease);
+    if (
+      this.#subnetLen !== null &&
+      lease.subnet !== null &&
+      lease.subnet.prefixLen !== this.#subnetLen
+    ) {
+      return `its prefix length /${lease.subnet.prefixLen} is not the network's SubnetLen /${this.#subnetLen}`;
     }
-    const own = this.#own?.subnet;
-    if (own !== undefined && own.overlaps(subnet)) {
+    const own = this.#own === null ? undefined : primarySubnetOf(this.#own);
+    if (own !== undefined && own.family === subnet.family && own.overlaps(subnet)) {
       return `it overlaps this host's subnet ${own.toString()}`;
     }
     const other = index.overlapping(subnet, key);
@@ -153,7 +157,7 @@ export class LeaseWatcher {
       const refusal = this.#refusal(lease, key, accepted, index);
       if (refusal === null) {
         accepted.set(key, lease);
-        index.add(lease.subnet, key);
+        index.add(primarySubnetOf(lease), key);
       } else {
         this.#skip(key, lease, refusal);
         seenSkipped.add(key);
@@ -185,7 +189,7 @@ export class LeaseWatcher {
         if (refusal === null) {
           this.#skipped.delete(key);
           this.#leases.set(key, change.lease);
-          this.#index.add(change.lease.subnet, key);
+          this.#index.add(primarySubnetOf(change.lease), key);
           events.push(change);
         } else {
           this.#skip(key, change.lease, refusal);
@@ -203,7 +207,7 @@ export class LeaseWatcher {
         if (this.#refusal(lease, other, this.#leases, this.#index) !== null) continue;
         this.#skipped.delete(other);
         this.#leases.set(other, lease);
-        this.#index.add(lease.subnet, other);
+        this.#index.add(primarySubnetOf(lease), other);
         events.push({ type: "added", lease });
       }
     }

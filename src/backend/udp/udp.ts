@@ -16,6 +16,7 @@ import { formatIssues, goJson } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";
 import { parseIPv4 } from "../../ip/ip.js";
+import { hasIPv4 } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
 import type { KernelEntry, Link } from "../../net/netlink.js";
 import { setDeviceSysctl } from "../../net/sysctl.js";
@@ -126,6 +127,10 @@ export function createUdpBackend(deps: BackendDeps): Backend {
         { publicIP: extIface.extAddr, publicIPv6: null, backendType: "" },
         opts,
       );
+      if (!hasIPv4(lease))
+        throw new ConfigError(
+          'Cannot start backend "udp": it carries IPv4 only, and the lease has no IPv4 subnet',
+        );
       const forwarder = UdpForwarder.start({
         tunName: TUN_NAME,
         workers: cfg.Workers,
@@ -194,7 +199,8 @@ export function createUdpBackend(deps: BackendDeps): Backend {
           leasesChanged(remotes) {
             const hops: ForwardHop[] = [];
             for (const remote of remotes.values()) {
-              if (parseIPv4(remote.attrs.publicIP) === null) continue; // not a udp host's
+              // Not a udp host's: no IPv4 subnet or public IP.
+              if (!hasIPv4(remote) || parseIPv4(remote.attrs.publicIP) === null) continue;
               hops.push({ subnet: remote.subnet, publicIP: remote.attrs.publicIP, port: cfg.Port });
             }
             forwarder.setHops(hops);

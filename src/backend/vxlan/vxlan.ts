@@ -18,6 +18,7 @@ import { formatIssues, goJson, goJsonField } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";
 import { IPNet, parseIP } from "../../ip/ip.js";
+import { primarySubnetOf } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { KernelEntry, Link, Route } from "../../net/netlink.js";
@@ -30,6 +31,7 @@ import { listOwnedRoutes } from "../owned_routes.js";
 import { RouteNetwork, subnetLenOf } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
 import { ensureVxlanDevice } from "./device.js";
+import type { VxlanDeviceSpec } from "./device.js";
 
 /** The VXLAN encapsulation overhead flannel subtracts from the MTU. */
 export const VXLAN_OVERHEAD = 50;
@@ -72,7 +74,7 @@ export function vtepMacOf(lease: Lease, v6 = false): string {
       : undefined;
   if (typeof mac !== "string" || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) {
     throw new Error(
-      `lease of ${lease.subnet.toString()} (public IP ${lease.attrs.publicIP}) has no usable ${v6 ? "BackendV6Data" : "BackendData"}.VtepMAC`,
+      `lease of ${primarySubnetOf(lease).toString()} (public IP ${lease.attrs.publicIP}) has no usable ${v6 ? "BackendV6Data" : "BackendData"}.VtepMAC`,
     );
   }
   return mac.toLowerCase();
@@ -93,7 +95,8 @@ export function isOnLink(routes: readonly Route[], ip: string, linkIndex: number
 }
 
 interface VxlanContext {
-  readonly device: Link;
+  /** flannel.<VNI>; null on an IPv6-only network. */
+  readonly device: Link | null;
   /** flannel-v6.<VNI>, with EnableIPv6. */
   readonly device6: Link | null;
   readonly mainRoutes: readonly Route[];
@@ -126,70 +129,81 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
   return {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
       const cfg = parseVxlanConfig(config.backend);
-      const network = config.network;
-      if (network === null || extIface.extAddr === null) {
+      const network = config.enableIPv4 ? config.network : null;
+      if (config.enableIPv4 && (network === null || extIface.extAddr === null)) {
         throw new ConfigError(
-          'Cannot start backend "vxlan": flannel-ts programs an IPv4 data plane only: set Network and give the host an IPv4 address',
+          'Cannot start backend "vxlan": IPv4 needs Network in the config and an IPv4 address on the interface',
         );
       }
-      const mtu = (cfg.MTU ?? extIface.mtu) - VXLAN_OVERHEAD;
-      const spec = {
-        name: `flannel.${cfg.VNI}`,
+      const v6 = ipv6SideOf("vxlan", config, extIface);
+      if (network === null && v6 === null) {
+        throw new ConfigError(
+          'Cannot start backend "vxlan": the config enables neither IPv4 (Network) nor IPv6 (EnableIPv6 with IPv6Network)',
+        );
+      }
+      const common = {
         vni: cfg.VNI,
-        local: extIface.extAddr,
         parentIndex: extIface.index,
         port: cfg.Port,
         learning: cfg.Learning,
         gbp: cfg.GBP,
-        mtu,
-        publicIP: extIface.extAddr,
       };
-      const v6 = ipv6SideOf("vxlan", config, extIface);
+      const spec =
+        network === null || extIface.extAddr === null
+          ? null
+          : {
+              ...common,
+              name: `flannel.${cfg.VNI}`,
+              local: extIface.extAddr,
+              mtu: (cfg.MTU ?? extIface.mtu) - VXLAN_OVERHEAD,
+              publicIP: extIface.extAddr,
+            };
       const spec6 =
         v6 === null
           ? null
           : {
-              ...spec,
+              ...common,
               name: `flannel-v6.${cfg.VNI}`,
               local: v6.publicIPv6,
-              publicIP: v6.publicIPv6,
               mtu: (cfg.MTU ?? extIface.mtu) - VXLAN6_OVERHEAD,
+              publicIP: v6.publicIPv6,
             };
-      // Pods must fit both devices. flannel gives both its IPv4 figure (the kernel refuses it on
-      // the IPv6 device, or large IPv6 pod packets are dropped); the smaller one is right.
-      const podMtu = spec6 === null ? mtu : Math.min(mtu, spec6.mtu);
+      // Pods must fit every device. flannel gives the IPv6 device its IPv4 figure (the kernel
+      // refuses it, or large IPv6 pod packets are dropped); the smaller one is right.
+      const podMtu = Math.min(spec?.mtu ?? Infinity, spec6?.mtu ?? Infinity);
       // The devices come first: the lease carries their MACs. A MAC this node announced before
       // (Kubernetes mode keeps it in the Node's backend-data) is reused for a new device.
       const stored = await deps.subnetManager.getStoredMacAddresses?.(opts);
-      const device = await ensureVxlanDevice(
-        netlink,
-        stored?.v4 != null ? { ...spec, mac: stored.v4 } : spec,
-        { subnet: null, network },
-        log,
-      );
-      const device6 =
-        spec6 === null
-          ? null
-          : await ensureVxlanDevice(
-              netlink,
-              stored?.v6 != null ? { ...spec6, mac: stored.v6 } : spec6,
-              { subnet: null, network: v6?.network ?? null },
-              log,
-            );
+      const create = async (
+        want: VxlanDeviceSpec & { readonly publicIP: string },
+        mac: string | null | undefined,
+        at: IPNet | null,
+      ): Promise<Link> =>
+        ensureVxlanDevice(
+          netlink,
+          mac != null ? { ...want, mac } : want,
+          { subnet: null, network: at },
+          log,
+        );
+      const device = spec === null ? null : await create(spec, stored?.v4, network);
+      const device6 = spec6 === null ? null : await create(spec6, stored?.v6, v6?.network ?? null);
       const lease = await deps.subnetManager.acquireLease(
         {
-          publicIP: extIface.extAddr,
+          publicIP: extIface.extAddr ?? "",
           publicIPv6: v6?.publicIPv6 ?? null,
           backendType: "vxlan",
-          backendData: { VNI: cfg.VNI, VtepMAC: device.mac },
+          ...(device === null ? {} : { backendData: { VNI: cfg.VNI, VtepMAC: device.mac } }),
           ...(device6 === null ? {} : { backendV6Data: { VNI: cfg.VNI, VtepMAC: device6.mac } }),
         },
         opts,
       );
-      const address = { subnet: lease.subnet, network };
-      const address6 = { subnet: lease.ipv6Subnet, network: v6?.network ?? null };
       /** A device removed by hand comes back with the MAC the lease announces. */
-      const ensure = async (want: typeof spec, leased: Link, at: DeviceAddress): Promise<Link> => {
+      const ensure = async (
+        want: (VxlanDeviceSpec & { readonly publicIP: string }) | null,
+        leased: Link | null,
+        at: DeviceAddress,
+      ): Promise<Link | null> => {
+        if (want === null || leased === null) return null;
         const now = await ensureVxlanDevice(netlink, { ...want, mac: leased.mac }, at, log);
         if (now.mac !== leased.mac) {
           log.warn(
@@ -199,8 +213,10 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
         }
         return now;
       };
+      const address = { subnet: lease.subnet, network };
+      const address6 = { subnet: lease.ipv6Subnet, network: v6?.network ?? null };
       await ensure(spec, device, address);
-      if (spec6 !== null && device6 !== null) {
+      if (spec6 !== null) {
         await ensure(spec6, device6, address6);
         // As flannel: the device takes no router advertisements.
         await setDeviceSysctl(spec6.name, "accept_ra", "0", 6);
@@ -208,16 +224,14 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
 
       const plane: DataPlane<VxlanContext> = {
         async prepare() {
-          const now = await ensure(spec, device, address);
-          const now6 =
-            spec6 !== null && device6 !== null ? await ensure(spec6, device6, address6) : null;
           return {
-            device: now,
-            device6: now6,
+            device: await ensure(spec, device, address),
+            device6: await ensure(spec6, device6, address6),
             mainRoutes: cfg.DirectRouting ? await netlink.listRoutes() : [],
           };
         },
         entriesFor(remote, { device: dev, mainRoutes }): KernelEntry[] {
+          if (dev === null) return [];
           const publicIP = remote.attrs.publicIP;
           if (cfg.DirectRouting && isOnLink(mainRoutes, publicIP, extIface.index))
             return [directRoute(remote.subnet, publicIP, extIface.index)];
@@ -237,12 +251,12 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
         // Anything on the devices (or a device going), and routes of ours elsewhere
         // (DirectRouting's, on the external interface).
         concerns: (change, { device: dev, device6: dev6 }) =>
-          change.linkIndex === dev.index ||
+          (dev !== null && change.linkIndex === dev.index) ||
           (dev6 !== null && change.linkIndex === dev6.index) ||
           (change.kind === "link" && change.removed) ||
           (change.kind === "route" && change.protocol === FLANNEL_ROUTE_PROTOCOL),
         async listOwned({ device: dev, device6: dev6 }) {
-          const devices = dev6 === null ? [dev.index] : [dev.index, dev6.index];
+          const devices = [dev, dev6].filter((d) => d !== null).map((d) => d.index);
           const [routes, neighbors, fdb] = await Promise.all([
             listOwnedRoutes(netlink, [network, v6?.network ?? null], devices),
             Promise.all(devices.map((i) => netlink.listNeighbors(i))),

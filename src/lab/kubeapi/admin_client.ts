@@ -13,6 +13,8 @@ export interface NodeSpec {
   readonly name: string;
   /** Empty or absent: no pod CIDR yet. */
   readonly podCIDR?: string;
+  /** Dual-stack: both pod CIDRs (spec.podCIDRs); the first is also spec.podCIDR. */
+  readonly podCIDRs?: readonly string[];
   readonly internalIP?: string;
   readonly annotations?: Readonly<Record<string, string>>;
 }
@@ -77,7 +79,8 @@ export class KubeAdmin {
 
   /** Registers a Node, as the kubelet does, with the pod CIDR node IPAM gives it. */
   async createNode(spec: NodeSpec): Promise<void> {
-    const podCIDR = spec.podCIDR ?? "";
+    const podCIDRs = spec.podCIDRs ?? (spec.podCIDR ? [spec.podCIDR] : []);
+    const podCIDR = podCIDRs[0] ?? "";
     await this.#request("POST", "/api/v1/nodes", {
       apiVersion: "v1",
       kind: "Node",
@@ -86,7 +89,7 @@ export class KubeAdmin {
         labels: { "kubernetes.io/hostname": spec.name },
         ...(spec.annotations !== undefined ? { annotations: { ...spec.annotations } } : {}),
       },
-      spec: podCIDR === "" ? {} : { podCIDR, podCIDRs: [podCIDR] },
+      spec: podCIDR === "" ? {} : { podCIDR, podCIDRs: [...podCIDRs] },
       status: {
         conditions: [
           {

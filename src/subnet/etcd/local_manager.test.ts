@@ -49,7 +49,7 @@ async function collect(
 }
 
 const describeEvents = (events: readonly LeaseEvent[]) =>
-  events.map((e) => `${e.type} ${e.lease.subnet.toString()}`);
+  events.map((e) => `${e.type} ${e.lease.subnet?.toString()}`);
 
 describe("LocalManager", () => {
   let fx: EtcdFixture;
@@ -69,7 +69,7 @@ describe("LocalManager", () => {
       const leases = await Promise.all(
         managers.map((m, i) => m.acquireLease(attrs(`192.0.2.${i + 1}`), { signal: signal() })),
       );
-      const subnets = new Set(leases.map((l) => l.subnet.toString()));
+      const subnets = new Set(leases.map((l) => l.subnet?.toString()));
       assert.equal(subnets.size, 50);
       const stored = await f.registry.getSubnets({ withExpiration: false });
       assert.equal(stored.leases.length, 50);
@@ -97,7 +97,7 @@ describe("LocalManager", () => {
         },
         { signal: signal() },
       );
-      const key = `${f.prefix}/subnets/${lease.subnet.ipString}-24`;
+      const key = `${f.prefix}/subnets/${lease.subnet?.ipString}-24`;
       const response = await f.client.get(key).exec();
       const kv = response.kvs[0]!;
       assert.equal(
@@ -206,7 +206,7 @@ describe("LocalManager", () => {
       const lease = await (
         await f.manager()
       ).acquireLease(attrs("192.0.2.30"), { signal: signal() });
-      assert.equal(lease.subnet.prefixLen, 24);
+      assert.equal(lease.subnet?.prefixLen, 24);
       assert.equal(lease.reserved, false);
       assert.equal((await f.client.get(stale).exec()).kvs.length, 0, "the old reservation is gone");
     } finally {
@@ -245,7 +245,7 @@ describe("LocalManager", () => {
       const lease = await m.acquireLease(attrs("192.0.2.40"), { signal: signal() });
       const m2 = await f.manager();
       const renewed = await m2.renewLease(lease, { signal: signal() });
-      assert.equal(renewed.subnet.toString(), lease.subnet.toString());
+      assert.equal(renewed.subnet.toString(), lease.subnet?.toString());
       assert.deepEqual(renewed.attrs, lease.attrs);
       assert.ok(renewed.expiration!.getTime() - Date.now() > 86_000_000);
     } finally {
@@ -260,7 +260,7 @@ describe("LocalManager", () => {
       await f.setConfig('{"Network":"10.27.0.0/16","Backend":{"Type":"alloc"}}');
       const m = await f.manager({ leaseTTLSeconds: 3, renewMarginMs: 2_000 });
       const lease = await m.acquireLease(attrs("192.0.2.50"), { signal: controller.signal });
-      const key = `${f.prefix}/subnets/${lease.subnet.ipString}-${lease.subnet.prefixLen}`;
+      const key = `${f.prefix}/subnets/${lease.subnet?.ipString}-${lease.subnet?.prefixLen}`;
       const etcdLeaseOf = async () => (await f.client.get(key).exec()).kvs[0]?.lease;
       const first = await etcdLeaseOf();
       const keeping = m.completeLease(lease, { signal: controller.signal });
@@ -306,8 +306,8 @@ describe("LocalManager", () => {
             ? result.leases.map((lease) => ({ type: "added", lease }))
             : result.events;
         for (const e of events) {
-          if (e.type === "added") known.add(e.lease.subnet.toString());
-          else known.delete(e.lease.subnet.toString());
+          if (e.type === "added") known.add(String(e.lease.subnet));
+          else known.delete(String(e.lease.subnet));
         }
         if (known.has(comes.subnet.toString()) && !known.has(goes.subnet.toString())) break;
       }
@@ -339,7 +339,7 @@ describe("LocalManager", () => {
       }
       const listing = await f.registry.getSubnets({ withExpiration: false });
       assert.equal(listing.leases.length, count);
-      assert.equal(new Set(listing.leases.map((l) => l.subnet.toString())).size, count);
+      assert.equal(new Set(listing.leases.map((l) => l.subnet?.toString())).size, count);
       assert.deepEqual(listing.skipped, []);
       const { header } = await f.client.get(`${f.prefix}/config`).exec();
       assert.equal(listing.revision, BigInt(header.revision));
@@ -449,7 +449,7 @@ describe("LocalManager", () => {
       assert.equal(next?.kind, "events", "resumed from the last revision, not re-listed");
       assert.deepEqual(
         next?.kind === "events"
-          ? next.events.map((e) => `${e.type} ${e.lease.subnet.toString()}`)
+          ? next.events.map((e) => `${e.type} ${e.lease.subnet?.toString()}`)
           : [],
         [`added ${second.subnet.toString()}`],
       );

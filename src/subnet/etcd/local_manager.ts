@@ -24,7 +24,7 @@ import {
 } from "../../errors.js";
 import { IPNet, formatIP } from "../../ip/ip.js";
 import { leaseKeyOf } from "../../lease/lease.js";
-import type { Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
+import type { IPv4Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import type { Logger } from "../../log/logger.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { runTogether } from "../../util/run_together.js";
@@ -51,7 +51,7 @@ export interface LocalManagerOptions {
   readonly renewMarginMs?: number;
 }
 
-/** Lease acquisition figures, for logs, metrics and the bench. */
+/** IPv4Lease acquisition figures, for logs, metrics and the bench. */
 export interface AcquireStats {
   /** Create transactions lost to another node since start. */
   conflicts: number;
@@ -95,7 +95,7 @@ export class LocalManager implements SubnetManager {
     return config;
   }
 
-  async acquireLease(attrs: LeaseAttrs, opts: CallOptions): Promise<Lease> {
+  async acquireLease(attrs: LeaseAttrs, opts: CallOptions): Promise<IPv4Lease> {
     const config = await this.getNetworkConfig(opts);
     for (let attempt = 1; ; attempt++) {
       opts.signal.throwIfAborted();
@@ -118,7 +118,10 @@ export class LocalManager implements SubnetManager {
    * big cluster hundreds of ms before subnet.env can be written). Null when that does not
    * apply; acquireLease then goes the way flannel goes.
    */
-  async #tryPreviousLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<Lease | null> {
+  async #tryPreviousLease(
+    config: CheckedNetworkConfig,
+    attrs: LeaseAttrs,
+  ): Promise<IPv4Lease | null> {
     const previous = this.#previous;
     if (previous.subnet === null) return null;
     const ipv6Subnet = config.ipv6 ? previous.ipv6Subnet : null;
@@ -138,14 +141,15 @@ export class LocalManager implements SubnetManager {
     return kept;
   }
 
-  async #tryAcquireLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<Lease> {
+  async #tryAcquireLease(config: CheckedNetworkConfig, attrs: LeaseAttrs): Promise<IPv4Lease> {
     const quick = await this.#tryPreviousLease(config, attrs);
     if (quick !== null) return quick;
     const listing = await this.#registry.getSubnets({ withExpiration: false });
     // The first lease watch starts from this listing rather than reading every lease again.
     this.#acquireListing = listing;
     const { leases } = listing;
-    const fits = (lease: Pick<Lease, "subnet" | "ipv6Subnet">) => leaseFitsConfig(lease, config);
+    const fits = (lease: Pick<IPv4Lease, "subnet" | "ipv6Subnet">) =>
+      leaseFitsConfig(lease, config);
 
     const own = leases.find((lease) => lease.attrs.publicIP === attrs.publicIP);
     if (own !== undefined) {
@@ -172,7 +176,7 @@ export class LocalManager implements SubnetManager {
       } else {
         this.#log.info(
           { subnet: leaseKeyOf(own) },
-          "Lease of this node no longer fits the network config; deleting it",
+          "IPv4Lease of this node no longer fits the network config; deleting it",
         );
         await this.#registry.deleteSubnet(own.subnet, own.ipv6Subnet);
       }
@@ -215,7 +219,7 @@ export class LocalManager implements SubnetManager {
     return lease;
   }
 
-  async renewLease(lease: Lease, _opts: CallOptions): Promise<Lease> {
+  async renewLease(lease: IPv4Lease, _opts: CallOptions): Promise<IPv4Lease> {
     const renewed = await this.#registry.updateSubnet(
       lease,
       lease.attrs,
@@ -225,7 +229,7 @@ export class LocalManager implements SubnetManager {
     return renewed;
   }
 
-  async completeLease(lease: Lease, opts: CallOptions): Promise<void> {
+  async completeLease(lease: IPv4Lease, opts: CallOptions): Promise<void> {
     let current = lease;
     const renewLoop = async ({ signal }: CallOptions) => {
       for (;;) {
@@ -243,7 +247,7 @@ export class LocalManager implements SubnetManager {
           current = await this.renewLease(current, { signal });
           this.#log.info(
             { subnet: leaseKeyOf(current), expiration: current.expiration },
-            "Lease renewed",
+            "IPv4Lease renewed",
           );
         } catch (err) {
           if (err instanceof LeaseRevokedError || signal.aborted) throw err;
@@ -318,7 +322,7 @@ export class LocalManager implements SubnetManager {
     }
   }
 
-  async listLeases(_opts: CallOptions): Promise<readonly Lease[]> {
+  async listLeases(_opts: CallOptions): Promise<readonly IPv4Lease[]> {
     const listing = await this.#registry.getSubnets({ withExpiration: true });
     for (const { key, reason } of listing.skipped)
       this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
@@ -344,7 +348,7 @@ export class LocalManager implements SubnetManager {
       : [];
   }
 
-  #usable(lease: Lease, config: CheckedNetworkConfig, key: string): boolean {
+  #usable(lease: IPv4Lease, config: CheckedNetworkConfig, key: string): boolean {
     const network = config.ipv4?.network;
     if (network && !network.containsNet(lease.subnet)) {
       this.#log.warn({ key, network: network.toString() }, "Skipping a lease outside the network");
@@ -354,15 +358,15 @@ export class LocalManager implements SubnetManager {
   }
 }
 
-function revoked(lease: Pick<Lease, "subnet" | "ipv6Subnet">): LeaseRevokedError {
+function revoked(lease: Pick<IPv4Lease, "subnet" | "ipv6Subnet">): LeaseRevokedError {
   return new LeaseRevokedError(
-    `Lease for ${leaseKeyOf(lease)} has been revoked: its key was deleted from etcd by someone else. Shutting down daemon`,
+    `IPv4Lease for ${leaseKeyOf(lease)} has been revoked: its key was deleted from etcd by someone else. Shutting down daemon`,
   );
 }
 
 /** flannel's isSubnetConfigCompat: the lease lies in the ranges and has the configured length. */
 export function leaseFitsConfig(
-  lease: Pick<Lease, "subnet" | "ipv6Subnet">,
+  lease: Pick<IPv4Lease, "subnet" | "ipv6Subnet">,
   config: CheckedNetworkConfig,
 ): boolean {
   const inRange = (net: IPNet, range: SubnetRange) =>

@@ -13,7 +13,7 @@ import { Etcd3 } from "etcd3";
 import type { IKeyValue, IOptions, IRangeResponse, IWatchResponse, Watcher } from "etcd3";
 import { ConfigError, ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/lease.js";
-import type { Lease, LeaseAttrs } from "../../lease/lease.js";
+import type { IPv4Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { IPNet } from "../../ip/ip.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { parseSubnetKey } from "../subnet_key.js";
@@ -71,7 +71,7 @@ export interface SkippedKey {
 
 /** Every lease at one etcd revision. */
 export interface SubnetListing {
-  readonly leases: readonly Lease[];
+  readonly leases: readonly IPv4Lease[];
   readonly skipped: readonly SkippedKey[];
   readonly revision: bigint;
 }
@@ -80,7 +80,7 @@ export interface SubnetListing {
 export interface SubnetChange {
   readonly type: "put" | "delete";
   readonly key: string;
-  readonly lease: Lease | null;
+  readonly lease: IPv4Lease | null;
   readonly reason?: string;
 }
 
@@ -187,7 +187,7 @@ export class EtcdRegistry {
   /** Lists every lease under the prefix. Keys that do not parse are returned in `skipped`. */
   async getSubnets(options: { withExpiration: boolean }): Promise<SubnetListing> {
     const response = await this.#listSubnetKeys();
-    const leases: Lease[] = [];
+    const leases: IPv4Lease[] = [];
     const skipped: SkippedKey[] = [];
     const now = Date.now();
     await Promise.all(
@@ -214,7 +214,7 @@ export class EtcdRegistry {
   async getSubnet(
     subnet: IPNet,
     ipv6Subnet: IPNet | null,
-  ): Promise<{ lease: Lease | null; revision: bigint }> {
+  ): Promise<{ lease: IPv4Lease | null; revision: bigint }> {
     const key = this.subnetKey(subnet, ipv6Subnet);
     const response = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
     const revision = BigInt(response.header.revision);
@@ -239,7 +239,7 @@ export class EtcdRegistry {
     ipv6Subnet: IPNet | null,
     attrs: LeaseAttrs,
     ttlSeconds: number,
-  ): Promise<Lease> {
+  ): Promise<IPv4Lease> {
     const key = this.subnetKey(subnet, ipv6Subnet);
     const etcdLease = await this.#grant(ttlSeconds);
     const result = await this.#call("create a subnet lease", () =>
@@ -267,10 +267,10 @@ export class EtcdRegistry {
    * Returns null when the key is gone. The etcd lease it replaces is revoked once unused.
    */
   async updateSubnet(
-    lease: Pick<Lease, "subnet" | "ipv6Subnet">,
+    lease: Pick<IPv4Lease, "subnet" | "ipv6Subnet">,
     attrs: LeaseAttrs,
     ttlSeconds: number | null,
-  ): Promise<Lease | null> {
+  ): Promise<IPv4Lease | null> {
     const key = this.subnetKey(lease.subnet, lease.ipv6Subnet);
     const previous = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
     const oldEtcdLease = previous.kvs[0]?.lease ?? "0";
@@ -371,7 +371,7 @@ export class EtcdRegistry {
     this.#client.close();
   }
 
-  #decode(kv: IKeyValue): { lease: Lease } | { reason: string } {
+  #decode(kv: IKeyValue): { lease: IPv4Lease } | { reason: string } {
     const key = kv.key.toString();
     const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
     if (!key.startsWith(this.subnetsPrefix) || parsed === null) {

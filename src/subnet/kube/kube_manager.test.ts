@@ -144,7 +144,7 @@ describe("KubeSubnetManager", () => {
       signal: AbortSignal.timeout(20_000),
     });
     assert.equal(waits, 1);
-    assert.equal(lease.subnet.toString(), "10.244.40.0/24");
+    assert.equal(lease.subnet?.toString(), "10.244.40.0/24");
     assert.deepEqual(
       lines.filter((l) => l.msg.includes("pod CIDR")).map((l) => l.msg),
       [
@@ -253,7 +253,7 @@ describe("KubeSubnetManager", () => {
         const nextBatch = async () => {
           const step = await iterator.next();
           const batch = step.done === true ? [] : step.value;
-          seen.push(...batch.map((e: LeaseEvent) => `${e.type} ${e.lease.subnet.toString()}`));
+          seen.push(...batch.map((e: LeaseEvent) => `${e.type} ${e.lease.subnet?.toString()}`));
         };
         try {
           await nextBatch();
@@ -325,7 +325,7 @@ describe("KubeSubnetManager", () => {
         });
         const step = await pending;
         if (step.done !== true)
-          seen.push(...step.value.map((e) => `${e.type} ${e.lease.subnet.toString()}`));
+          seen.push(...step.value.map((e) => `${e.type} ${e.lease.subnet?.toString()}`));
       } finally {
         controller.abort();
         await iterator.return?.(undefined);
@@ -378,7 +378,7 @@ describe("KubeSubnetManager", () => {
           if (step.done === true) break;
           seen.push(
             ...step.value.map(
-              (e) => `${e.type} ${e.lease.subnet.toString()} ${e.lease.attrs.publicIP}`,
+              (e) => `${e.type} ${e.lease.subnet?.toString()} ${e.lease.attrs.publicIP}`,
             ),
           );
         }

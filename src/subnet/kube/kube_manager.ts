@@ -283,11 +283,13 @@ export class KubeSubnetManager implements SubnetManager {
         if (!(await this.#patchStatus({ metadata: { annotations: changed } }, "annotations", opts)))
           throw opts.signal.reason as Error;
       }
-      const subnet = cidrs.v4 ?? cidrs.v6;
-      if (subnet === null) throw new ConfigError("Cannot acquire lease: the node has no pod CIDR");
+      const subnet = this.#net.enableIPv4 ? cidrs.v4 : null;
+      const ipv6Subnet = this.#net.enableIPv6 ? cidrs.v6 : null;
+      if (subnet === null && ipv6Subnet === null)
+        throw new ConfigError("Cannot acquire lease: the node has no pod CIDR");
       return {
         subnet,
-        ipv6Subnet: this.#net.enableIPv6 && cidrs.v4 !== null ? cidrs.v6 : null,
+        ipv6Subnet,
         attrs,
         expiration: null,
         reserved: false,

@@ -26,7 +26,7 @@ const goNode = (annotations: Record<string, string> = {}): NodeView => ({
 test("nodeToLease() reads a Node annotated by flannel (Go) as the lease flannel would make", () => {
   const lease = nodeToLease(goNode(), a, v4);
   assert.ok(lease !== null);
-  assert.equal(lease.subnet.toString(), "10.244.7.0/24");
+  assert.equal(lease.subnet?.toString(), "10.244.7.0/24");
   assert.equal(
     encodeLeaseAttrs(lease.attrs),
     '{"PublicIP":"192.168.50.7","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"6e:2b:0a:11:22:33"}}',
@@ -35,7 +35,7 @@ test("nodeToLease() reads a Node annotated by flannel (Go) as the lease flannel 
 
 test("nodeToLease() takes spec.podCIDR when spec.podCIDRs is empty, and masks host bits as Go does", () => {
   const lease = nodeToLease({ ...goNode(), podCIDRs: [], podCIDR: "10.244.7.9/24" }, a, v4);
-  assert.equal(lease?.subnet.toString(), "10.244.7.0/24");
+  assert.equal(lease?.subnet?.toString(), "10.244.7.0/24");
 });
 
 test("nodeToLease() ignores Nodes that are not flannel's or have no pod CIDR yet", () => {

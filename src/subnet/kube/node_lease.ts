@@ -149,7 +149,8 @@ export function nodeToLease(node: NodeView, a: Annotations, families: Families):
     publicIPv6 = v6 === "" ? null : v6;
     backendV6Data = parseBackendData(node, a.backendV6Data, node.annotations[a.backendV6Data]);
   }
-  if (subnet === null) return null; // TODO(#13): IPv6-only leases.
+  // An IPv6-only lease (EnableIPv4 false) is named by its IPv6 subnet alone.
+  if (subnet === null && ipv6Subnet === null) return null;
   const attrs: LeaseAttrs = {
     publicIP,
     publicIPv6,
