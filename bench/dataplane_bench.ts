@@ -11,7 +11,9 @@
  * 4. Drift repair: a neighbour entry deleted by hand, to the same entry back (both seen by
  *    `ip -ts monitor neigh`), p50 and p99 over 100 deletions.
  *
- * Run: npm run build && node dist/bench/dataplane_bench.js [throughput|join|scale|drift]...
+ * 5. (Issue #13) IPv6 throughput on dual-stack vxlan against the IPv6 path built by hand.
+ *
+ * Run: npm run build && node dist/bench/dataplane_bench.js [throughput|throughput6|join|scale|drift]...
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -19,7 +21,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
+import { buildHandHost } from "../test/helpers/hand_host.js";
 import {
+  LAB_IPV6_NETWORK,
   killFlanneld,
   labDown,
   labUp,
@@ -209,6 +213,81 @@ async function throughput(): Promise<void> {
     } finally {
       await labDown(name, quiet);
     }
+  }
+}
+
+/** A pod namespace on a hand-built host's cni0, with an IPv6 address and its default route. */
+async function handPod6(host: string, subnet6: string): Promise<{ netns: string; ip: string }> {
+  const netns = `${host}p`;
+  await addNetns(netns);
+  await ip(["link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", netns], host);
+  await ip(["link", "set", "veth0", "master", "cni0", "mtu", "1430", "up"], host);
+  await ip(["link", "set", "cni0", "mtu", "1430"], host);
+  await ip(["addr", "add", `${subnet6}2/64`, "dev", "eth0", "nodad"], netns);
+  await ip(["link", "set", "eth0", "mtu", "1430", "up"], netns);
+  await ip(["-6", "route", "add", "default", "via", `${subnet6}1`], netns);
+  return { netns, ip: `${subnet6}2` };
+}
+
+/**
+ * Issue #13: IPv6 pod-to-pod throughput on dual-stack vxlan, against the same IPv6 path built by
+ * hand as flannel (Go) builds it (flannel-v6.1, neighbour, FDB, onlink route) on two more hosts;
+ * ROUNDS rounds in turn, medians.
+ */
+async function throughput6(): Promise<void> {
+  const name = uniquePrefix("ftb6");
+  const rounds = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? "3");
+  try {
+    const lab = await labUp(
+      {
+        name,
+        nodes: 2,
+        pods: 1,
+        backend: "vxlan",
+        networkConfig: JSON.stringify({
+          Network: "10.244.0.0/16",
+          EnableIPv6: true,
+          IPv6Network: LAB_IPV6_NETWORK,
+          Backend: { Type: "vxlan" },
+        }),
+      },
+      quiet,
+    );
+    const [p1, p2] = await listPods(lab);
+    if (p1?.ip6 === undefined || p2?.ip6 === undefined) throw new Error("pods have no IPv6");
+    const hosts = [
+      await buildHandHost(lab, 0x51, "0e:00:00:00:00:51", "0e:00:00:00:06:51"),
+      await buildHandHost(lab, 0x52, "0e:00:00:00:00:52", "0e:00:00:00:06:52"),
+    ] as const;
+    const [a, b] = hosts;
+    await a.addPeer6({ subnet: b.v6!.subnet, mac: b.v6!.mac, publicIP: b.v6!.publicIP });
+    await b.addPeer6({ subnet: a.v6!.subnet, mac: a.v6!.mac, publicIP: a.v6!.publicIP });
+    const client = await handPod6(a.netns, a.v6!.subnet);
+    const server = await handPod6(b.netns, b.v6!.subnet);
+    // Same firewall state on both paths, as in the IPv4 figure.
+    for (const [from, to] of [
+      [lab.nodes[0]!.netns, a.netns],
+      [lab.nodes[1]!.netns, b.netns],
+    ] as const) {
+      for (const tool of ["iptables", "ip6tables"]) {
+        await run("ip", ["netns", "exec", to, `${tool}-restore`], {
+          input: await execIn(from, `${tool}-save`, []),
+        });
+      }
+    }
+    const ours: number[] = [];
+    const byHand: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      ours.push(await iperfBetween(p1, { netns: p2.netns, ip: p2.ip6 }, 10));
+      byHand.push(await iperfBetween(client, server, 10));
+    }
+    const f = median(ours);
+    const h = median(byHand);
+    print(
+      `throughput IPv6 vxlan (iperf3 10 s, median of ${rounds} in turn): flannel-ts ${f.toFixed(2)} Gbit/s [${ours.map((x) => x.toFixed(2)).join(", ")}], hand-built ${h.toFixed(2)} Gbit/s [${byHand.map((x) => x.toFixed(2)).join(", ")}], ratio ${(f / h).toFixed(3)}`,
+    );
+  } finally {
+    await labDown(name, quiet);
   }
 }
 
@@ -547,6 +626,7 @@ const wanted = process.argv.slice(2);
 const all = wanted.length === 0;
 print(`flannel-ts bench (issue #4), ${new Date().toISOString()}`);
 if (all || wanted.includes("throughput")) await throughput();
+if (all || wanted.includes("throughput6")) await throughput6();
 if (all || wanted.includes("join")) await joinLatency();
 if (all || wanted.includes("scale")) await scale();
 if (all || wanted.includes("drift")) await driftRepair();

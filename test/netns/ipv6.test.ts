@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { LAB_IPV6_NETWORK, labEtcdctl, listPods } from "../../src/lab/cluster.js";
+import { LAB_IPV6_NETWORK, labEtcdctl, labKube, listPods } from "../../src/lab/cluster.js";
 import type { Lab, LabNode } from "../../src/lab/cluster.js";
 import { ping } from "../../src/lab/lab_check.js";
 import { execIn, ip } from "../../src/lab/netns.js";
@@ -208,4 +208,73 @@ test("dual-stack: a peer lease whose IPv6 part cannot be served loses only that 
       await assertAllReach(lab);
     },
   );
+});
+
+describe("Kubernetes mode", () => {
+  test("dual-stack: two pod CIDRs per Node, flannel's IPv6 annotations, pods reach each other over both", async () => {
+    await withLab(
+      "ftv6k",
+      {
+        nodes: 2,
+        pods: 1,
+        backend: "vxlan",
+        datastore: "kube",
+        networkConfig: dualStackConfig("vxlan"),
+      },
+      async (lab) => {
+        await assertAllReach(lab);
+        const h1 = lab.nodes[0]!;
+        const node = (await labKube(lab).getNode("h1")) as unknown as {
+          metadata: { annotations: Record<string, string> };
+        };
+        const mac6 = (await ip(["link", "show", "flannel-v6.1"], h1.netns)).match(
+          /link\/ether (\S+)/,
+        )?.[1];
+        const P = "flannel.alpha.coreos.com/";
+        assert.equal(node.metadata.annotations[`${P}public-ipv6`], "fd00:250::11");
+        assert.equal(
+          node.metadata.annotations[`${P}backend-v6-data`],
+          `{"VNI":1,"VtepMAC":"${mac6 ?? "?"}"}`,
+        );
+        assert.match(
+          await readFile(h1.subnetFile, "utf8"),
+          /^FLANNEL_IPV6_SUBNET=fd00:10:244:1::1\/64$/m,
+        );
+      },
+    );
+  });
+
+  test("IPv6-only (EnableIPv4 false) on vxlan: only flannel-v6.1, IPv6 subnet.env, pods reach each other", async () => {
+    await withLab(
+      "ftv6o",
+      {
+        nodes: 3,
+        pods: 1,
+        backend: "vxlan",
+        datastore: "kube",
+        networkConfig: JSON.stringify({
+          EnableIPv4: false,
+          EnableIPv6: true,
+          IPv6Network: LAB_IPV6_NETWORK,
+          Backend: { Type: "vxlan" },
+        }),
+      },
+      async (lab) => {
+        const pods = await listPods(lab);
+        assert.ok(pods.every((p) => p.ip.startsWith("fd00:10:244:") && p.ip6 === undefined));
+        await assertAllReach(lab);
+        const h1 = lab.nodes[0]!;
+        const links = await ip(["-br", "link"], h1.netns);
+        assert.match(links, /^flannel-v6\.1 /m);
+        assert.doesNotMatch(links, /^flannel\.1 /m);
+        const env = await readFile(h1.subnetFile, "utf8");
+        assert.doesNotMatch(env, /FLANNEL_NETWORK|FLANNEL_SUBNET=/);
+        assert.match(env, /^FLANNEL_IPV6_SUBNET=fd00:10:244:1::1\/64$/m);
+        assert.match(
+          await ip(["-6", "route", "show"], h1.netns),
+          /fd00:10:244:2::\/64 via fd00:10:244:2:: dev flannel-v6\.1 proto 76 .*onlink/,
+        );
+      },
+    );
+  });
 });
