@@ -32,7 +32,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <div class="meta" id="meta">loading…</div>
 <svg id="map" width="900" height="560" role="img" aria-label="hosts of the lab"></svg>
 <h2 id="leases-title">Leases in etcd</h2>
-<table id="leases"><thead><tr><th>node</th><th>subnet</th><th>public IP</th><th>backend</th><th>VTEP MAC</th></tr></thead><tbody></tbody></table>
+<table id="leases"><thead><tr><th>node</th><th>subnet</th><th>public IP</th><th>IPv6 subnet</th><th>public IPv6</th><th>backend</th><th>VTEP MAC</th></tr></thead><tbody></tbody></table>
 <h2>Pod reachability</h2>
 <div id="matrix-meta" class="meta"></div>
 <table id="matrix"></table>
@@ -69,19 +69,21 @@ function render(state) {
     svg.append(el("text", { class: "backend", x: (pos[i].x + pos[j].x) / 2, y: (pos[i].y + pos[j].y) / 2 - 4, "text-anchor": "middle" }, s.backend));
   }
   s.nodes.forEach((h, i) => {
-    const g = el("g", { class: "host" + (up(h) ? "" : " down"), "data-host": h.name, "data-state": up(h) ? "up" : "down", transform: "translate(" + (pos[i].x - 95) + "," + (pos[i].y - 50) + ")" });
-    g.append(el("rect", { width: 190, height: 100 + 14 * Math.max(0, h.pods.length - 1), rx: 10 }));
+    // IPv6 addresses are long: dual-stack boxes are wider.
+    const w = s.nodes.some((x) => x.ipv6Subnet) ? 290 : 190;
+    const g = el("g", { class: "host" + (up(h) ? "" : " down"), "data-host": h.name, "data-state": up(h) ? "up" : "down", transform: "translate(" + (pos[i].x - w / 2) + "," + (pos[i].y - 50) + ")" });
+    g.append(el("rect", { width: w, height: 100 + 14 * Math.max(0, h.pods.length - 1), rx: 10 }));
     g.append(el("text", { class: "title", x: 10, y: 20 }, h.name + (up(h) ? "" : " — down")));
-    g.append(el("text", { class: "subnet", x: 10, y: 38 }, "subnet " + (h.subnet || "—")));
-    g.append(el("text", { x: 10, y: 54 }, "public IP " + h.publicIP));
-    h.pods.forEach((p, k) => g.append(el("text", { class: "pod", x: 10, y: 72 + 14 * k }, "pod " + p.name + " " + p.ip)));
+    g.append(el("text", { class: "subnet", x: 10, y: 38 }, "subnet " + ([h.subnet, h.ipv6Subnet].filter(Boolean).join(" ") || "—")));
+    g.append(el("text", { x: 10, y: 54 }, "public IP " + [h.publicIP, h.publicIPv6].filter(Boolean).join(" ")));
+    h.pods.forEach((p, k) => g.append(el("text", { class: "pod", x: 10, y: 72 + 14 * k }, "pod " + p.name + " " + [p.ip, p.ip6].filter(Boolean).join(" "))));
     svg.append(g);
   });
   const tbody = document.querySelector("#leases tbody");
   tbody.replaceChildren();
   for (const l of s.leases || []) {
     const tr = document.createElement("tr");
-    tr.append(cell("td", l.node || "—"), cell("td", l.subnet || "—"), cell("td", l.publicIP || "—"), cell("td", l.backendType || "—"), cell("td", l.vtepMac || "—"));
+    tr.append(cell("td", l.node || "—"), cell("td", l.subnet || "—"), cell("td", l.publicIP || "—"), cell("td", l.ipv6Subnet || "—"), cell("td", l.publicIPv6 || "—"), cell("td", l.backendType || "—"), cell("td", l.vtepMac || "—"));
     tbody.append(tr);
   }
   const m = state.matrix, table = document.getElementById("matrix");
@@ -98,8 +100,15 @@ function render(state) {
     tr.append(cell("th", from));
     for (const to of m.pods) {
       if (from === to) { tr.append(cell("td", "—", "self")); continue; }
-      const res = m.results.find((x) => x.from === from && x.to === to);
-      tr.append(res && res.ok ? cell("td", res.rttMs === null ? "ok" : res.rttMs.toFixed(2) + " ms", "ok") : cell("td", "fail", "fail"));
+      // Dual-stack: a pair is good only if it reaches over both families.
+      const all = m.results.filter((x) => x.from === from && x.to === to);
+      const v4 = all.find((x) => x.family !== 6), v6 = all.find((x) => x.family === 6);
+      const rtt = (x) => (x.rttMs === null ? "ok" : x.rttMs.toFixed(2) + " ms");
+      if (all.length === 0 || all.some((x) => !x.ok)) {
+        tr.append(cell("td", all.length === 0 ? "fail" : all.filter((x) => !x.ok).map((x) => (x.family === 6 ? "v6 fail" : "fail")).join(" · "), "fail"));
+      } else {
+        tr.append(cell("td", [v4 ? rtt(v4) : null, v6 ? "v6 " + rtt(v6) : null].filter(Boolean).join(" · "), "ok"));
+      }
     }
     table.append(tr);
   }

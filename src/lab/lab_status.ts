@@ -19,6 +19,9 @@ export interface NodeStatus {
   readonly netns: string;
   readonly publicIP: string;
   readonly subnet: string | null;
+  /** Dual-stack and IPv6-only: the host's IPv6 subnet and address. */
+  readonly ipv6Subnet: string | null;
+  readonly publicIPv6: string | null;
   readonly mtu: number | null;
   readonly vtepMac: string | null;
   readonly flanneldPid: number | null;
@@ -34,6 +37,9 @@ export interface LeaseRow {
   readonly node: string | null;
   readonly subnet: string;
   readonly publicIP: string;
+  /** Dual-stack and IPv6-only: the IPv6 subnet and public IPv6; null without IPv6. */
+  readonly ipv6Subnet: string | null;
+  readonly publicIPv6: string | null;
   readonly backendType: string;
   readonly vtepMac: string | null;
 }
@@ -84,8 +90,10 @@ async function labNodes(lab: Lab): Promise<LeaseRow[] | null> {
     return [
       {
         node: node.name,
-        subnet: node.podCIDRs[0] ?? node.podCIDR,
+        subnet: node.podCIDRs.find((c) => c.includes(".")) ?? "",
         publicIP: node.annotations[a.backendPublicIP] ?? "",
+        ipv6Subnet: node.podCIDRs.find((c) => c.includes(":")) ?? null,
+        publicIPv6: node.annotations[a.backendPublicIPv6] ?? null,
         backendType: node.annotations[a.backendType] ?? "",
         vtepMac: storedVtepMacs(node, a).v4,
       },
@@ -106,10 +114,12 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
   return (parsed.kvs ?? []).flatMap((kv) => {
     const key = Buffer.from(kv.key, "base64").toString();
     const subnet = /subnets\/(\d+\.\d+\.\d+\.\d+)-(\d+)/.exec(key);
+    const subnet6 = /&([0-9a-f:]+)-(\d+)$/.exec(key);
     if (subnet === null) return [];
     try {
       const value = JSON.parse(Buffer.from(kv.value, "base64").toString()) as {
         PublicIP?: string;
+        PublicIPv6?: string | null;
         BackendType?: string;
         BackendData?: { VtepMAC?: string };
       };
@@ -118,6 +128,8 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
           node: null,
           subnet: `${subnet[1] ?? ""}/${subnet[2] ?? ""}`,
           publicIP: value.PublicIP ?? "",
+          ipv6Subnet: subnet6 === null ? null : `${subnet6[1] ?? ""}/${subnet6[2] ?? ""}`,
+          publicIPv6: value.PublicIPv6 ?? null,
           backendType: value.BackendType ?? "",
           vtepMac: value.BackendData?.VtepMAC ?? null,
         },
@@ -140,11 +152,14 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
         linkJson(node.netns, "flannel.1"),
       ]);
       const subnet = env.get("FLANNEL_SUBNET")?.replace(/\.1\/(\d+)$/, ".0/$1") ?? null;
+      const ipv6Subnet = env.get("FLANNEL_IPV6_SUBNET")?.replace(/::1\/(\d+)$/, "::/$1") ?? null;
       return {
         name: node.name,
         netns: node.netns,
         publicIP: node.address,
         subnet,
+        ipv6Subnet,
+        publicIPv6: ipv6Subnet === null ? null : node.address6,
         mtu: env.has("FLANNEL_MTU") ? Number(env.get("FLANNEL_MTU")) : null,
         vtepMac: vtep?.address ?? null,
         flanneldPid: pid,
