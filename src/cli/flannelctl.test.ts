@@ -59,6 +59,19 @@ test("flannelctl config validate accepts a config without Backend: udp, as flann
   assert.deepEqual(config.Backend, { Type: "udp" });
 });
 
+test("flannelctl config validate accepts a dual-stack vxlan config, with flannel's IPv6 defaults", async () => {
+  const file = join(dir, "dual.json");
+  await writeFile(
+    file,
+    '{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"vxlan"}}',
+  );
+  const { code, stdout, stderr } = await flannelctl(["config", "validate", file]);
+  assert.equal(code, 0, stderr);
+  const config = JSON.parse(stdout) as Record<string, unknown>;
+  assert.equal(config.EnableIPv6, true);
+  assert.equal(config.IPv6SubnetLen, 64);
+});
+
 const refusedConfigs = [
   {
     name: "a udp Port that is out of range",
@@ -74,16 +87,6 @@ const refusedConfigs = [
     name: "an unknown backend type",
     json: '{"Network":"10.0.0.0/16","Backend":{"Type":"nosuch"}}',
     error: /Cannot use backend "nosuch": expected one of vxlan, host-gw, udp, alloc/,
-  },
-  {
-    name: "EnableIPv6 with vxlan",
-    json: '{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"vxlan"}}',
-    error: /Cannot use EnableIPv6 with backend "vxlan": flannel-ts does not carry IPv6 yet/,
-  },
-  {
-    name: "EnableIPv6 with host-gw",
-    json: '{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"host-gw"}}',
-    error: /Cannot use EnableIPv6 with backend "host-gw"/,
   },
 ];
 for (const tc of refusedConfigs) {

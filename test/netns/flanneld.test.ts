@@ -91,9 +91,9 @@ const invalidConfigs = [
     error: /Invalid network config: network must be able to accommodate at least four subnets/,
   },
   {
-    name: "the config asks for EnableIPv6 on vxlan, which flannel-ts does not carry yet",
+    name: "the config asks for EnableIPv6 and the host has no IPv6 address to advertise",
     json: '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"vxlan"}}',
-    error: /Cannot use EnableIPv6 with backend \\"vxlan\\": flannel-ts does not carry IPv6 yet/,
+    error: /failed to find IPv6 address for interface/,
   },
 ];
 for (const tc of invalidConfigs) {

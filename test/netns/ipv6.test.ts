@@ -244,37 +244,44 @@ describe("Kubernetes mode", () => {
     );
   });
 
-  test("IPv6-only (EnableIPv4 false) on vxlan: only flannel-v6.1, IPv6 subnet.env, pods reach each other", async () => {
-    await withLab(
-      "ftv6o",
-      {
-        nodes: 3,
-        pods: 1,
-        backend: "vxlan",
-        datastore: "kube",
-        networkConfig: JSON.stringify({
-          EnableIPv4: false,
-          EnableIPv6: true,
-          IPv6Network: LAB_IPV6_NETWORK,
-          Backend: { Type: "vxlan" },
-        }),
-      },
-      async (lab) => {
-        const pods = await listPods(lab);
-        assert.ok(pods.every((p) => p.ip.startsWith("fd00:10:244:") && p.ip6 === undefined));
-        await assertAllReach(lab);
-        const h1 = lab.nodes[0]!;
-        const links = await ip(["-br", "link"], h1.netns);
-        assert.match(links, /^flannel-v6\.1 /m);
-        assert.doesNotMatch(links, /^flannel\.1 /m);
-        const env = await readFile(h1.subnetFile, "utf8");
-        assert.doesNotMatch(env, /FLANNEL_NETWORK|FLANNEL_SUBNET=/);
-        assert.match(env, /^FLANNEL_IPV6_SUBNET=fd00:10:244:1::1\/64$/m);
-        assert.match(
-          await ip(["-6", "route", "show"], h1.netns),
-          /fd00:10:244:2::\/64 via fd00:10:244:2:: dev flannel-v6\.1 proto 76 .*onlink/,
-        );
-      },
-    );
-  });
+  for (const backend of ["vxlan", "host-gw"]) {
+    test(`IPv6-only (EnableIPv4 false) on ${backend}: IPv6 subnet.env and entries only, pods reach each other`, async () => {
+      await withLab(
+        "ftv6o",
+        {
+          nodes: 3,
+          pods: 1,
+          backend,
+          datastore: "kube",
+          networkConfig: JSON.stringify({
+            EnableIPv4: false,
+            EnableIPv6: true,
+            IPv6Network: LAB_IPV6_NETWORK,
+            Backend: { Type: backend },
+          }),
+        },
+        async (lab) => {
+          const pods = await listPods(lab);
+          assert.ok(pods.every((p) => p.ip.startsWith("fd00:10:244:") && p.ip6 === undefined));
+          await assertAllReach(lab);
+          const h1 = lab.nodes[0]!;
+          const env = await readFile(h1.subnetFile, "utf8");
+          assert.doesNotMatch(env, /FLANNEL_NETWORK|FLANNEL_SUBNET=/);
+          assert.match(env, /^FLANNEL_IPV6_SUBNET=fd00:10:244:1::1\/64$/m);
+          const routes = await ip(["-6", "route", "show"], h1.netns);
+          const links = await ip(["-br", "link"], h1.netns);
+          assert.doesNotMatch(links, /^flannel\.1 /m);
+          if (backend === "vxlan") {
+            assert.match(links, /^flannel-v6\.1 /m);
+            assert.match(
+              routes,
+              /fd00:10:244:2::\/64 via fd00:10:244:2:: dev flannel-v6\.1 proto 76 .*onlink/,
+            );
+          } else {
+            assert.match(routes, /fd00:10:244:2::\/64 via fd00:250::12 dev eth0 proto 76/);
+          }
+        },
+      );
+    });
+  }
 });

@@ -24,10 +24,12 @@ export function createHostGwBackend(deps: BackendDeps): Backend {
   }
   return {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
-      const network = config.network;
-      if (network === null)
-        throw new ConfigError('Cannot start backend "host-gw": the config has no IPv4 Network');
+      const network = config.enableIPv4 ? config.network : null;
       const v6 = ipv6SideOf("host-gw", config, extIface);
+      if (network === null && v6 === null)
+        throw new ConfigError(
+          'Cannot start backend "host-gw": the config enables neither IPv4 (Network) nor IPv6 (EnableIPv6 with IPv6Network)',
+        );
       const lease = await deps.subnetManager.acquireLease(
         {
           publicIP: extIface.extAddr ?? "",
