@@ -17,6 +17,18 @@ export interface NetlinkHarness {
 
 const VTEP_MAC = "0e:12:34:56:78:9a";
 
+/** An onlink route flannel-ts wrote (protocol 76, main table), as listRoutes() gives it back. */
+const ownRoute = (dst: string, gateway: string, linkIndex: number) => ({
+  dst,
+  gateway,
+  linkIndex,
+  onlink: true,
+  protocol: FLANNEL_ROUTE_PROTOCOL,
+  table: 254,
+  unicast: true,
+  blackhole: false,
+});
+
 /** The kernel gives every IPv6-capable link fe80:: addresses and routes of its own. */
 const isLinkLocal = (ip: string) => ip.startsWith("fe80:");
 
@@ -99,18 +111,7 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
         await h.netlink.replaceRoute(spec);
         await h.netlink.replaceRoute({ ...spec, gateway: "10.244.2.1" });
         const mine = (await h.netlink.listRoutes()).filter((r) => r.dst === "10.244.2.0/24");
-        assert.deepEqual(mine, [
-          {
-            dst: "10.244.2.0/24",
-            gateway: "10.244.2.1",
-            linkIndex: index,
-            onlink: true,
-            protocol: FLANNEL_ROUTE_PROTOCOL,
-            table: 254,
-            unicast: true,
-            blackhole: false,
-          },
-        ]);
+        assert.deepEqual(mine, [ownRoute("10.244.2.0/24", "10.244.2.1", index)]);
         await h.netlink.deleteRoute({ ...spec, gateway: "10.244.2.1" });
         assert.ok(!(await h.netlink.listRoutes()).some((r) => r.dst === "10.244.2.0/24"));
         await assert.rejects(h.netlink.deleteRoute(spec), NetlinkError);
@@ -172,18 +173,7 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
           [{ linkIndex: index, mac, dst: "fd00:250::12", permanent: true }],
         );
         const routes = (await h.netlink.listRoutes()).filter((r) => r.dst === "fd00:10:244:2::/64");
-        assert.deepEqual(routes, [
-          {
-            dst: "fd00:10:244:2::/64",
-            gateway: "fd00:10:244:2::",
-            linkIndex: index,
-            onlink: true,
-            protocol: FLANNEL_ROUTE_PROTOCOL,
-            table: 254,
-            unicast: true,
-            blackhole: false,
-          },
-        ]);
+        assert.deepEqual(routes, [ownRoute("fd00:10:244:2::/64", "fd00:10:244:2::", index)]);
       } finally {
         await h.cleanup();
       }
@@ -308,16 +298,7 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
         assert.equal(routes.length, count);
         assert.deepEqual(
           routes.find((r) => r.dst === "10.105.219.0/24"),
-          {
-            dst: "10.105.219.0/24",
-            gateway: "10.105.219.0",
-            linkIndex: index,
-            onlink: true,
-            protocol: FLANNEL_ROUTE_PROTOCOL,
-            table: 254,
-            unicast: true,
-            blackhole: false,
-          },
+          ownRoute("10.105.219.0/24", "10.105.219.0", index),
         );
         // The kernel's own IPv6 entries (multicast, NOARP) are on the device too.
         const neighbors = (await h.netlink.listNeighbors(index)).filter((n) => n.permanent);

@@ -69,6 +69,24 @@ export async function buildBareHost(lab: Lab, index: number): Promise<BareHost> 
   };
 }
 
+/** A VXLAN device as flannel (Go) makes it: VNI 1, port 8472, no learning, on eth0; up. */
+async function addVxlan(
+  netns: string,
+  name: string,
+  mac: string,
+  local: string,
+  mtu: number,
+): Promise<void> {
+  await ip(
+    [
+      ...["link", "add", name, "address", mac, "type", "vxlan", "id", "1", "local", local],
+      ...["dev", "eth0", "dstport", "8472", "nolearning"],
+    ],
+    netns,
+  );
+  await ip(["link", "set", name, "mtu", String(mtu), "up"], netns);
+}
+
 /**
  * Builds the host `h<index>` with subnet 10.244.<index>.0/24 on the lab's bridge, on vxlan; with
  * `mac6`, dual-stack as flannel (Go) builds it: flannel-v6.1 (local fd00:250::<index>, MTU
@@ -81,28 +99,7 @@ export async function buildHandHost(
   mac6: string | null = null,
 ): Promise<HandHost> {
   const { netns, publicIP, subnet, pod } = await buildBareHost(lab, index);
-  await ip(
-    [
-      "link",
-      "add",
-      "flannel.1",
-      "address",
-      mac,
-      "type",
-      "vxlan",
-      "id",
-      "1",
-      "local",
-      publicIP,
-      "dev",
-      "eth0",
-      "dstport",
-      "8472",
-      "nolearning",
-    ],
-    netns,
-  );
-  await ip(["link", "set", "flannel.1", "mtu", "1450", "up"], netns);
+  await addVxlan(netns, "flannel.1", mac, publicIP, 1450);
   await ip(["addr", "add", `${subnet}/32`, "dev", "flannel.1"], netns);
   const hex = index.toString(16);
   const v6 =
@@ -117,28 +114,7 @@ export async function buildHandHost(
   if (v6 !== null) {
     await execIn(netns, "sysctl", ["-qw", "net.ipv6.conf.all.forwarding=1"]);
     await ip(["addr", "add", `${v6.publicIP}/64`, "dev", "eth0", "nodad"], netns);
-    await ip(
-      [
-        "link",
-        "add",
-        "flannel-v6.1",
-        "address",
-        v6.mac,
-        "type",
-        "vxlan",
-        "id",
-        "1",
-        "local",
-        v6.publicIP,
-        "dev",
-        "eth0",
-        "dstport",
-        "8472",
-        "nolearning",
-      ],
-      netns,
-    );
-    await ip(["link", "set", "flannel-v6.1", "mtu", "1430", "up"], netns);
+    await addVxlan(netns, "flannel-v6.1", v6.mac, v6.publicIP, 1430);
     await ip(["addr", "add", `${v6.subnet}/128`, "dev", "flannel-v6.1", "nodad"], netns);
     await ip(["addr", "add", `${v6.pod.ip}/64`, "dev", "cni0", "nodad"], netns);
   }

@@ -1,7 +1,7 @@
 /** Test helpers for lab-based tests: a lab that is always taken down, polling, reachability. */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { labDown, labUp, listPods } from "../../src/lab/cluster.js";
+import { labDown, labEtcdctl, labUp, listPods } from "../../src/lab/cluster.js";
 import type { Lab, LabNode, LabSpec } from "../../src/lab/cluster.js";
 import { pingAll } from "../../src/lab/lab_check.js";
 import { uniquePrefix } from "../../src/lab/netns.js";
@@ -37,4 +37,21 @@ export async function assertAllReach(lab: Lab): Promise<void> {
   const results = await pingAll(await listPods(lab));
   const failed = results.filter((r) => !r.ok).map((r) => `${r.from}->${r.to}`);
   assert.deepEqual(failed, [], `pairs that failed: ${failed.join(", ")}`);
+}
+
+/**
+ * Writes a lease into the lab's etcd as a flannel host would: the key under an etcd lease of
+ * an hour, so that it is a lease and not a reservation.
+ */
+export async function putLease(lab: Lab, subnetKey: string, value: string): Promise<void> {
+  const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
+  const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
+  assert.ok(leaseID, grant);
+  await labEtcdctl(lab, [
+    "put",
+    "--lease",
+    leaseID,
+    `/coreos.com/network/subnets/${subnetKey}`,
+    value,
+  ]);
 }

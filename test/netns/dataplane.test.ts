@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
+import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import {
   addNode,
   killFlanneld,
@@ -141,17 +141,8 @@ test("vxlan: a host built by hand the way flannel (Go) builds one shares the net
     const taken = new Set(await Promise.all(lab.nodes.map((n) => subnetOf(n))));
     const index = [99, 98, 97].find((i) => !taken.has(`10.244.${i}.0`))!;
     const hand = await buildHandHost(lab, index, `0e:00:00:00:00:${index}`);
-    const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
-    const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
-    assert.ok(leaseID, grant);
     const value = `{"PublicIP":"${hand.publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${hand.mac}"}}`;
-    await labEtcdctl(lab, [
-      "put",
-      "--lease",
-      leaseID,
-      `/coreos.com/network/subnets/${hand.subnet}-24`,
-      value,
-    ]);
+    await putLease(lab, `${hand.subnet}-24`, value);
     // The hand-made host programs the flannel-ts hosts the way flannel (Go) does, from their leases.
     for (const n of lab.nodes) {
       const subnet = await subnetOf(n);

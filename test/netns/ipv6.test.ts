@@ -12,7 +12,7 @@ import { ping } from "../../src/lab/lab_check.js";
 import { execIn, ip } from "../../src/lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost } from "../helpers/hand_host.js";
-import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
+import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 
 const dualStackConfig = (backend: string) =>
   JSON.stringify({
@@ -115,17 +115,12 @@ test("dual-stack: a host built by hand as flannel (Go) builds one shares both fa
         `0e:00:00:00:06:${index}`,
       );
       const v6 = hand.v6!;
-      const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
-      const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
-      assert.ok(leaseID, grant);
       // The lease as flannel (Go) writes a dual-stack vxlan lease.
-      await labEtcdctl(lab, [
-        "put",
-        "--lease",
-        leaseID,
-        subnetsKey(`${hand.subnet}-24&${v6.subnet}-64`),
+      await putLease(
+        lab,
+        `${hand.subnet}-24&${v6.subnet}-64`,
         `{"PublicIP":"${hand.publicIP}","PublicIPv6":"${v6.publicIP}","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${hand.mac}"},"BackendV6Data":{"VNI":1,"VtepMAC":"${v6.mac}"}}`,
-      ]);
+      );
       // The hand-made host reads flannel-ts's leases as flannel (Go) would, and programs both.
       for (const n of lab.nodes) {
         const key = await leaseKeyOf(n);

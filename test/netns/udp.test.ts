@@ -12,7 +12,7 @@ import { execIn, ip } from "../../src/lab/netns.js";
 import { startCProxy } from "../helpers/c_udp_proxy.js";
 import { buildBareHost, handHostReaches } from "../helpers/hand_host.js";
 import { checkedTransfer } from "../helpers/tcp_transfer.js";
-import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
+import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 
 const leaseKey = (subnet: string) => `/coreos.com/network/subnets/${subnet}-24`;
 
@@ -134,16 +134,7 @@ test("udp: a host forwarding as flannel (Go)'s C proxy does exchanges pod traffi
     });
     try {
       // Its lease written by hand, byte for byte as flannel's udp backend writes one.
-      const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
-      const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
-      assert.ok(leaseID, grant);
-      await labEtcdctl(lab, [
-        "put",
-        "--lease",
-        leaseID,
-        leaseKey(host.subnet),
-        `{"PublicIP":"${host.publicIP}","PublicIPv6":null}`,
-      ]);
+      await putLease(lab, `${host.subnet}-24`, `{"PublicIP":"${host.publicIP}","PublicIPv6":null}`);
       // The C host learns the flannel-ts hosts from their leases, as flannel's SET_ROUTE does.
       for (const n of lab.nodes) {
         const subnet = await subnetOf(n);
