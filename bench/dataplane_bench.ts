@@ -218,7 +218,7 @@ async function throughput(): Promise<void> {
 
 /** A pod namespace on a hand-built host's cni0, with an IPv6 address and its default route. */
 async function handPod6(host: string, subnet6: string): Promise<{ netns: string; ip: string }> {
-  const netns = `${host}p`;
+  const netns = `${host}p1`; // a name labDown takes down with the lab
   await addNetns(netns);
   await ip(["link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", netns], host);
   await ip(["link", "set", "veth0", "master", "cni0", "mtu", "1430", "up"], host);
