@@ -14,12 +14,13 @@ import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost } from "../helpers/hand_host.js";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 
-const dualStackConfig = (backend: string) =>
+const dualStackConfig = (backend: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({
     Network: "10.244.0.0/16",
     EnableIPv6: true,
     IPv6Network: LAB_IPV6_NETWORK,
     Backend: { Type: backend },
+    ...extra,
   });
 
 /** A host's lease key (`10.244.7.0-24&fd00:10:244:3::-64`), from its subnet.env. */
@@ -42,64 +43,100 @@ async function kernelState(node: LabNode): Promise<string> {
 }
 
 describe("dual-stack: three hosts, every pod reaches every other over IPv4 and IPv6", () => {
-  for (const backend of ["vxlan", "host-gw"]) {
-    test(backend, async () => {
-      await withLab(
-        "ftv6",
-        { nodes: 3, pods: 1, backend, networkConfig: dualStackConfig(backend) },
-        async (lab) => {
-          const [h1, , h3] = lab.nodes;
-          assert.ok(h1 && h3);
-          const pods = await listPods(lab);
-          assert.ok(
-            pods.every((p) => p.ip6?.startsWith("fd00:10:244:")),
-            JSON.stringify(pods),
-          );
-          await assertAllReach(lab); // both families: pingAll pings the IPv6 addresses too
-          const env = await readFile(h1.subnetFile, "utf8");
-          assert.match(env, /^FLANNEL_IPV6_NETWORK=fd00:10:244::\/56$/m);
-          assert.match(env, new RegExp(`^FLANNEL_MTU=${backend === "vxlan" ? 1430 : 1500}$`, "m"));
-
-          // h3's lease goes: both families' entries for it go from h1.
-          const key = await leaseKeyOf(h3);
-          const [v4, v6] = key.split("&").map((k) => k.split("-")[0]!);
-          const before = await kernelState(h1);
-          assert.ok(before.includes(v4!) && before.includes(v6!), before);
-          await labEtcdctl(lab, ["del", subnetsKey(key)]);
-          await waitFor("h3's entries to leave h1", async () => {
-            const now = await kernelState(h1);
-            return !now.includes(`${v4}/24`) && !now.includes(v6!);
+  for (const [label, backend, config] of [
+    ["vxlan", "vxlan", dualStackConfig("vxlan")],
+    [
+      "vxlan with DirectRouting",
+      "vxlan",
+      dualStackConfig("vxlan", { Backend: { Type: "vxlan", DirectRouting: true } }),
+    ],
+    ["host-gw", "host-gw", dualStackConfig("host-gw")],
+  ] as const) {
+    test(label, async () => {
+      await withLab("ftv6", { nodes: 3, pods: 1, backend, networkConfig: config }, async (lab) => {
+        const [h1, , h3] = lab.nodes;
+        assert.ok(h1 && h3);
+        const pods = await listPods(lab);
+        assert.ok(
+          pods.every((p) => p.ip6?.startsWith("fd00:10:244:")),
+          JSON.stringify(pods),
+        );
+        await assertAllReach(lab); // both families: pingAll pings the IPv6 addresses too
+        const env = await readFile(h1.subnetFile, "utf8");
+        assert.match(env, /^FLANNEL_IPV6_NETWORK=fd00:10:244::\/56$/m);
+        assert.match(env, new RegExp(`^FLANNEL_MTU=${backend === "vxlan" ? 1430 : 1500}$`, "m"));
+        const h2 = lab.nodes[1]!;
+        const h2v6 = (await leaseKeyOf(h2)).split("&")[1]!.split("-")[0]!;
+        const routes6 = await ip(["-6", "route", "show"], h1.netns);
+        if (label === "vxlan") {
+          // A neighbour and a route deleted by hand come back (repair by events, IPv6 too).
+          assert.match(routes6, new RegExp(`${h2v6}/64 via ${h2v6} dev flannel-v6\\.1`));
+          await ip(["-6", "neigh", "del", h2v6, "dev", "flannel-v6.1"], h1.netns);
+          await ip(["-6", "route", "del", `${h2v6}/64`], h1.netns);
+          await waitFor("h1's IPv6 entries for h2 to come back", async () => {
+            const neigh = await ip(["-6", "neigh", "show", "dev", "flannel-v6.1"], h1.netns);
+            const now = await ip(["-6", "route", "show"], h1.netns);
+            return neigh.includes(`${h2v6} lladdr`) && now.includes(`${h2v6}/64 via`);
           });
-        },
-      );
+        } else {
+          // DirectRouting and host-gw: straight via h2's public IPv6, on eth0.
+          assert.match(routes6, new RegExp(`${h2v6}/64 via fd00:250::12 dev eth0 proto 76`));
+        }
+
+        // h3's lease goes: both families' entries for it go from h1.
+        const key = await leaseKeyOf(h3);
+        const [v4, v6] = key.split("&").map((k) => k.split("-")[0]!);
+        const before = await kernelState(h1);
+        assert.ok(before.includes(v4!) && before.includes(v6!), before);
+        await labEtcdctl(lab, ["del", subnetsKey(key)]);
+        await waitFor("h3's entries to leave h1", async () => {
+          const now = await kernelState(h1);
+          return !now.includes(`${v4}/24`) && !now.includes(v6!);
+        });
+      });
     });
   }
 });
 
-test("dual-stack: IPv6 pod traffic leaving the network is masqueraded with --ip-masq", async () => {
-  await withLab(
-    "ftv6m",
-    {
-      nodes: 2,
-      pods: 1,
-      backend: "vxlan",
-      networkConfig: dualStackConfig("vxlan"),
-      flanneldArgs: ["--ip-masq"],
-    },
-    async (lab) => {
-      const [pod] = await listPods(lab);
-      assert.ok(pod);
-      // The hub has no route back to the pod network: only a masqueraded ping comes back.
-      await assert.rejects(ip(["-6", "route", "get", pod.ip6 ?? "?"], lab.hub));
-      const hub = { name: "hub", netns: lab.hub, node: "hub", ip: "fd00:250::1" };
-      await eventually(async () => {
-        assert.ok((await ping(pod, hub)).ok, "the pod reaches the hub over IPv6");
-      });
-      const rules = await execIn(lab.nodes[0]!.netns, "ip6tables", ["-t", "nat", "-S"]);
-      assert.match(rules, /-A FLANNEL-POSTRTG -s fd00:10:244::\/56 ! -d ff00::\/8 .*MASQUERADE/);
-    },
-  );
-});
+for (const nftables of [false, true]) {
+  test(`dual-stack: IPv6 pod traffic leaving the network is masqueraded with --ip-masq (${nftables ? "nftables" : "iptables"})`, async () => {
+    await withLab(
+      "ftv6m",
+      {
+        nodes: 2,
+        pods: 1,
+        backend: "vxlan",
+        networkConfig: dualStackConfig("vxlan", nftables ? { EnableNFTables: true } : {}),
+        flanneldArgs: ["--ip-masq"],
+      },
+      async (lab) => {
+        const [pod] = await listPods(lab);
+        assert.ok(pod);
+        // The hub has no route back to the pod network: only a masqueraded ping comes back.
+        await assert.rejects(ip(["-6", "route", "get", pod.ip6 ?? "?"], lab.hub));
+        const hub = { name: "hub", netns: lab.hub, node: "hub", ip: "fd00:250::1" };
+        await eventually(async () => {
+          assert.ok((await ping(pod, hub)).ok, "the pod reaches the hub over IPv6");
+        });
+        if (nftables) {
+          const table = await execIn(lab.nodes[0]!.netns, "nft", [
+            "list",
+            "table",
+            "ip6",
+            "flannel-ipv6",
+          ]);
+          assert.match(table, /ip6 saddr fd00:10:244::\/56 ip6 daddr != ff00::\/8 masquerade/);
+        } else {
+          const rules = await execIn(lab.nodes[0]!.netns, "ip6tables", ["-t", "nat", "-S"]);
+          assert.match(
+            rules,
+            /-A FLANNEL-POSTRTG -s fd00:10:244::\/56 ! -d ff00::\/8 .*MASQUERADE/,
+          );
+        }
+      },
+    );
+  });
+}
 
 test("dual-stack: a host built by hand as flannel (Go) builds one shares both families", async () => {
   await withLab(
