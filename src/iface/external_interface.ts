@@ -74,22 +74,39 @@ async function readSysNumber(name: string, file: string): Promise<number> {
 }
 
 /** The interface that holds the IPv4 default route with the lowest metric; null when none. */
-export async function defaultRouteInterface(): Promise<string | null> {
+export async function defaultRouteInterface(family: 4 | 6 = 4): Promise<string | null> {
   let text: string;
   try {
-    text = await readFile("/proc/net/route", "utf8");
+    text = await readFile(family === 4 ? "/proc/net/route" : "/proc/net/ipv6_route", "utf8");
   } catch {
     return null;
   }
   let best: { name: string; metric: number } | null = null;
-  for (const line of text.split("\n").slice(1)) {
-    const [name, destination, , , , , metric, mask] = line.trim().split(/\s+/);
-    if (name === undefined || destination !== "00000000" || mask !== "00000000") continue;
-    const m = Number(metric);
-    if (best === null || m < best.metric) best = { name, metric: m };
+  const lines = family === 4 ? text.split("\n").slice(1) : text.split("\n");
+  for (const line of lines) {
+    const f = line.trim().split(/\s+/);
+    let name: string | undefined;
+    let metric: number;
+    if (family === 4) {
+      const [dev, destination, , , , , m, mask] = f;
+      if (dev === undefined || destination !== "00000000" || mask !== "00000000") continue;
+      name = dev;
+      metric = Number(m);
+    } else {
+      // dest, prefix length, source, source length, next hop, metric, refs, use, flags, device
+      const [destination, length, , , , m, , , flags, dev] = f;
+      const reject = (parseInt(flags ?? "0", 16) & RTF_REJECT) !== 0;
+      if (dev === undefined || dev === "lo" || reject) continue;
+      if (destination !== "0".repeat(32) || length !== "00") continue;
+      name = dev;
+      metric = parseInt(m ?? "0", 16);
+    }
+    if (best === null || metric < best.metric) best = { name, metric };
   }
   return best?.name ?? null;
 }
+
+const RTF_REJECT = 0x0200;
 
 /** The local source address the kernel would use to reach `address`; nothing is sent. */
 export async function sourceAddressFor(address: string): Promise<string> {
@@ -130,11 +147,20 @@ async function pick(choice: InterfaceChoice): Promise<HostInterface> {
       const holder = byAddress(all, choice.publicIP);
       if (holder !== undefined) return holder;
     }
-    const name = await defaultRouteInterface();
+    // flannel's rule: IPv4's default route names the interface (IPv6's on an IPv6-only
+    // network), and with both families the two default routes must use the same one.
+    const v4 = choice.enableIPv4 ? await defaultRouteInterface(4) : null;
+    const v6 = choice.enableIPv6 ? await defaultRouteInterface(6) : null;
+    if (v4 !== null && v6 !== null && v4 !== v6) {
+      throw new InterfaceError(
+        `Cannot choose the external interface: the IPv4 default route uses ${v4} and the IPv6 one ${v6}; pass --iface (name or address) to say which carries flannel's traffic`,
+      );
+    }
+    const name = v4 ?? v6;
     const found = all.find((i) => i.name === name);
     if (found === undefined) {
       throw new InterfaceError(
-        "Cannot choose the external interface: this host has no default route: pass --iface (name or address), --iface-regex or --iface-can-reach",
+        `Cannot choose the external interface: this host has no ${choice.enableIPv4 ? "IPv4" : "IPv6"} default route: pass --iface (name or address), --iface-regex or --iface-can-reach`,
       );
     }
     return found;

@@ -1,6 +1,7 @@
 /**
  * The external interface choice (flannel's LookupExtIface), on a real namespace with two
- * interfaces: eth0 (10.31.0.2/24, the default route) and eth1 (10.32.0.2/24).
+ * interfaces: eth0 (10.31.0.2/24 and fd00:31::2/64, the IPv4 default route) and eth1
+ * (10.32.0.2/24 and fd00:32::2/64, the IPv6 default route).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -11,16 +12,18 @@ import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/n
 const netns = uniquePrefix("ftif");
 before(async () => {
   await addNetns(netns);
-  for (const [dev, peer, addr] of [
-    ["eth0", "peer0", "10.31.0.2/24"],
-    ["eth1", "peer1", "10.32.0.2/24"],
+  for (const [dev, peer, addr, addr6] of [
+    ["eth0", "peer0", "10.31.0.2/24", "fd00:31::2/64"],
+    ["eth1", "peer1", "10.32.0.2/24", "fd00:32::2/64"],
   ] as const) {
     await ip(["link", "add", dev, "type", "veth", "peer", "name", peer], netns);
     await ip(["addr", "add", addr, "dev", dev], netns);
+    await ip(["addr", "add", addr6, "dev", dev, "nodad"], netns);
     await ip(["link", "set", dev, "up"], netns);
     await ip(["link", "set", peer, "up"], netns);
   }
   await ip(["route", "add", "default", "via", "10.31.0.1", "dev", "eth0", "onlink"], netns);
+  await ip(["-6", "route", "add", "default", "via", "fd00:32::1", "dev", "eth1"], netns);
 });
 after(async () => {
   await deleteNetns(netns);
@@ -124,4 +127,28 @@ for (const tc of cases) {
 test("lookupExternalInterface() says which --iface matched nothing", async () => {
   const found = await probe({ iface: ["nosuch"] });
   assert.match(found.error ?? "", /nosuch/);
+});
+
+test("lookupExternalInterface(), dual-stack with no flags: the two default routes must agree, as in flannel", async () => {
+  const found = await probe({ enableIPv6: true });
+  assert.match(
+    found.error ?? "",
+    /IPv4 default route uses eth0 and the IPv6 one eth1; pass --iface/,
+  );
+  const chosen = (await probe({ enableIPv6: true, iface: ["eth1"] })) as Probe & {
+    extV6Addr?: string;
+  };
+  assert.equal(chosen.error, undefined, chosen.error);
+  assert.deepEqual(
+    [chosen.name, chosen.extAddr, chosen.extV6Addr],
+    ["eth1", "10.32.0.2", "fd00:32::2"],
+  );
+});
+
+test("lookupExternalInterface(), IPv6-only with no flags: the IPv6 default route's interface", async () => {
+  const found = (await probe({ enableIPv4: false, enableIPv6: true })) as Probe & {
+    extV6Addr?: string;
+  };
+  assert.equal(found.error, undefined, found.error);
+  assert.deepEqual([found.name, found.extV6Addr], ["eth1", "fd00:32::2"]);
 });
