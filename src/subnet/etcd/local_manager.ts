@@ -51,7 +51,7 @@ export interface LocalManagerOptions {
   readonly renewMarginMs?: number;
 }
 
-/** IPv4Lease acquisition figures, for logs, metrics and the bench. */
+/** Lease acquisition figures, for logs, metrics and the bench. */
 export interface AcquireStats {
   /** Create transactions lost to another node since start. */
   conflicts: number;
@@ -176,7 +176,7 @@ export class LocalManager implements SubnetManager {
       } else {
         this.#log.info(
           { subnet: leaseKeyOf(own) },
-          "IPv4Lease of this node no longer fits the network config; deleting it",
+          "Lease of this node no longer fits the network config; deleting it",
         );
         await this.#registry.deleteSubnet(own.subnet, own.ipv6Subnet);
       }
@@ -247,7 +247,7 @@ export class LocalManager implements SubnetManager {
           current = await this.renewLease(current, { signal });
           this.#log.info(
             { subnet: leaseKeyOf(current), expiration: current.expiration },
-            "IPv4Lease renewed",
+            "Lease renewed",
           );
         } catch (err) {
           if (err instanceof LeaseRevokedError || signal.aborted) throw err;
@@ -360,7 +360,7 @@ export class LocalManager implements SubnetManager {
 
 function revoked(lease: Pick<IPv4Lease, "subnet" | "ipv6Subnet">): LeaseRevokedError {
   return new LeaseRevokedError(
-    `IPv4Lease for ${leaseKeyOf(lease)} has been revoked: its key was deleted from etcd by someone else. Shutting down daemon`,
+    `Lease for ${leaseKeyOf(lease)} has been revoked: its key was deleted from etcd by someone else. Shutting down daemon`,
   );
 }
 
