@@ -4,6 +4,7 @@ import { openFixture, startEtcd } from "../../../test/helpers/etcd_fixture.js";
 import type { EtcdFixture } from "../../../test/helpers/etcd_fixture.js";
 import { startTcpProxy } from "../../../test/helpers/tcp_proxy.js";
 import { LeaseRevokedError, NetworkFullError } from "../../errors.js";
+import { freePort } from "../../lab/etcd_server.js";
 import type { EtcdServer } from "../../lab/etcd_server.js";
 import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import { waitFor } from "../../util/poll.js";
@@ -510,4 +511,73 @@ describe("LocalManager", () => {
       await f.cleanup();
     }
   });
+});
+
+test("etcd wiped and started again empty: each node writes its lease again, and the watch follows the new store", async () => {
+  // An etcd of this test's own on fixed ports, so that an empty one can take its place.
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  let etcd = await startEtcd({ clientPort, peerPort });
+  const f = await openFixture(etcd);
+  const controller = new AbortController();
+  const { signal: running } = controller;
+  const config = '{"Network":"10.29.0.0/16","Backend":{"Type":"alloc"}}';
+  // Only speeds the test up: the checks run more often; nothing waits on these periods.
+  const fast = { storeCheckMs: 100, rewindGraceMs: 300 };
+  const failures: unknown[] = [];
+  try {
+    await f.setConfig(config);
+    const [a, b] = [await f.manager(fast), await f.manager(fast)];
+    const leaseA = await a.acquireLease(attrs("192.0.2.81"), { signal: running });
+    const leaseB = await b.acquireLease(attrs("192.0.2.82"), { signal: running });
+    for (const [m, lease] of [
+      [a, leaseA],
+      [b, leaseB],
+    ] as const)
+      m.completeLease(lease, { signal: running }).catch((err: unknown) => failures.push(err));
+    // What node a's data plane would follow: the leases its watch reports, as a set.
+    const known = new Set<string>();
+    const following = (async () => {
+      for await (const batch of watchLeases(a, leaseA, { signal: running })) {
+        for (const e of batch) {
+          if (e.type === "added") known.add(String(e.lease.subnet));
+          else known.delete(String(e.lease.subnet));
+        }
+      }
+    })().catch(() => undefined);
+    await waitFor("a to see b", () => Promise.resolve(known.has(String(leaseB.subnet))));
+
+    // The wipe: etcd stops, its data goes, an empty one starts on the same port.
+    await etcd.stop();
+    etcd = await startEtcd({ clientPort, peerPort });
+    await f.setConfig(config);
+
+    // Each node writes its own lease again, with the subnet it had.
+    await waitFor(
+      "both leases written again",
+      async () => {
+        const subnets = (await f.registry.getSubnets({ withExpiration: false })).leases.map((l) =>
+          l.subnet.toString(),
+        );
+        return subnets.includes(String(leaseA.subnet)) && subnets.includes(String(leaseB.subnet));
+      },
+      { timeoutMs: 60_000 },
+    );
+    // A host that joins the new store is seen by the old watch (before, it never was: the watch
+    // waited for revisions the empty store reaches much later).
+    const c = await f.manager(fast);
+    const leaseC = await c.acquireLease(attrs("192.0.2.83"), { signal: running });
+    await waitFor(
+      "a to see the new host c, and b still",
+      () => Promise.resolve(known.has(String(leaseC.subnet)) && known.has(String(leaseB.subnet))),
+      { timeoutMs: 60_000 },
+    );
+    assert.deepEqual(failures, [], "no node took the wipe for a revoked lease");
+    controller.abort();
+    await following;
+  } finally {
+    controller.abort();
+    await f.cleanup();
+    await etcd.stop();
+  }
 });

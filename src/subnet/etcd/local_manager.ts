@@ -39,6 +39,21 @@ const MAX_CANDIDATES = 1024;
 const MAX_ACQUIRE_ATTEMPTS = 100;
 /** Wait before retrying a failed renewal, as flannel does. */
 const RENEW_RETRY_MS = 60_000;
+/** How often etcd is checked for having gone back in time (wiped, or restored from a backup). */
+const STORE_CHECK_MS = 5_000;
+/**
+ * After etcd went back in time, how long the lease watch waits before reading every lease again,
+ * so that the other hosts have written theirs again and none of their routes is dropped.
+ */
+const REWIND_GRACE_MS = 15_000;
+
+/** etcd went back in time: another cluster ID, or a revision below one already seen. */
+class StoreRewoundError extends Error {
+  constructor() {
+    super("etcd went back in time");
+    this.name = "StoreRewoundError";
+  }
+}
 
 /** Options of LocalManager. */
 export interface LocalManagerOptions {
@@ -49,6 +64,10 @@ export interface LocalManagerOptions {
   readonly leaseTTLSeconds?: number;
   /** How long before expiry the lease is renewed (`--subnet-lease-renew-margin`, in ms). */
   readonly renewMarginMs?: number;
+  /** How often etcd is checked for having gone back in time; tests shorten it. */
+  readonly storeCheckMs?: number;
+  /** How long the lease watch waits after that before listing again; tests shorten it. */
+  readonly rewindGraceMs?: number;
 }
 
 /** Lease acquisition figures, for logs, metrics and the bench. */
@@ -69,6 +88,12 @@ export class LocalManager implements SubnetManager {
   #config: CheckedNetworkConfig | null = null;
   /** The listing of the last acquireLease(), for the first lease watch to start from. */
   #acquireListing: SubnetListing | null = null;
+  readonly #storeCheckMs: number;
+  readonly #rewindGraceMs: number;
+  /** The store as last seen: its cluster ID and the highest revision any answer carried. */
+  #store: { clusterId: string | null; revision: bigint } = { clusterId: null, revision: 0n };
+  /** Told when etcd is found to have gone back in time. */
+  readonly #onRewind = new Set<() => void>();
 
   constructor(registry: EtcdRegistry, options: LocalManagerOptions) {
     this.#registry = registry;
@@ -76,6 +101,57 @@ export class LocalManager implements SubnetManager {
     this.#previous = options.previous ?? { subnet: null, ipv6Subnet: null };
     this.#ttlSeconds = options.leaseTTLSeconds ?? SUBNET_TTL_SECONDS;
     this.#renewMarginMs = options.renewMarginMs ?? 60 * 60_000;
+    this.#storeCheckMs = options.storeCheckMs ?? STORE_CHECK_MS;
+    this.#rewindGraceMs = options.rewindGraceMs ?? REWIND_GRACE_MS;
+  }
+
+  /** Notes a revision an answer of the store carried. */
+  #sawRevision(revision: bigint): void {
+    if (revision > this.#store.revision) this.#store = { ...this.#store, revision };
+  }
+
+  /**
+   * Checks whether etcd went back in time: wiped and started empty, or restored from an old
+   * backup (another cluster ID, or a revision below one already seen). Watches opened before
+   * would then wait forever for revisions the new store reaches only much later, and this
+   * node's lease would be gone without a delete ever being announced: the cluster splits
+   * silently. Returns true (and tells the watches) when it did.
+   */
+  async #checkStore(): Promise<boolean> {
+    const now = await this.#registry.storeState();
+    const known = this.#store;
+    const rewound =
+      (known.clusterId !== null && now.clusterId !== known.clusterId) ||
+      now.revision < known.revision;
+    this.#store = { clusterId: now.clusterId, revision: rewound ? now.revision : known.revision };
+    if (!rewound) {
+      this.#sawRevision(now.revision);
+      return false;
+    }
+    this.#log.warn(
+      {
+        clusterId: now.clusterId,
+        was: known.clusterId,
+        revision: String(now.revision),
+        highestSeen: String(known.revision),
+      },
+      "etcd went back in time (wiped, or restored from a backup): writing this node's lease again and reading every lease afresh",
+    );
+    for (const tell of this.#onRewind) tell();
+    return true;
+  }
+
+  /** A signal aborted by `signal` or by the next time etcd is found to have gone back in time. */
+  #untilRewind(signal: AbortSignal): { signal: AbortSignal; done: () => void } {
+    const rewind = new AbortController();
+    const tell = () => {
+      rewind.abort(new StoreRewoundError());
+    };
+    this.#onRewind.add(tell);
+    return {
+      signal: AbortSignal.any([signal, rewind.signal]),
+      done: () => this.#onRewind.delete(tell),
+    };
   }
 
   /** Connects to etcd and makes a manager. */
@@ -259,15 +335,42 @@ export class LocalManager implements SubnetManager {
     const followOwnKey = async ({ signal }: CallOptions) => {
       const key = this.#registry.subnetKey(current.subnet, current.ipv6Subnet);
       const delays = backoff(100, 5_000);
+      /** Set when etcd went back in time: this node's lease is written again if gone. */
+      let rewritePending = false;
       for (;;) {
+        const watch = this.#untilRewind(signal);
         try {
           const { lease: stored, revision } = await this.#registry.getSubnet(
             current.subnet,
             current.ipv6Subnet,
           );
+          this.#sawRevision(revision);
+          if (stored === null && rewritePending) {
+            current = await this.#registry.createSubnet(
+              current.subnet,
+              current.ipv6Subnet,
+              current.attrs,
+              this.#ttlSeconds,
+            );
+            this.#log.info(
+              { subnet: leaseKeyOf(current) },
+              "Wrote this node's lease again after etcd went back in time",
+            );
+            rewritePending = false;
+            continue;
+          }
+          // Gone: revoked by someone, unless etcd went back in time (the watch may have failed
+          // before the periodic check saw it).
+          if (stored === null && (await this.#checkStore().catch(() => false))) continue;
+          rewritePending = false;
           if (stored === null) throw revoked(current);
           current = stored;
-          for await (const batch of this.#registry.watchSubnets(revision + 1n, { key, signal })) {
+          const batches = this.#registry.watchSubnets(revision + 1n, {
+            key,
+            signal: watch.signal,
+          });
+          for await (const batch of batches) {
+            this.#sawRevision(batch.revision);
             if (batch.changes.some((change) => change.type === "delete")) throw revoked(current);
             const { lease: updated } = await this.#registry.getSubnet(
               current.subnet,
@@ -276,15 +379,36 @@ export class LocalManager implements SubnetManager {
             if (updated === null) throw revoked(current);
             current = updated;
           }
+          if (watch.signal.aborted && !signal.aborted) rewritePending = true;
         } catch (err) {
-          if (err instanceof LeaseRevokedError || signal.aborted) throw err;
+          if (signal.aborted) throw err;
+          if (watch.signal.aborted) {
+            rewritePending = true; // etcd went back in time: see whether the lease survived
+            continue;
+          }
+          if (err instanceof LeaseRevokedError) throw err;
           this.#log.warn({ err }, "Lost the watch on this node's lease; watching again");
           if (!(await sleep(delays.next().value, signal))) return;
+        } finally {
+          watch.done();
+        }
+      }
+    };
+    const followStore = async ({ signal }: CallOptions) => {
+      let failing = false;
+      while (await sleep(this.#storeCheckMs, signal)) {
+        try {
+          await this.#checkStore();
+          failing = false;
+        } catch (err) {
+          // etcd down or unreachable: the other loops say so; this one tries again.
+          if (!failing) this.#log.debug({ err }, "Cannot read etcd's revision; trying again");
+          failing = true;
         }
       }
     };
     try {
-      await runTogether([renewLoop, followOwnKey], opts);
+      await runTogether([renewLoop, followOwnKey, followStore], opts);
     } catch (err) {
       if (opts.signal.aborted && !(err instanceof LeaseRevokedError)) return;
       throw err;
@@ -296,12 +420,14 @@ export class LocalManager implements SubnetManager {
     const delays = backoff(100, 5_000);
     const config = this.#config ?? (await this.getNetworkConfig(opts));
     for (;;) {
+      const watch = this.#untilRewind(signal);
       try {
         // The listing acquireLease() just read is as good a snapshot: the watch then starts
         // at its revision and brings every change since (this node's own write among them).
         const listing =
           this.#acquireListing ?? (await this.#registry.getSubnets({ withExpiration: false }));
         this.#acquireListing = null;
+        this.#sawRevision(listing.revision);
         for (const { key, reason } of listing.skipped)
           this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
         yield {
@@ -310,14 +436,32 @@ export class LocalManager implements SubnetManager {
             this.#usable(lease, config, lease.subnet.toString()),
           ),
         };
-        for await (const batch of this.#registry.watchSubnets(listing.revision + 1n, { signal })) {
+        const batches = this.#registry.watchSubnets(listing.revision + 1n, {
+          signal: watch.signal,
+        });
+        for await (const batch of batches) {
+          this.#sawRevision(batch.revision);
           const events = batch.changes.flatMap((change) => this.#eventOf(change, config));
           if (events.length > 0) yield { kind: "events", events };
         }
+        if (watch.signal.aborted && !signal.aborted) throw new StoreRewoundError();
       } catch (err) {
         if (signal.aborted) return;
+        if (watch.signal.aborted) {
+          // etcd went back in time. The kernel keeps every route meanwhile; the other hosts
+          // write their leases again, and then all are read afresh (the watch starts again at
+          // the new store's revision, so hosts that join later are seen too).
+          this.#log.info(
+            { waitMs: this.#rewindGraceMs },
+            "Reading every lease afresh once the other hosts have written theirs again",
+          );
+          if (!(await sleep(this.#rewindGraceMs, signal))) return;
+          continue;
+        }
         this.#log.warn({ err }, "Lost the lease watch; reading all leases again");
         if (!(await sleep(delays.next().value, signal))) return;
+      } finally {
+        watch.done();
       }
     }
   }

@@ -184,6 +184,17 @@ export class EtcdRegistry {
     }
   }
 
+  /**
+   * Which store this is and how far it has got: etcd's cluster ID and current revision, from
+   * the header of a count-only read.
+   */
+  async storeState(): Promise<{ clusterId: string; revision: bigint }> {
+    const response: IRangeResponse = await this.#call("read the store's revision", () =>
+      this.#client.kv.range({ key: Buffer.from(this.configKey), count_only: true }),
+    );
+    return { clusterId: response.header.cluster_id, revision: BigInt(response.header.revision) };
+  }
+
   /** Lists every lease under the prefix. Keys that do not parse are returned in `skipped`. */
   async getSubnets(options: { withExpiration: boolean }): Promise<SubnetListing> {
     const response = await this.#listSubnetKeys();
