@@ -338,29 +338,39 @@ async function upHub(
     progress(`Kubernetes API double on ${lab.kubeApiUrl} (and ${lab.kubeApiSocket})`);
     return;
   }
-  const members = Array.from({ length: lab.etcdMembers }, (_, i) => i + 1);
-  const cluster = members.map((m) => `m${m}=http://${memberAddress(m)}:2380`).join(",");
-  for (const m of members) {
-    const dir = join(lab.dir, "etcd", `m${m}`);
-    await mkdir(dir, { recursive: true });
-    const address = memberAddress(m);
-    await startDetached(
-      lab.hub,
-      "etcd",
-      etcdArgs({
-        name: `m${m}`,
-        dataDir: join(dir, "data"),
-        listenClientUrls: `http://${address}:2379${m === 1 ? ",http://127.0.0.1:2379" : ""}`,
-        clientUrl: `http://${address}:2379`,
-        peerUrl: `http://${address}:2380`,
-        cluster,
-      }),
-      { logFile: join(dir, "etcd.log"), pidFile: join(dir, "etcd.pid") },
-    );
-  }
+  for (const m of etcdMembersOf(lab)) await startEtcdMember(lab, m);
   progress(
     `etcd: ${lab.etcdMembers} member${lab.etcdMembers > 1 ? "s" : ""} on ${lab.etcdEndpoint}`,
   );
+  await waitForEtcd(lab);
+}
+
+const etcdMembersOf = (lab: Lab) => Array.from({ length: lab.etcdMembers }, (_, i) => i + 1);
+
+/** Starts etcd member `m` of the lab in the hub (its data under the lab's state folder). */
+async function startEtcdMember(lab: Lab, m: number): Promise<void> {
+  const cluster = etcdMembersOf(lab)
+    .map((i) => `m${i}=http://${memberAddress(i)}:2380`)
+    .join(",");
+  const dir = join(lab.dir, "etcd", `m${m}`);
+  await mkdir(dir, { recursive: true });
+  const address = memberAddress(m);
+  await startDetached(
+    lab.hub,
+    "etcd",
+    etcdArgs({
+      name: `m${m}`,
+      dataDir: join(dir, "data"),
+      listenClientUrls: `http://${address}:2379${m === 1 ? ",http://127.0.0.1:2379" : ""}`,
+      clientUrl: `http://${address}:2379`,
+      peerUrl: `http://${address}:2380`,
+      cluster,
+    }),
+    { logFile: join(dir, "etcd.log"), pidFile: join(dir, "etcd.pid") },
+  );
+}
+
+async function waitForEtcd(lab: Lab): Promise<void> {
   await waitFor(
     "etcd to answer",
     () =>
@@ -370,6 +380,21 @@ async function upHub(
       ),
     { timeoutMs: 30_000 },
   );
+}
+
+/**
+ * The drill flannel users meet when etcd is rebuilt: every member stopped, its data deleted, and
+ * an empty cluster started in its place (the network config is not written again: the caller
+ * does that, as an operator would).
+ */
+export async function wipeEtcd(lab: Lab): Promise<void> {
+  for (const m of etcdMembersOf(lab)) {
+    const dir = join(lab.dir, "etcd", `m${m}`);
+    await killPidFile(join(dir, "etcd.pid"), "SIGTERM");
+    await rm(join(dir, "data"), { recursive: true, force: true });
+  }
+  for (const m of etcdMembersOf(lab)) await startEtcdMember(lab, m);
+  await waitForEtcd(lab);
 }
 
 /** Starts (or restarts) the lab's Kubernetes API double in the hub; resolves once it answers. */
