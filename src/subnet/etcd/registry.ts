@@ -18,6 +18,12 @@ import type { IPNet } from "../../ip/ip.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { parseSubnetKey } from "../subnet_key.js";
 
+/** The part of etcd3's (private) watch manager that close() clears; see close(). */
+interface WatchManagerInternals {
+  watchers: unknown[];
+  expectedClosers?: Set<unknown>;
+}
+
 export { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX, SUBNET_TTL_SECONDS } from "./defaults.js";
 
 /** How long closing a watch may take before it is left to etcd3. */
@@ -379,6 +385,16 @@ export class EtcdRegistry {
     // A watch still open (its reader stopped without finishing it) would keep etcd3 reconnecting.
     for (const watcher of this.#watchers) void watcher.cancel().catch(() => undefined);
     this.#watchers.clear();
+    // A watcher whose cancellation was sent but not yet answered (our reader gave up waiting,
+    // WATCH_CANCEL_TIMEOUT_MS) stays in etcd3's watch manager, which then re-opens the watch
+    // stream on the closed client forever, each time after a timer: the process never exits.
+    // etcd3 offers no way to drop them, so its manager is told there is nothing left to watch.
+    const manager = (this.#client as unknown as { watchManager?: WatchManagerInternals })
+      .watchManager;
+    if (manager !== undefined) {
+      manager.watchers = [];
+      manager.expectedClosers?.clear();
+    }
     this.#client.close();
   }
 
