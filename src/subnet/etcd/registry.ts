@@ -327,7 +327,11 @@ export class EtcdRegistry {
    */
   async *watchSubnets(
     startRevision: bigint,
-    opts: CallOptions & { readonly key?: string },
+    opts: CallOptions & {
+      readonly key?: string;
+      /** Told each time the watch stream is opened again after the connection was lost. */
+      readonly onReconnect?: () => void;
+    },
   ): AsyncGenerator<SubnetChangeBatch> {
     const builder = this.#client.watch().withPreviousKV().startRevision(String(startRevision));
     // watcher() rather than create(): create() resolves on "connected", and etcd may send the
@@ -337,6 +341,11 @@ export class EtcdRegistry {
       opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)
     ).watcher();
     this.#watchers.add(watcher);
+    let connections = 0;
+    const connected = () => {
+      if (++connections > 1) opts.onReconnect?.();
+    };
+    watcher.on("connected", connected);
     const responses = on(watcher, "data", { signal: opts.signal });
     let cancelled = false;
     try {
@@ -371,6 +380,7 @@ export class EtcdRegistry {
       cancelled = true;
       throw err;
     } finally {
+      watcher.off("connected", connected);
       this.#watchers.delete(watcher);
       if (!cancelled)
         await Promise.race([
