@@ -259,3 +259,43 @@ test("vxlan: entries deleted by hand come back; a stale route is removed at star
     await assertAllReach(lab);
   });
 });
+
+test("lease data with shell metacharacters reaches no shell: the lease is skipped, nothing runs, the hosts keep talking", async () => {
+  await withLab(
+    "ftdp",
+    { nodes: 2, pods: 1, backend: "vxlan", flanneldArgs: ["--ip-masq"] },
+    async (lab) => {
+      const marker = `/tmp/flannel-ts-pwned-${lab.name}`;
+      const evil = `$(touch ${marker}); touch ${marker}; \`touch ${marker}\``;
+      // A lease whose every text field tries to run a command, and one whose VtepMAC does.
+      await labEtcdctl(lab, [
+        "put",
+        "/coreos.com/network/subnets/10.244.250.0-24",
+        JSON.stringify({
+          PublicIP: `10.250.0.5;${evil}`,
+          PublicIPv6: null,
+          BackendType: `vxlan${evil}`,
+          BackendData: { VNI: 1, VtepMAC: evil },
+        }),
+      ]);
+      await labEtcdctl(lab, [
+        "put",
+        "/coreos.com/network/subnets/10.244.251.0-24",
+        JSON.stringify({
+          PublicIP: "10.250.0.6",
+          PublicIPv6: null,
+          BackendType: "vxlan",
+          BackendData: { VNI: 1, VtepMAC: evil },
+        }),
+      ]);
+      const h1 = node(lab, 1);
+      await waitFor("both bad leases to be noticed on h1", async () => {
+        const log = await readFile(h1.logFile, "utf8");
+        return log.includes("10.244.250.0-24") && log.includes("10.244.251.0");
+      });
+      await assert.rejects(readFile(marker), "no command ran");
+      assert.doesNotMatch(await ip(["route", "show"], h1.netns), /10\.244\.25[01]\.0/);
+      await assertAllReach(lab);
+    },
+  );
+});
