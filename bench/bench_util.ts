@@ -1,11 +1,14 @@
-/** What the benches share: printing, percentiles, watching routes appear, counting entries. */
+/**
+ * What the benches share: printing, percentiles, a process's CPU time, watching routes appear,
+ * counting entries.
+ */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { labUp } from "../src/lab/cluster.js";
 import type { Lab } from "../src/lab/cluster.js";
-import { execIn, ip } from "../src/lab/netns.js";
+import { execIn, ip, run } from "../src/lab/netns.js";
 
 /** Prints one figure line. */
 export const print = (line: string): void => {
@@ -16,6 +19,20 @@ export const print = (line: string): void => {
 export function percentile(values: readonly number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? Number.NaN;
+}
+
+/** The median (nearest rank). */
+export const median = (values: readonly number[]): number => percentile(values, 50);
+
+let clockTicks: number | null = null;
+
+/** User + system CPU seconds a process has used so far (/proc/<pid>/stat). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  clockTicks ??= Number((await run("getconf", ["CLK_TCK"])).trim()) || 100;
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // After "(comm) ", utime and stime are the 12th and 13th fields (14 and 15 of the line).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
 /**

@@ -36,6 +36,8 @@ import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab
 import { iperfBetween } from "../src/lab/lab_check.js";
 import {
   countEntries,
+  cpuSeconds,
+  median,
   macOf,
   monitorRoutes,
   percentile,
@@ -384,8 +386,6 @@ const SCALE_COUNTS = (process.env.FLANNEL_TS_BENCH_SCALE ?? "1000,5000,10000")
   .map(Number);
 const SCALE_ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? "3");
 
-const median = (values: readonly number[]) => percentile(values, 50);
-
 /**
  * Writes the ip -batch and bridge -batch files for the first n bench leases, as the vxlan
  * backend programs them: neighbour, FDB entry, route.
@@ -572,15 +572,9 @@ const IDLE_SECONDS = Number(process.env.FLANNEL_TS_BENCH_IDLE_SECONDS ?? "60");
 
 /** A process's CPU time (user + system) over `seconds`, as a share of one core. */
 async function cpuShare(pid: number, seconds: number): Promise<number> {
-  const ticks = async () => {
-    const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
-    return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  };
-  const hz = Number((await run("getconf", ["CLK_TCK"])).trim()) || 100;
-  const before = await ticks();
+  const before = await cpuSeconds(pid);
   await delay(seconds * 1000);
-  const after = await ticks();
-  return (after - before) / hz / seconds;
+  return ((await cpuSeconds(pid)) - before) / seconds;
 }
 
 async function driftRepair(): Promise<void> {

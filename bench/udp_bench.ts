@@ -27,7 +27,7 @@ import { execIn, uniquePrefix } from "../src/lab/netns.js";
 import { waitFor } from "../src/util/poll.js";
 import { startCProxy } from "../test/helpers/c_udp_proxy.js";
 import type { CProxy } from "../test/helpers/c_udp_proxy.js";
-import { percentile, print } from "./bench_util.js";
+import { cpuSeconds, median, percentile, print } from "./bench_util.js";
 
 const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.FLANNEL_TS_BENCH_SECONDS ?? 5);
@@ -44,15 +44,6 @@ interface Figures {
   p99: number;
   /** CPU seconds of the forwarders (both hosts) per Gbit carried, over the 1-stream run. */
   cpuPerGbit: number;
-}
-
-const CLOCK_TICKS = 100;
-
-/** User + system CPU seconds of a process so far. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 async function measure(from: LabPod, to: LabPod, pids: () => Promise<number[]>): Promise<Figures> {
@@ -80,8 +71,6 @@ async function measure(from: LabPod, to: LabPod, pids: () => Promise<number[]>):
     cpuPerGbit: cpu / (gbit1 * SECONDS),
   };
 }
-
-const median = (values: readonly number[]) => percentile(values, 50);
 
 function summary(all: readonly Figures[]): Figures {
   return {

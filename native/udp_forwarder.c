@@ -931,9 +931,12 @@ static int get_u32_prop(napi_env env, napi_value obj, const char *name, uint32_t
   return 1;
 }
 
-static struct forwarder *get_forwarder(napi_env env, napi_value value) {
+/* Reads `want` arguments, the first a forwarder handle; NULL (with an exception) otherwise. */
+static struct forwarder *forwarder_call(napi_env env, napi_callback_info info, size_t want,
+                                        napi_value *argv) {
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+  if (!get_args(env, info, want, argv)) return NULL;
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
     napi_throw_type_error(env, NULL, "udp_forwarder: expected a forwarder handle");
     return NULL;
   }
@@ -1172,8 +1175,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
 
 static napi_value set_routes(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
-  struct forwarder *fw = get_forwarder(env, argv[0]);
+  struct forwarder *fw = forwarder_call(env, info, 2, argv);
   if (fw == NULL) return NULL;
   void *data;
   size_t len;
@@ -1194,8 +1196,7 @@ static napi_value set_routes(napi_env env, napi_callback_info info) {
 
 static napi_value stats(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  struct forwarder *fw = get_forwarder(env, argv[0]);
+  struct forwarder *fw = forwarder_call(env, info, 1, argv);
   if (fw == NULL) return NULL;
   napi_value result;
   CHECK(napi_create_array_with_length(env, STAT_COUNT, &result));
@@ -1212,8 +1213,7 @@ static napi_value stats(napi_env env, napi_callback_info info) {
 
 static struct worker *get_worker(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
-  struct forwarder *fw = get_forwarder(env, argv[0]);
+  struct forwarder *fw = forwarder_call(env, info, 2, argv);
   if (fw == NULL) return NULL;
   uint32_t i;
   if (napi_get_value_uint32(env, argv[1], &i) != napi_ok || i >= (uint32_t)fw->workers_count) {
@@ -1251,8 +1251,7 @@ static napi_value fail_worker(napi_env env, napi_callback_info info) {
  * again); the old descriptors are closed. */
 static napi_value replace_tun(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
-  struct forwarder *fw = get_forwarder(env, argv[0]);
+  struct forwarder *fw = forwarder_call(env, info, 2, argv);
   if (fw == NULL) return NULL;
   uint32_t n = 0;
   CHECK(napi_get_array_length(env, argv[1], &n));
@@ -1292,8 +1291,7 @@ static napi_value replace_tun(napi_env env, napi_callback_info info) {
 
 static napi_value stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  struct forwarder *fw = get_forwarder(env, argv[0]);
+  struct forwarder *fw = forwarder_call(env, info, 1, argv);
   if (fw == NULL) return NULL;
   forwarder_stop(fw);
   return NULL;

@@ -33,6 +33,20 @@ interface Addon {
   stop(handle: object): void;
 }
 
+/** The counters stats() returns, in native/udp_forwarder.c's order (STAT_*), before the drops. */
+const COUNTERS = [
+  "txPackets",
+  "txBytes",
+  "rxPackets",
+  "rxBytes",
+  "icmpUnreachable",
+  "tunReads",
+  "sendCalls",
+  "recvCalls",
+  "tunWrites",
+  "workerExits",
+] as const satisfies readonly (keyof ForwardingStats)[];
+
 /** Why a packet was dropped, in the order native/udp_forwarder.c counts them. */
 export const DROP_REASONS = [
   "no_route",
@@ -242,18 +256,12 @@ export class UdpForwarder {
   get stats(): ForwarderStats {
     const raw = this.#addon.stats(this.#handle);
     const at = (i: number) => raw[i] ?? 0;
-    const drops = Object.fromEntries(DROP_REASONS.map((reason, i) => [reason, at(10 + i)]));
+    const counters = Object.fromEntries(COUNTERS.map((name, i) => [name, at(i)]));
+    const drops = Object.fromEntries(
+      DROP_REASONS.map((reason, i) => [reason, at(COUNTERS.length + i)]),
+    );
     return {
-      txPackets: at(0),
-      txBytes: at(1),
-      rxPackets: at(2),
-      rxBytes: at(3),
-      icmpUnreachable: at(4),
-      tunReads: at(5),
-      sendCalls: at(6),
-      recvCalls: at(7),
-      tunWrites: at(8),
-      workerExits: at(9),
+      ...(counters as Record<(typeof COUNTERS)[number], number>),
       drops: drops as Record<DropReason, number>,
     };
   }
