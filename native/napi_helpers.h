@@ -40,6 +40,7 @@ static const char *errno_name(int err) {
   case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
   case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
   case ENOPROTOOPT: return "ENOPROTOOPT";
+  case EOPNOTSUPP: return "EOPNOTSUPP";
   default: return "EIO";
   }
 }

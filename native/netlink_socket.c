@@ -19,7 +19,12 @@
  */
 #define NAPI_VERSION 8
 #include <errno.h>
+#include <linux/ethtool.h>
 #include <linux/netlink.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +254,35 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * ethtool(name, cmd, data): one ethtool request carrying a struct ethtool_value (ETHTOOL_GTXCSUM,
+ * ETHTOOL_STXCSUM...) on the named device, by SIOCETHTOOL; returns the value's data after it.
+ */
+static napi_value Ethtool(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char name[IFNAMSIZ];
+  size_t len;
+  uint32_t cmd, data;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  CHECK(napi_get_value_uint32(env, argv[1], &cmd));
+  CHECK(napi_get_value_uint32(env, argv[2], &data));
+  struct ethtool_value value = {.cmd = cmd, .data = data};
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
+  ifr.ifr_data = (char *)&value;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int rc = ioctl(fd, SIOCETHTOOL, &ifr);
+  int err = errno;
+  close(fd);
+  if (rc < 0) return throw_errno(env, "SIOCETHTOOL", err);
+  napi_value out;
+  CHECK(napi_create_uint32(env, value.data, &out));
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
@@ -259,6 +293,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"unwatch", NULL, Unwatch, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, Ref, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+      {"ethtool", NULL, Ethtool, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

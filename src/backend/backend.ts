@@ -8,7 +8,7 @@ import type { NetworkConfig } from "../config/network_config.js";
 import type { ExternalInterface } from "../iface/external_interface.js";
 import type { Lease } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
-import type { Netlink } from "../net/netlink.js";
+import type { KernelEntry, Netlink } from "../net/netlink.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import type { CallOptions } from "../util/call_options.js";
 
@@ -85,3 +85,51 @@ export interface DataPlaneStats {
 
 /** Makes a backend from its dependencies. */
 export type BackendFactory = (deps: BackendDeps) => Backend;
+
+/** A device a backend keeps, as it must be (flannelctl doctor compares the kernel's with it). */
+export interface ExpectedDevice {
+  readonly name: string;
+  readonly kind: "vxlan" | "tun";
+  readonly mtu: number;
+  /** The MAC this host's lease announces to its peers; null where the lease announces none. */
+  readonly mac: string | null;
+  /** A VXLAN device's identity; null for others. Port 0 is the kernel's default, 8472. */
+  readonly vxlan: { readonly vni: number; readonly port: number; readonly local: string } | null;
+  /** The one address it holds in the network, `<subnet IP>/32` (`/128`); null for none. */
+  readonly address: string | null;
+}
+
+/** A remote lease (or its IPv6 part) whose entries could not be made. */
+export interface LeaseSkip {
+  readonly subnet: string;
+  readonly lease: Lease;
+  readonly v6: boolean;
+  readonly message: string;
+}
+
+/** A backend's data plane on this host, seen and never changed: flannelctl doctor's view. */
+export interface PlaneInspection {
+  /** The devices it keeps. */
+  readonly devices: readonly ExpectedDevice[];
+  /** The MTU pods must use (FLANNEL_MTU). */
+  readonly podMtu: number;
+  /** Whether it follows a remote lease (flannel skips leases of another BackendType). */
+  serves(lease: Lease): boolean;
+  /**
+   * The kernel entries these remote leases need, with the devices as found (none is made), and
+   * the entries of ours the kernel holds. Both keyed by entryKey.
+   */
+  entries(remotes: ReadonlyMap<string, Lease>): Promise<{
+    readonly wanted: ReadonlyMap<string, KernelEntry>;
+    readonly owned: ReadonlyMap<string, KernelEntry>;
+    readonly skipped: readonly LeaseSkip[];
+  }>;
+}
+
+/** Makes a backend's inspection for this host's lease, under this network config. */
+export type PlaneInspector = (
+  config: NetworkConfig,
+  extIface: ExternalInterface,
+  netlink: Netlink,
+  lease: Lease,
+) => PlaneInspection;

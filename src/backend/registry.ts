@@ -4,10 +4,10 @@
 import type { NetworkConfig } from "../config/network_config.js";
 import { ConfigError } from "../errors.js";
 import { createAllocBackend } from "./alloc/alloc.js";
-import { createHostGwBackend } from "./hostgw/hostgw.js";
-import { createUdpBackend, parseUdpConfig } from "./udp/udp.js";
-import { createVxlanBackend, parseVxlanConfig } from "./vxlan/vxlan.js";
-import type { Backend, BackendDeps, BackendFactory } from "./backend.js";
+import { createHostGwBackend, inspectHostGw } from "./hostgw/hostgw.js";
+import { createUdpBackend, inspectUdp, parseUdpConfig } from "./udp/udp.js";
+import { createVxlanBackend, inspectVxlan, parseVxlanConfig } from "./vxlan/vxlan.js";
+import type { Backend, BackendDeps, BackendFactory, PlaneInspector } from "./backend.js";
 
 const BACKENDS = {
   vxlan: createVxlanBackend,
@@ -15,6 +15,28 @@ const BACKENDS = {
   udp: createUdpBackend,
   alloc: createAllocBackend,
 } as const satisfies Record<string, BackendFactory>;
+
+/** How flannelctl doctor sees each backend's data plane (alloc programs none). */
+const INSPECTORS = {
+  vxlan: inspectVxlan,
+  "host-gw": inspectHostGw,
+  udp: inspectUdp,
+  alloc: (_config, extIface) => ({
+    devices: [],
+    podMtu: extIface.mtu,
+    serves: (lease) => lease.attrs.backendType === "alloc",
+    entries: () => Promise.resolve({ wanted: new Map(), owned: new Map(), skipped: [] }),
+  }),
+} as const satisfies Record<keyof typeof BACKENDS, PlaneInspector>;
+
+/** The inspector of the config's backend type (any case). */
+export function inspectorFor(type: string): PlaneInspector {
+  const name = type.toLowerCase();
+  if (Object.hasOwn(INSPECTORS, name)) return INSPECTORS[name as keyof typeof INSPECTORS];
+  throw new ConfigError(
+    `Cannot inspect backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
+  );
+}
 
 /** The backend type names flanneld accepts. */
 export const BACKEND_TYPES: readonly string[] = Object.keys(BACKENDS);

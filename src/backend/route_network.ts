@@ -36,7 +36,7 @@ import { watchLeases } from "../subnet/watch_leases.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { sleep } from "../util/sleep.js";
-import type { DataPlaneStats, Network } from "./backend.js";
+import type { DataPlaneStats, LeaseSkip, Network, PlaneInspection } from "./backend.js";
 
 /** How often a failed sync is retried (and how often the full check looks whether it is due). */
 export const RECONCILE_INTERVAL_MS = 5_000;
@@ -92,7 +92,7 @@ function perItemLog(
   };
 }
 
-function describe(entry: KernelEntry): string {
+export function describeEntry(entry: KernelEntry): string {
   switch (entry.kind) {
     case "neighbor":
       return `neighbour ${entry.neighbor.ip} lladdr ${entry.neighbor.mac}`;
@@ -129,6 +129,82 @@ export interface DataPlane<Context> {
    * (udp: its forwarder's table of hosts).
    */
   leasesChanged?(remotes: ReadonlyMap<string, Lease>): void;
+}
+
+/**
+ * The entries a data plane needs for these remote leases (keyed by entryKey): its fixed ones,
+ * then each lease's IPv4 and IPv6 ones. A lease the plane cannot serve is passed to `skipped`
+ * (its IPv6 part alone when only that fails) and left out.
+ */
+export function wantedEntries<Context>(
+  plane: DataPlane<Context>,
+  context: Context,
+  leases: ReadonlyMap<string, Lease>,
+  skipped: (skip: LeaseSkip) => void,
+): Map<string, KernelEntry> {
+  const wanted = new Map<string, KernelEntry>();
+  for (const entry of plane.fixedEntries?.(context) ?? []) wanted.set(entryKey(entry), entry);
+  for (const [subnet, lease] of leases) {
+    let entries: KernelEntry[] = [];
+    try {
+      if (hasIPv4(lease)) entries = plane.entriesFor(lease, context);
+    } catch (err) {
+      skipped({ subnet, lease, v6: false, message: (err as Error).message });
+      continue;
+    }
+    for (const entry of entries) wanted.set(entryKey(entry), entry);
+    if (plane.entriesForV6 === undefined || lease.ipv6Subnet === null) continue;
+    try {
+      for (const entry of plane.entriesForV6(lease, context)) wanted.set(entryKey(entry), entry);
+    } catch (err) {
+      skipped({ subnet, lease, v6: true, message: (err as Error).message });
+    }
+  }
+  return wanted;
+}
+
+/**
+ * What differs between the entries of ours the kernel holds and the wanted ones: `stale` (held,
+ * not wanted; routes first, the order they must go) and `missing` (wanted, absent or different;
+ * routes last, the order they must be written).
+ */
+export function diffEntries(
+  kernel: ReadonlyMap<string, KernelEntry>,
+  wanted: ReadonlyMap<string, KernelEntry>,
+): { stale: [string, KernelEntry][]; missing: [string, KernelEntry][] } {
+  const stale = [...kernel].filter(([key]) => !wanted.has(key));
+  stale.sort(([, a], [, b]) => CREATE_ORDER[b.kind] - CREATE_ORDER[a.kind]);
+  const missing = [...wanted].filter(([key, entry]) => {
+    const present = kernel.get(key);
+    return present === undefined || !sameEntry(present, entry);
+  });
+  missing.sort(([, a], [, b]) => CREATE_ORDER[a.kind] - CREATE_ORDER[b.kind]);
+  return { stale, missing };
+}
+
+/** Whether a lease's BackendType is served by a network of `backendType` (flannel skips others). */
+export function servesLease(
+  lease: Lease,
+  backendType: string,
+  alsoAccepts: readonly string[] = [],
+): boolean {
+  const type = lease.attrs.backendType;
+  return type === backendType || alsoAccepts.includes(type);
+}
+
+/**
+ * A data plane's wanted and owned entries for these remote leases, for an inspection: its
+ * prepare() must find the devices, never make them.
+ */
+export async function inspectEntries<Context>(
+  plane: DataPlane<Context>,
+  remotes: ReadonlyMap<string, Lease>,
+): ReturnType<PlaneInspection["entries"]> {
+  const context = await plane.prepare();
+  const skipped: LeaseSkip[] = [];
+  const wanted = wantedEntries(plane, context, remotes, (skip) => skipped.push(skip));
+  const owned = new Map((await plane.listOwned(context)).map((e) => [entryKey(e), e]));
+  return { wanted, owned, skipped };
 }
 
 /** What RouteNetwork needs besides its data plane. */
@@ -376,8 +452,7 @@ export class RouteNetwork<Context> implements Network {
         each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet removed");
         continue;
       }
-      const type = event.lease.attrs.backendType;
-      if (type !== this.#deps.backendType && !(this.#deps.alsoAccepts ?? []).includes(type)) {
+      if (!servesLease(event.lease, this.#deps.backendType, this.#deps.alsoAccepts)) {
         this.#deps.log.warn(
           { subnet: key, backendType: event.lease.attrs.backendType },
           "Ignoring a lease of another backend type",
@@ -445,43 +520,22 @@ export class RouteNetwork<Context> implements Network {
     this.stats.syncs++;
     this.stats.remoteLeases = this.#leases.size;
 
-    const wanted = new Map<string, KernelEntry>();
-    for (const entry of this.#plane.fixedEntries?.(context) ?? [])
-      wanted.set(entryKey(entry), entry);
-    for (const [subnet, lease] of this.#leases) {
-      let entries: KernelEntry[] = [];
-      try {
-        if (hasIPv4(lease)) entries = this.#plane.entriesFor(lease, context);
-      } catch (err) {
-        this.#noteFailure(`lease ${subnet}`, (err as Error).message, {
-          subnet,
-          publicIP: lease.attrs.publicIP,
-        });
-        continue;
-      }
-      for (const entry of entries) wanted.set(entryKey(entry), entry);
-      if (this.#plane.entriesForV6 === undefined || lease.ipv6Subnet === null) continue;
-      try {
-        for (const entry of this.#plane.entriesForV6(lease, context))
-          wanted.set(entryKey(entry), entry);
-      } catch (err) {
+    const wanted = wantedEntries(this.#plane, context, this.#leases, (skip) => {
+      if (skip.v6)
         this.#noteFailure(
-          `lease ${subnet} v6`,
-          (err as Error).message,
-          { subnet, publicIPv6: lease.attrs.publicIPv6 },
+          `lease ${skip.subnet} v6`,
+          skip.message,
+          { subnet: skip.subnet, publicIPv6: skip.lease.attrs.publicIPv6 },
           false,
           "IPv6 part of a remote lease skipped; its IPv4 part is served",
         );
-      }
-    }
-
-    const stale = [...kernel].filter(([key]) => !wanted.has(key));
-    stale.sort(([, a], [, b]) => CREATE_ORDER[b.kind] - CREATE_ORDER[a.kind]);
-    const missing = [...wanted].filter(([key, entry]) => {
-      const present = kernel.get(key);
-      return present === undefined || !sameEntry(present, entry);
+      else
+        this.#noteFailure(`lease ${skip.subnet}`, skip.message, {
+          subnet: skip.subnet,
+          publicIP: skip.lease.attrs.publicIP,
+        });
     });
-    missing.sort(([, a], [, b]) => CREATE_ORDER[a.kind] - CREATE_ORDER[b.kind]);
+    const { stale, missing } = diffEntries(kernel, wanted);
     if (stale.length === 0 && missing.length === 0) return;
 
     // One batch, in order: stale entries out (route first), then missing ones in (route last).
@@ -495,7 +549,7 @@ export class RouteNetwork<Context> implements Network {
     const previous = missing.map(([key]) => kernel.get(key));
     for (const [key, entry] of missing) kernel.set(key, entry);
     const results = await netlink.writeEntries(writes);
-    this.#lastChanged = writes.slice(0, 5).map((w) => `${w.op} ${describe(w.entry)}`);
+    this.#lastChanged = writes.slice(0, 5).map((w) => `${w.op} ${describeEntry(w.entry)}`);
     const big = writes.length > MAX_LEASE_LINES;
     const each = perItemLog(log, big);
     let removed = 0;
@@ -504,18 +558,18 @@ export class RouteNetwork<Context> implements Network {
     const failures = new Map<string, { count: number; sample: string }>();
     const failed = (err: NetlinkError, entry: KernelEntry) => {
       const seen = failures.get(err.errno);
-      if (seen === undefined) failures.set(err.errno, { count: 1, sample: describe(entry) });
+      if (seen === undefined) failures.set(err.errno, { count: 1, sample: describeEntry(entry) });
       else seen.count++;
     };
     stale.forEach(([, entry], i) => {
       const err = results[i] ?? null;
       if (err === null) {
         removed++;
-        each(() => ({ entry: describe(entry) }), "Removed a kernel entry no lease needs");
+        each(() => ({ entry: describeEntry(entry) }), "Removed a kernel entry no lease needs");
       } else if (big) {
         failed(err, entry);
       } else {
-        log.warn({ err: err.message, entry: describe(entry) }, "Cannot remove a kernel entry");
+        log.warn({ err: err.message, entry: describeEntry(entry) }, "Cannot remove a kernel entry");
       }
     });
     missing.forEach(([key, entry], i) => {
@@ -529,15 +583,18 @@ export class RouteNetwork<Context> implements Network {
         this.#noteFailure(
           key,
           err.message,
-          { entry: describe(entry), host: hostOf(entry, this.#leases) },
+          { entry: describeEntry(entry), host: hostOf(entry, this.#leases) },
           big,
         );
         return;
       }
       written++;
       if (this.#failures.delete(key))
-        each(() => ({ entry: describe(entry) }), "Kernel entry written after earlier failures");
-      else if (this.#synced) each(() => ({ entry: describe(entry) }), "Kernel entry written");
+        each(
+          () => ({ entry: describeEntry(entry) }),
+          "Kernel entry written after earlier failures",
+        );
+      else if (this.#synced) each(() => ({ entry: describeEntry(entry) }), "Kernel entry written");
     });
     this.stats.removed += removed;
     this.stats.written += written;

@@ -177,6 +177,23 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
       const { plugin, conflist } = await installCni(flags);
       out(`Installed ${plugin}\nWrote ${conflist}\n`);
     });
+  program
+    .command("doctor")
+    .description(
+      "check this host's flannel data plane, lease, subnet.env and rules; say what is wrong, why, and the fix",
+    )
+    .usage("[--json] [--fix] [flanneld's flags...]")
+    .option("--json", "print JSON, for scripts")
+    .option("--fix", "apply the fixes that are safe, then check again")
+    .argument(
+      "[flags...]",
+      "flanneld's flags (default: those of the flanneld running here, else FLANNELD_* variables)",
+    )
+    .allowUnknownOption()
+    .action(async (args: string[], flags: { json?: boolean; fix?: boolean }) => {
+      const { doctorCommand } = await import("./doctor_command.js");
+      process.exitCode = await doctorCommand(args, flags, out);
+    });
   lab(program, out);
   return program;
 }
@@ -196,7 +213,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const program = buildProgram(out, lab);
   try {
     await program.parseAsync(args, { from: "user" });
-    return 0;
+    return typeof process.exitCode === "number" ? process.exitCode : 0; // doctor: 1 when not healthy
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     const message = err instanceof Error ? err.message : String(err);

@@ -22,7 +22,7 @@ import type { Logger } from "../log/logger.js";
 import { checkBrNetfilter, checkIPForwarding } from "../net/sysctl.js";
 import { ensureBlackholeRoute, keepBlackholeRoute } from "../net/blackhole_route.js";
 import type { Netlink } from "../net/netlink.js";
-import { keepTrafficRules } from "../trafficmngr/traffic_manager.js";
+import { flannelRulesFor, keepTrafficRules } from "../trafficmngr/traffic_manager.js";
 import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
@@ -110,22 +110,9 @@ async function setUpTrafficRules(
   ipv6Subnet: IPNet | null,
   log: Logger,
 ): Promise<FlannelRules> {
-  const network = subnet === null ? null : config.network;
-  const network6 = config.enableIPv6 && ipv6Subnet !== null ? config.ipv6Network : null;
   const randomFully =
     options.ipMasq && !options.ipMasqFullyRandomDisable && (await traffic.supportsRandomFully());
-  const rules: FlannelRules = {
-    masq:
-      options.ipMasq && network !== null && subnet !== null
-        ? { network, subnet, randomFully }
-        : null,
-    forward: options.iptablesForwardRules && network !== null ? { network } : null,
-    masq6:
-      options.ipMasq && network6 !== null && ipv6Subnet !== null
-        ? { network: network6, subnet: ipv6Subnet, randomFully }
-        : null,
-    forward6: options.iptablesForwardRules && network6 !== null ? { network: network6 } : null,
-  };
+  const rules = flannelRulesFor(options, config, subnet, ipv6Subnet, randomFully);
   await traffic.cleanUpOtherMode();
   await traffic.apply(rules);
   log.info(

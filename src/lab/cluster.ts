@@ -472,8 +472,11 @@ async function upNode(
   progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24, flanneld started`);
 }
 
-/** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
-export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
+/** flanneld's flags and variables on a lab host (flannelctl doctor takes the same). */
+export function flanneldCommand(
+  lab: Lab,
+  node: LabNode,
+): { readonly args: string[]; readonly env: Record<string, string> } {
   const api =
     lab.podIdentity !== null
       ? `--kubeconfig-file=${join(lab.dir, "kubeconfig")}`
@@ -487,13 +490,16 @@ export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
     lab.podIdentity?.includes(node.name) === true
       ? { POD_NAME: `kube-flannel-ds-${node.name}`, POD_NAMESPACE: "kube-flannel" }
       : { NODE_NAME: node.name };
-  return startDetached(
-    node.netns,
-    join(REPO_ROOT, "bin/flanneld"),
-    [...store, "--iface=eth0", `--subnet-file=${node.subnetFile}`, ...lab.flanneldArgs],
-    node,
-    lab.datastore === "kube" ? identity : {},
-  );
+  return {
+    args: [...store, "--iface=eth0", `--subnet-file=${node.subnetFile}`, ...lab.flanneldArgs],
+    env: lab.datastore === "kube" ? identity : {},
+  };
+}
+
+/** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
+export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
+  const { args, env } = flanneldCommand(lab, node);
+  return startDetached(node.netns, join(REPO_ROOT, "bin/flanneld"), args, node, env);
 }
 
 /** Restarts flanneld on a host. */

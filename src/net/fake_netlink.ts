@@ -150,6 +150,11 @@ export class FakeNetlink implements Netlink {
     return this.#update(index, { mtu });
   }
 
+  setLinkMac(index: number, mac: string): Promise<void> {
+    this.calls.push(`link set ${index} address ${mac}`);
+    return this.#update(index, { mac });
+  }
+
   setLinkUp(index: number): Promise<void> {
     this.calls.push(`link set ${index} up`);
     return this.#update(index, { up: true });

@@ -137,6 +137,8 @@ export interface Netlink {
   deleteLink(index: number): Promise<void>;
   setLinkMtu(index: number, mtu: number): Promise<void>;
   setLinkUp(index: number): Promise<void>;
+  /** Sets a link's hardware address (`ip link set <dev> address <mac>`). */
+  setLinkMac(index: number, mac: string): Promise<void>;
 
   listAddresses(linkIndex: number): Promise<Address[]>;
   addAddress(address: Address): Promise<void>;

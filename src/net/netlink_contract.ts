@@ -89,6 +89,13 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
       });
     });
 
+    test("setLinkMac() changes the hardware address", async () => {
+      await withVxlan(open, async (h, index) => {
+        await h.netlink.setLinkMac(index, "02:aa:bb:cc:dd:01");
+        assert.equal((await h.netlink.getLink("flannel.1"))?.mac, "02:aa:bb:cc:dd:01");
+      });
+    });
+
     test("addAddress() and deleteAddress() show in listAddresses()", async () => {
       await withVxlan(open, async (h, index) => {
         await h.netlink.addAddress({ linkIndex: index, ip: "10.244.1.0", prefixLen: 32 });

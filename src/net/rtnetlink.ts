@@ -46,6 +46,7 @@ import {
   LINK_MESSAGE,
   linkDumpRequest,
   newVxlanLinkRequest,
+  setLinkMacRequest,
   setLinkMtuRequest,
   setLinkUpRequest,
 } from "./rtnetlink_links.js";
@@ -272,6 +273,10 @@ export class RtNetlink implements Netlink {
 
   async setLinkMtu(index: number, mtu: number): Promise<void> {
     await this.#socket.request(setLinkMtuRequest(index, mtu), `set MTU ${mtu} on link ${index}`);
+  }
+
+  async setLinkMac(index: number, mac: string): Promise<void> {
+    await this.#socket.request(setLinkMacRequest(index, mac), `set MAC ${mac} on link ${index}`);
   }
 
   async setLinkUp(index: number): Promise<void> {

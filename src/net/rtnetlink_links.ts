@@ -126,6 +126,11 @@ export function setLinkMtuRequest(index: number, mtu: number): NetlinkRequest {
   return { type: RTM_NEWLINK, flags: 0, payload: w.buffer };
 }
 
+export function setLinkMacRequest(index: number, mac: string): NetlinkRequest {
+  const w = ifinfomsg({ index, flags: 0, change: 0 }, attrSize(6)).mac(IFLA.ADDRESS, mac);
+  return { type: RTM_NEWLINK, flags: 0, payload: w.buffer };
+}
+
 export function setLinkUpRequest(index: number): NetlinkRequest {
   const w = ifinfomsg({ index, flags: IFF_UP, change: IFF_UP }, 0);
   return { type: RTM_NEWLINK, flags: 0, payload: w.buffer };

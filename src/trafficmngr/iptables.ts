@@ -109,7 +109,9 @@ export class IPTablesManager implements TrafficManager {
     await run("nft", ["-f", "-"], { input: script }).catch(() => undefined);
   }
 
-  async apply(rules: FlannelRules): Promise<void> {
+  /** The iptables-restore payloads that rewrite flannel's chains, per family. */
+  async #payloads(rules: FlannelRules): Promise<{ family: 4 | 6; payload: string }[]> {
+    const out: { family: 4 | 6; payload: string }[] = [];
     for (const family of [4, 6] as const) {
       // Without IPv6, chains ip6tables holds from an earlier IPv6 config are removed too; a
       // host without ip6tables is left alone.
@@ -127,9 +129,20 @@ export class IPTablesManager implements TrafficManager {
         saved,
         new Set(["nat", "filter"]),
       );
-      if (payload !== "")
-        await run(`${COMMAND[family]}-restore`, ["--noflush", "--wait"], { input: payload });
+      if (payload !== "") out.push({ family, payload });
     }
+    return out;
+  }
+
+  async apply(rules: FlannelRules): Promise<void> {
+    for (const { family, payload } of await this.#payloads(rules))
+      await run(`${COMMAND[family]}-restore`, ["--noflush", "--wait"], { input: payload });
+  }
+
+  async fixCommand(rules: FlannelRules): Promise<string> {
+    return (await this.#payloads(rules))
+      .map(({ family, payload }) => `${COMMAND[family]}-restore --noflush <<'EOF'\n${payload}EOF`)
+      .join("\n");
   }
 
   async check(rules: FlannelRules): Promise<boolean> {

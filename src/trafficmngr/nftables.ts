@@ -119,6 +119,10 @@ export class NFTablesManager implements TrafficManager {
     await run("nft", ["-f", "-"], { input: nftScript(rules) });
   }
 
+  fixCommand(rules: FlannelRules): Promise<string> {
+    return Promise.resolve(`nft -f - <<'EOF'\n${nftScript(rules)}EOF`);
+  }
+
   async check(all: FlannelRules): Promise<boolean> {
     for (const family of [4, 6] as const) {
       const rules = rulesOfFamily(all, family);

@@ -31,6 +31,35 @@ export interface FlannelRules {
   readonly forward6?: { readonly network: IPNet } | null;
 }
 
+/**
+ * The rules flanneld's flags ask for on a host with these subnets: masquerade with --ip-masq,
+ * FORWARD accepts with --iptables-forward-rules, per family the host has.
+ */
+export function flannelRulesFor(
+  flags: { readonly ipMasq: boolean; readonly iptablesForwardRules: boolean },
+  config: {
+    readonly network: IPNet | null;
+    readonly enableIPv6: boolean;
+    readonly ipv6Network: IPNet | null;
+  },
+  subnet: IPNet | null,
+  ipv6Subnet: IPNet | null,
+  randomFully: boolean,
+): FlannelRules {
+  const network = subnet === null ? null : config.network;
+  const network6 = config.enableIPv6 && ipv6Subnet !== null ? config.ipv6Network : null;
+  return {
+    masq:
+      flags.ipMasq && network !== null && subnet !== null ? { network, subnet, randomFully } : null,
+    forward: flags.iptablesForwardRules && network !== null ? { network } : null,
+    masq6:
+      flags.ipMasq && network6 !== null && ipv6Subnet !== null
+        ? { network: network6, subnet: ipv6Subnet, randomFully }
+        : null,
+    forward6: flags.iptablesForwardRules && network6 !== null ? { network: network6 } : null,
+  };
+}
+
 /** One family's rules out of FlannelRules. */
 export function rulesOfFamily(
   rules: FlannelRules,
@@ -53,6 +82,8 @@ export interface TrafficManager {
   apply(rules: FlannelRules): Promise<void>;
   /** Whether the kernel holds these rules, in order. */
   check(rules: FlannelRules): Promise<boolean>;
+  /** The shell command that writes these rules as apply() would (for flannelctl doctor). */
+  fixCommand(rules: FlannelRules): Promise<string>;
   /** Whether masquerade can use fully random ports (`--random-fully`, `fully-random`). */
   supportsRandomFully(): Promise<boolean>;
 }

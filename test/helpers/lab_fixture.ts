@@ -40,11 +40,16 @@ export async function assertAllReach(lab: Lab): Promise<void> {
 }
 
 /**
- * Writes a lease into the lab's etcd as a flannel host would: the key under an etcd lease of
- * an hour, so that it is a lease and not a reservation.
+ * Writes a lease into the lab's etcd as a flannel host would: the key under an etcd lease (of
+ * an hour by default; flannel's are a day), so that it is a lease and not a reservation.
  */
-export async function putLease(lab: Lab, subnetKey: string, value: string): Promise<void> {
-  const grant = await labEtcdctl(lab, ["lease", "grant", "3600"]);
+export async function putLease(
+  lab: Lab,
+  subnetKey: string,
+  value: string,
+  ttlSeconds = 3600,
+): Promise<void> {
+  const grant = await labEtcdctl(lab, ["lease", "grant", String(ttlSeconds)]);
   const leaseID = /lease ([0-9a-f]+) granted/.exec(grant)?.[1];
   assert.ok(leaseID, grant);
   await labEtcdctl(lab, [

@@ -8,11 +8,66 @@ import { ConfigError } from "../../errors.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import type { CallOptions } from "../../util/call_options.js";
-import type { Backend, BackendDeps, Network } from "../backend.js";
+import type { IPNet } from "../../ip/ip.js";
+import type { Lease } from "../../lease/lease.js";
+import type { KernelEntry, Netlink } from "../../net/netlink.js";
+import type {
+  Backend,
+  BackendDeps,
+  ExternalInterface,
+  Network,
+  PlaneInspector,
+} from "../backend.js";
 import { ipv6SideOf, remoteIPv6Of } from "../dual_stack.js";
+import type { IPv6Side } from "../dual_stack.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork, subnetLenOf } from "../route_network.js";
+import { RouteNetwork, inspectEntries, servesLease, subnetLenOf } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
+
+/** A route via `gateway` on the external interface: host-gw's one entry per remote subnet. */
+function routeVia(dst: string, gateway: string, linkIndex: number): KernelEntry {
+  return { kind: "route", route: { dst, gateway, linkIndex, onlink: false } };
+}
+
+/** The host-gw data plane: a route per remote subnet via the remote's public address. */
+function hostGwPlane(
+  netlink: Netlink,
+  extIface: ExternalInterface,
+  network: IPNet | null,
+  v6: IPv6Side | null,
+): DataPlane<null> {
+  return {
+    prepare: () => Promise.resolve(null),
+    entriesFor: (remote) => [
+      routeVia(remote.subnet.toString(), remote.attrs.publicIP, extIface.index),
+    ],
+    ...(v6 === null
+      ? {}
+      : {
+          entriesForV6: (remote: Lease) => {
+            const { subnet, publicIPv6 } = remoteIPv6Of(remote);
+            return [routeVia(subnet.toString(), publicIPv6, extIface.index)];
+          },
+        }),
+    listOwned: () => listOwnedRoutes(netlink, [network, v6?.network ?? null], []),
+    // Only routes are host-gw's: its own (protocol 76), or any on the external interface.
+    concerns: (change) =>
+      change.kind === "route" &&
+      (change.protocol === FLANNEL_ROUTE_PROTOCOL || change.linkIndex === extIface.index),
+  };
+}
+
+/** This host's host-gw data plane as flannelctl doctor sees it: routes only, no device. */
+export const inspectHostGw: PlaneInspector = (config, extIface, netlink) => {
+  const network = config.enableIPv4 ? config.network : null;
+  const plane = hostGwPlane(netlink, extIface, network, ipv6SideOf("host-gw", config, extIface));
+  return {
+    devices: [],
+    podMtu: extIface.mtu,
+    serves: (remote) => servesLease(remote, "host-gw"),
+    entries: (remotes) => inspectEntries(plane, remotes),
+  };
+};
 
 /** Makes the host-gw backend. */
 export function createHostGwBackend(deps: BackendDeps): Backend {
@@ -38,43 +93,7 @@ export function createHostGwBackend(deps: BackendDeps): Backend {
         },
         opts,
       );
-      const plane: DataPlane<null> = {
-        prepare: () => Promise.resolve(null),
-        entriesFor: (remote) => [
-          {
-            kind: "route",
-            route: {
-              dst: remote.subnet.toString(),
-              gateway: remote.attrs.publicIP,
-              linkIndex: extIface.index,
-              onlink: false,
-            },
-          },
-        ],
-        ...(v6 === null
-          ? {}
-          : {
-              entriesForV6: (remote) => {
-                const { subnet, publicIPv6 } = remoteIPv6Of(remote);
-                return [
-                  {
-                    kind: "route",
-                    route: {
-                      dst: subnet.toString(),
-                      gateway: publicIPv6,
-                      linkIndex: extIface.index,
-                      onlink: false,
-                    },
-                  },
-                ];
-              },
-            }),
-        listOwned: () => listOwnedRoutes(deps.netlink, [network, v6?.network ?? null], []),
-        // Only routes are host-gw's: its own (protocol 76), or any on the external interface.
-        concerns: (change) =>
-          change.kind === "route" &&
-          (change.protocol === FLANNEL_ROUTE_PROTOCOL || change.linkIndex === extIface.index),
-      };
+      const plane = hostGwPlane(deps.netlink, extIface, network, v6);
       return new RouteNetwork(
         lease,
         extIface.mtu,

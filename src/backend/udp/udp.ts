@@ -16,15 +16,16 @@ import { formatIssues, goJson } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";
 import { parseIPv4 } from "../../ip/ip.js";
+import type { IPNet } from "../../ip/ip.js";
 import { hasIPv4 } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
 import type { KernelEntry, Link } from "../../net/netlink.js";
 import { setDeviceSysctl } from "../../net/sysctl.js";
 import type { CallOptions } from "../../util/call_options.js";
-import type { Backend, BackendDeps, Network } from "../backend.js";
+import type { Backend, BackendDeps, Network, PlaneInspector } from "../backend.js";
 import { ensureSubnetAddress } from "../device_address.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork, subnetLenOf } from "../route_network.js";
+import { RouteNetwork, inspectEntries, servesLease, subnetLenOf } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
 import { UdpForwarder } from "./forwarder.js";
 import type { ForwardHop, ForwarderStats } from "./forwarder.js";
@@ -110,6 +111,44 @@ class UdpNetwork implements Network {
   }
 }
 
+/** The one route udp needs whatever the leases: the whole Network through the TUN device. */
+function networkRoute(network: IPNet, tun: Link): KernelEntry {
+  return {
+    kind: "route",
+    route: { dst: network.toString(), gateway: null, linkIndex: tun.index, onlink: false },
+  };
+}
+
+/** This host's udp data plane as flannelctl doctor sees it: flannel0 and its one route. */
+export const inspectUdp: PlaneInspector = (config, extIface, netlink, lease) => {
+  const network = config.network;
+  if (network === null)
+    throw new ConfigError('Cannot inspect backend "udp": it carries IPv4 only: set Network');
+  const mtu = extIface.mtu - UDP_OVERHEAD;
+  const plane: DataPlane<Link | null> = {
+    prepare: () => netlink.getLink(TUN_NAME),
+    entriesFor: () => [],
+    fixedEntries: (tun) => (tun === null ? [] : [networkRoute(network, tun)]),
+    listOwned: (tun) => listOwnedRoutes(netlink, [network], tun === null ? [] : [tun.index]),
+    concerns: () => false,
+  };
+  return {
+    devices: [
+      {
+        name: TUN_NAME,
+        kind: "tun",
+        mtu,
+        mac: null,
+        vxlan: null,
+        address: lease.subnet === null ? null : `${lease.subnet.ipString}/32`,
+      },
+    ],
+    podMtu: mtu,
+    serves: (remote) => servesLease(remote, "udp", [""]),
+    entries: (remotes) => inspectEntries(plane, remotes),
+  };
+};
+
 /** Makes the udp backend. */
 export function createUdpBackend(deps: BackendDeps): Backend {
   const { extIface, netlink, log } = deps;
@@ -182,17 +221,7 @@ export function createUdpBackend(deps: BackendDeps): Backend {
         const plane: DataPlane<Link> = {
           prepare: ensureDevice,
           entriesFor: () => [],
-          fixedEntries: (tun): KernelEntry[] => [
-            {
-              kind: "route",
-              route: {
-                dst: network.toString(),
-                gateway: null,
-                linkIndex: tun.index,
-                onlink: false,
-              },
-            },
-          ],
+          fixedEntries: (tun) => [networkRoute(network, tun)],
           listOwned: (tun) => listOwnedRoutes(netlink, [network], [tun.index]),
           concerns: (change, tun) =>
             change.linkIndex === tun.index || (change.kind === "link" && change.removed),

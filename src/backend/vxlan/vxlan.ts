@@ -21,14 +21,22 @@ import { IPNet, parseIP } from "../../ip/ip.js";
 import { primarySubnetOf } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
-import type { KernelEntry, Link, Route } from "../../net/netlink.js";
+import type { KernelEntry, Link, Netlink, Route } from "../../net/netlink.js";
 import { setDeviceSysctl } from "../../net/sysctl.js";
 import type { CallOptions } from "../../util/call_options.js";
-import type { Backend, BackendDeps, Network } from "../backend.js";
+import type {
+  Backend,
+  BackendDeps,
+  ExpectedDevice,
+  ExternalInterface,
+  Network,
+  PlaneInspector,
+} from "../backend.js";
 import type { DeviceAddress } from "../device_address.js";
 import { ipv6SideOf, remoteIPv6Of } from "../dual_stack.js";
+import type { IPv6Side } from "../dual_stack.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork, subnetLenOf } from "../route_network.js";
+import { RouteNetwork, inspectEntries, servesLease, subnetLenOf } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
 import { ensureVxlanDevice } from "./device.js";
 import type { VxlanDeviceSpec } from "./device.js";
@@ -123,54 +131,190 @@ function directRoute(subnet: IPNet, publicIP: string, linkIndex: number): Kernel
   };
 }
 
+/** What this host's VXLAN devices must be, from the config and the interface. */
+interface VxlanSpecs {
+  readonly network: IPNet | null;
+  readonly v6: IPv6Side | null;
+  readonly spec: (VxlanDeviceSpec & { readonly publicIP: string }) | null;
+  readonly spec6: (VxlanDeviceSpec & { readonly publicIP: string }) | null;
+  /** Pods must fit every device. */
+  readonly podMtu: number;
+}
+
+function vxlanSpecs(
+  config: NetworkConfig,
+  cfg: VxlanConfig,
+  extIface: ExternalInterface,
+): VxlanSpecs {
+  const network = config.enableIPv4 ? config.network : null;
+  if (config.enableIPv4 && (network === null || extIface.extAddr === null)) {
+    throw new ConfigError(
+      'Cannot start backend "vxlan": IPv4 needs Network in the config and an IPv4 address on the interface',
+    );
+  }
+  const v6 = ipv6SideOf("vxlan", config, extIface);
+  if (network === null && v6 === null) {
+    throw new ConfigError(
+      'Cannot start backend "vxlan": the config enables neither IPv4 (Network) nor IPv6 (EnableIPv6 with IPv6Network)',
+    );
+  }
+  const common = {
+    vni: cfg.VNI,
+    parentIndex: extIface.index,
+    port: cfg.Port,
+    learning: cfg.Learning,
+    gbp: cfg.GBP,
+  };
+  const spec =
+    network === null || extIface.extAddr === null
+      ? null
+      : {
+          ...common,
+          name: `flannel.${cfg.VNI}`,
+          local: extIface.extAddr,
+          mtu: (cfg.MTU ?? extIface.mtu) - VXLAN_OVERHEAD,
+          publicIP: extIface.extAddr,
+        };
+  const spec6 =
+    v6 === null
+      ? null
+      : {
+          ...common,
+          name: `flannel-v6.${cfg.VNI}`,
+          local: v6.publicIPv6,
+          mtu: (cfg.MTU ?? extIface.mtu) - VXLAN6_OVERHEAD,
+          publicIP: v6.publicIPv6,
+        };
+  // flannel gives the IPv6 device its IPv4 figure (the kernel refuses it, or large IPv6 pod
+  // packets are dropped); the smaller one is right.
+  const podMtu = Math.min(spec?.mtu ?? Infinity, spec6?.mtu ?? Infinity);
+  return { network, v6, spec, spec6, podMtu };
+}
+
+/**
+ * The vxlan data plane: a remote's entries on the devices `devices()` gives (made and kept by
+ * flanneld, only found by flannelctl doctor), and the entries of ours on them.
+ */
+function vxlanPlane(
+  netlink: Netlink,
+  extIface: ExternalInterface,
+  cfg: VxlanConfig,
+  { network, v6, spec6 }: VxlanSpecs,
+  devices: () => Promise<{ device: Link | null; device6: Link | null }>,
+): DataPlane<VxlanContext> {
+  return {
+    async prepare() {
+      return {
+        ...(await devices()),
+        mainRoutes: cfg.DirectRouting ? await netlink.listRoutes() : [],
+      };
+    },
+    entriesFor(remote, { device: dev, mainRoutes }): KernelEntry[] {
+      if (dev === null) return [];
+      const publicIP = remote.attrs.publicIP;
+      if (cfg.DirectRouting && isOnLink(mainRoutes, publicIP, extIface.index))
+        return [directRoute(remote.subnet, publicIP, extIface.index)];
+      return vxlanEntries(dev, remote.subnet, vtepMacOf(remote), publicIP);
+    },
+    ...(spec6 === null
+      ? {}
+      : {
+          entriesForV6(remote: Lease, { device6: dev6, mainRoutes }: VxlanContext) {
+            const { subnet, publicIPv6 } = remoteIPv6Of(remote);
+            if (dev6 === null) return [];
+            if (cfg.DirectRouting && isOnLink(mainRoutes, publicIPv6, extIface.index))
+              return [directRoute(subnet, publicIPv6, extIface.index)];
+            return vxlanEntries(dev6, subnet, vtepMacOf(remote, true), publicIPv6);
+          },
+        }),
+    // Anything on the devices (or a device going), and routes of ours elsewhere
+    // (DirectRouting's, on the external interface).
+    concerns: (change, { device: dev, device6: dev6 }) =>
+      (dev !== null && change.linkIndex === dev.index) ||
+      (dev6 !== null && change.linkIndex === dev6.index) ||
+      (change.kind === "link" && change.removed) ||
+      (change.kind === "route" && change.protocol === FLANNEL_ROUTE_PROTOCOL),
+    async listOwned({ device: dev, device6: dev6 }) {
+      const indexes = [dev, dev6].filter((d) => d !== null).map((d) => d.index);
+      const [routes, neighbors, fdb] = await Promise.all([
+        listOwnedRoutes(netlink, [network, v6?.network ?? null], indexes),
+        Promise.all(indexes.map((i) => netlink.listNeighbors(i))),
+        Promise.all(indexes.map((i) => netlink.listFdb(i))),
+      ]);
+      return [
+        ...routes,
+        ...neighbors
+          .flat()
+          .filter((n) => n.permanent)
+          .map((n): KernelEntry => ({
+            kind: "neighbor",
+            neighbor: { linkIndex: n.linkIndex, ip: n.ip, mac: n.mac },
+          })),
+        ...fdb
+          .flat()
+          .filter((f) => f.permanent)
+          .map((f): KernelEntry => ({
+            kind: "fdb",
+            fdb: { linkIndex: f.linkIndex, mac: f.mac, dst: f.dst },
+          })),
+      ];
+    },
+  };
+}
+
+/** This host's vxlan data plane as flannelctl doctor sees it: devices found, never made. */
+export const inspectVxlan: PlaneInspector = (config, extIface, netlink, lease) => {
+  const cfg = parseVxlanConfig(config.backend);
+  const specs = vxlanSpecs(config, cfg, extIface);
+  const expected = (
+    spec: VxlanSpecs["spec"],
+    subnet: IPNet | null,
+    v6: boolean,
+  ): ExpectedDevice | null => {
+    if (spec === null) return null;
+    let mac: string | null = null;
+    try {
+      mac = vtepMacOf(lease, v6);
+    } catch {
+      // the lease announces no MAC: the device check says so
+    }
+    return {
+      name: spec.name,
+      kind: "vxlan",
+      mtu: spec.mtu,
+      mac,
+      vxlan: { vni: spec.vni, port: spec.port, local: spec.publicIP },
+      address: subnet === null ? null : `${subnet.ipString}/${subnet.bits}`,
+    };
+  };
+  const find = async (spec: VxlanSpecs["spec"]): Promise<Link | null> => {
+    if (spec === null) return null;
+    const link = await netlink.getLink(spec.name);
+    return link?.kind === "vxlan" ? link : null;
+  };
+  const plane = vxlanPlane(netlink, extIface, cfg, specs, async () => ({
+    device: await find(specs.spec),
+    device6: await find(specs.spec6),
+  }));
+  return {
+    devices: [
+      expected(specs.spec, lease.subnet, false),
+      expected(specs.spec6, lease.ipv6Subnet, true),
+    ].filter((d) => d !== null),
+    podMtu: specs.podMtu,
+    serves: (remote) => servesLease(remote, "vxlan"),
+    entries: (remotes) => inspectEntries(plane, remotes),
+  };
+};
+
 /** Makes the vxlan backend. */
 export function createVxlanBackend(deps: BackendDeps): Backend {
   const { extIface, netlink, log } = deps;
   return {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
       const cfg = parseVxlanConfig(config.backend);
-      const network = config.enableIPv4 ? config.network : null;
-      if (config.enableIPv4 && (network === null || extIface.extAddr === null)) {
-        throw new ConfigError(
-          'Cannot start backend "vxlan": IPv4 needs Network in the config and an IPv4 address on the interface',
-        );
-      }
-      const v6 = ipv6SideOf("vxlan", config, extIface);
-      if (network === null && v6 === null) {
-        throw new ConfigError(
-          'Cannot start backend "vxlan": the config enables neither IPv4 (Network) nor IPv6 (EnableIPv6 with IPv6Network)',
-        );
-      }
-      const common = {
-        vni: cfg.VNI,
-        parentIndex: extIface.index,
-        port: cfg.Port,
-        learning: cfg.Learning,
-        gbp: cfg.GBP,
-      };
-      const spec =
-        network === null || extIface.extAddr === null
-          ? null
-          : {
-              ...common,
-              name: `flannel.${cfg.VNI}`,
-              local: extIface.extAddr,
-              mtu: (cfg.MTU ?? extIface.mtu) - VXLAN_OVERHEAD,
-              publicIP: extIface.extAddr,
-            };
-      const spec6 =
-        v6 === null
-          ? null
-          : {
-              ...common,
-              name: `flannel-v6.${cfg.VNI}`,
-              local: v6.publicIPv6,
-              mtu: (cfg.MTU ?? extIface.mtu) - VXLAN6_OVERHEAD,
-              publicIP: v6.publicIPv6,
-            };
-      // Pods must fit every device. flannel gives the IPv6 device its IPv4 figure (the kernel
-      // refuses it, or large IPv6 pod packets are dropped); the smaller one is right.
-      const podMtu = Math.min(spec?.mtu ?? Infinity, spec6?.mtu ?? Infinity);
+      const specs = vxlanSpecs(config, cfg, extIface);
+      const { network, v6, spec, spec6, podMtu } = specs;
       // The devices come first: the lease carries their MACs. A MAC this node announced before
       // (Kubernetes mode keeps it in the Node's backend-data) is reused for a new device.
       const stored = await deps.subnetManager.getStoredMacAddresses?.(opts);
@@ -221,66 +365,10 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
         // As flannel: the device takes no router advertisements.
         await setDeviceSysctl(spec6.name, "accept_ra", "0", 6);
       }
-
-      const plane: DataPlane<VxlanContext> = {
-        async prepare() {
-          return {
-            device: await ensure(spec, device, address),
-            device6: await ensure(spec6, device6, address6),
-            mainRoutes: cfg.DirectRouting ? await netlink.listRoutes() : [],
-          };
-        },
-        entriesFor(remote, { device: dev, mainRoutes }): KernelEntry[] {
-          if (dev === null) return [];
-          const publicIP = remote.attrs.publicIP;
-          if (cfg.DirectRouting && isOnLink(mainRoutes, publicIP, extIface.index))
-            return [directRoute(remote.subnet, publicIP, extIface.index)];
-          return vxlanEntries(dev, remote.subnet, vtepMacOf(remote), publicIP);
-        },
-        ...(spec6 === null
-          ? {}
-          : {
-              entriesForV6(remote: Lease, { device6: dev6, mainRoutes }: VxlanContext) {
-                const { subnet, publicIPv6 } = remoteIPv6Of(remote);
-                if (dev6 === null) return [];
-                if (cfg.DirectRouting && isOnLink(mainRoutes, publicIPv6, extIface.index))
-                  return [directRoute(subnet, publicIPv6, extIface.index)];
-                return vxlanEntries(dev6, subnet, vtepMacOf(remote, true), publicIPv6);
-              },
-            }),
-        // Anything on the devices (or a device going), and routes of ours elsewhere
-        // (DirectRouting's, on the external interface).
-        concerns: (change, { device: dev, device6: dev6 }) =>
-          (dev !== null && change.linkIndex === dev.index) ||
-          (dev6 !== null && change.linkIndex === dev6.index) ||
-          (change.kind === "link" && change.removed) ||
-          (change.kind === "route" && change.protocol === FLANNEL_ROUTE_PROTOCOL),
-        async listOwned({ device: dev, device6: dev6 }) {
-          const devices = [dev, dev6].filter((d) => d !== null).map((d) => d.index);
-          const [routes, neighbors, fdb] = await Promise.all([
-            listOwnedRoutes(netlink, [network, v6?.network ?? null], devices),
-            Promise.all(devices.map((i) => netlink.listNeighbors(i))),
-            Promise.all(devices.map((i) => netlink.listFdb(i))),
-          ]);
-          return [
-            ...routes,
-            ...neighbors
-              .flat()
-              .filter((n) => n.permanent)
-              .map((n): KernelEntry => ({
-                kind: "neighbor",
-                neighbor: { linkIndex: n.linkIndex, ip: n.ip, mac: n.mac },
-              })),
-            ...fdb
-              .flat()
-              .filter((f) => f.permanent)
-              .map((f): KernelEntry => ({
-                kind: "fdb",
-                fdb: { linkIndex: f.linkIndex, mac: f.mac, dst: f.dst },
-              })),
-          ];
-        },
-      };
+      const plane = vxlanPlane(netlink, extIface, cfg, specs, async () => ({
+        device: await ensure(spec, device, address),
+        device6: await ensure(spec6, device6, address6),
+      }));
       return new RouteNetwork(
         lease,
         podMtu,

@@ -1,0 +1,85 @@
+/**
+ * `flannelctl doctor [--json] [--fix] [flanneld's flags...]`: flanneld's flags tell doctor the
+ * store, the interface and subnet.env; without any, it reads them from the flanneld running in
+ * this network namespace (its command line and FLANNELD_* variables), else from FLANNELD_*.
+ */
+import { FlannelError } from "../errors.js";
+import type { FlanneldOptions } from "../daemon/flanneld.js";
+import { applyFixes, isHealthy, runDoctor } from "../doctor/doctor.js";
+import type { DoctorReport, FixResult } from "../doctor/doctor.js";
+import { findFlanneld } from "../doctor/flanneld_process.js";
+import type { FlanneldProcess } from "../doctor/flanneld_process.js";
+import { formatReport, reportJson } from "../doctor/report.js";
+import pino from "pino";
+import { RtNetlink } from "../net/rtnetlink.js";
+import { flanneldDeps } from "./flanneld_deps.js";
+import { parseFlanneldFlags } from "./flanneld_flags.js";
+
+function optionsFrom(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  from: string,
+): FlanneldOptions {
+  const parsed = parseFlanneldFlags(args, env);
+  if (parsed.kind === "exit")
+    throw new FlannelError(
+      `Cannot read flanneld's flags (${from}): ${parsed.stderr.trim().replace(/^flanneld: /, "")}`,
+    );
+  return parsed.options;
+}
+
+/** flanneld's options, from doctor's arguments, the running flanneld, or the environment. */
+function chooseOptions(
+  args: readonly string[],
+  processes: readonly FlanneldProcess[],
+): { options: FlanneldOptions; env: NodeJS.ProcessEnv; source: string } {
+  if (args.length > 0)
+    return {
+      options: optionsFrom(args, process.env, "the command line"),
+      env: process.env,
+      source: "the command line",
+    };
+  const [only] = processes;
+  if (processes.length === 1 && only !== undefined) {
+    const source = `flanneld pid ${only.pid}`;
+    return { options: optionsFrom(only.args, only.env, source), env: only.env, source };
+  }
+  return {
+    options: optionsFrom([], process.env, "FLANNELD_* variables"),
+    env: process.env,
+    source: "FLANNELD_* variables and defaults",
+  };
+}
+
+export async function doctorCommand(
+  args: readonly string[],
+  flags: { readonly json?: boolean; readonly fix?: boolean },
+  out: (text: string) => void,
+): Promise<number> {
+  const processes = await findFlanneld();
+  const { options, env, source } = chooseOptions(args, processes);
+  const log = pino({ level: "error", base: null, timestamp: false }, pino.destination(2));
+  const chosen = flanneldDeps(options, log, env);
+  const netlink = new RtNetlink();
+  const signal = AbortSignal.timeout(60_000);
+  const deps = {
+    netlink,
+    openManager: () => chosen.newSubnetManager({ signal }),
+    newTrafficManager: (nft: boolean) => chosen.newTrafficManager(nft),
+    processes,
+  };
+  try {
+    let report: DoctorReport = await runDoctor(options, deps, signal);
+    let fixes: FixResult[] | null = null;
+    if (flags.fix === true) {
+      fixes = await applyFixes(report);
+      if (fixes.length > 0) report = await runDoctor(options, deps, signal);
+    }
+    if (flags.json === true)
+      out(`${JSON.stringify({ source, ...(reportJson(report, fixes) as object) }, null, 2)}\n`);
+    else out(`flanneld's settings from ${source}\n${formatReport(report, fixes)}`);
+    return isHealthy(report) ? 0 : 1;
+  } finally {
+    netlink.close();
+  }
+}

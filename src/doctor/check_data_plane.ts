@@ -1,0 +1,284 @@
+/**
+ * Doctor's data-plane checks: the backend's devices against what this host's lease announces, and
+ * every route, neighbour and FDB entry the other hosts' leases need, against the kernel's, through
+ * the backend's own data plane (the very code flanneld programs with), so that the two never
+ * disagree about what is right.
+ */
+import type { ExpectedDevice } from "../backend/backend.js";
+import { ensureSubnetAddress } from "../backend/device_address.js";
+import { diffEntries } from "../backend/route_network.js";
+import { parseIP } from "../ip/ip.js";
+import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
+import type { Lease } from "../lease/lease.js";
+import type { KernelEntry, Link } from "../net/netlink.js";
+import { finding } from "./finding.js";
+import type { CheckGroup, Finding } from "./finding.js";
+import type { HostView } from "./host_view.js";
+
+const RESTART =
+  "systemctl restart flanneld (or delete this host's kube-flannel pod): flanneld makes it again";
+
+function sameVxlan(link: Link, want: NonNullable<ExpectedDevice["vxlan"]>): string[] {
+  const vx = link.vxlan;
+  if (vx === null) return ["it is not a VXLAN device"];
+  const port = (p: number) => (p === 0 ? 8472 : p);
+  const wrong: string[] = [];
+  if (vx.vni !== want.vni) wrong.push(`VNI ${vx.vni}, expected ${want.vni}`);
+  if (port(vx.port) !== port(want.port))
+    wrong.push(`port ${port(vx.port)}, expected ${port(want.port)}`);
+  if (vx.local !== want.local) wrong.push(`local ${vx.local ?? "unset"}, expected ${want.local}`);
+  return wrong;
+}
+
+/** The backend's devices: there, of the right kind and identity, MTU, MAC, up, addressed. */
+export async function checkDevices(view: HostView): Promise<CheckGroup> {
+  const { inspection, netlink } = view;
+  if (inspection === null) return { name: "devices", findings: [], skipped: "no lease" };
+  const findings: Finding[] = [];
+  for (const want of inspection.devices) {
+    const link = await netlink.getLink(want.name);
+    if (link === null) {
+      findings.push(
+        finding(
+          "device-missing",
+          "error",
+          want.name,
+          `the ${want.kind === "vxlan" ? "VXLAN" : "TUN"} device is missing`,
+          "no pod traffic leaves or reaches this host through the overlay",
+          RESTART,
+        ),
+      );
+      continue;
+    }
+    const identity =
+      want.vxlan === null
+        ? link.kind === "tun"
+          ? []
+          : [`kind ${link.kind ?? "none"}, expected tun`]
+        : sameVxlan(link, want.vxlan);
+    if (identity.length > 0) {
+      findings.push(
+        finding(
+          "device-config",
+          "error",
+          want.name,
+          identity.join("; "),
+          "the device does not carry this network's traffic as the other hosts expect",
+          `ip link del ${want.name}; ${RESTART}`,
+        ),
+      );
+      continue;
+    }
+    if (link.mtu !== want.mtu) {
+      findings.push(
+        finding(
+          "device-mtu",
+          "error",
+          want.name,
+          `MTU ${link.mtu}, expected ${want.mtu}`,
+          link.mtu > want.mtu
+            ? "encapsulated packets exceed the underlay MTU: pings pass, large transfers stall"
+            : "pods send packets larger than the device takes: large transfers stall",
+          `ip link set ${want.name} mtu ${want.mtu}`,
+          () => netlink.setLinkMtu(link.index, want.mtu),
+        ),
+      );
+    }
+    if (want.mac !== null && link.mac !== want.mac) {
+      findings.push(
+        finding(
+          "device-mac",
+          "error",
+          want.name,
+          `MAC ${link.mac}, but this host's lease announces ${want.mac}`,
+          "the other hosts send to the lease's MAC: their traffic to this host is dropped",
+          `ip link set ${want.name} address ${want.mac}`,
+          () => netlink.setLinkMac(link.index, want.mac ?? link.mac),
+        ),
+      );
+    }
+    if (!link.up) {
+      findings.push(
+        finding(
+          "device-down",
+          "error",
+          want.name,
+          "the device is down",
+          "no pod traffic goes through it",
+          `ip link set ${want.name} up`,
+          () => netlink.setLinkUp(link.index),
+        ),
+      );
+    }
+    if (want.address !== null) {
+      const [ip, len] = want.address.split("/");
+      const v6 = parseIP(ip ?? "")?.family === 6;
+      const addresses = await netlink.listAddresses(link.index);
+      if (!addresses.some((a) => a.ip === ip && String(a.prefixLen) === len)) {
+        const address = {
+          subnet: (v6 ? view.own?.ipv6Subnet : view.own?.subnet) ?? null,
+          network: v6 ? view.config.ipv6Network : view.config.network,
+        };
+        findings.push(
+          finding(
+            "device-address",
+            "error",
+            want.name,
+            `the device lacks its address ${want.address}`,
+            "traffic from this host to other hosts' pods leaves with the wrong source address",
+            `ip addr add ${want.address} dev ${want.name}`,
+            () => ensureSubnetAddress(netlink, link.index, address),
+          ),
+        );
+      }
+    }
+  }
+  return { name: "devices", findings };
+}
+
+/** An entry as the `ip`/`bridge` command that writes it (`op` "replace") or removes it. */
+export function entryCommand(
+  entry: KernelEntry,
+  op: "replace" | "delete",
+  name: (index: number) => string,
+): string {
+  switch (entry.kind) {
+    case "route": {
+      const r = entry.route;
+      const ip6 = parseIP(r.dst.split("/")[0] ?? "")?.family === 6 ? "ip -6" : "ip";
+      if (op === "delete") return `${ip6} route del ${r.dst} dev ${name(r.linkIndex)}`;
+      const via = r.gateway === null ? "" : ` via ${r.gateway}`;
+      return `${ip6} route replace ${r.dst}${via} dev ${name(r.linkIndex)}${r.onlink ? " onlink" : ""} proto 76`;
+    }
+    case "neighbor": {
+      const n = entry.neighbor;
+      if (op === "delete") return `ip neigh del ${n.ip} dev ${name(n.linkIndex)}`;
+      return `ip neigh replace ${n.ip} lladdr ${n.mac} dev ${name(n.linkIndex)} nud permanent`;
+    }
+    case "fdb": {
+      const f = entry.fdb;
+      const verb = op === "delete" ? "del" : "replace";
+      return `bridge fdb ${verb} ${f.mac} dev ${name(f.linkIndex)} dst ${f.dst} self${op === "delete" ? "" : " permanent"}`;
+    }
+  }
+}
+
+/** What an entry is, in a finding's subject: `route 10.244.2.0/24`, `neighbour 10.244.2.0`. */
+function subjectOf(entry: KernelEntry, name: (index: number) => string): string {
+  switch (entry.kind) {
+    case "route":
+      return `route ${entry.route.dst}`;
+    case "neighbor":
+      return `neighbour ${entry.neighbor.ip} on ${name(entry.neighbor.linkIndex)}`;
+    case "fdb":
+      return `FDB ${entry.fdb.mac} dst ${entry.fdb.dst} on ${name(entry.fdb.linkIndex)}`;
+  }
+}
+
+const KIND_NAME = { route: "route", neighbor: "neighbor", fdb: "fdb" } as const;
+
+/** The host a wanted entry serves: the lease whose subnet or addresses it names. */
+function hostOf(entry: KernelEntry, remotes: readonly Lease[]): Lease | undefined {
+  const names = (l: Lease) => [
+    l.subnet?.toString(),
+    l.ipv6Subnet?.toString(),
+    l.subnet?.ipString,
+    l.ipv6Subnet?.ipString,
+    l.attrs.publicIP,
+    l.attrs.publicIPv6,
+  ];
+  const key =
+    entry.kind === "route"
+      ? entry.route.dst
+      : entry.kind === "neighbor"
+        ? entry.neighbor.ip
+        : entry.fdb.dst;
+  return remotes.find((l) => names(l).includes(key));
+}
+
+/**
+ * Every route, neighbour and FDB entry the other hosts' leases need, against the kernel's: what
+ * is missing or different (errors), and entries of ours no lease justifies (warnings).
+ */
+export async function checkEntries(view: HostView): Promise<CheckGroup> {
+  const { inspection, netlink, own } = view;
+  if (inspection === null || own === null)
+    return { name: "routes", findings: [], skipped: "no lease" };
+  const findings: Finding[] = [];
+  const remotes = new Map<string, Lease>();
+  for (const lease of view.leases) {
+    const key = leaseKeyOf(lease);
+    if (key === leaseKeyOf(own)) continue;
+    if (lease.expiration !== null && lease.expiration <= view.now) continue;
+    if (inspection.serves(lease)) {
+      remotes.set(key, lease);
+      continue;
+    }
+    findings.push(
+      finding(
+        "lease-other-backend",
+        "warning",
+        `lease ${key}`,
+        `host ${lease.attrs.publicIP} runs backend "${lease.attrs.backendType || "udp"}", not this network's`,
+        "flanneld skips its lease: pods on that host are not reachable from here",
+        `run the same backend on every host (the network config's Backend.Type), then restart flanneld on ${lease.attrs.publicIP}`,
+      ),
+    );
+  }
+  const { wanted, owned, skipped } = await inspection.entries(remotes);
+  for (const skip of skipped) {
+    findings.push(
+      finding(
+        "lease-unusable",
+        "warning",
+        `lease ${skip.subnet}${skip.v6 ? " (IPv6 part)" : ""}`,
+        skip.message,
+        "flanneld skips it: that host's pods are not reachable from here",
+        `fix flanneld on ${skip.lease.attrs.publicIP}, which writes the lease`,
+      ),
+    );
+  }
+  const names = new Map((await netlink.listLinks()).map((l) => [l.index, l.name]));
+  const name = (index: number) => names.get(index) ?? `#${index}`;
+  const { stale, missing } = diffEntries(owned, wanted);
+  const remoteList = [...remotes.values()];
+  // Stale entries first: the order flanneld removes and writes them in (and --fix applies).
+  for (const [, entry] of stale) {
+    findings.push(
+      finding(
+        `${KIND_NAME[entry.kind]}-stale`,
+        "warning",
+        subjectOf(entry, name),
+        "no lease needs this entry of flannel's",
+        "traffic to an address no host leases goes astray, and the entry hides a later host's",
+        entryCommand(entry, "delete", name),
+        () => writeOne(view, { op: "delete", entry }),
+      ),
+    );
+  }
+  for (const [key, entry] of missing) {
+    const present = owned.has(key);
+    const host = hostOf(entry, remoteList);
+    const command = entryCommand(entry, "replace", name);
+    findings.push(
+      finding(
+        `${KIND_NAME[entry.kind]}-${present ? "wrong" : "missing"}`,
+        "error",
+        subjectOf(entry, name),
+        `${present ? "differs from" : "is missing:"} ${command.replace(/^(ip( -6)?|bridge) \w+ replace /, "")}`,
+        `pods here cannot reach the pods of ${host === undefined ? "the network" : `host ${host.attrs.publicIP} (${primarySubnetOf(host).toString()})`}`,
+        command,
+        () => writeOne(view, { op: "replace", entry }),
+      ),
+    );
+  }
+  return { name: "routes", findings };
+}
+
+async function writeOne(
+  view: HostView,
+  write: { op: "replace" | "delete"; entry: KernelEntry },
+): Promise<void> {
+  const [err] = await view.netlink.writeEntries([write]);
+  if (err != null) throw err;
+}

@@ -1,0 +1,94 @@
+/** doctor's report as text for a terminal, or as JSON for scripts. */
+import { findingsOf, isHealthy } from "./doctor.js";
+import type { DoctorReport, FixResult } from "./doctor.js";
+import type { Finding } from "./finding.js";
+
+/** The most findings of one check printed as text; JSON has them all. */
+const MAX_PER_CHECK = 10;
+
+function indent(text: string, by: string): string {
+  return text
+    .split("\n")
+    .map((line) => by + line)
+    .join("\n");
+}
+
+function formatFinding(f: Finding): string {
+  return [
+    `  ${f.severity === "error" ? "ERROR" : "WARN "} ${f.check}: ${f.subject}`,
+    `        ${f.problem}`,
+    `        why: ${f.why}`,
+    `        fix${f.repair === undefined ? "" : " (--fix does it)"}:`,
+    indent(f.fix, "          "),
+  ].join("\n");
+}
+
+export function formatReport(report: DoctorReport, fixes: readonly FixResult[] | null): string {
+  const lines: string[] = [];
+  const h = report.host;
+  if (h !== null)
+    lines.push(
+      `Host ${h.publicIP ?? "?"} (${h.interface}), lease ${h.lease ?? "none"}, backend ${h.backend}, ${h.peers} other lease${h.peers === 1 ? "" : "s"}`,
+    );
+  for (const group of report.groups) {
+    const n = group.findings.length;
+    const status =
+      group.skipped !== undefined
+        ? `skipped (${group.skipped})`
+        : n === 0
+          ? "ok"
+          : `${n} finding${n === 1 ? "" : "s"}`;
+    lines.push(`${n === 0 ? "\u2713" : "\u2717"} ${group.name}: ${status}`);
+    const byCheck = new Map<string, Finding[]>();
+    for (const f of group.findings) byCheck.set(f.check, [...(byCheck.get(f.check) ?? []), f]);
+    for (const [check, all] of byCheck) {
+      for (const f of all.slice(0, MAX_PER_CHECK)) lines.push(formatFinding(f));
+      if (all.length > MAX_PER_CHECK)
+        lines.push(`  ... and ${all.length - MAX_PER_CHECK} more ${check} (--json lists them all)`);
+    }
+  }
+  if (fixes !== null) {
+    const failed = fixes.filter((r) => r.error !== null);
+    lines.push(`Fixed ${fixes.length - failed.length} of ${fixes.length} safe fixes`);
+    for (const r of failed)
+      lines.push(`  failed: ${r.finding.check} ${r.finding.subject}: ${r.error ?? ""}`);
+  }
+  const findings = findingsOf(report);
+  const errors = findings.filter((f) => f.severity === "error").length;
+  lines.push(
+    isHealthy(report)
+      ? `Healthy${findings.length > 0 ? ` (${findings.length} warning${findings.length === 1 ? "" : "s"})` : ""}`
+      : `Not healthy: ${errors} error${errors === 1 ? "" : "s"}, ${findings.length - errors} warning${findings.length - errors === 1 ? "" : "s"}`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+function findingJson(f: Finding) {
+  return {
+    check: f.check,
+    severity: f.severity,
+    subject: f.subject,
+    problem: f.problem,
+    why: f.why,
+    fix: f.fix,
+    fixable: f.repair !== undefined,
+  };
+}
+
+export function reportJson(report: DoctorReport, fixes: readonly FixResult[] | null): unknown {
+  return {
+    healthy: isHealthy(report),
+    host: report.host,
+    checks: report.groups.map((g) => ({
+      name: g.name,
+      status: g.skipped !== undefined ? "skipped" : g.findings.length === 0 ? "ok" : "findings",
+      ...(g.skipped !== undefined ? { skipped: g.skipped } : {}),
+    })),
+    findings: findingsOf(report).map(findingJson),
+    ...(fixes === null
+      ? {}
+      : {
+          fixed: fixes.map((r) => ({ ...findingJson(r.finding), error: r.error })),
+        }),
+  };
+}

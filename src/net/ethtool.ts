@@ -1,0 +1,27 @@
+/**
+ * The one ethtool setting flannel-ts reads and writes: a device's TX checksum offload
+ * (`ethtool -k <dev>` "tx-checksumming", `ethtool -K <dev> tx off`), by SIOCETHTOOL through our
+ * netlink_socket addon.
+ */
+import { loadAddon } from "../util/native_addon.js";
+
+const ETHTOOL_GTXCSUM = 0x16;
+const ETHTOOL_STXCSUM = 0x17;
+
+interface Addon {
+  ethtool(name: string, cmd: number, data: number): number;
+}
+
+function addon(): Addon {
+  return loadAddon("netlink_socket") as Addon;
+}
+
+/** Whether the device computes TX checksums in "hardware" (the kernel's offload). */
+export function txChecksumOffload(device: string): boolean {
+  return addon().ethtool(device, ETHTOOL_GTXCSUM, 0) !== 0;
+}
+
+/** Turns the device's TX checksum offload on or off. */
+export function setTxChecksumOffload(device: string, on: boolean): void {
+  addon().ethtool(device, ETHTOOL_STXCSUM, on ? 1 : 0);
+}

@@ -1,0 +1,251 @@
+/**
+ * flannelctl doctor on a lab host broken one way at a time: it names exactly what was broken, and
+ * --fix mends what is safe to mend. flanneld is stopped first on the host under test (it would
+ * repair each break itself within milliseconds), so every report also names that.
+ */
+import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  REPO_ROOT,
+  flanneldCommand,
+  killFlanneld,
+  labEtcdctl,
+  startFlanneld,
+} from "../../src/lab/cluster.js";
+import type { Lab, LabNode } from "../../src/lab/cluster.js";
+import { execIn, ip } from "../../src/lab/netns.js";
+import { runCapture } from "../../src/util/exec.js";
+import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
+
+interface DoctorJson {
+  healthy: boolean;
+  source: string;
+  findings: { check: string; subject: string; fix: string; fixable: boolean }[];
+  fixed?: { check: string; error: string | null }[];
+}
+
+/** Runs doctor in a host's namespace; `flags` false: it reads the running flanneld's. */
+async function doctor(
+  lab: Lab,
+  node: LabNode,
+  opts: { flags?: boolean; fix?: boolean } = {},
+): Promise<{ code: number | null; report: DoctorJson }> {
+  const { args, env } = flanneldCommand(lab, node);
+  const result = await runCapture(
+    "ip",
+    [
+      "netns",
+      "exec",
+      node.netns,
+      join(REPO_ROOT, "bin/flannelctl"),
+      "doctor",
+      "--json",
+      ...(opts.fix === true ? ["--fix"] : []),
+      ...(opts.flags === false ? [] : args),
+    ],
+    { env: { ...process.env, ...env } },
+  );
+  assert.ok(result.stdout.startsWith("{"), `doctor printed: ${result.stdout}${result.stderr}`);
+  return { code: result.code, report: JSON.parse(result.stdout) as DoctorJson };
+}
+
+const checksOf = (report: DoctorJson) => [...new Set(report.findings.map((f) => f.check))].sort();
+
+test("doctor names each break of a lab host exactly, and --fix mends the safe ones", async (t) => {
+  await withLab(
+    "ftdoc",
+    { nodes: 3, pods: 1, backend: "vxlan", flanneldArgs: ["--ip-masq"] },
+    async (lab) => {
+      const [h1, h2] = lab.nodes;
+      assert.ok(h1 && h2);
+      const ns = h1.netns;
+
+      await t.test("healthy: nothing found, flags read from the running flanneld", async () => {
+        const { code, report } = await doctor(lab, h1, { flags: false });
+        assert.deepEqual(report.findings, []);
+        assert.equal(report.healthy, true);
+        assert.match(report.source, /^flanneld pid \d+$/);
+        assert.equal(code, 0);
+      });
+
+      await killFlanneld(h1);
+      await t.test("flanneld stopped: flanneld-not-running, nothing else", async () => {
+        const { code, report } = await doctor(lab, h1);
+        assert.deepEqual(checksOf(report), ["flanneld-not-running"]);
+        assert.equal(code, 1);
+      });
+
+      const peer = `${(await subnetOf(h2)).replace(/\.0$/, "")}.0`;
+      const peerSubnet = `${peer}/24`;
+      const routeLine = (await ip(["route", "show", peerSubnet], ns)).trim();
+      const neighbor = (await ip(["neigh", "show", "dev", "flannel.1", peer], ns)).trim();
+      const peerMac = neighbor.split(/\s+/)[2] ?? "";
+      assert.match(peerMac, /^[0-9a-f:]{17}$/, neighbor);
+      const breaks: {
+        name: string;
+        check: string;
+        also?: string[];
+        fixable: boolean;
+        apply: () => Promise<unknown>;
+      }[] = [
+        {
+          name: "a route deleted",
+          check: "route-missing",
+          fixable: true,
+          apply: () => ip(["route", "del", peerSubnet], ns),
+        },
+        {
+          name: "a neighbour deleted",
+          check: "neighbor-missing",
+          fixable: true,
+          apply: () => ip(["neigh", "del", peer, "dev", "flannel.1"], ns),
+        },
+        {
+          name: "an FDB entry deleted",
+          check: "fdb-missing",
+          fixable: true,
+          apply: async () => {
+            const dst = h2.address;
+            await execIn(ns, "bridge", [
+              "fdb",
+              "del",
+              peerMac,
+              "dev",
+              "flannel.1",
+              "dst",
+              dst,
+              "self",
+            ]);
+          },
+        },
+        {
+          name: "the device MTU changed",
+          check: "device-mtu",
+          fixable: true,
+          apply: () => ip(["link", "set", "flannel.1", "mtu", "1300"], ns),
+        },
+        {
+          name: "the device MAC changed (the kernel then drops the device's neighbours)",
+          check: "device-mac",
+          also: ["neighbor-missing"],
+          fixable: true,
+          apply: () => ip(["link", "set", "flannel.1", "address", "02:de:ad:be:ef:01"], ns),
+        },
+        {
+          name: "the masquerade rules flushed",
+          check: "traffic-rules",
+          fixable: true,
+          apply: () => execIn(ns, "iptables", ["-t", "nat", "-F", "FLANNEL-POSTRTG"]),
+        },
+        {
+          name: "subnet.env removed",
+          check: "subnet-env-missing",
+          fixable: true,
+          apply: () => rm(h1.subnetFile),
+        },
+        {
+          name: "a route no lease needs",
+          check: "route-stale",
+          fixable: true,
+          apply: () =>
+            ip(
+              [
+                "route",
+                "add",
+                "10.244.250.0/24",
+                "via",
+                "10.244.250.0",
+                "dev",
+                "flannel.1",
+                "onlink",
+                "proto",
+                "76",
+              ],
+              ns,
+            ),
+        },
+        {
+          name: "an overlapping lease written",
+          check: "lease-overlap",
+          // Its host runs another backend, too: flanneld would skip it.
+          also: ["lease-other-backend"],
+          fixable: false,
+          apply: () =>
+            putLease(
+              lab,
+              `${peer.replace(/\.0$/, ".128")}-25`,
+              '{"PublicIP":"10.250.0.99","PublicIPv6":null,"BackendType":"host-gw"}',
+              86_400,
+            ),
+        },
+      ];
+      assert.ok(routeLine.includes("flannel.1"), routeLine);
+      for (const broken of breaks) {
+        await t.test(broken.name, async () => {
+          await broken.apply();
+          const { code, report } = await doctor(lab, h1);
+          const expected = ["flanneld-not-running", broken.check, ...(broken.also ?? [])];
+          assert.deepEqual(
+            checksOf(report),
+            expected.sort(),
+            JSON.stringify(report.findings, null, 2),
+          );
+          assert.equal(code, 1);
+          const named = report.findings.find((f) => f.check === broken.check);
+          assert.ok(named !== undefined && named.fix !== "");
+          assert.equal(named.fixable, broken.fixable);
+          const fixed = await doctor(lab, h1, { fix: true });
+          if (broken.fixable) {
+            assert.deepEqual(
+              [
+                ...new Set(fixed.report.fixed?.map((f) => `${f.check} ${f.error ?? "fixed"}`)),
+              ].sort(),
+              [broken.check, ...(broken.also ?? [])].map((c) => `${c} fixed`).sort(),
+            );
+            assert.deepEqual(checksOf(fixed.report), ["flanneld-not-running"]);
+          } else {
+            assert.ok(checksOf(fixed.report).includes(broken.check), "not mended by --fix");
+          }
+        });
+      }
+      await labEtcdctl(lab, [
+        "del",
+        `/coreos.com/network/subnets/${peer.replace(/\.0$/, ".128")}-25`,
+      ]);
+
+      await t.test("flanneld back: healthy, and the pods reach each other", async () => {
+        await startFlanneld(lab, h1);
+        await eventually(async () => {
+          const { code, report } = await doctor(lab, h1, { flags: false });
+          assert.deepEqual(report.findings, []);
+          assert.equal(code, 0);
+        });
+        await assertAllReach(lab);
+      });
+    },
+  );
+});
+
+test("doctor in Kubernetes mode reads the Node objects: healthy, then a deleted route named and mended", async () => {
+  await withLab(
+    "ftdock",
+    { nodes: 2, pods: 1, backend: "vxlan", datastore: "kube" },
+    async (lab) => {
+      const [h1, h2] = lab.nodes;
+      assert.ok(h1 && h2);
+      const healthy = await doctor(lab, h1, { flags: false });
+      assert.deepEqual(healthy.report.findings, []);
+      assert.equal(healthy.code, 0);
+      await killFlanneld(h1);
+      await ip(["route", "del", `${await subnetOf(h2)}/24`], h1.netns);
+      const broken = await doctor(lab, h1);
+      assert.deepEqual(checksOf(broken.report), ["flanneld-not-running", "route-missing"]);
+      const fixed = await doctor(lab, h1, { fix: true });
+      assert.deepEqual(checksOf(fixed.report), ["flanneld-not-running"]);
+      await startFlanneld(lab, h1);
+      await assertAllReach(lab);
+    },
+  );
+});
