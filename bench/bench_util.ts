@@ -3,10 +3,12 @@
  * counting entries.
  */
 import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { labUp } from "../src/lab/cluster.js";
+import { REPO_ROOT, labUp } from "../src/lab/cluster.js";
 import type { Lab } from "../src/lab/cluster.js";
 import { execIn, ip, run } from "../src/lab/netns.js";
 
@@ -118,3 +120,33 @@ export function scaleLab(name: string, datastore: "etcd" | "kube"): Promise<Lab>
     () => undefined,
   );
 }
+
+/** The etcd helper (etcd_helper.ts) in a lab's hub, and a way to send it commands. */
+export function startHelper(lab: Lab): {
+  send(cmd: unknown): Promise<{ t: number; n?: number }>;
+  child: ChildProcess;
+} {
+  const child = spawn(
+    "ip",
+    ["netns", "exec", lab.hub, process.execPath, join(REPO_ROOT, "dist/bench/etcd_helper.js")],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    child,
+    async send(cmd) {
+      child.stdin.write(`${JSON.stringify(cmd)}\n`);
+      const next = await lines.next();
+      return JSON.parse(next.value as string) as { t: number; n?: number };
+    },
+  };
+}
+
+/** A vxlan lease's JSON, as a flannel host writes it. */
+export const vxlanLease = (publicIP: string, mac: string) =>
+  JSON.stringify({
+    PublicIP: publicIP,
+    PublicIPv6: null,
+    BackendType: "vxlan",
+    BackendData: { VNI: 1, VtepMAC: mac },
+  });

@@ -16,7 +16,6 @@
  * Run: npm run build && node dist/bench/dataplane_bench.js [throughput|throughput6|join|scale|drift]...
  */
 import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -28,7 +27,6 @@ import {
   labDown,
   labUp,
   listPods,
-  REPO_ROOT,
   restartFlanneld,
 } from "../src/lab/cluster.js";
 import type { Lab } from "../src/lab/cluster.js";
@@ -45,6 +43,8 @@ import {
   scaleLab,
   scaleSubnet,
   scaleVtep,
+  startHelper,
+  vxlanLease,
 } from "./bench_util.js";
 
 const quiet = () => undefined;
@@ -292,34 +292,6 @@ async function throughput6(): Promise<void> {
     await labDown(name, quiet);
   }
 }
-
-function startHelper(lab: Lab): {
-  send(cmd: unknown): Promise<{ t: number; n?: number }>;
-  child: ChildProcess;
-} {
-  const child = spawn(
-    "ip",
-    ["netns", "exec", lab.hub, process.execPath, join(REPO_ROOT, "dist/bench/etcd_helper.js")],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return {
-    child,
-    async send(cmd) {
-      child.stdin.write(`${JSON.stringify(cmd)}\n`);
-      const next = await lines.next();
-      return JSON.parse(next.value as string) as { t: number; n?: number };
-    },
-  };
-}
-
-const vxlanLease = (publicIP: string, mac: string) =>
-  JSON.stringify({
-    PublicIP: publicIP,
-    PublicIPv6: null,
-    BackendType: "vxlan",
-    BackendData: { VNI: 1, VtepMAC: mac },
-  });
 
 async function joinLatency(): Promise<void> {
   const name = uniquePrefix("ftbj");

@@ -5,8 +5,9 @@
  */
 import { FlannelError } from "../errors.js";
 import type { FlanneldOptions } from "../daemon/flanneld.js";
-import { applyFixes, isHealthy, runDoctor } from "../doctor/doctor.js";
-import type { DoctorReport, FixResult } from "../doctor/doctor.js";
+import { applyFixes, isHealthy, readHostView, runDoctor } from "../doctor/doctor.js";
+import type { DoctorDeps, DoctorReport, FixResult } from "../doctor/doctor.js";
+import { firstProblem, formatTrace, traceLocal } from "../doctor/trace.js";
 import { findFlanneld } from "../doctor/flanneld_process.js";
 import type { FlanneldProcess } from "../doctor/flanneld_process.js";
 import { formatReport, reportJson } from "../doctor/report.js";
@@ -51,24 +52,41 @@ function chooseOptions(
   };
 }
 
-export async function doctorCommand(
+/** Runs `fn` with doctor's dependencies for this host, and flanneld's settings chosen. */
+async function withHost<T>(
   args: readonly string[],
-  flags: { readonly json?: boolean; readonly fix?: boolean },
-  out: (text: string) => void,
-): Promise<number> {
+  fn: (
+    options: FlanneldOptions,
+    deps: DoctorDeps,
+    signal: AbortSignal,
+    source: string,
+  ) => Promise<T>,
+): Promise<T> {
   const processes = await findFlanneld();
   const { options, env, source } = chooseOptions(args, processes);
   const log = pino({ level: "error", base: null, timestamp: false }, pino.destination(2));
   const chosen = flanneldDeps(options, log, env);
   const netlink = new RtNetlink();
   const signal = AbortSignal.timeout(60_000);
-  const deps = {
+  const deps: DoctorDeps = {
     netlink,
     openManager: () => chosen.newSubnetManager({ signal }),
     newTrafficManager: (nft: boolean) => chosen.newTrafficManager(nft),
     processes,
   };
   try {
+    return await fn(options, deps, signal, source);
+  } finally {
+    netlink.close();
+  }
+}
+
+export async function doctorCommand(
+  args: readonly string[],
+  flags: { readonly json?: boolean; readonly fix?: boolean },
+  out: (text: string) => void,
+): Promise<number> {
+  return withHost(args, async (options, deps, signal, source) => {
     let report: DoctorReport = await runDoctor(options, deps, signal);
     let fixes: FixResult[] | null = null;
     if (flags.fix === true) {
@@ -79,7 +97,25 @@ export async function doctorCommand(
       out(`${JSON.stringify({ source, ...(reportJson(report, fixes) as object) }, null, 2)}\n`);
     else out(`flanneld's settings from ${source}\n${formatReport(report, fixes)}`);
     return isHealthy(report) ? 0 : 1;
-  } finally {
-    netlink.close();
-  }
+  });
+}
+
+/** `flannelctl trace <src> <dst>`: this host's half of the path; exit 1 when a hop is wrong. */
+export async function traceCommand(
+  src: string,
+  dst: string,
+  args: readonly string[],
+  flags: { readonly json?: boolean },
+  out: (text: string) => void,
+): Promise<number> {
+  return withHost(args, async (options, deps, signal) => {
+    const read = await readHostView(options, deps, signal);
+    if ("failure" in read) {
+      const [problem] = read.failure.findings;
+      throw new FlannelError(`Cannot trace: ${problem?.problem ?? read.failure.name}`);
+    }
+    const half = await traceLocal(read.view, src, dst);
+    out(flags.json === true ? `${JSON.stringify(half, null, 2)}\n` : formatTrace([half]));
+    return firstProblem([half]) === null ? 0 : 1;
+  });
 }

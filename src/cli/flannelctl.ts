@@ -194,6 +194,21 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
       const { doctorCommand } = await import("./doctor_command.js");
       process.exitCode = await doctorCommand(args, flags, out);
     });
+  program
+    .command("trace")
+    .description(
+      "the path a packet from <src> to <dst> takes through this host's kernel, hop by hop; the first missing or wrong hop is named",
+    )
+    .usage("<src IP> <dst IP> [--json] [flanneld's flags...]")
+    .option("--json", "print JSON, for scripts")
+    .argument("<src>", "source address (a pod's)")
+    .argument("<dst>", "destination address (a pod's)")
+    .argument("[flags...]", "flanneld's flags (default: those of the flanneld running here)")
+    .allowUnknownOption()
+    .action(async (src: string, dst: string, args: string[], flags: { json?: boolean }) => {
+      const { traceCommand } = await import("./doctor_command.js");
+      process.exitCode = await traceCommand(src, dst, args, flags, out);
+    });
   lab(program, out);
   return program;
 }

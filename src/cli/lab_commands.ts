@@ -219,6 +219,43 @@ export function addLabCommands(program: Command, out: Out): void {
     if (code !== 0) process.exitCode = code;
   });
 
+  nameOption(
+    lab
+      .command("doctor <node>")
+      .description("run flannelctl doctor on a host, with its flanneld's flags")
+      .option("--json", "print JSON")
+      .option("--fix", "apply the safe fixes"),
+  ).action(async (node: string, flags: { name: string; json?: boolean; fix?: boolean }) => {
+    const found = await requireLab(flags.name);
+    const { flannelctlOn } = await import("../lab/lab_doctor.js");
+    const result = await flannelctlOn(found, findNode(found, node), [
+      "doctor",
+      ...(flags.json === true ? ["--json"] : []),
+      ...(flags.fix === true ? ["--fix"] : []),
+    ]);
+    out(result.stdout);
+    process.stderr.write(result.stderr);
+    process.exitCode = result.code ?? 1;
+  });
+
+  nameOption(
+    lab
+      .command("trace <src> <dst>")
+      .description(
+        "the path between two pods (h1p1, or addresses), hop by hop, read on the hosts of both ends",
+      )
+      .option("--json", "print JSON"),
+  ).action(async (src: string, dst: string, flags: { name: string; json?: boolean }) => {
+    const found = await requireLab(flags.name);
+    const [{ labTrace }, { firstProblem, formatTrace }] = await Promise.all([
+      import("../lab/lab_doctor.js"),
+      import("../doctor/trace.js"),
+    ]);
+    const halves = await labTrace(found, src, dst);
+    out(flags.json === true ? `${JSON.stringify(halves, null, 2)}\n` : formatTrace(halves));
+    if (firstProblem(halves) !== null) process.exitCode = 1;
+  });
+
   nameOption(lab.command("logs <node>").description("print a host's flanneld log")).action(
     async (node: string, flags: { name: string }) => {
       out(await readFile(findNode(await requireLab(flags.name), node).logFile, "utf8"));

@@ -92,14 +92,16 @@ function ownLease(
   );
 }
 
-/** Runs every check once. */
-export async function runDoctor(
+/**
+ * Reads what doctor and trace need of this host: the store's config and leases, the external
+ * interface, subnet.env, this host's lease and its backend's inspection. A failure is returned as
+ * a check group whose one finding says what could not be read.
+ */
+export async function readHostView(
   options: FlanneldOptions,
   deps: DoctorDeps,
   signal: AbortSignal,
-): Promise<DoctorReport> {
-  const groups: CheckGroup[] = [await checkFlanneld(deps.processes, options)];
-  const stop = (group: CheckGroup): DoctorReport => ({ host: null, groups: [...groups, group] });
+): Promise<{ view: HostView } | { failure: CheckGroup }> {
   let config: NetworkConfig;
   let leases: readonly Lease[];
   let publicIPs: { v4: string | null; v6: string | null } = { v4: null, v6: null };
@@ -110,19 +112,21 @@ export async function runDoctor(
     leases = await manager.listLeases({ signal });
     publicIPs = (await manager.getNodePublicIPs?.({ signal })) ?? publicIPs;
   } catch (err) {
-    return stop({
-      name: "store",
-      findings: [
-        finding(
-          "store-unreadable",
-          "error",
-          options.kubeSubnetMgr ? "Kubernetes API" : `etcd ${options.etcdEndpoints.join(",")}`,
-          `cannot read the network config and leases: ${(err as Error).message}`,
-          STORE_WHY,
-          "check the store flags (the same as flanneld's) and that the store is reachable from this host",
-        ),
-      ],
-    });
+    return {
+      failure: {
+        name: "store",
+        findings: [
+          finding(
+            "store-unreadable",
+            "error",
+            options.kubeSubnetMgr ? "Kubernetes API" : `etcd ${options.etcdEndpoints.join(",")}`,
+            `cannot read the network config and leases: ${(err as Error).message}`,
+            STORE_WHY,
+            "check the store flags (the same as flanneld's) and that the store is reachable from this host",
+          ),
+        ],
+      },
+    };
   } finally {
     await manager?.close();
   }
@@ -138,39 +142,56 @@ export async function runDoctor(
       enableIPv6: config.enableIPv6,
     });
   } catch (err) {
-    return stop({
-      name: "interface",
-      findings: [
-        finding(
-          "interface-not-found",
-          "error",
-          options.iface.join(",") || "default route interface",
-          (err as Error).message,
-          "flanneld cannot start without its external interface",
-          "give flanneld (and doctor) the right --iface, --iface-regex or --public-ip",
-        ),
-      ],
-    });
+    return {
+      failure: {
+        name: "interface",
+        findings: [
+          finding(
+            "interface-not-found",
+            "error",
+            options.iface.join(",") || "default route interface",
+            (err as Error).message,
+            "flanneld cannot start without its external interface",
+            "give flanneld (and doctor) the right --iface, --iface-regex or --public-ip",
+          ),
+        ],
+      },
+    };
   }
   const subnetEnv = await readFile(options.subnetFile, "utf8").catch(() => null);
   const own = ownLease(leases, subnetEnv, extIface);
   const inspection =
     own === null ? null : inspectorFor(config.backendType)(config, extIface, deps.netlink, own);
-  const view: HostView = {
-    options,
-    config,
-    leases,
-    own,
-    extIface,
-    inspection,
-    subnetEnv,
-    netlink: deps.netlink,
-    traffic: deps.newTrafficManager(config.enableNFTables),
-    procDir: deps.procDir ?? "/proc",
-    kernelRelease: deps.kernelRelease ?? release(),
-    now: deps.now?.() ?? new Date(),
+  return {
+    view: {
+      options,
+      config,
+      leases,
+      own,
+      extIface,
+      inspection,
+      subnetEnv,
+      netlink: deps.netlink,
+      traffic: deps.newTrafficManager(config.enableNFTables),
+      procDir: deps.procDir ?? "/proc",
+      kernelRelease: deps.kernelRelease ?? release(),
+      now: deps.now?.() ?? new Date(),
+    },
   };
-  groups.push(
+}
+
+/** Runs every check once. */
+export async function runDoctor(
+  options: FlanneldOptions,
+  deps: DoctorDeps,
+  signal: AbortSignal,
+): Promise<DoctorReport> {
+  const flanneld = await checkFlanneld(deps.processes, options);
+  const read = await readHostView(options, deps, signal);
+  if ("failure" in read) return { host: null, groups: [flanneld, read.failure] };
+  const { view } = read;
+  const groups = [
+    flanneld,
     checkOwnLease(view),
     checkSubnetEnv(view),
     await checkDevices(view),
@@ -179,14 +200,14 @@ export async function runDoctor(
     await checkKernelSettings(view),
     await checkPodMtu(view),
     checkStoreLeases(view),
-  );
+  ];
   return {
     host: {
-      interface: extIface.name,
-      publicIP: extIface.extAddr ?? extIface.extV6Addr,
-      lease: own === null ? null : primarySubnetOf(own).toString(),
-      backend: config.backendType,
-      peers: leases.length - (own === null ? 0 : 1),
+      interface: view.extIface.name,
+      publicIP: view.extIface.extAddr ?? view.extIface.extV6Addr,
+      lease: view.own === null ? null : primarySubnetOf(view.own).toString(),
+      backend: view.config.backendType,
+      peers: view.leases.length - (view.own === null ? 0 : 1),
     },
     groups,
   };

@@ -15,6 +15,8 @@ import {
   startFlanneld,
 } from "../../src/lab/cluster.js";
 import type { Lab, LabNode } from "../../src/lab/cluster.js";
+import { firstProblem } from "../../src/doctor/trace.js";
+import { labTrace } from "../../src/lab/lab_doctor.js";
 import { execIn, ip } from "../../src/lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
@@ -77,7 +79,7 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
         assert.equal(code, 1);
       });
 
-      const peer = `${(await subnetOf(h2)).replace(/\.0$/, "")}.0`;
+      const peer = await subnetOf(h2);
       const peerSubnet = `${peer}/24`;
       const routeLine = (await ip(["route", "show", peerSubnet], ns)).trim();
       const neighbor = (await ip(["neigh", "show", "dev", "flannel.1", peer], ns)).trim();
@@ -248,4 +250,54 @@ test("doctor in Kubernetes mode reads the Node objects: healthy, then a deleted 
       await assertAllReach(lab);
     },
   );
+});
+
+test("trace shows each hop between two pods on both hosts, and names the first entry removed on either side", async () => {
+  await withLab("ftrace", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
+    const [h1, h2] = lab.nodes;
+    assert.ok(h1 && h2);
+    const trace = async () => {
+      const halves = await labTrace(lab, "h1p1", "h2p1");
+      return { halves, problem: firstProblem(halves) };
+    };
+    const healthy = await trace();
+    assert.deepEqual(
+      healthy.halves.map((h) => [h.role, h.hops.map((hop) => `${hop.hop} ${hop.state}`)]),
+      [
+        ["source", ["bridge ok", "route ok", "neighbour ok", "FDB ok", "underlay ok"]],
+        [
+          "destination",
+          [
+            "flannel device ok",
+            "route to pod ok",
+            "bridge ok",
+            healthy.halves[1]?.hops[3]?.state === "ok" ? "pod ok" : "pod info",
+          ],
+        ],
+      ],
+    );
+    assert.equal(healthy.problem, null);
+
+    // The source side: a neighbour entry removed (flanneld stopped, or it puts it back at once).
+    await killFlanneld(h1);
+    const gateway = await subnetOf(h2);
+    await ip(["neigh", "del", gateway, "dev", "flannel.1"], h1.netns);
+    const broken = await trace();
+    assert.deepEqual(
+      [broken.problem?.host, broken.problem?.hop.hop, broken.problem?.hop.state],
+      [h1.address, "neighbour", "missing"],
+    );
+    await startFlanneld(lab, h1);
+    await eventually(async () => assert.equal((await trace()).problem, null));
+
+    // The destination side: the route to its pods removed; the default route takes the packet.
+    await killFlanneld(h2);
+    await ip(["route", "del", `${gateway}/24`, "dev", "cni0"], h2.netns);
+    const broken2 = await trace();
+    assert.match(broken2.problem?.hop.detail ?? "", /^0\.0\.0\.0\/0 via/);
+    assert.deepEqual(
+      [broken2.problem?.host, broken2.problem?.hop.hop, broken2.problem?.hop.state],
+      [h2.address, "route to pod", "wrong"],
+    );
+  });
 });
