@@ -348,7 +348,7 @@ async function upHub(
 const etcdMembersOf = (lab: Lab) => Array.from({ length: lab.etcdMembers }, (_, i) => i + 1);
 
 /** Starts etcd member `m` of the lab in the hub (its data under the lab's state folder). */
-async function startEtcdMember(lab: Lab, m: number): Promise<void> {
+export async function startEtcdMember(lab: Lab, m: number): Promise<void> {
   const cluster = etcdMembersOf(lab)
     .map((i) => `m${i}=http://${memberAddress(i)}:2380`)
     .join(",");
@@ -370,7 +370,17 @@ async function startEtcdMember(lab: Lab, m: number): Promise<void> {
   );
 }
 
-async function waitForEtcd(lab: Lab): Promise<void> {
+/** Stops etcd member `m` (SIGKILL: as a crash); its data stays. Resolves once it is gone. */
+export async function stopEtcdMember(
+  lab: Lab,
+  m: number,
+  signal: NodeJS.Signals = "SIGKILL",
+): Promise<void> {
+  await killPidFile(join(lab.dir, "etcd", `m${m}`, "etcd.pid"), signal);
+}
+
+/** Resolves once the lab's etcd answers. */
+export async function waitForEtcd(lab: Lab): Promise<void> {
   await waitFor(
     "etcd to answer",
     () =>

@@ -108,6 +108,19 @@ export class LocalManager implements SubnetManager {
     this.#renewMarginMs = options.renewMarginMs ?? 60 * 60_000;
     this.#storeCheckMs = options.storeCheckMs ?? STORE_CHECK_MS;
     this.#rewindGraceMs = options.rewindGraceMs ?? REWIND_GRACE_MS;
+    // One line when etcd goes and one when it is back, however many watches notice it.
+    registry.onConnectionChange((change) => {
+      if (!change.up)
+        this.#log.warn(
+          { err: change.err.message },
+          "Lost the connection to etcd; the data plane stays as it is, reconnecting with backoff",
+        );
+      else
+        this.#log.info(
+          { downSeconds: Math.round(change.downMs / 100) / 10 },
+          "Connected to etcd again",
+        );
+    });
   }
 
   /** Notes a revision an answer of the store carried. */

@@ -97,19 +97,70 @@ export interface SubnetChangeBatch {
 }
 
 /** The etcd v3 store of one flannel network. */
+/** How long a request to etcd may take before it fails (and is retried by its caller). */
+const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * gRPC keepalive: a ping after 10 s without traffic, the connection dropped when it is not
+ * answered within 5 s. etcd accepts pings every 5 s or slower (--grpc-keepalive-min-time).
+ */
+const KEEPALIVE_MS = 10_000;
+const KEEPALIVE_TIMEOUT_MS = 5_000;
+
+/** The store stopped answering (once per outage), or answers again after `downMs`. */
+export type ConnectionChange =
+  | { readonly up: false; readonly err: Error }
+  | { readonly up: true; readonly downMs: number };
+
 export class EtcdRegistry {
   readonly #client: Etcd3;
   readonly #prefix: string;
   readonly #watchers = new Set<Watcher>();
+  /** When the watches lost the store; null while it answers. */
+  #downSince: number | null = null;
+  readonly #connectionListeners = new Set<(change: ConnectionChange) => void>();
 
   private constructor(client: Etcd3, prefix: string) {
     this.#client = client;
     this.#prefix = prefix.replace(/\/+$/, "");
   }
 
+  /**
+   * Tells `listener` when the watches lose the store and when they have it again: one call per
+   * outage each way, however many watches notice it (etcd3 reconnects them with backoff).
+   */
+  onConnectionChange(listener: (change: ConnectionChange) => void): void {
+    this.#connectionListeners.add(listener);
+  }
+
+  #connectionLost(err: Error): void {
+    if (this.#downSince !== null) return;
+    this.#downSince = Date.now();
+    for (const listener of this.#connectionListeners) listener({ up: false, err });
+  }
+
+  #connectionBack(): void {
+    if (this.#downSince === null) return;
+    const downMs = Date.now() - this.#downSince;
+    this.#downSince = null;
+    for (const listener of this.#connectionListeners) listener({ up: true, downMs });
+  }
+
   /** Connects (lazily) to etcd. TLS is used when both key and cert are given, as in flannel. */
   static async connect(config: EtcdConfig): Promise<EtcdRegistry> {
-    const options: IOptions = { hosts: [...config.endpoints], dialTimeout: 5_000 };
+    const options: IOptions = {
+      hosts: [...config.endpoints],
+      dialTimeout: 5_000,
+      // A store behind a firewall that drops packets (rather than refusing) must not hang a
+      // request, nor leave a watch waiting silently on a dead connection: requests have a
+      // deadline, and keepalive pings find a dead connection within ~15 s, after which etcd3
+      // reconnects (to another endpoint when there are several) with backoff.
+      defaultCallOptions: (context) =>
+        context.isStream ? {} : { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+      grpcOptions: {
+        "grpc.keepalive_time_ms": KEEPALIVE_MS,
+        "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+      },
+    };
     if (config.keyFile && config.certFile) {
       const [privateKey, certChain, rootCertificate] = await Promise.all([
         readFlagFile("--etcd-keyfile", config.keyFile),
@@ -343,9 +394,14 @@ export class EtcdRegistry {
     this.#watchers.add(watcher);
     let connections = 0;
     const connected = () => {
+      this.#connectionBack();
       if (++connections > 1) opts.onReconnect?.();
     };
+    const disconnected = (err: Error) => {
+      this.#connectionLost(err);
+    };
     watcher.on("connected", connected);
+    watcher.on("disconnected", disconnected);
     const responses = on(watcher, "data", { signal: opts.signal });
     let cancelled = false;
     try {
@@ -381,6 +437,7 @@ export class EtcdRegistry {
       throw err;
     } finally {
       watcher.off("connected", connected);
+      watcher.off("disconnected", disconnected);
       this.#watchers.delete(watcher);
       if (!cancelled)
         await Promise.race([
