@@ -256,6 +256,40 @@ export function addLabCommands(program: Command, out: Out): void {
     if (firstProblem(halves) !== null) process.exitCode = 1;
   });
 
+  nameOption(
+    lab
+      .command("drill <drill> [node]")
+      .description(
+        "a fault under ping load (every pod pings the next host's every 0.1 s; lost pings counted, live on the dashboard): etcd-outage, etcd-wipe, etcd-failover (3 members), partition hN, kill-flanneld hN, reboot hN",
+      )
+      .option("--seconds <n>", "how long the fault lasts", positiveInt("--seconds"), 30)
+      .option("--times <n>", "kill-flanneld: how many times", positiveInt("--times"), 5),
+  ).action(
+    async (
+      drill: string,
+      node: string | undefined,
+      flags: { name: string; seconds: number; times: number },
+    ) => {
+      const found = await requireLab(flags.name);
+      const { DRILLS, runDrill } = await import("../lab/drills.js");
+      const name = DRILLS.find((d) => d === drill);
+      if (name === undefined)
+        throw new FlannelError(`Unknown drill "${drill}": expected one of ${DRILLS.join(", ")}`);
+      const result = await runDrill(found, name, {
+        ...(node === undefined ? {} : { node: findNode(found, node) }),
+        seconds: flags.seconds,
+        times: flags.times,
+        progress: (step) => {
+          out(`  - ${step}\n`);
+        },
+      });
+      const { sent, lost } = result.pings;
+      out(
+        `Drill ${name} done in ${(result.ms / 1000).toFixed(1)} s: ${sent} pings sent, ${lost} lost${sent > 0 ? ` (${((100 * lost) / sent).toFixed(1)} %)` : ""}\n`,
+      );
+    },
+  );
+
   nameOption(lab.command("logs <node>").description("print a host's flanneld log")).action(
     async (node: string, flags: { name: string }) => {
       out(await readFile(findNode(await requireLab(flags.name), node).logFile, "utf8"));

@@ -9,6 +9,8 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { listPods, readLab } from "./cluster.js";
 import { DASHBOARD_HTML } from "./dashboard_page.js";
+import { readDrillState } from "./drills.js";
+import type { DrillState } from "./drills.js";
 import { pingAll } from "./lab_check.js";
 import type { PingResult } from "./lab_check.js";
 import { labStatus } from "./lab_status.js";
@@ -22,6 +24,8 @@ export interface DashboardState {
     readonly results: readonly PingResult[];
     readonly at: number;
   } | null;
+  /** The drill running or last run (`lab drill`), with its ping counts; null when none ran. */
+  readonly drill: DrillState | null;
   readonly updatedAt: number;
 }
 
@@ -73,9 +77,9 @@ export async function startDashboard(labName: string, port: number): Promise<Das
       return;
     }
     if (path === "/api/state") {
-      statusNow().then(
-        (status) => {
-          const state: DashboardState = { status, matrix, updatedAt: Date.now() };
+      Promise.all([statusNow(), current().then(readDrillState)]).then(
+        ([status, drill]) => {
+          const state: DashboardState = { status, matrix, drill, updatedAt: Date.now() };
           res
             .writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
             .end(JSON.stringify(state));

@@ -20,6 +20,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   th, td { border: 1px solid #d8dee4; padding: .3rem .6rem; text-align: left; font-variant-numeric: tabular-nums; }
   th { background: #eef2f6; }
   td.ok { background: #dcf5e3; } td.fail { background: #fbdcdc; } td.self { color: #9aa7b4; }
+  .meta.fail { color: #b91c1c; font-weight: 700; }
   .host rect { fill: #eaf3ff; stroke: #3b82f6; stroke-width: 2; }
   .host.down rect { fill: #fdecec; stroke: #dc2626; stroke-dasharray: 6 4; }
   .host text { font-size: 12px; } .host .title { font-weight: 700; font-size: 14px; }
@@ -33,6 +34,8 @@ export const DASHBOARD_HTML = `<!doctype html>
 <svg id="map" width="900" height="560" role="img" aria-label="hosts of the lab"></svg>
 <h2 id="leases-title">Leases in etcd</h2>
 <table id="leases"><thead><tr><th>node</th><th>subnet</th><th>public IP</th><th>IPv6 subnet</th><th>public IPv6</th><th>backend</th><th>VTEP MAC</th></tr></thead><tbody></tbody></table>
+<h2>Drill</h2>
+<div id="drill" class="meta" data-running="none">no drill has run: flannelctl lab drill etcd-outage</div>
 <h2>Pod reachability</h2>
 <div id="matrix-meta" class="meta"></div>
 <table id="matrix"></table>
@@ -50,7 +53,18 @@ function cell(tag, text, cls) {
   if (cls) c.className = cls;
   return c;
 }
+function renderDrill(d) {
+  const box = document.getElementById("drill");
+  if (!d) return;
+  box.dataset.running = String(d.running);
+  box.dataset.lost = String(d.pings.lost);
+  const took = ((d.updatedAt - d.startedAt) / 1000).toFixed(0);
+  box.textContent = d.drill + (d.node ? " " + d.node : "") + (d.running ? " running (" + took + " s): " + d.step : " done in " + took + " s") +
+    " · pings sent " + d.pings.sent + ", lost " + d.pings.lost;
+  box.className = d.pings.lost > 0 ? "meta fail" : "meta";
+}
 function render(state) {
+  renderDrill(state.drill);
   const s = state.status;
   document.getElementById("lab").textContent = '"' + s.name + '"';
   const members = s.etcdMembers.map((m) => m.name + (m.alive ? "" : " (down)")).join(", ");

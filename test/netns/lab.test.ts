@@ -203,6 +203,27 @@ test("the dashboard shows every host and subnet in a real browser, and sees a ki
     await page.locator("#leases tbody tr").nth(2).waitFor();
     await page.locator("#matrix td.ok").first().waitFor({ timeout: 20_000 });
 
+    // A drill shows live, then done with its count of lost pings.
+    const drill = flannelctl([
+      "lab",
+      "drill",
+      "kill-flanneld",
+      "h1",
+      "--times",
+      "2",
+      "--name",
+      name,
+    ]);
+    await page.locator('#drill[data-running="true"]').waitFor({ timeout: 20_000 });
+    const drilled = await drill;
+    assert.equal(drilled.code, 0, drilled.out);
+    assert.match(drilled.out, /Drill kill-flanneld done in [\d.]+ s: \d+ pings sent, 0 lost/);
+    await page.locator('#drill[data-running="false"][data-lost="0"]').waitFor({ timeout: 10_000 });
+    assert.match(
+      (await page.locator("#drill").textContent()) ?? "",
+      /kill-flanneld h1 done .* lost 0/,
+    );
+
     assert.equal((await flannelctl(["lab", "kill-node", "h2", "--name", name])).code, 0);
     await page.locator('[data-host="h2"][data-state="down"]').waitFor({ timeout: 10_000 });
     assert.equal(await page.locator('[data-host="h1"]').getAttribute("data-state"), "up");

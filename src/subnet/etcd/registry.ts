@@ -108,8 +108,7 @@ const KEEPALIVE_TIMEOUT_MS = 5_000;
 
 /** The store stopped answering (once per outage), or answers again after `downMs`. */
 export type ConnectionChange =
-  | { readonly up: false; readonly err: Error }
-  | { readonly up: true; readonly downMs: number };
+  { readonly up: false; readonly err: Error } | { readonly up: true; readonly downMs: number };
 
 export class EtcdRegistry {
   readonly #client: Etcd3;
