@@ -23,6 +23,7 @@ export function envName(flag: string): string {
 export function fieldName(flag: string): string {
   const special: Record<string, string> = {
     "healthz-ip": "healthzIP",
+    "metrics-ip": "metricsIP",
     "public-ip": "publicIP",
     "public-ipv6": "publicIPv6",
   };

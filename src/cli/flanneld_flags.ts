@@ -103,6 +103,13 @@ const FLAGS: readonly FlagSpec[] = [
     help: "the port for healthz server to listen (0 to disable)",
   },
   {
+    // flannel-ts only: the healthz listener answers /metrics only on this address.
+    name: "metrics-ip",
+    kind: "string",
+    default: "127.0.0.1",
+    help: "the address /metrics answers on, on the healthz port (0.0.0.0 or :: for any)",
+  },
+  {
     name: "iptables-resync",
     kind: "int",
     default: 5,
@@ -210,6 +217,12 @@ const FlanneldOptionsSchema = z
         "--healthz-ip: expected an IP address to listen on such as 0.0.0.0 or 127.0.0.1",
       ),
     healthzPort: port("--healthz-port"),
+    metricsIP: z
+      .string()
+      .refine(
+        (s) => isIP(4)(s) || isIP(6)(s),
+        "--metrics-ip: expected an IP address such as 127.0.0.1, or 0.0.0.0 for any",
+      ),
     iptablesResync: z
       .number()
       .int()

@@ -57,6 +57,8 @@ export interface FlanneldOptions {
   readonly kubeconfigFile: string;
   readonly healthzIP: string;
   readonly healthzPort: number;
+  /** flannel-ts: the address /metrics answers on (on the healthz port); 0.0.0.0 or :: for any. */
+  readonly metricsIP: string;
   readonly iptablesResync: number;
   readonly iptablesForwardRules: boolean;
   readonly ipBlackholeRoute: boolean;
@@ -155,7 +157,7 @@ export async function runFlanneld(
         ready: () => readiness.ready,
       });
       healthz = await startHealthzServer(
-        { host: options.healthzIP, port: options.healthzPort },
+        { host: options.healthzIP, port: options.healthzPort, metricsIP: options.metricsIP },
         readiness,
         log,
         registry,

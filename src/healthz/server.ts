@@ -17,9 +17,20 @@ export interface MetricsSource {
   metrics(): Promise<string>;
 }
 
-/** Starts the healthz server (and /metrics when given); resolves once it listens. */
+/** Whether a connection to `local` (the address the client reached) may read /metrics. */
+export function metricsAllowed(metricsIP: string, local: string | undefined): boolean {
+  if (metricsIP === "0.0.0.0" || metricsIP === "::") return true;
+  const reached = (local ?? "").replace(/^::ffff:/, "");
+  return reached === metricsIP;
+}
+
+/**
+ * Starts the healthz server; resolves once it listens. /metrics (when given) answers only
+ * connections made to `metricsIP` (loopback by default), so that a listener on 0.0.0.0 for
+ * the kubelet's probes does not publish the host's figures to its whole network.
+ */
 export async function startHealthzServer(
-  address: { host: string; port: number },
+  address: { host: string; port: number; metricsIP?: string },
   readiness: Readiness,
   log: Logger,
   metrics?: MetricsSource,
@@ -36,6 +47,16 @@ export async function startHealthzServer(
       if (readiness.ready)
         res.writeHead(200, { "content-type": "text/plain" }).end("flanneld is ready");
       else res.writeHead(503, { "content-type": "text/plain" }).end("flanneld is not ready yet");
+    } else if (
+      path === "/metrics" &&
+      metrics !== undefined &&
+      !metricsAllowed(address.metricsIP ?? "127.0.0.1", req.socket.localAddress)
+    ) {
+      res
+        .writeHead(403, { "content-type": "text/plain" })
+        .end(
+          `metrics are served on ${address.metricsIP ?? "127.0.0.1"} only: ask there, or start flanneld with --metrics-ip=0.0.0.0\n`,
+        );
     } else if (path === "/metrics" && metrics !== undefined) {
       metrics.metrics().then(
         (body) => res.writeHead(200, { "content-type": metrics.contentType }).end(body),
