@@ -121,6 +121,14 @@ export function checkSubnetEnv(view: HostView): CheckGroup {
   };
 }
 
+/** How an operator takes a lease away: its etcd key deleted, or its Node's pod CIDR changed. */
+function releaseCommand(view: HostView, lease: Lease): string {
+  if (view.options.kubeSubnetMgr)
+    return `give node ${lease.attrs.publicIP} a pod CIDR inside the network (kube-controller-manager --cluster-cidr; spec.podCIDR is set once: delete and re-register the Node)`;
+  const endpoints = view.options.etcdEndpoints.join(",");
+  return `etcdctl --endpoints=${endpoints} del ${view.options.etcdPrefix}/subnets/${leaseKeyOf(lease)}`;
+}
+
 /** Leases that overlap, lie outside the network, or (other hosts') were not renewed in time. */
 export function checkStoreLeases(view: HostView): CheckGroup {
   const { config, leases, options, now } = view;
@@ -139,7 +147,7 @@ export function checkStoreLeases(view: HostView): CheckGroup {
             `lease ${net.toString()}`,
             `the subnet of host ${lease.attrs.publicIP} lies outside the network ${network.toString()}`,
             "its pods' traffic is not carried by flannel on any host, nor masqueraded correctly",
-            `delete the lease (etcdctl del <prefix>/subnets/${net.toString().replace("/", "-")}); its host leases a new one`,
+            `${releaseCommand(view, lease)}; its host leases a new one`,
           ),
         );
       }
@@ -159,7 +167,7 @@ export function checkStoreLeases(view: HostView): CheckGroup {
       `leases ${a.net.toString()} and ${b.net.toString()}`,
       `the subnets of hosts ${a.lease.attrs.publicIP} and ${b.lease.attrs.publicIP} overlap`,
       "pods on the two hosts can get the same addresses, and traffic to them goes to one host only",
-      `delete the newer lease (etcdctl del <prefix>/subnets/${b.net.toString().replace("/", "-")}) and restart flanneld on ${b.lease.attrs.publicIP}`,
+      `${releaseCommand(view, b.lease)}, then restart flanneld on ${b.lease.attrs.publicIP}`,
     );
   if (config.enableIPv4) check(4, config.network);
   if (config.enableIPv6) check(6, config.ipv6Network);

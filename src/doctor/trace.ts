@@ -182,6 +182,7 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
       const { wanted, owned } = await inspection.entries(
         new Map([[leaseKeyOf(dstLease), dstLease]]),
       );
+      // The entries of the destination's family (a dual-stack peer has both).
       const family = parseIP(dst)?.family;
       const entries = [...wanted.values()].filter((e) => {
         const at =
@@ -190,7 +191,7 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
             : e.kind === "neighbor"
               ? e.neighbor.ip
               : e.fdb.dst;
-        return parseIP(at ?? "")?.family === family || e.kind === "fdb";
+        return parseIP(at ?? "")?.family === family;
       });
       // The kernel's route for the address, beside what flanneld would write for the subnet.
       const route = lookupRoute(routes, dst);

@@ -1,11 +1,13 @@
 /**
- * etcd wiped and rebuilt empty under a running lab, as happens when an operator rebuilds the
- * cluster's store: flannel (and flannel-ts before) then split the cluster silently.
+ * etcd wiped and rebuilt empty under a running lab (the `etcd-wipe` drill), as happens when an
+ * operator rebuilds the cluster's store: flannel (and flannel-ts before) then split the cluster
+ * silently.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { addNode, labEtcdctl, listPods, wipeEtcd } from "../../src/lab/cluster.js";
-import { spawnIn } from "../../src/lab/netns.js";
+import { addNode, labEtcdctl } from "../../src/lab/cluster.js";
+import type { Lab } from "../../src/lab/cluster.js";
+import { runDrill } from "../../src/lab/drills.js";
 import { assertAllReach, eventually, withLab } from "../helpers/lab_fixture.js";
 
 const quiet = () => undefined;
@@ -32,38 +34,26 @@ test("etcd wiped and rebuilt empty: every host writes its lease again with its s
           }[]
         )[0]?.Status.header.revision ?? 0;
       const revisionBefore = await revision();
-      const [p1, p2] = await listPods(lab);
-      assert.ok(p1 && p2);
-      // Pings every 0.1 s for the whole drill; stopped with SIGINT, ping prints its count.
-      const ping = spawnIn(p1.netns, "ping", ["-i", "0.1", "-W", "1", p2.ip], {
-        stdio: ["ignore", "pipe", "ignore"],
+      let grown: Lab = lab;
+      const result = await runDrill(lab, "etcd-wipe", {
+        // Right after the config is written again into the empty store.
+        during: async () => {
+          const revisionAfter = await revision();
+          assert.ok(revisionAfter < revisionBefore, `etcd went back to revision ${revisionAfter}`);
+          await eventually(
+            async () => {
+              assert.deepEqual(await leaseKeys(), before, "each host's lease, with its subnet");
+            },
+            { timeoutMs: 60_000 },
+          );
+          // A host that joins the new store: the old hosts route to it and it to them.
+          grown = (await addNode(lab, quiet)).lab;
+          await eventually(() => assertAllReach(grown), { timeoutMs: 60_000 });
+        },
       });
-      let output = "";
-      ping.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      const pingDone = new Promise((resolve) => ping.once("exit", resolve));
-      try {
-        await wipeEtcd(lab);
-        const revisionAfter = await revision();
-        assert.ok(revisionAfter < revisionBefore, `etcd went back to revision ${revisionAfter}`);
-        await labEtcdctl(lab, ["put", "/coreos.com/network/config", CONFIG]);
-        await eventually(
-          async () => {
-            assert.deepEqual(await leaseKeys(), before, "each host's lease, with its subnet");
-          },
-          { timeoutMs: 60_000 },
-        );
-        // A host that joins the new store: the old hosts route to it and it to them.
-        const { lab: grown } = await addNode(lab, quiet);
-        await eventually(() => assertAllReach(grown), { timeoutMs: 60_000 });
-      } finally {
-        ping.kill("SIGINT");
-        await pingDone;
-      }
-      const counts = /(\d+) packets transmitted, (\d+) received/.exec(output);
-      assert.ok(counts, output);
-      assert.ok(Number(counts[1]) > 50, `pings were sent throughout: ${counts[0]}`);
-      assert.equal(counts[2], counts[1], `no ping lost: ${counts[0]}`);
-      t.diagnostic(counts[0]);
+      t.diagnostic(`etcd-wipe: ${result.pings.sent} pings sent, ${result.pings.lost} lost`);
+      assert.ok(result.pings.sent > 50, "pings were sent throughout");
+      assert.equal(result.pings.lost, 0);
     },
   );
 });
