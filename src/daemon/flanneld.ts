@@ -17,7 +17,7 @@ import type { IPNet } from "../ip/ip.js";
 import { ConfigNotFoundError, StoreError } from "../errors.js";
 import { startHealthzServer } from "../healthz/server.js";
 import type { Readiness } from "../healthz/server.js";
-import { lookupExternalInterface } from "../iface/external_interface.js";
+import { interfaceChoiceOf, lookupExternalInterface } from "../iface/external_interface.js";
 import type { Logger } from "../log/logger.js";
 import { checkBrNetfilter, checkIPForwarding } from "../net/sysctl.js";
 import { ensureBlackholeRoute, keepBlackholeRoute } from "../net/blackhole_route.js";
@@ -178,15 +178,7 @@ export async function runFlanneld(
     if (opts.signal.aborted) return;
     if (imposed.v4 !== null || imposed.v6 !== null)
       log.info({ publicIP: imposed.v4, publicIPv6: imposed.v6 }, "Public IP from node annotation");
-    const extIface = await lookupExternalInterface({
-      iface: options.iface,
-      ifaceRegex: options.ifaceRegex,
-      ifaceCanReach: options.ifaceCanReach,
-      publicIP: imposed.v4 ?? options.publicIP,
-      publicIPv6: imposed.v6 ?? options.publicIPv6,
-      enableIPv4: config.enableIPv4,
-      enableIPv6: config.enableIPv6,
-    });
+    const extIface = await lookupExternalInterface(interfaceChoiceOf(options, imposed, config));
     log.info(
       {
         iface: extIface.name,

@@ -9,7 +9,7 @@ import { inspectorFor } from "../backend/registry.js";
 import type { NetworkConfig } from "../config/network_config.js";
 import { parseEnvFile } from "../config/subnet_env.js";
 import type { FlanneldOptions } from "../daemon/flanneld.js";
-import { lookupExternalInterface } from "../iface/external_interface.js";
+import { interfaceChoiceOf, lookupExternalInterface } from "../iface/external_interface.js";
 import type { ExternalInterface } from "../iface/external_interface.js";
 import { parseIP } from "../ip/ip.js";
 import { primarySubnetOf } from "../lease/lease.js";
@@ -132,15 +132,7 @@ export async function readHostView(
   }
   let extIface: ExternalInterface;
   try {
-    extIface = await lookupExternalInterface({
-      iface: options.iface,
-      ifaceRegex: options.ifaceRegex,
-      ifaceCanReach: options.ifaceCanReach,
-      publicIP: publicIPs.v4 ?? options.publicIP,
-      publicIPv6: publicIPs.v6 ?? options.publicIPv6,
-      enableIPv4: config.enableIPv4,
-      enableIPv6: config.enableIPv6,
-    });
+    extIface = await lookupExternalInterface(interfaceChoiceOf(options, publicIPs, config));
   } catch (err) {
     return {
       failure: {

@@ -11,6 +11,7 @@ import { IPNet, parseIP } from "../ip/ip.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { Lease } from "../lease/lease.js";
 import type { KernelEntry, Link, Route } from "../net/netlink.js";
+import { lookupRoute } from "../net/route_lookup.js";
 import { entryCommand } from "./check_data_plane.js";
 import { CNI_BRIDGE } from "./check_kernel.js";
 import type { HostView } from "./host_view.js";
@@ -59,20 +60,6 @@ function endOf(leases: readonly Lease[], ip: string): TraceEnd {
     host: lease === null ? null : lease.attrs.publicIP || lease.attrs.publicIPv6,
     lease: lease === null ? null : primarySubnetOf(lease).toString(),
   };
-}
-
-/** The main table's route for `ip`, by longest prefix match (unicast routes only). */
-export function lookupRoute(routes: readonly Route[], ip: string): Route | null {
-  const address = parseIP(ip);
-  if (address === null) return null;
-  let best: { route: Route; len: number } | null = null;
-  for (const route of routes) {
-    const dst = IPNet.parse(route.dst);
-    if (!route.unicast || dst === null || dst.family !== address.family) continue;
-    if (!dst.contains(address.value)) continue;
-    if (best === null || dst.prefixLen > best.len) best = { route, len: dst.prefixLen };
-  }
-  return best?.route ?? null;
 }
 
 function describeRoute(route: Route, name: (i: number) => string): string {

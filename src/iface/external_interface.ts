@@ -39,6 +39,29 @@ export interface InterfaceChoice {
   readonly enableIPv6: boolean;
 }
 
+/**
+ * The choice flanneld's flags make, with the public addresses the store imposes over
+ * --public-ip[v6] (Kubernetes mode's node-public-ip annotations), for the config's families.
+ */
+export function interfaceChoiceOf(
+  flags: Pick<
+    InterfaceChoice,
+    "iface" | "ifaceRegex" | "ifaceCanReach" | "publicIP" | "publicIPv6"
+  >,
+  imposed: { readonly v4: string | null; readonly v6: string | null },
+  families: Pick<InterfaceChoice, "enableIPv4" | "enableIPv6">,
+): InterfaceChoice {
+  return {
+    iface: flags.iface,
+    ifaceRegex: flags.ifaceRegex,
+    ifaceCanReach: flags.ifaceCanReach,
+    publicIP: imposed.v4 ?? flags.publicIP,
+    publicIPv6: imposed.v6 ?? flags.publicIPv6,
+    enableIPv4: families.enableIPv4,
+    enableIPv6: families.enableIPv6,
+  };
+}
+
 interface HostInterface {
   readonly name: string;
   readonly mac: string;

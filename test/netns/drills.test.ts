@@ -56,6 +56,16 @@ function watchDeletions(node: LabNode): { lines: string[]; stop(): void } {
   };
 }
 
+/** What must survive a drill on `host`: its subnet, its VTEP MAC, and both hosts' entries. */
+async function snapshot(host: LabNode, peer: LabNode) {
+  return {
+    subnet: await subnetOf(host),
+    mac: await macOf(host),
+    host: await kernelState(host),
+    peer: await kernelState(peer),
+  };
+}
+
 const macOf = async (node: LabNode) =>
   /link\/ether ([0-9a-f:]+)/.exec(await ip(["link", "show", "flannel.1"], node.netns))?.[1];
 
@@ -145,12 +155,7 @@ test("flanneld SIGKILLed and restarted 5 times under load: same subnet and MAC, 
   await withLab("ftdkill", { nodes: 2, pods: 1, backend: "vxlan" }, async (lab) => {
     const [h1, h2] = lab.nodes;
     assert.ok(h1 && h2);
-    const before = {
-      subnet: await subnetOf(h1),
-      mac: await macOf(h1),
-      h1: await kernelState(h1),
-      h2: await kernelState(h2),
-    };
+    const before = await snapshot(h1, h2);
     const deletions = [watchDeletions(h1), watchDeletions(h2)];
     try {
       const result = await runDrill(lab, "kill-flanneld", { node: h1, times: 5 });
@@ -159,15 +164,7 @@ test("flanneld SIGKILLed and restarted 5 times under load: same subnet and MAC, 
     } finally {
       for (const d of deletions) d.stop();
     }
-    assert.deepEqual(
-      {
-        subnet: await subnetOf(h1),
-        mac: await macOf(h1),
-        h1: await kernelState(h1),
-        h2: await kernelState(h2),
-      },
-      before,
-    );
+    assert.deepEqual(await snapshot(h1, h2), before);
     assert.deepEqual(
       deletions.map((d) => d.lines.filter((l) => !l.includes("cni0") && !l.includes("eth0"))),
       [[], []],
@@ -180,12 +177,7 @@ test("a host rebooted (its devices and subnet.env gone, flanneld started): same 
     const [h1, h2] = lab.nodes;
     assert.ok(h1 && h2);
     const subnet = await subnetOf(h1);
-    const before = {
-      subnet,
-      mac: await macOf(h1),
-      h1: await kernelState(h1),
-      h2: await kernelState(h2),
-    };
+    const before = await snapshot(h1, h2);
     const peer = watchDeletions(h2);
     const own = watchDeletions(h1);
     try {
@@ -202,15 +194,7 @@ test("a host rebooted (its devices and subnet.env gone, flanneld started): same 
       own.lines.some((l) => l.includes("dev flannel.1")),
       own.lines.join("\n"),
     );
-    assert.deepEqual(
-      {
-        subnet: await subnetOf(h1),
-        mac: await macOf(h1),
-        h1: await kernelState(h1),
-        h2: await kernelState(h2),
-      },
-      before,
-    );
+    assert.deepEqual(await snapshot(h1, h2), before);
     assert.deepEqual(
       peer.lines.filter((l) => l.includes(subnet)),
       [],

@@ -17,11 +17,12 @@ import { z } from "zod";
 import { formatIssues, goJson, goJsonField } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";
-import { IPNet, parseIP } from "../../ip/ip.js";
+import type { IPNet } from "../../ip/ip.js";
 import { primarySubnetOf } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { KernelEntry, Link, Netlink, Route } from "../../net/netlink.js";
+import { lookupRoute } from "../../net/route_lookup.js";
 import { setDeviceSysctl } from "../../net/sysctl.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type {
@@ -90,16 +91,8 @@ export function vtepMacOf(lease: Lease, v6 = false): string {
 
 /** Whether `ip` is reached without a gateway through `linkIndex`, by longest prefix match. */
 export function isOnLink(routes: readonly Route[], ip: string, linkIndex: number): boolean {
-  const address = parseIP(ip);
-  if (address === null) return false;
-  let best: { route: Route; len: number } | null = null;
-  for (const route of routes) {
-    const dst = IPNet.parse(route.dst);
-    if (!route.unicast || dst === null || dst.family !== address.family) continue;
-    if (!dst.contains(address.value)) continue;
-    if (best === null || dst.prefixLen > best.len) best = { route, len: dst.prefixLen };
-  }
-  return best !== null && best.route.gateway === null && best.route.linkIndex === linkIndex;
+  const route = lookupRoute(routes, ip);
+  return route !== null && route.gateway === null && route.linkIndex === linkIndex;
 }
 
 interface VxlanContext {
