@@ -169,6 +169,18 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
             ),
         },
         {
+          name: "IPv4 forwarding turned off",
+          check: "ip-forward-off",
+          fixable: true,
+          apply: () => execIn(ns, "sysctl", ["-qw", "net.ipv4.ip_forward=0"]),
+        },
+        {
+          name: "strict reverse-path filtering on the VXLAN device",
+          check: "rp-filter-strict",
+          fixable: true,
+          apply: () => execIn(ns, "sysctl", ["-qw", "net.ipv4.conf.flannel/1.rp_filter=1"]),
+        },
+        {
           name: "an overlapping lease written",
           check: "lease-overlap",
           // Its host runs another backend, too: flanneld would skip it.
