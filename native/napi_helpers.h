@@ -41,6 +41,7 @@ static const char *errno_name(int err) {
   case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
   case ENOPROTOOPT: return "ENOPROTOOPT";
   case EOPNOTSUPP: return "EOPNOTSUPP";
+  case ENAMETOOLONG: return "ENAMETOOLONG";
   default: return "EIO";
   }
 }

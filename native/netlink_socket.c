@@ -23,12 +23,14 @@
 #include <linux/netlink.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -254,6 +256,63 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* An AF_UNIX address from a path; a leading '@' names the abstract namespace (as systemd
+ * writes NOTIFY_SOCKET). Returns the address length, 0 when the path does not fit. */
+static socklen_t unix_address(const char *path, size_t len, struct sockaddr_un *addr) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (len == 0 || len >= sizeof addr->sun_path) return 0;
+  memcpy(addr->sun_path, path, len);
+  if (path[0] == '@') addr->sun_path[0] = '\0';
+  return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+}
+
+/* unixDatagram(path): a non-blocking AF_UNIX datagram socket, bound to `path` unless it is "". */
+static napi_value UnixDatagram(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  size_t len;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len));
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (len > 0) {
+    struct sockaddr_un addr;
+    socklen_t size = unix_address(path, len, &addr);
+    if (size == 0 || bind(fd, (struct sockaddr *)&addr, size) != 0) {
+      int err = size == 0 ? ENAMETOOLONG : errno;
+      close(fd);
+      return throw_errno(env, "bind", err);
+    }
+  }
+  return make_int(env, fd);
+}
+
+/* unixSend(fd, path, data): one datagram to the socket at `path` ('@' for abstract). */
+static napi_value UnixSend(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  size_t len;
+  void *data;
+  size_t length;
+  if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &fd)) return NULL;
+  CHECK(napi_get_value_string_utf8(env, argv[1], path, sizeof path, &len));
+  if (napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "netlink_socket: expected a Buffer");
+    return NULL;
+  }
+  struct sockaddr_un addr;
+  socklen_t size = unix_address(path, len, &addr);
+  if (size == 0) return throw_errno(env, "sendto", ENAMETOOLONG);
+  ssize_t sent;
+  do {
+    sent = sendto(fd, data, length, MSG_NOSIGNAL, (struct sockaddr *)&addr, size);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) return throw_errno(env, "sendto", errno);
+  return make_int(env, sent);
+}
+
 /*
  * ethtool(name, cmd, data): one ethtool request carrying a struct ethtool_value (ETHTOOL_GTXCSUM,
  * ETHTOOL_STXCSUM...) on the named device, by SIOCETHTOOL; returns the value's data after it.
@@ -294,6 +353,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"ref", NULL, Ref, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
       {"ethtool", NULL, Ethtool, NULL, NULL, NULL, napi_default, NULL},
+      {"unixDatagram", NULL, UnixDatagram, NULL, NULL, NULL, napi_default, NULL},
+      {"unixSend", NULL, UnixSend, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

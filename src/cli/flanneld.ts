@@ -4,6 +4,7 @@
  */
 import { LeaseRevokedError } from "../errors.js";
 import { createLogger } from "../log/logger.js";
+import type { ServiceNotifier } from "../daemon/sd_notify.js";
 import { VERSION } from "../version.js";
 import { parseFlanneldFlags } from "./flanneld_flags.js";
 
@@ -28,13 +29,20 @@ export async function main(args: readonly string[]): Promise<number> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  let notifier: ServiceNotifier | null = null;
   try {
     // Loaded after the flags, so that --help and --version stay quick.
-    const [{ runFlanneld }, { flanneldDeps }] = await Promise.all([
+    const [{ runFlanneld }, { flanneldDeps }, { SdNotifier }] = await Promise.all([
       import("../daemon/flanneld.js"),
       import("./flanneld_deps.js"),
+      import("../daemon/sd_notify.js"),
     ]);
-    await runFlanneld(options, flanneldDeps(options, log), log, { signal: controller.signal });
+    // systemd's Type=notify (flannel's flanneld.service): nothing when NOTIFY_SOCKET is unset.
+    const sd = SdNotifier.fromEnv(process.env, log);
+    notifier = sd;
+    await runFlanneld(options, { ...flanneldDeps(options, log), notifier: sd }, log, {
+      signal: controller.signal,
+    });
     return 0;
   } catch (err) {
     if (err instanceof LeaseRevokedError) {
@@ -53,6 +61,8 @@ export async function main(args: readonly string[]): Promise<number> {
       "flanneld failed",
     );
     return 1;
+  } finally {
+    notifier?.close();
   }
 }
 

@@ -24,7 +24,8 @@ import { ensureBlackholeRoute, keepBlackholeRoute } from "../net/blackhole_route
 import type { Netlink } from "../net/netlink.js";
 import { flannelRulesFor, keepTrafficRules } from "../trafficmngr/traffic_manager.js";
 import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
-import type { SubnetManager } from "../subnet/manager.js";
+import type { StoreEvent, SubnetManager } from "../subnet/manager.js";
+import type { ServiceNotifier } from "./sd_notify.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
@@ -84,6 +85,20 @@ export interface FlanneldDeps {
   newTrafficManager(enableNFTables: boolean): TrafficManager;
   /** Where the kernel's /proc is; tests point it elsewhere. Default: /proc. */
   readonly procDir?: string;
+  /** The service manager (systemd's NOTIFY_SOCKET), told readiness and status; absent: none. */
+  readonly notifier?: ServiceNotifier | null;
+}
+
+/** A store event as a status line for `systemctl status`. */
+function statusOf(event: StoreEvent, subnet: string): string {
+  switch (event.kind) {
+    case "renewed":
+      return `Lease ${subnet} renewed until ${event.expiration?.toISOString() ?? "never (reserved)"}`;
+    case "disconnected":
+      return `Lease ${subnet}; datastore unreachable (${event.reason}); the data plane stays as it is`;
+    case "connected":
+      return `Lease ${subnet}; datastore reachable again after ${Math.round(event.downMs / 1000)} s`;
+  }
 }
 
 /** Reads the network config, waiting while it is missing or etcd is unreachable. */
@@ -133,6 +148,13 @@ export async function runFlanneld(
 ): Promise<void> {
   const { signal } = opts;
   const readiness: Readiness = { ready: false };
+  const notifier = deps.notifier ?? null;
+  if (notifier !== null) {
+    notifier.keepWatchdog(signal);
+    signal.addEventListener("abort", () => {
+      notifier.stopping("Stopping; the lease and the data plane are kept for the next start");
+    });
+  }
   const manager = await deps.newSubnetManager(opts);
   const netlink = deps.newNetlink();
   const live: { network: Network | null; trafficRepairs: { repairs: number } } = {
@@ -212,6 +234,9 @@ export async function runFlanneld(
       });
       readiness.ready = true;
       log.info({ path: options.subnetFile }, "Wrote subnet file");
+      const subnet = primarySubnetOf(network.lease).toString();
+      deps.notifier?.ready(`Lease ${subnet}, backend ${config.backendType}, MTU ${network.mtu}`);
+      manager.onStoreEvent?.((event) => deps.notifier?.status(statusOf(event, subnet)));
     };
     // As flannel orders it: masquerading is in place before subnet.env lets pods start (no pod
     // traffic leaves unmasqueraded); without it, subnet.env goes first and the forward rules

@@ -18,6 +18,12 @@ export type LeaseWatchResult =
   | { readonly kind: "events"; readonly events: readonly LeaseEvent[] };
 
 /** Where leases are stored and how this node gets, keeps and follows them. */
+/** Something that happened to the store or this node's lease. */
+export type StoreEvent =
+  | { readonly kind: "renewed"; readonly expiration: Date | null }
+  | { readonly kind: "disconnected"; readonly reason: string }
+  | { readonly kind: "connected"; readonly downMs: number };
+
 export interface SubnetManager {
   /** A short name for logs: "etcd" or "kube". */
   readonly name: string;
@@ -49,6 +55,11 @@ export interface SubnetManager {
    * `node-public-ip[v6]` annotations); absent where there is no such setting.
    */
   getNodePublicIPs?(opts: CallOptions): Promise<{ v4: string | null; v6: string | null }>;
+  /**
+   * Tells `listener` what happens behind the manager (etcd mode: this node's lease renewed, the
+   * store lost and back), for the service manager's status line. Absent where nothing is told.
+   */
+  onStoreEvent?(listener: (event: StoreEvent) => void): void;
   /** Releases connections. */
   close(): Promise<void>;
 }

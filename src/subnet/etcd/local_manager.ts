@@ -29,7 +29,7 @@ import type { Logger } from "../../log/logger.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { runTogether } from "../../util/run_together.js";
 import { backoff, sleep } from "../../util/sleep.js";
-import type { LeaseWatchResult, SubnetManager } from "../manager.js";
+import type { LeaseWatchResult, StoreEvent, SubnetManager } from "../manager.js";
 import { EtcdRegistry, SUBNET_TTL_SECONDS } from "./registry.js";
 import type { EtcdConfig, SubnetChange, SubnetListing } from "./registry.js";
 
@@ -98,6 +98,7 @@ export class LocalManager implements SubnetManager {
   #store: { clusterId: string | null; revision: bigint } = { clusterId: null, revision: 0n };
   /** Told when etcd is found to have gone back in time. */
   readonly #onRewind = new Set<() => void>();
+  readonly #storeListeners = new Set<(event: StoreEvent) => void>();
   #checking: Promise<boolean> | null = null;
 
   constructor(registry: EtcdRegistry, options: LocalManagerOptions) {
@@ -110,17 +111,28 @@ export class LocalManager implements SubnetManager {
     this.#rewindGraceMs = options.rewindGraceMs ?? REWIND_GRACE_MS;
     // One line when etcd goes and one when it is back, however many watches notice it.
     registry.onConnectionChange((change) => {
-      if (!change.up)
+      if (!change.up) {
         this.#log.warn(
           { err: change.err.message },
           "Lost the connection to etcd; the data plane stays as it is, reconnecting with backoff",
         );
-      else
+        this.#emit({ kind: "disconnected", reason: change.err.message });
+      } else {
         this.#log.info(
           { downSeconds: Math.round(change.downMs / 100) / 10 },
           "Connected to etcd again",
         );
+        this.#emit({ kind: "connected", downMs: change.downMs });
+      }
     });
+  }
+
+  onStoreEvent(listener: (event: StoreEvent) => void): void {
+    this.#storeListeners.add(listener);
+  }
+
+  #emit(event: StoreEvent): void {
+    for (const listener of this.#storeListeners) listener(event);
   }
 
   /** Notes a revision an answer of the store carried. */
@@ -352,6 +364,7 @@ export class LocalManager implements SubnetManager {
             { subnet: leaseKeyOf(current), expiration: current.expiration },
             "Lease renewed",
           );
+          this.#emit({ kind: "renewed", expiration: current.expiration });
         } catch (err) {
           if (err instanceof LeaseRevokedError || signal.aborted) throw err;
           this.#log.error({ err }, "Cannot renew lease; retrying in a minute");
