@@ -1,71 +1,8 @@
-/**
- * The flanneld command: flags and FLANNELD_* variables, the process's one AbortController
- * (aborted on SIGINT and SIGTERM), and exit codes. No logic lives here.
- */
-import { LeaseRevokedError } from "../errors.js";
-import { createLogger } from "../log/logger.js";
-import type { ServiceNotifier } from "../daemon/sd_notify.js";
-import { VERSION } from "../version.js";
-import { parseFlanneldFlags } from "./flanneld_flags.js";
+/** flanneld's entry point: runs main() and leaves with its exit code. */
+import { main } from "./flanneld_main.js";
 
-/** Runs flanneld and resolves with the exit code. */
-export async function main(args: readonly string[]): Promise<number> {
-  const parsed = parseFlanneldFlags(args, process.env);
-  if (parsed.kind === "exit") {
-    process.stdout.write(parsed.stdout);
-    process.stderr.write(parsed.stderr);
-    return parsed.code;
-  }
-  const options = parsed.options;
-  if (options.version) {
-    process.stderr.write(`${VERSION}\n`); // flannel prints its version to stderr
-    return 0;
-  }
-  const log = createLogger({ verbosity: options.v });
-  const controller = new AbortController();
-  const stop = (signal: NodeJS.Signals) => {
-    log.info({ signal }, "Received signal; shutting down");
-    controller.abort(new Error(`Received ${signal}`));
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  let notifier: ServiceNotifier | null = null;
-  try {
-    // Loaded after the flags, so that --help and --version stay quick.
-    const [{ runFlanneld }, { flanneldDeps }, { SdNotifier }] = await Promise.all([
-      import("../daemon/flanneld.js"),
-      import("./flanneld_deps.js"),
-      import("../daemon/sd_notify.js"),
-    ]);
-    // systemd's Type=notify (flannel's flanneld.service): nothing when NOTIFY_SOCKET is unset.
-    const sd = SdNotifier.fromEnv(process.env, log);
-    notifier = sd;
-    await runFlanneld(options, { ...flanneldDeps(options, log), notifier: sd }, log, {
-      signal: controller.signal,
-    });
-    return 0;
-  } catch (err) {
-    if (err instanceof LeaseRevokedError) {
-      // flannel exits 0 here; a supervisor restarts it either way, and it then takes a lease again.
-      log.error(
-        { err: err.message },
-        "Lease has been revoked by someone else; exiting 0 as flannel does",
-      );
-      return 0;
-    }
-    log.error(
-      {
-        err: err instanceof Error ? err.message : String(err),
-        kind: err instanceof Error ? err.name : typeof err,
-      },
-      "flanneld failed",
-    );
-    return 1;
-  } finally {
-    notifier?.close();
-  }
-}
-
-process.exitCode = await main(process.argv.slice(2));
-// etcd's gRPC channel may hold the loop open for a while after close(); leave promptly.
-process.exit();
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+  // etcd's gRPC channel may hold the loop open for a while after close(); leave promptly.
+  process.exit();
+});

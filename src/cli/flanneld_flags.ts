@@ -15,7 +15,8 @@ import { envName, fieldName } from "./flag_spec.js";
 import type { FlagSpec } from "./flag_spec.js";
 import type { FlanneldOptions } from "../daemon/flanneld.js";
 
-const FLAGS: readonly FlagSpec[] = [
+/** Every flag flanneld takes, in the order its help lists them. */
+export const FLANNELD_FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
   {
     name: "iface",
@@ -299,7 +300,7 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
     .allowExcessArguments(false)
     .helpOption("-h, --help", "show this help");
   const attributes = new Map<FlagSpec, string>();
-  for (const spec of FLAGS) {
+  for (const spec of FLANNELD_FLAGS) {
     const flag = `--${spec.name}`;
     const env = ` (env ${envName(spec.name)})`;
     let option: Option;
@@ -333,7 +334,7 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
   }
   const values: Record<string, unknown> = {};
   try {
-    for (const spec of FLAGS) {
+    for (const spec of FLANNELD_FLAGS) {
       const attribute = attributes.get(spec) ?? spec.name;
       const fromCli = program.getOptionValueSource(attribute) === "cli";
       let value: unknown = program.getOptionValue(attribute);

@@ -10,12 +10,16 @@
 import { access, chmod, constants, copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { isSea } from "node:sea";
 import { FlannelError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 
-/** Where the build puts the plugin's single executable. */
-export const PLUGIN_EXECUTABLE = join(REPO_ROOT, "dist/sea/flannel");
+/**
+ * The plugin's single executable: the one the build puts in dist/sea, or, run from the .deb's
+ * executable, that executable itself (it is the plugin when named `flannel`).
+ */
+export const PLUGIN_EXECUTABLE = isSea() ? process.execPath : join(REPO_ROOT, "dist/sea/flannel");
 
 /** flannel's conflist, as kube-flannel.yml ships it. */
 export const FLANNEL_CONFLIST = {
@@ -26,6 +30,11 @@ export const FLANNEL_CONFLIST = {
     { type: "portmap", capabilities: { portMappings: true } },
   ],
 };
+
+/** The conflist file's text. */
+export function conflistText(): string {
+  return `${JSON.stringify(FLANNEL_CONFLIST, null, 2)}\n`;
+}
 
 /** The conflist's file name, as flannel's manifests use it. */
 export const CONFLIST_FILE = "10-flannel.conflist";
@@ -43,7 +52,7 @@ export async function installCni(
   const plugin = join(options.binDir, "flannel");
   const conflist = join(options.confDir, CONFLIST_FILE);
   await copyFileAtomic(PLUGIN_EXECUTABLE, plugin);
-  await writeFileAtomic(conflist, `${JSON.stringify(FLANNEL_CONFLIST, null, 2)}\n`, {
+  await writeFileAtomic(conflist, conflistText(), {
     mode: 0o644,
   });
   return { plugin, conflist };

@@ -22,4 +22,7 @@ function findRoot(from: string): string {
   }
 }
 
-export const REPO_ROOT = findRoot(import.meta.dirname);
+// In the packaged executable (bundled as CommonJS) import.meta has no dirname: there is no
+// repository, only the executable's folder.
+const meta: { readonly dirname?: string } = import.meta;
+export const REPO_ROOT = findRoot(meta.dirname ?? dirname(process.execPath));

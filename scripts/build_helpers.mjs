@@ -1,0 +1,67 @@
+// What the build (bundle.mjs) and the package (package.mjs) share: etcd3's protos carried
+// parsed in a bundle, and Node's single executable applications.
+import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { chmodSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+
+// etcd3 is bundled (with gRPC and protobuf: a third of flanneld's start-up was loading them
+// file by file). It parses its .proto files at run time; the bundle carries them already parsed
+// (protobuf's JSON form, made here with the options etcd3 parses them with), so that neither the
+// parse nor a file of node_modules is needed at start.
+export const etcd3Protos = {
+  name: "etcd3-protos",
+  setup(build) {
+    build.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const protobuf = require("protobufjs");
+      const protoRoot = new protobuf.Root();
+      protoRoot.loadSync(join(dirname(args.path), "../proto/rpc.proto"), { keepCase: true });
+      const call = "(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {";
+      if (!source.includes(call))
+        throw new Error(
+          "etcd3's connection-pool.js no longer loads rpc.proto as this build expects",
+        );
+      const patched = source.replace(
+        call,
+        `(0, proto_loader_1.fromJSON)(${JSON.stringify(protoRoot.toJSON())}, {`,
+      );
+      return { contents: patched, loader: "js" };
+    });
+  },
+};
+
+/**
+ * Makes `executable`: this Node with the CommonJS bundle `main` inside (a single executable
+ * application), which needs neither Node.js nor node_modules on the host.
+ */
+export function makeSingleExecutable(main, executable) {
+  const config = `${executable}.sea-config.json`;
+  const blob = `${executable}.blob`;
+  writeFileSync(
+    config,
+    JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+  );
+  execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "ignore" });
+  copyFileSync(process.execPath, executable);
+  chmodSync(executable, 0o755);
+  execFileSync(
+    process.execPath,
+    [
+      join(root, "node_modules/postject/dist/cli.js"),
+      executable,
+      "NODE_SEA_BLOB",
+      blob,
+      "--sentinel-fuse",
+      "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2",
+    ],
+    { stdio: "ignore" },
+  );
+  rmSync(blob);
+  rmSync(config);
+}

@@ -1,0 +1,238 @@
+/**
+ * The flannelctl command: the operator's tool. Subcommands parse their flags here and call into
+ * src/; errors become a message on stderr and exit code 1.
+ */
+import { readFile } from "node:fs/promises";
+import { Command, CommanderError } from "commander";
+import type { CheckedNetworkConfig } from "../config/network_config.js";
+import { FlannelError } from "../errors.js";
+import type { EtcdRegistry } from "../subnet/etcd/registry.js";
+import { ETCD_FLAGS, etcdConfigOf, parseEtcdFlags } from "./etcd_flags.js";
+import type { EtcdFlagValues } from "./etcd_flags.js";
+import { envName, fieldName } from "./flag_spec.js";
+import { VERSION } from "../version.js";
+
+// Each command loads what it needs when it runs (etcd's client, the config schema, the lab), so
+// that `flannelctl --help` starts as fast as Node does.
+
+/** The etcd flags as commander gives them: camel-cased, absent when neither flag nor variable. */
+type EtcdFlags = Record<string, string | undefined>;
+
+/** Adds flanneld's etcd flags, which default to the FLANNELD_* variables flanneld reads. */
+function withEtcdFlags(command: Command): Command {
+  for (const spec of ETCD_FLAGS) {
+    const variable = envName(spec.name);
+    const fromEnv = process.env[variable];
+    const fallback = fromEnv !== undefined && fromEnv !== "" ? fromEnv : spec.default;
+    command.option(
+      `--${spec.name} <value>`,
+      `${spec.help} (env ${variable})`,
+      typeof fallback === "string" ? fallback : undefined,
+    );
+  }
+  return command;
+}
+
+function etcdFlagValues(flags: EtcdFlags): Record<string, string> {
+  return Object.fromEntries(
+    ETCD_FLAGS.map((spec) => [fieldName(spec.name), flags[fieldName(spec.name)] ?? ""]),
+  );
+}
+
+/** The etcd flags checked as flanneld checks them; FlannelError naming every problem. */
+function checkedEtcdFlags(flags: EtcdFlags): EtcdFlagValues {
+  try {
+    return parseEtcdFlags(etcdFlagValues(flags));
+  } catch (err) {
+    throw new FlannelError((err as Error).message);
+  }
+}
+
+async function withRegistry<T>(
+  flags: EtcdFlags,
+  fn: (registry: EtcdRegistry) => Promise<T>,
+): Promise<T> {
+  const { EtcdRegistry } = await import("../subnet/etcd/registry.js");
+  const registry = await EtcdRegistry.connect(etcdConfigOf(checkedEtcdFlags(flags)));
+  try {
+    return await fn(registry);
+  } finally {
+    registry.close();
+  }
+}
+
+async function readConfigFile(file: string): Promise<string> {
+  try {
+    if (file !== "-") return await readFile(file, "utf8");
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString("utf8");
+  } catch (err) {
+    throw new FlannelError(`Cannot read network config "${file}": ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Prints the network config's warnings on stderr; they do not change the exit code. */
+function warn(warnings: readonly string[]): void {
+  for (const warning of warnings) process.stderr.write(`flannelctl: warning: ${warning}\n`);
+}
+
+/** Checks a network config text as flanneld would; throws naming what is wrong. */
+async function checkedConfig(text: string): Promise<CheckedNetworkConfig> {
+  const [{ loadNetworkConfig }, { checkBackendConfig }] = await Promise.all([
+    import("../config/network_config.js"),
+    import("../backend/registry.js"),
+  ]);
+  const checked = loadNetworkConfig(text);
+  checkBackendConfig(checked);
+  warn(checked.warnings);
+  return checked;
+}
+
+type Out = (text: string) => void;
+
+/**
+ * Builds the flannelctl program; `lab` adds the lab commands (loaded only when a lab command
+ * runs: otherwise a placeholder stands in `--help`).
+ */
+export function buildProgram(out: Out, lab: (program: Command, out: Out) => void): Command {
+  const program = new Command("flannelctl")
+    .description("flannel-ts operator tool: network config, leases")
+    .version(VERSION)
+    .exitOverride();
+
+  const config = program.command("config").description("the network config stored in etcd");
+  config
+    .command("validate <file>")
+    .description(
+      "check a network config file (- for stdin) and print it normalized, with flannel's field names",
+    )
+    .action(async (file: string) => {
+      const checked = await checkedConfig(await readConfigFile(file));
+      const { networkConfigToJson } = await import("../config/network_config.js");
+      out(`${JSON.stringify(networkConfigToJson(checked))}\n`);
+    });
+  withEtcdFlags(
+    config
+      .command("set <file>")
+      .description("validate a network config file (- for stdin) and store it at <prefix>/config"),
+  ).action(async (file: string, flags: EtcdFlags) => {
+    const text = await readConfigFile(file);
+    await checkedConfig(text); // nothing is stored unless it is valid
+    await withRegistry(flags, async (registry) => {
+      await registry.setNetworkConfigText(text);
+      out(`Stored network config at ${registry.configKey}\n`);
+    });
+  });
+  withEtcdFlags(config.command("get").description("print the stored network config")).action(
+    async (flags: EtcdFlags) => {
+      await withRegistry(flags, async (registry) => {
+        const text = await registry.getNetworkConfigText();
+        out(text.endsWith("\n") ? text : `${text}\n`);
+      });
+    },
+  );
+
+  withEtcdFlags(
+    program
+      .command("leases")
+      .description(
+        "list the subnet leases: subnet, public IP, backend, expiry (reservations marked)",
+      )
+      .option("--json", "print JSON, one array"),
+  ).action(async (flags: EtcdFlags & { json?: boolean }) => {
+    // Through the SubnetManager, as flanneld sees the leases; keys that are not leases are
+    // named on stderr.
+    // pino is CommonJS: its module's default export is the function, bundled or not.
+    const [{ LocalManager }, { default: pino }, { formatLeaseTable, leaseToJson }] =
+      await Promise.all([
+        import("../subnet/etcd/local_manager.js"),
+        import("pino"),
+        import("../lease/lease_table.js"),
+      ]);
+    const manager = await LocalManager.connect(etcdConfigOf(checkedEtcdFlags(flags)), {
+      log: pino({ level: "warn", base: null, timestamp: false }, pino.destination(2)),
+    });
+    try {
+      const leases = await manager.listLeases({ signal: AbortSignal.timeout(30_000) });
+      if (flags.json) out(`${JSON.stringify(leases.map(leaseToJson), null, 2)}\n`);
+      else out(formatLeaseTable(leases, new Date()));
+    } finally {
+      await manager.close();
+    }
+  });
+  program
+    .command("cni")
+    .description("the flannel CNI plugin")
+    .command("install")
+    .description(
+      "install bin/flannel and flannel's standard conflist (cbr0: flannel + portmap); other files are left alone",
+    )
+    .option("--bin-dir <dir>", "CNI plugin folder", "/opt/cni/bin")
+    .option("--conf-dir <dir>", "CNI config folder", "/etc/cni/net.d")
+    .action(async (flags: { binDir: string; confDir: string }) => {
+      const { installCni } = await import("../cni/install.js");
+      const { plugin, conflist } = await installCni(flags);
+      out(`Installed ${plugin}\nWrote ${conflist}\n`);
+    });
+  program
+    .command("doctor")
+    .description(
+      "check this host's flannel data plane, lease, subnet.env and rules; say what is wrong, why, and the fix",
+    )
+    .usage("[--json] [--fix] [flanneld's flags...]")
+    .option("--json", "print JSON, for scripts")
+    .option("--fix", "apply the fixes that are safe, then check again")
+    .argument(
+      "[flags...]",
+      "flanneld's flags (default: those of the flanneld running here, else FLANNELD_* variables)",
+    )
+    .allowUnknownOption()
+    .action(async (args: string[], flags: { json?: boolean; fix?: boolean }) => {
+      const { doctorCommand } = await import("./doctor_command.js");
+      process.exitCode = await doctorCommand(args, flags, out);
+    });
+  program
+    .command("trace")
+    .description(
+      "the path a packet from <src> to <dst> takes through this host's kernel, hop by hop; the first missing or wrong hop is named",
+    )
+    .usage("<src IP> <dst IP> [--json] [flanneld's flags...]")
+    .option("--json", "print JSON, for scripts")
+    .argument("<src>", "source address (a pod's)")
+    .argument("<dst>", "destination address (a pod's)")
+    .argument("[flags...]", "flanneld's flags (default: those of the flanneld running here)")
+    .allowUnknownOption()
+    .action(async (src: string, dst: string, args: string[], flags: { json?: boolean }) => {
+      const { traceCommand } = await import("./doctor_command.js");
+      process.exitCode = await traceCommand(src, dst, args, flags, out);
+    });
+  lab(program, out);
+  return program;
+}
+
+/** What `flannelctl --help` shows for the lab until a lab command loads the real ones. */
+function labPlaceholder(program: Command): void {
+  program
+    .command("lab")
+    .description("a whole flannel cluster on this machine, in network namespaces (lab --help)");
+}
+
+/** Runs flannelctl and resolves with the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  const out: Out = (text) => process.stdout.write(text);
+  const lab =
+    args[0] === "lab" ? (await import("./lab_commands.js")).addLabCommands : labPlaceholder;
+  const program = buildProgram(out, lab);
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0; // doctor: 1 when not healthy
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`flannelctl: ${message}\n`);
+    return 1;
+  }
+}

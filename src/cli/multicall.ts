@@ -1,0 +1,48 @@
+/**
+ * The packaged executable's entry point: one Node runtime for all three commands (as busybox
+ * does it), which runs flanneld, flannelctl or the CNI plugin by the name it was started under
+ * (/usr/bin/flanneld, /usr/bin/flannelctl and /opt/cni/bin/flannel link to it), or by its first
+ * argument (`flannel-ts flannelctl doctor`).
+ */
+import { basename } from "node:path";
+import { main as flanneld } from "./flanneld_main.js";
+import { main as flannelctl } from "./flannelctl_main.js";
+import { main as cniPlugin } from "./flannel_main.js";
+
+const COMMANDS = ["flanneld", "flannelctl", "flannel"] as const;
+type CommandName = (typeof COMMANDS)[number];
+
+const isCommand = (name: string | undefined): name is CommandName =>
+  COMMANDS.some((c) => c === name);
+
+/** The command and its arguments, from the name started under or the first argument. */
+function chosen(): { command: CommandName; args: string[] } | null {
+  const args = process.argv.slice(2);
+  const name = basename(process.argv0);
+  if (isCommand(name)) return { command: name, args };
+  const [first, ...rest] = args;
+  return isCommand(first) ? { command: first, args: rest } : null;
+}
+
+async function run(): Promise<number> {
+  const which = chosen();
+  switch (which?.command) {
+    case "flanneld":
+      return flanneld(which.args);
+    case "flannelctl":
+      return flannelctl(which.args);
+    case "flannel":
+      await cniPlugin();
+      return typeof process.exitCode === "number" ? process.exitCode : 0;
+    case undefined:
+      process.stderr.write(
+        `flannel-ts: run as ${COMMANDS.join(", ")} (a link named so), or give one as the first argument\n`,
+      );
+      return 2;
+  }
+}
+
+void run().then((code) => {
+  process.exitCode = code;
+  process.exit();
+});
