@@ -47,7 +47,7 @@ const flags = (host: SingleHost, subnetFile: string) => [
   `--subnet-file=${subnetFile}`,
 ];
 
-test("NOTIFY_SOCKET (a path): READY=1 with a status only once subnet.env exists, STOPPING=1 on SIGTERM", async () => {
+test("NOTIFY_SOCKET (a path): READY=1 with a status only once subnet.env exists, a status when etcd is lost, STOPPING=1 on SIGTERM", async () => {
   const host = await openSingleHost("ftsdn");
   try {
     await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
@@ -67,6 +67,20 @@ test("NOTIFY_SOCKET (a path): READY=1 with a status only once subnet.env exists,
       assert.match(
         ready.message,
         /^READY=1\nSTATUS=Lease 10\.244\.\d+\.0\/24, backend alloc, MTU 1500\nMAINPID=\d+\n$/,
+      );
+      // etcd gone: the status line says so.
+      await host.etcd.stop();
+      await eventually(() =>
+        Promise.resolve().then(() => {
+          assert.ok(
+            listener.messages.some((m) =>
+              /^STATUS=Lease 10\.244\.\d+\.0\/24; datastore unreachable \(.+\); the data plane stays as it is\n$/.test(
+                m.message,
+              ),
+            ),
+            JSON.stringify(listener.messages),
+          );
+        }),
       );
       daemon.child.kill("SIGTERM");
       assert.equal(await daemon.exited, 0, daemon.output());
