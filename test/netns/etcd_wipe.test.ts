@@ -33,6 +33,10 @@ test("etcd wiped and rebuilt empty: every host writes its lease again with its s
             Status: { header: { revision: number } };
           }[]
         )[0]?.Status.header.revision ?? 0;
+      // Writes enough before the wipe that the rebuilt store (the config and two leases again)
+      // is surely below the old revision when it is read.
+      for (let i = 0; i < 10; i++)
+        await labEtcdctl(lab, ["put", "/flannel-ts-test/filler", `${i}`]);
       const revisionBefore = await revision();
       let grown: Lab = lab;
       const result = await runDrill(lab, "etcd-wipe", {
