@@ -172,7 +172,10 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
     )
     .option("--bin-dir <dir>", "CNI plugin folder", "/opt/cni/bin")
     .option("--conf-dir <dir>", "CNI config folder", "/etc/cni/net.d")
-    .action(async (flags: { binDir: string; confDir: string }) => {
+    .option("--subnet-file <path>", "subnet.env, when not /run/flannel/subnet.env")
+    .option("--data-dir <dir>", "the plugin's state, when not /var/lib/cni/flannel")
+    .option("--ipam-data-dir <dir>", "host-local's leases, when not /var/lib/cni/networks")
+    .action(async (flags: InstallFlags) => {
       const { installCni } = await import("../cni/install.js");
       const { plugin, conflist } = await installCni(flags);
       out(`Installed ${plugin}\nWrote ${conflist}\n`);
@@ -211,6 +214,15 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
     });
   lab(program, out);
   return program;
+}
+
+/** `cni install`'s flags. */
+interface InstallFlags {
+  binDir: string;
+  confDir: string;
+  subnetFile?: string;
+  dataDir?: string;
+  ipamDataDir?: string;
 }
 
 /** What `flannelctl --help` shows for the lab until a lab command loads the real ones. */

@@ -19,7 +19,7 @@ import {
   readLab,
   restartNode,
 } from "../lab/cluster.js";
-import type { Lab, Progress } from "../lab/cluster.js";
+import type { Lab, LabRuntime, Progress } from "../lab/cluster.js";
 import { startDashboard } from "../lab/dashboard.js";
 import { formatPingMatrix, iperfBetween, pingAll } from "../lab/lab_check.js";
 import { formatLabStatus, labStatus } from "../lab/lab_status.js";
@@ -72,6 +72,12 @@ interface UpFlags {
   kube?: boolean;
   dualStack?: boolean;
   ipv6Only?: boolean;
+  runtime: string;
+}
+
+function labRuntime(text: string): LabRuntime {
+  if (text === "netns" || text === "podman") return text;
+  throw new FlannelError(`Invalid value "${text}" for --runtime: expected netns or podman`);
 }
 
 async function up(flags: UpFlags, out: Out): Promise<Lab> {
@@ -112,6 +118,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       networkConfig,
       flanneldArgs: flags.ipMasq ? ["--ip-masq"] : [],
       datastore: flags.kube ? "kube" : "etcd",
+      runtime: labRuntime(flags.runtime),
     },
     progressPrinter(out),
   );
@@ -173,6 +180,11 @@ export function addLabCommands(program: Command, out: Out): void {
       `IPv6 beside IPv4: EnableIPv6 with IPv6Network ${LAB_IPV6_NETWORK} (vxlan, host-gw)`,
     )
     .option("--kube", "Kubernetes mode: a Kubernetes API double instead of etcd, a Node per host")
+    .option(
+      "--runtime <runtime>",
+      "how pods run: netns (namespaces wired by calling the plugin) or podman (containers, networked by podman's CNI backend through the plugin)",
+      "netns",
+    )
     .action(async (flags: UpFlags) => {
       await up(flags, out);
     });
@@ -374,6 +386,7 @@ export function addLabCommands(program: Command, out: Out): void {
             pods: 2,
             etcdMembers: 1,
             kube: flags.kube === true,
+            runtime: "netns",
           },
           out,
         );

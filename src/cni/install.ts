@@ -31,16 +31,33 @@ export const FLANNEL_CONFLIST = {
   ],
 };
 
-/** The conflist file's text. */
-export function conflistText(): string {
-  return `${JSON.stringify(FLANNEL_CONFLIST, null, 2)}\n`;
+/** Where the plugin keeps things, when not flannel's defaults (several hosts on one machine). */
+export interface ConflistPaths {
+  /** subnet.env (flannel's default: /run/flannel/subnet.env). */
+  readonly subnetFile?: string;
+  /** The plugin's saved delegate configs (default: /var/lib/cni/flannel). */
+  readonly dataDir?: string;
+  /** host-local's leases (default: /var/lib/cni/networks). */
+  readonly ipamDataDir?: string;
+}
+
+/** The conflist file's text: flannel's, with the paths given (none: byte for byte flannel's). */
+export function conflistText(paths: ConflistPaths = {}): string {
+  const [flannel, ...rest] = FLANNEL_CONFLIST.plugins;
+  const plugin = {
+    ...flannel,
+    ...(paths.subnetFile === undefined ? {} : { subnetFile: paths.subnetFile }),
+    ...(paths.dataDir === undefined ? {} : { dataDir: paths.dataDir }),
+    ...(paths.ipamDataDir === undefined ? {} : { ipam: { dataDir: paths.ipamDataDir } }),
+  };
+  return `${JSON.stringify({ ...FLANNEL_CONFLIST, plugins: [plugin, ...rest] }, null, 2)}\n`;
 }
 
 /** The conflist's file name, as flannel's manifests use it. */
 export const CONFLIST_FILE = "10-flannel.conflist";
 
 /** Where install puts things. */
-export interface InstallOptions {
+export interface InstallOptions extends ConflistPaths {
   readonly binDir: string;
   readonly confDir: string;
 }
@@ -52,7 +69,7 @@ export async function installCni(
   const plugin = join(options.binDir, "flannel");
   const conflist = join(options.confDir, CONFLIST_FILE);
   await copyFileAtomic(PLUGIN_EXECUTABLE, plugin);
-  await writeFileAtomic(conflist, conflistText(), {
+  await writeFileAtomic(conflist, conflistText(options), {
     mode: 0o644,
   });
   return { plugin, conflist };

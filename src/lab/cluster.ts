@@ -32,6 +32,7 @@ import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
+import { removePodContainers, runPodContainer, setUpPodman } from "./podman.js";
 
 /** The repository root (bin/ lives there), from dist/src/lab. */
 export { REPO_ROOT };
@@ -82,6 +83,8 @@ export interface LabSpec {
    * Hosts named in `podIdentity` find their node as a DaemonSet pod without NODE_NAME does:
    * POD_NAME and POD_NAMESPACE, and a Pod object bound to the node.
    */
+  /** How pods run: namespaces wired by calling bin/flannel (the default), or podman containers. */
+  readonly runtime?: LabRuntime;
   readonly kubeServiceAccount?: {
     readonly rules: readonly PolicyRule[];
     readonly podIdentity: readonly string[];
@@ -103,6 +106,7 @@ interface LabState {
   readonly datastore?: LabDatastore;
   readonly podIdentity?: readonly string[] | null;
   readonly families?: LabFamilies;
+  readonly runtime?: LabRuntime;
 }
 
 /** One host of a lab. */
@@ -140,7 +144,12 @@ export interface Lab {
   readonly podIdentity: readonly string[] | null;
   /** The IP families of the pod network, from the network config. */
   readonly families: LabFamilies;
+  /** How its pods run. */
+  readonly runtime: LabRuntime;
 }
+
+/** How a lab's pods run: namespaces wired by hand, or containers podman starts. */
+export type LabRuntime = "netns" | "podman";
 
 /** Which IP families a lab's pod network has. */
 export type LabFamilies = "ipv4" | "dual" | "ipv6";
@@ -188,6 +197,7 @@ function labOf(state: LabState): Lab {
     netConfPath: join(dir, "net-conf.json"),
     podIdentity: state.podIdentity ?? null,
     families: state.families ?? "ipv4",
+    runtime: state.runtime ?? "netns",
   };
 }
 
@@ -237,6 +247,7 @@ async function saveState(lab: Lab): Promise<void> {
     datastore: lab.datastore,
     podIdentity: lab.podIdentity,
     families: lab.families,
+    runtime: lab.runtime,
   };
   await writeFile(join(lab.dir, "lab.json"), `${JSON.stringify(state)}\n`);
 }
@@ -576,6 +587,8 @@ export interface LabPod {
   readonly ip: string;
   /** Its IPv6 address on a dual-stack network. */
   readonly ip6?: string;
+  /** The podman container, in a lab with runtime podman. */
+  readonly container?: string;
 }
 
 /** The flannel CNI config a lab host uses (flannel's cbr0 conflist entry, with the lab's paths). */
@@ -603,6 +616,7 @@ export async function addPod(
   delegate: Readonly<Record<string, unknown>> = {},
 ): Promise<LabPod> {
   const name = `${node.name}p${index}`;
+  if (lab.runtime === "podman") return recordPod(lab, node, await addPodContainer(lab, node, name));
   const netns = `${lab.name}-${name}`;
   await addNetns(netns);
   await noDad(netns);
@@ -631,10 +645,31 @@ export async function addPod(
     ip: ip4 ?? ip6 ?? "",
     ...(ip6 !== undefined && ip4 !== undefined ? { ip6 } : {}),
   };
+  return recordPod(lab, node, pod);
+}
+
+/** Notes a pod in its host's pods.json (listPods reads them). */
+async function recordPod(lab: Lab, node: LabNode, pod: LabPod): Promise<LabPod> {
   const file = join(lab.dir, node.name, "pods.json");
   const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
-  await writeFile(file, JSON.stringify([...pods.filter((p) => p.name !== name), pod]));
+  await writeFile(file, JSON.stringify([...pods.filter((p) => p.name !== pod.name), pod]));
   return pod;
+}
+
+/** A pod as a podman container on the host, networked by podman through the CNI plugin. */
+export async function addPodContainer(lab: Lab, node: LabNode, name: string): Promise<LabPod> {
+  const container = `${lab.name}-${name}`;
+  const started = await runPodContainer(lab, node, container);
+  const ip = started.ip ?? started.ip6;
+  if (ip === null) throw new Error(`Cannot add pod ${name}: podman gave its container no address`);
+  return {
+    name,
+    netns: started.netns,
+    node: node.name,
+    ip,
+    ...(started.ip !== null && started.ip6 !== null ? { ip6: started.ip6 } : {}),
+    container,
+  };
 }
 
 /** Every pod of the lab, as recorded when they were added. */
@@ -659,6 +694,10 @@ async function waitForSubnetEnv(node: LabNode): Promise<void> {
 }
 
 async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
+  if (lab.runtime === "podman" && lab.podsPerNode > 0) {
+    await setUpPodman(lab, node);
+    progress(`host ${node.name}: podman set up, its CNI network through bin/flannel's plugin`);
+  }
   for (let i = 1; i <= lab.podsPerNode; i++) {
     const pod = await addPod(lab, node, i);
     progress(`pod ${pod.name} on ${node.name}: ${pod.ip}`);
@@ -682,6 +721,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     datastore: spec.datastore ?? "etcd",
     podIdentity: spec.kubeServiceAccount?.podIdentity ?? null,
     families: familiesOf(spec.networkConfig ?? defaultNetworkConfig(spec.backend)),
+    runtime: spec.runtime ?? "netns",
   });
   if ((await labNamespaces(lab.name)).length > 0) {
     throw new Error(
@@ -752,6 +792,7 @@ export async function readLab(name: string): Promise<Lab | null> {
       flanneldArgs: state.flanneldArgs ?? [],
       datastore: state.datastore === "kube" ? "kube" : "etcd",
       families: state.families ?? "ipv4",
+      runtime: state.runtime === "podman" ? "podman" : "netns",
       podIdentity: state.podIdentity ?? null,
     });
   } catch {
@@ -788,6 +829,10 @@ export async function labNamespaces(name: string): Promise<string[]> {
 export async function labDown(name: string, progress: Progress): Promise<void> {
   validateName(name);
   const dir = join(STATE_ROOT, name);
+  const lab = await readLab(name);
+  // Containers go first, each through its CNI DEL, while the hosts' namespaces are still there.
+  if (lab?.runtime === "podman")
+    for (const node of lab.nodes) await removePodContainers(lab, node).catch(() => undefined);
   await killPidFiles(dir);
   for (const netns of await labNamespaces(name)) {
     progress(`deleting namespace ${netns}`);

@@ -204,15 +204,29 @@ test("dual-stack: a peer lease whose IPv6 part cannot be served loses only that 
     { nodes: 2, pods: 1, backend: "vxlan", networkConfig: dualStackConfig("vxlan") },
     async (lab: Lab) => {
       const h1 = lab.nodes[0]!;
+      // Two IPv4 and two IPv6 subnets no real host holds (theirs are picked at random).
+      const taken = await labEtcdctl(lab, [
+        "get",
+        "--prefix",
+        "--keys-only",
+        "/coreos.com/network/subnets/",
+      ]);
+      const [a, b] = ["c9", "ca", "cb", "cc", "cd", "ce"].filter(
+        (h) => !taken.includes(`fd00:10:244:${h}::`),
+      );
+      const [x, y] = [201, 202, 203, 204, 205, 206].filter(
+        (n) => !taken.includes(`10.244.${n}.0-`),
+      );
+      assert.ok(a !== undefined && b !== undefined && x !== undefined && y !== undefined);
       const cases = [
         {
-          key: "10.244.201.0-24&fd00:10:244:c9::-64",
+          key: `10.244.${x}.0-24&fd00:10:244:${a}::-64`,
           value:
             '{"PublicIP":"10.250.0.201","PublicIPv6":"fd00:250::c9","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:c9"}}',
           missing: "BackendV6Data",
         },
         {
-          key: "10.244.202.0-24&fd00:10:244:ca::-64",
+          key: `10.244.${y}.0-24&fd00:10:244:${b}::-64`,
           value:
             '{"PublicIP":"10.250.0.202","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:ca"},"BackendV6Data":{"VNI":1,"VtepMAC":"0e:00:00:00:06:ca"}}',
           missing: "PublicIPv6",
@@ -221,10 +235,10 @@ test("dual-stack: a peer lease whose IPv6 part cannot be served loses only that 
       for (const c of cases) await labEtcdctl(lab, ["put", subnetsKey(c.key), c.value]);
       await waitFor("both leases' IPv4 routes on h1", async () => {
         const routes = await ip(["-4", "route", "show"], h1.netns);
-        return routes.includes("10.244.201.0/24") && routes.includes("10.244.202.0/24");
+        return routes.includes(`10.244.${x}.0/24`) && routes.includes(`10.244.${y}.0/24`);
       });
       const v6routes = await ip(["-6", "route", "show"], h1.netns);
-      assert.doesNotMatch(v6routes, /fd00:10:244:c[9a]::/);
+      assert.doesNotMatch(v6routes, new RegExp(`fd00:10:244:(${a}|${b})::`));
       const log = await readFile(h1.logFile, "utf8");
       for (const c of cases) {
         const warnings = log

@@ -1,0 +1,180 @@
+/**
+ * Pods as real containers (`lab up --runtime podman`): on each lab host, Debian's podman starts
+ * the pods in that host's network namespace, and its CNI backend networks them through
+ * flannel-ts's plugin and the conflist `flannelctl cni install` writes, as a host's container
+ * runtime would.
+ *
+ * Everything of podman's stays in the lab's folder: per host a containers.conf and a
+ * storage.conf (named by CONTAINERS_CONF and CONTAINERS_STORAGE_CONF), the CNI config folder,
+ * and podman's storage; nothing goes to the machine's /etc. This machine's quirks are set there:
+ * runc with cgroupfs (crun refuses the hybrid cgroup layout), no default ulimits (they exceed
+ * the hard limits), and podman is entered into a host with `nsenter --net` (`ip netns exec`
+ * remounts /sys, which hides the cgroup mounts from runc). The pods' image is made here from
+ * Debian's busybox-static: no registry.
+ */
+import { mkdir, readFile, writeFile, copyFile, chmod, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { installCni } from "../cni/install.js";
+import { runCapture } from "../util/exec.js";
+import type { RunResult } from "../util/exec.js";
+import type { Lab, LabNode } from "./cluster.js";
+
+/** The image the lab's pod containers run. */
+export const POD_IMAGE = "localhost/flannel-ts-pod:latest";
+/** The CNI network podman attaches pods to: flannel's conflist's name. */
+const NETWORK = "cbr0";
+const BUSYBOX = "/bin/busybox";
+
+/** Where a host's podman keeps its configuration and state. */
+function podmanDir(lab: Lab, node: LabNode): string {
+  return join(lab.dir, node.name, "podman");
+}
+
+/** The environment that points podman at a host's configuration. */
+export function podmanEnv(lab: Lab, node: LabNode): NodeJS.ProcessEnv {
+  const dir = podmanDir(lab, node);
+  return {
+    ...process.env,
+    CONTAINERS_CONF: join(dir, "containers.conf"),
+    CONTAINERS_STORAGE_CONF: join(dir, "storage.conf"),
+  };
+}
+
+/** Runs podman in a host's network namespace with the host's configuration. */
+export function podman(lab: Lab, node: LabNode, args: readonly string[]): Promise<RunResult> {
+  return runCapture(
+    "nsenter",
+    [`--net=/var/run/netns/${node.netns}`, "podman", "--log-level=error", ...args],
+    { env: podmanEnv(lab, node) },
+  );
+}
+
+async function podmanOk(lab: Lab, node: LabNode, args: readonly string[]): Promise<string> {
+  const result = await podman(lab, node, args);
+  if (result.code !== 0)
+    throw new Error(
+      `podman ${args.join(" ")} on ${node.name} failed (exit ${result.code ?? "signal"}): ${result.stderr.trim() || result.stdout.trim()}`,
+    );
+  return result.stdout;
+}
+
+/** The pods' image as a tar: busybox-static and its applets, nothing else. */
+async function podImageTar(lab: Lab): Promise<string> {
+  const tar = join(lab.dir, "pod-image.tar");
+  const root = join(lab.dir, "pod-image");
+  try {
+    await readFile(tar);
+    return tar;
+  } catch {
+    // made below
+  }
+  await mkdir(join(root, "bin"), { recursive: true });
+  await copyFile(BUSYBOX, join(root, "bin/busybox"));
+  await chmod(join(root, "bin/busybox"), 0o755);
+  for (const applet of ["sh", "sleep", "ping", "ip", "ifconfig", "cat", "wget", "nc"])
+    await symlink("busybox", join(root, "bin", applet)).catch(() => undefined);
+  const made = await runCapture("tar", ["-C", root, "-cf", tar, "."]);
+  if (made.code !== 0) throw new Error(`Cannot make the pod image: ${made.stderr}`);
+  return tar;
+}
+
+/**
+ * Prepares podman on a host: its configuration, the flannel plugin and conflist (by
+ * `flannelctl cni install`'s code, with the host's subnet.env), and the pods' image.
+ */
+export async function setUpPodman(lab: Lab, node: LabNode): Promise<void> {
+  const dir = podmanDir(lab, node);
+  const netDir = join(dir, "net.d");
+  const binDir = join(lab.dir, "cni-bin");
+  await mkdir(netDir, { recursive: true });
+  await installCni({
+    binDir,
+    confDir: netDir,
+    subnetFile: node.subnetFile,
+    dataDir: join(lab.dir, node.name, "cni"),
+    ipamDataDir: join(lab.dir, node.name, "ipam"),
+  });
+  await writeFile(
+    join(dir, "containers.conf"),
+    `[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${join(dir, "events.log")}"
+tmp_dir = "${join(dir, "tmp")}"
+
+[network]
+network_backend = "cni"
+network_config_dir = "${netDir}"
+cni_plugin_dirs = ["${binDir}", "/usr/lib/cni"]
+`,
+  );
+  await writeFile(
+    join(dir, "storage.conf"),
+    `[storage]
+driver = "vfs"
+graphroot = "${join(dir, "storage")}"
+runroot = "${join(dir, "run")}"
+`,
+  );
+  await podmanOk(lab, node, ["import", await podImageTar(lab), POD_IMAGE]);
+}
+
+/** A pod container started: its network namespace's name and its addresses. */
+export interface PodContainer {
+  readonly netns: string;
+  readonly ip: string | null;
+  readonly ip6: string | null;
+}
+
+/** Starts a pod container named `name` on a host, through the CNI plugin. */
+export async function runPodContainer(
+  lab: Lab,
+  node: LabNode,
+  name: string,
+): Promise<PodContainer> {
+  await podmanOk(lab, node, [
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--network",
+    NETWORK,
+    "--sysctl",
+    "net.ipv6.conf.all.accept_dad=0",
+    POD_IMAGE,
+    "sleep",
+    "2147483647",
+  ]);
+  return inspectPodContainer(lab, node, name);
+}
+
+/** A pod container's network namespace and addresses, as podman holds them. */
+export async function inspectPodContainer(
+  lab: Lab,
+  node: LabNode,
+  name: string,
+): Promise<PodContainer> {
+  const [info] = JSON.parse(await podmanOk(lab, node, ["inspect", name])) as {
+    NetworkSettings: {
+      SandboxKey: string;
+      Networks: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }>;
+    };
+  }[];
+  if (info === undefined) throw new Error(`podman knows no container ${name} on ${node.name}`);
+  const network = info.NetworkSettings.Networks[NETWORK];
+  const key = info.NetworkSettings.SandboxKey;
+  return {
+    netns: key.replace(/^\/(var\/)?run\/netns\//, ""),
+    ip: network?.IPAddress || null,
+    ip6: network?.GlobalIPv6Address || null,
+  };
+}
+
+/** Removes every container of a host (each one's CNI DEL runs); quiet when podman has none. */
+export async function removePodContainers(lab: Lab, node: LabNode): Promise<void> {
+  await podman(lab, node, ["rm", "-a", "-f", "-t", "0"]);
+}
