@@ -2,7 +2,8 @@
 # Installs what flannel-ts needs and builds it. Both README commands run this first; it is
 # idempotent and quick when everything is present.
 #   - Debian packages: etcd (server and client), the CNI plugins, iproute2, nftables, iptables,
-#     iperf3, ping, and make, g++ and python3 for the addon; with --with-browser (npm test) also chromium, for the dashboard test.
+#     iperf3, ping, and make, g++ and python3 for the addon, podman, runc and busybox-static for
+#     pods as containers; with --with-browser (npm test) also chromium, for the dashboard test.
 #   - npm ci when node_modules does not match package-lock.json, then the build (the netlink
 #     socket addon in native/ and the TypeScript) when a source is newer than the last build.
 set -euo pipefail
@@ -24,6 +25,11 @@ have ping || missing+=(iputils-ping)
 have make || missing+=(make)
 have g++ || missing+=(g++)
 have python3 || missing+=(python3)
+# Pods as podman containers (lab --runtime podman), their image from busybox-static, and the .deb.
+have podman || missing+=(podman)
+have runc || missing+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+have nsenter || missing+=(util-linux)
 # The dashboard test drives Debian's Chromium (never a browser downloaded by a test tool).
 if [ "${1:-}" = "--with-browser" ]; then
   have chromium || missing+=(chromium)

@@ -696,7 +696,7 @@ async function waitForSubnetEnv(node: LabNode): Promise<void> {
 async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
   if (lab.runtime === "podman" && lab.podsPerNode > 0) {
     await setUpPodman(lab, node);
-    progress(`host ${node.name}: podman set up, its CNI network through bin/flannel's plugin`);
+    progress(`host ${node.name}: podman set up, its CNI network through the flannel plugin`);
   }
   for (let i = 1; i <= lab.podsPerNode; i++) {
     const pod = await addPod(lab, node, i);
