@@ -2,10 +2,11 @@
 // parsed in a bundle, and Node's single executable applications.
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { chmodSync, copyFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -64,4 +65,39 @@ export function makeSingleExecutable(main, executable) {
   );
   rmSync(blob);
   rmSync(config);
+}
+
+/**
+ * Lays out flannel-ts's self-contained executable under `root`: usr/lib/flannel-ts/flannel-ts
+ * (one single executable that runs as flanneld, flannelctl or the CNI plugin by its name), its
+ * two addons beside it, and the links `links` names (path under root -> the name it runs as).
+ */
+export async function layOutExecutable(rootDir, links) {
+  const dist = join(root, "dist");
+  const lib = join(rootDir, "usr/lib/flannel-ts");
+  mkdirSync(lib, { recursive: true, mode: 0o755 });
+  const main = join(rootDir, "flannel-ts.cjs");
+  await build({
+    entryPoints: [join(dist, "src/cli/multicall.js")],
+    outfile: main,
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    plugins: [etcd3Protos],
+    minify: true,
+    logLevel: "error",
+  });
+  makeSingleExecutable(main, join(lib, "flannel-ts"));
+  rmSync(main);
+  for (const addon of ["netlink_socket", "udp_forwarder"]) {
+    copyFileSync(join(root, "build/Release", `${addon}.node`), join(lib, `${addon}.node`));
+    chmodSync(join(lib, `${addon}.node`), 0o644);
+  }
+  for (const link of links) {
+    const at = join(rootDir, link);
+    mkdirSync(dirname(at), { recursive: true, mode: 0o755 });
+    const depth = link.split("/").length - 1;
+    symlinkSync(`${"../".repeat(depth)}usr/lib/flannel-ts/flannel-ts`, at);
+  }
 }

@@ -20,8 +20,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { build } from "esbuild";
-import { etcd3Protos, makeSingleExecutable, root } from "./build_helpers.mjs";
+import { layOutExecutable, root } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
 const { version, description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -44,29 +43,7 @@ const file = (path, text, mode = 0o644) => {
 };
 
 // The executable: flanneld, flannelctl and the CNI plugin in one CommonJS bundle, with Node.
-const lib = dir("usr/lib/flannel-ts");
-const main = join(out, "flannel-ts.cjs");
-await build({
-  entryPoints: [join(dist, "src/cli/multicall.js")],
-  outfile: main,
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node20",
-  plugins: [etcd3Protos],
-  minify: true,
-  logLevel: "error",
-});
-makeSingleExecutable(main, join(lib, "flannel-ts"));
-for (const addon of ["netlink_socket", "udp_forwarder"]) {
-  copyFileSync(join(root, "build/Release", `${addon}.node`), join(lib, `${addon}.node`));
-  chmodSync(join(lib, `${addon}.node`), 0o644);
-}
-dir("usr/bin");
-symlinkSync("../lib/flannel-ts/flannel-ts", join(stage, "usr/bin/flanneld"));
-symlinkSync("../lib/flannel-ts/flannel-ts", join(stage, "usr/bin/flannelctl"));
-dir("opt/cni/bin");
-symlinkSync("../../../usr/lib/flannel-ts/flannel-ts", join(stage, "opt/cni/bin/flannel"));
+await layOutExecutable(stage, ["usr/bin/flanneld", "usr/bin/flannelctl", "opt/cni/bin/flannel"]);
 
 dir("usr/lib/systemd/system");
 file("usr/lib/systemd/system/flanneld.service", systemdUnit());
@@ -121,5 +98,4 @@ execFileSync("dpkg-deb", ["--root-owner-group", "-Zxz", "--build", stage, deb], 
   stdio: "ignore",
 });
 rmSync(stage, { recursive: true });
-rmSync(main);
 process.stdout.write(`${deb}\n`);

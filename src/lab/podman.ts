@@ -58,6 +58,41 @@ async function podmanOk(lab: Lab, node: LabNode, args: readonly string[]): Promi
   return result.stdout;
 }
 
+/**
+ * A containers.conf with this machine's quirks (runc with cgroupfs, no default ulimits), podman's
+ * temporary state in `tmpDir`, and, when given, a CNI network folder and plugin folders.
+ */
+export async function writeContainersConf(
+  path: string,
+  options: {
+    readonly tmpDir: string;
+    readonly network?: { readonly configDir: string; readonly pluginDirs: readonly string[] };
+  },
+): Promise<void> {
+  const network =
+    options.network === undefined
+      ? ""
+      : `
+[network]
+network_backend = "cni"
+network_config_dir = "${options.network.configDir}"
+cni_plugin_dirs = [${options.network.pluginDirs.map((d) => `"${d}"`).join(", ")}]
+`;
+  await writeFile(
+    path,
+    `[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${join(options.tmpDir, "events.log")}"
+tmp_dir = "${options.tmpDir}"
+${network}`,
+  );
+}
+
 /** The pods' image as a tar: busybox-static and its applets, nothing else. */
 async function podImageTar(lab: Lab): Promise<string> {
   const tar = join(lab.dir, "pod-image.tar");
@@ -94,24 +129,10 @@ export async function setUpPodman(lab: Lab, node: LabNode): Promise<void> {
     dataDir: join(lab.dir, node.name, "cni"),
     ipamDataDir: join(lab.dir, node.name, "ipam"),
   });
-  await writeFile(
-    join(dir, "containers.conf"),
-    `[containers]
-default_ulimits = []
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${join(dir, "events.log")}"
-tmp_dir = "${join(dir, "tmp")}"
-
-[network]
-network_backend = "cni"
-network_config_dir = "${netDir}"
-cni_plugin_dirs = ["${binDir}", "/usr/lib/cni"]
-`,
-  );
+  await writeContainersConf(join(dir, "containers.conf"), {
+    tmpDir: join(dir, "tmp"),
+    network: { configDir: netDir, pluginDirs: [binDir, "/usr/lib/cni"] },
+  });
   await writeFile(
     join(dir, "storage.conf"),
     `[storage]

@@ -55,8 +55,8 @@ test("the package holds the executable, its links and addons, the unit, the defa
     "-rw-r--r-- root/root /usr/lib/systemd/system/flanneld.service",
     "-rwxr-xr-x root/root /usr/lib/flannel-ts/flannel-ts",
     "lrwxrwxrwx root/root /opt/cni/bin/flannel -> ../../../usr/lib/flannel-ts/flannel-ts",
-    "lrwxrwxrwx root/root /usr/bin/flannelctl -> ../lib/flannel-ts/flannel-ts",
-    "lrwxrwxrwx root/root /usr/bin/flanneld -> ../lib/flannel-ts/flannel-ts",
+    "lrwxrwxrwx root/root /usr/bin/flannelctl -> ../../usr/lib/flannel-ts/flannel-ts",
+    "lrwxrwxrwx root/root /usr/bin/flanneld -> ../../usr/lib/flannel-ts/flannel-ts",
   ]);
   const control = await run("dpkg-deb", ["-f", deb, "Package", "Depends"]);
   assert.equal(control, "Package: flannel-ts\nDepends: iptables\n");

@@ -1,0 +1,169 @@
+/**
+ * flannel-ts's image (`npm run image`): built here with podman from a debootstrap root and the
+ * self-contained executable; no Node.js in it; flanneld runs from it as the DaemonSet's pod
+ * runs (the host's network namespace, NET_ADMIN and NET_RAW, /run/flannel mounted), and its
+ * install step puts the CNI plugin and conflist on the host, which then wire a pod.
+ */
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { REPO_ROOT } from "../../src/lab/cluster.js";
+import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../../src/lab/netns.js";
+import { writeContainersConf } from "../../src/lab/podman.js";
+import { runCapture } from "../../src/util/exec.js";
+import type { RunResult } from "../../src/util/exec.js";
+import { eventually } from "../../src/util/poll.js";
+import { openSingleHost } from "../helpers/single_host.js";
+
+let image = "";
+let scratch = "";
+let env: NodeJS.ProcessEnv = {};
+
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), "ftimg-"));
+  [image = ""] = (await run(process.execPath, [join(REPO_ROOT, "scripts/image.mjs")]))
+    .trim()
+    .split("\n");
+  await writeContainersConf(join(scratch, "containers.conf"), { tmpDir: join(scratch, "tmp") });
+  env = {
+    ...process.env,
+    CONTAINERS_CONF: join(scratch, "containers.conf"),
+    // The store npm run image put the image in.
+    CONTAINERS_STORAGE_CONF: join(REPO_ROOT, "dist/image/storage.conf"),
+  };
+});
+
+after(async () => {
+  if (scratch !== "") await rm(scratch, { recursive: true, force: true });
+});
+
+/** podman in a namespace (or the root one), with the test's configuration. */
+function podman(netns: string | null, args: readonly string[]): Promise<RunResult> {
+  const prefix = netns === null ? [] : [`--net=/var/run/netns/${netns}`];
+  return runCapture("nsenter", [...prefix, "podman", "--log-level=error", ...args], { env });
+}
+
+test("the image: flanneld as entrypoint, iptables, nft and ip in it, no Node.js; an OCI archive beside it", async () => {
+  assert.match(image, /^localhost\/flannel-ts:\d+\.\d+\.\d+$/);
+  const version = await podman(null, ["run", "--rm", image, "--version"]);
+  assert.equal(version.code, 0, version.stderr);
+  assert.match(version.stderr, /^v\d+\.\d+\.\d+-flannel-ts/);
+  const tools = await podman(null, [
+    "run",
+    "--rm",
+    "--entrypoint",
+    "/bin/sh",
+    image,
+    "-c",
+    "for t in iptables nft ip; do command -v $t; done; command -v node || echo no-node",
+  ]);
+  assert.equal(tools.code, 0, tools.stderr);
+  assert.deepEqual(tools.stdout.trim().split("\n"), [
+    "/usr/sbin/iptables",
+    "/usr/sbin/nft",
+    "/usr/sbin/ip",
+    "no-node",
+  ]);
+  const archive = (
+    await readFile(join(REPO_ROOT, "dist/image", `flannel-ts_${image.split(":")[1] ?? ""}.oci.tar`))
+  ).length;
+  assert.ok(archive > 0);
+});
+
+test("flanneld from the image runs a host as the DaemonSet's pod does, and its install step's plugin wires a pod", async () => {
+  const host = await openSingleHost("ftimh");
+  const pod = uniquePrefix("ftimp");
+  const name = `${host.netns}-flanneld`;
+  try {
+    await host.etcdctl([
+      "put",
+      "/coreos.com/network/config",
+      '{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}',
+    ]);
+    const run = join(host.dir, "run-flannel");
+    const cniBin = join(host.dir, "cni-bin");
+    const cniConf = join(host.dir, "cni-conf");
+    for (const d of [run, cniBin, cniConf]) await mkdir(d, { recursive: true });
+    // The init container: the plugin and flannel's conflist onto the host.
+    const install = await podman(host.netns, [
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      "-v",
+      `${cniBin}:/opt/cni/bin`,
+      "-v",
+      `${cniConf}:/etc/cni/net.d`,
+      "--entrypoint",
+      "/opt/flannel-ts/bin/flannelctl",
+      image,
+      "cni",
+      "install",
+    ]);
+    assert.equal(install.code, 0, install.stderr);
+    assert.match(await readFile(join(cniConf, "10-flannel.conflist"), "utf8"), /"type": "flannel"/);
+    // flanneld: the host's network namespace, NET_ADMIN and NET_RAW, /run/flannel mounted.
+    const started = await podman(host.netns, [
+      "run",
+      "-d",
+      "--name",
+      name,
+      "--network",
+      "host",
+      "--cap-drop",
+      "all",
+      "--cap-add",
+      "NET_ADMIN",
+      "--cap-add",
+      "NET_RAW",
+      "-v",
+      `${run}:/run/flannel`,
+      image,
+      `--etcd-endpoints=${host.etcd.endpoint}`,
+      "--iface=veth0",
+      "--ip-masq",
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    const subnetEnv = await eventually(() => readFile(join(run, "subnet.env"), "utf8"), {
+      timeoutMs: 30_000,
+    });
+    const subnet = /FLANNEL_SUBNET=(10\.244\.\d+)\.1\/24/.exec(subnetEnv)?.[1];
+    assert.ok(subnet !== undefined, subnetEnv);
+    // Its masquerade rules are in the host's namespace.
+    assert.match(await execIn(host.netns, "iptables-save", ["-t", "nat"]), /-A FLANNEL-POSTRTG/);
+    // The plugin the install step put on the host wires a pod from that subnet.env.
+    await addNetns(pod);
+    const add = await runCapture(
+      "/usr/sbin/ip",
+      ["netns", "exec", host.netns, join(cniBin, "flannel")],
+      {
+        input: JSON.stringify({
+          cniVersion: "0.3.1",
+          name: "cbr0",
+          type: "flannel",
+          subnetFile: join(run, "subnet.env"),
+          dataDir: join(host.dir, "cni"),
+          ipam: { dataDir: join(host.dir, "ipam") },
+          delegate: { hairpinMode: true, isDefaultGateway: true },
+        }),
+        env: {
+          PATH: "/usr/sbin:/sbin",
+          CNI_COMMAND: "ADD",
+          CNI_CONTAINERID: "ftimg1",
+          CNI_NETNS: `/var/run/netns/${pod}`,
+          CNI_IFNAME: "eth0",
+          CNI_PATH: "/usr/lib/cni",
+        },
+      },
+    );
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    assert.match(add.stdout, new RegExp(`"address": ?"${subnet.replace(/\./g, "\\.")}\\.\\d+/24"`));
+    await execIn(pod, "ping", ["-c", "1", "-W", "2", `${subnet}.1`]);
+  } finally {
+    await podman(host.netns, ["rm", "-f", "-t", "0", name]);
+    await deleteNetns(pod);
+    await host.cleanup();
+  }
+});
