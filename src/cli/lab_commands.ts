@@ -73,6 +73,7 @@ interface UpFlags {
   dualStack?: boolean;
   ipv6Only?: boolean;
   runtime: string;
+  flanneldInContainer?: boolean;
 }
 
 function labRuntime(text: string): LabRuntime {
@@ -119,6 +120,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       flanneldArgs: flags.ipMasq ? ["--ip-masq"] : [],
       datastore: flags.kube ? "kube" : "etcd",
       runtime: labRuntime(flags.runtime),
+      flanneldInContainer: flags.flanneldInContainer === true,
     },
     progressPrinter(out),
   );
@@ -184,6 +186,10 @@ export function addLabCommands(program: Command, out: Out): void {
       "--runtime <runtime>",
       "how pods run: netns (namespaces wired by calling the plugin) or podman (containers, networked by podman's CNI backend through the plugin)",
       "netns",
+    )
+    .option(
+      "--flanneld-in-container",
+      "run flanneld from flannel-ts's image (npm run image), as the DaemonSet's pod runs it",
     )
     .action(async (flags: UpFlags) => {
       await up(flags, out);

@@ -32,7 +32,15 @@ import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
-import { removePodContainers, runPodContainer, setUpPodman } from "./podman.js";
+import {
+  installCniFromImage,
+  removeFlanneldContainers,
+  removePodContainers,
+  runPodContainer,
+  setUpFlanneldContainers,
+  setUpPodman,
+  startFlanneldContainer,
+} from "./podman.js";
 
 /** The repository root (bin/ lives there), from dist/src/lab. */
 export { REPO_ROOT };
@@ -85,6 +93,8 @@ export interface LabSpec {
    */
   /** How pods run: namespaces wired by calling bin/flannel (the default), or podman containers. */
   readonly runtime?: LabRuntime;
+  /** flanneld from flannel-ts's image (npm run image), as the DaemonSet's pod runs it. */
+  readonly flanneldInContainer?: boolean;
   readonly kubeServiceAccount?: {
     readonly rules: readonly PolicyRule[];
     readonly podIdentity: readonly string[];
@@ -107,6 +117,7 @@ interface LabState {
   readonly podIdentity?: readonly string[] | null;
   readonly families?: LabFamilies;
   readonly runtime?: LabRuntime;
+  readonly flanneldInContainer?: boolean;
 }
 
 /** One host of a lab. */
@@ -146,6 +157,8 @@ export interface Lab {
   readonly families: LabFamilies;
   /** How its pods run. */
   readonly runtime: LabRuntime;
+  /** Whether flanneld runs from flannel-ts's image, in a container per host. */
+  readonly flanneldInContainer: boolean;
 }
 
 /** How a lab's pods run: namespaces wired by hand, or containers podman starts. */
@@ -198,6 +211,7 @@ function labOf(state: LabState): Lab {
     podIdentity: state.podIdentity ?? null,
     families: state.families ?? "ipv4",
     runtime: state.runtime ?? "netns",
+    flanneldInContainer: state.flanneldInContainer === true,
   };
 }
 
@@ -248,6 +262,7 @@ async function saveState(lab: Lab): Promise<void> {
     podIdentity: lab.podIdentity,
     families: lab.families,
     runtime: lab.runtime,
+    flanneldInContainer: lab.flanneldInContainer,
   };
   await writeFile(join(lab.dir, "lab.json"), `${JSON.stringify(state)}\n`);
 }
@@ -489,8 +504,15 @@ async function upNode(
     if (lab.podIdentity?.includes(node.name) === true)
       await labKube(lab).createPod("kube-flannel", `kube-flannel-ds-${node.name}`, node.name);
   }
+  if (lab.flanneldInContainer) {
+    // The DaemonSet's init container: the plugin and conflist onto the host first.
+    await installCniFromImage(lab, node);
+    progress(`host ${node.name}: CNI plugin and conflist installed from the image`);
+  }
   await startFlanneld(lab, node);
-  progress(`host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24, flanneld started`);
+  progress(
+    `host ${node.name}: namespace ${node.netns}, eth0 ${node.address}/24, flanneld started${lab.flanneldInContainer ? " in a container" : ""}`,
+  );
 }
 
 /** flanneld's flags and variables on a lab host (flannelctl doctor takes the same). */
@@ -520,6 +542,7 @@ export function flanneldCommand(
 /** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
 export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
   const { args, env } = flanneldCommand(lab, node);
+  if (lab.flanneldInContainer) return startFlanneldContainer(lab, node, args, env);
   return startDetached(node.netns, join(REPO_ROOT, "bin/flanneld"), args, node, env);
 }
 
@@ -695,7 +718,7 @@ async function waitForSubnetEnv(node: LabNode): Promise<void> {
 
 async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
   if (lab.runtime === "podman" && lab.podsPerNode > 0) {
-    await setUpPodman(lab, node);
+    await setUpPodman(lab, node, { installPlugin: !lab.flanneldInContainer });
     progress(`host ${node.name}: podman set up, its CNI network through the flannel plugin`);
   }
   for (let i = 1; i <= lab.podsPerNode; i++) {
@@ -722,6 +745,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     podIdentity: spec.kubeServiceAccount?.podIdentity ?? null,
     families: familiesOf(spec.networkConfig ?? defaultNetworkConfig(spec.backend)),
     runtime: spec.runtime ?? "netns",
+    flanneldInContainer: spec.flanneldInContainer === true,
   });
   if ((await labNamespaces(lab.name)).length > 0) {
     throw new Error(
@@ -732,6 +756,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
   await mkdir(lab.dir, { recursive: true });
   await saveState(lab);
   try {
+    if (lab.flanneldInContainer) await setUpFlanneldContainers(lab);
     await upHub(lab, progress, spec.kubeServiceAccount);
     const config = spec.networkConfig ?? defaultNetworkConfig(spec.backend);
     if (lab.datastore === "kube") await writeFile(lab.netConfPath, config);
@@ -793,6 +818,7 @@ export async function readLab(name: string): Promise<Lab | null> {
       datastore: state.datastore === "kube" ? "kube" : "etcd",
       families: state.families ?? "ipv4",
       runtime: state.runtime === "podman" ? "podman" : "netns",
+      flanneldInContainer: state.flanneldInContainer === true,
       podIdentity: state.podIdentity ?? null,
     });
   } catch {
@@ -833,6 +859,7 @@ export async function labDown(name: string, progress: Progress): Promise<void> {
   // Containers go first, each through its CNI DEL, while the hosts' namespaces are still there.
   if (lab?.runtime === "podman")
     for (const node of lab.nodes) await removePodContainers(lab, node).catch(() => undefined);
+  if (lab?.flanneldInContainer === true) await removeFlanneldContainers(lab).catch(() => undefined);
   await killPidFiles(dir);
   for (const netns of await labNamespaces(name)) {
     progress(`deleting namespace ${netns}`);

@@ -12,11 +12,14 @@
  * remounts /sys, which hides the cgroup mounts from runc). The pods' image is made here from
  * Debian's busybox-static: no registry.
  */
+import { readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile, copyFile, chmod, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { installCni } from "../cni/install.js";
+import type { ConflistPaths } from "../cni/install.js";
 import { runCapture } from "../util/exec.js";
 import type { RunResult } from "../util/exec.js";
+import { REPO_ROOT } from "../util/repo_root.js";
 import type { Lab, LabNode } from "./cluster.js";
 
 /** The image the lab's pod containers run. */
@@ -117,18 +120,16 @@ async function podImageTar(lab: Lab): Promise<string> {
  * Prepares podman on a host: its configuration, the flannel plugin and conflist (by
  * `flannelctl cni install`'s code, with the host's subnet.env), and the pods' image.
  */
-export async function setUpPodman(lab: Lab, node: LabNode): Promise<void> {
+export async function setUpPodman(
+  lab: Lab,
+  node: LabNode,
+  options: { readonly installPlugin: boolean } = { installPlugin: true },
+): Promise<void> {
   const dir = podmanDir(lab, node);
   const netDir = join(dir, "net.d");
   const binDir = join(lab.dir, "cni-bin");
   await mkdir(netDir, { recursive: true });
-  await installCni({
-    binDir,
-    confDir: netDir,
-    subnetFile: node.subnetFile,
-    dataDir: join(lab.dir, node.name, "cni"),
-    ipamDataDir: join(lab.dir, node.name, "ipam"),
-  });
+  if (options.installPlugin) await installCni({ binDir, confDir: netDir, ...cniPaths(lab, node) });
   await writeContainersConf(join(dir, "containers.conf"), {
     tmpDir: join(dir, "tmp"),
     network: { configDir: netDir, pluginDirs: [binDir, "/usr/lib/cni"] },
@@ -198,4 +199,149 @@ export async function inspectPodContainer(
 /** Removes every container of a host (each one's CNI DEL runs); quiet when podman has none. */
 export async function removePodContainers(lab: Lab, node: LabNode): Promise<void> {
   await podman(lab, node, ["rm", "-a", "-f", "-t", "0"]);
+}
+
+/** flannel-ts's image, as `npm run image` builds it into its own store. */
+export function flannelImage(): { readonly name: string; readonly storageConf: string } {
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+    version: string;
+  };
+  return {
+    name: `localhost/flannel-ts:${manifest.version}`,
+    storageConf: join(REPO_ROOT, "dist/image/storage.conf"),
+  };
+}
+
+/** podman for flanneld's containers: the image's store, the lab's temporary state. */
+function imagePodman(lab: Lab, netns: string | null, args: readonly string[]): Promise<RunResult> {
+  const prefix = netns === null ? [] : [`--net=/var/run/netns/${netns}`];
+  return runCapture("nsenter", [...prefix, "podman", "--log-level=error", ...args], {
+    env: {
+      ...process.env,
+      CONTAINERS_CONF: join(lab.dir, "flanneld-podman", "containers.conf"),
+      CONTAINERS_STORAGE_CONF: flannelImage().storageConf,
+    },
+  });
+}
+
+async function imagePodmanOk(
+  lab: Lab,
+  netns: string | null,
+  args: readonly string[],
+): Promise<string> {
+  const result = await imagePodman(lab, netns, args);
+  if (result.code !== 0)
+    throw new Error(
+      `podman ${args.slice(0, 2).join(" ")} failed (exit ${result.code ?? "signal"}): ${result.stderr.trim() || result.stdout.trim()}`,
+    );
+  return result.stdout;
+}
+
+/** The name of a host's flanneld container. */
+function flanneldContainer(lab: Lab, node: LabNode): string {
+  return `${lab.name}-${node.name}-flanneld`;
+}
+
+/**
+ * Readies a lab for flanneld in containers: podman's configuration for them, and the image,
+ * which `npm run image` must have built.
+ */
+export async function setUpFlanneldContainers(lab: Lab): Promise<void> {
+  const dir = join(lab.dir, "flanneld-podman");
+  await mkdir(dir, { recursive: true });
+  await writeContainersConf(join(dir, "containers.conf"), { tmpDir: join(dir, "tmp") });
+  const image = flannelImage();
+  const found = await imagePodman(lab, null, ["image", "exists", image.name]);
+  if (found.code !== 0)
+    throw new Error(
+      `Cannot run flanneld in containers: the image ${image.name} is not built: run "npm run image" first`,
+    );
+}
+
+/**
+ * The DaemonSet's init container on a host: `flannelctl cni install` from the image puts the
+ * plugin and the conflist (with the host's paths) where the host's podman finds them.
+ */
+export async function installCniFromImage(lab: Lab, node: LabNode): Promise<void> {
+  const netDir = join(podmanDir(lab, node), "net.d");
+  const binDir = join(lab.dir, "cni-bin");
+  await mkdir(netDir, { recursive: true });
+  await mkdir(binDir, { recursive: true });
+  await imagePodmanOk(lab, node.netns, [
+    "run",
+    "--rm",
+    "--network",
+    "host",
+    "-v",
+    `${binDir}:${binDir}`,
+    "-v",
+    `${netDir}:${netDir}`,
+    "--entrypoint",
+    "/opt/flannel-ts/bin/flannelctl",
+    flannelImage().name,
+    ...["cni", "install", `--bin-dir=${binDir}`, `--conf-dir=${netDir}`],
+    ...((paths) => [
+      `--subnet-file=${paths.subnetFile}`,
+      `--data-dir=${paths.dataDir}`,
+      `--ipam-data-dir=${paths.ipamDataDir}`,
+    ])(cniPaths(lab, node)),
+  ]);
+}
+
+/** The host's paths the conflist names: subnet.env, the plugin's and host-local's folders. */
+function cniPaths(lab: Lab, node: LabNode): Required<ConflistPaths> {
+  return {
+    subnetFile: node.subnetFile,
+    dataDir: join(lab.dir, node.name, "cni"),
+    ipamDataDir: join(lab.dir, node.name, "ipam"),
+  };
+}
+
+/**
+ * Starts a host's flanneld from the image as the kubelet runs the DaemonSet's pod: the host's
+ * network namespace, only NET_ADMIN and NET_RAW, the lab's folder (subnet.env, kubeconfig)
+ * mounted at its own path; its log to the host's log file. Resolves with its pid.
+ */
+export async function startFlanneldContainer(
+  lab: Lab,
+  node: LabNode,
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+): Promise<number> {
+  const name = flanneldContainer(lab, node);
+  await imagePodman(lab, node.netns, ["rm", "-f", "-t", "0", name]);
+  await imagePodmanOk(lab, node.netns, [
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--network",
+    "host",
+    "--cap-drop",
+    "all",
+    "--cap-add",
+    "NET_ADMIN",
+    "--cap-add",
+    "NET_RAW",
+    "-v",
+    `${lab.dir}:${lab.dir}`,
+    "--log-driver",
+    "k8s-file",
+    "--log-opt",
+    `path=${node.logFile}`,
+    ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+    flannelImage().name,
+    ...args,
+  ]);
+  const pid = Number(
+    (await imagePodmanOk(lab, node.netns, ["inspect", "--format", "{{.State.Pid}}", name])).trim(),
+  );
+  await writeFile(node.pidFile, `${pid}\n`);
+  return pid;
+}
+
+/** Removes every flanneld container of a lab. */
+export async function removeFlanneldContainers(lab: Lab): Promise<void> {
+  const names = lab.nodes.map((node) => flanneldContainer(lab, node));
+  await imagePodman(lab, null, ["rm", "-f", "-t", "0", "--ignore", ...names]);
 }

@@ -10,11 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../../src/lab/netns.js";
+import { runDrill } from "../../src/lab/drills.js";
+import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../src/lab/netns.js";
 import { writeContainersConf } from "../../src/lab/podman.js";
 import { runCapture } from "../../src/util/exec.js";
 import type { RunResult } from "../../src/util/exec.js";
 import { eventually } from "../../src/util/poll.js";
+import { assertAllReach, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import { openSingleHost } from "../helpers/single_host.js";
 
 let image = "";
@@ -166,4 +168,33 @@ test("flanneld from the image runs a host as the DaemonSet's pod does, and its i
     await deleteNetns(pod);
     await host.cleanup();
   }
+});
+
+test("three hosts with flanneld in containers and pods in containers: every pod reaches every other; a flanneld container killed and restarted keeps its subnet and MAC, and no ping is lost", async (t) => {
+  await withLab(
+    "ftimlab",
+    { nodes: 3, pods: 1, backend: "vxlan", runtime: "podman", flanneldInContainer: true },
+    async (lab) => {
+      const [h1] = lab.nodes;
+      assert.ok(h1);
+      await assertAllReach(lab);
+      const identity = async () => ({
+        subnet: await subnetOf(h1),
+        mac: /link\/ether ([0-9a-f:]+)/.exec(
+          await ip(["link", "show", "flannel.1"], h1.netns),
+        )?.[1],
+      });
+      const before = await identity();
+      const result = await runDrill(lab, "kill-flanneld", { node: h1, times: 1 });
+      t.diagnostic(
+        `flanneld container killed and restarted: ${result.pings.sent} pings sent, ${result.pings.lost} lost`,
+      );
+      assert.equal(result.pings.lost, 0);
+      assert.ok(result.pings.sent > 0);
+      assert.deepEqual(await identity(), before);
+      await assertAllReach(lab);
+    },
+  );
+  const left = await podman(null, ["ps", "-a", "--format", "{{.Names}}"]);
+  assert.doesNotMatch(left.stdout, /ftimlab/, "lab down removed the flanneld containers");
 });
