@@ -42,6 +42,11 @@ export interface LeaseRow {
   readonly publicIPv6: string | null;
   readonly backendType: string;
   readonly vtepMac: string | null;
+  /**
+   * How old the lease is, for sorting: etcd mode, the revision it was last written at (a renewal
+   * rewrites it); Kubernetes mode, the Node's creation time (ms since epoch).
+   */
+  readonly age: { readonly revision: number } | { readonly createdAt: number } | null;
 }
 
 /** A lab's whole state. */
@@ -76,6 +81,14 @@ async function linkJson(
 }
 
 /** Kubernetes mode: each Node, with what its flannel annotations say (read as flanneld reads them). */
+/** A Node's creation time, from its metadata. */
+function createdAtOf(object: unknown): { createdAt: number } | null {
+  const stamp = (object as { metadata?: { creationTimestamp?: unknown } }).metadata
+    ?.creationTimestamp;
+  const ms = typeof stamp === "string" ? Date.parse(stamp) : NaN;
+  return Number.isNaN(ms) ? null : { createdAt: ms };
+}
+
 async function labNodes(lab: Lab): Promise<LeaseRow[] | null> {
   let nodes: unknown[];
   try {
@@ -96,6 +109,7 @@ async function labNodes(lab: Lab): Promise<LeaseRow[] | null> {
         publicIPv6: node.annotations[a.backendPublicIPv6] ?? null,
         backendType: node.annotations[a.backendType] ?? "",
         vtepMac: storedVtepMacs(node, a).v4,
+        age: createdAtOf(object),
       },
     ];
   });
@@ -110,7 +124,9 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
   } catch {
     return null;
   }
-  const parsed = JSON.parse(out) as { kvs?: { key: string; value: string }[] };
+  const parsed = JSON.parse(out) as {
+    kvs?: { key: string; value: string; mod_revision?: number }[];
+  };
   return (parsed.kvs ?? []).flatMap((kv) => {
     const key = Buffer.from(kv.key, "base64").toString();
     const subnet = /subnets\/(\d+\.\d+\.\d+\.\d+)-(\d+)/.exec(key);
@@ -132,6 +148,7 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
           publicIPv6: value.PublicIPv6 ?? null,
           backendType: value.BackendType ?? "",
           vtepMac: value.BackendData?.VtepMAC ?? null,
+          age: kv.mod_revision === undefined ? null : { revision: kv.mod_revision },
         },
       ];
     } catch {

@@ -30,8 +30,12 @@ test("flanneld writes subnet.env and flannel's lease, and a restart keeps the su
       );
     assert.ok(match, env);
     assert.equal((await stat(subnetFile)).mode & 0o777, 0o644);
-    // A new namespace does not forward IPv4: flanneld says so.
-    assert.match(first.output(), /IPv4 forwarding is off/);
+    // A new namespace does not forward IPv4: flanneld says so (after subnet.env, maybe).
+    await eventually(() =>
+      Promise.resolve().then(() => {
+        assert.match(first.output(), /IPv4 forwarding is off/);
+      }),
+    );
     const subnetKey = `/coreos.com/network/subnets/10.244.${match[1]}.0-24`;
     const stored = await host.etcdctl(["get", subnetKey, "--print-value-only"]);
     assert.equal(

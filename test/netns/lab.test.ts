@@ -2,30 +2,13 @@ import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { chromium } from "playwright-core";
 import { readLab, REPO_ROOT } from "../../src/lab/cluster.js";
 import { startDashboard } from "../../src/lab/dashboard.js";
 import { listNetns, run, uniquePrefix } from "../../src/lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
+import { launchChromium } from "../helpers/browser.js";
 
 const FLANNELCTL = join(REPO_ROOT, "bin/flannelctl");
-
-/** Debian's Chromium, headless, with the flags this machine's closed network needs. */
-function launchChromium(): ReturnType<typeof chromium.launch> {
-  return chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
 
 async function flannelctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
   const { code, stdout, stderr } = await runCapture(FLANNELCTL, args);
