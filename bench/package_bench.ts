@@ -4,13 +4,13 @@
  * exec -> exit) measured in the same run, rounds in turn, medians. Also the package's size.
  *   node dist/bench/package_bench.js   (FLANNEL_TS_BENCH_ROUNDS; builds the .deb when missing)
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { REPO_ROOT } from "../src/lab/cluster.js";
 import { run } from "../src/lab/netns.js";
+import { startNotifyListener } from "../test/helpers/notify_listener_client.js";
 import { openSingleHost } from "../test/helpers/single_host.js";
 import type { SingleHost } from "../test/helpers/single_host.js";
 import { median, print } from "./bench_util.js";
@@ -27,45 +27,22 @@ async function packageFile(): Promise<string> {
 /** ms from exec of `flanneld` in the host to its READY=1 datagram; then it is stopped. */
 async function startToReady(host: SingleHost, flanneld: string, round: number): Promise<number> {
   const socket = `@flannel-ts-bench-${process.pid}-${round}`;
-  const listener = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      host.netns,
-      process.execPath,
-      join(REPO_ROOT, "dist/test/helpers/notify_listener.js"),
-      socket,
-      "",
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const lines = createInterface({ input: listener.stdout })[Symbol.asyncIterator]();
-  await lines.next(); // listening
+  const listener = await startNotifyListener(host.netns, socket);
   const t0 = process.hrtime.bigint();
-  const daemon = spawn(
-    "ip",
+  const daemon = host.flanneld(
     [
-      "netns",
-      "exec",
-      host.netns,
-      flanneld,
       `--etcd-endpoints=${host.etcd.endpoint}`,
       "--iface=veth0",
       `--subnet-file=${join(host.dir, "subnet.env")}`,
     ],
-    { stdio: "ignore", env: { ...process.env, NOTIFY_SOCKET: socket } },
+    { NOTIFY_SOCKET: socket },
+    flanneld,
   );
-  for (;;) {
-    const next = await lines.next();
-    if (next.done === true) throw new Error("the listener stopped before READY=1");
-    if (next.value.includes("READY=1")) break;
-  }
+  await listener.next("READY=1");
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const exited = new Promise((resolve) => daemon.once("exit", resolve));
-  daemon.kill("SIGTERM");
-  await exited;
-  listener.kill();
+  daemon.child.kill("SIGTERM");
+  await daemon.exited;
+  listener.stop();
   return ms;
 }
 

@@ -67,6 +67,21 @@ export function makeSingleExecutable(main, executable) {
   rmSync(config);
 }
 
+/** Bundles an entry point (compiled, in dist/) as one minified CommonJS file, for a single executable. */
+export async function bundleCommonJs(entry, outfile, plugins = []) {
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    plugins,
+    minify: true,
+    logLevel: "error",
+  });
+}
+
 /**
  * Lays out flannel-ts's self-contained executable under `root`: usr/lib/flannel-ts/flannel-ts
  * (one single executable that runs as flanneld, flannelctl or the CNI plugin by its name), its
@@ -77,17 +92,7 @@ export async function layOutExecutable(rootDir, links) {
   const lib = join(rootDir, "usr/lib/flannel-ts");
   mkdirSync(lib, { recursive: true, mode: 0o755 });
   const main = join(rootDir, "flannel-ts.cjs");
-  await build({
-    entryPoints: [join(dist, "src/cli/multicall.js")],
-    outfile: main,
-    bundle: true,
-    format: "cjs",
-    platform: "node",
-    target: "node20",
-    plugins: [etcd3Protos],
-    minify: true,
-    logLevel: "error",
-  });
+  await bundleCommonJs(join(dist, "src/cli/multicall.js"), main, [etcd3Protos]);
   makeSingleExecutable(main, join(lib, "flannel-ts"));
   rmSync(main);
   for (const addon of ["netlink_socket", "udp_forwarder"]) {

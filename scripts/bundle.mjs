@@ -9,7 +9,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { etcd3Protos, makeSingleExecutable, root } from "./build_helpers.mjs";
+import { bundleCommonJs, etcd3Protos, makeSingleExecutable, root } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
 
@@ -47,14 +47,5 @@ const sea = join(dist, "sea");
 rmSync(sea, { recursive: true, force: true });
 mkdirSync(sea, { recursive: true });
 const main = join(sea, "flannel.cjs");
-await build({
-  entryPoints: [join(dist, "src/cli/flannel.js")],
-  outfile: main,
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node20",
-  minify: true,
-  logLevel: "warning",
-});
+await bundleCommonJs(join(dist, "src/cli/flannel.js"), main);
 makeSingleExecutable(main, join(sea, "flannel"));

@@ -298,6 +298,18 @@ function cniPaths(lab: Lab, node: LabNode): Required<ConflistPaths> {
 }
 
 /**
+ * `podman run` of flanneld as the kubelet runs the DaemonSet's pod: detached, the host's network
+ * namespace, every capability dropped but NET_ADMIN and NET_RAW, and these volumes.
+ */
+export function daemonSetPodRun(name: string, volumes: readonly string[]): string[] {
+  return [
+    ...["run", "-d", "--name", name, "--network", "host"],
+    ...["--cap-drop", "all", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"],
+    ...volumes.flatMap((v) => ["-v", v]),
+  ];
+}
+
+/**
  * Starts a host's flanneld from the image as the kubelet runs the DaemonSet's pod: the host's
  * network namespace, only NET_ADMIN and NET_RAW, the lab's folder (subnet.env, kubeconfig)
  * mounted at its own path; its log to the host's log file. Resolves with its pid.
@@ -311,20 +323,7 @@ export async function startFlanneldContainer(
   const name = flanneldContainer(lab, node);
   await imagePodman(lab, node.netns, ["rm", "-f", "-t", "0", name]);
   await imagePodmanOk(lab, node.netns, [
-    "run",
-    "-d",
-    "--name",
-    name,
-    "--network",
-    "host",
-    "--cap-drop",
-    "all",
-    "--cap-add",
-    "NET_ADMIN",
-    "--cap-add",
-    "NET_RAW",
-    "-v",
-    `${lab.dir}:${lab.dir}`,
+    ...daemonSetPodRun(name, [`${lab.dir}:${lab.dir}`]),
     "--log-driver",
     "k8s-file",
     "--log-opt",

@@ -22,8 +22,11 @@ export interface SingleHost {
   readonly etcd: EtcdServer;
   readonly dir: string;
   etcdctl(args: readonly string[], input?: string): Promise<string>;
-  /** Starts bin/flanneld in the namespace; output is collected in `output()`. */
-  flanneld(args: readonly string[], env?: NodeJS.ProcessEnv): FlanneldProcess;
+  /**
+   * Starts bin/flanneld (or `program`) in the namespace; output is collected in `output()`. With
+   * `env.PATH` set, the environment is that alone (a host without Node.js on its PATH).
+   */
+  flanneld(args: readonly string[], env?: NodeJS.ProcessEnv, program?: string): FlanneldProcess;
   cleanup(): Promise<void>;
 }
 
@@ -72,15 +75,11 @@ export async function openSingleHost(tag: string): Promise<SingleHost> {
         ["--endpoints", server.endpoint, ...args],
         input === undefined ? {} : { input },
       ),
-    flanneld(args, env = {}) {
-      const child = spawn(
-        "ip",
-        ["netns", "exec", netns, join(REPO_ROOT, "bin/flanneld"), ...args],
-        {
-          stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, ...env },
-        },
-      );
+    flanneld(args, env = {}, program = join(REPO_ROOT, "bin/flanneld")) {
+      const child = spawn("/usr/sbin/ip", ["netns", "exec", netns, program, ...args], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: env.PATH === undefined ? { ...process.env, ...env } : env,
+      });
       children.push(child);
       let out = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));

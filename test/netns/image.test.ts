@@ -12,11 +12,12 @@ import { after, before, test } from "node:test";
 import { REPO_ROOT } from "../../src/lab/cluster.js";
 import { runDrill } from "../../src/lab/drills.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../src/lab/netns.js";
-import { writeContainersConf } from "../../src/lab/podman.js";
+import { daemonSetPodRun, writeContainersConf } from "../../src/lab/podman.js";
 import { runCapture } from "../../src/util/exec.js";
 import type { RunResult } from "../../src/util/exec.js";
 import { eventually } from "../../src/util/poll.js";
 import { assertAllReach, subnetOf, withLab } from "../helpers/lab_fixture.js";
+import { cniAdd } from "../helpers/cni_add.js";
 import { openSingleHost } from "../helpers/single_host.js";
 
 let image = "";
@@ -108,20 +109,7 @@ test("flanneld from the image runs a host as the DaemonSet's pod does, and its i
     assert.match(await readFile(join(cniConf, "10-flannel.conflist"), "utf8"), /"type": "flannel"/);
     // flanneld: the host's network namespace, NET_ADMIN and NET_RAW, /run/flannel mounted.
     const started = await podman(host.netns, [
-      "run",
-      "-d",
-      "--name",
-      name,
-      "--network",
-      "host",
-      "--cap-drop",
-      "all",
-      "--cap-add",
-      "NET_ADMIN",
-      "--cap-add",
-      "NET_RAW",
-      "-v",
-      `${run}:/run/flannel`,
+      ...daemonSetPodRun(name, [`${run}:/run/flannel`]),
       image,
       `--etcd-endpoints=${host.etcd.endpoint}`,
       "--iface=veth0",
@@ -137,29 +125,14 @@ test("flanneld from the image runs a host as the DaemonSet's pod does, and its i
     assert.match(await execIn(host.netns, "iptables-save", ["-t", "nat"]), /-A FLANNEL-POSTRTG/);
     // The plugin the install step put on the host wires a pod from that subnet.env.
     await addNetns(pod);
-    const add = await runCapture(
-      "/usr/sbin/ip",
-      ["netns", "exec", host.netns, join(cniBin, "flannel")],
-      {
-        input: JSON.stringify({
-          cniVersion: "0.3.1",
-          name: "cbr0",
-          type: "flannel",
-          subnetFile: join(run, "subnet.env"),
-          dataDir: join(host.dir, "cni"),
-          ipam: { dataDir: join(host.dir, "ipam") },
-          delegate: { hairpinMode: true, isDefaultGateway: true },
-        }),
-        env: {
-          PATH: "/usr/sbin:/sbin",
-          CNI_COMMAND: "ADD",
-          CNI_CONTAINERID: "ftimg1",
-          CNI_NETNS: `/var/run/netns/${pod}`,
-          CNI_IFNAME: "eth0",
-          CNI_PATH: "/usr/lib/cni",
-        },
-      },
-    );
+    const add = await cniAdd({
+      plugin: join(cniBin, "flannel"),
+      hostNetns: host.netns,
+      podNetns: pod,
+      containerId: "ftimg1",
+      subnetFile: join(run, "subnet.env"),
+      stateDir: host.dir,
+    });
     assert.equal(add.code, 0, add.stdout + add.stderr);
     assert.match(add.stdout, new RegExp(`"address": ?"${subnet.replace(/\./g, "\\.")}\\.\\d+/24"`));
     await execIn(pod, "ping", ["-c", "1", "-W", "2", `${subnet}.1`]);

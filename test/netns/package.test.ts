@@ -5,7 +5,6 @@
  * dpkg installs and removes it (into a scratch root) leaving only its configuration files.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,6 +14,7 @@ import { REPO_ROOT } from "../../src/lab/cluster.js";
 import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../../src/lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
 import { eventually } from "../../src/util/poll.js";
+import { cniAdd } from "../helpers/cni_add.js";
 import { openSingleHost } from "../helpers/single_host.js";
 
 /** A PATH with the system's tools (ip, iptables, nft) and no Node.js. */
@@ -106,54 +106,29 @@ test("unpacked, with no Node.js on PATH: flanneld runs a host against etcd and w
     ]);
     const subnetFile = join(host.dir, "subnet.env");
     const flanneld = join(unpacked, "usr/bin/flanneld");
-    const daemon = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        host.netns,
-        flanneld,
-        `--etcd-endpoints=${host.etcd.endpoint}`,
-        "--iface=veth0",
-        `--subnet-file=${subnetFile}`,
-      ],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-        env: { PATH: NO_NODE_PATH },
-      },
+    const daemon = host.flanneld(
+      [`--etcd-endpoints=${host.etcd.endpoint}`, "--iface=veth0", `--subnet-file=${subnetFile}`],
+      { PATH: NO_NODE_PATH },
+      flanneld,
     );
-    let log = "";
-    daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
     try {
       const env = await eventually(() => readFile(subnetFile, "utf8"), { timeoutMs: 30_000 });
       assert.match(
         env,
         /^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.\d+\.1\/24\n/,
-        log,
+        daemon.output(),
       );
       const subnet = /FLANNEL_SUBNET=(10\.244\.\d+)\.1\/24/.exec(env)?.[1];
       // The CNI plugin (the same executable, by its link in /opt/cni/bin) wires a pod.
       await addNetns(pod);
       const plugin = join(unpacked, "opt/cni/bin/flannel");
-      const conf = JSON.stringify({
-        cniVersion: "0.3.1",
-        name: "cbr0",
-        type: "flannel",
+      const add = await cniAdd({
+        plugin,
+        hostNetns: host.netns,
+        podNetns: pod,
+        containerId: "ftpkg1",
         subnetFile,
-        dataDir: join(host.dir, "cni"),
-        ipam: { dataDir: join(host.dir, "ipam") },
-        delegate: { hairpinMode: true, isDefaultGateway: true },
-      });
-      const add = await runCapture("/usr/sbin/ip", ["netns", "exec", host.netns, plugin], {
-        input: conf,
-        env: {
-          PATH: NO_NODE_PATH,
-          CNI_COMMAND: "ADD",
-          CNI_CONTAINERID: "ftpkg1",
-          CNI_NETNS: `/var/run/netns/${pod}`,
-          CNI_IFNAME: "eth0",
-          CNI_PATH: "/usr/lib/cni",
-        },
+        stateDir: host.dir,
       });
       assert.equal(add.code, 0, add.stdout + add.stderr);
       const ip = (JSON.parse(add.stdout) as { ips: { address: string }[] }).ips[0]?.address;
@@ -165,7 +140,7 @@ test("unpacked, with no Node.js on PATH: flanneld runs a host against etcd and w
       // The pod reaches its gateway on the host's bridge.
       await execIn(pod, "ping", ["-c", "1", "-W", "2", `${subnet}.1`]);
     } finally {
-      daemon.kill("SIGTERM");
+      daemon.child.kill("SIGTERM");
     }
   } finally {
     await deleteNetns(pod);

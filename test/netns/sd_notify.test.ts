@@ -3,43 +3,19 @@
  * notify socket (a path, and an abstract one), and a real flanneld runs in a namespace.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
 import { eventually } from "../../src/util/poll.js";
+import { startNotifyListener } from "../helpers/notify_listener_client.js";
 import { openSingleHost } from "../helpers/single_host.js";
 import type { SingleHost } from "../helpers/single_host.js";
 
 const CONFIG = '{"Network":"10.244.0.0/16","Backend":{"Type":"alloc"}}';
 
 /** The listener, in the host's namespace; its datagrams as they come. */
-async function listen(host: SingleHost, socket: string, watchFile: string) {
-  const child = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      host.netns,
-      process.execPath,
-      join(REPO_ROOT, "dist/test/helpers/notify_listener.js"),
-      socket,
-      watchFile,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const messages: { message: string; fileExisted: boolean }[] = [];
-  let listening!: () => void;
-  const ready = new Promise<void>((resolve) => (listening = resolve));
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    if (line === "listening") listening();
-    else messages.push(JSON.parse(line) as { message: string; fileExisted: boolean });
-  });
-  await ready;
-  return { messages, stop: () => child.kill() };
-}
+const listen = (host: SingleHost, socket: string, watchFile: string) =>
+  startNotifyListener(host.netns, socket, watchFile);
 
 const flags = (host: SingleHost, subnetFile: string) => [
   `--etcd-endpoints=${host.etcd.endpoint}`,
