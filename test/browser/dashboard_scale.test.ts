@@ -57,7 +57,7 @@ for (const [hosts, width, height] of [
   [30, 1280, 900],
   [30, 390, 844],
 ] as const) {
-  test(`${hosts} hosts at ${width} px: no overlap, every name and subnet readable, no sideways scroll, a killed host turns red, a refresh keeps the selection and filter`, async (t) => {
+  test(`${hosts} hosts at ${width} px: no overlap, every name and subnet readable, no sideways scroll, leases sort, a killed host turns red, a refresh keeps the selection and filter`, async (t) => {
     const lab = syntheticLab(hosts);
     const dashboard = await startDashboardFrom(lab, 0);
     const page = await browser.newPage({ viewport: { width, height } });
@@ -86,6 +86,14 @@ for (const [hosts, width, height] of [
       const shot = join(OUTPUT, `dashboard-${hosts}-hosts-${width}px.png`);
       await page.screenshot({ path: shot, fullPage: true });
       t.diagnostic(`screenshot: ${shot}`);
+
+      // The leases sort by subnet, both ways, by a click on its head.
+      const firstSubnet = () => page.locator("#leases tbody tr td").nth(1).textContent();
+      assert.equal(await firstSubnet(), "10.244.1.0/24");
+      await page.locator('#leases th[data-sort="subnet"]').click();
+      assert.equal(await firstSubnet(), `10.244.${hosts}.0/24`);
+      await page.locator('#leases th[data-sort="subnet"]').click();
+      assert.equal(await firstSubnet(), "10.244.1.0/24");
 
       // A selection and a filter survive the refreshes.
       await page.locator('[data-host="h2"]').click();
