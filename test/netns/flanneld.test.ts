@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { execIn } from "../../src/lab/netns.js";
 import { eventually, waitFor } from "../../src/util/poll.js";
 import { openSingleHost } from "../helpers/single_host.js";
 import type { SingleHost } from "../helpers/single_host.js";
@@ -21,6 +22,8 @@ test("flanneld writes subnet.env and flannel's lease, and a restart keeps the su
   const host = await openSingleHost("ftfd");
   try {
     await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
+    // A host that does not forward IPv4 (new namespaces copy the machine's own setting).
+    await execIn(host.netns, "sysctl", ["-qw", "net.ipv4.ip_forward=0"]);
     const subnetFile = join(host.dir, "run", "subnet.env");
     const first = host.flanneld(flags(host, subnetFile));
     const env = await waitForFile(subnetFile);
@@ -30,7 +33,7 @@ test("flanneld writes subnet.env and flannel's lease, and a restart keeps the su
       );
     assert.ok(match, env);
     assert.equal((await stat(subnetFile)).mode & 0o777, 0o644);
-    // A new namespace does not forward IPv4: flanneld says so (after subnet.env, maybe).
+    // The host does not forward IPv4: flanneld says so (after subnet.env, maybe).
     await eventually(() =>
       Promise.resolve().then(() => {
         assert.match(first.output(), /IPv4 forwarding is off/);

@@ -50,12 +50,15 @@ function podman(netns: string | null, args: readonly string[]): Promise<RunResul
 
 test("the image: flanneld as entrypoint, iptables, nft and ip in it, no Node.js; an OCI archive beside it", async () => {
   assert.match(image, /^localhost\/flannel-ts:\d+\.\d+\.\d+$/);
-  const version = await podman(null, ["run", "--rm", image, "--version"]);
+  // --network none: no container network (and no bridge) in this machine's own namespace.
+  const version = await podman(null, ["run", "--rm", "--network", "none", image, "--version"]);
   assert.equal(version.code, 0, version.stderr);
   assert.match(version.stderr, /^v\d+\.\d+\.\d+-flannel-ts/);
   const tools = await podman(null, [
     "run",
     "--rm",
+    "--network",
+    "none",
     "--entrypoint",
     "/bin/sh",
     image,
