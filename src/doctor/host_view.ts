@@ -28,12 +28,3 @@ export interface HostView {
   readonly kernelRelease: string;
   readonly now: Date;
 }
-
-/** A device name or link index in words, for commands. */
-export function linkName(
-  view: HostView,
-  index: number,
-  links: ReadonlyMap<number, string>,
-): string {
-  return links.get(index) ?? (index === view.extIface.index ? view.extIface.name : `#${index}`);
-}

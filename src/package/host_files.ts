@@ -6,9 +6,6 @@ export { conflistText } from "../cni/install.js";
 import { envName } from "../cli/flag_spec.js";
 import { FLANNELD_FLAGS } from "../cli/flanneld_flags.js";
 
-/** Where the .deb puts the executable that runs as flanneld, flannelctl and the CNI plugin. */
-export const PACKAGE_EXECUTABLE = "/usr/lib/flannel-ts/flannel-ts";
-
 /**
  * flanneld.service as flannel's: Type=notify (flanneld sends READY=1 once subnet.env is written),
  * restarted always, its FLANNELD_* variables from /etc/default/flanneld.
