@@ -64,6 +64,38 @@ export function entryKey(entry: KernelEntry): string {
   }
 }
 
+/**
+ * What an entry is about: a route's destination (`10.244.2.0/24`), a neighbour's IP, an FDB
+ * entry's underlay destination.
+ */
+export function entryTarget(entry: KernelEntry): string {
+  switch (entry.kind) {
+    case "route":
+      return entry.route.dst;
+    case "neighbor":
+      return entry.neighbor.ip;
+    case "fdb":
+      return entry.fdb.dst;
+  }
+}
+
+/** The remote lease an entry serves: its subnet, its subnet's first address or its public one. */
+export function leaseOfEntry(entry: KernelEntry, leases: Iterable<Lease>): Lease | undefined {
+  const target = entryTarget(entry);
+  for (const l of leases) {
+    const names = [
+      l.subnet?.toString(),
+      l.ipv6Subnet?.toString(),
+      l.subnet?.ipString,
+      l.ipv6Subnet?.ipString,
+      l.attrs.publicIP,
+      l.attrs.publicIPv6,
+    ];
+    if (names.includes(target)) return l;
+  }
+  return undefined;
+}
+
 function sameEntry(a: KernelEntry, b: KernelEntry): boolean {
   if (a.kind === "neighbor" && b.kind === "neighbor") return a.neighbor.mac === b.neighbor.mac;
   if (a.kind === "fdb" && b.kind === "fdb") return true; // the key holds all of it
@@ -634,8 +666,5 @@ export class RouteNetwork<Context> implements Network {
 }
 
 function hostOf(entry: KernelEntry, leases: ReadonlyMap<string, Lease>): string | undefined {
-  if (entry.kind !== "route") return undefined;
-  for (const lease of leases.values())
-    if (lease.subnet?.toString() === entry.route.dst) return lease.attrs.publicIP;
-  return undefined;
+  return entry.kind === "route" ? leaseOfEntry(entry, leases.values())?.attrs.publicIP : undefined;
 }

@@ -6,7 +6,7 @@
  */
 import type { ExpectedDevice } from "../backend/backend.js";
 import { ensureSubnetAddress } from "../backend/device_address.js";
-import { diffEntries } from "../backend/route_network.js";
+import { diffEntries, leaseOfEntry } from "../backend/route_network.js";
 import { parseIP } from "../ip/ip.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { Lease } from "../lease/lease.js";
@@ -177,25 +177,6 @@ function subjectOf(entry: KernelEntry, name: (index: number) => string): string 
 
 const KIND_NAME = { route: "route", neighbor: "neighbor", fdb: "fdb" } as const;
 
-/** The host a wanted entry serves: the lease whose subnet or addresses it names. */
-function hostOf(entry: KernelEntry, remotes: readonly Lease[]): Lease | undefined {
-  const names = (l: Lease) => [
-    l.subnet?.toString(),
-    l.ipv6Subnet?.toString(),
-    l.subnet?.ipString,
-    l.ipv6Subnet?.ipString,
-    l.attrs.publicIP,
-    l.attrs.publicIPv6,
-  ];
-  const key =
-    entry.kind === "route"
-      ? entry.route.dst
-      : entry.kind === "neighbor"
-        ? entry.neighbor.ip
-        : entry.fdb.dst;
-  return remotes.find((l) => names(l).includes(key));
-}
-
 /**
  * Every route, neighbour and FDB entry the other hosts' leases need, against the kernel's: what
  * is missing or different (errors), and entries of ours no lease justifies (warnings).
@@ -241,7 +222,6 @@ export async function checkEntries(view: HostView): Promise<CheckGroup> {
   const names = new Map((await netlink.listLinks()).map((l) => [l.index, l.name]));
   const name = (index: number) => names.get(index) ?? `#${index}`;
   const { stale, missing } = diffEntries(owned, wanted);
-  const remoteList = [...remotes.values()];
   // Stale entries first: the order flanneld removes and writes them in (and --fix applies).
   for (const [, entry] of stale) {
     findings.push(
@@ -258,7 +238,7 @@ export async function checkEntries(view: HostView): Promise<CheckGroup> {
   }
   for (const [key, entry] of missing) {
     const present = owned.has(key);
-    const host = hostOf(entry, remoteList);
+    const host = leaseOfEntry(entry, remotes.values());
     const command = entryCommand(entry, "replace", name);
     findings.push(
       finding(

@@ -2,8 +2,8 @@
  * Doctor's kernel checks: forwarding, br_netfilter, rp_filter and TX checksum offload on the
  * flannel devices, the CNI bridge's and pods' MTU, and flannel's masquerade and forward rules.
  */
-import { readFile, writeFile } from "node:fs/promises";
 import { setTxChecksumOffload, txChecksumOffload } from "../net/ethtool.js";
+import { readSysctl, setDeviceSysctl, writeSysctl } from "../net/sysctl.js";
 import { flannelRulesFor } from "../trafficmngr/traffic_manager.js";
 import { finding } from "./finding.js";
 import type { CheckGroup, Finding } from "./finding.js";
@@ -12,13 +12,7 @@ import type { HostView } from "./host_view.js";
 /** The CNI bridge flannel's CNI plugin asks for (the `bridge` plugin's default name). */
 export const CNI_BRIDGE = "cni0";
 
-async function readSysctl(view: HostView, path: string): Promise<string | null> {
-  try {
-    return (await readFile(`${view.procDir}/sys/${path}`, "utf8")).trim();
-  } catch {
-    return null;
-  }
-}
+const readSysctlOf = (view: HostView, path: string) => readSysctl(path, view.procDir);
 
 function sysctlName(path: string): string {
   return path.replaceAll("/", ".");
@@ -32,7 +26,7 @@ async function sysctlFinding(
   want: string,
   why: string,
 ): Promise<Finding | null> {
-  const value = await readSysctl(view, path);
+  const value = await readSysctlOf(view, path);
   if (value === null || value === want) return null;
   const name = sysctlName(path);
   return finding(
@@ -42,7 +36,7 @@ async function sysctlFinding(
     `${name} is ${value}, expected ${want}`,
     why,
     `sysctl -w ${name}=${want}`,
-    () => writeFile(`${view.procDir}/sys/${path}`, want),
+    () => writeSysctl(path, want, view.procDir),
   );
 }
 
@@ -79,7 +73,7 @@ export async function checkKernelSettings(view: HostView): Promise<CheckGroup> {
     ];
     for (const family of families) {
       const path = `net/bridge/bridge-nf-call-${family}`;
-      const value = await readSysctl(view, path);
+      const value = await readSysctlOf(view, path);
       if (value === null) {
         findings.push(
           finding(
@@ -106,8 +100,8 @@ export async function checkKernelSettings(view: HostView): Promise<CheckGroup> {
   }
   for (const device of inspection?.devices ?? []) {
     if (device.address?.includes(":") === true) continue; // rp_filter is IPv4's
-    const all = Number((await readSysctl(view, "net/ipv4/conf/all/rp_filter")) ?? "0");
-    const own = await readSysctl(view, `net/ipv4/conf/${device.name}/rp_filter`);
+    const all = Number((await readSysctlOf(view, "net/ipv4/conf/all/rp_filter")) ?? "0");
+    const own = await readSysctlOf(view, `net/ipv4/conf/${device.name}/rp_filter`);
     if (own === null) continue; // the device is missing: said elsewhere
     if (Math.max(all, Number(own)) === 1) {
       findings.push(
@@ -118,7 +112,9 @@ export async function checkKernelSettings(view: HostView): Promise<CheckGroup> {
           `strict reverse-path filtering (rp_filter ${Math.max(all, Number(own))}) on ${device.name}`,
           "packets from pods whose replies route another way (DirectRouting, several interfaces) are dropped as martians",
           `sysctl -w net.ipv4.conf.${device.name}.rp_filter=2`,
-          () => writeFile(`${view.procDir}/sys/net/ipv4/conf/${device.name}/rp_filter`, "2"),
+          async () => {
+            await setDeviceSysctl(device.name, "rp_filter", "2", 4, view.procDir);
+          },
         ),
       );
     }

@@ -6,7 +6,7 @@
  * comes from the backend's own data plane (the entries flanneld would write for the other
  * host's lease), so trace and flanneld agree. The first hop that is missing or wrong is named.
  */
-import { entryKey } from "../backend/route_network.js";
+import { entryKey, entryTarget } from "../backend/route_network.js";
 import { IPNet, parseIP } from "../ip/ip.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { Lease } from "../lease/lease.js";
@@ -171,15 +171,9 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
       );
       // The entries of the destination's family (a dual-stack peer has both).
       const family = parseIP(dst)?.family;
-      const entries = [...wanted.values()].filter((e) => {
-        const at =
-          e.kind === "route"
-            ? e.route.dst.split("/")[0]
-            : e.kind === "neighbor"
-              ? e.neighbor.ip
-              : e.fdb.dst;
-        return parseIP(at ?? "")?.family === family;
-      });
+      const entries = [...wanted.values()].filter(
+        (e) => parseIP(entryTarget(e).split("/")[0] ?? "")?.family === family,
+      );
       // The kernel's route for the address, beside what flanneld would write for the subnet.
       const route = lookupRoute(routes, dst);
       const routeEntry = entries.find((e) => e.kind === "route");

@@ -33,33 +33,58 @@ function podmanDir(lab: Lab, node: LabNode): string {
   return join(lab.dir, node.name, "podman");
 }
 
-/** The environment that points podman at a host's configuration. */
-export function podmanEnv(lab: Lab, node: LabNode): NodeJS.ProcessEnv {
+/** Which configuration a podman call uses: files named by CONTAINERS_CONF and CONTAINERS_STORAGE_CONF. */
+export interface PodmanConfig {
+  readonly containersConf: string;
+  readonly storageConf: string;
+}
+
+/** Runs podman with a configuration, in a network namespace (entered with nsenter) or this one. */
+export function runPodman(
+  config: PodmanConfig,
+  netns: string | null,
+  args: readonly string[],
+): Promise<RunResult> {
+  const enter = netns === null ? [] : [`--net=/var/run/netns/${netns}`];
+  return runCapture("nsenter", [...enter, "podman", "--log-level=error", ...args], {
+    env: {
+      ...process.env,
+      CONTAINERS_CONF: config.containersConf,
+      CONTAINERS_STORAGE_CONF: config.storageConf,
+    },
+  });
+}
+
+/** runPodman, resolving with its output; rejects naming the command when podman fails. */
+async function runPodmanOk(
+  config: PodmanConfig,
+  netns: string | null,
+  args: readonly string[],
+): Promise<string> {
+  const result = await runPodman(config, netns, args);
+  if (result.code !== 0)
+    throw new Error(
+      `podman ${args.slice(0, 2).join(" ")}${netns === null ? "" : ` in ${netns}`} failed (exit ${result.code ?? "signal"}): ${result.stderr.trim() || result.stdout.trim()}`,
+    );
+  return result.stdout;
+}
+
+/** A host's podman configuration (its pods, networked through the flannel plugin). */
+function hostConfig(lab: Lab, node: LabNode): PodmanConfig {
   const dir = podmanDir(lab, node);
   return {
-    ...process.env,
-    CONTAINERS_CONF: join(dir, "containers.conf"),
-    CONTAINERS_STORAGE_CONF: join(dir, "storage.conf"),
+    containersConf: join(dir, "containers.conf"),
+    storageConf: join(dir, "storage.conf"),
   };
 }
 
 /** Runs podman in a host's network namespace with the host's configuration. */
 export function podman(lab: Lab, node: LabNode, args: readonly string[]): Promise<RunResult> {
-  return runCapture(
-    "nsenter",
-    [`--net=/var/run/netns/${node.netns}`, "podman", "--log-level=error", ...args],
-    { env: podmanEnv(lab, node) },
-  );
+  return runPodman(hostConfig(lab, node), node.netns, args);
 }
 
-async function podmanOk(lab: Lab, node: LabNode, args: readonly string[]): Promise<string> {
-  const result = await podman(lab, node, args);
-  if (result.code !== 0)
-    throw new Error(
-      `podman ${args.join(" ")} on ${node.name} failed (exit ${result.code ?? "signal"}): ${result.stderr.trim() || result.stdout.trim()}`,
-    );
-  return result.stdout;
-}
+const podmanOk = (lab: Lab, node: LabNode, args: readonly string[]) =>
+  runPodmanOk(hostConfig(lab, node), node.netns, args);
 
 /**
  * A containers.conf with this machine's quirks (runc with cgroupfs, no default ulimits), podman's
@@ -213,29 +238,17 @@ export function flannelImage(): { readonly name: string; readonly storageConf: s
 }
 
 /** podman for flanneld's containers: the image's store, the lab's temporary state. */
-function imagePodman(lab: Lab, netns: string | null, args: readonly string[]): Promise<RunResult> {
-  const prefix = netns === null ? [] : [`--net=/var/run/netns/${netns}`];
-  return runCapture("nsenter", [...prefix, "podman", "--log-level=error", ...args], {
-    env: {
-      ...process.env,
-      CONTAINERS_CONF: join(lab.dir, "flanneld-podman", "containers.conf"),
-      CONTAINERS_STORAGE_CONF: flannelImage().storageConf,
-    },
-  });
+function imageConfig(lab: Lab): PodmanConfig {
+  return {
+    containersConf: join(lab.dir, "flanneld-podman", "containers.conf"),
+    storageConf: flannelImage().storageConf,
+  };
 }
 
-async function imagePodmanOk(
-  lab: Lab,
-  netns: string | null,
-  args: readonly string[],
-): Promise<string> {
-  const result = await imagePodman(lab, netns, args);
-  if (result.code !== 0)
-    throw new Error(
-      `podman ${args.slice(0, 2).join(" ")} failed (exit ${result.code ?? "signal"}): ${result.stderr.trim() || result.stdout.trim()}`,
-    );
-  return result.stdout;
-}
+const imagePodman = (lab: Lab, netns: string | null, args: readonly string[]) =>
+  runPodman(imageConfig(lab), netns, args);
+const imagePodmanOk = (lab: Lab, netns: string | null, args: readonly string[]) =>
+  runPodmanOk(imageConfig(lab), netns, args);
 
 /** The name of a host's flanneld container. */
 function flanneldContainer(lab: Lab, node: LabNode): string {

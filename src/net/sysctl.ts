@@ -3,13 +3,23 @@ import { access, readFile, writeFile } from "node:fs/promises";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 
+/** A kernel setting by its path under /proc/sys (`net/ipv4/ip_forward`); null when absent. */
+export async function readSysctl(path: string, procDir = "/proc"): Promise<string | null> {
+  try {
+    return (await readFile(`${procDir}/sys/${path}`, "utf8")).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Writes a kernel setting by its path under /proc/sys. */
+export async function writeSysctl(path: string, value: string, procDir = "/proc"): Promise<void> {
+  await writeFile(`${procDir}/sys/${path}`, value);
+}
+
 /** Reads net.ipv4.ip_forward; true when forwarding is on. */
 export async function ipForwardingEnabled(): Promise<boolean> {
-  try {
-    return (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim() === "1";
-  } catch {
-    return false;
-  }
+  return (await readSysctl("net/ipv4/ip_forward")) === "1";
 }
 
 /**

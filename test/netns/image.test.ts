@@ -12,9 +12,13 @@ import { after, before, test } from "node:test";
 import { REPO_ROOT } from "../../src/lab/cluster.js";
 import { runDrill } from "../../src/lab/drills.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../src/lab/netns.js";
-import { daemonSetPodRun, writeContainersConf } from "../../src/lab/podman.js";
-import { runCapture } from "../../src/util/exec.js";
-import type { RunResult } from "../../src/util/exec.js";
+import {
+  daemonSetPodRun,
+  flannelImage,
+  runPodman,
+  writeContainersConf,
+} from "../../src/lab/podman.js";
+import type { PodmanConfig } from "../../src/lab/podman.js";
 import { eventually } from "../../src/util/poll.js";
 import { assertAllReach, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import { cniAdd } from "../helpers/cni_add.js";
@@ -22,7 +26,7 @@ import { openSingleHost } from "../helpers/single_host.js";
 
 let image = "";
 let scratch = "";
-let env: NodeJS.ProcessEnv = {};
+let config: PodmanConfig = { containersConf: "", storageConf: "" };
 
 before(async () => {
   scratch = await mkdtemp(join(tmpdir(), "ftimg-"));
@@ -30,11 +34,10 @@ before(async () => {
     .trim()
     .split("\n");
   await writeContainersConf(join(scratch, "containers.conf"), { tmpDir: join(scratch, "tmp") });
-  env = {
-    ...process.env,
-    CONTAINERS_CONF: join(scratch, "containers.conf"),
-    // The store npm run image put the image in.
-    CONTAINERS_STORAGE_CONF: join(REPO_ROOT, "dist/image/storage.conf"),
+  // The store npm run image put the image in.
+  config = {
+    containersConf: join(scratch, "containers.conf"),
+    storageConf: flannelImage().storageConf,
   };
 });
 
@@ -43,10 +46,7 @@ after(async () => {
 });
 
 /** podman in a namespace (or the root one), with the test's configuration. */
-function podman(netns: string | null, args: readonly string[]): Promise<RunResult> {
-  const prefix = netns === null ? [] : [`--net=/var/run/netns/${netns}`];
-  return runCapture("nsenter", [...prefix, "podman", "--log-level=error", ...args], { env });
-}
+const podman = (netns: string | null, args: readonly string[]) => runPodman(config, netns, args);
 
 test("the image: flanneld as entrypoint, iptables, nft and ip in it, no Node.js; an OCI archive beside it", async () => {
   assert.match(image, /^localhost\/flannel-ts:\d+\.\d+\.\d+$/);

@@ -19,7 +19,7 @@ import { parseIPv4 } from "../../ip/ip.js";
 import type { IPNet } from "../../ip/ip.js";
 import { hasIPv4 } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
-import type { KernelEntry, Link } from "../../net/netlink.js";
+import type { KernelEntry, Link, Netlink } from "../../net/netlink.js";
 import { setDeviceSysctl } from "../../net/sysctl.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network, PlaneInspector } from "../backend.js";
@@ -73,10 +73,10 @@ export function parseUdpConfig(backend: Readonly<Record<string, unknown>>): UdpC
 
 /** The network of the udp backend: RouteNetwork for the kernel, plus the packet loop. */
 class UdpNetwork implements Network {
-  readonly #routes: RouteNetwork<Link>;
+  readonly #routes: RouteNetwork<Link | null>;
   readonly #forwarder: UdpForwarder;
 
-  constructor(routes: RouteNetwork<Link>, forwarder: UdpForwarder) {
+  constructor(routes: RouteNetwork<Link | null>, forwarder: UdpForwarder) {
     this.#routes = routes;
     this.#forwarder = forwarder;
   }
@@ -119,19 +119,33 @@ function networkRoute(network: IPNet, tun: Link): KernelEntry {
   };
 }
 
+/**
+ * The udp data plane's kernel side: the Network's route through the TUN device that `prepare`
+ * gives (flanneld makes it; doctor only finds it, and may find none).
+ */
+function udpPlane(
+  netlink: Netlink,
+  network: IPNet,
+  prepare: () => Promise<Link | null>,
+): DataPlane<Link | null> {
+  return {
+    prepare,
+    entriesFor: () => [],
+    fixedEntries: (tun) => (tun === null ? [] : [networkRoute(network, tun)]),
+    listOwned: (tun) => listOwnedRoutes(netlink, [network], tun === null ? [] : [tun.index]),
+    concerns: (change, tun) =>
+      (tun !== null && change.linkIndex === tun.index) ||
+      (change.kind === "link" && change.removed),
+  };
+}
+
 /** This host's udp data plane as flannelctl doctor sees it: flannel0 and its one route. */
 export const inspectUdp: PlaneInspector = (config, extIface, netlink, lease) => {
   const network = config.network;
   if (network === null)
     throw new ConfigError('Cannot inspect backend "udp": it carries IPv4 only: set Network');
   const mtu = extIface.mtu - UDP_OVERHEAD;
-  const plane: DataPlane<Link | null> = {
-    prepare: () => netlink.getLink(TUN_NAME),
-    entriesFor: () => [],
-    fixedEntries: (tun) => (tun === null ? [] : [networkRoute(network, tun)]),
-    listOwned: (tun) => listOwnedRoutes(netlink, [network], tun === null ? [] : [tun.index]),
-    concerns: () => false,
-  };
+  const plane = udpPlane(netlink, network, () => netlink.getLink(TUN_NAME));
   return {
     devices: [
       {
@@ -218,13 +232,8 @@ export function createUdpBackend(deps: BackendDeps): Backend {
           },
           "udp backend: TUN device and forwarder started",
         );
-        const plane: DataPlane<Link> = {
-          prepare: ensureDevice,
-          entriesFor: () => [],
-          fixedEntries: (tun) => [networkRoute(network, tun)],
-          listOwned: (tun) => listOwnedRoutes(netlink, [network], [tun.index]),
-          concerns: (change, tun) =>
-            change.linkIndex === tun.index || (change.kind === "link" && change.removed),
+        const plane: DataPlane<Link | null> = {
+          ...udpPlane(netlink, network, ensureDevice),
           leasesChanged(remotes) {
             const hops: ForwardHop[] = [];
             for (const remote of remotes.values()) {
