@@ -9,6 +9,9 @@ import type { ServiceNotifier } from "../daemon/sd_notify.js";
 import { VERSION } from "../version.js";
 import { parseFlanneldFlags } from "./flanneld_flags.js";
 
+/** How long flanneld may take to stop after SIGTERM or SIGINT before it exits regardless. */
+export const SHUTDOWN_DEADLINE_MS = 1_000;
+
 /** Runs flanneld and resolves with the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   const parsed = parseFlanneldFlags(args, process.env);
@@ -27,6 +30,15 @@ export async function main(args: readonly string[]): Promise<number> {
   const stop = (signal: NodeJS.Signals) => {
     log.info({ signal }, "Received signal; shutting down");
     controller.abort(new Error(`Received ${signal}`));
+    // Whatever is still running (a request the kernel or a library never answers) must not keep
+    // the process: a signal ends flanneld within SHUTDOWN_DEADLINE_MS.
+    setTimeout(() => {
+      log.error(
+        { signal, deadlineMs: SHUTDOWN_DEADLINE_MS },
+        "Shutdown did not finish in time; exiting now",
+      );
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

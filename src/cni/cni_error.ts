@@ -13,8 +13,12 @@ export const CniCode = {
   DecodingFailure: 6,
   InvalidNetworkConfig: 7,
   TryAgainLater: 11,
+  /** STATUS: the plugin cannot serve ADD now (CNI 1.1). */
+  PluginNotAvailable: 50,
   /** flannel-ts's own: the delegate plugin failed without a CNI error of its own. */
   DelegateFailed: 100,
+  /** flannel-ts's own: CHECK found the container's network not as ADD left it. */
+  CheckFailed: 101,
 } as const;
 
 /** An error the plugin reports to the runtime as a CNI error object. */

@@ -7,12 +7,12 @@
  * one file), so a host needs neither Node.js nor this repository to run it, as with flannel's
  * static Go binary.
  */
-import { access, chmod, constants, copyFile, mkdir, rename, rm } from "node:fs/promises";
+import { access, chmod, constants, copyFile, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { isSea } from "node:sea";
 import { FlannelError } from "../errors.js";
-import { writeFileAtomic } from "../util/atomic_write.js";
+import { makeFolder, writeFileAtomic } from "../util/atomic_write.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 
 /**
@@ -90,7 +90,7 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
   }
   const temp = join(dirname(to), `.${basename(to)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await mkdir(dirname(to), { recursive: true, mode: 0o755 });
+    await makeFolder(dirname(to), 0o755);
     await copyFile(from, temp);
     await chmod(temp, 0o755);
     await rename(temp, to);

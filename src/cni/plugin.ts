@@ -107,6 +107,39 @@ function checkVersion(conf: FlannelNetConf): void {
   }
 }
 
+/** The oldest config version each command exists in (the spec; the reference skel's checks). */
+const FIRST_VERSION: Readonly<Record<string, string>> = {
+  CHECK: "0.4.0",
+  GC: "1.1.0",
+  STATUS: "1.1.0",
+};
+
+/** Compares two `x.y.z` versions; a missing part counts as 0. */
+function compareVersions(a: string, b: string): number {
+  const parts = (v: string) => v.split(".").map((p) => Number.parseInt(p, 10) || 0);
+  const [pa, pb] = [parts(a), parts(b)];
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * Refuses a command that the config's cniVersion does not have (no cniVersion is 0.1.0, as in
+ * libcni), with the reference skel library's incompatible-version error: a GC sent with an older
+ * conflist must never release anything.
+ */
+function checkCommandVersion(command: string, conf: FlannelNetConf): void {
+  const first = FIRST_VERSION[command];
+  const version = conf.cniVersion === "" ? "0.1.0" : conf.cniVersion;
+  if (first === undefined || compareVersions(version, first) >= 0) return;
+  throw new CniError(
+    CniCode.IncompatibleVersion,
+    `config version does not allow ${command}: the config's cniVersion is "${version}", ${command} needs "${first}" or later`,
+  );
+}
+
 /** Finds an executable plugin in CNI_PATH. */
 async function findPlugin(type: string, cniPath: string): Promise<string> {
   const dirs = cniPath.split(":").filter((d) => d !== "");
@@ -227,15 +260,18 @@ async function cmdDel(
   return "";
 }
 
-/** The container IDs of GC's `cni.dev/valid-attachments` (CNI 1.1). */
-function validAttachments(raw: Record<string, unknown>): Set<string> {
+/**
+ * The container IDs of GC's `cni.dev/valid-attachments` (CNI 1.1); null when the runtime sent
+ * none, which GC takes as "release nothing" (never as "nothing is valid").
+ */
+function validAttachments(raw: Record<string, unknown>): Set<string> | null {
   const list = raw["cni.dev/valid-attachments"];
   const bad = () =>
     new CniError(
       CniCode.InvalidNetworkConfig,
       'failed to parse "cni.dev/valid-attachments": expected a list of {"containerID": ..., "ifname": ...}',
     );
-  if (list === undefined) return new Set();
+  if (list === undefined) return null;
   if (!Array.isArray(list)) throw bad();
   return new Set(
     list.map((a: unknown) => {
@@ -248,13 +284,19 @@ function validAttachments(raw: Record<string, unknown>): Set<string> {
 
 /**
  * GC (CNI 1.1): releases every attachment flannel saved state for that the runtime no longer
- * lists as valid, through the delegate's DEL, as a DEL would. The delegates Debian ships speak
+ * lists as valid (none at all when it sends no list), through the delegate's DEL, as a DEL would. The delegates Debian ships speak
  * CNI 1.0, which has no GC of its own, so the DEL is sent as 1.0.0; the interface is taken to be
  * `eth0` (what Kubernetes runtimes use) unless CNI_IFNAME says otherwise. Every stale attachment
  * is tried; the ones that fail keep their state and are named in the error.
  */
 async function cmdGc(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
   const valid = validAttachments(conf.raw);
+  if (valid === null) {
+    process.stderr.write(
+      'flannel: GC without "cni.dev/valid-attachments" releases nothing: the runtime must list the attachments that are still valid\n',
+    );
+    return "";
+  }
   let names: string[];
   try {
     names = await readdir(conf.dataDir);
@@ -288,8 +330,6 @@ async function cmdGc(conf: FlannelNetConf, env: CniRequest["env"]): Promise<stri
   return "";
 }
 
-const CHECK_FAILED = 101;
-
 async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
   const path = statePath(conf, env);
   let saved: Record<string, unknown>;
@@ -308,7 +348,7 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
       () => false,
     ))
   ) {
-    throw new CniError(CHECK_FAILED, `CHECK failed: network namespace ${netns} does not exist`);
+    throw new CniError(CniCode.CheckFailed, `CHECK failed: network namespace ${netns} does not exist`);
   }
   const ifname = env.CNI_IFNAME ?? "";
   let addresses: string[];
@@ -326,14 +366,14 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
     addresses = (links[0]?.addr_info ?? []).map((a) => `${a.local ?? ""}/${a.prefixlen ?? ""}`);
   } catch {
     throw new CniError(
-      CHECK_FAILED,
+      CniCode.CheckFailed,
       `CHECK failed: interface "${ifname}" is missing in network namespace ${netns}`,
     );
   }
   for (const ip of prevResultIPs(conf.raw.prevResult)) {
     if (!addresses.includes(ip)) {
       throw new CniError(
-        CHECK_FAILED,
+        CniCode.CheckFailed,
         `CHECK failed: interface "${ifname}" in ${netns} lacks address ${ip} (it has ${addresses.join(", ") || "none"})`,
       );
     }
@@ -347,7 +387,7 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
       ))
     ) {
       throw new CniError(
-        CHECK_FAILED,
+        CniCode.CheckFailed,
         `CHECK failed: bridge "${bridge}" does not exist on this host`,
       );
     }
@@ -383,7 +423,7 @@ async function cmdStatus(conf: FlannelNetConf): Promise<string> {
   try {
     await loadSubnetEnv(conf.subnetFile);
   } catch (err) {
-    throw new CniError(50, `flannel is not ready: ${(err as Error).message}`);
+    throw new CniError(CniCode.PluginNotAvailable, `flannel is not ready: ${(err as Error).message}`);
   }
   return "";
 }
@@ -408,6 +448,7 @@ export async function handleCniRequest(request: CniRequest): Promise<CniResponse
     const conf = parseNetConf(request.stdin);
     if (conf.cniVersion !== "") cniVersion = conf.cniVersion;
     checkVersion(conf);
+    checkCommandVersion(command, conf);
     const handlers: Record<string, () => Promise<string>> = {
       ADD: () => cmdAdd(conf, request.env),
       DEL: () => cmdDel(conf, request.env),

@@ -12,9 +12,10 @@ import type { Server } from "node:http";
 import { checkBackendConfig, createBackend } from "../backend/registry.js";
 import type { Network } from "../backend/backend.js";
 import { writeSubnetEnv } from "../config/subnet_env.js";
+import type { SubnetEnv } from "../config/subnet_env.js";
 import type { NetworkConfig } from "../config/network_config.js";
 import type { IPNet } from "../ip/ip.js";
-import { ConfigNotFoundError, StoreError } from "../errors.js";
+import { ConfigError, ConfigNotFoundError, StoreError } from "../errors.js";
 import { startHealthzServer } from "../healthz/server.js";
 import type { Readiness } from "../healthz/server.js";
 import { interfaceChoiceOf, lookupExternalInterface } from "../iface/external_interface.js";
@@ -115,6 +116,23 @@ async function getConfig(
       log.warn({ err: err.message }, "Cannot read network config yet; retrying in 1 s");
     }
     if (!(await sleep(CONFIG_RETRY_MS, opts.signal))) return null;
+  }
+}
+
+/**
+ * Writes subnet.env; a file that cannot be written stops flanneld with the path and the errno
+ * (the lease is kept: a restart with a writable --subnet-file gets the same subnet).
+ */
+async function writeSubnetFileOrFail(path: string, env: SubnetEnv): Promise<void> {
+  try {
+    await writeSubnetEnv(path, env);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const where = e.path !== undefined && e.path !== path ? ` (at "${e.path}")` : "";
+    throw new ConfigError(
+      `Cannot write subnet file "${path}": ${e.code ?? e.message}${where}: give --subnet-file (FLANNELD_SUBNET_FILE) a path in a writable folder`,
+      { cause: err },
+    );
   }
 }
 
@@ -224,7 +242,7 @@ export async function runFlanneld(
 
     const traffic = deps.newTrafficManager(config.enableNFTables);
     const writeSubnetFile = async () => {
-      await writeSubnetEnv(options.subnetFile, {
+      await writeSubnetFileOrFail(options.subnetFile, {
         network: config.enableIPv4 ? config.network : null,
         subnet: config.enableIPv4 ? network.lease.subnet : null,
         ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
@@ -284,11 +302,13 @@ export async function runFlanneld(
     await manager.close();
     if (healthz !== null) {
       const server = healthz;
-      await new Promise<void>((resolve) =>
+      await new Promise<void>((resolve) => {
         server.close(() => {
           resolve();
-        }),
-      );
+        });
+        // A probe's keep-alive connection would hold close() open.
+        server.closeAllConnections();
+      });
     }
   }
 }

@@ -562,6 +562,18 @@ test("flannel GC (CNI 1.1) releases the attachments the runtime no longer lists,
     const ipamFiles = () => readdir(join(h.ipamDir, "cni-flannel"));
     assert.ok((await ipamFiles()).includes(ipOf(stale)));
 
+    // An older conflist has no GC (refused, code 1), and a GC without the list releases nothing.
+    const old = await h.call(PLUGIN, "GC", flannelConf(h, { cniVersion: "1.0.0" }), { CNI_PATH });
+    assert.equal(old.json.code, 1, old.stdout);
+    assert.match(old.json.msg as string, /config version does not allow GC/);
+    const unlisted = await h.call(PLUGIN, "GC", flannelConf(h, { cniVersion: "1.1.0" }), {
+      CNI_PATH,
+    });
+    assert.equal(unlisted.code, 0, unlisted.stdout);
+    assert.deepEqual((await readdir(h.dataDir)).sort(), ["pod-keep", "pod-stale"]);
+    assert.ok((await ipamFiles()).includes(ipOf(stale)), "no address is released");
+    assert.ok((await ipamFiles()).includes(ipOf(keep)), "no address is released");
+
     const gc = await h.call(
       PLUGIN,
       "GC",

@@ -164,3 +164,33 @@ test("flanneld waits for a config that is not stored yet, then starts", async ()
     await host.cleanup();
   }
 });
+
+/** The exit code, or "still running" when the process has not exited within `ms`. */
+function exitedWithin(daemon: { exited: Promise<number | null> }, ms: number) {
+  return Promise.race([
+    daemon.exited,
+    new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), ms).unref()),
+  ]);
+}
+
+test("flanneld exits non-zero naming the path and errno when the subnet file cannot be written", async () => {
+  const host = await openSingleHost("ftfs");
+  try {
+    await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
+    // /proc refuses new folders with ENOENT: Node's recursive mkdir used to spin on it forever.
+    const daemon = host.flanneld([
+      `--etcd-endpoints=${host.etcd.endpoint}`,
+      "--iface=veth0",
+      "--subnet-file=/proc/nope/subnet.env",
+    ]);
+    const code = await exitedWithin(daemon, 60_000);
+    if (code === "still running") daemon.child.kill("SIGKILL");
+    assert.equal(code, 1, daemon.output());
+    assert.match(
+      daemon.output(),
+      /Cannot write subnet file \\"\/proc\/nope\/subnet.env\\": ENOENT \(at \\"\/proc\/nope\\"\): give --subnet-file/,
+    );
+  } finally {
+    await host.cleanup();
+  }
+});
