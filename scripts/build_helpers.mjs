@@ -78,6 +78,8 @@ export async function bundleCommonJs(entry, outfile, plugins = []) {
     target: "node20",
     plugins,
     minify: true,
+    // Class names survive minifying, so that logs name the error ("StoreError", not "l").
+    keepNames: true,
     logLevel: "error",
   });
 }

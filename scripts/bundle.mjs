@@ -27,6 +27,9 @@ await build({
   target: "node20",
   plugins: [etcd3Protos],
   minify: true,
+  // Class names survive minifying, so that logs name the error ("StoreError", not "l").
+  keepNames: true,
+  // flanneld turns source maps on at debug level (-v=4), for readable stack traces.
   sourcemap: "linked",
   logLevel: "warning",
   // Bundled CommonJS packages call require(); an ES module has none of its own.

@@ -39,3 +39,13 @@ export class StoreError extends FlannelError {}
 
 /** No interface or address fits the --iface, --iface-regex or --iface-can-reach choice. */
 export class InterfaceError extends FlannelError {}
+
+/** A lease key holds a value that is not a lease (bad JSON, a bad field). */
+export class UnreadableLeaseError extends StoreError {
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`Cannot read lease "${key}": ${reason}`);
+  }
+}

@@ -3,9 +3,13 @@ import { waitFor } from "../util/poll.js";
 import { test } from "node:test";
 import { IPNet } from "../ip/ip.js";
 import type { Lease } from "../lease/lease.js";
+import fc from "fast-check";
+import { pino } from "pino";
+import { newAnnotations } from "../subnet/kube/annotations.js";
+import { nodeToLease } from "../subnet/kube/node_lease.js";
 import { silentLogger } from "../log/logger.js";
 import { FakeNetlink } from "../net/fake_netlink.js";
-import { NetlinkError } from "../net/netlink.js";
+import { FLANNEL_ROUTE_PROTOCOL, NetlinkError } from "../net/netlink.js";
 import type { LeaseEvent } from "../lease/lease.js";
 import type { LeaseWatchResult, SubnetManager } from "../subnet/manager.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
@@ -90,12 +94,19 @@ async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> =
     mac: "02:00:00:00:00:01",
     ifaceAddr: "192.168.1.1",
     ifaceV6Addr: null,
+    ifaceNet: "192.168.1.1/24",
+    ifaceV6Net: null,
     extAddr: "192.168.1.1",
     extV6Addr: null,
   };
   const own = lease("10.244.1.0/24", "192.168.1.1", type);
   const scripted = scriptedManager(own);
-  const deps = { subnetManager: scripted.manager, extIface, netlink, log: silentLogger() };
+  const logs: Record<string, unknown>[] = [];
+  const log = pino(
+    { level: "info" },
+    { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  const deps = { subnetManager: scripted.manager, extIface, netlink, log };
   const backend = type === "vxlan" ? createVxlanBackend(deps) : createHostGwBackend(deps);
   const controller = new AbortController();
   const network = await backend.registerNetwork(config(type, extra), { signal: controller.signal });
@@ -118,6 +129,7 @@ async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> =
     network,
     scripted,
     settle,
+    logs,
     ethIndex,
     running,
     stop: async () => {
@@ -237,7 +249,7 @@ test("RouteNetwork.syncNow() puts back entries deleted by hand", async () => {
   }
 });
 
-test("host-gw: a remote that is not on-link fails alone; the other routes go in", async () => {
+test("host-gw: a remote that is not on the interface's network is skipped alone; the other routes go in", async () => {
   const t = await setUp("host-gw");
   try {
     t.scripted.push({
@@ -254,7 +266,14 @@ test("host-gw: a remote that is not on-link fails alone; the other routes go in"
       .map((r) => `${r.dst} via ${r.gateway}`)
       .sort();
     assert.deepEqual(dsts, ["10.244.2.0/24 via 192.168.1.2", "10.244.3.0/24 via 192.168.1.3"]);
-    assert.equal(t.network.stats.failed, 1);
+    // Refused before the kernel is asked (which would answer ENETUNREACH), with one warning.
+    assert.equal(t.network.stats.failed, 0);
+    const warned = t.logs.filter((l) => l.subnet === "10.244.5.0-24" && Number(l.level) >= 40);
+    assert.equal(warned.length, 1, JSON.stringify(t.logs));
+    assert.match(
+      String(warned[0]?.err),
+      /PublicIP "172\.16\.0\.5" is not on the external interface's network 192\.168\.1\.0\/24/,
+    );
   } finally {
     await t.stop();
   }
@@ -323,6 +342,8 @@ test("vxlan keeps an existing compatible device and its MAC, and applies a chang
     mac: "",
     ifaceAddr: "192.168.1.1",
     ifaceV6Addr: null,
+    ifaceNet: "192.168.1.1/24",
+    ifaceV6Net: null,
     extAddr: "192.168.1.1",
     extV6Addr: null,
   };
@@ -357,6 +378,8 @@ test("host-gw refuses a public IP that differs from the interface address, as fl
     mac: "",
     ifaceAddr: "192.168.1.1",
     ifaceV6Addr: null,
+    ifaceNet: "192.168.1.1/24",
+    ifaceV6Net: null,
     extAddr: "203.0.113.7",
     extV6Addr: null,
   };
@@ -503,6 +526,278 @@ test("RouteNetwork takes the kernel's announcements of its own writes for what t
     );
     assert.equal(t.network.stats.eventSyncs, 0);
     assert.equal(t.network.stats.failed, 0);
+  } finally {
+    await t.stop();
+  }
+});
+
+/** A lease with these fields changed (subnet, public IP, VtepMAC). */
+function hostile(
+  type: string,
+  change: { subnet?: string; publicIP?: string; mac?: string },
+): Lease {
+  return lease(
+    change.subnet ?? "10.244.9.0/24",
+    change.publicIP ?? "192.168.1.9",
+    type,
+    change.mac ?? "0e:00:00:00:00:09",
+  );
+}
+
+/** Everything the data plane wrote, one string per entry, for searching. */
+function kernelText(netlink: FakeNetlink): string[] {
+  return [
+    ...netlink.routes
+      .filter((r) => r.protocol === FLANNEL_ROUTE_PROTOCOL)
+      .map((r) => `route ${r.dst} via ${r.gateway ?? "-"}`),
+    ...netlink.neighbors.map((n) => `neigh ${n.ip} ${n.mac}`),
+    ...netlink.fdb.map((f) => `fdb ${f.mac} ${f.dst}`),
+  ];
+}
+
+const hostileCases = [
+  { name: "PublicIP 0.0.0.0", change: { publicIP: "0.0.0.0" }, field: "PublicIP" },
+  { name: "a loopback PublicIP", change: { publicIP: "127.0.0.1" }, field: "PublicIP" },
+  { name: "a multicast PublicIP", change: { publicIP: "224.0.0.5" }, field: "PublicIP" },
+  { name: "the broadcast PublicIP", change: { publicIP: "255.255.255.255" }, field: "PublicIP" },
+  { name: "this host's own PublicIP", change: { publicIP: "192.168.1.1" }, field: "PublicIP" },
+  { name: "a subnet outside the network", change: { subnet: "10.99.9.0/24" }, field: "subnet" },
+  {
+    name: "a broadcast VtepMAC",
+    change: { mac: "ff:ff:ff:ff:ff:ff" },
+    field: "VtepMAC",
+    only: "vxlan",
+  },
+  {
+    name: "a multicast VtepMAC",
+    change: { mac: "01:00:5e:00:00:09" },
+    field: "VtepMAC",
+    only: "vxlan",
+  },
+  {
+    name: "an all-zero VtepMAC",
+    change: { mac: "00:00:00:00:00:00" },
+    field: "VtepMAC",
+    only: "vxlan",
+  },
+  {
+    name: "a gateway off the interface's network",
+    change: { publicIP: "172.16.0.9" },
+    field: "PublicIP",
+    only: "host-gw",
+  },
+  {
+    name: "the interface network's address as gateway",
+    change: { publicIP: "192.168.1.0" },
+    field: "PublicIP",
+    only: "host-gw",
+  },
+  {
+    name: "the interface network's broadcast as gateway",
+    change: { publicIP: "192.168.1.255" },
+    field: "PublicIP",
+    only: "host-gw",
+  },
+] as const;
+
+for (const type of ["vxlan", "host-gw"] as const) {
+  for (const tc of hostileCases) {
+    if ("only" in tc && tc.only !== type) continue;
+    test(`${type} RouteNetwork skips a peer lease with ${tc.name}: one warning naming the key and ${tc.field}, nothing written`, async () => {
+      const t = await setUp(type);
+      try {
+        const bad = hostile(type, tc.change);
+        t.scripted.push({
+          kind: "snapshot",
+          leases: [lease("10.244.2.0/24", "192.168.1.2", type), bad],
+        });
+        await t.settle();
+        // The good lease went in: the sync ran, so the absence of the bad one means something.
+        assert.ok(kernelText(t.netlink).some((e) => e.startsWith("route 10.244.2.0/24")));
+        const badSubnet = bad.subnet!.toString();
+        assert.deepEqual(
+          kernelText(t.netlink).filter(
+            (e) => e.includes(badSubnet) || e.includes(bad.subnet!.ipString),
+          ),
+          [],
+        );
+        const about = (l: Record<string, unknown>) =>
+          (l.subnet === "10.244.9.0-24" || l.subnet === "10.99.9.0-24") && Number(l.level) >= 40;
+        const lines = t.logs.filter(about);
+        assert.equal(lines.length, 1, JSON.stringify(t.logs));
+        assert.equal(lines[0]?.level, 40, "a warning");
+        assert.ok(JSON.stringify(lines[0]).includes(tc.field), JSON.stringify(lines[0]));
+        // The same lease again: no second warning.
+        t.scripted.push({ kind: "events", events: [{ type: "added", lease: bad }] });
+        t.scripted.push({
+          kind: "events",
+          events: [{ type: "added", lease: lease("10.244.3.0/24", "192.168.1.3", type) }],
+        });
+        await t.settle();
+        assert.equal(t.logs.filter(about).length, 1);
+      } finally {
+        await t.stop();
+      }
+    });
+  }
+}
+
+/** Why an entry must never reach the kernel on this test host (192.168.1.1/24, 10.244.0.0/16). */
+function forbidden(entry: string): boolean {
+  const ip = String.raw`(\d+)\.(\d+)\.(\d+)\.(\d+)`;
+  for (const m of entry.matchAll(new RegExp(ip, "g"))) {
+    const [a, , , d] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+    if (a === 0 || a === 127 || a >= 224 || m[0] === "192.168.1.1") return true;
+    if (m[0].startsWith("192.168.1.") && (d === 0 || d === 255)) return true;
+  }
+  const mac = /([0-9a-f]{2}):[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}/.exec(
+    entry,
+  );
+  if (mac !== null && ((Number.parseInt(mac[1]!, 16) & 1) === 1 || mac[0] === "00:00:00:00:00:00"))
+    return true;
+  const dst = /^route (\S+)/.exec(entry)?.[1];
+  return dst !== undefined && !dst.startsWith("10.244.");
+}
+
+test("forbidden() (the fuzz's invariant) catches each hostile value it must", () => {
+  // The invariant is checked on itself, so that the fuzz below cannot pass vacuously.
+  for (const entry of [
+    "fdb 0e:00:00:00:00:09 0.0.0.0",
+    "route 10.244.9.0/24 via 127.0.0.1",
+    "neigh 10.244.9.0 ff:ff:ff:ff:ff:ff",
+    "neigh 10.244.9.0 01:00:5e:00:00:01",
+    "neigh 10.244.9.0 00:00:00:00:00:00",
+    "fdb 0e:00:00:00:00:09 192.168.1.1",
+    "route 10.244.9.0/24 via 192.168.1.255",
+    "route 10.99.0.0/24 via 192.168.1.9",
+  ])
+    assert.ok(forbidden(entry), entry);
+  assert.ok(!forbidden("route 10.244.9.0/24 via 192.168.1.9"));
+  assert.ok(!forbidden("fdb 0e:00:00:00:00:09 172.16.0.9"));
+});
+
+const hostileIPs = [
+  "0.0.0.0",
+  "127.0.0.1",
+  "127.3.2.1",
+  "224.0.0.1",
+  "239.1.1.1",
+  "255.255.255.255",
+  "192.168.1.1",
+  "192.168.1.0",
+  "192.168.1.255",
+  "0.1.2.3",
+];
+const goodIPs = ["192.168.1.2", "192.168.1.77", "192.168.1.254", "172.16.0.9"];
+const hostileMacs = [
+  "ff:ff:ff:ff:ff:ff",
+  "01:00:5e:00:00:01",
+  "00:00:00:00:00:00",
+  "33:33:00:00:00:01",
+  "not a mac",
+];
+
+const leaseArbitrary = (type: string) =>
+  fc
+    .record({
+      third: fc.integer({ min: 0, max: 255 }),
+      outside: fc.boolean(),
+      publicIP: fc.oneof(fc.constantFrom(...hostileIPs, ...goodIPs), fc.ipV4()),
+      mac: fc.oneof(fc.constantFrom(...hostileMacs), fc.constant("0e:00:00:00:00:22")),
+    })
+    .map(({ third, outside, publicIP, mac }) =>
+      lease(`${outside ? "10.99" : "10.244"}.${third}.0/24`, publicIP, type, mac),
+    );
+
+for (const type of ["vxlan", "host-gw"] as const) {
+  test(`${type} fuzz: random peer leases never put a hostile value into the kernel (fast-check, 60 runs)`, async () => {
+    let written = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(leaseArbitrary(type), { maxLength: 12 }), async (leases) => {
+        const t = await setUp(type);
+        try {
+          t.scripted.push({ kind: "snapshot", leases });
+          await t.settle();
+          const entries = kernelText(t.netlink);
+          written += entries.length;
+          for (const entry of entries) assert.ok(!forbidden(entry), entry);
+        } finally {
+          await t.stop();
+        }
+      }),
+      { numRuns: 60, seed: 2326 },
+    );
+    assert.ok(written > 0, "some good leases reached the kernel: the property was exercised");
+  });
+}
+
+test("kube fuzz: random Node annotations never put a hostile value into the kernel (fast-check, 60 runs)", async () => {
+  const a = newAnnotations("flannel.alpha.coreos.com");
+  let written = 0;
+  const nodeArbitrary = fc.record({
+    third: fc.integer({ min: 2, max: 255 }),
+    publicIP: fc.oneof(fc.constantFrom(...hostileIPs, ...goodIPs), fc.ipV4(), fc.string()),
+    data: fc.oneof(
+      fc
+        .constantFrom(...hostileMacs, "0e:00:00:00:00:33")
+        .map((m) => JSON.stringify({ VNI: 1, VtepMAC: m })),
+      fc.string(),
+      fc.json(),
+    ),
+  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(nodeArbitrary, { maxLength: 10 }), async (nodes) => {
+      const leases = nodes.flatMap(({ third, publicIP, data }, i) => {
+        const node = {
+          name: `n${i}`,
+          podCIDR: `10.244.${third}.0/24`,
+          podCIDRs: [`10.244.${third}.0/24`],
+          annotations: {
+            [a.subnetKubeManaged]: "true",
+            [a.backendType]: "vxlan",
+            [a.backendPublicIP]: publicIP,
+            [a.backendData]: data,
+          },
+        };
+        try {
+          const l = nodeToLease(node, a, { enableIPv4: true, enableIPv6: false });
+          return l === null ? [] : [l];
+        } catch {
+          return []; // refused by the decoder, with its warning
+        }
+      });
+      const t = await setUp("vxlan");
+      try {
+        t.scripted.push({ kind: "snapshot", leases });
+        await t.settle();
+        const entries = kernelText(t.netlink);
+        written += entries.length;
+        for (const entry of entries) assert.ok(!forbidden(entry), entry);
+      } finally {
+        await t.stop();
+      }
+    }),
+    { numRuns: 60, seed: 2326 },
+  );
+  assert.ok(written > 0, "some good leases reached the kernel: the property was exercised");
+});
+
+test("RouteNetwork logs a changed lease as 'Subnet changed' with what changed, not as added again", async () => {
+  const t = await setUp("vxlan");
+  try {
+    t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
+    await t.settle();
+    t.scripted.push({
+      kind: "events",
+      events: [{ type: "added", lease: lease("10.244.2.0/24", "192.168.1.3") }],
+    });
+    await t.settle();
+    const about = t.logs.filter((l) => l.subnet === "10.244.2.0-24");
+    assert.deepEqual(
+      about.map((l) => l.msg),
+      ["Subnet added", "Subnet changed"],
+    );
+    assert.deepEqual(about[1]?.changed, { PublicIP: { from: "192.168.1.2", to: "192.168.1.3" } });
   } finally {
     await t.stop();
   }

@@ -19,10 +19,10 @@
  * removed stale entries at start (flannel issue #2554).
  */
 import { setInterval } from "node:timers/promises";
-import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
 import { hasIPv4, leaseKeyOf } from "../lease/lease.js";
-import type { IPv4Lease, Lease, LeaseEvent } from "../lease/lease.js";
+import type { IPv4Lease, Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";
 import type { Logger } from "../log/logger.js";
+import type { PeerLeaseRules } from "../lease/peer_rules.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../net/netlink.js";
 import type {
   EntryWrite,
@@ -249,15 +249,10 @@ export interface RouteNetworkDeps {
   /** Other BackendTypes taken as this one (udp: none at all, as flannel's udp leases have). */
   readonly alsoAccepts?: readonly string[];
   /**
-   * The prefix length every remote lease must have (etcd mode: SubnetLen); null where the store
-   * sets no such rule (Kubernetes mode). Leases that break it are kept out (watch_leases.ts).
+   * The rules every remote lease must meet (lease/peer_rules.ts: SubnetLen, the networks, public
+   * addresses); leases that break them are kept out by the lease watch, as the doctor judges.
    */
-  readonly subnetLen?: number | null;
-}
-
-/** The SubnetLen a checked config (etcd mode) enforces; null for an unchecked one (Kubernetes). */
-export function subnetLenOf(config: NetworkConfig | CheckedNetworkConfig): number | null {
-  return "ipv4" in config && config.ipv4 !== null ? config.ipv4.subnetLen : null;
+  readonly rules: PeerLeaseRules;
 }
 
 /** Figures for logs, metrics and the bench (DataPlaneStats, counted here). */
@@ -330,10 +325,15 @@ export class RouteNetwork<Context> implements Network {
     const follow = async ({ signal }: CallOptions) => {
       const watch = watchLeases(this.#deps.subnetManager, this.lease, {
         signal,
-        subnetLen: this.#deps.subnetLen ?? null,
-        onSkip: (lease, reason) => {
+        rules: this.#deps.rules,
+        onSkip: (lease, reason, refusal) => {
           this.#deps.log.warn(
-            { subnet: leaseKeyOf(lease), publicIP: lease.attrs.publicIP, reason },
+            {
+              subnet: leaseKeyOf(lease),
+              publicIP: lease.attrs.publicIP,
+              field: refusal.field,
+              reason,
+            },
             "Ignoring a lease that cannot be a host's",
           );
         },
@@ -492,8 +492,15 @@ export class RouteNetwork<Context> implements Network {
         this.#leases.delete(key);
         continue;
       }
+      const known = this.#leases.get(key);
       this.#leases.set(key, event.lease);
-      each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet added");
+      if (known === undefined)
+        each(() => ({ subnet: key, publicIP: event.lease.attrs.publicIP }), "Subnet added");
+      else
+        each(
+          () => ({ subnet: key, changed: changedAttrs(known.attrs, event.lease.attrs) }),
+          "Subnet changed",
+        );
     }
     this.#plane.leasesChanged?.(this.#leases);
   }
@@ -562,10 +569,13 @@ export class RouteNetwork<Context> implements Network {
           "IPv6 part of a remote lease skipped; its IPv4 part is served",
         );
       else
-        this.#noteFailure(`lease ${skip.subnet}`, skip.message, {
-          subnet: skip.subnet,
-          publicIP: skip.lease.attrs.publicIP,
-        });
+        this.#noteFailure(
+          `lease ${skip.subnet}`,
+          skip.message,
+          { subnet: skip.subnet, publicIP: skip.lease.attrs.publicIP },
+          false,
+          "Ignoring a lease this backend cannot serve; nothing is written for it",
+        );
     });
     const { stale, missing } = diffEntries(kernel, wanted);
     if (stale.length === 0 && missing.length === 0) return;
@@ -663,6 +673,24 @@ export class RouteNetwork<Context> implements Network {
       "Cannot program the kernel for a remote host; other hosts are not affected",
     );
   }
+}
+
+/** What differs between two versions of a lease's attributes: each field, from and to. */
+function changedAttrs(
+  before: LeaseAttrs,
+  after: LeaseAttrs,
+): Record<string, { from: unknown; to: unknown }> {
+  const fields = [
+    ["PublicIP", before.publicIP, after.publicIP],
+    ["PublicIPv6", before.publicIPv6, after.publicIPv6],
+    ["BackendType", before.backendType, after.backendType],
+    ["BackendData", before.backendData ?? null, after.backendData ?? null],
+    ["BackendV6Data", before.backendV6Data ?? null, after.backendV6Data ?? null],
+  ] as const;
+  const changed: Record<string, { from: unknown; to: unknown }> = {};
+  for (const [name, from, to] of fields)
+    if (JSON.stringify(from) !== JSON.stringify(to)) changed[name] = { from, to };
+  return changed;
 }
 
 function hostOf(entry: KernelEntry, leases: ReadonlyMap<string, Lease>): string | undefined {

@@ -20,9 +20,19 @@ async function withSavedState(fn: (dataDir: string) => Promise<void>): Promise<v
 }
 
 const gcCases = [
-  { name: "an older conflist (1.0.0)", version: "1.0.0", code: 1, msg: /config version does not allow GC/ },
+  {
+    name: "an older conflist (1.0.0)",
+    version: "1.0.0",
+    code: 1,
+    msg: /config version does not allow GC/,
+  },
   { name: "a conflist without cniVersion", version: undefined, code: 1, msg: /does not allow GC/ },
-  { name: "a 1.1.0 conflist without cni.dev/valid-attachments", version: "1.1.0", code: 0, msg: null },
+  {
+    name: "a 1.1.0 conflist without cni.dev/valid-attachments",
+    version: "1.1.0",
+    code: 0,
+    msg: null,
+  },
 ];
 for (const tc of gcCases) {
   test(`handleCniRequest() GC with ${tc.name} releases nothing`, async () => {
@@ -87,7 +97,12 @@ for (const tc of versionCases) {
         CNI_IFNAME: "eth0",
         CNI_PATH: "/nonexistent",
       },
-      stdin: JSON.stringify({ cniVersion: tc.version, name: "cbr0", type: "flannel", dataDir: "/nonexistent" }),
+      stdin: JSON.stringify({
+        cniVersion: tc.version,
+        name: "cbr0",
+        type: "flannel",
+        dataDir: "/nonexistent",
+      }),
     });
     const error = JSON.parse(response.stdout) as { code: number; msg: string };
     if (tc.refused) {
@@ -103,7 +118,12 @@ for (const tc of versionCases) {
 test("handleCniRequest() STATUS on 1.1.0 without subnet.env answers code 50", async () => {
   const response = await handleCniRequest({
     env: { CNI_COMMAND: "STATUS" },
-    stdin: JSON.stringify({ cniVersion: "1.1.0", name: "cbr0", type: "flannel", subnetFile: "/nonexistent/subnet.env" }),
+    stdin: JSON.stringify({
+      cniVersion: "1.1.0",
+      name: "cbr0",
+      type: "flannel",
+      subnetFile: "/nonexistent/subnet.env",
+    }),
   });
   assert.equal((JSON.parse(response.stdout) as { code: number }).code, 50, response.stdout);
 });

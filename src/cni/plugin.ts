@@ -348,7 +348,10 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
       () => false,
     ))
   ) {
-    throw new CniError(CniCode.CheckFailed, `CHECK failed: network namespace ${netns} does not exist`);
+    throw new CniError(
+      CniCode.CheckFailed,
+      `CHECK failed: network namespace ${netns} does not exist`,
+    );
   }
   const ifname = env.CNI_IFNAME ?? "";
   let addresses: string[];
@@ -423,7 +426,10 @@ async function cmdStatus(conf: FlannelNetConf): Promise<string> {
   try {
     await loadSubnetEnv(conf.subnetFile);
   } catch (err) {
-    throw new CniError(CniCode.PluginNotAvailable, `flannel is not ready: ${(err as Error).message}`);
+    throw new CniError(
+      CniCode.PluginNotAvailable,
+      `flannel is not ready: ${(err as Error).message}`,
+    );
   }
   return "";
 }

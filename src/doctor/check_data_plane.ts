@@ -8,8 +8,12 @@ import type { ExpectedDevice } from "../backend/backend.js";
 import { ensureSubnetAddress } from "../backend/device_address.js";
 import { diffEntries, leaseOfEntry } from "../backend/route_network.js";
 import { parseIP } from "../ip/ip.js";
-import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
+import { primarySubnetOf } from "../lease/lease.js";
 import type { Lease } from "../lease/lease.js";
+import { peerLeaseRulesOf } from "../lease/peer_rules.js";
+import type { LeaseRefusal } from "../lease/peer_rules.js";
+import { LeaseWatcher } from "../subnet/watch_leases.js";
+import { releaseCommand } from "./check_leases.js";
 import type { KernelEntry, Link } from "../net/netlink.js";
 import { finding } from "./finding.js";
 import type { CheckGroup, Finding } from "./finding.js";
@@ -177,6 +181,20 @@ function subjectOf(entry: KernelEntry, name: (index: number) => string): string 
 
 const KIND_NAME = { route: "route", neighbor: "neighbor", fdb: "fdb" } as const;
 
+/** A remote lease flanneld's lease watch refuses, as a finding (overlaps: see checkStoreLeases). */
+function refusedLease(view: HostView, key: string, lease: Lease, refusal: LeaseRefusal): Finding {
+  return finding(
+    `lease-${refusal.rule}`,
+    refusal.rule === "own-address" ? "warning" : "error",
+    `lease ${key}`,
+    refusal.message,
+    `flanneld skips it (its ${refusal.field} cannot be served): pods in ${primarySubnetOf(lease).toString()} are not reachable from here`,
+    refusal.rule === "own-address"
+      ? "nothing, if this host restarted into a new subnet: the old lease expires by itself"
+      : `${releaseCommand(view, lease)}; its host, if it is one, leases a new one`,
+  );
+}
+
 /**
  * Every route, neighbour and FDB entry the other hosts' leases need, against the kernel's: what
  * is missing or different (errors), and entries of ours no lease justifies (warnings).
@@ -187,10 +205,13 @@ export async function checkEntries(view: HostView): Promise<CheckGroup> {
     return { name: "routes", findings: [], skipped: "no lease" };
   const findings: Finding[] = [];
   const remotes = new Map<string, Lease>();
-  for (const lease of view.leases) {
-    const key = leaseKeyOf(lease);
-    if (key === leaseKeyOf(own)) continue;
-    if (lease.expiration !== null && lease.expiration <= view.now) continue;
+  // The very lease watch flanneld runs, with its rules: what it refuses, doctor reports.
+  const watcher = new LeaseWatcher(own, { rules: peerLeaseRulesOf(view.config, view.extIface) });
+  watcher.reset(view.leases.filter((l) => l.expiration === null || l.expiration > view.now));
+  for (const [key, { lease, refusal }] of watcher.refused) {
+    if (refusal.rule !== "overlap") findings.push(refusedLease(view, key, lease, refusal));
+  }
+  for (const [key, lease] of watcher.leases) {
     if (inspection.serves(lease)) {
       remotes.set(key, lease);
       continue;
@@ -211,7 +232,7 @@ export async function checkEntries(view: HostView): Promise<CheckGroup> {
     findings.push(
       finding(
         "lease-unusable",
-        "warning",
+        "error",
         `lease ${skip.subnet}${skip.v6 ? " (IPv6 part)" : ""}`,
         skip.message,
         "flanneld skips it: that host's pods are not reachable from here",

@@ -122,36 +122,25 @@ export function checkSubnetEnv(view: HostView): CheckGroup {
 }
 
 /** How an operator takes a lease away: its etcd key deleted, or its Node's pod CIDR changed. */
-function releaseCommand(view: HostView, lease: Lease): string {
+export function releaseCommand(view: HostView, lease: Lease): string {
   if (view.options.kubeSubnetMgr)
     return `give node ${lease.attrs.publicIP} a pod CIDR inside the network (kube-controller-manager --cluster-cidr; spec.podCIDR is set once: delete and re-register the Node)`;
   const endpoints = view.options.etcdEndpoints.join(",");
   return `etcdctl --endpoints=${endpoints} del ${view.options.etcdPrefix}/subnets/${leaseKeyOf(lease)}`;
 }
 
-/** Leases that overlap, lie outside the network, or (other hosts') were not renewed in time. */
+/**
+ * Leases that overlap, or (other hosts') were not renewed in time. What flanneld's lease watch
+ * refuses (outside the network, a public address no host can have) is checkEntries' to report.
+ */
 export function checkStoreLeases(view: HostView): CheckGroup {
   const { config, leases, options, now } = view;
   const findings: Finding[] = [];
-  const check = (family: 4 | 6, network: IPNet | null) => {
+  const check = (family: 4 | 6) => {
     const nets = leases
       .map((lease) => ({ lease, net: family === 4 ? lease.subnet : lease.ipv6Subnet }))
       .filter((x): x is { lease: Lease; net: IPNet } => x.net !== null)
       .sort((a, b) => (a.net.ip < b.net.ip ? -1 : a.net.ip > b.net.ip ? 1 : 0));
-    for (const { lease, net } of nets) {
-      if (network !== null && !network.containsNet(net)) {
-        findings.push(
-          finding(
-            "lease-outside-network",
-            "error",
-            `lease ${net.toString()}`,
-            `the subnet of host ${lease.attrs.publicIP} lies outside the network ${network.toString()}`,
-            "its pods' traffic is not carried by flannel on any host, nor masqueraded correctly",
-            `${releaseCommand(view, lease)}; its host leases a new one`,
-          ),
-        );
-      }
-    }
     // Sorted by start: a subnet that starts at or before the furthest end so far overlaps.
     let reach: { item: { lease: Lease; net: IPNet }; end: bigint } | null = null;
     for (const item of nets) {
@@ -169,8 +158,8 @@ export function checkStoreLeases(view: HostView): CheckGroup {
       "pods on the two hosts can get the same addresses, and traffic to them goes to one host only",
       `${releaseCommand(view, b.lease)}, then restart flanneld on ${b.lease.attrs.publicIP}`,
     );
-  if (config.enableIPv4) check(4, config.network);
-  if (config.enableIPv6) check(6, config.ipv6Network);
+  if (config.enableIPv4) check(4);
+  if (config.enableIPv6) check(6);
   for (const lease of leases) {
     if (view.own !== null && leaseKeyOf(lease) === leaseKeyOf(view.own)) continue;
     const left = minutesLeft(lease, now);

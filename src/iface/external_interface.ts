@@ -23,6 +23,12 @@ export interface ExternalInterface {
   /** The interface's own IPv4 address (flannel's IfaceAddr); null when it has none. */
   readonly ifaceAddr: string | null;
   readonly ifaceV6Addr: string | null;
+  /**
+   * The networks of those addresses, as the interface holds them (`192.168.1.5/24`); null
+   * without the address. host-gw's gateways must lie in them.
+   */
+  readonly ifaceNet: string | null;
+  readonly ifaceV6Net: string | null;
   /** The address other nodes use (flannel's ExtAddr): --public-ip, else ifaceAddr. */
   readonly extAddr: string | null;
   readonly extV6Addr: string | null;
@@ -67,6 +73,8 @@ interface HostInterface {
   readonly mac: string;
   readonly v4: readonly string[];
   readonly v6: readonly string[];
+  /** Each address's CIDR (`10.0.0.5/24`). */
+  readonly cidrs: ReadonlyMap<string, string>;
 }
 
 function listInterfaces(): HostInterface[] {
@@ -80,7 +88,8 @@ function listInterfaces(): HostInterface[] {
       .filter((a) => a.family === "IPv6" && !a.internal && a.scopeid === 0)
       .map((a) => a.address)
       .sort((a, b) => rank(a) - rank(b));
-    out.push({ name, mac: addrs[0]?.mac ?? "00:00:00:00:00:00", v4, v6 });
+    const cidrs = new Map(addrs.flatMap((a) => (a.cidr === null ? [] : [[a.address, a.cidr]])));
+    out.push({ name, mac: addrs[0]?.mac ?? "00:00:00:00:00:00", v4, v6, cidrs });
   }
   return out;
 }
@@ -255,6 +264,8 @@ export async function lookupExternalInterface(choice: InterfaceChoice): Promise<
     mac: chosen.mac,
     ifaceAddr,
     ifaceV6Addr,
+    ifaceNet: ifaceAddr === null ? null : (chosen.cidrs.get(ifaceAddr) ?? null),
+    ifaceV6Net: ifaceV6Addr === null ? null : (chosen.cidrs.get(ifaceV6Addr) ?? null),
     extAddr: choice.publicIP !== "" ? choice.publicIP : ifaceAddr,
     extV6Addr: choice.publicIPv6 !== "" ? choice.publicIPv6 : ifaceV6Addr,
   };

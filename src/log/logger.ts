@@ -20,15 +20,29 @@ export interface LoggerOptions {
 /** Creates the process's root logger. Writes synchronously so that nothing is lost at exit. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const verbosity = options.verbosity ?? 0;
+  const debug = verbosity >= 4;
+  // Stack traces only at debug level, read through the bundles' source maps.
+  if (debug) process.setSourceMapsEnabled(true);
   return pino(
     {
       name: options.name ?? "flanneld",
-      level: verbosity >= 6 ? "trace" : verbosity >= 4 ? "debug" : "info",
+      level: verbosity >= 6 ? "trace" : debug ? "debug" : "info",
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
+      serializers: { err: debug ? pino.stdSerializers.err : errorWithoutStack },
     },
     pino.destination({ fd: options.fd ?? 2, sync: true }),
   );
+}
+
+/**
+ * An error as a log field below debug level: its class and message (and its cause's), one line,
+ * no stack.
+ */
+function errorWithoutStack(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+  return { type: err.name, message: `${err.message}${cause}` };
 }
 
 /** A logger that drops everything, for tests and tools that only want errors thrown. */

@@ -81,7 +81,7 @@ test("watchLeases() yields the first snapshot even when it is empty", async () =
 test("LeaseWatcher keeps out leases that cannot be a host's, telling once per key and reason", () => {
   const told: string[] = [];
   const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"), {
-    subnetLen: 24,
+    rules: { subnetLen: 24, network: null, ipv6Network: null, ownAddresses: [], localNetworks: [] },
     onSkip: (l, reason) => told.push(`${l.subnet?.toString()}: ${reason}`),
   });
   const events = watcher.reset([
@@ -104,7 +104,13 @@ test("LeaseWatcher keeps out leases that cannot be a host's, telling once per ke
 test("LeaseWatcher keeps out a lease that overlaps this host's or an accepted one, and admits it once the other goes", () => {
   const told: string[] = [];
   const watcher = new LeaseWatcher(lease("10.0.1.0/24", "1.1.1.1"), {
-    subnetLen: null, // Kubernetes mode: pod CIDRs of any size
+    rules: {
+      subnetLen: null,
+      network: null,
+      ipv6Network: null,
+      ownAddresses: [],
+      localNetworks: [],
+    }, // Kubernetes mode: pod CIDRs of any size
     onSkip: (l, reason) => told.push(`${l.subnet?.toString()}: ${reason}`),
   });
   watcher.reset([lease("10.0.2.0/24", "2.2.2.2")]);

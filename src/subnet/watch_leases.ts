@@ -5,13 +5,16 @@
  * carries the lease as it was last seen, so the backend still knows its MAC and public IP.
  *
  * Unlike flannel, a remote lease that cannot be a real host's is kept out, with one warning
- * naming its key: one whose prefix length differs from SubnetLen (when the store enforces one),
- * or one that overlaps this host's subnet or a lease already accepted. Without this, one lease
+ * naming its key: one that breaks the rules of lease/peer_rules.ts (another prefix length than
+ * SubnetLen, outside the network, a public address no other host can have), or one that
+ * overlaps this host's subnet or a lease already accepted. Without this, one lease
  * written by anyone with write access (`<h1's subnet>.0-25`, another MAC) takes h1's gateway
  * address on every peer and cuts h1 off. When the lease that was in the way goes, a lease kept
  * out is looked at again.
  */
 import { encodeLeaseAttrs, leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
+import { refusePeerLease } from "../lease/peer_rules.js";
+import type { LeaseRefusal, PeerLeaseRules } from "../lease/peer_rules.js";
 import type { IPNet } from "../ip/ip.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
@@ -19,11 +22,19 @@ import type { LeaseWatchResult, SubnetManager } from "./manager.js";
 
 /** What a LeaseWatcher checks and whom it tells about leases it keeps out. */
 export interface LeaseWatcherOptions {
-  /** The prefix length every lease must have (etcd mode: SubnetLen); null for no such rule. */
-  readonly subnetLen?: number | null;
+  /** The rules every remote lease must meet (peerLeaseRulesOf); absent: overlaps only. */
+  readonly rules?: PeerLeaseRules;
   /** Told once per key and reason when a lease is kept out. */
-  readonly onSkip?: (lease: Lease, reason: string) => void;
+  readonly onSkip?: (lease: Lease, reason: string, refusal: LeaseRefusal) => void;
 }
+
+const NO_RULES: PeerLeaseRules = {
+  subnetLen: null,
+  network: null,
+  ipv6Network: null,
+  ownAddresses: [],
+  localNetworks: [],
+};
 
 /**
  * Accepted leases ordered by subnet start, for overlap checks in O(log n): accepted subnets never
@@ -76,12 +87,12 @@ class DisjointSubnets {
 export class LeaseWatcher {
   readonly #own: Pick<Lease, "subnet" | "ipv6Subnet"> | null;
   readonly #ownKey: string | null;
-  readonly #subnetLen: number | null;
-  readonly #onSkip: (lease: Lease, reason: string) => void;
+  readonly #rules: PeerLeaseRules;
+  readonly #onSkip: NonNullable<LeaseWatcherOptions["onSkip"]>;
   readonly #leases = new Map<string, Lease>();
   #index = new DisjointSubnets();
   /** Leases kept out, by key, with the reason last reported. */
-  readonly #skipped = new Map<string, { lease: Lease; reason: string }>();
+  readonly #skipped = new Map<string, { lease: Lease; refusal: LeaseRefusal }>();
 
   constructor(
     ownLease: Pick<Lease, "subnet" | "ipv6Subnet"> | null,
@@ -89,7 +100,7 @@ export class LeaseWatcher {
   ) {
     this.#own = ownLease;
     this.#ownKey = ownLease === null ? null : leaseKeyOf(ownLease);
-    this.#subnetLen = options.subnetLen ?? null;
+    this.#rules = options.rules ?? NO_RULES;
     this.#onSkip = options.onSkip ?? (() => undefined);
   }
 
@@ -100,7 +111,12 @@ export class LeaseWatcher {
 
   /** The keys of the leases kept out now, with why. */
   get skipped(): ReadonlyMap<string, string> {
-    return new Map([...this.#skipped].map(([key, { reason }]) => [key, reason]));
+    return new Map([...this.#skipped].map(([key, { refusal }]) => [key, refusal.message]));
+  }
+
+  /** The leases kept out now, by key, with the refusal. */
+  get refused(): ReadonlyMap<string, { readonly lease: Lease; readonly refusal: LeaseRefusal }> {
+    return this.#skipped;
   }
 
   /** Applies one watch result and returns the changes it makes. */
@@ -114,31 +130,31 @@ export class LeaseWatcher {
     key: string,
     accepted: ReadonlyMap<string, Lease>,
     index: DisjointSubnets,
-  ): string | null {
+  ): LeaseRefusal | null {
+    const refusal = refusePeerLease(lease, this.#rules);
+    if (refusal !== null) return refusal;
     const subnet = primarySubnetOf(lease);
-    if (
-      this.#subnetLen !== null &&
-      lease.subnet !== null &&
-      lease.subnet.prefixLen !== this.#subnetLen
-    ) {
-      return `its prefix length /${lease.subnet.prefixLen} is not the network's SubnetLen /${this.#subnetLen}`;
-    }
+    const overlap = (message: string): LeaseRefusal => ({
+      rule: "overlap",
+      field: "subnet",
+      message,
+    });
     const own = this.#own === null ? undefined : primarySubnetOf(this.#own);
     if (own !== undefined && own.family === subnet.family && own.overlaps(subnet)) {
-      return `it overlaps this host's subnet ${own.toString()}`;
+      return overlap(`it overlaps this host's subnet ${own.toString()}`);
     }
     const other = index.overlapping(subnet, key);
     if (other !== null) {
       const known = accepted.get(other);
-      return `it overlaps the lease ${other} (public IP ${known?.attrs.publicIP ?? "?"})`;
+      return overlap(`it overlaps the lease ${other} (public IP ${known?.attrs.publicIP ?? "?"})`);
     }
     return null;
   }
 
-  #skip(key: string, lease: Lease, reason: string): void {
+  #skip(key: string, lease: Lease, refusal: LeaseRefusal): void {
     const before = this.#skipped.get(key);
-    this.#skipped.set(key, { lease, reason });
-    if (before?.reason !== reason) this.#onSkip(lease, reason);
+    this.#skipped.set(key, { lease, refusal });
+    if (before?.refusal.message !== refusal.message) this.#onSkip(lease, refusal.message, refusal);
   }
 
   /** Replaces the known set with a snapshot: Added for new or changed leases, Removed for gone ones. */

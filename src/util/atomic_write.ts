@@ -57,8 +57,8 @@ export async function makeFolder(dir: string, mode: number): Promise<void> {
   for (let at = dir; ; at = dirname(at)) {
     const found = await stat(at).then(
       (s) => s,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return null;
+      (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
         throw err;
       },
     );

@@ -80,6 +80,12 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
       });
 
       const peer = await subnetOf(h2);
+      // Subnets no host of the lab holds (theirs are random), for the hand-written leases.
+      const taken = await Promise.all(lab.nodes.map(subnetOf));
+      const [freeA, freeB] = [...Array(250).keys()]
+        .map((i) => `10.244.${i + 2}.0`)
+        .filter((net) => !taken.includes(net));
+      assert.ok(freeA !== undefined && freeB !== undefined);
       const peerSubnet = `${peer}/24`;
       const routeLine = (await ip(["route", "show", peerSubnet], ns)).trim();
       const neighbor = (await ip(["neigh", "show", "dev", "flannel.1", peer], ns)).trim();
@@ -183,8 +189,8 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
         {
           name: "an overlapping lease written",
           check: "lease-overlap",
-          // Its host runs another backend, too: flanneld would skip it.
-          also: ["lease-other-backend"],
+          // Its prefix length is not SubnetLen, too: flanneld's lease watch refuses it for that.
+          also: ["lease-subnet-len"],
           fixable: false,
           apply: () =>
             putLease(
@@ -194,6 +200,35 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
               86_400,
             ),
         },
+        {
+          // flanneld skips it: doctor must not call its entries missing, nor --fix write them.
+          name: "a lease outside the network written",
+          check: "lease-outside-network",
+          fixable: false,
+          apply: () =>
+            putLease(lab, "10.99.5.0-24", vxlanLease("10.250.0.98", "0e:00:00:00:00:98"), 86_400),
+        },
+        {
+          name: "a lease with a loopback PublicIP written",
+          check: "lease-public-ip",
+          fixable: false,
+          apply: () =>
+            putLease(lab, `${freeA}-24`, vxlanLease("127.0.0.1", "0e:00:00:00:00:97"), 86_400),
+        },
+        {
+          name: "a lease with a broadcast VtepMAC written",
+          check: "lease-unusable",
+          fixable: false,
+          apply: () =>
+            putLease(lab, `${freeB}-24`, vxlanLease("10.250.0.97", "ff:ff:ff:ff:ff:ff"), 86_400),
+        },
+      ];
+      // The leases the breaks write, deleted after each.
+      const extraKeys = [
+        `${peer.replace(/\.0$/, ".128")}-25`,
+        "10.99.5.0-24",
+        `${freeA}-24`,
+        `${freeB}-24`,
       ];
       assert.ok(routeLine.includes("flannel.1"), routeLine);
       for (const broken of breaks) {
@@ -222,12 +257,10 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
           } else {
             assert.ok(checksOf(fixed.report).includes(broken.check), "not mended by --fix");
           }
+          for (const key of extraKeys)
+            await labEtcdctl(lab, ["del", `/coreos.com/network/subnets/${key}`]);
         });
       }
-      await labEtcdctl(lab, [
-        "del",
-        `/coreos.com/network/subnets/${peer.replace(/\.0$/, ".128")}-25`,
-      ]);
 
       await t.test("flanneld back: healthy, and the pods reach each other", async () => {
         await startFlanneld(lab, h1);
@@ -241,6 +274,11 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
     },
   );
 });
+
+/** A vxlan lease's JSON, as flanneld writes it. */
+function vxlanLease(publicIP: string, mac: string): string {
+  return `{"PublicIP":"${publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+}
 
 test("doctor in Kubernetes mode reads the Node objects: healthy, then a deleted route named and mended", async () => {
   await withLab(

@@ -169,7 +169,9 @@ test("flanneld waits for a config that is not stored yet, then starts", async ()
 function exitedWithin(daemon: { exited: Promise<number | null> }, ms: number) {
   return Promise.race([
     daemon.exited,
-    new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), ms).unref()),
+    new Promise<"still running">((resolve) =>
+      setTimeout(() => resolve("still running"), ms).unref(),
+    ),
   ]);
 }
 
@@ -190,6 +192,43 @@ test("flanneld exits non-zero naming the path and errno when the subnet file can
       daemon.output(),
       /Cannot write subnet file \\"\/proc\/nope\/subnet.env\\": ENOENT \(at \\"\/proc\/nope\\"\): give --subnet-file/,
     );
+    // The error's class is named as written (the bundle keeps names), with no stack at info level.
+    assert.match(daemon.output(), /"kind":"ConfigError"/);
+    assert.doesNotMatch(daemon.output(), /"stack"/);
+  } finally {
+    await host.cleanup();
+  }
+});
+
+test("flanneld writes its own lease back when someone overwrites it with garbage, and says so once", async () => {
+  const host = await openSingleHost("ftfg");
+  try {
+    await host.etcdctl(["put", "/coreos.com/network/config", CONFIG]);
+    const subnetFile = join(host.dir, "subnet.env");
+    const daemon = host.flanneld(flags(host, subnetFile));
+    const env = await waitForFile(subnetFile);
+    const third = /FLANNEL_SUBNET=10\.244\.(\d+)\.1\/24/.exec(env)?.[1];
+    assert.ok(third !== undefined, env);
+    const key = `/coreos.com/network/subnets/10.244.${third}.0-24`;
+    const good = (await host.etcdctl(["get", key, "--print-value-only"])).trim();
+    const said = () =>
+      daemon.output().split("\n").filter((l) => l.includes("This node's lease is unreadable"));
+    for (const round of [1, 2]) {
+      await host.etcdctl(["put", key, "{ garbage"]);
+      await waitFor(
+        `flanneld to write its lease back (round ${round})`,
+        async () => (await host.etcdctl(["get", key, "--print-value-only"])).trim() === good,
+        { timeoutMs: 30_000 },
+      );
+    }
+    assert.equal(said().length, 1, daemon.output());
+    assert.match(said()[0] ?? "", new RegExp(`"key":"${key}"`));
+    assert.doesNotMatch(daemon.output(), /"stack"/);
+    // Written back with a TTL again (etcdctl put had taken it off).
+    const withLease = await host.etcdctl(["get", key, "-w", "json"]);
+    assert.match(withLease, /"lease":\d+/);
+    daemon.child.kill("SIGTERM");
+    assert.equal(await daemon.exited, 0, "the same flanneld ran throughout");
   } finally {
     await host.cleanup();
   }

@@ -18,6 +18,7 @@ import { ConfigError } from "../../errors.js";
 import { parseIPv4 } from "../../ip/ip.js";
 import type { IPNet } from "../../ip/ip.js";
 import { hasIPv4 } from "../../lease/lease.js";
+import { peerLeaseRulesOf } from "../../lease/peer_rules.js";
 import type { Lease } from "../../lease/lease.js";
 import type { KernelEntry, Link, Netlink } from "../../net/netlink.js";
 import { setDeviceSysctl } from "../../net/sysctl.js";
@@ -25,7 +26,7 @@ import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network, PlaneInspector } from "../backend.js";
 import { ensureSubnetAddress } from "../device_address.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork, inspectEntries, servesLease, subnetLenOf } from "../route_network.js";
+import { RouteNetwork, inspectEntries, servesLease } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
 import { UdpForwarder } from "./forwarder.js";
 import type { ForwardHop, ForwarderStats } from "./forwarder.js";
@@ -251,7 +252,7 @@ export function createUdpBackend(deps: BackendDeps): Backend {
             ...deps,
             backendType: "udp",
             alsoAccepts: [""],
-            subnetLen: subnetLenOf(config),
+            rules: peerLeaseRulesOf(config, deps.extIface),
           },
           plane,
         );

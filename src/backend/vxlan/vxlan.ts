@@ -20,6 +20,7 @@ import { ConfigError } from "../../errors.js";
 import type { IPNet } from "../../ip/ip.js";
 import { primarySubnetOf } from "../../lease/lease.js";
 import type { Lease } from "../../lease/lease.js";
+import { peerLeaseRulesOf } from "../../lease/peer_rules.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../../net/netlink.js";
 import type { KernelEntry, Link, Netlink, Route } from "../../net/netlink.js";
 import { lookupRoute } from "../../net/route_lookup.js";
@@ -37,7 +38,7 @@ import type { DeviceAddress } from "../device_address.js";
 import { ipv6SideOf, remoteIPv6Of } from "../dual_stack.js";
 import type { IPv6Side } from "../dual_stack.js";
 import { listOwnedRoutes } from "../owned_routes.js";
-import { RouteNetwork, inspectEntries, servesLease, subnetLenOf } from "../route_network.js";
+import { RouteNetwork, inspectEntries, servesLease } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
 import { ensureVxlanDevice } from "./device.js";
 import type { VxlanDeviceSpec } from "./device.js";
@@ -81,12 +82,26 @@ export function vtepMacOf(lease: Lease, v6 = false): string {
     typeof data === "object" && data !== null && !Array.isArray(data)
       ? goJsonField(data, "VtepMAC")
       : undefined;
+  const field = `${v6 ? "BackendV6Data" : "BackendData"}.VtepMAC`;
   if (typeof mac !== "string" || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) {
     throw new Error(
-      `lease of ${primarySubnetOf(lease).toString()} (public IP ${lease.attrs.publicIP}) has no usable ${v6 ? "BackendV6Data" : "BackendData"}.VtepMAC`,
+      `lease of ${primarySubnetOf(lease).toString()} (public IP ${lease.attrs.publicIP}) has no usable ${field}`,
+    );
+  }
+  const bad = notUnicastMac(mac.toLowerCase());
+  if (bad !== null) {
+    throw new Error(
+      `${field} ${JSON.stringify(mac)} is ${bad}: expected the unicast MAC of that host's VXLAN device`,
     );
   }
   return mac.toLowerCase();
+}
+
+/** Why a MAC cannot be a VXLAN device's (all-zero, broadcast, multicast); null when it can. */
+function notUnicastMac(mac: string): string | null {
+  if (mac === "00:00:00:00:00:00") return "all-zero";
+  if (mac === "ff:ff:ff:ff:ff:ff") return "the broadcast address";
+  return (Number.parseInt(mac.slice(0, 2), 16) & 1) === 1 ? "a multicast address" : null;
 }
 
 /** Whether `ip` is reached without a gateway through `linkIndex`, by longest prefix match. */
@@ -365,7 +380,7 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
       return new RouteNetwork(
         lease,
         podMtu,
-        { ...deps, backendType: "vxlan", subnetLen: subnetLenOf(config) },
+        { ...deps, backendType: "vxlan", rules: peerLeaseRulesOf(config, deps.extIface) },
         plane,
       );
     },

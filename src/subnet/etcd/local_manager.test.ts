@@ -12,6 +12,7 @@ import { describeSubnetManager } from "../manager_contract.js";
 import { LIST_PAGE_SIZE } from "./registry.js";
 import type { LeaseWatchResult } from "../manager.js";
 import { watchLeases } from "../watch_leases.js";
+import { peerLeaseRulesOf } from "../../lease/peer_rules.js";
 
 const attrs = (publicIP: string): LeaseAttrs => ({
   publicIP,
@@ -401,7 +402,19 @@ describe("LocalManager", () => {
       ).acquireLease(attrs("192.0.2.70"), { signal: controller.signal });
       const watcherNode = await f.manager();
       const seen: LeaseEvent[] = [];
-      const iterator = watchLeases(watcherNode, null, { signal: controller.signal })[
+      // The rules flanneld's backends give the watch (the network is one of them).
+      const rules = peerLeaseRulesOf(
+        await watcherNode.getNetworkConfig({ signal: controller.signal }),
+        {
+          ifaceAddr: null,
+          ifaceV6Addr: null,
+          extAddr: null,
+          extV6Addr: null,
+          ifaceNet: null,
+          ifaceV6Net: null,
+        },
+      );
+      const iterator = watchLeases(watcherNode, null, { signal: controller.signal, rules })[
         Symbol.asyncIterator
       ]();
       assert.deepEqual(describeEvents((await iterator.next()).value as LeaseEvent[]), [

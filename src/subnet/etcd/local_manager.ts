@@ -21,6 +21,7 @@ import {
   LeaseRevokedError,
   LeaseConflictError,
   NetworkFullError,
+  UnreadableLeaseError,
 } from "../../errors.js";
 import { IPNet, formatIP } from "../../ip/ip.js";
 import { leaseKeyOf } from "../../lease/lease.js";
@@ -39,6 +40,8 @@ const MAX_CANDIDATES = 1024;
 const MAX_ACQUIRE_ATTEMPTS = 100;
 /** Wait before retrying a failed renewal, as flannel does. */
 const RENEW_RETRY_MS = 60_000;
+/** How soon a failed write-back of this node's unreadable lease is tried again. */
+const WRITE_BACK_RETRY_MS = 5_000;
 /**
  * How often etcd is checked for having gone back in time (wiped, or restored from a backup),
  * besides each time a watch connects again (a wipe restarts etcd, so the connection drops).
@@ -89,7 +92,6 @@ export class LocalManager implements SubnetManager {
   readonly #previous: PreviousSubnets;
   readonly #ttlSeconds: number;
   readonly #renewMarginMs: number;
-  #config: CheckedNetworkConfig | null = null;
   /** The listing of the last acquireLease(), for the first lease watch to start from. */
   #acquireListing: SubnetListing | null = null;
   readonly #storeCheckMs: number;
@@ -206,7 +208,6 @@ export class LocalManager implements SubnetManager {
         "Invalid network config: EnableIPv4 is false, but the etcd subnet manager always leases an IPv4 subnet: set EnableIPv4 to true, or use --kube-subnet-mgr for IPv6-only",
       );
     }
-    this.#config = config;
     return config;
   }
 
@@ -372,6 +373,34 @@ export class LocalManager implements SubnetManager {
         }
       }
     };
+    let unreadableSaid: string | null = null;
+    /** Writes this node's lease back over a value that is not a lease; the lease as written. */
+    const writeBack = async (
+      lease: IPv4Lease,
+      err: UnreadableLeaseError,
+      signal: AbortSignal,
+    ): Promise<IPv4Lease> => {
+      const first = unreadableSaid !== err.reason;
+      if (first)
+        this.#log.warn(
+          { key: err.key, reason: err.reason },
+          "This node's lease is unreadable; writing it back from what flanneld holds",
+        );
+      unreadableSaid = err.reason;
+      try {
+        const written = await this.renewLease(lease, { signal });
+        this.#log[first ? "info" : "debug"]({ key: err.key }, "Wrote this node's lease back");
+        return written;
+      } catch (writeErr) {
+        if (writeErr instanceof LeaseRevokedError || signal.aborted) throw writeErr;
+        this.#log.warn(
+          { key: err.key, err: (writeErr as Error).message },
+          "Cannot write this node's lease back yet; trying again",
+        );
+        await sleep(WRITE_BACK_RETRY_MS, signal);
+        return lease;
+      }
+    };
     const followOwnKey = async ({ signal }: CallOptions) => {
       const key = this.#registry.subnetKey(current.subnet, current.ipv6Subnet);
       const delays = backoff(100, 5_000);
@@ -428,7 +457,16 @@ export class LocalManager implements SubnetManager {
             continue;
           }
           if (err instanceof LeaseRevokedError) throw err;
-          this.#log.warn({ err }, "Lost the watch on this node's lease; watching again");
+          if (err instanceof UnreadableLeaseError) {
+            // Someone wrote garbage over this node's lease: the subnet is still ours (its etcd
+            // lease lives), so write back what flanneld holds, and watch again.
+            current = await writeBack(current, err, signal);
+            continue;
+          }
+          this.#log.warn(
+            { err: (err as Error).message },
+            "Lost the watch on this node's lease; watching again",
+          );
           if (!(await sleep(delays.next().value, signal))) return;
         } finally {
           watch.done();
@@ -459,7 +497,6 @@ export class LocalManager implements SubnetManager {
   async *watchLeases(opts: CallOptions): AsyncGenerator<LeaseWatchResult> {
     const { signal } = opts;
     const delays = backoff(100, 5_000);
-    const config = this.#config ?? (await this.getNetworkConfig(opts));
     for (;;) {
       const watch = this.#untilRewind(signal);
       try {
@@ -471,19 +508,16 @@ export class LocalManager implements SubnetManager {
         this.#sawRevision(listing.revision);
         for (const { key, reason } of listing.skipped)
           this.#log.warn({ key, reason }, "Skipping a key that is not a lease");
-        yield {
-          kind: "snapshot",
-          leases: listing.leases.filter((lease) =>
-            this.#usable(lease, config, lease.subnet.toString()),
-          ),
-        };
+        // Leases outside the network, and others no host can hold, are the lease watch's to
+        // refuse (lease/peer_rules.ts), by the same rules as flannelctl doctor.
+        yield { kind: "snapshot", leases: listing.leases };
         const batches = this.#registry.watchSubnets(listing.revision + 1n, {
           signal: watch.signal,
           onReconnect: this.#checkSoon,
         });
         for await (const batch of batches) {
           this.#sawRevision(batch.revision);
-          const events = batch.changes.flatMap((change) => this.#eventOf(change, config));
+          const events = batch.changes.flatMap((change) => this.#eventOf(change));
           if (events.length > 0) yield { kind: "events", events };
         }
         if (watch.signal.aborted && !signal.aborted) throw new StoreRewoundError();
@@ -520,7 +554,7 @@ export class LocalManager implements SubnetManager {
     return Promise.resolve();
   }
 
-  #eventOf(change: SubnetChange, config: CheckedNetworkConfig): LeaseEvent[] {
+  #eventOf(change: SubnetChange): LeaseEvent[] {
     if (change.lease === null) {
       this.#log.warn(
         { key: change.key, reason: change.reason },
@@ -528,19 +562,7 @@ export class LocalManager implements SubnetManager {
       );
       return [];
     }
-    if (change.type === "delete") return [{ type: "removed", lease: change.lease }];
-    return this.#usable(change.lease, config, change.key)
-      ? [{ type: "added", lease: change.lease }]
-      : [];
-  }
-
-  #usable(lease: IPv4Lease, config: CheckedNetworkConfig, key: string): boolean {
-    const network = config.ipv4?.network;
-    if (network && !network.containsNet(lease.subnet)) {
-      this.#log.warn({ key, network: network.toString() }, "Skipping a lease outside the network");
-      return false;
-    }
-    return true;
+    return [{ type: change.type === "delete" ? "removed" : "added", lease: change.lease }];
   }
 }
 

@@ -11,7 +11,13 @@ import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { Etcd3 } from "etcd3";
 import type { IKeyValue, IOptions, IRangeResponse, IWatchResponse, Watcher } from "etcd3";
-import { ConfigError, ConfigNotFoundError, LeaseConflictError, StoreError } from "../../errors.js";
+import {
+  ConfigError,
+  ConfigNotFoundError,
+  LeaseConflictError,
+  StoreError,
+  UnreadableLeaseError,
+} from "../../errors.js";
 import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/lease.js";
 import type { IPv4Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { IPNet } from "../../ip/ip.js";
@@ -277,7 +283,7 @@ export class EtcdRegistry {
     return { leases, skipped, revision: BigInt(response.revision) };
   }
 
-  /** Reads one lease; null when its key is absent. */
+  /** Reads one lease; null when its key is absent. Throws UnreadableLeaseError for a non-lease. */
   async getSubnet(
     subnet: IPNet,
     ipv6Subnet: IPNet | null,
@@ -288,7 +294,7 @@ export class EtcdRegistry {
     const kv = response.kvs[0];
     if (kv === undefined) return { lease: null, revision };
     const decoded = this.#decode(kv);
-    if ("reason" in decoded) throw new StoreError(`Cannot read lease "${key}": ${decoded.reason}`);
+    if ("reason" in decoded) throw new UnreadableLeaseError(key, decoded.reason);
     let lease = decoded.lease;
     if (kv.lease !== "0") {
       const ttl = await this.#ttlSeconds(kv.lease);

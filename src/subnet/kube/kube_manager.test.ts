@@ -398,6 +398,108 @@ describe("KubeSubnetManager", () => {
     }
   });
 
+  test("watchLeases() warns once per distinct bad annotation, and names a Node whose kube-subnet-manager is no longer true", async () => {
+    const local = await openFixture();
+    try {
+      await local.admin.createNode({ name: "me", podCIDR: "10.244.1.0/24" });
+      await local.admin.createNode({ name: "peer", podCIDR: "10.244.7.0/24" });
+      const { log, lines } = capturingLogger();
+      const me = await local.manager("me", { log });
+      const mine = await me.acquireLease(vxlanAttrs("10.0.2.1"), {
+        signal: AbortSignal.timeout(20_000),
+      });
+      await (
+        await local.manager("peer")
+      ).acquireLease(vxlanAttrs("10.0.7.7"), { signal: AbortSignal.timeout(20_000) });
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const iterator = watchLeases(me, mine, { signal: controller.signal })[Symbol.asyncIterator]();
+      const peerLines = () => lines.filter((l) => l.subject === "peer");
+      await iterator.next(); // the snapshot: peer added
+      // The watch is read all along, as a backend reads it.
+      const watching = (async () => {
+        for (;;) {
+          const step = await iterator.next();
+          if (step.done === true) return;
+          seen.push(...step.value.map((e) => `${e.type} ${e.lease.subnet?.toString()}`));
+        }
+      })();
+      try {
+        await local.admin.annotate("peer", { [`${P}backend-data`]: "{not json" });
+        await waitFor("the first warning", () => Promise.resolve(peerLines().length === 1));
+        await local.admin.annotate("peer", { [`${P}public-ip`]: "nope" });
+        await waitFor("the second, different warning", () =>
+          Promise.resolve(peerLines().length === 2),
+        );
+        await local.admin.annotate("peer", { unrelated: "1" }); // the same bad state: no line
+        await local.admin.annotate("peer", {
+          [`${P}backend-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:00:07"}',
+          [`${P}public-ip`]: "10.0.7.7",
+          [`${P}kube-subnet-manager`]: "false",
+        });
+        await waitFor("the peer's removal", () => Promise.resolve(seen.length > 0));
+      } finally {
+        controller.abort();
+        await watching;
+      }
+      assert.deepEqual(seen, ["removed 10.244.7.0/24"]);
+      const reasons = peerLines().map((l) => `${l.msg}: ${l.reason ?? ""}`);
+      assert.equal(reasons.length, 3, reasons.join("\n"));
+      assert.match(reasons[0] ?? "", /backend-data that is not JSON/);
+      assert.match(reasons[1] ?? "", /public-ip "nope": expected an IPv4 address/);
+      assert.match(
+        reasons[2] ?? "",
+        /kube-subnet-manager annotation is not "true" any more.*"false"/,
+      );
+    } finally {
+      await local.cleanup();
+    }
+  });
+
+  test("watchLeases() writes this node's own annotations back when someone corrupts them, warning once", async () => {
+    const local = await openFixture();
+    try {
+      await local.admin.createNode({ name: "me", podCIDR: "10.244.1.0/24" });
+      const { log, lines } = capturingLogger();
+      const me = await local.manager("me", { log });
+      const attrs = vxlanAttrs("10.0.2.1", "aa:bb:cc:00:00:02");
+      const mine = await me.acquireLease(attrs, { signal: AbortSignal.timeout(20_000) });
+      const annotations = async () =>
+        ((await local.admin.getNode("me")) as { metadata: { annotations: Record<string, string> } })
+          .metadata.annotations;
+      const good = await annotations();
+      const controller = new AbortController();
+      const iterator = watchLeases(me, mine, { signal: controller.signal })[Symbol.asyncIterator]();
+      const watching = (async () => {
+        for (;;) if ((await iterator.next()).done === true) return;
+      })();
+      try {
+        for (const round of [1, 2]) {
+          await local.admin.annotate("me", {
+            [`${P}backend-data`]: "garbage",
+            [`${P}public-ip`]: null,
+          });
+          await waitFor(`the annotations written back (round ${round})`, async () => {
+            const now = await annotations();
+            return (
+              now[`${P}backend-data`] === good[`${P}backend-data`] &&
+              now[`${P}public-ip`] === "10.0.2.1"
+            );
+          });
+        }
+      } finally {
+        controller.abort();
+        await watching;
+      }
+      const warned = lines.filter((l) =>
+        l.msg.startsWith("This node's flannel annotations were changed"),
+      );
+      assert.equal(warned.length, 1, JSON.stringify(lines));
+    } finally {
+      await local.cleanup();
+    }
+  });
+
   test("an unknown token (401) and a request the ClusterRole does not allow (403) fail naming the verb and resource", async () => {
     const local = await openFixture(
       {

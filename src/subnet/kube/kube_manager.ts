@@ -13,7 +13,8 @@
  *   warning naming it; a Node whose annotations turn bad keeps its last good lease.
  * - A lost API server is retried with backoff and logged once; a relist after 410 Gone hands the
  *   backend a snapshot, and the lease watcher diffs it, so no node is lost or doubled.
- * - There is no TTL and no renewal: the lease lives as long as the Node.
+ * - There is no TTL and no renewal: the lease lives as long as the Node. This node's own
+ *   annotations, if someone else changes them, are written back from what flanneld holds.
  */
 import { readFile } from "node:fs/promises";
 import { parseNetworkConfig } from "../../config/network_config.js";
@@ -103,6 +104,8 @@ export class KubeSubnetManager implements SubnetManager {
   } = { enableIPv4: true, enableIPv6: false, network: null, ipv6Network: null };
   /** The last problem reported per node, so that each is warned about once. */
   readonly #warned = new Map<string, string>();
+  /** The attributes this node's lease was acquired with; null before acquireLease(). */
+  #ownAttrs: LeaseAttrs | null = null;
   /** Figures of the Node watch, for tests and metrics. */
   readonly watchStats: NodeWatchStats = { lists: 0, watches: 0, expired: 0, failures: 0 };
 
@@ -156,10 +159,11 @@ export class KubeSubnetManager implements SubnetManager {
     return config;
   }
 
-  /** Warns once per node and distinct message. */
+  /** Warns once per node and distinct message (and reason, when the fields give one). */
   #warnOnce(node: string, message: string, fields: Record<string, unknown> = {}): void {
-    if (this.#warned.get(node) === message) return;
-    this.#warned.set(node, message);
+    const said = typeof fields.reason === "string" ? `${message}: ${fields.reason}` : message;
+    if (this.#warned.get(node) === said) return;
+    this.#warned.set(node, said);
     this.#log.warn({ ...fields, subject: node }, message);
   }
 
@@ -287,6 +291,7 @@ export class KubeSubnetManager implements SubnetManager {
       const ipv6Subnet = this.#net.enableIPv6 ? cidrs.v6 : null;
       if (subnet === null && ipv6Subnet === null)
         throw new ConfigError("Cannot acquire lease: the node has no pod CIDR");
+      this.#ownAttrs = attrs;
       return {
         subnet,
         ipv6Subnet,
@@ -335,6 +340,44 @@ export class KubeSubnetManager implements SubnetManager {
     });
   }
 
+  /**
+   * This node's annotations as another wrote them (corrupted, or taken away): written back from
+   * what flanneld holds, as a restart would write them, with one warning per distinct change.
+   */
+  async #repairOwnAnnotations(node: NodeView, opts: CallOptions): Promise<void> {
+    const attrs = this.#ownAttrs;
+    if (attrs === null) return;
+    const changed = annotationsToWrite(node, attrs, this.#annotations);
+    if (changed === null) return;
+    const had = Object.fromEntries(
+      Object.keys(changed).map((k) => [k, node.annotations[k] ?? null]),
+    );
+    this.#warnOnce(
+      `own:${this.#nodeName}`,
+      "This node's flannel annotations were changed by someone else; writing them back",
+      { reason: JSON.stringify(had), annotations: Object.keys(changed) },
+    );
+    if (await this.#patchStatus({ metadata: { annotations: changed } }, "annotations", opts))
+      this.#log.info({ annotations: Object.keys(changed) }, "Wrote this node's annotations back");
+  }
+
+  /** Says why a Node that had a lease has none now (the backend removes its routes). */
+  #sayLeaseGone(node: NodeView): void {
+    const managed = node.annotations[this.#annotations.subnetKubeManaged];
+    if (managed !== "true") {
+      this.#warnOnce(
+        node.name,
+        `Node's ${this.#annotations.subnetKubeManaged} annotation is not "true" any more; its routes are removed`,
+        { reason: `the annotation is ${JSON.stringify(managed ?? null)}` },
+      );
+    } else {
+      this.#log.info(
+        { subject: node.name },
+        "Node has no pod CIDR any more; its routes are removed",
+      );
+    }
+  }
+
   /** A Node's lease, or null when it has none or its annotations cannot be used (warned once). */
   #leaseOf(node: NodeView): Lease | null {
     try {
@@ -343,6 +386,7 @@ export class KubeSubnetManager implements SubnetManager {
       return lease;
     } catch (err) {
       if (!(err instanceof NodeLeaseError)) throw err;
+      if (node.name === this.#nodeName) return null; // written back: #repairOwnAnnotations
       this.#warnOnce(node.name, "Skipping a node whose flannel annotations cannot be used", {
         reason: err.message,
       });
@@ -358,6 +402,8 @@ export class KubeSubnetManager implements SubnetManager {
     })) {
       if (step.kind === "snapshot") {
         known.clear();
+        const own = step.nodes.find((n) => n.name === this.#nodeName);
+        if (own !== undefined) await this.#repairOwnAnnotations(own, opts);
         for (const node of step.nodes) {
           const lease = this.#leaseOf(node);
           if (lease !== null) known.set(node.name, lease);
@@ -366,6 +412,8 @@ export class KubeSubnetManager implements SubnetManager {
         continue;
       }
       const { node } = step;
+      if (node.name === this.#nodeName && step.type !== "DELETED")
+        await this.#repairOwnAnnotations(node, opts);
       const before = known.get(node.name);
       const events: LeaseEvent[] = [];
       if (step.type === "DELETED") {
@@ -378,6 +426,7 @@ export class KubeSubnetManager implements SubnetManager {
           // Not flannel's (any more), or no pod CIDR: its lease goes. Bad annotations: kept.
           const unusable = managed && this.#warned.has(node.name);
           if (before !== undefined && !unusable) {
+            this.#sayLeaseGone(node);
             events.push({ type: "removed", lease: before });
             known.delete(node.name);
           }
