@@ -39,8 +39,34 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
   { name: "etcd-password", kind: "string", default: "", help: "password for BasicAuth to etcd" },
 ];
 
-/** What flannel's etcd client takes: `[http[s]://]host[:port][/]`, or a `unix:` socket. */
-const ETCD_ENDPOINT = /^((https?:\/\/)?[^/\s]+\/?|unix:(\/\/)?\S+)$/;
+/**
+ * Why an endpoint is not one flannel's etcd client can dial; null when it is. The client takes
+ * `http[s]://host[:port][/]`, `host:port` (no scheme: a port is needed), or a `unix:` socket;
+ * anything else it retries forever as a name that never resolves.
+ */
+export function etcdEndpointProblem(endpoint: string): string | null {
+  if (endpoint.startsWith("unix:"))
+    return /^unix:(\/\/)?\S+$/.test(endpoint) ? null : "no socket path";
+  const schemed = endpoint.includes("://");
+  let url: URL;
+  try {
+    url = new URL(schemed ? endpoint : `http://${endpoint}`);
+  } catch {
+    return "not a URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    return `scheme ${url.protocol} is not http or https`;
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.hash !== "")
+    return "it has a path";
+  if (url.username !== "" || url.password !== "")
+    return "credentials go in --etcd-username and --etcd-password";
+  if (!schemed && (url.port === "" || endpoint.includes("/")))
+    return "without http:// or https:// it needs host:port";
+  return null;
+}
+
+const ENDPOINT_EXAMPLE =
+  "expected a comma-delimited list such as http://10.0.0.1:2379,http://10.0.0.2:2379 (unix:///path for a socket)";
 
 /** The schema of the etcd flags' values (camel-cased names), to spread into a larger one. */
 export const ETCD_FLAG_SHAPE = {
@@ -56,10 +82,16 @@ export const ETCD_FLAG_SHAPE = {
       (list) => list.length > 0,
       "--etcd-endpoints: expected at least one endpoint such as http://127.0.0.1:2379",
     )
-    .refine(
-      (list) => list.every((e) => ETCD_ENDPOINT.test(e)),
-      "--etcd-endpoints: expected a comma-delimited list such as http://10.0.0.1:2379,http://10.0.0.2:2379 (unix:///path for a socket)",
-    )
+    .superRefine((list, ctx) => {
+      for (const endpoint of list) {
+        const problem = etcdEndpointProblem(endpoint);
+        if (problem !== null)
+          ctx.addIssue({
+            code: "custom",
+            message: `--etcd-endpoints: ${JSON.stringify(endpoint)} is not an etcd endpoint (${problem}): ${ENDPOINT_EXAMPLE}`,
+          });
+      }
+    })
     // etcd's Go client takes `http://h:2379/`; grpc wants no trailing slash.
     .transform((list) => list.map((e) => (e.startsWith("unix:") ? e : e.replace(/\/+$/, "")))),
   etcdPrefix: z

@@ -174,9 +174,63 @@ const refused: { name: string; args: string[]; error: RegExp }[] = [
   {
     name: "an etcd endpoint with a path",
     args: ["--etcd-endpoints=http://10.0.0.1:2379/v3"],
-    error: /--etcd-endpoints: expected a comma-delimited list/,
+    error:
+      /--etcd-endpoints: "http:\/\/10.0.0.1:2379\/v3" is not an etcd endpoint \(it has a path\): expected a comma-delimited list/,
+  },
+  {
+    name: "an etcd endpoint that is no URL and has no port (retried forever as a name before)",
+    args: ["--etcd-endpoints=notaurl"],
+    error:
+      /--etcd-endpoints: "notaurl" is not an etcd endpoint \(without http:\/\/ or https:\/\/ it needs host:port\)/,
+  },
+  {
+    name: "an etcd endpoint of another scheme",
+    args: ["--etcd-endpoints=http://10.0.0.1:2379,ftp://10.0.0.2:2379"],
+    error: /"ftp:\/\/10.0.0.2:2379" is not an etcd endpoint \(scheme ftp: is not http or https\)/,
+  },
+  {
+    name: "an etcd endpoint with a port past 65535",
+    args: ["--etcd-endpoints=http://10.0.0.1:70000"],
+    error: /"http:\/\/10.0.0.1:70000" is not an etcd endpoint \(not a URL\)/,
+  },
+  {
+    name: "an unknown flag",
+    args: ["--no-such-flag"],
+    error: /unknown option '--no-such-flag'/,
+  },
+  {
+    name: "a bool flag that is not a bool",
+    args: ["--ip-masq=maybe"],
+    error: /Invalid value "maybe" for --ip-masq: expected true or false/,
   },
 ];
+
+const refusedFromVariables: { name: string; env: Record<string, string>; error: RegExp }[] = [
+  {
+    name: "FLANNELD_IP_MASQ=maybe",
+    env: { FLANNELD_IP_MASQ: "maybe" },
+    error: /Invalid value "maybe" for FLANNELD_IP_MASQ \(--ip-masq\): expected true or false/,
+  },
+  {
+    name: "FLANNELD_ETCD_ENDPOINTS=notaurl",
+    env: { FLANNELD_ETCD_ENDPOINTS: "notaurl" },
+    error: /FLANNELD_ETCD_ENDPOINTS \(--etcd-endpoints\): "notaurl" is not an etcd endpoint/,
+  },
+  {
+    name: "FLANNELD_IPTABLES_RESYNC=0",
+    env: { FLANNELD_IPTABLES_RESYNC: "0" },
+    error: /FLANNELD_IPTABLES_RESYNC \(--iptables-resync\): expected whole seconds/,
+  },
+];
+for (const tc of refusedFromVariables) {
+  test(`parseFlanneldFlags() refuses ${tc.name} naming the variable, with exit code 1`, () => {
+    const parsed = parseFlanneldFlags([], tc.env);
+    assert.equal(parsed.kind, "exit");
+    if (parsed.kind !== "exit") return;
+    assert.equal(parsed.code, 1);
+    assert.match(parsed.stderr, tc.error);
+  });
+}
 for (const tc of refused) {
   test(`parseFlanneldFlags() refuses ${tc.name} at start, saying what is expected`, () => {
     const parsed = parseFlanneldFlags(tc.args, {});

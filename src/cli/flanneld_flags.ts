@@ -257,8 +257,9 @@ function parseInt10(flag: string, text: string): number {
   return Number(text);
 }
 
-function convert(spec: FlagSpec, text: string): string | boolean | number {
-  const flag = `--${spec.name}`;
+/** A flag's value from its text; errors name `variable` (FLANNELD_*) when it came from one. */
+function convert(spec: FlagSpec, text: string, variable?: string): string | boolean | number {
+  const flag = variable === undefined ? `--${spec.name}` : `${variable} (--${spec.name})`;
   if (spec.kind === "bool") return parseBool(flag, text);
   if (spec.kind === "int") return parseInt10(flag, text);
   return text;
@@ -324,34 +325,46 @@ export function parseFlanneldFlags(args: readonly string[], env: NodeJS.ProcessE
     program.parse(normalizeArgs(args), { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
+      // Bad input of any kind exits 1, as flannel's flanneld does.
       const code =
-        err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
+        err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 1;
       return { kind: "exit", code, stdout, stderr };
     }
     if (err instanceof ConfigError)
-      return { kind: "exit", code: 2, stdout, stderr: `flanneld: ${err.message}\n` };
+      return { kind: "exit", code: 1, stdout, stderr: `flanneld: ${err.message}\n` };
     throw err;
   }
   const values: Record<string, unknown> = {};
+  /** The flags whose value came from a FLANNELD_* variable, by field: errors name the variable. */
+  const fromVariable = new Map<string, { flag: string; variable: string }>();
   try {
     for (const spec of FLANNELD_FLAGS) {
       const attribute = attributes.get(spec) ?? spec.name;
       const fromCli = program.getOptionValueSource(attribute) === "cli";
       let value: unknown = program.getOptionValue(attribute);
-      const fromEnv = env[envName(spec.name)];
+      const variable = envName(spec.name);
+      const fromEnv = env[variable];
       if (!fromCli && fromEnv !== undefined && fromEnv !== "") {
-        value = spec.kind === "list" ? [fromEnv] : convert(spec, fromEnv);
+        fromVariable.set(fieldName(spec.name), { flag: `--${spec.name}`, variable });
+        value = spec.kind === "list" ? [fromEnv] : convert(spec, fromEnv, variable);
       }
       values[fieldName(spec.name)] = value;
     }
   } catch (err) {
     if (err instanceof ConfigError)
-      return { kind: "exit", code: 2, stdout, stderr: `flanneld: ${err.message}\n` };
+      return { kind: "exit", code: 1, stdout, stderr: `flanneld: ${err.message}\n` };
     throw err;
   }
   const parsed = FlanneldOptionsSchema.safeParse(values);
   if (!parsed.success) {
-    const reasons = parsed.error.issues.map((issue) => issue.message).join("; ");
+    const reasons = parsed.error.issues
+      .map((issue) => {
+        const source = fromVariable.get(String(issue.path[0] ?? ""));
+        return source === undefined
+          ? issue.message
+          : issue.message.replace(source.flag, `${source.variable} (${source.flag})`);
+      })
+      .join("; ");
     return { kind: "exit", code: 1, stdout, stderr: `flanneld: invalid flags: ${reasons}\n` };
   }
   return { kind: "run", options: parsed.data };

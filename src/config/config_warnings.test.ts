@@ -21,6 +21,13 @@ const cases = [
     ],
   },
   {
+    name: "DirectRoute at the top level",
+    json: { Network: "10.0.0.0/8", DirectRoute: true, Backend: { Type: "vxlan" } },
+    want: [
+      'Network config key "DirectRoute" is ignored at the top level: did you mean "Backend.DirectRouting"?',
+    ],
+  },
+  {
     name: "VNI at the top level",
     json: { Network: "10.0.0.0/8", Vni: 4, Backend: { Type: "vxlan" } },
     want: ['Network config key "Vni" is ignored at the top level: put it in "Backend"'],

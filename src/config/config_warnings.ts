@@ -83,9 +83,14 @@ export function networkConfigWarnings(json: unknown): string[] {
       continue;
     }
     const meant = nearMiss(key, TOP_LEVEL_KEYS);
+    const meantInBackend = meant === null ? nearMiss(key, BACKEND_KEYS) : null;
     if (meant !== null)
       warnings.push(
         `Network config key "${key}" is not one flannel knows: did you mean "${meant}"?`,
+      );
+    else if (meantInBackend !== null)
+      warnings.push(
+        `Network config key "${key}" is ignored at the top level: did you mean "Backend.${meantInBackend}"?`,
       );
   }
   const backend: unknown = (Object.entries(json) as [string, unknown][]).find(
