@@ -184,7 +184,7 @@ const KIND_NAME = { route: "route", neighbor: "neighbor", fdb: "fdb" } as const;
 /** A remote lease flanneld's lease watch refuses, as a finding (overlaps: see checkStoreLeases). */
 function refusedLease(view: HostView, key: string, lease: Lease, refusal: LeaseRefusal): Finding {
   return finding(
-    `lease-${refusal.rule}`,
+    refusal.rule === "public-ip" ? "lease-bad-public-ip" : `lease-${refusal.rule}`,
     refusal.rule === "own-address" ? "warning" : "error",
     `lease ${key}`,
     refusal.message,

@@ -53,7 +53,12 @@ export async function checkFlanneld(
       ],
     };
   }
-  if (options.healthzPort <= 0) return { name, findings: [] };
+  if (options.healthzPort <= 0)
+    return {
+      name,
+      findings: [],
+      skipped: `readiness not checked: flanneld (pid ${processes[0]?.pid}) runs without --healthz-port, so a stopped or hung flanneld looks like a healthy one`,
+    };
   const status = await readyz(options);
   if (status === 200) return { name, findings: [] };
   return {

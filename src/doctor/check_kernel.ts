@@ -151,7 +151,25 @@ export async function checkPodMtu(view: HostView): Promise<CheckGroup> {
   if (mtu === undefined) return { name: "pods", findings: [], skipped: "no lease" };
   const links = await view.netlink.listLinks();
   const bridge = links.find((l) => l.name === CNI_BRIDGE);
-  if (bridge === undefined) return { name: "pods", findings: [], skipped: `no ${CNI_BRIDGE} yet` };
+  const podLinks = links.filter((l) => l.kind === "veth" && l.name.startsWith("veth"));
+  if (bridge === undefined && podLinks.length === 0)
+    return { name: "pods", findings: [], skipped: `no ${CNI_BRIDGE} yet, and no pod` };
+  if (bridge === undefined) {
+    const names = podLinks.map((l) => l.name);
+    return {
+      name: "pods",
+      findings: [
+        finding(
+          "cni-bridge-missing",
+          "error",
+          CNI_BRIDGE,
+          `${CNI_BRIDGE} is missing, but ${names.length} pod interface(s) exist (${names.slice(0, 5).join(", ")}${names.length > 5 ? ", ..." : ""})`,
+          "those pods are on no bridge: they reach nothing, and nothing reaches them",
+          "delete and recreate those pods: the CNI plugin makes the bridge again at the first ADD",
+        ),
+      ],
+    };
+  }
   const findings: Finding[] = [];
   const why =
     "pods send packets larger than the overlay carries: pings pass, large transfers stall";

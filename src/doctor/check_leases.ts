@@ -32,13 +32,23 @@ export function checkOwnLease(view: HostView): CheckGroup {
     return { name: "lease", findings };
   }
   const key = leaseKeyOf(own);
-  if (extIface.extAddr !== null && own.attrs.publicIP !== extIface.extAddr) {
+  // Only the families the network uses: an IPv6-only lease has no IPv4 PublicIP to compare.
+  const addresses = [
+    ...(view.config.enableIPv4
+      ? [["PublicIP", own.attrs.publicIP, extIface.extAddr] as const]
+      : []),
+    ...(view.config.enableIPv6
+      ? [["PublicIPv6", own.attrs.publicIPv6, extIface.extV6Addr] as const]
+      : []),
+  ];
+  for (const [field, leased, actual] of addresses) {
+    if (actual === null || leased === actual) continue;
     findings.push(
       finding(
         "lease-public-ip",
         "error",
         `lease ${key}`,
-        `the lease's PublicIP is ${own.attrs.publicIP}, but this host's interface ${extIface.name} has ${extIface.extAddr}`,
+        `the lease's ${field} is ${leased ?? "unset"}, but this host's interface ${extIface.name} has ${actual}`,
         "other hosts send this subnet's traffic to the lease's address",
         RESTART,
       ),

@@ -46,6 +46,8 @@ export interface DoctorReport {
     readonly publicIP: string | null;
     readonly lease: string | null;
     readonly backend: string;
+    /** The address families the network uses: "IPv4", "IPv6" or "IPv4+IPv6". */
+    readonly families: string;
     readonly peers: number;
   } | null;
   readonly groups: readonly CheckGroup[];
@@ -196,9 +198,14 @@ export async function runDoctor(
   return {
     host: {
       interface: view.extIface.name,
-      publicIP: view.extIface.extAddr ?? view.extIface.extV6Addr,
+      publicIP: view.config.enableIPv4
+        ? view.extIface.extAddr
+        : (view.extIface.extV6Addr ?? view.extIface.extAddr),
       lease: view.own === null ? null : primarySubnetOf(view.own).toString(),
       backend: view.config.backendType,
+      families: [view.config.enableIPv4 ? "IPv4" : "", view.config.enableIPv6 ? "IPv6" : ""]
+        .filter((f) => f !== "")
+        .join("+"),
       peers: view.leases.length - (view.own === null ? 0 : 1),
     },
     groups,

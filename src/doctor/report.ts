@@ -28,7 +28,7 @@ export function formatReport(report: DoctorReport, fixes: readonly FixResult[] |
   const h = report.host;
   if (h !== null)
     lines.push(
-      `Host ${h.publicIP ?? "?"} (${h.interface}), lease ${h.lease ?? "none"}, backend ${h.backend}, ${h.peers} other lease${h.peers === 1 ? "" : "s"}`,
+      `Host ${h.publicIP ?? "?"} (${h.interface}), lease ${h.lease ?? "none"}, backend ${h.backend}, ${h.families}, ${h.peers} other lease${h.peers === 1 ? "" : "s"}`,
     );
   for (const group of report.groups) {
     const n = group.findings.length;

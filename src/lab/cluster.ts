@@ -534,10 +534,20 @@ export function flanneldCommand(
       ? { POD_NAME: `kube-flannel-ds-${node.name}`, POD_NAMESPACE: "kube-flannel" }
       : { NODE_NAME: node.name };
   return {
-    args: [...store, "--iface=eth0", `--subnet-file=${node.subnetFile}`, ...lab.flanneldArgs],
+    // A health port, so that doctor can ask /readyz (a stopped flanneld is then seen).
+    args: [
+      ...store,
+      "--iface=eth0",
+      `--subnet-file=${node.subnetFile}`,
+      `--healthz-port=${LAB_HEALTHZ_PORT}`,
+      ...lab.flanneldArgs,
+    ],
     env: lab.datastore === "kube" ? identity : {},
   };
 }
+
+/** The port each lab host's flanneld serves /healthz, /readyz and /metrics on (in its namespace). */
+export const LAB_HEALTHZ_PORT = 8081;
 
 /** Starts (or restarts) flanneld on a host, with the lab's flanneld flags. */
 export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {

@@ -12,6 +12,7 @@ import {
   flanneldCommand,
   killFlanneld,
   labEtcdctl,
+  livePid,
   startFlanneld,
 } from "../../src/lab/cluster.js";
 import type { Lab, LabNode } from "../../src/lab/cluster.js";
@@ -210,7 +211,7 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
         },
         {
           name: "a lease with a loopback PublicIP written",
-          check: "lease-public-ip",
+          check: "lease-bad-public-ip",
           fixable: false,
           apply: () =>
             putLease(lab, `${freeA}-24`, vxlanLease("127.0.0.1", "0e:00:00:00:00:97"), 86_400),
@@ -270,6 +271,26 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
           assert.equal(code, 0);
         });
         await assertAllReach(lab);
+      });
+
+      await t.test("flanneld stopped by SIGSTOP: not ready (the lab serves /readyz)", async () => {
+        const pid = await livePid(h1.pidFile);
+        assert.ok(pid !== null);
+        process.kill(pid, "SIGSTOP");
+        try {
+          const { code, report } = await doctor(lab, h1, { flags: false });
+          assert.deepEqual(checksOf(report), ["flanneld-not-ready"]);
+          assert.equal(code, 1);
+        } finally {
+          process.kill(pid, "SIGCONT");
+        }
+      });
+
+      await t.test("cni0 deleted while pods exist: named, not skipped", async () => {
+        await ip(["link", "del", "cni0"], ns);
+        const { code, report } = await doctor(lab, h1, { flags: false });
+        assert.deepEqual(checksOf(report), ["cni-bridge-missing"]);
+        assert.equal(code, 1);
       });
     },
   );

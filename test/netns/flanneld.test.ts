@@ -212,7 +212,10 @@ test("flanneld writes its own lease back when someone overwrites it with garbage
     const key = `/coreos.com/network/subnets/10.244.${third}.0-24`;
     const good = (await host.etcdctl(["get", key, "--print-value-only"])).trim();
     const said = () =>
-      daemon.output().split("\n").filter((l) => l.includes("This node's lease is unreadable"));
+      daemon
+        .output()
+        .split("\n")
+        .filter((l) => l.includes("This node's lease is unreadable"));
     for (const round of [1, 2]) {
       await host.etcdctl(["put", key, "{ garbage"]);
       await waitFor(
