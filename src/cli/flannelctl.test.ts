@@ -172,6 +172,12 @@ test("flannelctl leases lists leases with expiry, marks reservations and names k
   const table = await flannelctl(["leases", ...etcd]);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stderr, /not-a-subnet/, "a key that is not a lease is named");
+  // One plain line per warning on stderr, no JSON log line (in either stream).
+  assert.match(
+    table.stderr,
+    /^flannelctl: warning: Skipping a key that is not a lease \(component=etcd, key=\/leases\/network\/subnets\/not-a-subnet, reason=.+\)$/m,
+  );
+  assert.doesNotMatch(table.stderr + table.stdout, /"level"|"msg"/);
   const lines = table.stdout.trim().split("\n");
   assert.match(lines[0]!, /^SUBNET\s+PUBLIC IP\s+BACKEND\s+EXPIRES$/);
   const row = /^10\.8\.1\.0\/24\s+192\.0\.2\.1\s+vxlan\s+(\S+) \(in (\d+)h(\d+)m\)$/.exec(

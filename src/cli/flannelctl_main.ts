@@ -145,15 +145,14 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
   ).action(async (flags: EtcdFlags & { json?: boolean }) => {
     // Through the SubnetManager, as flanneld sees the leases; keys that are not leases are
     // named on stderr.
-    // pino is CommonJS: its module's default export is the function, bundled or not.
-    const [{ LocalManager }, { default: pino }, { formatLeaseTable, leaseToJson }] =
+    const [{ LocalManager }, { plainStderrLogger }, { formatLeaseTable, leaseToJson }] =
       await Promise.all([
         import("../subnet/etcd/local_manager.js"),
-        import("pino"),
+        import("../log/logger.js"),
         import("../lease/lease_table.js"),
       ]);
     const manager = await LocalManager.connect(etcdConfigOf(checkedEtcdFlags(flags)), {
-      log: pino({ level: "warn", base: null, timestamp: false }, pino.destination(2)),
+      log: plainStderrLogger("flannelctl"),
     });
     try {
       const leases = await manager.listLeases({ signal: AbortSignal.timeout(30_000) });

@@ -130,6 +130,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
 
 /** Pings every pair, prints the matrix; resolves with the number of failed pairs. */
 async function check(lab: Lab, out: Out, throughput: boolean): Promise<number> {
+  if (lab.backend === "alloc") return checkAlloc(lab, out);
   const pods = await listPods(lab);
   const results = await pingAll(pods);
   out(formatPingMatrix(pods, results));
@@ -152,6 +153,36 @@ async function check(lab: Lab, out: Out, throughput: boolean): Promise<number> {
         `Throughput ${a.name} -> ${b.name} (iperf3, 5 s): ${(await iperfBetween(a, b, 5)).toFixed(2)} Gbit/s\n`,
       );
   }
+  return failed;
+}
+
+/**
+ * alloc leases a subnet per host and programs no data plane, so its pods do not reach each
+ * other: what it promises is a lease and subnet.env on each host, with distinct subnets.
+ */
+async function checkAlloc(lab: Lab, out: Out): Promise<number> {
+  out("Backend alloc carries no traffic: checking what it promises, a distinct lease per host.\n");
+  const subnets = new Map<string, string>();
+  let failed = 0;
+  for (const node of lab.nodes) {
+    const env = await readFile(node.subnetFile, "utf8").catch(() => null);
+    const subnet = env === null ? undefined : /FLANNEL_SUBNET=(\S+)/.exec(env)?.[1];
+    const other = subnet === undefined ? undefined : subnets.get(subnet);
+    if (subnet === undefined || other !== undefined) {
+      failed++;
+      out(
+        `  ${node.name}: ${subnet === undefined ? `no subnet in ${node.subnetFile}` : `subnet ${subnet} also held by ${other}`}\n`,
+      );
+      continue;
+    }
+    subnets.set(subnet, node.name);
+    out(`  ${node.name}: ${subnet}\n`);
+  }
+  out(
+    failed === 0
+      ? `All ${lab.nodes.length} hosts hold distinct subnets.\n`
+      : `${failed} hosts FAILED.\n`,
+  );
   return failed;
 }
 
@@ -202,9 +233,14 @@ export function addLabCommands(program: Command, out: Out): void {
   )
     .option("--throughput", "add an iperf3 figure between two pods on different hosts")
     .action(async (flags: { name: string; throughput?: boolean }) => {
-      const failed = await check(await requireLab(flags.name), out, flags.throughput === true);
+      const found = await requireLab(flags.name);
+      const failed = await check(found, out, flags.throughput === true);
       if (failed > 0)
-        throw new FlannelError(`Lab check failed: ${failed} pod pairs cannot reach each other`);
+        throw new FlannelError(
+          found.backend === "alloc"
+            ? `Lab check failed: ${failed} hosts hold no distinct subnet`
+            : `Lab check failed: ${failed} pod pairs cannot reach each other`,
+        );
     });
 
   nameOption(

@@ -23,9 +23,10 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { FlannelError } from "../errors.js";
 import { waitFor } from "../util/poll.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
@@ -608,7 +609,39 @@ export async function restartNode(lab: Lab, node: LabNode): Promise<void> {
   await killFlanneld(node, "SIGTERM");
   await ip(["link", "set", "eth0", "up"], node.netns);
   await ip(["route", "replace", "default", "via", HUB_ADDRESS], node.netns);
+  const started = Date.now();
   await startFlanneld(lab, node);
+  await waitForSubnetFile(node, started);
+}
+
+/** How long a restarted flanneld may take to write subnet.env. */
+const RESTART_TIMEOUT_MS = 60_000;
+
+/**
+ * Waits until the host's flanneld writes subnet.env (again), or exits: then throws with the last
+ * lines of its log. Only a flanneld that never does either reaches the bound.
+ */
+async function waitForSubnetFile(node: LabNode, sinceMs: number): Promise<void> {
+  const deadline = Date.now() + RESTART_TIMEOUT_MS;
+  for (;;) {
+    const written = await stat(node.subnetFile).then(
+      (s) => s.mtimeMs >= sinceMs - 1_000,
+      () => false,
+    );
+    if (written) return;
+    if ((await livePid(node.pidFile)) === null) {
+      const log = await readFile(node.logFile, "utf8").catch(() => "");
+      const last = log.trimEnd().split("\n").slice(-8).join("\n");
+      throw new FlannelError(
+        `flanneld on ${node.name} exited without writing ${node.subnetFile}; the last lines of ${node.logFile}:\n${last}`,
+      );
+    }
+    if (Date.now() > deadline)
+      throw new FlannelError(
+        `flanneld on ${node.name} runs but wrote no ${node.subnetFile} within ${RESTART_TIMEOUT_MS / 1000} s: see ${node.logFile}`,
+      );
+    await delay(100);
+  }
 }
 
 /** A pod: a namespace wired by bin/flannel on its host. */
@@ -737,8 +770,16 @@ async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<voi
   }
 }
 
+/** The most hosts the address plan holds: 10.250.0.11 to 10.250.0.254 on the hub's /24. */
+export const MAX_LAB_NODES = 244;
+
 /** Builds a lab and waits until every host has its lease and its pods. */
 export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
+  if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > MAX_LAB_NODES) {
+    throw new RangeError(
+      `Cannot start a lab with ${spec.nodes} hosts: expected 1 to ${MAX_LAB_NODES} (the hosts take 10.250.0.11-254 on the hub's one /24)`,
+    );
+  }
   if (!(LAB_BACKENDS as readonly string[]).includes(spec.backend)) {
     throw new RangeError(
       `Cannot start a lab with backend "${spec.backend}": expected one of ${LAB_BACKENDS.join(", ")}`,

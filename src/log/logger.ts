@@ -49,3 +49,21 @@ function errorWithoutStack(err: unknown): unknown {
 export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
+
+/**
+ * A logger for a command a person reads (flannelctl): warnings and errors only, each one plain
+ * line on stderr, `<name>: warning: <message> (key=value, ...)`, never JSON beside the output.
+ */
+export function plainStderrLogger(name: string): Logger {
+  const write = (line: string) => {
+    const { level, msg, ...fields } = JSON.parse(line) as Record<string, unknown>;
+    const label = Number(level) >= 50 ? "error" : "warning";
+    const detail = Object.entries(fields)
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join(", ");
+    process.stderr.write(
+      `${name}: ${label}: ${String(msg)}${detail === "" ? "" : ` (${detail})`}\n`,
+    );
+  };
+  return pino({ level: "warn", base: null, timestamp: false }, { write });
+}

@@ -133,7 +133,32 @@ test("lab add-node, kill-node and restart-node drill", async () => {
     const broken = await flannelctl(["lab", "check", "--name", name]);
     assert.equal(broken.code, 1);
     assert.match(broken.out, /4 of 6 pod pairs FAILED/);
-    assert.equal((await flannelctl(["lab", "restart-node", "h2", "--name", name])).code, 0);
+    // A flanneld that exits at once (its config made invalid) is not "back": the log says why.
+    const lab = await readLab(name);
+    assert.ok(lab !== null);
+    const { labEtcdctl } = await import("../../src/lab/cluster.js");
+    const config = await labEtcdctl(lab, [
+      "get",
+      "/coreos.com/network/config",
+      "--print-value-only",
+    ]);
+    await labEtcdctl(lab, [
+      "put",
+      "/coreos.com/network/config",
+      '{"Network":"10.244.0.0/16","SubnetLen":17}',
+    ]);
+    const failedRestart = await flannelctl(["lab", "restart-node", "h2", "--name", name]);
+    assert.equal(failedRestart.code, 1, failedRestart.out);
+    assert.doesNotMatch(failedRestart.out, /is back/);
+    assert.match(
+      failedRestart.out,
+      /flanneld on h2 exited without writing .*subnet\.env; the last lines of/,
+    );
+    assert.match(failedRestart.out, /accommodate at least four subnets/);
+    await labEtcdctl(lab, ["put", "/coreos.com/network/config", config.trim()]);
+    const restarted = await flannelctl(["lab", "restart-node", "h2", "--name", name]);
+    assert.equal(restarted.code, 0, restarted.out);
+    assert.match(restarted.out, /Host h2 is back/);
     let healed = await flannelctl(["lab", "check", "--name", name]);
     for (let i = 0; i < 20 && healed.code !== 0; i++)
       healed = await flannelctl(["lab", "check", "--name", name]);
@@ -275,5 +300,38 @@ test("lab up --kube: check, status and the dashboard show the Nodes, delete-node
     const down = await flannelctl(["lab", "down", "--name", name]);
     assert.equal(down.code, 0, down.out);
     if (dir !== undefined) await assertGone(name, dir);
+  }
+});
+
+test("lab up refuses more hosts than the address plan holds, naming the limit, and builds nothing", async () => {
+  const name = uniquePrefix("ftln");
+  const up = await flannelctl(["lab", "up", "--name", name, "--nodes", "300"]);
+  assert.equal(up.code, 1, up.out);
+  assert.match(up.out, /Cannot start a lab with 300 hosts: expected 1 to 244/);
+  assert.deepEqual(await listNetns(name), []);
+});
+
+test("lab check on backend alloc checks what alloc promises (a distinct lease per host), not pings", async () => {
+  const name = uniquePrefix("ftla");
+  try {
+    const up = await flannelctl([
+      "lab",
+      "up",
+      "--name",
+      name,
+      "--nodes",
+      "2",
+      "--pods",
+      "1",
+      "--backend",
+      "alloc",
+    ]);
+    assert.equal(up.code, 0, up.out);
+    const check = await flannelctl(["lab", "check", "--name", name]);
+    assert.equal(check.code, 0, check.out);
+    assert.match(check.out, /Backend alloc carries no traffic/);
+    assert.match(check.out, /All 2 hosts hold distinct subnets/);
+  } finally {
+    await flannelctl(["lab", "down", "--name", name]);
   }
 });
