@@ -37,6 +37,7 @@ import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { sleep } from "../util/sleep.js";
 import type { DataPlaneStats, LeaseSkip, Network, PlaneInspection } from "./backend.js";
+import { FlannelError } from "../errors.js";
 
 /** How often a failed sync is retried (and how often the full check looks whether it is due). */
 export const RECONCILE_INTERVAL_MS = 5_000;
@@ -266,12 +267,7 @@ export type SyncStats = { -readonly [K in keyof DataPlaneStats]: DataPlaneStats[
 export const MAX_CONSECUTIVE_SYNC_FAILURES = 12;
 
 /** The data plane could not be programmed for a long time in a row. */
-export class DataPlaneError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DataPlaneError";
-  }
-}
+export class DataPlaneError extends FlannelError {}
 
 /** A Network whose kernel state follows the leases. */
 export class RouteNetwork<Context> implements Network {

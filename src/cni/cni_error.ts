@@ -2,6 +2,7 @@
  * CNI errors: the spec's error object (`cniVersion`, `code`, `msg`, `details`) printed on stdout
  * with a non-zero exit. Codes are the spec's well-known ones.
  */
+import { FlannelError } from "../errors.js";
 
 /** The spec's well-known error codes. */
 export const CniCode = {
@@ -22,14 +23,13 @@ export const CniCode = {
 } as const;
 
 /** An error the plugin reports to the runtime as a CNI error object. */
-export class CniError extends Error {
+export class CniError extends FlannelError {
   constructor(
     readonly code: number,
     message: string,
     readonly details = "",
   ) {
     super(message);
-    this.name = "CniError";
   }
 
   /** The spec's JSON form. */
@@ -44,12 +44,11 @@ export class CniError extends Error {
 }
 
 /** A delegate's own CNI error, passed on to the runtime unchanged. */
-export class DelegateError extends Error {
+export class DelegateError extends FlannelError {
   constructor(
     readonly output: string,
     message: string,
   ) {
     super(message);
-    this.name = "DelegateError";
   }
 }

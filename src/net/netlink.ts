@@ -4,6 +4,7 @@
  * fake_netlink.ts (in memory, for unit tests) beside it. Code outside src/net/ imports only this
  * file. IPv4 only for now: flannel-ts does not program an IPv6 data plane yet.
  */
+import { FlannelError } from "../errors.js";
 
 /** The metric of the blackhole route for this host's subnet (`--ip-blackhole-route`). */
 export const BLACKHOLE_ROUTE_METRIC = 4_294_967_294;
@@ -184,13 +185,12 @@ export interface Netlink {
 }
 
 /** A netlink call the kernel refused; `errno` is the kernel's (e.g. ENETUNREACH). */
-export class NetlinkError extends Error {
+export class NetlinkError extends FlannelError {
   constructor(
     message: string,
     readonly errno: string,
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = "NetlinkError";
   }
 }

@@ -11,18 +11,18 @@
  *
  * Errors are PatchError; the server answers them 422 (JSON patch) or 400 (bad patch body).
  */
+import { FlannelError } from "../../errors.js";
 
 /** A JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** A patch that cannot be applied; `status` is the HTTP code the API server answers with. */
-export class PatchError extends Error {
+export class PatchError extends FlannelError {
   constructor(
     message: string,
     readonly status: 400 | 422 = 422,
   ) {
     super(message);
-    this.name = "PatchError";
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Json } from "./patch.js";
+import { FlannelError } from "../../errors.js";
 
 /** The kinds this double stores, by their plural resource name. */
 export type Resource = "nodes" | "pods";
@@ -23,14 +24,13 @@ export interface WatchEvent {
 }
 
 /** A failed store operation, with the HTTP status and Status reason the server answers. */
-export class ApiError extends Error {
+export class ApiError extends FlannelError {
   constructor(
     message: string,
     readonly code: number,
     readonly reason: string,
   ) {
     super(message);
-    this.name = "ApiError";
   }
 }
 

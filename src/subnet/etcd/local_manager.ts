@@ -18,6 +18,7 @@ import type { CheckedNetworkConfig, SubnetRange } from "../../config/network_con
 import type { PreviousSubnets } from "../../config/subnet_env.js";
 import {
   ConfigError,
+  FlannelError,
   LeaseRevokedError,
   LeaseConflictError,
   NetworkFullError,
@@ -55,10 +56,9 @@ const STORE_CHECK_MS = 60_000;
 const REWIND_GRACE_MS = 15_000;
 
 /** etcd went back in time: another cluster ID, or a revision below one already seen. */
-class StoreRewoundError extends Error {
+class StoreRewoundError extends FlannelError {
   constructor() {
     super("etcd went back in time");
-    this.name = "StoreRewoundError";
   }
 }
 

@@ -12,6 +12,7 @@ import { goJsonStringify } from "../../config/go_json.js";
 import { IPNet, parseIPv4, parseIPv6 } from "../../ip/ip.js";
 import type { JsonValue, Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { Annotations } from "./annotations.js";
+import { FlannelError } from "../../errors.js";
 
 /** The parts of a Node flannel reads. */
 export interface NodeView {
@@ -28,12 +29,7 @@ export interface Families {
 }
 
 /** A Node flannel cannot turn into a lease; the message names the node and the reason. */
-export class NodeLeaseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "NodeLeaseError";
-  }
-}
+export class NodeLeaseError extends FlannelError {}
 
 /** Reads the parts of a Node that flannel uses from an API object (`unknown` JSON). */
 export function nodeViewOf(object: unknown): NodeView | null {
