@@ -5,12 +5,33 @@
  */
 import { LeaseRevokedError } from "../errors.js";
 import { createLogger } from "../log/logger.js";
+import type { Logger } from "../log/logger.js";
 import type { ServiceNotifier } from "../daemon/sd_notify.js";
 import { VERSION } from "../version.js";
 import { parseFlanneldFlags } from "./flanneld_flags.js";
 
 /** How long flanneld may take to stop after SIGTERM or SIGINT before it exits regardless. */
 export const SHUTDOWN_DEADLINE_MS = 1_000;
+
+/**
+ * Whatever is still running after a signal (a request the kernel or a library never answers)
+ * must not keep the process: exits with 1 after SHUTDOWN_DEADLINE_MS, saying so. The timer does
+ * not hold the process open by itself.
+ */
+export function armShutdownDeadline(
+  log: Logger,
+  signal: NodeJS.Signals,
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  const timer = setTimeout(() => {
+    log.error(
+      { signal, deadlineMs: SHUTDOWN_DEADLINE_MS },
+      "Shutdown did not finish in time; exiting now",
+    );
+    exit(1);
+  }, SHUTDOWN_DEADLINE_MS);
+  timer.unref();
+}
 
 /** Runs flanneld and resolves with the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
@@ -30,15 +51,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const stop = (signal: NodeJS.Signals) => {
     log.info({ signal }, "Received signal; shutting down");
     controller.abort(new Error(`Received ${signal}`));
-    // Whatever is still running (a request the kernel or a library never answers) must not keep
-    // the process: a signal ends flanneld within SHUTDOWN_DEADLINE_MS.
-    setTimeout(() => {
-      log.error(
-        { signal, deadlineMs: SHUTDOWN_DEADLINE_MS },
-        "Shutdown did not finish in time; exiting now",
-      );
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS).unref();
+    armShutdownDeadline(log, signal);
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

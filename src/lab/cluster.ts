@@ -23,7 +23,7 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { FlannelError } from "../errors.js";
@@ -319,12 +319,6 @@ export async function labEtcdctl(lab: Lab, args: readonly string[]): Promise<str
   ]);
 }
 
-const exists = (path: string) =>
-  readFile(path).then(
-    () => true,
-    () => false,
-  );
-
 /** Writes the double's users (the ServiceAccount's token and rules) and flanneld's kubeconfig. */
 async function writeServiceAccount(lab: Lab, rules: readonly PolicyRule[]): Promise<void> {
   await mkdir(join(lab.dir, "kubeapi"), { recursive: true });
@@ -340,6 +334,31 @@ async function writeServiceAccount(lab: Lab, rules: readonly PolicyRule[]): Prom
       clusters: [{ name: "lab", cluster: { server: lab.kubeApiUrl } }],
       users: [{ name: "flannel", user: { token: SERVICE_ACCOUNT_TOKEN } }],
       contexts: [{ name: "lab", context: { cluster: "lab", user: "flannel" } }],
+      "current-context": "lab",
+    }),
+  );
+}
+
+/** Where the lab writes a kubeconfig for the real kubectl, pointed at the API double. */
+export function kubectlConfigPath(lab: Lab): string {
+  return join(lab.dir, "kubectl.kubeconfig");
+}
+
+/** How to run kubectl against the lab's API double: in the hub, where it listens. */
+export function kubectlHint(lab: Lab): string {
+  return `ip netns exec ${lab.hub} kubectl --kubeconfig ${kubectlConfigPath(lab)} get nodes`;
+}
+
+/** A kubeconfig for kubectl as the lab's administrator (the double lets the admin do anything). */
+async function writeKubectlConfig(lab: Lab): Promise<void> {
+  await writeFile(
+    kubectlConfigPath(lab),
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "flannel-ts-lab", cluster: { server: lab.kubeApiUrl } }],
+      users: [{ name: "admin", user: {} }],
+      contexts: [{ name: "lab", context: { cluster: "flannel-ts-lab", user: "admin" } }],
       "current-context": "lab",
     }),
   );
@@ -362,7 +381,9 @@ async function upHub(
   if (lab.datastore === "kube") {
     if (serviceAccount !== undefined) await writeServiceAccount(lab, serviceAccount.rules);
     await startKubeApi(lab);
+    await writeKubectlConfig(lab);
     progress(`Kubernetes API double on ${lab.kubeApiUrl} (and ${lab.kubeApiSocket})`);
+    progress(`kubectl: ${kubectlHint(lab)}`);
     return;
   }
   for (const m of etcdMembersOf(lab)) await startEtcdMember(lab, m);
@@ -752,11 +773,7 @@ export async function listPods(lab: Lab): Promise<LabPod[]> {
 }
 
 async function waitForSubnetEnv(node: LabNode): Promise<void> {
-  await waitFor(
-    `${node.name} to write subnet.env (log: ${node.logFile})`,
-    () => exists(node.subnetFile),
-    { timeoutMs: 30_000 },
-  );
+  await waitForSubnetFile(node, 0);
 }
 
 async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<void> {
@@ -821,8 +838,16 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
       if (!waiting.includes(node.name)) await addPods(lab, node, progress);
     return lab;
   } catch (err) {
+    // The lab goes, its files stay (logs, state) for a person to read: in a folder of their own.
+    const kept = `${lab.dir}.failed`;
+    await rm(kept, { recursive: true, force: true });
+    await cp(lab.dir, kept, { recursive: true }).catch(() => undefined);
     await labDown(lab.name, () => undefined);
-    throw err;
+    const message = (err as Error).message.replaceAll(lab.dir, kept);
+    throw new FlannelError(
+      `${message}\nThe lab was taken down; its logs and files are kept in ${kept}`,
+      { cause: err },
+    );
   }
 }
 

@@ -236,3 +236,27 @@ test("flanneld writes its own lease back when someone overwrites it with garbage
     await host.cleanup();
   }
 });
+
+test("flanneld says it cannot reach etcd while it retries, and SIGTERM ends it", async () => {
+  const host = await openSingleHost("ftft");
+  try {
+    // Nothing listens on port 1 in the host's namespace: every connection is refused.
+    const daemon = host.flanneld([
+      "--etcd-endpoints=http://127.0.0.1:1",
+      "--iface=veth0",
+      `--subnet-file=${join(host.dir, "subnet.env")}`,
+    ]);
+    await waitFor(
+      "flanneld to say it is retrying",
+      () => Promise.resolve(daemon.output().includes("Cannot read network config yet")),
+      { timeoutMs: 30_000 },
+    );
+    daemon.child.kill("SIGTERM");
+    const code = await exitedWithin(daemon, 30_000);
+    if (code === "still running") daemon.child.kill("SIGKILL");
+    assert.equal(code, 0, daemon.output());
+    assert.doesNotMatch(daemon.output(), /Shutdown did not finish in time/);
+  } finally {
+    await host.cleanup();
+  }
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readLab, REPO_ROOT } from "../../src/lab/cluster.js";
@@ -262,6 +262,15 @@ test("lab up --kube: check, status and the dashboard show the Nodes, delete-node
     assert.equal(up.code, 0, up.out);
     assert.match(up.out, /Kubernetes API double on http:\/\/10\.250\.0\.1:6443/);
     dir = (await readLab(name))?.dir;
+    // The printed kubectl command works as printed: the real kubectl lists the Nodes.
+    const hint = /kubectl: (ip netns exec \S+ kubectl --kubeconfig \S+ get nodes)/.exec(
+      up.out,
+    )?.[1];
+    assert.ok(hint !== undefined, up.out);
+    const [cmd, ...hintArgs] = hint.split(" ");
+    const nodes = await runCapture(cmd!, [...hintArgs, "-o", "name"]);
+    assert.equal(nodes.code, 0, nodes.stderr);
+    assert.deepEqual(nodes.stdout.trim().split("\n"), ["node/h1", "node/h2", "node/h3"]);
     const check = await flannelctl(["lab", "check", "--name", name]);
     assert.equal(check.code, 0, check.out);
     const text = await flannelctl(["lab", "status", "--name", name]);
@@ -333,5 +342,37 @@ test("lab check on backend alloc checks what alloc promises (a distinct lease pe
     assert.match(check.out, /All 2 hosts hold distinct subnets/);
   } finally {
     await flannelctl(["lab", "down", "--name", name]);
+  }
+});
+
+test("a failed lab up takes the lab down and keeps its logs where its message says", async () => {
+  const name = uniquePrefix("ftlf");
+  const { labUp } = await import("../../src/lab/cluster.js");
+  let kept: string | null = null;
+  try {
+    const failure = await labUp(
+      {
+        name,
+        nodes: 1,
+        backend: "vxlan",
+        networkConfig: '{"Network":"10.244.0.0/16","SubnetLen":17,"Backend":{"Type":"vxlan"}}',
+      },
+      () => undefined,
+    ).then(
+      () => null,
+      (err: unknown) => err as Error,
+    );
+    assert.ok(failure !== null, "lab up failed");
+    const match = /kept in (\S+)$/.exec(failure.message);
+    assert.ok(match, failure.message);
+    kept = match[1]!;
+    // The message names the kept log, which holds flanneld's reason.
+    const logPath = /of (\S+flanneld\.log):/.exec(failure.message)?.[1];
+    assert.ok(logPath !== undefined && logPath.startsWith(kept), failure.message);
+    assert.match(await readFile(logPath, "utf8"), /accommodate at least four subnets/);
+    assert.deepEqual(await listNetns(name), [], "the lab is down");
+  } finally {
+    await flannelctl(["lab", "down", "--name", name]);
+    if (kept !== null) await rm(kept, { recursive: true, force: true });
   }
 });
