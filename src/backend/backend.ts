@@ -83,8 +83,28 @@ export interface DataPlaneStats {
   readonly checkFindings: number;
 }
 
-/** Makes a backend from its dependencies. */
-export type BackendFactory = (deps: BackendDeps) => Backend;
+/**
+ * One backend as the registry lists it (src/backend/registry.ts): each backend folder's index.ts
+ * exports one. Its options are decoded once, at the edge, and the factory and the inspector get
+ * the typed values, never the raw JSON.
+ */
+export interface BackendDescriptor {
+  /** The config's Backend.Type ("vxlan"); matched in any case, as flannel does. */
+  readonly type: string;
+  /**
+   * Decodes the Backend object's options (keys in any case, as in Go); throws ConfigError naming
+   * the option and what it expects.
+   */
+  configure(backend: Readonly<Record<string, unknown>>): ConfiguredBackend;
+  /** The lab modes it runs in: `lab up --dual-stack` and `--ipv6-only` need its IPv6 side. */
+  readonly lab: { readonly dualStack: boolean };
+}
+
+/** A backend with its options decoded: what flanneld makes and what doctor inspects. */
+export interface ConfiguredBackend {
+  create(deps: BackendDeps): Backend;
+  readonly inspect: PlaneInspector;
+}
 
 /** A device a backend keeps, as it must be (flannelctl doctor compares the kernel's with it). */
 export interface ExpectedDevice {

@@ -1,67 +1,30 @@
 /**
- * The table of backends. Adding one is an import and a line; nothing registers itself on import.
+ * The table of backends: one descriptor per backend folder, and nothing else. Adding a backend
+ * is a folder with an index.ts and one line here; nothing registers itself on import.
  */
-import type { NetworkConfig } from "../config/network_config.js";
 import { ConfigError } from "../errors.js";
-import { createAllocBackend } from "./alloc/alloc.js";
-import { createHostGwBackend, inspectHostGw } from "./hostgw/hostgw.js";
-import { createUdpBackend, inspectUdp, parseUdpConfig } from "./udp/udp.js";
-import { createVxlanBackend, inspectVxlan, parseVxlanConfig } from "./vxlan/vxlan.js";
-import type { Backend, BackendDeps, BackendFactory, PlaneInspector } from "./backend.js";
+import { allocBackend } from "./alloc/index.js";
+import type { BackendDescriptor } from "./backend.js";
+import { hostGwBackend } from "./hostgw/index.js";
+import { udpBackend } from "./udp/index.js";
+import { vxlanBackend } from "./vxlan/index.js";
 
-const BACKENDS = {
-  vxlan: createVxlanBackend,
-  "host-gw": createHostGwBackend,
-  udp: createUdpBackend,
-  alloc: createAllocBackend,
-} as const satisfies Record<string, BackendFactory>;
-
-/** How flannelctl doctor sees each backend's data plane (alloc programs none). */
-const INSPECTORS = {
-  vxlan: inspectVxlan,
-  "host-gw": inspectHostGw,
-  udp: inspectUdp,
-  alloc: (_config, extIface) => ({
-    devices: [],
-    podMtu: extIface.mtu,
-    serves: (lease) => lease.attrs.backendType === "alloc",
-    entries: () => Promise.resolve({ wanted: new Map(), owned: new Map(), skipped: [] }),
-  }),
-} as const satisfies Record<keyof typeof BACKENDS, PlaneInspector>;
-
-/** The inspector of the config's backend type (any case). */
-export function inspectorFor(type: string): PlaneInspector {
-  const name = type.toLowerCase();
-  if (Object.hasOwn(INSPECTORS, name)) return INSPECTORS[name as keyof typeof INSPECTORS];
-  throw new ConfigError(
-    `Cannot inspect backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
-  );
-}
+/** Every backend flanneld builds. */
+export const BACKENDS: readonly BackendDescriptor[] = [
+  vxlanBackend,
+  hostGwBackend,
+  udpBackend,
+  allocBackend,
+];
 
 /** The backend type names flanneld accepts. */
-export const BACKEND_TYPES: readonly string[] = Object.keys(BACKENDS);
+export const BACKEND_TYPES: readonly string[] = BACKENDS.map((b) => b.type);
 
-/** Makes the backend named by the config's Backend.Type (any case, as flannel accepts "VXLAN"). */
-export function createBackend(type: string, deps: BackendDeps): Backend {
-  const name = type.toLowerCase();
-  if (Object.hasOwn(BACKENDS, name)) return BACKENDS[name as keyof typeof BACKENDS](deps);
+/** The backend the config's Backend.Type names (any case, as flannel accepts "VXLAN"). */
+export function backendFor(type: string): BackendDescriptor {
+  const found = BACKENDS.find((b) => b.type === type.toLowerCase());
+  if (found !== undefined) return found;
   throw new ConfigError(
-    `Cannot start backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
+    `Cannot use backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
   );
-}
-
-/**
- * The checks a backend makes of the network config before anything starts, so that
- * `flannelctl config validate/set` refuses what flanneld would refuse: a backend type that is
- * not built, and options the backend cannot decode.
- */
-export function checkBackendConfig(config: NetworkConfig): void {
-  const type = config.backendType;
-  if (!Object.hasOwn(BACKENDS, type)) {
-    throw new ConfigError(
-      `Cannot use backend "${type}": expected one of ${BACKEND_TYPES.join(", ")}`,
-    );
-  }
-  if (type === "vxlan") parseVxlanConfig(config.backend);
-  if (type === "udp") parseUdpConfig(config.backend);
 }

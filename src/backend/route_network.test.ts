@@ -14,7 +14,8 @@ import type { LeaseEvent } from "../lease/lease.js";
 import type { LeaseWatchResult, SubnetManager } from "../subnet/manager.js";
 import { createHostGwBackend } from "./hostgw/hostgw.js";
 import { DataPlaneError, MAX_CONSECUTIVE_SYNC_FAILURES, RouteNetwork } from "./route_network.js";
-import { createVxlanBackend } from "./vxlan/vxlan.js";
+import { createVxlanBackend, parseVxlanConfig } from "./vxlan/vxlan.js";
+import { backendFor } from "./registry.js";
 import type { ExternalInterface } from "./backend.js";
 
 /** A subnet manager whose watch yields what the test pushes. */
@@ -107,7 +108,7 @@ async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> =
     { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
   );
   const deps = { subnetManager: scripted.manager, extIface, netlink, log };
-  const backend = type === "vxlan" ? createVxlanBackend(deps) : createHostGwBackend(deps);
+  const backend = backendFor(type).configure(config(type, extra).backend).create(deps);
   const controller = new AbortController();
   const network = await backend.registerNetwork(config(type, extra), { signal: controller.signal });
   assert.ok(network instanceof RouteNetwork);
@@ -355,12 +356,15 @@ test("vxlan keeps an existing compatible device and its MAC, and applies a chang
       return Promise.resolve(lease("10.244.1.0/24", "192.168.1.1"));
     },
   };
-  await createVxlanBackend({
-    subnetManager: manager,
-    extIface,
-    netlink,
-    log: silentLogger(),
-  }).registerNetwork(config("vxlan", { MTU: 9000 }), { signal: new AbortController().signal });
+  await createVxlanBackend(
+    {
+      subnetManager: manager,
+      extIface,
+      netlink,
+      log: silentLogger(),
+    },
+    parseVxlanConfig({ MTU: 9000 }),
+  ).registerNetwork(config("vxlan", { MTU: 9000 }), { signal: new AbortController().signal });
   const now = (await netlink.getLink("flannel.1"))!;
   assert.equal(now.index, old.index);
   assert.equal(now.mac, "0e:aa:bb:cc:dd:ee");

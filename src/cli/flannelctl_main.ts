@@ -81,12 +81,12 @@ function warn(warnings: readonly string[]): void {
 
 /** Checks a network config text as flanneld would; throws naming what is wrong. */
 async function checkedConfig(text: string): Promise<CheckedNetworkConfig> {
-  const [{ loadNetworkConfig }, { checkBackendConfig }] = await Promise.all([
+  const [{ loadNetworkConfig }, { backendFor }] = await Promise.all([
     import("../config/network_config.js"),
     import("../backend/registry.js"),
   ]);
   const checked = loadNetworkConfig(text);
-  checkBackendConfig(checked);
+  backendFor(checked.backendType).configure(checked.backend);
   warn(checked.warnings);
   return checked;
 }

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
+import { BACKENDS, backendFor } from "../backend/registry.js";
 import { FlannelError } from "../errors.js";
 import {
   LAB_BACKENDS,
@@ -87,9 +88,18 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       `Invalid value "${flags.etcdMembers}" for --etcd-members: expected 1 or 3`,
     );
   }
-  if (!(LAB_BACKENDS as readonly string[]).includes(flags.backend)) {
+  if (!LAB_BACKENDS.includes(flags.backend)) {
     throw new FlannelError(
       `Invalid value "${flags.backend}" for --backend: expected one of ${LAB_BACKENDS.join(", ")}`,
+    );
+  }
+  if (
+    (flags.dualStack === true || flags.ipv6Only === true) &&
+    !backendFor(flags.backend).lab.dualStack
+  ) {
+    const able = BACKENDS.filter((b) => b.lab.dualStack).map((b) => b.type);
+    throw new FlannelError(
+      `Invalid --${flags.ipv6Only === true ? "ipv6-only" : "dual-stack"} with --backend ${flags.backend}: it carries IPv4 only; expected one of ${able.join(", ")}`,
     );
   }
   const store = flags.kube ? "Kubernetes mode (API double)" : `${flags.etcdMembers} etcd member(s)`;
@@ -210,7 +220,11 @@ export function addLabCommands(program: Command, out: Out): void {
     .option("--ipv6-only", "an IPv6-only network (EnableIPv4 false); needs --kube")
     .option(
       "--dual-stack",
-      `IPv6 beside IPv4: EnableIPv6 with IPv6Network ${LAB_IPV6_NETWORK} (vxlan, host-gw)`,
+      `IPv6 beside IPv4: EnableIPv6 with IPv6Network ${LAB_IPV6_NETWORK} (${BACKENDS.filter(
+        (b) => b.lab.dualStack,
+      )
+        .map((b) => b.type)
+        .join(", ")})`,
     )
     .option("--kube", "Kubernetes mode: a Kubernetes API double instead of etcd, a Node per host")
     .option(

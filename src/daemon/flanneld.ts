@@ -9,7 +9,7 @@
  * is waited for, as in flannel.
  */
 import type { Server } from "node:http";
-import { checkBackendConfig, createBackend } from "../backend/registry.js";
+import { backendFor } from "../backend/registry.js";
 import type { Network } from "../backend/backend.js";
 import { writeSubnetEnv } from "../config/subnet_env.js";
 import type { SubnetEnv } from "../config/subnet_env.js";
@@ -205,7 +205,8 @@ export async function runFlanneld(
     }
     const config = await getConfig(manager, log, opts);
     if (config === null) return;
-    checkBackendConfig(config);
+    // The backend's options are decoded once, here: a bad one stops flanneld before anything.
+    const configured = backendFor(config.backendType).configure(config.backend);
     for (const warning of config.warnings) log.warn({}, warning);
     if (!config.enableNFTables) await checkBrNetfilter(config, deps.procDir);
     log.info(
@@ -230,7 +231,7 @@ export async function runFlanneld(
     );
 
     await checkIPForwarding(log);
-    const backend = createBackend(config.backendType, {
+    const backend = configured.create({
       subnetManager: manager,
       extIface,
       netlink,

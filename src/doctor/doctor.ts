@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { release } from "node:os";
-import { inspectorFor } from "../backend/registry.js";
+import { backendFor } from "../backend/registry.js";
 import type { NetworkConfig } from "../config/network_config.js";
 import { parseEnvFile } from "../config/subnet_env.js";
 import type { FlanneldOptions } from "../daemon/flanneld.js";
@@ -155,7 +155,11 @@ export async function readHostView(
   const subnetEnv = await readFile(options.subnetFile, "utf8").catch(() => null);
   const own = ownLease(leases, subnetEnv, extIface);
   const inspection =
-    own === null ? null : inspectorFor(config.backendType)(config, extIface, deps.netlink, own);
+    own === null
+      ? null
+      : backendFor(config.backendType)
+          .configure(config.backend)
+          .inspect(config, extIface, deps.netlink, own);
   return {
     view: {
       options,

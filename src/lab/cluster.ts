@@ -26,6 +26,7 @@ import { closeSync, openSync } from "node:fs";
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { BACKEND_TYPES } from "../backend/registry.js";
 import { FlannelError } from "../errors.js";
 import { waitFor } from "../util/poll.js";
 import { REPO_ROOT } from "../util/repo_root.js";
@@ -66,8 +67,8 @@ async function noDad(netns: string): Promise<void> {
 /** Where a lab keeps its leases: etcd, or Node objects in the Kubernetes API double. */
 export type LabDatastore = "etcd" | "kube";
 const KUBE_API_PORT = 6443;
-/** The backends a lab can run. */
-export const LAB_BACKENDS = ["vxlan", "host-gw", "udp", "alloc"] as const;
+/** The backends a lab can run: every backend of the backend table. */
+export const LAB_BACKENDS: readonly string[] = BACKEND_TYPES;
 
 /** What `lab up` builds. */
 export interface LabSpec {
@@ -797,7 +798,7 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
       `Cannot start a lab with ${spec.nodes} hosts: expected 1 to ${MAX_LAB_NODES} (the hosts take 10.250.0.11-254 on the hub's one /24)`,
     );
   }
-  if (!(LAB_BACKENDS as readonly string[]).includes(spec.backend)) {
+  if (!LAB_BACKENDS.includes(spec.backend)) {
     throw new RangeError(
       `Cannot start a lab with backend "${spec.backend}": expected one of ${LAB_BACKENDS.join(", ")}`,
     );

@@ -6,7 +6,15 @@
 import { ConfigError } from "../../errors.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import type { CallOptions } from "../../util/call_options.js";
-import type { Backend, BackendDeps, Network } from "../backend.js";
+import type { Backend, BackendDeps, Network, PlaneInspector } from "../backend.js";
+
+/** What flannelctl doctor sees of alloc's data plane: no device, no entry. */
+export const inspectAlloc: PlaneInspector = (_config, extIface) => ({
+  devices: [],
+  podMtu: extIface.mtu,
+  serves: (lease) => lease.attrs.backendType === "alloc",
+  entries: () => Promise.resolve({ wanted: new Map(), owned: new Map(), skipped: [] }),
+});
 
 /** Makes the alloc backend. */
 export function createAllocBackend(deps: BackendDeps): Backend {

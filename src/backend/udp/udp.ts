@@ -141,35 +141,36 @@ function udpPlane(
 }
 
 /** This host's udp data plane as flannelctl doctor sees it: flannel0 and its one route. */
-export const inspectUdp: PlaneInspector = (config, extIface, netlink, lease) => {
-  const network = config.network;
-  if (network === null)
-    throw new ConfigError('Cannot inspect backend "udp": it carries IPv4 only: set Network');
-  const mtu = extIface.mtu - UDP_OVERHEAD;
-  const plane = udpPlane(netlink, network, () => netlink.getLink(TUN_NAME));
-  return {
-    devices: [
-      {
-        name: TUN_NAME,
-        kind: "tun",
-        mtu,
-        mac: null,
-        vxlan: null,
-        address: lease.subnet === null ? null : `${lease.subnet.ipString}/32`,
-      },
-    ],
-    podMtu: mtu,
-    serves: (remote) => servesLease(remote, "udp", [""]),
-    entries: (remotes) => inspectEntries(plane, remotes),
+export const inspectUdp =
+  (_cfg: UdpConfig): PlaneInspector =>
+  (config, extIface, netlink, lease) => {
+    const network = config.network;
+    if (network === null)
+      throw new ConfigError('Cannot inspect backend "udp": it carries IPv4 only: set Network');
+    const mtu = extIface.mtu - UDP_OVERHEAD;
+    const plane = udpPlane(netlink, network, () => netlink.getLink(TUN_NAME));
+    return {
+      devices: [
+        {
+          name: TUN_NAME,
+          kind: "tun",
+          mtu,
+          mac: null,
+          vxlan: null,
+          address: lease.subnet === null ? null : `${lease.subnet.ipString}/32`,
+        },
+      ],
+      podMtu: mtu,
+      serves: (remote) => servesLease(remote, "udp", [""]),
+      entries: (remotes) => inspectEntries(plane, remotes),
+    };
   };
-};
 
-/** Makes the udp backend. */
-export function createUdpBackend(deps: BackendDeps): Backend {
+/** Makes the udp backend, with its options as parseUdpConfig decoded them. */
+export function createUdpBackend(deps: BackendDeps, cfg: UdpConfig): Backend {
   const { extIface, netlink, log } = deps;
   return {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
-      const cfg = parseUdpConfig(config.backend);
       const network = config.network;
       if (network === null || extIface.extAddr === null || extIface.ifaceAddr === null) {
         throw new ConfigError(

@@ -271,56 +271,56 @@ function vxlanPlane(
 }
 
 /** This host's vxlan data plane as flannelctl doctor sees it: devices found, never made. */
-export const inspectVxlan: PlaneInspector = (config, extIface, netlink, lease) => {
-  const cfg = parseVxlanConfig(config.backend);
-  const specs = vxlanSpecs(config, cfg, extIface);
-  const expected = (
-    spec: VxlanSpecs["spec"],
-    subnet: IPNet | null,
-    v6: boolean,
-  ): ExpectedDevice | null => {
-    if (spec === null) return null;
-    let mac: string | null = null;
-    try {
-      mac = vtepMacOf(lease, v6);
-    } catch {
-      // the lease announces no MAC: the device check says so
-    }
+export const inspectVxlan =
+  (cfg: VxlanConfig): PlaneInspector =>
+  (config, extIface, netlink, lease) => {
+    const specs = vxlanSpecs(config, cfg, extIface);
+    const expected = (
+      spec: VxlanSpecs["spec"],
+      subnet: IPNet | null,
+      v6: boolean,
+    ): ExpectedDevice | null => {
+      if (spec === null) return null;
+      let mac: string | null = null;
+      try {
+        mac = vtepMacOf(lease, v6);
+      } catch {
+        // the lease announces no MAC: the device check says so
+      }
+      return {
+        name: spec.name,
+        kind: "vxlan",
+        mtu: spec.mtu,
+        mac,
+        vxlan: { vni: spec.vni, port: spec.port, local: spec.publicIP },
+        address: subnet === null ? null : `${subnet.ipString}/${subnet.bits}`,
+      };
+    };
+    const find = async (spec: VxlanSpecs["spec"]): Promise<Link | null> => {
+      if (spec === null) return null;
+      const link = await netlink.getLink(spec.name);
+      return link?.kind === "vxlan" ? link : null;
+    };
+    const plane = vxlanPlane(netlink, extIface, cfg, specs, async () => ({
+      device: await find(specs.spec),
+      device6: await find(specs.spec6),
+    }));
     return {
-      name: spec.name,
-      kind: "vxlan",
-      mtu: spec.mtu,
-      mac,
-      vxlan: { vni: spec.vni, port: spec.port, local: spec.publicIP },
-      address: subnet === null ? null : `${subnet.ipString}/${subnet.bits}`,
+      devices: [
+        expected(specs.spec, lease.subnet, false),
+        expected(specs.spec6, lease.ipv6Subnet, true),
+      ].filter((d) => d !== null),
+      podMtu: specs.podMtu,
+      serves: (remote) => servesLease(remote, "vxlan"),
+      entries: (remotes) => inspectEntries(plane, remotes),
     };
   };
-  const find = async (spec: VxlanSpecs["spec"]): Promise<Link | null> => {
-    if (spec === null) return null;
-    const link = await netlink.getLink(spec.name);
-    return link?.kind === "vxlan" ? link : null;
-  };
-  const plane = vxlanPlane(netlink, extIface, cfg, specs, async () => ({
-    device: await find(specs.spec),
-    device6: await find(specs.spec6),
-  }));
-  return {
-    devices: [
-      expected(specs.spec, lease.subnet, false),
-      expected(specs.spec6, lease.ipv6Subnet, true),
-    ].filter((d) => d !== null),
-    podMtu: specs.podMtu,
-    serves: (remote) => servesLease(remote, "vxlan"),
-    entries: (remotes) => inspectEntries(plane, remotes),
-  };
-};
 
-/** Makes the vxlan backend. */
-export function createVxlanBackend(deps: BackendDeps): Backend {
+/** Makes the vxlan backend, with its options as parseVxlanConfig decoded them. */
+export function createVxlanBackend(deps: BackendDeps, cfg: VxlanConfig): Backend {
   const { extIface, netlink, log } = deps;
   return {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
-      const cfg = parseVxlanConfig(config.backend);
       const specs = vxlanSpecs(config, cfg, extIface);
       const { network, v6, spec, spec6, podMtu } = specs;
       // The devices come first: the lease carries their MACs. A MAC this node announced before
