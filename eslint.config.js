@@ -34,6 +34,25 @@ export default tseslint.config(
     },
   },
   {
+    // What ships (src/) never reaches for the lab and the test doubles beside it (lab/).
+    files: ["src/**/*.ts"],
+    ignores: ["**/*.test.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(\\.\\./)+lab(/|$)",
+              message:
+                "src/ is what ships to a host: it must not import the lab (lab/); move what both need into src/, or drive the product from lab/ through its interfaces",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["**/*.test.ts", "**/*_contract.ts", "test/**/*.ts", "bench/**/*.ts"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",

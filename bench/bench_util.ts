@@ -8,9 +8,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { REPO_ROOT, labUp } from "../src/lab/cluster.js";
-import type { Lab } from "../src/lab/cluster.js";
-import { execIn, ip, run } from "../src/lab/netns.js";
+import { REPO_ROOT, labUp } from "../lab/cluster.js";
+import type { Lab } from "../lab/cluster.js";
+import { execIn, ip, run } from "../lab/netns.js";
 
 /** Prints one figure line. */
 export const print = (line: string): void => {

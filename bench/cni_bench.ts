@@ -12,8 +12,8 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { addNetns, deleteNetns, run, uniquePrefix } from "../src/lab/netns.js";
-import { REPO_ROOT } from "../src/lab/cluster.js";
+import { addNetns, deleteNetns, run, uniquePrefix } from "../lab/netns.js";
+import { REPO_ROOT } from "../lab/cluster.js";
 
 const RUNS = 20;
 

@@ -10,9 +10,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { REPO_ROOT, killFlanneld, labDown, labUp, startFlanneld } from "../src/lab/cluster.js";
-import { run, uniquePrefix } from "../src/lab/netns.js";
-import { flannelImage, podman } from "../src/lab/podman.js";
+import { REPO_ROOT, killFlanneld, labDown, labUp, startFlanneld } from "../lab/cluster.js";
+import { run, uniquePrefix } from "../lab/netns.js";
+import { flannelImage, podman } from "../lab/podman.js";
 import { median, print } from "./bench_util.js";
 
 const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 5);

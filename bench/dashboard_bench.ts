@@ -6,7 +6,7 @@
  *   node dist/bench/dashboard_bench.js   (FLANNEL_TS_BENCH_ROUNDS)
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { startDashboardFrom } from "../src/lab/dashboard.js";
+import { startDashboardFrom } from "../lab/dashboard.js";
 import { launchChromium } from "../test/helpers/browser.js";
 import { syntheticLab } from "../test/helpers/synthetic_lab.js";
 import { median, print } from "./bench_util.js";

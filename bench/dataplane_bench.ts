@@ -28,10 +28,10 @@ import {
   labUp,
   listPods,
   restartFlanneld,
-} from "../src/lab/cluster.js";
-import type { Lab } from "../src/lab/cluster.js";
-import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../src/lab/netns.js";
-import { iperfBetween } from "../src/lab/lab_check.js";
+} from "../lab/cluster.js";
+import type { Lab } from "../lab/cluster.js";
+import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../lab/netns.js";
+import { iperfBetween } from "../lab/lab_check.js";
 import {
   countEntries,
   cpuSeconds,

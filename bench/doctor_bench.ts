@@ -7,8 +7,8 @@
  *   node dist/bench/doctor_bench.js   (FLANNEL_TS_BENCH_PEERS, FLANNEL_TS_BENCH_ROUNDS)
  */
 import { join } from "node:path";
-import { killFlanneld, labDown, REPO_ROOT } from "../src/lab/cluster.js";
-import { ip, run, uniquePrefix } from "../src/lab/netns.js";
+import { killFlanneld, labDown, REPO_ROOT } from "../lab/cluster.js";
+import { ip, run, uniquePrefix } from "../lab/netns.js";
 import { runCapture } from "../src/util/exec.js";
 import { setTimeout as delay } from "node:timers/promises";
 import {

@@ -10,9 +10,9 @@
 import { request } from "node:http";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { killFlanneld, labDown, labKube, labUp, restartFlanneld } from "../src/lab/cluster.js";
-import type { Lab } from "../src/lab/cluster.js";
-import { uniquePrefix } from "../src/lab/netns.js";
+import { killFlanneld, labDown, labKube, labUp, restartFlanneld } from "../lab/cluster.js";
+import type { Lab } from "../lab/cluster.js";
+import { uniquePrefix } from "../lab/netns.js";
 import {
   macOf,
   monitorRoutes,

@@ -8,8 +8,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { REPO_ROOT } from "../src/lab/cluster.js";
-import { uniquePrefix } from "../src/lab/netns.js";
+import { REPO_ROOT } from "../lab/cluster.js";
+import { uniquePrefix } from "../lab/netns.js";
 
 function timed(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = performance.now();

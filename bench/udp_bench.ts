@@ -20,10 +20,10 @@ import {
   listPods,
   livePid,
   restartFlanneld,
-} from "../src/lab/cluster.js";
-import type { Lab, LabPod } from "../src/lab/cluster.js";
-import { iperfBetween, ping } from "../src/lab/lab_check.js";
-import { execIn, uniquePrefix } from "../src/lab/netns.js";
+} from "../lab/cluster.js";
+import type { Lab, LabPod } from "../lab/cluster.js";
+import { iperfBetween, ping } from "../lab/lab_check.js";
+import { execIn, uniquePrefix } from "../lab/netns.js";
 import { waitFor } from "../src/util/poll.js";
 import { startCProxy } from "../test/helpers/c_udp_proxy.js";
 import type { CProxy } from "../test/helpers/c_udp_proxy.js";

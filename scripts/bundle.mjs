@@ -1,8 +1,9 @@
 // The build's last step (npm run build): bundles the compiled entry points with esbuild, and
 // makes the CNI plugin a single executable (Node's single executable applications).
-//   dist/bundle/flanneld.js, flannelctl.js, flannel.js   what bin/* run: one file per entry,
+//   dist/bundle/flanneld.js, flannelctl.js, flannel.js, flannelctl_lab.js   what bin/* run: one
+//     file per entry (flannelctl_lab.js is flannelctl with the repository's lab/ added),
 //     the npm packages in it, shared code in chunks, and what only one mode or command needs
-//     (the etcd client, the Kubernetes client, metrics, the lab) in chunks loaded when first
+//     (the etcd client, the Kubernetes client, metrics) in chunks loaded when first
 //     needed. Only the netlink addon (build/Release) is read from outside dist/.
 //   dist/sea/flannel   the CNI plugin with Node inside: runs on a host with no Node.js and no
 //     node_modules; `flannelctl cni install` copies it into the CNI bin folder.
@@ -15,10 +16,14 @@ const dist = join(root, "dist");
 
 rmSync(join(dist, "bundle"), { recursive: true, force: true });
 await build({
-  entryPoints: ["flanneld", "flannelctl", "flannel"].map((name) => ({
-    in: join(dist, "src/cli", `${name}.js`),
-    out: name,
-  })),
+  entryPoints: [
+    ...["flanneld", "flannelctl", "flannel"].map((name) => ({
+      in: join(dist, "src/cli", `${name}.js`),
+      out: name,
+    })),
+    // bin/flannelctl lab ...: the repository's lab beside flannelctl, never inside it.
+    { in: join(dist, "lab/flannelctl_lab.js"), out: "flannelctl_lab" },
+  ],
   outdir: join(dist, "bundle"),
   bundle: true,
   splitting: true,

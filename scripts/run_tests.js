@@ -13,7 +13,7 @@ function walk(dir) {
     else if (name.endsWith(".test.js") && path.includes(filter)) files.push(path);
   }
 }
-for (const dir of ["dist/src", "dist/test"]) {
+for (const dir of ["dist/src", "dist/lab", "dist/test"]) {
   try {
     walk(dir);
   } catch {

@@ -70,7 +70,7 @@ fi
 
 # Build when a source or the compiler config is newer than the last build.
 stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src test bench native binding.gyp scripts/bundle.mjs tsconfig.json package-lock.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src lab test bench native binding.gyp scripts/bundle.mjs tsconfig.json package-lock.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   say "building"
   npm run --silent build >&2
   touch "$stamp"

@@ -3,9 +3,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
-import { startEtcd } from "../lab/etcd_server.js";
+import { startEtcd } from "../../lab/etcd_server.js";
 import { runCapture } from "../util/exec.js";
-import type { EtcdServer } from "../lab/etcd_server.js";
+import type { EtcdServer } from "../../lab/etcd_server.js";
 
 const BIN = resolve(import.meta.dirname, "../../../bin/flannelctl");
 

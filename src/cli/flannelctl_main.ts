@@ -91,7 +91,8 @@ async function checkedConfig(text: string): Promise<CheckedNetworkConfig> {
   return checked;
 }
 
-type Out = (text: string) => void;
+/** Where a command prints. */
+export type Out = (text: string) => void;
 
 /**
  * Builds the flannelctl program; `lab` adds the lab commands (loaded only when a lab command
@@ -224,18 +225,32 @@ interface InstallFlags {
   ipamDataDir?: string;
 }
 
-/** What `flannelctl --help` shows for the lab until a lab command loads the real ones. */
+/**
+ * What flannelctl shows for `lab` where the lab is not loaded: it lives in the repository's lab/
+ * (bin/flannelctl loads it for `lab ...`), and the package and the image carry none of it.
+ */
 function labPlaceholder(program: Command): void {
   program
     .command("lab")
-    .description("a whole flannel cluster on this machine, in network namespaces (lab --help)");
+    .description("a whole flannel cluster on this machine, in network namespaces (lab --help)")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => {
+      throw new FlannelError(
+        "Cannot run flannelctl lab here: the lab is part of a flannel-ts repository checkout (bin/flannelctl lab ..., or npm run lab), not of this installed flannelctl",
+      );
+    });
 }
 
-/** Runs flannelctl and resolves with the exit code. */
-export async function main(args: readonly string[]): Promise<number> {
+/**
+ * Runs flannelctl and resolves with the exit code. `lab` adds the lab's commands: the repository's
+ * lab/flannelctl_lab.ts passes them; the installed flannelctl has none.
+ */
+export async function main(
+  args: readonly string[],
+  lab: (program: Command, out: Out) => void = labPlaceholder,
+): Promise<number> {
   const out: Out = (text) => process.stdout.write(text);
-  const lab =
-    args[0] === "lab" ? (await import("./lab_commands.js")).addLabCommands : labPlaceholder;
   const program = buildProgram(out, lab);
   try {
     await program.parseAsync(args, { from: "user" });

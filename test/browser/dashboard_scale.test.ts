@@ -10,8 +10,8 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { startDashboardFrom } from "../../src/lab/dashboard.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
+import { startDashboardFrom } from "../../lab/dashboard.js";
 import { launchChromium } from "../helpers/browser.js";
 import { syntheticLab } from "../helpers/synthetic_lab.js";
 

@@ -10,7 +10,7 @@ import { access, mkdir, readFile, rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { ip, run } from "../../src/lab/netns.js";
+import { ip, run } from "../../lab/netns.js";
 import { REPO_ROOT } from "../../src/util/repo_root.js";
 
 const SOURCE = join(REPO_ROOT, "test/helpers/flannel_udp_proxy.c");

@@ -3,8 +3,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { Etcd3 } from "etcd3";
-import { startEtcd } from "../../src/lab/etcd_server.js";
-import type { EtcdServer } from "../../src/lab/etcd_server.js";
+import { startEtcd } from "../../lab/etcd_server.js";
+import type { EtcdServer } from "../../lab/etcd_server.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { EtcdRegistry } from "../../src/subnet/etcd/registry.js";
 import { LocalManager } from "../../src/subnet/etcd/local_manager.js";

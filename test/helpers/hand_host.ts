@@ -4,8 +4,8 @@
  * gateway address, and, for each peer, the neighbour, FDB entry and route flannel (Go) writes.
  * The tests use it to show that flannel-ts and flannel share a network.
  */
-import type { Lab, LabPod } from "../../src/lab/cluster.js";
-import { addNetns, execIn, ip } from "../../src/lab/netns.js";
+import type { Lab, LabPod } from "../../lab/cluster.js";
+import { addNetns, execIn, ip } from "../../lab/netns.js";
 
 /** A hand-made flannel (Go) host on vxlan. */
 export interface HandHost extends BareHost {

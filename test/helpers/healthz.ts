@@ -2,7 +2,7 @@
  * Reading a flanneld's healthz listener (`--healthz-port=8081`) from inside its host's
  * namespace, as a kubelet probe or Prometheus would: /healthz, /readyz, /metrics.
  */
-import { execIn } from "../../src/lab/netns.js";
+import { execIn } from "../../lab/netns.js";
 
 /** GETs a path on 127.0.0.1:8081 in `netns`; the status, then a newline, then the body. */
 export async function healthzGet(

@@ -1,10 +1,10 @@
 /** Test helpers for lab-based tests: a lab that is always taken down, polling, reachability. */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { labDown, labEtcdctl, labUp, listPods } from "../../src/lab/cluster.js";
-import type { Lab, LabNode, LabSpec } from "../../src/lab/cluster.js";
-import { pingAll } from "../../src/lab/lab_check.js";
-import { uniquePrefix } from "../../src/lab/netns.js";
+import { labDown, labEtcdctl, labUp, listPods } from "../../lab/cluster.js";
+import type { Lab, LabNode, LabSpec } from "../../lab/cluster.js";
+import { pingAll } from "../../lab/lab_check.js";
+import { uniquePrefix } from "../../lab/netns.js";
 
 const quiet = () => undefined;
 

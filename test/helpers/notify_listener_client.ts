@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
 
 export interface NotifyListener {
   /** The datagrams so far, and whether the watched file existed when each arrived. */

@@ -8,10 +8,10 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { startEtcd } from "../../src/lab/etcd_server.js";
-import type { EtcdServer } from "../../src/lab/etcd_server.js";
-import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
+import { startEtcd } from "../../lab/etcd_server.js";
+import type { EtcdServer } from "../../lab/etcd_server.js";
+import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../lab/netns.js";
 
 export { REPO_ROOT };
 

@@ -3,10 +3,10 @@
  * ping results made up, and hosts that can be "killed" (their pods' pairs then fail). The page
  * and the server's summing up are real; only the source of the figures is not.
  */
-import type { LabPod } from "../../src/lab/cluster.js";
-import type { DashboardSource } from "../../src/lab/dashboard.js";
-import type { PingResult } from "../../src/lab/lab_check.js";
-import type { LabStatus, NodeStatus } from "../../src/lab/lab_status.js";
+import type { LabPod } from "../../lab/cluster.js";
+import type { DashboardSource } from "../../lab/dashboard.js";
+import type { PingResult } from "../../lab/lab_check.js";
+import type { LabStatus, NodeStatus } from "../../lab/lab_status.js";
 
 export interface SyntheticLab extends DashboardSource {
   /** Takes a host down, as `lab kill-node` does. */

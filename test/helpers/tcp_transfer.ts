@@ -4,7 +4,7 @@
  * A forwarder that cuts, merges or checksums TCP segments wrongly shows up here, where ping and
  * iperf3 (which never looks at the bytes) would not.
  */
-import { execIn, spawnIn } from "../../src/lab/netns.js";
+import { execIn, spawnIn } from "../../lab/netns.js";
 
 const SERVER = `
 const net = require("node:net"), crypto = require("node:crypto");

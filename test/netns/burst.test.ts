@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { execIn, ip } from "../../src/lab/netns.js";
-import type { Lab } from "../../src/lab/cluster.js";
+import { execIn, ip } from "../../lab/netns.js";
+import type { Lab } from "../../lab/cluster.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
 
 const COUNT = 1_000;

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../lab/netns.js";
 import { REPO_ROOT } from "../helpers/single_host.js";
 import { runCapture } from "../../src/util/exec.js";
 
@@ -24,7 +24,7 @@ before(async () => {
   pluginDir = await mkdtemp(join(tmpdir(), "flannel-ts-cni-bin-"));
   PLUGIN = join(pluginDir, "flannel");
   await copyFile(join(REPO_ROOT, "dist/sea/flannel"), PLUGIN);
-  const { run } = await import("../../src/lab/netns.js");
+  const { run } = await import("../../lab/netns.js");
   await run("chmod", ["755", PLUGIN]);
 });
 after(async () => {
@@ -400,7 +400,7 @@ test("flannel's standard conflist (flannel + portmap) runs the way a runtime run
     const p1 = await h.pod("p1");
     const binDir = join(h.dir, "bin");
     const confDir = join(h.dir, "net.d");
-    const { run } = await import("../../src/lab/netns.js");
+    const { run } = await import("../../lab/netns.js");
     await run(join(REPO_ROOT, "bin/flannelctl"), [
       "cni",
       "install",
@@ -502,7 +502,7 @@ test("30 concurrent ADDs on one host give 30 distinct addresses; 30 concurrent D
 test("flannelctl cni install writes only its two files", async () => {
   const dir = await mkdtemp(join(tmpdir(), "flannel-ts-install-"));
   try {
-    const { run } = await import("../../src/lab/netns.js");
+    const { run } = await import("../../lab/netns.js");
     const binDir = join(dir, "bin");
     const confDir = join(dir, "net.d");
     await run("mkdir", ["-p", binDir, confDir]);

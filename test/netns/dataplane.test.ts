@@ -8,10 +8,10 @@ import {
   labEtcdctl,
   listPods,
   restartFlanneld,
-} from "../../src/lab/cluster.js";
-import type { Lab } from "../../src/lab/cluster.js";
-import { ping } from "../../src/lab/lab_check.js";
-import { execIn, ip } from "../../src/lab/netns.js";
+} from "../../lab/cluster.js";
+import type { Lab } from "../../lab/cluster.js";
+import { ping } from "../../lab/lab_check.js";
+import { execIn, ip } from "../../lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
 import { setTimeout as delay } from "node:timers/promises";

@@ -15,9 +15,9 @@ import { DaemonSet } from "kubernetes-models/apps/v1";
 import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { parseFlanneldFlags } from "../../src/cli/flanneld_flags.js";
 import { FLANNEL_CONFLIST } from "../../src/cni/install.js";
-import { FLANNEL_SERVICE_ACCOUNT, REPO_ROOT, labKube, listPods } from "../../src/lab/cluster.js";
-import { pingAll } from "../../src/lab/lab_check.js";
-import type { PolicyRule } from "../../src/lab/kubeapi/rbac.js";
+import { FLANNEL_SERVICE_ACCOUNT, REPO_ROOT, labKube, listPods } from "../../lab/cluster.js";
+import { pingAll } from "../../lab/lab_check.js";
+import type { PolicyRule } from "../../lab/kubeapi/rbac.js";
 import { run } from "../../src/util/exec.js";
 import { withLab } from "../helpers/lab_fixture.js";
 

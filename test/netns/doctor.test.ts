@@ -14,11 +14,11 @@ import {
   labEtcdctl,
   livePid,
   startFlanneld,
-} from "../../src/lab/cluster.js";
-import type { Lab, LabNode } from "../../src/lab/cluster.js";
+} from "../../lab/cluster.js";
+import type { Lab, LabNode } from "../../lab/cluster.js";
 import { firstProblem } from "../../src/doctor/trace.js";
-import { labTrace } from "../../src/lab/lab_doctor.js";
-import { execIn, ip } from "../../src/lab/netns.js";
+import { labTrace } from "../../lab/lab_doctor.js";
+import { execIn, ip } from "../../lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 

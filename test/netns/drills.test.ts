@@ -1,15 +1,15 @@
 /**
- * The fault drills (src/lab/drills.ts) on lab hosts, pods pinging a pod on the next host every
+ * The fault drills (lab/drills.ts) on lab hosts, pods pinging a pod on the next host every
  * 0.1 s throughout: what real clusters do to flannel, and what must hold through it.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { addNode } from "../../src/lab/cluster.js";
-import type { Lab, LabNode } from "../../src/lab/cluster.js";
-import { runDrill } from "../../src/lab/drills.js";
-import { execIn, ip } from "../../src/lab/netns.js";
+import { addNode } from "../../lab/cluster.js";
+import type { Lab, LabNode } from "../../lab/cluster.js";
+import { runDrill } from "../../lab/drills.js";
+import { execIn, ip } from "../../lab/netns.js";
 import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
 
 const quiet = () => undefined;

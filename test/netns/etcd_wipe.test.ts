@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { addNode, labEtcdctl } from "../../src/lab/cluster.js";
-import type { Lab } from "../../src/lab/cluster.js";
-import { runDrill } from "../../src/lab/drills.js";
+import { addNode, labEtcdctl } from "../../lab/cluster.js";
+import type { Lab } from "../../lab/cluster.js";
+import { runDrill } from "../../lab/drills.js";
 import { assertAllReach, eventually, withLab } from "../helpers/lab_fixture.js";
 
 const quiet = () => undefined;

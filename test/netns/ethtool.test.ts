@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { addNetns, deleteNetns, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { addNetns, deleteNetns, ip, uniquePrefix } from "../../lab/netns.js";
 import { REPO_ROOT } from "../helpers/single_host.js";
 
 const exec = promisify(execFile);

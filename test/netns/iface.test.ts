@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
+import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../lab/netns.js";
 
 const netns = uniquePrefix("ftif");
 before(async () => {

@@ -9,16 +9,16 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { runDrill } from "../../src/lab/drills.js";
-import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../src/lab/netns.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
+import { runDrill } from "../../lab/drills.js";
+import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../lab/netns.js";
 import {
   daemonSetPodRun,
   flannelImage,
   runPodman,
   writeContainersConf,
-} from "../../src/lab/podman.js";
-import type { PodmanConfig } from "../../src/lab/podman.js";
+} from "../../lab/podman.js";
+import type { PodmanConfig } from "../../lab/podman.js";
 import { eventually } from "../../src/util/poll.js";
 import { assertAllReach, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import { cniAdd } from "../helpers/cni_add.js";

@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
-import { LAB_IPV6_NETWORK, labEtcdctl, labKube, listPods } from "../../src/lab/cluster.js";
-import type { Lab, LabNode } from "../../src/lab/cluster.js";
-import { ping } from "../../src/lab/lab_check.js";
-import { execIn, ip } from "../../src/lab/netns.js";
+import { LAB_IPV6_NETWORK, labEtcdctl, labKube, listPods } from "../../lab/cluster.js";
+import type { Lab, LabNode } from "../../lab/cluster.js";
+import { ping } from "../../lab/lab_check.js";
+import { execIn, ip } from "../../lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost } from "../helpers/hand_host.js";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";

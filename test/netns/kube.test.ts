@@ -16,10 +16,10 @@ import {
   restartFlanneld,
   startKubeApi,
   stopKubeApi,
-} from "../../src/lab/cluster.js";
-import type { Lab, LabNode } from "../../src/lab/cluster.js";
-import { ping, pingAll } from "../../src/lab/lab_check.js";
-import { execIn, ip } from "../../src/lab/netns.js";
+} from "../../lab/cluster.js";
+import type { Lab, LabNode } from "../../lab/cluster.js";
+import { ping, pingAll } from "../../lab/lab_check.js";
+import { execIn, ip } from "../../lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
 import { healthzGet } from "../helpers/healthz.js";

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { readLab, REPO_ROOT } from "../../src/lab/cluster.js";
-import { startDashboard } from "../../src/lab/dashboard.js";
-import { listNetns, run, uniquePrefix } from "../../src/lab/netns.js";
+import { readLab, REPO_ROOT } from "../../lab/cluster.js";
+import { startDashboard } from "../../lab/dashboard.js";
+import { listNetns, run, uniquePrefix } from "../../lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
 import { launchChromium } from "../helpers/browser.js";
 
@@ -136,7 +136,7 @@ test("lab add-node, kill-node and restart-node drill", async () => {
     // A flanneld that exits at once (its config made invalid) is not "back": the log says why.
     const lab = await readLab(name);
     assert.ok(lab !== null);
-    const { labEtcdctl } = await import("../../src/lab/cluster.js");
+    const { labEtcdctl } = await import("../../lab/cluster.js");
     const config = await labEtcdctl(lab, [
       "get",
       "/coreos.com/network/config",
@@ -347,7 +347,7 @@ test("lab check on backend alloc checks what alloc promises (a distinct lease pe
 
 test("a failed lab up takes the lab down and keeps its logs where its message says", async () => {
   const name = uniquePrefix("ftlf");
-  const { labUp } = await import("../../src/lab/cluster.js");
+  const { labUp } = await import("../../lab/cluster.js");
   let kept: string | null = null;
   try {
     const failure = await labUp(

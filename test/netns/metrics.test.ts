@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ip } from "../../src/lab/netns.js";
+import { ip } from "../../lab/netns.js";
 import { healthzGet, metricValue } from "../helpers/healthz.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
 

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { addNetns, deleteNetns, uniquePrefix } from "../../src/lab/netns.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
+import { addNetns, deleteNetns, uniquePrefix } from "../../lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
 
 test("the Netlink contract holds for RtNetlink on a real kernel", async () => {

@@ -10,8 +10,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { before, after, test } from "node:test";
-import { REPO_ROOT } from "../../src/lab/cluster.js";
-import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../../src/lab/netns.js";
+import { REPO_ROOT } from "../../lab/cluster.js";
+import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../../lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
 import { eventually } from "../../src/util/poll.js";
 import { cniAdd } from "../helpers/cni_add.js";

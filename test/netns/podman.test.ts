@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { addPodContainer, listPods } from "../../src/lab/cluster.js";
-import type { Lab, LabNode } from "../../src/lab/cluster.js";
-import { ping } from "../../src/lab/lab_check.js";
-import { inspectPodContainer, podman } from "../../src/lab/podman.js";
+import { addPodContainer, listPods } from "../../lab/cluster.js";
+import type { Lab, LabNode } from "../../lab/cluster.js";
+import { ping } from "../../lab/lab_check.js";
+import { inspectPodContainer, podman } from "../../lab/podman.js";
 import { assertAllReach, withLab } from "../helpers/lab_fixture.js";
 
 /** The addresses host-local holds for a host's pods. */

@@ -3,10 +3,10 @@ import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { healthzGet, metricValue } from "../helpers/healthz.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";
-import { addPod, listPods } from "../../src/lab/cluster.js";
-import type { Lab } from "../../src/lab/cluster.js";
-import { ping } from "../../src/lab/lab_check.js";
-import { execIn } from "../../src/lab/netns.js";
+import { addPod, listPods } from "../../lab/cluster.js";
+import type { Lab } from "../../lab/cluster.js";
+import { ping } from "../../lab/lab_check.js";
+import { execIn } from "../../lab/netns.js";
 
 async function subnetOf(lab: Lab): Promise<string> {
   const env = await readFile(lab.nodes[0]!.subnetFile, "utf8");

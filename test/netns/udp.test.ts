@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { killFlanneld, labEtcdctl, listPods, restartFlanneld } from "../../src/lab/cluster.js";
-import type { Lab, LabPod } from "../../src/lab/cluster.js";
-import { ping } from "../../src/lab/lab_check.js";
-import { execIn, ip } from "../../src/lab/netns.js";
+import { killFlanneld, labEtcdctl, listPods, restartFlanneld } from "../../lab/cluster.js";
+import type { Lab, LabPod } from "../../lab/cluster.js";
+import { ping } from "../../lab/lab_check.js";
+import { execIn, ip } from "../../lab/netns.js";
 import { startCProxy } from "../helpers/c_udp_proxy.js";
 import { buildBareHost, handHostReaches } from "../helpers/hand_host.js";
 import { checkedTransfer } from "../helpers/tcp_transfer.js";

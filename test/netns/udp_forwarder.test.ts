@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, test } from "node:test";
-import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../src/lab/netns.js";
+import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../lab/netns.js";
 import { waitFor } from "../../src/util/poll.js";
 import { REPO_ROOT } from "../helpers/single_host.js";
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { StoreError } from "../../errors.js";
-import { startEtcd } from "../../lab/etcd_server.js";
+import { startEtcd } from "../../../lab/etcd_server.js";
 import { run } from "../../util/exec.js";
 import { silentLogger } from "../../log/logger.js";
 import { LocalManager } from "./local_manager.js";

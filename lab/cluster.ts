@@ -11,7 +11,7 @@
  * namespace: `down` kills its processes, deletes its namespaces and its state folder.
  *
  * With `datastore: "kube"` (`lab up --kube`) the hub runs the Kubernetes API double
- * (src/lab/kubeapi/) on 10.250.0.1:6443 instead of etcd, also on a Unix socket in the state
+ * (lab/kubeapi/) on 10.250.0.1:6443 instead of etcd, also on a Unix socket in the state
  * folder so that the lab's own commands reach it from the root namespace. The lab then plays
  * kube-controller-manager's node IPAM (a Node per host, `spec.podCIDR` 10.244.<N>.0/24) and
  * the kubelet's downward API (`NODE_NAME`), and net-conf.json is a file, as the DaemonSet
@@ -26,10 +26,10 @@ import { closeSync, openSync } from "node:fs";
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { BACKEND_TYPES } from "../backend/registry.js";
-import { FlannelError } from "../errors.js";
-import { waitFor } from "../util/poll.js";
-import { REPO_ROOT } from "../util/repo_root.js";
+import { BACKEND_TYPES } from "../src/backend/registry.js";
+import { FlannelError } from "../src/errors.js";
+import { waitFor } from "../src/util/poll.js";
+import { REPO_ROOT } from "../src/util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
@@ -44,7 +44,7 @@ import {
   startFlanneldContainer,
 } from "./podman.js";
 
-/** The repository root (bin/ lives there), from dist/src/lab. */
+/** The repository root (bin/ lives there), from dist/lab. */
 export { REPO_ROOT };
 const STATE_ROOT = process.env.FLANNEL_TS_LAB_DIR ?? "/run/flannel-ts/lab";
 const HUB_ADDRESS = "10.250.0.1";
@@ -464,7 +464,7 @@ export async function startKubeApi(lab: Lab): Promise<number> {
     lab.hub,
     process.execPath,
     [
-      join(REPO_ROOT, "dist/src/lab/kubeapi/main.js"),
+      join(REPO_ROOT, "dist/lab/kubeapi/main.js"),
       `--listen=${HUB_ADDRESS}:${KUBE_API_PORT}`,
       `--socket=${lab.kubeApiSocket}`,
       `--state=${join(dir, "state.json")}`,

@@ -11,7 +11,7 @@
  *
  * Errors are PatchError; the server answers them 422 (JSON patch) or 400 (bad patch body).
  */
-import { FlannelError } from "../../errors.js";
+import { FlannelError } from "../../src/errors.js";
 
 /** A JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

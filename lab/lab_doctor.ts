@@ -4,14 +4,14 @@
  * of both ends and joins their halves.
  */
 import { join } from "node:path";
-import type { TraceHalf } from "../doctor/trace.js";
-import { IPNet, parseIP } from "../ip/ip.js";
-import { runCapture } from "../util/exec.js";
-import type { RunResult } from "../util/exec.js";
+import type { TraceHalf } from "../src/doctor/trace.js";
+import { IPNet, parseIP } from "../src/ip/ip.js";
+import { runCapture } from "../src/util/exec.js";
+import type { RunResult } from "../src/util/exec.js";
 import { REPO_ROOT, flanneldCommand, listPods } from "./cluster.js";
 import type { Lab, LabNode } from "./cluster.js";
 import { readFile } from "node:fs/promises";
-import { parseEnvFile } from "../config/subnet_env.js";
+import { parseEnvFile } from "../src/config/subnet_env.js";
 
 /** Runs `flannelctl <command...>` in a lab host's namespace, with the host's flanneld flags. */
 export async function flannelctlOn(

@@ -1,12 +1,12 @@
 /**
  * `flannelctl lab ...`: a whole flannel cluster on this machine. Flags and printing only; the
- * work is in src/lab/.
+ * work is in the other files of lab/.
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { BACKENDS, backendFor } from "../backend/registry.js";
-import { FlannelError } from "../errors.js";
+import { BACKENDS, backendFor } from "../src/backend/registry.js";
+import { FlannelError } from "../src/errors.js";
 import {
   LAB_BACKENDS,
   LAB_IPV6_NETWORK,
@@ -19,11 +19,11 @@ import {
   listPods,
   readLab,
   restartNode,
-} from "../lab/cluster.js";
-import type { Lab, LabRuntime, Progress } from "../lab/cluster.js";
-import { startDashboard } from "../lab/dashboard.js";
-import { formatPingMatrix, iperfBetween, pingAll } from "../lab/lab_check.js";
-import { formatLabStatus, labStatus } from "../lab/lab_status.js";
+} from "./cluster.js";
+import type { Lab, LabRuntime, Progress } from "./cluster.js";
+import { startDashboard } from "./dashboard.js";
+import { formatPingMatrix, iperfBetween, pingAll } from "./lab_check.js";
+import { formatLabStatus, labStatus } from "./lab_status.js";
 
 type Out = (text: string) => void;
 
@@ -295,7 +295,7 @@ export function addLabCommands(program: Command, out: Out): void {
       .option("--fix", "apply the safe fixes"),
   ).action(async (node: string, flags: { name: string; json?: boolean; fix?: boolean }) => {
     const found = await requireLab(flags.name);
-    const { flannelctlOn } = await import("../lab/lab_doctor.js");
+    const { flannelctlOn } = await import("./lab_doctor.js");
     const result = await flannelctlOn(found, findNode(found, node), [
       "doctor",
       ...(flags.json === true ? ["--json"] : []),
@@ -316,8 +316,8 @@ export function addLabCommands(program: Command, out: Out): void {
   ).action(async (src: string, dst: string, flags: { name: string; json?: boolean }) => {
     const found = await requireLab(flags.name);
     const [{ labTrace }, { firstProblem, formatTrace }] = await Promise.all([
-      import("../lab/lab_doctor.js"),
-      import("../doctor/trace.js"),
+      import("./lab_doctor.js"),
+      import("../src/doctor/trace.js"),
     ]);
     const halves = await labTrace(found, src, dst);
     out(flags.json === true ? `${JSON.stringify(halves, null, 2)}\n` : formatTrace(halves));
@@ -339,7 +339,7 @@ export function addLabCommands(program: Command, out: Out): void {
       flags: { name: string; seconds: number; times: number },
     ) => {
       const found = await requireLab(flags.name);
-      const { DRILLS, runDrill } = await import("../lab/drills.js");
+      const { DRILLS, runDrill } = await import("./drills.js");
       const name = DRILLS.find((d) => d === drill);
       if (name === undefined)
         throw new FlannelError(`Unknown drill "${drill}": expected one of ${DRILLS.join(", ")}`);

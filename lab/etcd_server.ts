@@ -8,8 +8,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCapture } from "../util/exec.js";
-import { waitFor } from "../util/poll.js";
+import { runCapture } from "../src/util/exec.js";
+import { waitFor } from "../src/util/poll.js";
 
 /** A running etcd. */
 export interface EtcdServer {

@@ -15,11 +15,11 @@
 import { readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile, copyFile, chmod, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { installCni } from "../cni/install.js";
-import type { ConflistPaths } from "../cni/install.js";
-import { runCapture } from "../util/exec.js";
-import type { RunResult } from "../util/exec.js";
-import { REPO_ROOT } from "../util/repo_root.js";
+import { installCni } from "../src/cni/install.js";
+import type { ConflistPaths } from "../src/cni/install.js";
+import { runCapture } from "../src/util/exec.js";
+import type { RunResult } from "../src/util/exec.js";
+import { REPO_ROOT } from "../src/util/repo_root.js";
 import type { Lab, LabNode } from "./cluster.js";
 
 /** The image the lab's pod containers run. */

@@ -5,13 +5,13 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseEnvFile } from "../config/subnet_env.js";
-import { formatTable } from "../util/table.js";
+import { parseEnvFile } from "../src/config/subnet_env.js";
+import { formatTable } from "../src/util/table.js";
 import { labEtcdctl, labKube, listPods, livePid } from "./cluster.js";
 import type { Lab, LabPod } from "./cluster.js";
 import { ip } from "./netns.js";
-import { DEFAULT_ANNOTATION_PREFIX, newAnnotations } from "../subnet/kube/annotations.js";
-import { nodeViewOf, storedVtepMacs } from "../subnet/kube/node_lease.js";
+import { DEFAULT_ANNOTATION_PREFIX, newAnnotations } from "../src/subnet/kube/annotations.js";
+import { nodeViewOf, storedVtepMacs } from "../src/subnet/kube/node_lease.js";
 
 /** One host's state. */
 export interface NodeStatus {

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Json } from "./patch.js";
-import { FlannelError } from "../../errors.js";
+import { FlannelError } from "../../src/errors.js";
 
 /** The kinds this double stores, by their plural resource name. */
 export type Resource = "nodes" | "pods";

@@ -1,6 +1,6 @@
 /**
  * The API double as a process, for the lab and the namespace tests:
- *   node dist/src/lab/kubeapi/main.js --listen 10.250.0.1:6443 [--state FILE]
+ *   node dist/lab/kubeapi/main.js --listen 10.250.0.1:6443 [--state FILE]
  *     [--users FILE] [--admin-token TOKEN] [--anonymous admin|none]
  * `--state` keeps the objects across a restart (written after every change), so that a double
  * stopped and started again is an API server that was down, not a new cluster. `--users` is a

@@ -2,7 +2,7 @@
  * Reachability between a lab's pods: every pod pings every other pod, over IPv4 and, on a
  * dual-stack lab, over IPv6 too.
  */
-import { formatTable } from "../util/table.js";
+import { formatTable } from "../src/util/table.js";
 import { setTimeout as delay } from "node:timers/promises";
 import { execIn, spawnIn } from "./netns.js";
 import type { LabPod } from "./cluster.js";

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
 
-import { run } from "../util/exec.js";
+import { run } from "../src/util/exec.js";
 
 export { run };
 
