@@ -2,13 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
-import {
-  addNode,
-  killFlanneld,
-  labEtcdctl,
-  listPods,
-  restartFlanneld,
-} from "../../lab/cluster.js";
+import { addNode, killFlanneld, labEtcdctl, listPods, restartFlanneld } from "../../lab/cluster.js";
 import type { Lab } from "../../lab/cluster.js";
 import { ping } from "../../lab/lab_check.js";
 import { execIn, ip } from "../../lab/netns.js";

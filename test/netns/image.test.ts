@@ -12,12 +12,7 @@ import { after, before, test } from "node:test";
 import { REPO_ROOT } from "../../lab/cluster.js";
 import { runDrill } from "../../lab/drills.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../lab/netns.js";
-import {
-  daemonSetPodRun,
-  flannelImage,
-  runPodman,
-  writeContainersConf,
-} from "../../lab/podman.js";
+import { daemonSetPodRun, flannelImage, runPodman, writeContainersConf } from "../../lab/podman.js";
 import type { PodmanConfig } from "../../lab/podman.js";
 import { eventually } from "../../src/util/poll.js";
 import { assertAllReach, subnetOf, withLab } from "../helpers/lab_fixture.js";
