@@ -21,6 +21,13 @@
 import { setInterval } from "node:timers/promises";
 import { hasIPv4, leaseKeyOf } from "../lease/lease.js";
 import type { IPv4Lease, Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";
+import {
+  describeEntry,
+  diffEntries,
+  entryKey,
+  leaseOfEntry,
+  sameEntry,
+} from "../net/kernel_entries.js";
 import type { Logger } from "../log/logger.js";
 import type { PeerLeaseRules } from "../lease/peer_rules.js";
 import { FLANNEL_ROUTE_PROTOCOL } from "../net/netlink.js";
@@ -37,6 +44,9 @@ import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { sleep } from "../util/sleep.js";
 import type { DataPlaneStats, LeaseSkip, Network, PlaneInspection } from "./backend.js";
+
+/** An entry of a diff, with its key. */
+type DiffEntry = [string, KernelEntry];
 import { FlannelError } from "../errors.js";
 
 /** How often a failed sync is retried (and how often the full check looks whether it is due). */
@@ -51,65 +61,6 @@ const MAX_LEASE_LINES = 20;
 /** How long after an announced change the repair sync starts, so that a burst makes one sync. */
 export const REPAIR_DEBOUNCE_MS = 20;
 
-const CREATE_ORDER: Record<KernelEntry["kind"], number> = { neighbor: 0, fdb: 1, route: 2 };
-
-/** The identity of an entry: two entries with one key cannot both be in the kernel. */
-export function entryKey(entry: KernelEntry): string {
-  switch (entry.kind) {
-    case "neighbor":
-      return `neigh ${entry.neighbor.linkIndex} ${entry.neighbor.ip}`;
-    case "fdb":
-      return `fdb ${entry.fdb.linkIndex} ${entry.fdb.mac} ${entry.fdb.dst}`;
-    case "route":
-      return `route ${entry.route.dst}`;
-  }
-}
-
-/**
- * What an entry is about: a route's destination (`10.244.2.0/24`), a neighbour's IP, an FDB
- * entry's underlay destination.
- */
-export function entryTarget(entry: KernelEntry): string {
-  switch (entry.kind) {
-    case "route":
-      return entry.route.dst;
-    case "neighbor":
-      return entry.neighbor.ip;
-    case "fdb":
-      return entry.fdb.dst;
-  }
-}
-
-/** The remote lease an entry serves: its subnet, its subnet's first address or its public one. */
-export function leaseOfEntry(entry: KernelEntry, leases: Iterable<Lease>): Lease | undefined {
-  const target = entryTarget(entry);
-  for (const l of leases) {
-    const names = [
-      l.subnet?.toString(),
-      l.ipv6Subnet?.toString(),
-      l.subnet?.ipString,
-      l.ipv6Subnet?.ipString,
-      l.attrs.publicIP,
-      l.attrs.publicIPv6,
-    ];
-    if (names.includes(target)) return l;
-  }
-  return undefined;
-}
-
-function sameEntry(a: KernelEntry, b: KernelEntry): boolean {
-  if (a.kind === "neighbor" && b.kind === "neighbor") return a.neighbor.mac === b.neighbor.mac;
-  if (a.kind === "fdb" && b.kind === "fdb") return true; // the key holds all of it
-  if (a.kind === "route" && b.kind === "route") {
-    return (
-      a.route.gateway === b.route.gateway &&
-      a.route.linkIndex === b.route.linkIndex &&
-      a.route.onlink === b.route.onlink
-    );
-  }
-  return false;
-}
-
 /**
  * A line per item of a batch: at info level for a small batch, at debug level for a big one
  * (whose summary is one info line). The fields are built only when the line is written.
@@ -123,17 +74,6 @@ function perItemLog(
   return (fields, message) => {
     if (on) log[level](fields(), message);
   };
-}
-
-export function describeEntry(entry: KernelEntry): string {
-  switch (entry.kind) {
-    case "neighbor":
-      return `neighbour ${entry.neighbor.ip} lladdr ${entry.neighbor.mac}`;
-    case "fdb":
-      return `FDB ${entry.fdb.mac} dst ${entry.fdb.dst}`;
-    case "route":
-      return `route ${entry.route.dst} via ${entry.route.gateway ?? "-"} dev ${entry.route.linkIndex}${entry.route.onlink ? " onlink" : ""}`;
-  }
 }
 
 /** What a backend plugs into RouteNetwork: its devices, its entries per lease, what it owns. */
@@ -194,25 +134,6 @@ export function wantedEntries<Context>(
     }
   }
   return wanted;
-}
-
-/**
- * What differs between the entries of ours the kernel holds and the wanted ones: `stale` (held,
- * not wanted; routes first, the order they must go) and `missing` (wanted, absent or different;
- * routes last, the order they must be written).
- */
-export function diffEntries(
-  kernel: ReadonlyMap<string, KernelEntry>,
-  wanted: ReadonlyMap<string, KernelEntry>,
-): { stale: [string, KernelEntry][]; missing: [string, KernelEntry][] } {
-  const stale = [...kernel].filter(([key]) => !wanted.has(key));
-  stale.sort(([, a], [, b]) => CREATE_ORDER[b.kind] - CREATE_ORDER[a.kind]);
-  const missing = [...wanted].filter(([key, entry]) => {
-    const present = kernel.get(key);
-    return present === undefined || !sameEntry(present, entry);
-  });
-  missing.sort(([, a], [, b]) => CREATE_ORDER[a.kind] - CREATE_ORDER[b.kind]);
-  return { stale, missing };
 }
 
 /** Whether a lease's BackendType is served by a network of `backendType` (flannel skips others). */
@@ -544,55 +465,85 @@ export class RouteNetwork<Context> implements Network {
     }
   }
 
+  /** One sync in its three steps: what differs, one batched write, and what the log says. */
   async #sync(relist: boolean): Promise<void> {
-    const { log, netlink } = this.#deps;
+    const { stale, missing } = await this.#diff(relist);
+    if (stale.length === 0 && missing.length === 0) return;
+    const results = await this.#write(stale, missing);
+    this.#report(stale, missing, results);
+  }
+
+  /** Step 1: the kernel's entries of ours (listed again when asked) against the wanted ones. */
+  async #diff(relist: boolean): Promise<ReturnType<typeof diffEntries>> {
     const context = await this.#plane.prepare();
     this.#context = context;
     if (relist || this.#kernel === null) {
       this.#kernel = new Map((await this.#plane.listOwned(context)).map((e) => [entryKey(e), e]));
     }
-    const kernel = this.#kernel;
     this.stats.syncs++;
     this.stats.remoteLeases = this.#leases.size;
-
     const wanted = wantedEntries(this.#plane, context, this.#leases, (skip) => {
-      if (skip.v6)
-        this.#noteFailure(
-          `lease ${skip.subnet} v6`,
-          skip.message,
-          { subnet: skip.subnet, publicIPv6: skip.lease.attrs.publicIPv6 },
-          false,
-          "IPv6 part of a remote lease skipped; its IPv4 part is served",
-        );
-      else
-        this.#noteFailure(
-          `lease ${skip.subnet}`,
-          skip.message,
-          { subnet: skip.subnet, publicIP: skip.lease.attrs.publicIP },
-          false,
-          "Ignoring a lease this backend cannot serve; nothing is written for it",
-        );
+      this.#noteSkip(skip);
     });
-    const { stale, missing } = diffEntries(kernel, wanted);
-    if (stale.length === 0 && missing.length === 0) return;
+    return diffEntries(this.#kernel, wanted);
+  }
 
-    // One batch, in order: stale entries out (route first), then missing ones in (route last).
+  /** A remote lease (or its IPv6 part) the data plane cannot serve: one warning per reason. */
+  #noteSkip(skip: LeaseSkip): void {
+    if (skip.v6)
+      this.#noteFailure(
+        `lease ${skip.subnet} v6`,
+        skip.message,
+        { subnet: skip.subnet, publicIPv6: skip.lease.attrs.publicIPv6 },
+        false,
+        "IPv6 part of a remote lease skipped; its IPv4 part is served",
+      );
+    else
+      this.#noteFailure(
+        `lease ${skip.subnet}`,
+        skip.message,
+        { subnet: skip.subnet, publicIP: skip.lease.attrs.publicIP },
+        false,
+        "Ignoring a lease this backend cannot serve; nothing is written for it",
+      );
+  }
+
+  /**
+   * Step 2: one batch, in order: stale entries out (route first), then missing ones in (route
+   * last). What we hold is updated before writing, so that the kernel's announcements of these
+   * very writes (which may be read before writeEntries returns) are recognised as their echo; a
+   * write that fails puts back what was held.
+   */
+  async #write(stale: DiffEntry[], missing: DiffEntry[]): Promise<(NetlinkError | null)[]> {
+    const kernel = this.#kernel ?? new Map<string, KernelEntry>();
     const writes: EntryWrite[] = [
       ...stale.map(([, entry]): EntryWrite => ({ op: "delete", entry })),
       ...missing.map(([, entry]): EntryWrite => ({ op: "replace", entry })),
     ];
-    // What we hold is updated before writing, so that the kernel's announcements of these very
-    // writes (which may be read before writeEntries returns) are recognised as their echo.
     for (const [key] of stale) kernel.delete(key);
     const previous = missing.map(([key]) => kernel.get(key));
     for (const [key, entry] of missing) kernel.set(key, entry);
-    const results = await netlink.writeEntries(writes);
+    const results = await this.#deps.netlink.writeEntries(writes);
+    missing.forEach(([key], i) => {
+      if ((results[stale.length + i] ?? null) === null) return;
+      const was = previous[i];
+      if (was === undefined) kernel.delete(key);
+      else kernel.set(key, was);
+    });
     this.#lastChanged = writes.slice(0, 5).map((w) => `${w.op} ${describeEntry(w.entry)}`);
-    const big = writes.length > MAX_LEASE_LINES;
+    return results.map((r) => r ?? null);
+  }
+
+  /**
+   * Step 3: the figures and the log. A small batch gets a line per entry; a big one (the first
+   * sync of a large cluster) one summary line, and its failures summed up by errno.
+   */
+  #report(stale: DiffEntry[], missing: DiffEntry[], results: (NetlinkError | null)[]): void {
+    const { log } = this.#deps;
+    const big = stale.length + missing.length > MAX_LEASE_LINES;
     const each = perItemLog(log, big);
     let removed = 0;
     let written = 0;
-    /** In a big batch, failures are summed up by errno (with a sample) in one line. */
     const failures = new Map<string, { count: number; sample: string }>();
     const failed = (err: NetlinkError, entry: KernelEntry) => {
       const seen = failures.get(err.errno);
@@ -604,26 +555,17 @@ export class RouteNetwork<Context> implements Network {
       if (err === null) {
         removed++;
         each(() => ({ entry: describeEntry(entry) }), "Removed a kernel entry no lease needs");
-      } else if (big) {
-        failed(err, entry);
-      } else {
+      } else if (big) failed(err, entry);
+      else
         log.warn({ err: err.message, entry: describeEntry(entry) }, "Cannot remove a kernel entry");
-      }
     });
     missing.forEach(([key, entry], i) => {
       const err = results[stale.length + i] ?? null;
       if (err !== null) {
-        const was = previous[i];
-        if (was === undefined) kernel.delete(key);
-        else kernel.set(key, was);
         this.stats.failed++;
         if (big) failed(err, entry);
-        this.#noteFailure(
-          key,
-          err.message,
-          { entry: describeEntry(entry), host: hostOf(entry, this.#leases) },
-          big,
-        );
+        const fields = { entry: describeEntry(entry), host: hostOf(entry, this.#leases) };
+        this.#noteFailure(key, err.message, fields, big);
         return;
       }
       written++;
@@ -636,17 +578,14 @@ export class RouteNetwork<Context> implements Network {
     });
     this.stats.removed += removed;
     this.stats.written += written;
-    if (big) {
-      log.info(
-        { written, removed, failed: writes.length - written - removed },
-        "Kernel entries changed",
+    if (!big) return;
+    const failedCount = results.length - written - removed;
+    log.info({ written, removed, failed: failedCount }, "Kernel entries changed");
+    for (const [errno, { count, sample }] of failures)
+      log.error(
+        { errno, entries: count, sample },
+        "The kernel refused entries; other hosts are not affected",
       );
-      for (const [errno, { count, sample }] of failures)
-        log.error(
-          { errno, entries: count, sample },
-          "The kernel refused entries; other hosts are not affected",
-        );
-    }
   }
 
   /** Logs a failure once per distinct message, so a lasting problem does not flood the log. */

@@ -6,7 +6,7 @@
  */
 import type { ExpectedDevice } from "../backend/backend.js";
 import { ensureSubnetAddress } from "../backend/device_address.js";
-import { diffEntries, leaseOfEntry } from "../backend/route_network.js";
+import { diffEntries, leaseOfEntry } from "../net/kernel_entries.js";
 import { parseIP } from "../ip/ip.js";
 import { primarySubnetOf } from "../lease/lease.js";
 import type { Lease } from "../lease/lease.js";

@@ -6,7 +6,7 @@
  * comes from the backend's own data plane (the entries flanneld would write for the other
  * host's lease), so trace and flanneld agree. The first hop that is missing or wrong is named.
  */
-import { entryKey, entryTarget } from "../backend/route_network.js";
+import { entryKey, entryTarget } from "../net/kernel_entries.js";
 import { IPNet, parseIP } from "../ip/ip.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { Lease } from "../lease/lease.js";
