@@ -7,13 +7,10 @@
  * sent. A message that cannot be sent is logged once and never stops flanneld.
  */
 import type { Logger } from "../log/logger.js";
-import { loadAddon } from "../util/native_addon.js";
+import { kernelSockets } from "../native/index.js";
+import type { KernelSocketsAddon } from "../native/index.js";
 
-interface Addon {
-  unixDatagram(path: string): number;
-  unixSend(fd: number, path: string, data: Buffer): number;
-  close(fd: number): void;
-}
+type Addon = Pick<KernelSocketsAddon, "unixDatagram" | "unixSend" | "close">;
 
 /** What flanneld tells its supervisor. */
 export interface ServiceNotifier {
@@ -65,7 +62,7 @@ export class SdNotifier implements ServiceNotifier {
       );
       return null;
     }
-    return new SdNotifier(loadAddon("netlink_socket") as Addon, path, log, watchdogMs(env));
+    return new SdNotifier(kernelSockets(), path, log, watchdogMs(env));
   }
 
   #send(lines: readonly string[]): void {

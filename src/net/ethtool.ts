@@ -3,17 +3,14 @@
  * (`ethtool -k <dev>` "tx-checksumming", `ethtool -K <dev> tx off`), by SIOCETHTOOL through our
  * netlink_socket addon.
  */
-import { loadAddon } from "../util/native_addon.js";
+import { kernelSockets } from "../native/index.js";
+import type { KernelSocketsAddon } from "../native/index.js";
 
 const ETHTOOL_GTXCSUM = 0x16;
 const ETHTOOL_STXCSUM = 0x17;
 
-interface Addon {
-  ethtool(name: string, cmd: number, data: number): number;
-}
-
-function addon(): Addon {
-  return loadAddon("netlink_socket") as Addon;
+function addon(): KernelSocketsAddon {
+  return kernelSockets();
 }
 
 /** Whether the device computes TX checksums in "hardware" (the kernel's offload). */

@@ -5,23 +5,15 @@
  * error (ENOBUFS when the kernel dropped messages for want of room) instead of aborting the
  * process, which is what the `netlink` package's socket does on such an error.
  */
-import { loadAddon } from "../util/native_addon.js";
+import { kernelSockets } from "../native/index.js";
+import type { KernelSocketsAddon } from "../native/index.js";
 import { NetlinkError } from "./netlink.js";
 
-interface Addon {
-  open(protocol: number, rcvbuf: number, sndbuf: number): number;
-  setOption(fd: number, option: number, value: number): void;
-  send(fd: number, data: Buffer): number;
-  receive(fd: number): Buffer | null;
-  watch(fd: number, onReadable: () => void): object;
-  unwatch(watcher: object): void;
-  ref(watcher: object, on: boolean): void;
-  close(fd: number): void;
-}
+type Addon = KernelSocketsAddon;
 
 function load(): Addon {
   try {
-    return loadAddon("netlink_socket") as Addon;
+    return kernelSockets();
   } catch (err) {
     throw new NetlinkError((err as Error).message, "ENOENT", { cause: err });
   }

@@ -5,16 +5,10 @@
  * under test: node notify_listener.js <socket> <watchFile>. Prints "listening" once bound.
  */
 import { existsSync } from "node:fs";
-import { loadAddon } from "../../src/util/native_addon.js";
-
-interface Addon {
-  unixDatagram(path: string): number;
-  receive(fd: number): Buffer | null;
-  watch(fd: number, onReadable: () => void): object;
-}
+import { kernelSockets } from "../../src/native/index.js";
 
 const [socket = "", watchFile = ""] = process.argv.slice(2);
-const addon = loadAddon("netlink_socket") as Addon;
+const addon = kernelSockets();
 const fd = addon.unixDatagram(socket);
 addon.watch(fd, () => {
   for (let datagram = addon.receive(fd); datagram !== null; datagram = addon.receive(fd)) {

@@ -8,30 +8,11 @@ import { FlannelError } from "../../errors.js";
 import type { IPNet } from "../../ip/ip.js";
 import { parseIPv4 } from "../../ip/ip.js";
 import type { Logger } from "../../log/logger.js";
-import { loadAddon } from "../../util/native_addon.js";
+import { udpForwarderAddon } from "../../native/index.js";
+import type { UdpForwarderAddon } from "../../native/index.js";
 import type { ForwardingStats } from "../backend.js";
 
-interface Addon {
-  openTun(name: string, queues: number, offload: boolean): { fds: number[]; offload: boolean };
-  closeFds(fds: readonly number[]): void;
-  start(options: {
-    tunFds: readonly number[];
-    offload: boolean;
-    bindIP: number;
-    port: number;
-    tunIP: number;
-    mtu: number;
-    ownNet: number;
-    ownPrefixLen: number;
-    onWorkerExit: (index: number, errno: string, what: string) => void;
-  }): object;
-  setRoutes(handle: object, entries: Buffer): void;
-  stats(handle: object): number[];
-  restartWorker(handle: object, index: number): void;
-  failWorker(handle: object, index: number): void;
-  replaceTun(handle: object, fds: readonly number[]): void;
-  stop(handle: object): void;
-}
+type Addon = UdpForwarderAddon;
 
 /** The counters stats() returns, in native/udp_forwarder.c's order (STAT_*), before the drops. */
 const COUNTERS = [
@@ -190,7 +171,7 @@ export class UdpForwarder {
   static start(options: ForwarderOptions): UdpForwarder {
     let addon: Addon;
     try {
-      addon = loadAddon("udp_forwarder") as Addon;
+      addon = udpForwarderAddon();
     } catch (err) {
       throw new ForwarderError((err as Error).message, "ENOENT", { cause: err });
     }

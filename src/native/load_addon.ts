@@ -4,7 +4,7 @@
  */
 import { dirname, join } from "node:path";
 import { isSea } from "node:sea";
-import { REPO_ROOT } from "./repo_root.js";
+import { REPO_ROOT } from "../util/repo_root.js";
 
 /**
  * Where the addons are: next to the packaged executable (/usr/lib/flannel-ts, where the .deb
