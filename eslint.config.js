@@ -53,7 +53,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["**/*.test.ts", "**/*_contract.ts", "test/**/*.ts", "bench/**/*.ts"],
+    files: ["**/*.test.ts", "test/**/*.ts", "bench/**/*.ts"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/no-confusing-void-expression": "off",

@@ -235,14 +235,23 @@ test("RouteNetwork removes stale entries of its own at the first snapshot, keeps
   }
 });
 
-test("RouteNetwork.syncNow() puts back entries deleted by hand", async () => {
+test("RouteNetwork puts back entries deleted by hand once the kernel announces a change", async () => {
   const t = await setUp("vxlan");
   try {
     t.scripted.push({ kind: "snapshot", leases: [lease("10.244.2.0/24", "192.168.1.2")] });
     await t.settle();
     t.netlink.routes = t.netlink.routes.filter((r) => r.dst !== "10.244.2.0/24");
     t.netlink.fdb = [];
-    await t.network.syncNow();
+    // An announcement that names no entry: the network lists the kernel again and repairs.
+    t.netlink.announce({
+      kind: "link",
+      removed: false,
+      linkIndex: null,
+      protocol: null,
+      entry: null,
+      learned: false,
+    });
+    await t.settle();
     assert.ok(t.netlink.routes.some((r) => r.dst === "10.244.2.0/24"));
     assert.equal(t.netlink.fdb.length, 1);
   } finally {

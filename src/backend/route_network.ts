@@ -380,11 +380,6 @@ export class RouteNetwork<Context> implements Network {
     }
   }
 
-  /** Runs one sync now against a fresh listing (tests and `flannelctl doctor`). */
-  async syncNow(): Promise<void> {
-    await this.#serialized(() => this.#sync(true));
-  }
-
   #apply(batch: readonly LeaseEvent[]): void {
     // A big batch (the first snapshot of a large cluster) is summed up in one line; each lease
     // is then a debug line, so that start-up does not write thousands of lines.

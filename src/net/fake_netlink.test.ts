@@ -1,5 +1,5 @@
 import { FakeNetlink } from "./fake_netlink.js";
-import { describeNetlink } from "./netlink_contract.js";
+import { describeNetlink } from "./netlink.case.test.js";
 
 describeNetlink("fake", () => {
   const netlink = new FakeNetlink();

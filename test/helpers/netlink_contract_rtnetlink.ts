@@ -5,7 +5,7 @@
  * Each case gets a fresh underlay (a veth pair with 10.250.0.11/24) and removes its links after.
  */
 import { RtNetlink } from "../../src/net/rtnetlink.js";
-import { describeNetlink } from "../../src/net/netlink_contract.js";
+import { describeNetlink } from "../../src/net/netlink.case.test.js";
 import { run } from "../../src/util/exec.js";
 
 describeNetlink("rtnetlink", async () => {

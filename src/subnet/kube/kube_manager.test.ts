@@ -14,7 +14,7 @@ import type { KubeObject } from "../../../lab/kubeapi/store.js";
 import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import { silentLogger } from "../../log/logger.js";
 import type { Logger } from "../../log/logger.js";
-import { describeSubnetManager } from "../manager_contract.js";
+import { describeSubnetManager } from "../manager.case.test.js";
 import { watchLeases } from "../watch_leases.js";
 import { ClientNodeClient, loadKubeConfig } from "./kube_client.js";
 import { KubeSubnetManager, resolveNodeName } from "./kube_manager.js";
