@@ -2,7 +2,16 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "eslint.config.js", "scripts/", "bin/"] },
+  {
+    ignores: [
+      "dist/",
+      "node_modules/",
+      "eslint.config.js",
+      ".dependency-cruiser.cjs",
+      "scripts/",
+      "bin/",
+    ],
+  },
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {

@@ -20,7 +20,7 @@ import type { ConflistPaths } from "../src/cni/install.js";
 import { runCapture } from "../src/util/exec.js";
 import type { RunResult } from "../src/util/exec.js";
 import { REPO_ROOT } from "../src/util/repo_root.js";
-import type { Lab, LabNode } from "./cluster.js";
+import type { Lab, LabNode } from "./lab_model.js";
 
 /** The image the lab's pod containers run. */
 export const POD_IMAGE = "localhost/flannel-ts-pod:latest";

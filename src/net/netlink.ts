@@ -1,8 +1,8 @@
 /**
  * The kernel's network configuration as flanneld needs it: links (VXLAN), addresses, routes,
  * neighbours and FDB entries. One interface, with rtnetlink.ts (a real rtnetlink socket) and
- * fake_netlink.ts (in memory, for unit tests) beside it. Code outside src/net/ imports only this
- * file. IPv4 only for now: flannel-ts does not program an IPv6 data plane yet.
+ * fake_netlink.ts (in memory, for unit tests) beside it, and kernel_entries.ts, the vocabulary
+ * of the entries flannel programs. IPv4 and IPv6 alike.
  */
 import { FlannelError } from "../errors.js";
 

@@ -1,6 +1,7 @@
 /**
  * The subnet manager (flannel's subnet.Manager): where leases live. Two implementations sit
- * beside this file, etcd/ and (later) kube/; code outside this folder imports only this file.
+ * beside this file, etcd/ and kube/; code outside this folder imports this file (and the lease
+ * watch, watch_leases.ts).
  */
 import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
 import type { Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";

@@ -1,0 +1,55 @@
+/**
+ * What a lab is made of (its hosts, its files, its modes), apart from the code that builds it, so
+ * that cluster.ts and the modules it uses (podman.ts) share the types without importing each
+ * other.
+ */
+
+/** Where a lab keeps its leases: etcd, or Node objects in the Kubernetes API double. */
+export type LabDatastore = "etcd" | "kube";
+
+/** One host of a lab. */
+export interface LabNode {
+  readonly name: string;
+  readonly netns: string;
+  readonly address: string;
+  /** Its IPv6 address on the hub segment (fd00:250::<10+N>). */
+  readonly address6: string;
+  readonly subnetFile: string;
+  readonly logFile: string;
+  readonly pidFile: string;
+}
+
+/** Where a lab keeps its files, and its names. */
+export interface Lab {
+  readonly name: string;
+  readonly dir: string;
+  readonly hub: string;
+  readonly backend: string;
+  readonly podsPerNode: number;
+  /** etcd client URLs, comma-separated, as flanneld's --etcd-endpoints takes them. */
+  readonly etcdEndpoint: string;
+  readonly etcdMembers: number;
+  readonly flanneldArgs: readonly string[];
+  readonly nodes: readonly LabNode[];
+  readonly datastore: LabDatastore;
+  /** Kubernetes mode: the API double's URL, as flanneld's --kube-api-url takes it. */
+  readonly kubeApiUrl: string;
+  /** Kubernetes mode: the API double's Unix socket, for the lab's own commands. */
+  readonly kubeApiSocket: string;
+  /** Kubernetes mode: the network config file (net-conf.json). */
+  readonly netConfPath: string;
+  /** Kubernetes mode with a ServiceAccount: the hosts that find their node through their pod. */
+  readonly podIdentity: readonly string[] | null;
+  /** The IP families of the pod network, from the network config. */
+  readonly families: LabFamilies;
+  /** How its pods run. */
+  readonly runtime: LabRuntime;
+  /** Whether flanneld runs from flannel-ts's image, in a container per host. */
+  readonly flanneldInContainer: boolean;
+}
+
+/** How a lab's pods run: namespaces wired by hand, or containers podman starts. */
+export type LabRuntime = "netns" | "podman";
+
+/** Which IP families a lab's pod network has. */
+export type LabFamilies = "ipv4" | "dual" | "ipv6";
