@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { goMapJson } from "./go_json_sorted.js";
+import { goMapJson } from "../util/go_json.js";
 import { buildDelegateConf, loadSubnetEnv, parseNetConf } from "./netconf.js";
 
 async function withEnv(text: string, fn: (path: string) => Promise<void>): Promise<void> {

@@ -15,7 +15,7 @@ import { IPNet } from "../ip/ip.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
 import { run, runCapture } from "../util/exec.js";
 import { CniCode, CniError, DelegateError } from "./cni_error.js";
-import { goMapJson } from "./go_json_sorted.js";
+import { goMapJson } from "../util/go_json.js";
 import { buildDelegateConf, loadSubnetEnv, parseNetConf } from "./netconf.js";
 import type { FlannelNetConf } from "./netconf.js";
 

@@ -4,7 +4,6 @@
  * Go struct field would be left. Later keys win over earlier ones, as in Go.
  */
 import { z } from "zod";
-import { escapeLikeGo } from "../util/go_json_text.js";
 
 /** Wraps an object shape so that its keys match case-insensitively, as Go's json does. */
 export function goJson<Shape extends z.ZodRawShape>(shape: Shape) {
@@ -36,12 +35,4 @@ export function formatIssues(error: z.ZodError): string {
       issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message,
     )
     .join("; ");
-}
-
-/**
- * Serializes a value as Go's json.Marshal does: compact, with `<`, `>`, `&`, U+2028 and U+2029
- * escaped, so that bytes written here equal flannel's.
- */
-export function goJsonStringify(value: unknown): string {
-  return escapeLikeGo(JSON.stringify(value));
 }

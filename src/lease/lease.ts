@@ -4,7 +4,8 @@
  * `{"PublicIP":"192.168.1.5","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}`.
  */
 import { z } from "zod";
-import { formatIssues, goJson, goJsonField, goJsonStringify } from "../config/go_json.js";
+import { formatIssues, goJson, goJsonField } from "../config/go_json.js";
+import { goJsonStringify } from "../util/go_json.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip.js";
 import type { IPNet } from "../ip/ip.js";
 

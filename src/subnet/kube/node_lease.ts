@@ -8,7 +8,7 @@
  * so the manager can skip it with one warning; flannel logs at info level and, for bad JSON,
  * hands the backend a lease it then fails on.
  */
-import { goJsonStringify } from "../../config/go_json.js";
+import { goJsonStringify } from "../../util/go_json.js";
 import { IPNet, parseIPv4, parseIPv6 } from "../../ip/ip.js";
 import type { JsonValue, Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { Annotations } from "./annotations.js";
