@@ -4,7 +4,7 @@
  * this network namespace (its command line and FLANNELD_* variables), else from FLANNELD_*.
  */
 import { FlannelError } from "../errors.js";
-import type { FlanneldOptions } from "../daemon/flanneld.js";
+import type { FlanneldOptions } from "../daemon/run_flanneld.js";
 import { applyFixes, isHealthy, readHostView, runDoctor } from "../doctor/doctor.js";
 import type { DoctorDeps, DoctorReport, FixResult } from "../doctor/doctor.js";
 import { firstProblem, formatTrace, traceLocal } from "../doctor/trace.js";

@@ -3,13 +3,13 @@
  * only in its mode), the rtnetlink socket, and the iptables or nftables traffic manager.
  */
 import { readPreviousSubnets } from "../config/subnet_env.js";
-import type { FlanneldDeps } from "../daemon/flanneld.js";
+import type { FlanneldDeps } from "../daemon/run_flanneld.js";
 import type { Logger } from "../log/logger.js";
 import { RtNetlink } from "../net/rtnetlink.js";
 import { IPTablesManager } from "../trafficmngr/iptables.js";
 import { NFTablesManager } from "../trafficmngr/nftables.js";
 import { etcdConfigOf } from "./etcd_flags.js";
-import type { FlanneldOptions } from "../daemon/flanneld.js";
+import type { FlanneldOptions } from "../daemon/run_flanneld.js";
 
 /** Chooses flanneld's implementations from its flags. */
 export function flanneldDeps(

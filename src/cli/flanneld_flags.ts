@@ -13,7 +13,7 @@ import { parseIPv4, parseIPv6 } from "../ip/ip.js";
 import { ETCD_FLAGS, ETCD_FLAG_SHAPE, ETCD_KEY_PAIR, hasEtcdKeyPair } from "./etcd_flags.js";
 import { envName, fieldName } from "./flag_spec.js";
 import type { FlagSpec } from "./flag_spec.js";
-import type { FlanneldOptions } from "../daemon/flanneld.js";
+import type { FlanneldOptions } from "../daemon/run_flanneld.js";
 
 /** Every flag flanneld takes, in the order its help lists them. */
 export const FLANNELD_FLAGS: readonly FlagSpec[] = [

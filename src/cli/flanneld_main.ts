@@ -59,7 +59,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     // Loaded after the flags, so that --help and --version stay quick.
     const [{ runFlanneld }, { flanneldDeps }, { SdNotifier }] = await Promise.all([
-      import("../daemon/flanneld.js"),
+      import("../daemon/run_flanneld.js"),
       import("./flanneld_deps.js"),
       import("../daemon/sd_notify.js"),
     ]);

@@ -1,5 +1,5 @@
 /** Doctor's first check: flanneld runs here, and (when it serves health) says it is ready. */
-import type { FlanneldOptions } from "../daemon/flanneld.js";
+import type { FlanneldOptions } from "../daemon/run_flanneld.js";
 import { finding } from "./finding.js";
 import type { CheckGroup } from "./finding.js";
 import type { FlanneldProcess } from "./flanneld_process.js";

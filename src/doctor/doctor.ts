@@ -8,7 +8,7 @@ import { release } from "node:os";
 import { backendFor } from "../backend/registry.js";
 import type { NetworkConfig } from "../config/network_config.js";
 import { parseEnvFile } from "../config/subnet_env.js";
-import type { FlanneldOptions } from "../daemon/flanneld.js";
+import type { FlanneldOptions } from "../daemon/run_flanneld.js";
 import { interfaceChoiceOf, lookupExternalInterface } from "../iface/external_interface.js";
 import type { ExternalInterface } from "../iface/external_interface.js";
 import { parseIP } from "../ip/ip.js";

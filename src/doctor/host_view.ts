@@ -1,7 +1,7 @@
 /** What flannelctl doctor knows of the host once it has read the store, the files and flags. */
 import type { PlaneInspection } from "../backend/backend.js";
 import type { NetworkConfig } from "../config/network_config.js";
-import type { FlanneldOptions } from "../daemon/flanneld.js";
+import type { FlanneldOptions } from "../daemon/run_flanneld.js";
 import type { ExternalInterface } from "../iface/external_interface.js";
 import type { Lease } from "../lease/lease.js";
 import type { Netlink } from "../net/netlink.js";
