@@ -9,7 +9,7 @@
 import { on } from "node:events";
 import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
-import { Etcd3 } from "etcd3";
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError } from "etcd3";
 import type { IKeyValue, IOptions, IRangeResponse, IWatchResponse, Watcher } from "etcd3";
 import {
   ConfigError,
@@ -503,11 +503,20 @@ export class EtcdRegistry {
     return Number(response.TTL);
   }
 
+  /**
+   * One request. A request that cannot reach etcd marks the connection lost, and one that
+   * answers marks it back, as the watches' own connection events do: an etcd that goes away
+   * before any watch has connected (or while none is open) is reported too.
+   */
   async #call<T>(action: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      const result = await fn();
+      this.#connectionBack();
+      return result;
     } catch (err) {
       if (err instanceof LeaseConflictError) throw err;
+      if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError)
+        this.#connectionLost(err);
       throw new StoreError(`Cannot ${action} in etcd: ${(err as Error).message}`, { cause: err });
     }
   }
