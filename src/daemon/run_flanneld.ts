@@ -10,7 +10,7 @@
  */
 import type { Server } from "node:http";
 import { backendFor } from "../backend/registry.js";
-import type { Network } from "../backend/backend.js";
+import type { ConfiguredBackend, ExternalInterface, Network } from "../backend/backend.js";
 import { writeSubnetEnv } from "../config/subnet_env.js";
 import type { SubnetEnv } from "../config/subnet_env.js";
 import type { NetworkConfig } from "../config/network_config.js";
@@ -157,6 +157,170 @@ async function setUpTrafficRules(
   return rules;
 }
 
+/** What the metrics read while flanneld runs: its network once registered, its repairs. */
+interface LiveState {
+  network: Network | null;
+  readonly trafficRepairs: { repairs: number };
+  readonly readiness: Readiness;
+}
+
+/** The health and metrics listener (--healthz-port); null when the port is 0. */
+async function startHealthz(
+  options: FlanneldOptions,
+  manager: SubnetManager,
+  live: LiveState,
+  log: Logger,
+): Promise<Server | null> {
+  if (options.healthzPort <= 0) return null;
+  // prom-client is loaded only when there is somewhere to serve it.
+  const { createMetrics } = await import("../metrics/metrics.js");
+  const registry = createMetrics({
+    leaseExpiration: () => {
+      const expiration = live.network?.lease.expiration;
+      return expiration ? expiration.getTime() / 1000 : null;
+    },
+    leaseConflicts: () => manager.stats?.conflicts ?? 0,
+    remoteLeases: () => live.network?.stats?.remoteLeases ?? 0,
+    dataPlane: () => live.network?.stats ?? null,
+    forwarding: () => live.network?.forwarding ?? null,
+    trafficRuleRepairs: () => live.trafficRepairs.repairs,
+    ready: () => live.readiness.ready,
+  });
+  return startHealthzServer(
+    { host: options.healthzIP, port: options.healthzPort, metricsIP: options.metricsIP },
+    live.readiness,
+    log,
+    registry,
+  );
+}
+
+/** Closes the health listener, dropping a probe's keep-alive connection that would hold it. */
+async function closeHealthz(server: Server | null): Promise<void> {
+  if (server === null) return;
+  await new Promise<void>((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+    server.closeAllConnections();
+  });
+}
+
+/**
+ * The network config, waited for, with the backend's options decoded once (a bad one stops
+ * flanneld before anything is done); null when the signal aborted first.
+ */
+async function readNetworkConfig(
+  manager: SubnetManager,
+  deps: FlanneldDeps,
+  log: Logger,
+  opts: CallOptions,
+): Promise<{ config: NetworkConfig; backend: ConfiguredBackend } | null> {
+  const config = await getConfig(manager, log, opts);
+  if (config === null) return null;
+  const backend = backendFor(config.backendType).configure(config.backend);
+  for (const warning of config.warnings) log.warn({}, warning);
+  if (!config.enableNFTables) await checkBrNetfilter(config, deps.procDir);
+  log.info(
+    { network: config.network?.toString(), backend: config.backendType },
+    "Network config read",
+  );
+  return { config, backend };
+}
+
+/** The external interface, with Kubernetes mode's node-public-ip[v6] annotations applied. */
+async function findExternalInterface(
+  options: FlanneldOptions,
+  manager: SubnetManager,
+  config: NetworkConfig,
+  log: Logger,
+  opts: CallOptions,
+): Promise<ExternalInterface | null> {
+  // Kubernetes mode: the node-public-ip[v6] annotations override --public-ip[v6].
+  const imposed = (await manager.getNodePublicIPs?.(opts)) ?? { v4: null, v6: null };
+  if (opts.signal.aborted) return null;
+  if (imposed.v4 !== null || imposed.v6 !== null)
+    log.info({ publicIP: imposed.v4, publicIPv6: imposed.v6 }, "Public IP from node annotation");
+  const extIface = await lookupExternalInterface(interfaceChoiceOf(options, imposed, config));
+  const { name, ifaceAddr, extAddr, mtu } = extIface;
+  log.info({ iface: name, ifaceAddr, extAddr, mtu }, "Using interface");
+  return extIface;
+}
+
+/** What runs once flanneld holds its lease and has written subnet.env and its rules. */
+interface Started {
+  readonly network: Network;
+  readonly traffic: TrafficManager;
+  readonly rules: FlannelRules;
+  readonly ownSubnet: IPNet;
+}
+
+/**
+ * subnet.env, the traffic rules and the blackhole route, in flannel's order: with --ip-masq the
+ * masquerading is in place before subnet.env lets pods start (no pod traffic leaves
+ * unmasqueraded); without it, subnet.env goes first, so that pods do not wait for iptables.
+ */
+async function announceLease(
+  network: Network,
+  config: NetworkConfig,
+  ctx: { options: FlanneldOptions; deps: FlanneldDeps; manager: SubnetManager; netlink: Netlink },
+  live: LiveState,
+  log: Logger,
+): Promise<Started> {
+  const { options, deps, manager, netlink } = ctx;
+  const writeSubnetFile = async () => {
+    await writeSubnetFileOrFail(options.subnetFile, {
+      network: config.enableIPv4 ? config.network : null,
+      subnet: config.enableIPv4 ? network.lease.subnet : null,
+      ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
+      ipv6Subnet: config.enableIPv6 ? network.lease.ipv6Subnet : null,
+      mtu: network.mtu,
+      ipMasq: options.ipMasq,
+    });
+    live.readiness.ready = true;
+    log.info({ path: options.subnetFile }, "Wrote subnet file");
+    const subnet = primarySubnetOf(network.lease).toString();
+    deps.notifier?.ready(`Lease ${subnet}, backend ${config.backendType}, MTU ${network.mtu}`);
+    manager.onStoreEvent?.((event) => deps.notifier?.status(statusOf(event, subnet)));
+  };
+  const traffic = deps.newTrafficManager(config.enableNFTables);
+  if (!options.ipMasq) await writeSubnetFile();
+  const { subnet, ipv6Subnet } = network.lease;
+  const rules = await setUpTrafficRules(traffic, options, config, subnet, ipv6Subnet, log);
+  const ownSubnet = primarySubnetOf(network.lease);
+  if (options.ipBlackholeRoute) {
+    await ensureBlackholeRoute(netlink, ownSubnet);
+    log.info({ subnet: ownSubnet.toString() }, "Blackhole route added");
+  }
+  if (options.ipMasq) await writeSubnetFile();
+  return { network, traffic, rules, ownSubnet };
+}
+
+/** The data plane, the lease, the traffic rules and the blackhole route, kept side by side. */
+async function keepRunning(
+  started: Started,
+  ctx: { options: FlanneldOptions; manager: SubnetManager; netlink: Netlink },
+  live: LiveState,
+  log: Logger,
+  opts: CallOptions,
+): Promise<void> {
+  const { network, traffic, rules, ownSubnet } = started;
+  const { options, manager, netlink } = ctx;
+  const resyncSeconds = options.iptablesResync;
+  await runTogether(
+    [
+      (o) => network.run(o),
+      (o) => manager.completeLease(network.lease, o),
+      (o) =>
+        keepTrafficRules(traffic, rules, log, { ...o, resyncSeconds, stats: live.trafficRepairs }),
+      async (o) => {
+        if (options.ipBlackholeRoute)
+          await keepBlackholeRoute(netlink, ownSubnet, log, { ...o, resyncSeconds });
+      },
+    ],
+    opts,
+  );
+}
+
 /** Runs flanneld until the signal aborts. Rejects on a fatal error, such as a revoked lease. */
 export async function runFlanneld(
   options: FlanneldOptions,
@@ -165,7 +329,6 @@ export async function runFlanneld(
   opts: CallOptions,
 ): Promise<void> {
   const { signal } = opts;
-  const readiness: Readiness = { ready: false };
   const notifier = deps.notifier ?? null;
   if (notifier !== null) {
     notifier.keepWatchdog(signal);
@@ -175,63 +338,21 @@ export async function runFlanneld(
   }
   const manager = await deps.newSubnetManager(opts);
   const netlink = deps.newNetlink();
-  const live: { network: Network | null; trafficRepairs: { repairs: number } } = {
+  const live: LiveState = {
     network: null,
     trafficRepairs: { repairs: 0 },
+    readiness: { ready: false },
   };
   let healthz: Server | null = null;
   try {
-    if (options.healthzPort > 0) {
-      // prom-client is loaded only when there is somewhere to serve it.
-      const { createMetrics } = await import("../metrics/metrics.js");
-      const registry = createMetrics({
-        leaseExpiration: () => {
-          const expiration = live.network?.lease.expiration;
-          return expiration ? expiration.getTime() / 1000 : null;
-        },
-        leaseConflicts: () => manager.stats?.conflicts ?? 0,
-        remoteLeases: () => live.network?.stats?.remoteLeases ?? 0,
-        dataPlane: () => live.network?.stats ?? null,
-        forwarding: () => live.network?.forwarding ?? null,
-        trafficRuleRepairs: () => live.trafficRepairs.repairs,
-        ready: () => readiness.ready,
-      });
-      healthz = await startHealthzServer(
-        { host: options.healthzIP, port: options.healthzPort, metricsIP: options.metricsIP },
-        readiness,
-        log,
-        registry,
-      );
-    }
-    const config = await getConfig(manager, log, opts);
-    if (config === null) return;
-    // The backend's options are decoded once, here: a bad one stops flanneld before anything.
-    const configured = backendFor(config.backendType).configure(config.backend);
-    for (const warning of config.warnings) log.warn({}, warning);
-    if (!config.enableNFTables) await checkBrNetfilter(config, deps.procDir);
-    log.info(
-      { network: config.network?.toString(), backend: config.backendType },
-      "Network config read",
-    );
-
-    // Kubernetes mode: the node-public-ip[v6] annotations override --public-ip[v6].
-    const imposed = (await manager.getNodePublicIPs?.(opts)) ?? { v4: null, v6: null };
-    if (opts.signal.aborted) return;
-    if (imposed.v4 !== null || imposed.v6 !== null)
-      log.info({ publicIP: imposed.v4, publicIPv6: imposed.v6 }, "Public IP from node annotation");
-    const extIface = await lookupExternalInterface(interfaceChoiceOf(options, imposed, config));
-    log.info(
-      {
-        iface: extIface.name,
-        ifaceAddr: extIface.ifaceAddr,
-        extAddr: extIface.extAddr,
-        mtu: extIface.mtu,
-      },
-      "Using interface",
-    );
-
+    healthz = await startHealthz(options, manager, live, log);
+    const read = await readNetworkConfig(manager, deps, log, opts);
+    if (read === null) return;
+    const { config } = read;
+    const extIface = await findExternalInterface(options, manager, config, log, opts);
+    if (extIface === null) return;
     await checkIPForwarding(log);
-    const backend = configured.create({
+    const backend = read.backend.create({
       subnetManager: manager,
       extIface,
       netlink,
@@ -240,76 +361,14 @@ export async function runFlanneld(
     const network = await backend.registerNetwork(config, opts);
     live.network = network;
     log.info({ subnet: leaseKeyOf(network.lease), mtu: network.mtu }, "Lease acquired");
-
-    const traffic = deps.newTrafficManager(config.enableNFTables);
-    const writeSubnetFile = async () => {
-      await writeSubnetFileOrFail(options.subnetFile, {
-        network: config.enableIPv4 ? config.network : null,
-        subnet: config.enableIPv4 ? network.lease.subnet : null,
-        ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
-        ipv6Subnet: config.enableIPv6 ? network.lease.ipv6Subnet : null,
-        mtu: network.mtu,
-        ipMasq: options.ipMasq,
-      });
-      readiness.ready = true;
-      log.info({ path: options.subnetFile }, "Wrote subnet file");
-      const subnet = primarySubnetOf(network.lease).toString();
-      deps.notifier?.ready(`Lease ${subnet}, backend ${config.backendType}, MTU ${network.mtu}`);
-      manager.onStoreEvent?.((event) => deps.notifier?.status(statusOf(event, subnet)));
-    };
-    // As flannel orders it: masquerading is in place before subnet.env lets pods start (no pod
-    // traffic leaves unmasqueraded); without it, subnet.env goes first and the forward rules
-    // follow, so that pods do not wait for iptables.
-    if (!options.ipMasq) await writeSubnetFile();
-    const rules = await setUpTrafficRules(
-      traffic,
-      options,
-      config,
-      network.lease.subnet,
-      network.lease.ipv6Subnet,
-      log,
-    );
-    const ownSubnet = primarySubnetOf(network.lease);
-    if (options.ipBlackholeRoute) {
-      await ensureBlackholeRoute(netlink, ownSubnet);
-      log.info({ subnet: ownSubnet.toString() }, "Blackhole route added");
-    }
-    if (options.ipMasq) await writeSubnetFile();
-
-    await runTogether(
-      [
-        (o) => network.run(o),
-        (o) => manager.completeLease(network.lease, o),
-        (o) =>
-          keepTrafficRules(traffic, rules, log, {
-            ...o,
-            resyncSeconds: options.iptablesResync,
-            stats: live.trafficRepairs,
-          }),
-        async (o) => {
-          if (options.ipBlackholeRoute)
-            await keepBlackholeRoute(netlink, ownSubnet, log, {
-              ...o,
-              resyncSeconds: options.iptablesResync,
-            });
-        },
-      ],
-      opts,
-    );
+    const ctx = { options, deps, manager, netlink };
+    const started = await announceLease(network, config, ctx, live, log);
+    await keepRunning(started, ctx, live, log, opts);
     if (signal.aborted)
       log.info({}, "Stopping; the lease and the data plane are kept for the next start");
   } finally {
     netlink.close();
     await manager.close();
-    if (healthz !== null) {
-      const server = healthz;
-      await new Promise<void>((resolve) => {
-        server.close(() => {
-          resolve();
-        });
-        // A probe's keep-alive connection would hold close() open.
-        server.closeAllConnections();
-      });
-    }
+    await closeHealthz(healthz);
   }
 }
