@@ -128,14 +128,165 @@ async function bridgeHop(view: HostView, links: readonly Link[], pod: string): P
       };
 }
 
+/** What the hop builders read of this host's kernel, listed once. */
+interface KernelView {
+  readonly links: readonly Link[];
+  readonly routes: readonly Route[];
+  readonly name: (index: number) => string;
+}
+
+/** A peer's underlay address, for the destination's family, and the route to it. */
+function underlayHop(dstLease: Lease, family: number | undefined, kernel: KernelView): TraceHop {
+  const underlayIP =
+    (family === 6 ? dstLease.attrs.publicIPv6 : dstLease.attrs.publicIP) ?? dstLease.attrs.publicIP;
+  const underlay = lookupRoute(kernel.routes, underlayIP);
+  if (underlay === null)
+    return {
+      hop: "underlay",
+      state: "missing",
+      detail: `no route to ${underlayIP}`,
+      expected: `a route to the peer's public address ${underlayIP}`,
+    };
+  const via = underlay.gateway === null ? "on-link" : `via ${underlay.gateway}`;
+  return {
+    hop: "underlay",
+    state: "ok",
+    detail: `${underlayIP} ${via} dev ${kernel.name(underlay.linkIndex)}`,
+  };
+}
+
+/**
+ * On the source's host, for a destination on another host: the route, the neighbour and FDB
+ * entries the backend wants for the destination's lease, against the kernel's, and the underlay.
+ */
+async function sourceHops(
+  view: HostView,
+  dst: string,
+  dstLease: Lease | null,
+  kernel: KernelView,
+): Promise<TraceHop[]> {
+  const { inspection } = view;
+  const { routes, name } = kernel;
+  const route = lookupRoute(routes, dst);
+  if (dstLease === null || inspection === null)
+    return [
+      {
+        hop: "route",
+        state: "info",
+        detail: route === null ? "no route" : describeRoute(route, name),
+        expected: "no lease covers the destination: flannel does not carry it",
+      },
+    ];
+  const { wanted, owned } = await inspection.entries(new Map([[leaseKeyOf(dstLease), dstLease]]));
+  // The entries of the destination's family (a dual-stack peer has both).
+  const family = parseIP(dst)?.family;
+  const entries = [...wanted.values()].filter(
+    (e) => parseIP(entryTarget(e).split("/")[0] ?? "")?.family === family,
+  );
+  const hops: TraceHop[] = [];
+  // The kernel's route for the address, beside what flanneld would write for the subnet.
+  const routeEntry = entries.find((e) => e.kind === "route");
+  if (routeEntry === undefined) {
+    hops.push({
+      hop: "route",
+      state: "missing",
+      detail: route === null ? "no route" : describeRoute(route, name),
+      expected: `a route for ${endOf(view.leases, dst).lease ?? dst} (is the backend's device there? run flannelctl doctor)`,
+    });
+  } else {
+    const hop = entryHop(routeEntry, owned, name);
+    hops.push(
+      hop.state === "missing" && route !== null
+        ? { ...hop, detail: `only ${describeRoute(route, name)}` }
+        : hop,
+    );
+  }
+  for (const kind of ["neighbor", "fdb"] as const)
+    for (const e of entries.filter((x) => x.kind === kind)) hops.push(entryHop(e, owned, name));
+  hops.push(underlayHop(dstLease, family, kernel));
+  return hops;
+}
+
+/** The backend's devices on the destination's host: there, with the lease's MAC, up. */
+function deviceHops(view: HostView, dst: string, kernel: KernelView): TraceHop[] {
+  const hops: TraceHop[] = [];
+  for (const device of view.inspection?.devices ?? []) {
+    if ((device.address?.includes(":") ?? false) !== dst.includes(":")) continue;
+    const link = kernel.links.find((l) => l.name === device.name);
+    if (link === undefined)
+      hops.push({
+        hop: "flannel device",
+        state: "missing",
+        detail: `no ${device.name}`,
+        expected: `${device.name}, made by flanneld`,
+      });
+    else if (device.mac !== null && link.mac !== device.mac)
+      hops.push({
+        hop: "flannel device",
+        state: "wrong",
+        detail: `${device.name} MAC ${link.mac}`,
+        expected: `MAC ${device.mac}, as this host's lease announces to the peers`,
+      });
+    else if (!link.up)
+      hops.push({
+        hop: "flannel device",
+        state: "wrong",
+        detail: `${device.name} is down`,
+        expected: `ip link set ${device.name} up`,
+      });
+    else
+      hops.push({
+        hop: "flannel device",
+        state: "ok",
+        detail: `${device.name} up${device.mac === null ? "" : `, MAC ${link.mac}`}`,
+      });
+  }
+  return hops;
+}
+
+/** On the destination's host: the route to the pod through the bridge, the bridge, the pod. */
+async function destinationHops(
+  view: HostView,
+  dst: string,
+  isSource: boolean,
+  kernel: KernelView,
+): Promise<TraceHop[]> {
+  const { links, routes, name } = kernel;
+  const route = lookupRoute(routes, dst);
+  const bridge = links.find((l) => l.name === CNI_BRIDGE);
+  const hops: TraceHop[] = [
+    route !== null && bridge !== undefined && route.linkIndex === bridge.index
+      ? { hop: "route to pod", state: "ok", detail: describeRoute(route, name) }
+      : {
+          hop: "route to pod",
+          state: route === null ? "missing" : "wrong",
+          detail: route === null ? "no route" : describeRoute(route, name),
+          expected: `${endOf(view.leases, dst).lease ?? dst} dev ${CNI_BRIDGE}`,
+        },
+  ];
+  if (!isSource) hops.push(await bridgeHop(view, links, dst));
+  const pod =
+    bridge === undefined
+      ? []
+      : (await view.netlink.listNeighbors(bridge.index)).filter((n) => n.ip === dst);
+  hops.push(
+    pod.length > 0
+      ? { hop: "pod", state: "ok", detail: `${dst} lladdr ${pod[0]?.mac ?? "?"} on ${CNI_BRIDGE}` }
+      : {
+          hop: "pod",
+          state: "info",
+          detail: `${dst} not yet in ${CNI_BRIDGE}'s neighbour table (no recent traffic, or no such pod)`,
+        },
+  );
+  return hops;
+}
+
 /** This host's half of the path from `src` to `dst`. */
 export async function traceLocal(view: HostView, src: string, dst: string): Promise<TraceHalf> {
   for (const ip of [src, dst])
     if (parseIP(ip) === null)
       throw new RangeError(`Invalid address "${ip}": expected an IPv4 or IPv6 address`);
-  const { leases, own, inspection, netlink } = view;
-  const srcEnd = endOf(leases, src);
-  const dstEnd = endOf(leases, dst);
+  const { leases, own, netlink } = view;
   const host = view.extIface.extAddr ?? view.extIface.extV6Addr ?? view.extIface.name;
   const ownKey = own === null ? null : leaseKeyOf(own);
   const srcLease = ownerOf(leases, src);
@@ -150,136 +301,19 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
         : isDestination
           ? "destination"
           : "neither";
-  const hops: TraceHop[] = [];
   const links = await netlink.listLinks();
   const names = new Map(links.map((l) => [l.index, l.name]));
-  const name = (i: number) => names.get(i) ?? `#${i}`;
-  const routes = await netlink.listRoutes();
+  const kernel: KernelView = {
+    links,
+    routes: await netlink.listRoutes(),
+    name: (i) => names.get(i) ?? `#${i}`,
+  };
+  const hops: TraceHop[] = [];
   if (isSource) hops.push(await bridgeHop(view, links, src));
-  if (isSource && !isDestination) {
-    if (dstLease === null || inspection === null) {
-      const route = lookupRoute(routes, dst);
-      hops.push({
-        hop: "route",
-        state: "info",
-        detail: route === null ? "no route" : describeRoute(route, name),
-        expected: "no lease covers the destination: flannel does not carry it",
-      });
-    } else {
-      const { wanted, owned } = await inspection.entries(
-        new Map([[leaseKeyOf(dstLease), dstLease]]),
-      );
-      // The entries of the destination's family (a dual-stack peer has both).
-      const family = parseIP(dst)?.family;
-      const entries = [...wanted.values()].filter(
-        (e) => parseIP(entryTarget(e).split("/")[0] ?? "")?.family === family,
-      );
-      // The kernel's route for the address, beside what flanneld would write for the subnet.
-      const route = lookupRoute(routes, dst);
-      const routeEntry = entries.find((e) => e.kind === "route");
-      if (routeEntry === undefined) {
-        hops.push({
-          hop: "route",
-          state: "missing",
-          detail: route === null ? "no route" : describeRoute(route, name),
-          expected: `a route for ${dstEnd.lease ?? dst} (is the backend's device there? run flannelctl doctor)`,
-        });
-      } else {
-        const hop = entryHop(routeEntry, owned, name);
-        hops.push(
-          hop.state === "missing" && route !== null
-            ? { ...hop, detail: `only ${describeRoute(route, name)}` }
-            : hop,
-        );
-      }
-      for (const kind of ["neighbor", "fdb"] as const)
-        for (const e of entries.filter((x) => x.kind === kind)) hops.push(entryHop(e, owned, name));
-      const underlayIP =
-        (family === 6 ? dstLease.attrs.publicIPv6 : dstLease.attrs.publicIP) ??
-        dstLease.attrs.publicIP;
-      const underlay = lookupRoute(routes, underlayIP);
-      hops.push(
-        underlay === null
-          ? {
-              hop: "underlay",
-              state: "missing",
-              detail: `no route to ${underlayIP}`,
-              expected: `a route to the peer's public address ${underlayIP}`,
-            }
-          : {
-              hop: "underlay",
-              state: "ok",
-              detail: `${underlayIP} ${underlay.gateway === null ? "on-link" : `via ${underlay.gateway}`} dev ${name(underlay.linkIndex)}`,
-            },
-      );
-    }
-  }
-  if (isDestination && !isSource) {
-    for (const device of inspection?.devices ?? []) {
-      if ((device.address?.includes(":") ?? false) !== dst.includes(":")) continue;
-      const link = links.find((l) => l.name === device.name);
-      if (link === undefined)
-        hops.push({
-          hop: "flannel device",
-          state: "missing",
-          detail: `no ${device.name}`,
-          expected: `${device.name}, made by flanneld`,
-        });
-      else if (device.mac !== null && link.mac !== device.mac)
-        hops.push({
-          hop: "flannel device",
-          state: "wrong",
-          detail: `${device.name} MAC ${link.mac}`,
-          expected: `MAC ${device.mac}, as this host's lease announces to the peers`,
-        });
-      else if (!link.up)
-        hops.push({
-          hop: "flannel device",
-          state: "wrong",
-          detail: `${device.name} is down`,
-          expected: `ip link set ${device.name} up`,
-        });
-      else
-        hops.push({
-          hop: "flannel device",
-          state: "ok",
-          detail: `${device.name} up${device.mac === null ? "" : `, MAC ${link.mac}`}`,
-        });
-    }
-  }
-  if (isDestination) {
-    const route = lookupRoute(routes, dst);
-    const bridge = links.find((l) => l.name === CNI_BRIDGE);
-    hops.push(
-      route !== null && bridge !== undefined && route.linkIndex === bridge.index
-        ? { hop: "route to pod", state: "ok", detail: describeRoute(route, name) }
-        : {
-            hop: "route to pod",
-            state: route === null ? "missing" : "wrong",
-            detail: route === null ? "no route" : describeRoute(route, name),
-            expected: `${dstEnd.lease ?? dst} dev ${CNI_BRIDGE}`,
-          },
-    );
-    if (!isSource) hops.push(await bridgeHop(view, links, dst));
-    const pod =
-      bridge === undefined
-        ? []
-        : (await netlink.listNeighbors(bridge.index)).filter((n) => n.ip === dst);
-    hops.push(
-      pod.length > 0
-        ? {
-            hop: "pod",
-            state: "ok",
-            detail: `${dst} lladdr ${pod[0]?.mac ?? "?"} on ${CNI_BRIDGE}`,
-          }
-        : {
-            hop: "pod",
-            state: "info",
-            detail: `${dst} not yet in ${CNI_BRIDGE}'s neighbour table (no recent traffic, or no such pod)`,
-          },
-    );
-  }
-  return { host, role, src: srcEnd, dst: dstEnd, hops };
+  if (isSource && !isDestination) hops.push(...(await sourceHops(view, dst, dstLease, kernel)));
+  if (isDestination && !isSource) hops.push(...deviceHops(view, dst, kernel));
+  if (isDestination) hops.push(...(await destinationHops(view, dst, isSource, kernel)));
+  return { host, role, src: endOf(leases, src), dst: endOf(leases, dst), hops };
 }
 
 /** The first hop of the halves that is missing or wrong; null when every hop is right. */

@@ -62,6 +62,13 @@ class StoreRewoundError extends FlannelError {
   }
 }
 
+/** This node's lease as completeLease() keeps it: renewed, rewritten, followed. */
+interface OwnLease {
+  lease: IPv4Lease;
+  /** The last reason an unreadable value over it was reported for (said once each). */
+  unreadableSaid: string | null;
+}
+
 /** Options of LocalManager. */
 export interface LocalManagerOptions {
   readonly log: Logger;
@@ -346,151 +353,167 @@ export class LocalManager implements SubnetManager {
   }
 
   async completeLease(lease: IPv4Lease, opts: CallOptions): Promise<void> {
-    let current = lease;
-    const renewLoop = async ({ signal }: CallOptions) => {
-      for (;;) {
-        if (current.reserved || current.expiration === null) {
-          if (!(await sleep(RENEW_RETRY_MS, signal))) return;
-          continue;
-        }
-        const waitMs = current.expiration.getTime() - this.#renewMarginMs - Date.now();
-        if (waitMs > 0) {
-          // Wake at least each minute, so that an expiration changed by the watch is noticed.
-          if (!(await sleep(Math.min(waitMs, RENEW_RETRY_MS), signal))) return;
-          continue;
-        }
-        try {
-          current = await this.renewLease(current, { signal });
-          this.#log.info(
-            { subnet: leaseKeyOf(current), expiration: current.expiration },
-            "Lease renewed",
-          );
-          this.#emit({ kind: "renewed", expiration: current.expiration });
-        } catch (err) {
-          if (err instanceof LeaseRevokedError || signal.aborted) throw err;
-          this.#log.error({ err }, "Cannot renew lease; retrying in a minute");
-          if (!(await sleep(RENEW_RETRY_MS, signal))) return;
-        }
-      }
-    };
-    let unreadableSaid: string | null = null;
-    /** Writes this node's lease back over a value that is not a lease; the lease as written. */
-    const writeBack = async (
-      lease: IPv4Lease,
-      err: UnreadableLeaseError,
-      signal: AbortSignal,
-    ): Promise<IPv4Lease> => {
-      const first = unreadableSaid !== err.reason;
-      if (first)
-        this.#log.warn(
-          { key: err.key, reason: err.reason },
-          "This node's lease is unreadable; writing it back from what flanneld holds",
-        );
-      unreadableSaid = err.reason;
-      try {
-        const written = await this.renewLease(lease, { signal });
-        this.#log[first ? "info" : "debug"]({ key: err.key }, "Wrote this node's lease back");
-        return written;
-      } catch (writeErr) {
-        if (writeErr instanceof LeaseRevokedError || signal.aborted) throw writeErr;
-        this.#log.warn(
-          { key: err.key, err: (writeErr as Error).message },
-          "Cannot write this node's lease back yet; trying again",
-        );
-        await sleep(WRITE_BACK_RETRY_MS, signal);
-        return lease;
-      }
-    };
-    const followOwnKey = async ({ signal }: CallOptions) => {
-      const key = this.#registry.subnetKey(current.subnet, current.ipv6Subnet);
-      const delays = backoff(100, 5_000);
-      /** Set when etcd went back in time: this node's lease is written again if gone. */
-      let rewritePending = false;
-      for (;;) {
-        const watch = this.#untilRewind(signal);
-        try {
-          const { lease: stored, revision } = await this.#registry.getSubnet(
-            current.subnet,
-            current.ipv6Subnet,
-          );
-          this.#sawRevision(revision);
-          if (stored === null && rewritePending) {
-            current = await this.#registry.createSubnet(
-              current.subnet,
-              current.ipv6Subnet,
-              current.attrs,
-              this.#ttlSeconds,
-            );
-            this.#log.info(
-              { subnet: leaseKeyOf(current) },
-              "Wrote this node's lease again after etcd went back in time",
-            );
-            rewritePending = false;
-            continue;
-          }
-          // Gone: revoked by someone, unless etcd went back in time (the watch may have failed
-          // before the periodic check saw it).
-          if (stored === null && (await this.#checkStore().catch(() => false))) continue;
-          rewritePending = false;
-          if (stored === null) throw revoked(current);
-          current = stored;
-          const batches = this.#registry.watchSubnets(revision + 1n, {
-            key,
-            signal: watch.signal,
-            onReconnect: this.#checkSoon,
-          });
-          for await (const batch of batches) {
-            this.#sawRevision(batch.revision);
-            if (batch.changes.some((change) => change.type === "delete")) throw revoked(current);
-            const { lease: updated } = await this.#registry.getSubnet(
-              current.subnet,
-              current.ipv6Subnet,
-            );
-            if (updated === null) throw revoked(current);
-            current = updated;
-          }
-          if (watch.signal.aborted && !signal.aborted) rewritePending = true;
-        } catch (err) {
-          if (signal.aborted) throw err;
-          if (watch.signal.aborted) {
-            rewritePending = true; // etcd went back in time: see whether the lease survived
-            continue;
-          }
-          if (err instanceof LeaseRevokedError) throw err;
-          if (err instanceof UnreadableLeaseError) {
-            // Someone wrote garbage over this node's lease: the subnet is still ours (its etcd
-            // lease lives), so write back what flanneld holds, and watch again.
-            current = await writeBack(current, err, signal);
-            continue;
-          }
-          this.#log.warn(
-            { err: (err as Error).message },
-            "Lost the watch on this node's lease; watching again",
-          );
-          if (!(await sleep(delays.next().value, signal))) return;
-        } finally {
-          watch.done();
-        }
-      }
-    };
-    const followStore = async ({ signal }: CallOptions) => {
-      let failing = false;
-      while (await sleep(this.#storeCheckMs, signal)) {
-        try {
-          await this.#checkStore();
-          failing = false;
-        } catch (err) {
-          // etcd down or unreachable: the other loops say so; this one tries again.
-          if (!failing) this.#log.debug({ err }, "Cannot read etcd's revision; trying again");
-          failing = true;
-        }
-      }
-    };
+    const own: OwnLease = { lease, unreadableSaid: null };
     try {
-      await runTogether([renewLoop, followOwnKey, followStore], opts);
+      await runTogether(
+        [
+          ({ signal }) => this.#keepRenewing(own, signal),
+          ({ signal }) => this.#followOwnKey(own, signal),
+          ({ signal }) => this.#followStore(signal),
+        ],
+        opts,
+      );
     } catch (err) {
       if (opts.signal.aborted && !(err instanceof LeaseRevokedError)) return;
       throw err;
+    }
+  }
+
+  /** Renews this node's lease `--subnet-lease-renew-margin` before it expires, until aborted. */
+  async #keepRenewing(own: OwnLease, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const current = own.lease;
+      if (current.reserved || current.expiration === null) {
+        if (!(await sleep(RENEW_RETRY_MS, signal))) return;
+        continue;
+      }
+      const waitMs = current.expiration.getTime() - this.#renewMarginMs - Date.now();
+      if (waitMs > 0) {
+        // Wake at least each minute, so that an expiration changed by the watch is noticed.
+        if (!(await sleep(Math.min(waitMs, RENEW_RETRY_MS), signal))) return;
+        continue;
+      }
+      try {
+        own.lease = await this.renewLease(current, { signal });
+        this.#log.info(
+          { subnet: leaseKeyOf(own.lease), expiration: own.lease.expiration },
+          "Lease renewed",
+        );
+        this.#emit({ kind: "renewed", expiration: own.lease.expiration });
+      } catch (err) {
+        if (err instanceof LeaseRevokedError || signal.aborted) throw err;
+        this.#log.error({ err }, "Cannot renew lease; retrying in a minute");
+        if (!(await sleep(RENEW_RETRY_MS, signal))) return;
+      }
+    }
+  }
+
+  /** Writes this node's lease back over a value that is not a lease, saying so once. */
+  async #writeBack(own: OwnLease, err: UnreadableLeaseError, signal: AbortSignal): Promise<void> {
+    const first = own.unreadableSaid !== err.reason;
+    if (first)
+      this.#log.warn(
+        { key: err.key, reason: err.reason },
+        "This node's lease is unreadable; writing it back from what flanneld holds",
+      );
+    own.unreadableSaid = err.reason;
+    try {
+      own.lease = await this.renewLease(own.lease, { signal });
+      this.#log[first ? "info" : "debug"]({ key: err.key }, "Wrote this node's lease back");
+    } catch (writeErr) {
+      if (writeErr instanceof LeaseRevokedError || signal.aborted) throw writeErr;
+      this.#log.warn(
+        { key: err.key, err: (writeErr as Error).message },
+        "Cannot write this node's lease back yet; trying again",
+      );
+      await sleep(WRITE_BACK_RETRY_MS, signal);
+    }
+  }
+
+  /**
+   * Follows this node's own key until aborted: its deletion by someone else revokes the lease,
+   * garbage over it is written back, and after etcd went back in time the lease is written again.
+   */
+  async #followOwnKey(own: OwnLease, signal: AbortSignal): Promise<void> {
+    const delays = backoff(100, 5_000);
+    /** Set when etcd went back in time: this node's lease is written again if gone. */
+    let rewritePending = false;
+    for (;;) {
+      const watch = this.#untilRewind(signal);
+      try {
+        rewritePending = await this.#watchOwnKey(own, rewritePending, watch.signal);
+        if (signal.aborted) return;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (watch.signal.aborted) {
+          rewritePending = true; // etcd went back in time: see whether the lease survived
+          continue;
+        }
+        if (err instanceof LeaseRevokedError) throw err;
+        if (err instanceof UnreadableLeaseError) {
+          // Someone wrote garbage over this node's lease: the subnet is still ours (its etcd
+          // lease lives), so write back what flanneld holds, and watch again.
+          await this.#writeBack(own, err, signal);
+          continue;
+        }
+        this.#log.warn(
+          { err: (err as Error).message },
+          "Lost the watch on this node's lease; watching again",
+        );
+        if (!(await sleep(delays.next().value, signal))) return;
+      } finally {
+        watch.done();
+      }
+    }
+  }
+
+  /**
+   * One look at this node's key, then a watch on it until the watch ends; resolves whether a
+   * rewrite is pending (etcd went back in time meanwhile).
+   */
+  async #watchOwnKey(
+    own: OwnLease,
+    rewritePending: boolean,
+    watchSignal: AbortSignal,
+  ): Promise<boolean> {
+    const { subnet, ipv6Subnet } = own.lease;
+    const { lease: stored, revision } = await this.#registry.getSubnet(subnet, ipv6Subnet);
+    this.#sawRevision(revision);
+    if (stored === null && rewritePending) {
+      own.lease = await this.#registry.createSubnet(
+        subnet,
+        ipv6Subnet,
+        own.lease.attrs,
+        this.#ttlSeconds,
+      );
+      this.#log.info(
+        { subnet: leaseKeyOf(own.lease) },
+        "Wrote this node's lease again after etcd went back in time",
+      );
+      return false;
+    }
+    // Gone: revoked by someone, unless etcd went back in time (the watch may have failed before
+    // the periodic check saw it).
+    if (stored === null && (await this.#checkStore().catch(() => false))) return rewritePending;
+    if (stored === null) throw revoked(own.lease);
+    own.lease = stored;
+    const batches = this.#registry.watchSubnets(revision + 1n, {
+      key: this.#registry.subnetKey(subnet, ipv6Subnet),
+      signal: watchSignal,
+      onReconnect: this.#checkSoon,
+    });
+    for await (const batch of batches) {
+      this.#sawRevision(batch.revision);
+      if (batch.changes.some((change) => change.type === "delete")) throw revoked(own.lease);
+      const { lease: updated } = await this.#registry.getSubnet(subnet, ipv6Subnet);
+      if (updated === null) throw revoked(own.lease);
+      own.lease = updated;
+    }
+    return watchSignal.aborted;
+  }
+
+  /** Checks every storeCheckMs whether etcd went back in time (wiped, or restored). */
+  async #followStore(signal: AbortSignal): Promise<void> {
+    let failing = false;
+    while (await sleep(this.#storeCheckMs, signal)) {
+      try {
+        await this.#checkStore();
+        failing = false;
+      } catch (err) {
+        // etcd down or unreachable: the other loops say so; this one tries again.
+        if (!failing) this.#log.debug({ err }, "Cannot read etcd's revision; trying again");
+        failing = true;
+      }
     }
   }
 
