@@ -598,26 +598,25 @@ const RESTART_TIMEOUT_MS = 60_000;
  * lines of its log. Only a flanneld that never does either reaches the bound.
  */
 async function waitForSubnetFile(node: LabNode, sinceMs: number): Promise<void> {
-  const deadline = Date.now() + RESTART_TIMEOUT_MS;
-  for (;;) {
-    const written = await stat(node.subnetFile).then(
-      (s) => s.mtimeMs >= sinceMs - 1_000,
-      () => false,
-    );
-    if (written) return;
-    if ((await livePid(node.pidFile)) === null) {
-      const log = await readFile(node.logFile, "utf8").catch(() => "");
-      const last = log.trimEnd().split("\n").slice(-8).join("\n");
-      throw new FlannelError(
-        `flanneld on ${node.name} exited without writing ${node.subnetFile}; the last lines of ${node.logFile}:\n${last}`,
+  const seen = { exited: false };
+  await waitFor(
+    `${node.name} to write subnet.env (log: ${node.logFile})`,
+    async () => {
+      const written = await stat(node.subnetFile).then(
+        (s) => s.mtimeMs >= sinceMs - 1_000,
+        () => false,
       );
-    }
-    if (Date.now() > deadline)
-      throw new FlannelError(
-        `flanneld on ${node.name} runs but wrote no ${node.subnetFile} within ${RESTART_TIMEOUT_MS / 1000} s: see ${node.logFile}`,
-      );
-    await delay(100);
-  }
+      seen.exited = !written && (await livePid(node.pidFile)) === null;
+      return written || seen.exited;
+    },
+    { timeoutMs: RESTART_TIMEOUT_MS, intervalMs: 100 },
+  );
+  if (!seen.exited) return;
+  const log = await readFile(node.logFile, "utf8").catch(() => "");
+  const last = log.trimEnd().split("\n").slice(-8).join("\n");
+  throw new FlannelError(
+    `flanneld on ${node.name} exited without writing ${node.subnetFile}; the last lines of ${node.logFile}:\n${last}`,
+  );
 }
 
 /** A pod: a namespace wired by bin/flannel on its host. */

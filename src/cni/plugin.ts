@@ -95,45 +95,29 @@ function checkEnv(env: CniRequest["env"]): string {
   return command;
 }
 
-function checkVersion(conf: FlannelNetConf): void {
-  if (
-    conf.cniVersion !== "" &&
-    !(SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion)
-  ) {
-    throw new CniError(
-      CniCode.IncompatibleVersion,
-      `incompatible CNI versions: config is "${conf.cniVersion}", plugin supports [${SUPPORTED_VERSIONS.join(", ")}]`,
-    );
-  }
-}
-
 /** The oldest config version each command exists in (the spec; the reference skel's checks). */
-const FIRST_VERSION: Readonly<Record<string, string>> = {
+const FIRST_VERSION: Readonly<Record<string, (typeof SUPPORTED_VERSIONS)[number]>> = {
   CHECK: "0.4.0",
   GC: "1.1.0",
   STATUS: "1.1.0",
 };
 
-/** Compares two `x.y.z` versions; a missing part counts as 0. */
-function compareVersions(a: string, b: string): number {
-  const parts = (v: string) => v.split(".").map((p) => Number.parseInt(p, 10) || 0);
-  const [pa, pb] = [parts(a), parts(b)];
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 /**
- * Refuses a command that the config's cniVersion does not have (no cniVersion is 0.1.0, as in
- * libcni), with the reference skel library's incompatible-version error: a GC sent with an older
- * conflist must never release anything.
+ * Refuses a config version this plugin does not speak, and a command that the config's version
+ * does not have (no cniVersion is 0.1.0, as in libcni), with the reference skel library's
+ * incompatible-version error: a GC sent with an older conflist must never release anything.
  */
-function checkCommandVersion(command: string, conf: FlannelNetConf): void {
-  const first = FIRST_VERSION[command];
+function checkVersion(command: string, conf: FlannelNetConf): void {
+  const versions: readonly string[] = SUPPORTED_VERSIONS;
   const version = conf.cniVersion === "" ? "0.1.0" : conf.cniVersion;
-  if (first === undefined || compareVersions(version, first) >= 0) return;
+  if (!versions.includes(version)) {
+    throw new CniError(
+      CniCode.IncompatibleVersion,
+      `incompatible CNI versions: config is "${conf.cniVersion}", plugin supports [${SUPPORTED_VERSIONS.join(", ")}]`,
+    );
+  }
+  const first = FIRST_VERSION[command];
+  if (first === undefined || versions.indexOf(version) >= versions.indexOf(first)) return;
   throw new CniError(
     CniCode.IncompatibleVersion,
     `config version does not allow ${command}: the config's cniVersion is "${version}", ${command} needs "${first}" or later`,
@@ -453,8 +437,7 @@ export async function handleCniRequest(request: CniRequest): Promise<CniResponse
     }
     const conf = parseNetConf(request.stdin);
     if (conf.cniVersion !== "") cniVersion = conf.cniVersion;
-    checkVersion(conf);
-    checkCommandVersion(command, conf);
+    checkVersion(command, conf);
     const handlers: Record<string, () => Promise<string>> = {
       ADD: () => cmdAdd(conf, request.env),
       DEL: () => cmdDel(conf, request.env),

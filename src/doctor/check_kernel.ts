@@ -151,6 +151,7 @@ export async function checkPodMtu(view: HostView): Promise<CheckGroup> {
   if (mtu === undefined) return { name: "pods", findings: [], skipped: "no lease" };
   const links = await view.netlink.listLinks();
   const bridge = links.find((l) => l.name === CNI_BRIDGE);
+  // The pods' host-side interfaces (the bridge plugin names them veth...).
   const podLinks = links.filter((l) => l.kind === "veth" && l.name.startsWith("veth"));
   if (bridge === undefined && podLinks.length === 0)
     return { name: "pods", findings: [], skipped: `no ${CNI_BRIDGE} yet, and no pod` };
@@ -185,8 +186,8 @@ export async function checkPodMtu(view: HostView): Promise<CheckGroup> {
       ),
     );
   }
-  for (const link of links) {
-    if (link.kind !== "veth" || link.mtu <= mtu || !link.name.startsWith("veth")) continue;
+  for (const link of podLinks) {
+    if (link.mtu <= mtu) continue;
     findings.push(
       finding(
         "pod-mtu",
