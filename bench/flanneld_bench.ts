@@ -11,7 +11,7 @@
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../src/util/exec.js";
-import { waitFor } from "../src/util/poll.js";
+import { waitFor } from "../lab/poll.js";
 import { openSingleHost, REPO_ROOT } from "../test/helpers/single_host.js";
 import { openFixture, startEtcd } from "../test/helpers/etcd_fixture.js";
 import type { LocalManager } from "../src/subnet/etcd/local_manager.js";

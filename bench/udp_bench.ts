@@ -24,7 +24,7 @@ import {
 import type { Lab, LabPod } from "../lab/cluster.js";
 import { iperfBetween, ping } from "../lab/lab_check.js";
 import { execIn, uniquePrefix } from "../lab/netns.js";
-import { waitFor } from "../src/util/poll.js";
+import { waitFor } from "../lab/poll.js";
 import { startCProxy } from "../test/helpers/c_udp_proxy.js";
 import type { CProxy } from "../test/helpers/c_udp_proxy.js";
 import { cpuSeconds, median, percentile, print } from "./bench_util.js";

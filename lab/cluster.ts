@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { BACKEND_TYPES } from "../src/backend/registry.js";
 import { FlannelError } from "../src/errors.js";
-import { waitFor } from "../src/util/poll.js";
+import { waitFor } from "./poll.js";
 import { REPO_ROOT } from "../src/util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";

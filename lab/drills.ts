@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { waitFor } from "../src/util/poll.js";
+import { waitFor } from "./poll.js";
 import {
   killFlanneld,
   labEtcdctl,

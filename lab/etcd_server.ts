@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCapture } from "../src/util/exec.js";
-import { waitFor } from "../src/util/poll.js";
+import { waitFor } from "./poll.js";
 
 /** A running etcd. */
 export interface EtcdServer {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { run } from "../../src/util/exec.js";
-import { waitFor } from "../../src/util/poll.js";
+import { waitFor } from "../poll.js";
 import { KubeAdmin } from "./admin_client.js";
 import { startKubeApiDouble } from "./server.js";
 import type { KubeApiDouble } from "./server.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitFor } from "../util/poll.js";
+import { waitFor } from "../../lab/poll.js";
 import { test } from "node:test";
 import { IPNet } from "../ip/ip.js";
 import type { Lease } from "../lease/lease.js";

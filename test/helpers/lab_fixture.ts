@@ -22,7 +22,7 @@ export async function withLab(
   }
 }
 
-export { eventually } from "../../src/util/poll.js";
+export { eventually } from "../../lab/poll.js";
 
 /** A lab host's subnet as its lease key starts (`10.244.7.0`), read from its subnet.env. */
 export async function subnetOf(node: LabNode): Promise<string> {

@@ -6,7 +6,7 @@ import { addNode, killFlanneld, labEtcdctl, listPods, restartFlanneld } from "..
 import type { Lab } from "../../lab/cluster.js";
 import { ping } from "../../lab/lab_check.js";
 import { execIn, ip } from "../../lab/netns.js";
-import { waitFor } from "../../src/util/poll.js";
+import { waitFor } from "../../lab/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
 import { setTimeout as delay } from "node:timers/promises";
 

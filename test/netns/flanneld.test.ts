@@ -3,7 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { execIn } from "../../lab/netns.js";
-import { eventually, waitFor } from "../../src/util/poll.js";
+import { eventually, waitFor } from "../../lab/poll.js";
 import { openSingleHost } from "../helpers/single_host.js";
 import type { SingleHost } from "../helpers/single_host.js";
 

@@ -14,7 +14,7 @@ import { runDrill } from "../../lab/drills.js";
 import { addNetns, deleteNetns, execIn, ip, run, uniquePrefix } from "../../lab/netns.js";
 import { daemonSetPodRun, flannelImage, runPodman, writeContainersConf } from "../../lab/podman.js";
 import type { PodmanConfig } from "../../lab/podman.js";
-import { eventually } from "../../src/util/poll.js";
+import { eventually } from "../../lab/poll.js";
 import { assertAllReach, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import { cniAdd } from "../helpers/cni_add.js";
 import { openSingleHost } from "../helpers/single_host.js";

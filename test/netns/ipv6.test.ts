@@ -10,7 +10,7 @@ import { LAB_IPV6_NETWORK, labEtcdctl, labKube, listPods } from "../../lab/clust
 import type { Lab, LabNode } from "../../lab/cluster.js";
 import { ping } from "../../lab/lab_check.js";
 import { execIn, ip } from "../../lab/netns.js";
-import { waitFor } from "../../src/util/poll.js";
+import { waitFor } from "../../lab/poll.js";
 import { buildHandHost } from "../helpers/hand_host.js";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 

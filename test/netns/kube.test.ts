@@ -20,7 +20,7 @@ import {
 import type { Lab, LabNode } from "../../lab/cluster.js";
 import { ping, pingAll } from "../../lab/lab_check.js";
 import { execIn, ip } from "../../lab/netns.js";
-import { waitFor } from "../../src/util/poll.js";
+import { waitFor } from "../../lab/poll.js";
 import { buildHandHost, handHostReaches } from "../helpers/hand_host.js";
 import { healthzGet } from "../helpers/healthz.js";
 import { eventually, withLab } from "../helpers/lab_fixture.js";

@@ -13,7 +13,7 @@ import { before, after, test } from "node:test";
 import { REPO_ROOT } from "../../lab/cluster.js";
 import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../../lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
-import { eventually } from "../../src/util/poll.js";
+import { eventually } from "../../lab/poll.js";
 import { cniAdd } from "../helpers/cni_add.js";
 import { openSingleHost } from "../helpers/single_host.js";
 

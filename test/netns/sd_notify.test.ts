@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { test } from "node:test";
-import { eventually } from "../../src/util/poll.js";
+import { eventually } from "../../lab/poll.js";
 import { startNotifyListener } from "../helpers/notify_listener_client.js";
 import { openSingleHost } from "../helpers/single_host.js";
 import type { SingleHost } from "../helpers/single_host.js";

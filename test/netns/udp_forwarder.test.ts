@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, test } from "node:test";
 import { addNetns, deleteNetns, execIn, ip, uniquePrefix } from "../../lab/netns.js";
-import { waitFor } from "../../src/util/poll.js";
+import { waitFor } from "../../lab/poll.js";
 import { REPO_ROOT } from "../helpers/single_host.js";
 
 const OWN = "10.9.0.1";

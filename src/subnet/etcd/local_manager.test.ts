@@ -7,7 +7,7 @@ import { LeaseRevokedError, NetworkFullError } from "../../errors.js";
 import { freePort } from "../../../lab/etcd_server.js";
 import type { EtcdServer } from "../../../lab/etcd_server.js";
 import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
-import { waitFor } from "../../util/poll.js";
+import { waitFor } from "../../../lab/poll.js";
 import { describeSubnetManager } from "../manager.case.test.js";
 import { LIST_PAGE_SIZE } from "./registry.js";
 import type { LeaseWatchResult } from "../manager.js";

@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { ConfigError } from "../../errors.js";
-import { waitFor } from "../../util/poll.js";
+import { waitFor } from "../../../lab/poll.js";
 import { KubeAdmin } from "../../../lab/kubeapi/admin_client.js";
 import { startKubeApiDouble } from "../../../lab/kubeapi/server.js";
 import type { KubeApiDouble, KubeApiDoubleOptions } from "../../../lab/kubeapi/server.js";

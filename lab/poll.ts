@@ -1,4 +1,4 @@
-/** Waiting for a condition by polling: for the lab's set-up and for tests. */
+/** Waiting for a condition by polling: for the lab's set-up, the benches and the tests. */
 import { setTimeout as delay } from "node:timers/promises";
 
 /** Options of eventually. */
