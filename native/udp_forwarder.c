@@ -14,7 +14,6 @@
  *                                           [net u32 BE][prefix len u8][0][port u16 BE][ip u32 BE]
  *   stats(handle) -> number[]               counters summed over the workers (see STAT_*)
  *   restartWorker(handle, i)                starts again a worker that exited on an error
- *   failWorker(handle, i)                   makes worker i exit as on an error (tests)
  *   replaceTun(handle, fds)                 the workers go on with new TUN queues (the device
  *                                           was deleted and made again)
  *   stop(handle)                            stops and joins the workers, closes every descriptor
@@ -241,7 +240,6 @@ struct worker {
   pthread_t thread;
   int started;
   int state;      /* WORKER_*, atomic */
-  int fail_asked; /* atomic */
   int quit_asked; /* atomic: exit quietly (replaceTun) */
   uint64_t stats[STAT_COUNT]; /* written by the worker only, read atomically */
   uint8_t *tun_bufs;          /* BATCH slots, TUN -> UDP */
@@ -844,15 +842,6 @@ static void *worker_main(void *arg) {
     }
     if (__atomic_load_n(&w->fw->stopping, __ATOMIC_ACQUIRE)) break;
     if (__atomic_load_n(&w->quit_asked, __ATOMIC_ACQUIRE)) break;
-    if (__atomic_load_n(&w->fail_asked, __ATOMIC_ACQUIRE)) {
-      __atomic_store_n(&w->fail_asked, 0, __ATOMIC_RELAXED);
-      uint64_t drain;
-      if (read(w->kick_fd, &drain, sizeof drain) < 0) { /* nothing to drain */
-      }
-      err = ECANCELED;
-      what = "failWorker";
-      break;
-    }
     /* While either side has packets, move them without asking epoll again (as flannel does). */
     int active;
     do {
@@ -1238,15 +1227,6 @@ static napi_value restart_worker(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value fail_worker(napi_env env, napi_callback_info info) {
-  struct worker *w = get_worker(env, info);
-  if (w == NULL) return NULL;
-  __atomic_store_n(&w->fail_asked, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
-  if (write(w->kick_fd, &one, sizeof one) < 0) return throw_errno(env, "write eventfd", errno);
-  return NULL;
-}
-
 /* replaceTun(handle, fds): the workers go on with new TUN queues (the device was deleted and made
  * again); the old descriptors are closed. */
 static napi_value replace_tun(napi_env env, napi_callback_info info) {
@@ -1305,7 +1285,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setRoutes", NULL, set_routes, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"restartWorker", NULL, restart_worker, NULL, NULL, NULL, napi_default, NULL},
-      {"failWorker", NULL, fail_worker, NULL, NULL, NULL, napi_default, NULL},
       {"replaceTun", NULL, replace_tun, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL},
   };

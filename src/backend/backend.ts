@@ -11,6 +11,7 @@ import type { Logger } from "../log/logger.js";
 import type { KernelEntry, Netlink } from "../net/netlink.js";
 import type { SubnetManager } from "../subnet/manager.js";
 import type { CallOptions } from "../util/call_options.js";
+import type { Clock } from "../util/clock.js";
 
 export type { ExternalInterface } from "../iface/external_interface.js";
 
@@ -21,6 +22,8 @@ export interface BackendDeps {
   readonly log: Logger;
   /** The kernel; used by the backends that program a data plane. */
   readonly netlink: Netlink;
+  /** What periodic checks and retries wait on. Default: the system's. */
+  readonly clock?: Clock;
 }
 
 /** A kind of data plane: vxlan, host-gw, udp, alloc. */

@@ -18,7 +18,6 @@
  * What flannel did: host-gw re-added missing routes every 10 s; vxlan never checked; no backend
  * removed stale entries at start (flannel issue #2554).
  */
-import { setInterval } from "node:timers/promises";
 import { hasIPv4, leaseKeyOf } from "../lease/lease.js";
 import type { IPv4Lease, Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";
 import {
@@ -42,7 +41,7 @@ import type { SubnetManager } from "../subnet/manager.js";
 import { watchLeases } from "../subnet/watch_leases.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
-import { sleep } from "../util/sleep.js";
+import { type Clock, systemClock } from "../util/clock.js";
 import type { DataPlaneStats, LeaseSkip, Network, PlaneInspection } from "./backend.js";
 
 /** An entry of a diff, with its key. */
@@ -175,6 +174,8 @@ export interface RouteNetworkDeps {
    * addresses); leases that break them are kept out by the lease watch, as the doctor judges.
    */
   readonly rules: PeerLeaseRules;
+  /** What the checks and repairs wait on. Default: the system's. */
+  readonly clock?: Clock;
 }
 
 /** Figures for logs, metrics and the bench (DataPlaneStats, counted here). */
@@ -218,6 +219,7 @@ export class RouteNetwork<Context> implements Network {
   /** Set when the kernel's announcements cannot be followed: check at every tick. */
   #polling = false;
   readonly #deps: RouteNetworkDeps;
+  readonly #clock: Clock;
   readonly #plane: DataPlane<Context>;
   readonly #leases = new Map<string, Lease>();
   /** Entries of ours the kernel holds, as last listed or written; null before the first listing. */
@@ -231,6 +233,7 @@ export class RouteNetwork<Context> implements Network {
     this.mtu = mtu;
     this.#deps = deps;
     this.#plane = plane;
+    this.#clock = deps.clock ?? systemClock;
   }
 
   /** Whether the first snapshot of leases has been applied. */
@@ -258,15 +261,16 @@ export class RouteNetwork<Context> implements Network {
       for await (const batch of watch) {
         this.#apply(batch);
         await this.#serialized(() => this.#trySync(!this.#synced));
-        if (!this.#synced) this.#lastFullCheck = Date.now(); // the first sync listed everything
+        if (!this.#synced) this.#lastFullCheck = this.#clock.now(); // the first sync listed everything
         this.#synced = true;
       }
     };
     const check = async ({ signal }: CallOptions) => {
       try {
-        for await (const _ of setInterval(RECONCILE_INTERVAL_MS, undefined, { signal })) {
+        while (await this.#clock.sleep(RECONCILE_INTERVAL_MS, signal)) {
           if (!this.#synced) continue;
-          const due = this.#polling || Date.now() - this.#lastFullCheck >= FULL_CHECK_INTERVAL_MS;
+          const due =
+            this.#polling || this.#clock.now() - this.#lastFullCheck >= FULL_CHECK_INTERVAL_MS;
           if (this.#consecutiveFailures === 0 && !due) continue;
           await this.#serialized(async () => {
             // Lease changes already applied but not yet synced are not findings: sync them
@@ -274,7 +278,7 @@ export class RouteNetwork<Context> implements Network {
             await this.#trySync(false);
             const before = this.stats.written + this.stats.removed;
             await this.#trySync(true);
-            this.#lastFullCheck = Date.now();
+            this.#lastFullCheck = this.#clock.now();
             const found = this.stats.written + this.stats.removed - before;
             if (due && found > 0) {
               this.stats.checkFindings += found;
@@ -363,7 +367,7 @@ export class RouteNetwork<Context> implements Network {
     if (this.#repairPending) return;
     this.#repairPending = true;
     try {
-      const waited = await sleep(REPAIR_DEBOUNCE_MS, signal);
+      const waited = await this.#clock.sleep(REPAIR_DEBOUNCE_MS, signal);
       this.#repairPending = false;
       if (!waited) return;
       this.stats.eventSyncs++;

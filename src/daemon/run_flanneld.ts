@@ -30,7 +30,7 @@ import type { ServiceNotifier } from "./sd_notify.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
-import { sleep } from "../util/sleep.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 /**
  * flanneld's settings, after flags and FLANNELD_* variables (src/cli/flanneld_flags.ts reads and
@@ -88,6 +88,8 @@ export interface FlanneldDeps {
   readonly procDir?: string;
   /** The service manager (systemd's NOTIFY_SOCKET), told readiness and status; absent: none. */
   readonly notifier?: ServiceNotifier | null;
+  /** What retries and periodic checks wait on. Default: the system's. */
+  readonly clock?: Clock;
 }
 
 /** A store event as a status line for `systemctl status`. */
@@ -105,6 +107,7 @@ function statusOf(event: StoreEvent, subnet: string): string {
 /** Reads the network config, waiting while it is missing or etcd is unreachable. */
 async function getConfig(
   manager: SubnetManager,
+  clock: Clock,
   log: Logger,
   opts: CallOptions,
 ): Promise<NetworkConfig | null> {
@@ -115,7 +118,7 @@ async function getConfig(
       if (!(err instanceof ConfigNotFoundError || err instanceof StoreError)) throw err;
       log.warn({ err: err.message }, "Cannot read network config yet; retrying in 1 s");
     }
-    if (!(await sleep(CONFIG_RETRY_MS, opts.signal))) return null;
+    if (!(await clock.sleep(CONFIG_RETRY_MS, opts.signal))) return null;
   }
 }
 
@@ -215,7 +218,7 @@ async function readNetworkConfig(
   log: Logger,
   opts: CallOptions,
 ): Promise<{ config: NetworkConfig; backend: ConfiguredBackend } | null> {
-  const config = await getConfig(manager, log, opts);
+  const config = await getConfig(manager, deps.clock ?? systemClock, log, opts);
   if (config === null) return null;
   const backend = backendFor(config.backendType).configure(config.backend);
   for (const warning of config.warnings) log.warn({}, warning);
@@ -298,23 +301,22 @@ async function announceLease(
 /** The data plane, the lease, the traffic rules and the blackhole route, kept side by side. */
 async function keepRunning(
   started: Started,
-  ctx: { options: FlanneldOptions; manager: SubnetManager; netlink: Netlink },
+  ctx: { options: FlanneldOptions; deps: FlanneldDeps; manager: SubnetManager; netlink: Netlink },
   live: LiveState,
   log: Logger,
   opts: CallOptions,
 ): Promise<void> {
   const { network, traffic, rules, ownSubnet } = started;
   const { options, manager, netlink } = ctx;
-  const resyncSeconds = options.iptablesResync;
+  const resync = { resyncSeconds: options.iptablesResync, clock: ctx.deps.clock ?? systemClock };
   await runTogether(
     [
       (o) => network.run(o),
       (o) => manager.completeLease(network.lease, o),
-      (o) =>
-        keepTrafficRules(traffic, rules, log, { ...o, resyncSeconds, stats: live.trafficRepairs }),
+      (o) => keepTrafficRules(traffic, rules, log, { ...o, ...resync, stats: live.trafficRepairs }),
       async (o) => {
         if (options.ipBlackholeRoute)
-          await keepBlackholeRoute(netlink, ownSubnet, log, { ...o, resyncSeconds });
+          await keepBlackholeRoute(netlink, ownSubnet, log, { ...o, ...resync });
       },
     ],
     opts,
@@ -357,6 +359,7 @@ export async function runFlanneld(
       extIface,
       netlink,
       log: log.child({ component: config.backendType }),
+      ...(deps.clock ? { clock: deps.clock } : {}),
     });
     const network = await backend.registerNetwork(config, opts);
     live.network = network;

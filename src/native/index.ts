@@ -46,7 +46,6 @@ export interface UdpForwarderAddon {
   stats(handle: object): number[];
   restartWorker(handle: object, index: number): void;
   /** Makes a worker fail as a real error would (its restart is what the tests check). */
-  failWorker(handle: object, index: number): void;
   replaceTun(handle: object, fds: readonly number[]): void;
   stop(handle: object): void;
 }

@@ -5,11 +5,11 @@
  * bridge's connected route to the same subnet, and is re-checked every `--iptables-resync`
  * seconds like the traffic rules.
  */
-import { setInterval } from "node:timers/promises";
 import type { IPNet } from "../ip/ip.js";
 import type { Logger } from "../log/logger.js";
 import type { CallOptions } from "../util/call_options.js";
 import type { Netlink } from "./netlink.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 /** Adds the route when it is missing; resolves true when it had to. */
 export async function ensureBlackholeRoute(netlink: Netlink, subnet: IPNet): Promise<boolean> {
@@ -25,10 +25,15 @@ export async function keepBlackholeRoute(
   netlink: Netlink,
   subnet: IPNet,
   log: Logger,
-  opts: CallOptions & { readonly resyncSeconds: number; readonly onRepair?: () => void },
+  opts: CallOptions & {
+    readonly resyncSeconds: number;
+    readonly onRepair?: () => void;
+    readonly clock?: Clock;
+  },
 ): Promise<void> {
   try {
-    for await (const _ of setInterval(opts.resyncSeconds * 1000, undefined, opts)) {
+    const clock = opts.clock ?? systemClock;
+    while (await clock.sleep(opts.resyncSeconds * 1000, opts.signal)) {
       try {
         if (await ensureBlackholeRoute(netlink, subnet)) {
           opts.onRepair?.();

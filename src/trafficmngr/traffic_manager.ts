@@ -5,10 +5,10 @@
  * `nft -f`), never a process per rule, and both are re-checked every `--iptables-resync` seconds
  * and rewritten when anything is missing (flannel does not re-check in nftables mode).
  */
-import { setInterval } from "node:timers/promises";
 import type { IPNet } from "../ip/ip.js";
 import type { Logger } from "../log/logger.js";
 import type { CallOptions } from "../util/call_options.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 /** kube-proxy's mark: traffic it marked is never masqueraded by flannel (double-NAT bug). */
 export const KUBE_PROXY_MARK = "0x4000/0x4000";
@@ -96,12 +96,15 @@ export async function keepTrafficRules(
   manager: TrafficManager,
   rules: FlannelRules,
   log: Logger,
-  opts: CallOptions & { readonly resyncSeconds: number; readonly stats?: { repairs: number } },
+  opts: CallOptions & {
+    readonly resyncSeconds: number;
+    readonly stats?: { repairs: number };
+    readonly clock?: Clock;
+  },
 ): Promise<void> {
   try {
-    for await (const _ of setInterval(opts.resyncSeconds * 1000, undefined, {
-      signal: opts.signal,
-    })) {
+    const clock = opts.clock ?? systemClock;
+    while (await clock.sleep(opts.resyncSeconds * 1000, opts.signal)) {
       try {
         if (await manager.check(rules)) continue;
         log.warn(

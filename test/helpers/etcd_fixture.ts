@@ -21,6 +21,8 @@ export interface EtcdFixture {
   /** Makes a manager for one more node; closed by cleanup(). */
   manager(options?: Partial<LocalManagerOptions>, endpoint?: string): Promise<LocalManager>;
   setConfig(json: string): Promise<void>;
+  /** Revokes the etcd lease under a key, as etcd does when it expires: the key goes. */
+  expire(key: string): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -45,6 +47,11 @@ export async function openFixture(server: EtcdServer): Promise<EtcdFixture> {
     },
     async setConfig(json) {
       await registry.setNetworkConfigText(json);
+    },
+    async expire(key) {
+      const kv = (await client.get(key).exec()).kvs[0];
+      if (!kv || kv.lease === "0") throw new Error(`${key} has no etcd lease to expire`);
+      await client.leaseClient.leaseRevoke({ ID: kv.lease });
     },
     async cleanup() {
       await Promise.all(managers.map((m) => m.close()));

@@ -5,7 +5,7 @@
  * namespace, so that the test sees what crosses the TUN and the UDP socket.
  *
  *   {"op":"start", ...ForwarderOptions minus log}      {"op":"setHops","hops":[...]}
- *   {"op":"stats"}   {"op":"failWorker","index":0}     {"op":"stop"}
+ *   {"op":"stats"}   {"op":"recreateTun"}     {"op":"stop"}
  *   {"op":"listen","ip":"...","port":n}  -> {"id":n}  {"op":"received","id":n} -> {"messages":[hex]}
  *   {"op":"send","from":"ip","to":"ip","port":n,"hex":"..."}
  *   {"op":"connect","ip":"...","port":n} -> {"error":"ENETUNREACH" | null}
@@ -60,8 +60,8 @@ async function handle(req: Request): Promise<unknown> {
     }
     case "stats":
       return need().stats;
-    case "failWorker":
-      need().failWorker(Number(req.index));
+    case "recreateTun":
+      need().recreateTun();
       return {};
     case "stop":
       need().stop();

@@ -11,6 +11,7 @@ import type { Logger } from "../../log/logger.js";
 import { udpForwarderAddon } from "../../native/index.js";
 import type { UdpForwarderAddon } from "../../native/index.js";
 import type { ForwardingStats } from "../backend.js";
+import { type Clock, systemClock } from "../../util/clock.js";
 
 type Addon = UdpForwarderAddon;
 
@@ -87,6 +88,8 @@ export interface ForwarderOptions {
    */
   readonly offload: boolean;
   readonly log: Logger;
+  /** What a worker's restart waits on. Default: the system's. */
+  readonly clock?: Clock;
 }
 
 const ENTRY_SIZE = 12;
@@ -141,7 +144,10 @@ export class UdpForwarder {
   readonly #log: Logger;
   readonly #workers: number;
   readonly #tunName: string;
-  readonly #restarts: { delayMs: number; startedAt: number; timer: NodeJS.Timeout | null }[];
+  readonly #restarts: { delayMs: number; startedAt: number }[];
+  readonly #clock: Clock;
+  /** Aborted by stop(): ends the restarts' waits. */
+  readonly #stopping = new AbortController();
   #stopped = false;
 
   /** Whether the TUN hands over TCP super-packets and the socket sends and takes UDP trains. */
@@ -152,8 +158,10 @@ export class UdpForwarder {
     handle: object,
     tun: { readonly name: string; readonly workers: number; readonly offload: boolean },
     log: Logger,
+    clock: Clock,
   ) {
     const { workers, offload } = tun;
+    this.#clock = clock;
     this.#tunName = tun.name;
     this.#addon = addon;
     this.offload = offload;
@@ -162,8 +170,7 @@ export class UdpForwarder {
     this.#log = log;
     this.#restarts = Array.from({ length: workers }, () => ({
       delayMs: RESTART_FIRST_MS,
-      startedAt: Date.now(),
-      timer: null,
+      startedAt: clock.now(),
     }));
   }
 
@@ -212,6 +219,7 @@ export class UdpForwarder {
       handle,
       { name: options.tunName, workers: options.workers, offload },
       options.log,
+      options.clock ?? systemClock,
     );
     if (options.offload && !offload)
       options.log.warn(
@@ -247,11 +255,6 @@ export class UdpForwarder {
     };
   }
 
-  /** Makes worker `index` stop as on an error (tests of the restart). */
-  failWorker(index: number): void {
-    this.#addon.failWorker(this.#handle, index);
-  }
-
   get workers(): number {
     return this.#workers;
   }
@@ -274,24 +277,24 @@ export class UdpForwarder {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const r of this.#restarts) if (r.timer !== null) clearTimeout(r.timer);
+    this.#stopping.abort();
     this.#addon.stop(this.#handle);
   }
 
   #workerExited(index: number, errno: string, what: string): void {
     const restart = this.#restarts[index];
     if (this.#stopped || restart === undefined) return;
-    if (Date.now() - restart.startedAt >= RESTART_RESET_MS) restart.delayMs = RESTART_FIRST_MS;
+    if (this.#clock.now() - restart.startedAt >= RESTART_RESET_MS)
+      restart.delayMs = RESTART_FIRST_MS;
     const delayMs = restart.delayMs;
     restart.delayMs = Math.min(RESTART_MAX_MS, delayMs * 2);
     this.#log.error(
       { worker: index, errno, call: what, restartInMs: delayMs },
       "A udp forwarder worker stopped on an error; restarting it",
     );
-    restart.timer = setTimeout(() => {
-      restart.timer = null;
-      if (this.#stopped) return;
-      restart.startedAt = Date.now();
+    void this.#clock.sleep(delayMs, this.#stopping.signal).then((slept) => {
+      if (!slept || this.#stopped) return;
+      restart.startedAt = this.#clock.now();
       try {
         this.#addon.restartWorker(this.#handle, index);
         this.#log.info({ worker: index }, "udp forwarder worker restarted");
@@ -301,7 +304,6 @@ export class UdpForwarder {
           "Cannot restart a udp forwarder worker",
         );
       }
-    }, delayMs);
-    restart.timer.unref();
+    });
   }
 }

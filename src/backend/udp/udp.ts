@@ -195,6 +195,7 @@ export function createUdpBackend(deps: BackendDeps, cfg: UdpConfig): Backend {
         subnet: lease.subnet,
         mtu,
         log,
+        ...(deps.clock ? { clock: deps.clock } : {}),
       });
       try {
         const address = { subnet: lease.subnet, network };

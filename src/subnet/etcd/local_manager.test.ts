@@ -6,7 +6,9 @@ import { startTcpProxy } from "../../../test/helpers/tcp_proxy.js";
 import { LeaseRevokedError, NetworkFullError } from "../../errors.js";
 import { freePort } from "../../../lab/etcd_server.js";
 import type { EtcdServer } from "../../../lab/etcd_server.js";
-import type { LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
+import { makeSubnetKey } from "../../lease/lease.js";
+import type { IPv4Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
+import { ManualClock, fastClock } from "../../../test/helpers/test_clock.js";
 import { waitFor } from "../../../lab/poll.js";
 import { describeSubnetManager } from "../manager.case.test.js";
 import { LIST_PAGE_SIZE } from "./registry.js";
@@ -20,6 +22,7 @@ const attrs = (publicIP: string): LeaseAttrs => ({
   backendType: "alloc",
 });
 const signal = () => AbortSignal.timeout(30_000);
+const keyOf = (lease: IPv4Lease) => makeSubnetKey(lease.subnet, lease.ipv6Subnet);
 
 let server: EtcdServer;
 before(async () => {
@@ -158,34 +161,28 @@ describe("LocalManager", () => {
       await f.setConfig('{"Network":"10.24.0.0/22","Backend":{"Type":"alloc"}}');
       const reservedKey = `${f.prefix}/subnets/10.24.2.0-24`;
       await f.client.put(reservedKey).value('{"PublicIP":"192.0.2.20","PublicIPv6":null}').exec();
-      const ttl = { leaseTTLSeconds: 2 };
-      const a = await (
-        await f.manager(ttl)
-      ).acquireLease(attrs("192.0.2.21"), { signal: signal() });
-      const b = await (
-        await f.manager(ttl)
-      ).acquireLease(attrs("192.0.2.22"), { signal: signal() });
+      const a = await (await f.manager()).acquireLease(attrs("192.0.2.21"), { signal: signal() });
+      const b = await (await f.manager()).acquireLease(attrs("192.0.2.22"), { signal: signal() });
       assert.deepEqual([a.subnet.toString(), b.subnet.toString()].sort(), [
         "10.24.1.0/24",
         "10.24.3.0/24",
       ]);
       await assert.rejects(
-        (await f.manager(ttl)).acquireLease(attrs("192.0.2.23"), { signal: signal() }),
+        (await f.manager()).acquireLease(attrs("192.0.2.23"), { signal: signal() }),
         NetworkFullError,
       );
 
-      const owner = await f.manager(ttl);
+      const owner = await f.manager();
       const reserved = await owner.acquireLease(attrs("192.0.2.20"), { signal: signal() });
       assert.equal(reserved.subnet.toString(), "10.24.2.0/24");
       assert.equal(reserved.reserved, true);
       assert.equal(reserved.expiration, null);
       await owner.renewLease(reserved, { signal: signal() });
-      // Wait for etcd to expire the two 2 s leases: the reservation must outlive them.
-      await waitFor(
-        "etcd to expire the other leases",
-        async () => (await f.client.getAll().prefix(`${f.prefix}/subnets/`).keys()).length === 1,
-        { timeoutMs: 30_000 },
-      );
+      // The two leases expire (their etcd leases end): the reservation must outlive them.
+      for (const lease of [a, b]) await f.expire(`${f.prefix}/subnets/${keyOf(lease)}`);
+      assert.deepEqual(await f.client.getAll().prefix(`${f.prefix}/subnets/`).keys(), [
+        reservedKey,
+      ]);
       const kv = (await f.client.get(reservedKey).exec()).kvs[0];
       assert.ok(kv, "the reservation is still there");
       assert.equal(kv.lease, "0", "and still has no etcd lease");
@@ -243,13 +240,19 @@ describe("LocalManager", () => {
     const f = await openFixture(server);
     try {
       await f.setConfig('{"Network":"10.26.0.0/16","Backend":{"Type":"alloc"}}');
-      const m = await f.manager({ leaseTTLSeconds: 60 });
+      const clock = new ManualClock();
+      const m = await f.manager({ clock });
       const lease = await m.acquireLease(attrs("192.0.2.40"), { signal: signal() });
-      const m2 = await f.manager();
-      const renewed = await m2.renewLease(lease, { signal: signal() });
+      assert.equal(lease.expiration?.getTime(), clock.now() + 24 * 3600_000, "flannel's 24 h");
+      clock.advance(3600_000);
+      const renewed = await (await f.manager({ clock })).renewLease(lease, { signal: signal() });
       assert.equal(renewed.subnet.toString(), lease.subnet?.toString());
       assert.deepEqual(renewed.attrs, lease.attrs);
-      assert.ok(renewed.expiration!.getTime() - Date.now() > 86_000_000);
+      assert.equal(renewed.expiration?.getTime(), clock.now() + 24 * 3600_000, "24 h from now");
+      // etcd's own view: the key is under a lease with ~24 h to run.
+      const kv = (await f.client.get(`${f.prefix}/subnets/${keyOf(lease)}`).exec()).kvs[0];
+      const { TTL } = await f.client.leaseClient.leaseTimeToLive({ ID: kv!.lease });
+      assert.ok(Number(TTL) > 86_000, `etcd's TTL ${TTL} s`);
     } finally {
       await f.cleanup();
     }
@@ -260,16 +263,21 @@ describe("LocalManager", () => {
     const controller = new AbortController();
     try {
       await f.setConfig('{"Network":"10.27.0.0/16","Backend":{"Type":"alloc"}}');
-      const m = await f.manager({ leaseTTLSeconds: 3, renewMarginMs: 2_000 });
+      const clock = new ManualClock();
+      const m = await f.manager({ clock, renewMarginMs: 2_000 });
       const lease = await m.acquireLease(attrs("192.0.2.50"), { signal: controller.signal });
-      const key = `${f.prefix}/subnets/${lease.subnet?.ipString}-${lease.subnet?.prefixLen}`;
+      const key = `${f.prefix}/subnets/${keyOf(lease)}`;
       const etcdLeaseOf = async () => (await f.client.get(key).exec()).kvs[0]?.lease;
       const first = await etcdLeaseOf();
       const keeping = m.completeLease(lease, { signal: controller.signal });
-      // Renewal puts the key under a new etcd lease; wait for that, then for the first to lapse.
-      await waitFor("the lease to be renewed", async () => (await etcdLeaseOf()) !== first, {
-        timeoutMs: 30_000,
-      });
+      // completeLease() waits for the lease's renewal time: move the clock to 1 s before it
+      // (it waits out that second), then to it.
+      const renewAt = lease.expiration!.getTime() - 2_000;
+      clock.advance(renewAt - 1_000 - clock.now());
+      await clock.sleepingUntil(renewAt);
+      assert.equal(await etcdLeaseOf(), first, "not renewed before its time");
+      clock.advance(1_000);
+      await waitFor("the lease to be renewed", async () => (await etcdLeaseOf()) !== first);
       assert.ok((await f.registry.getSubnet(lease.subnet, null)).lease, "renewed in time");
       await f.registry.deleteSubnet(lease.subnet, null);
       await assert.rejects(keeping, (err: Error) => {
@@ -371,15 +379,16 @@ describe("LocalManager", () => {
         await f.manager()
       ).acquireLease(attrs("192.0.2.61"), { signal: controller.signal });
       const expiring = await (
-        await f.manager({ leaseTTLSeconds: 2 })
+        await f.manager()
       ).acquireLease(attrs("192.0.2.62"), { signal: controller.signal });
       await f.registry.deleteSubnet(deleted.subnet, null);
+      await f.expire(`${f.prefix}/subnets/${keyOf(expiring)}`);
       await collect(rest, seen, (s) => s.length >= 4);
       assert.deepEqual(describeEvents(seen), [
         `added ${deleted.subnet.toString()}`,
         `added ${expiring.subnet.toString()}`,
         `removed ${deleted.subnet.toString()}`,
-        `removed ${expiring.subnet.toString()}`, // expired after 2 s
+        `removed ${expiring.subnet.toString()}`, // its etcd lease ended
       ]);
       assert.equal(
         seen[2]?.lease.attrs.publicIP,
@@ -535,8 +544,9 @@ test("etcd wiped and started again empty: each node writes its lease again, and 
   const controller = new AbortController();
   const { signal: running } = controller;
   const config = '{"Network":"10.29.0.0/16","Backend":{"Type":"alloc"}}';
-  // Only speeds the test up: the checks run more often; nothing waits on these periods.
-  const fast = { storeCheckMs: 100, rewindGraceMs: 300 };
+  // Only speeds the test up: the store checks come round 100 times faster; nothing waits on
+  // their period.
+  const fast = { clock: fastClock(100) };
   const failures: unknown[] = [];
   try {
     await f.setConfig(config);

@@ -30,7 +30,8 @@ import type { IPv4Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import type { Logger } from "../../log/logger.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { runTogether } from "../../util/run_together.js";
-import { backoff, sleep } from "../../util/sleep.js";
+import { type Clock, systemClock } from "../../util/clock.js";
+import { backoff } from "../../util/sleep.js";
 import type { LeaseWatchResult, StoreEvent, SubnetManager } from "../manager.js";
 import { EtcdRegistry, SUBNET_TTL_SECONDS } from "./registry.js";
 import type { EtcdConfig, SubnetChange, SubnetListing } from "./registry.js";
@@ -74,14 +75,10 @@ export interface LocalManagerOptions {
   readonly log: Logger;
   /** Subnets from the last run's subnet.env, tried first when free. */
   readonly previous?: PreviousSubnets;
-  /** Life of a lease; flannel's is 24 h. Tests shorten it. */
-  readonly leaseTTLSeconds?: number;
+  /** What renewals, retries and store checks read the time from and wait on. */
+  readonly clock?: Clock;
   /** How long before expiry the lease is renewed (`--subnet-lease-renew-margin`, in ms). */
   readonly renewMarginMs?: number;
-  /** How often etcd is checked for having gone back in time; tests shorten it. */
-  readonly storeCheckMs?: number;
-  /** How long the lease watch waits after that before listing again; tests shorten it. */
-  readonly rewindGraceMs?: number;
 }
 
 /** Lease acquisition figures, for logs, metrics and the bench. */
@@ -97,12 +94,10 @@ export class LocalManager implements SubnetManager {
   readonly #registry: EtcdRegistry;
   readonly #log: Logger;
   readonly #previous: PreviousSubnets;
-  readonly #ttlSeconds: number;
+  readonly #clock: Clock;
   readonly #renewMarginMs: number;
   /** The listing of the last acquireLease(), for the first lease watch to start from. */
   #acquireListing: SubnetListing | null = null;
-  readonly #storeCheckMs: number;
-  readonly #rewindGraceMs: number;
   /** The store as last seen: its cluster ID and the highest revision any answer carried. */
   #store: { clusterId: string | null; revision: bigint } = { clusterId: null, revision: 0n };
   /** Told when etcd is found to have gone back in time. */
@@ -114,10 +109,8 @@ export class LocalManager implements SubnetManager {
     this.#registry = registry;
     this.#log = options.log.child({ component: "etcd" });
     this.#previous = options.previous ?? { subnet: null, ipv6Subnet: null };
-    this.#ttlSeconds = options.leaseTTLSeconds ?? SUBNET_TTL_SECONDS;
+    this.#clock = options.clock ?? systemClock;
     this.#renewMarginMs = options.renewMarginMs ?? 60 * 60_000;
-    this.#storeCheckMs = options.storeCheckMs ?? STORE_CHECK_MS;
-    this.#rewindGraceMs = options.rewindGraceMs ?? REWIND_GRACE_MS;
     // One line when etcd goes and one when it is back, however many watches notice it.
     registry.onConnectionChange((change) => {
       if (!change.up) {
@@ -204,7 +197,7 @@ export class LocalManager implements SubnetManager {
 
   /** Connects to etcd and makes a manager. */
   static async connect(etcd: EtcdConfig, options: LocalManagerOptions): Promise<LocalManager> {
-    return new LocalManager(await EtcdRegistry.connect(etcd), options);
+    return new LocalManager(await EtcdRegistry.connect(etcd, options.clock), options);
   }
 
   async getNetworkConfig(_opts: CallOptions): Promise<CheckedNetworkConfig> {
@@ -254,7 +247,7 @@ export class LocalManager implements SubnetManager {
     const kept = await this.#registry.updateSubnet(
       lease,
       attrs,
-      lease.reserved ? null : this.#ttlSeconds,
+      lease.reserved ? null : SUBNET_TTL_SECONDS,
     );
     if (kept !== null)
       this.#log.info(
@@ -280,7 +273,7 @@ export class LocalManager implements SubnetManager {
         const kept = await this.#registry.updateSubnet(
           own,
           attrs,
-          own.reserved ? null : this.#ttlSeconds,
+          own.reserved ? null : SUBNET_TTL_SECONDS,
         );
         if (kept !== null) {
           this.#log.info(
@@ -318,7 +311,7 @@ export class LocalManager implements SubnetManager {
           wanted.subnet,
           wanted.ipv6Subnet,
           attrs,
-          this.#ttlSeconds,
+          SUBNET_TTL_SECONDS,
         );
         this.#log.info({ subnet: leaseKeyOf(lease) }, "Leased the subnet this node had before");
         return lease;
@@ -337,7 +330,7 @@ export class LocalManager implements SubnetManager {
           taken.flatMap((lease) => (lease.ipv6Subnet ? [lease.ipv6Subnet] : [])),
         )
       : null;
-    const lease = await this.#registry.createSubnet(subnet, ipv6Subnet, attrs, this.#ttlSeconds);
+    const lease = await this.#registry.createSubnet(subnet, ipv6Subnet, attrs, SUBNET_TTL_SECONDS);
     this.#log.info({ subnet: leaseKeyOf(lease) }, "Leased a new subnet");
     return lease;
   }
@@ -346,7 +339,7 @@ export class LocalManager implements SubnetManager {
     const renewed = await this.#registry.updateSubnet(
       lease,
       lease.attrs,
-      lease.reserved ? null : this.#ttlSeconds,
+      lease.reserved ? null : SUBNET_TTL_SECONDS,
     );
     if (renewed === null) throw revoked(lease);
     return renewed;
@@ -374,13 +367,13 @@ export class LocalManager implements SubnetManager {
     for (;;) {
       const current = own.lease;
       if (current.reserved || current.expiration === null) {
-        if (!(await sleep(RENEW_RETRY_MS, signal))) return;
+        if (!(await this.#clock.sleep(RENEW_RETRY_MS, signal))) return;
         continue;
       }
-      const waitMs = current.expiration.getTime() - this.#renewMarginMs - Date.now();
+      const waitMs = current.expiration.getTime() - this.#renewMarginMs - this.#clock.now();
       if (waitMs > 0) {
         // Wake at least each minute, so that an expiration changed by the watch is noticed.
-        if (!(await sleep(Math.min(waitMs, RENEW_RETRY_MS), signal))) return;
+        if (!(await this.#clock.sleep(Math.min(waitMs, RENEW_RETRY_MS), signal))) return;
         continue;
       }
       try {
@@ -393,7 +386,7 @@ export class LocalManager implements SubnetManager {
       } catch (err) {
         if (err instanceof LeaseRevokedError || signal.aborted) throw err;
         this.#log.error({ err }, "Cannot renew lease; retrying in a minute");
-        if (!(await sleep(RENEW_RETRY_MS, signal))) return;
+        if (!(await this.#clock.sleep(RENEW_RETRY_MS, signal))) return;
       }
     }
   }
@@ -416,7 +409,7 @@ export class LocalManager implements SubnetManager {
         { key: err.key, err: (writeErr as Error).message },
         "Cannot write this node's lease back yet; trying again",
       );
-      await sleep(WRITE_BACK_RETRY_MS, signal);
+      await this.#clock.sleep(WRITE_BACK_RETRY_MS, signal);
     }
   }
 
@@ -450,7 +443,7 @@ export class LocalManager implements SubnetManager {
           { err: (err as Error).message },
           "Lost the watch on this node's lease; watching again",
         );
-        if (!(await sleep(delays.next().value, signal))) return;
+        if (!(await this.#clock.sleep(delays.next().value, signal))) return;
       } finally {
         watch.done();
       }
@@ -474,7 +467,7 @@ export class LocalManager implements SubnetManager {
         subnet,
         ipv6Subnet,
         own.lease.attrs,
-        this.#ttlSeconds,
+        SUBNET_TTL_SECONDS,
       );
       this.#log.info(
         { subnet: leaseKeyOf(own.lease) },
@@ -505,7 +498,7 @@ export class LocalManager implements SubnetManager {
   /** Checks every storeCheckMs whether etcd went back in time (wiped, or restored). */
   async #followStore(signal: AbortSignal): Promise<void> {
     let failing = false;
-    while (await sleep(this.#storeCheckMs, signal)) {
+    while (await this.#clock.sleep(STORE_CHECK_MS, signal)) {
       try {
         await this.#checkStore();
         failing = false;
@@ -551,14 +544,14 @@ export class LocalManager implements SubnetManager {
           // write their leases again, and then all are read afresh (the watch starts again at
           // the new store's revision, so hosts that join later are seen too).
           this.#log.info(
-            { waitMs: this.#rewindGraceMs },
+            { waitMs: REWIND_GRACE_MS },
             "Reading every lease afresh once the other hosts have written theirs again",
           );
-          if (!(await sleep(this.#rewindGraceMs, signal))) return;
+          if (!(await this.#clock.sleep(REWIND_GRACE_MS, signal))) return;
           continue;
         }
         this.#log.warn({ err }, "Lost the lease watch; reading all leases again");
-        if (!(await sleep(delays.next().value, signal))) return;
+        if (!(await this.#clock.sleep(delays.next().value, signal))) return;
       } finally {
         watch.done();
       }

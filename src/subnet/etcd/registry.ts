@@ -22,6 +22,7 @@ import { decodeLeaseAttrs, encodeLeaseAttrs, makeSubnetKey } from "../../lease/l
 import type { IPv4Lease, LeaseAttrs } from "../../lease/lease.js";
 import type { IPNet } from "../../ip/ip.js";
 import type { CallOptions } from "../../util/call_options.js";
+import { type Clock, systemClock } from "../../util/clock.js";
 import { parseSubnetKey } from "../subnet_key.js";
 
 /** The part of etcd3's (private) watch manager that close() clears; see close(). */
@@ -124,7 +125,11 @@ export class EtcdRegistry {
   #downSince: number | null = null;
   readonly #connectionListeners = new Set<(change: ConnectionChange) => void>();
 
-  private constructor(client: Etcd3, prefix: string) {
+  private constructor(
+    client: Etcd3,
+    prefix: string,
+    readonly clock: Clock,
+  ) {
     this.#client = client;
     this.#prefix = prefix.replace(/\/+$/, "");
   }
@@ -139,19 +144,19 @@ export class EtcdRegistry {
 
   #connectionLost(err: Error): void {
     if (this.#downSince !== null) return;
-    this.#downSince = Date.now();
+    this.#downSince = this.clock.now();
     for (const listener of this.#connectionListeners) listener({ up: false, err });
   }
 
   #connectionBack(): void {
     if (this.#downSince === null) return;
-    const downMs = Date.now() - this.#downSince;
+    const downMs = this.clock.now() - this.#downSince;
     this.#downSince = null;
     for (const listener of this.#connectionListeners) listener({ up: true, downMs });
   }
 
   /** Connects (lazily) to etcd. TLS is used when both key and cert are given, as in flannel. */
-  static async connect(config: EtcdConfig): Promise<EtcdRegistry> {
+  static async connect(config: EtcdConfig, clock: Clock = systemClock): Promise<EtcdRegistry> {
     const options: IOptions = {
       hosts: [...config.endpoints],
       dialTimeout: 5_000,
@@ -159,6 +164,7 @@ export class EtcdRegistry {
       // request, nor leave a watch waiting silently on a dead connection: requests have a
       // deadline, and keepalive pings find a dead connection within ~15 s, after which etcd3
       // reconnects (to another endpoint when there are several) with backoff.
+      // (gRPC's deadline is a time of the system's clock, whatever clock flanneld runs on.)
       defaultCallOptions: (context) =>
         context.isStream ? {} : { deadline: Date.now() + REQUEST_TIMEOUT_MS },
       grpcOptions: {
@@ -179,7 +185,7 @@ export class EtcdRegistry {
     }
     if (config.username)
       options.auth = { username: config.username, password: config.password ?? "" };
-    return new EtcdRegistry(new Etcd3(options), config.prefix);
+    return new EtcdRegistry(new Etcd3(options), config.prefix, clock);
   }
 
   /** The key that holds the network config. */
@@ -262,7 +268,7 @@ export class EtcdRegistry {
     const response = await this.#listSubnetKeys();
     const leases: IPv4Lease[] = [];
     const skipped: SkippedKey[] = [];
-    const now = Date.now();
+    const now = this.clock.now();
     await Promise.all(
       response.kvs.map(async (kv) => {
         const key = kv.key.toString();
@@ -298,7 +304,7 @@ export class EtcdRegistry {
     let lease = decoded.lease;
     if (kv.lease !== "0") {
       const ttl = await this.#ttlSeconds(kv.lease);
-      lease = { ...lease, expiration: ttl < 0 ? null : new Date(Date.now() + ttl * 1000) };
+      lease = { ...lease, expiration: ttl < 0 ? null : new Date(this.clock.now() + ttl * 1000) };
     }
     return { lease, revision };
   }
@@ -329,7 +335,7 @@ export class EtcdRegistry {
       subnet,
       ipv6Subnet,
       attrs,
-      expiration: new Date(Date.now() + ttlSeconds * 1000),
+      expiration: new Date(this.clock.now() + ttlSeconds * 1000),
       reserved: false,
     };
   }
@@ -364,7 +370,7 @@ export class EtcdRegistry {
       subnet: lease.subnet,
       ipv6Subnet: lease.ipv6Subnet,
       attrs,
-      expiration: ttlSeconds === null ? null : new Date(Date.now() + ttlSeconds * 1000),
+      expiration: ttlSeconds === null ? null : new Date(this.clock.now() + ttlSeconds * 1000),
       reserved: ttlSeconds === null,
     };
   }

@@ -1,3 +1,4 @@
+import type { Clock } from "../../util/clock.js";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -36,7 +37,7 @@ interface Fixture {
     nodeName: string,
     opts?: {
       log?: Logger;
-      sleep?: (ms: number, s: AbortSignal) => Promise<boolean>;
+      clock?: Clock;
       token?: string;
     },
   ): Promise<KubeSubnetManager>;
@@ -70,7 +71,7 @@ async function openFixture(
           client: new ClientNodeClient(kc),
           nodeName,
           log: opts.log ?? silentLogger(),
-          ...(opts.sleep ? { sleep: opts.sleep } : {}),
+          ...(opts.clock ? { clock: opts.clock } : {}),
         },
       );
       await manager.getNetworkConfig();
@@ -134,10 +135,13 @@ describe("KubeSubnetManager", () => {
     let waits = 0;
     const manager = await fx.manager("late", {
       log,
-      sleep: async () => {
-        waits++;
-        await fx.admin.assignPodCIDR("late", "10.244.40.0/24"); // node IPAM catches up
-        return true;
+      clock: {
+        now: () => Date.now(),
+        sleep: async () => {
+          waits++;
+          await fx.admin.assignPodCIDR("late", "10.244.40.0/24"); // node IPAM catches up
+          return true;
+        },
       },
     });
     const lease = await manager.acquireLease(vxlanAttrs("10.0.0.40"), {

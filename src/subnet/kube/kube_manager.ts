@@ -24,7 +24,8 @@ import { encodeLeaseAttrs, leaseKeyOf } from "../../lease/lease.js";
 import type { Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import type { Logger } from "../../log/logger.js";
 import type { CallOptions } from "../../util/call_options.js";
-import { backoff, sleep } from "../../util/sleep.js";
+import { type Clock, systemClock } from "../../util/clock.js";
+import { backoff } from "../../util/sleep.js";
 import type { LeaseWatchResult, SubnetManager } from "../manager.js";
 import { newAnnotations } from "./annotations.js";
 import type { Annotations } from "./annotations.js";
@@ -55,8 +56,8 @@ export interface KubeManagerDeps {
   readonly client: NodeClient;
   readonly nodeName: string;
   readonly log: Logger;
-  /** Waits between retries; resolves false when the signal aborts. Default: real time. */
-  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<boolean>;
+  /** What retries wait on and condition times are read from. Default: the system's. */
+  readonly clock?: Clock;
 }
 
 /** How long to wait between two looks at a Node without a pod CIDR. */
@@ -96,7 +97,7 @@ export class KubeSubnetManager implements SubnetManager {
   readonly #annotations: Annotations;
   readonly #config: KubeManagerConfig;
   readonly #log: Logger;
-  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<boolean>;
+  readonly #clock: Clock;
   /** The network config's families and networks (IPv4 only until it is read). */
   #net: Families & {
     readonly network: NetworkConfig["network"];
@@ -115,7 +116,7 @@ export class KubeSubnetManager implements SubnetManager {
     this.#client = deps.client;
     this.#nodeName = deps.nodeName;
     this.#log = deps.log.child({ component: "kube", node: deps.nodeName });
-    this.#sleep = deps.sleep ?? sleep;
+    this.#clock = deps.clock ?? systemClock;
   }
 
   /** Connects to the API server the flags name and finds this node's name. */
@@ -189,7 +190,7 @@ export class KubeSubnetManager implements SubnetManager {
         if (!(err instanceof KubeApiError) || err.code === 401 || err.code === 403) throw err;
         this.#warnOnce(key, why(err), { err: err.message });
       }
-      if (!(await this.#sleep(delays.next().value, opts.signal))) return null;
+      if (!(await this.#clock.sleep(delays.next().value, opts.signal))) return null;
     }
   }
 
@@ -258,7 +259,8 @@ export class KubeSubnetManager implements SubnetManager {
           `self:${this.#nodeName}`,
           `node "${this.#nodeName}" has no pod CIDR yet: is kube-controller-manager running with --allocate-node-cidrs?`,
         );
-        if (!(await this.#sleep(POD_CIDR_POLL_MS, opts.signal))) throw opts.signal.reason as Error;
+        if (!(await this.#clock.sleep(POD_CIDR_POLL_MS, opts.signal)))
+          throw opts.signal.reason as Error;
         continue;
       }
       this.#warned.delete(`self:${this.#nodeName}`);
@@ -310,7 +312,7 @@ export class KubeSubnetManager implements SubnetManager {
   /** Sets NetworkUnavailable=False (with --set-node-network-unavailable), then waits. */
   async completeLease(_lease: Lease, opts: CallOptions): Promise<void> {
     if (this.#config.setNodeNetworkUnavailable) {
-      const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      const now = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, "Z");
       const condition = {
         type: "NetworkUnavailable",
         status: "False",
@@ -399,6 +401,7 @@ export class KubeSubnetManager implements SubnetManager {
     for await (const step of watchNodes(this.#client, this.#log, {
       ...opts,
       stats: this.watchStats,
+      clock: this.#clock,
     })) {
       if (step.kind === "snapshot") {
         known.clear();

@@ -16,7 +16,8 @@
 import type { Logger } from "../../log/logger.js";
 import { AsyncQueue } from "../../util/async_queue.js";
 import type { CallOptions } from "../../util/call_options.js";
-import { backoff, sleep } from "../../util/sleep.js";
+import { type Clock, systemClock } from "../../util/clock.js";
+import { backoff } from "../../util/sleep.js";
 import { statusCodeOf } from "./kube_client.js";
 import type { NodeClient, RawWatchEvent } from "./kube_client.js";
 import { nodeViewOf } from "./node_lease.js";
@@ -52,7 +53,7 @@ function resourceVersionOf(object: unknown): string | null {
 export async function* watchNodes(
   client: NodeClient,
   log: Logger,
-  opts: CallOptions & { readonly stats?: NodeWatchStats },
+  opts: CallOptions & { readonly stats?: NodeWatchStats; readonly clock?: Clock },
 ): AsyncGenerator<NodeWatchResult> {
   const { signal } = opts;
   const stopped = () => signal.aborted; // read afresh: awaits change it
@@ -67,7 +68,7 @@ export async function* watchNodes(
       log.warn({ err: message }, "Lost the Kubernetes API; retrying with backoff");
       outage = message;
     }
-    return sleep(delays.next().value, signal);
+    return (opts.clock ?? systemClock).sleep(delays.next().value, signal);
   };
   const recovered = () => {
     delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
