@@ -103,7 +103,16 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
     .description("flannel-ts operator tool: network config, leases")
     .version(VERSION)
     .exitOverride();
+  addConfigCommands(program, out);
+  addLeasesCommand(program, out);
+  addCniCommand(program, out);
+  addDoctorCommands(program, out);
+  lab(program, out);
+  return program;
+}
 
+/** `config validate`, `config set` and `config get`. */
+function addConfigCommands(program: Command, out: Out): void {
   const config = program.command("config").description("the network config stored in etcd");
   config
     .command("validate <file>")
@@ -135,7 +144,10 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
       });
     },
   );
+}
 
+/** `leases`: the leases as flanneld sees them. */
+function addLeasesCommand(program: Command, out: Out): void {
   withEtcdFlags(
     program
       .command("leases")
@@ -163,6 +175,10 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
       await manager.close();
     }
   });
+}
+
+/** `cni install`. */
+function addCniCommand(program: Command, out: Out): void {
   program
     .command("cni")
     .description("the flannel CNI plugin")
@@ -180,6 +196,10 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
       const { plugin, conflist } = await installCni(flags);
       out(`Installed ${plugin}\nWrote ${conflist}\n`);
     });
+}
+
+/** `doctor` and `trace`, loaded only when they run. */
+function addDoctorCommands(program: Command, out: Out): void {
   program
     .command("doctor")
     .description(
@@ -212,8 +232,6 @@ export function buildProgram(out: Out, lab: (program: Command, out: Out) => void
       const { traceCommand } = await import("./doctor_command.js");
       process.exitCode = await traceCommand(src, dst, args, flags, out);
     });
-  lab(program, out);
-  return program;
 }
 
 /** `cni install`'s flags. */

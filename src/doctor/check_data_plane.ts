@@ -41,103 +41,124 @@ export async function checkDevices(view: HostView): Promise<CheckGroup> {
   const findings: Finding[] = [];
   for (const want of inspection.devices) {
     const link = await netlink.getLink(want.name);
-    if (link === null) {
-      findings.push(
-        finding(
-          "device-missing",
-          "error",
-          want.name,
-          `the ${want.kind === "vxlan" ? "VXLAN" : "TUN"} device is missing`,
-          "no pod traffic leaves or reaches this host through the overlay",
-          RESTART,
-        ),
+    const found = link === null ? [missingDevice(want)] : identityFindings(link, want);
+    if (link !== null && found.length === 0)
+      found.push(
+        ...settingFindings(view, link, want),
+        ...(await addressFindings(view, link, want)),
       );
-      continue;
-    }
-    const identity =
-      want.vxlan === null
-        ? link.kind === "tun"
-          ? []
-          : [`kind ${link.kind ?? "none"}, expected tun`]
-        : sameVxlan(link, want.vxlan);
-    if (identity.length > 0) {
-      findings.push(
-        finding(
-          "device-config",
-          "error",
-          want.name,
-          identity.join("; "),
-          "the device does not carry this network's traffic as the other hosts expect",
-          `ip link del ${want.name}; ${RESTART}`,
-        ),
-      );
-      continue;
-    }
-    if (link.mtu !== want.mtu) {
-      findings.push(
-        finding(
-          "device-mtu",
-          "error",
-          want.name,
-          `MTU ${link.mtu}, expected ${want.mtu}`,
-          link.mtu > want.mtu
-            ? "encapsulated packets exceed the underlay MTU: pings pass, large transfers stall"
-            : "pods send packets larger than the device takes: large transfers stall",
-          `ip link set ${want.name} mtu ${want.mtu}`,
-          () => netlink.setLinkMtu(link.index, want.mtu),
-        ),
-      );
-    }
-    if (want.mac !== null && link.mac !== want.mac) {
-      findings.push(
-        finding(
-          "device-mac",
-          "error",
-          want.name,
-          `MAC ${link.mac}, but this host's lease announces ${want.mac}`,
-          "the other hosts send to the lease's MAC: their traffic to this host is dropped",
-          `ip link set ${want.name} address ${want.mac}`,
-          () => netlink.setLinkMac(link.index, want.mac ?? link.mac),
-        ),
-      );
-    }
-    if (!link.up) {
-      findings.push(
-        finding(
-          "device-down",
-          "error",
-          want.name,
-          "the device is down",
-          "no pod traffic goes through it",
-          `ip link set ${want.name} up`,
-          () => netlink.setLinkUp(link.index),
-        ),
-      );
-    }
-    if (want.address !== null) {
-      const [ip, len] = want.address.split("/");
-      const v6 = parseIP(ip ?? "")?.family === 6;
-      const addresses = await netlink.listAddresses(link.index);
-      if (!addresses.some((a) => a.ip === ip && String(a.prefixLen) === len)) {
-        const address = {
-          subnet: (v6 ? view.own?.ipv6Subnet : view.own?.subnet) ?? null,
-          network: v6 ? view.config.ipv6Network : view.config.network,
-        };
-        findings.push(
-          finding(
-            "device-address",
-            "error",
-            want.name,
-            `the device lacks its address ${want.address}`,
-            "traffic from this host to other hosts' pods leaves with the wrong source address",
-            `ip addr add ${want.address} dev ${want.name}`,
-            () => ensureSubnetAddress(netlink, link.index, address),
-          ),
-        );
-      }
-    }
+    findings.push(...found);
   }
   return { name: "devices", findings };
+}
+
+function missingDevice(want: ExpectedDevice): Finding {
+  return finding(
+    "device-missing",
+    "error",
+    want.name,
+    `the ${want.kind === "vxlan" ? "VXLAN" : "TUN"} device is missing`,
+    "no pod traffic leaves or reaches this host through the overlay",
+    RESTART,
+  );
+}
+
+/** A device of another kind or identity (VNI, port, local address) than the backend's. */
+function identityFindings(link: Link, want: ExpectedDevice): Finding[] {
+  const identity =
+    want.vxlan === null
+      ? link.kind === "tun"
+        ? []
+        : [`kind ${link.kind ?? "none"}, expected tun`]
+      : sameVxlan(link, want.vxlan);
+  if (identity.length === 0) return [];
+  return [
+    finding(
+      "device-config",
+      "error",
+      want.name,
+      identity.join("; "),
+      "the device does not carry this network's traffic as the other hosts expect",
+      `ip link del ${want.name}; ${RESTART}`,
+    ),
+  ];
+}
+
+/** MTU, MAC and up, each with its fix. */
+function settingFindings(view: HostView, link: Link, want: ExpectedDevice): Finding[] {
+  const { netlink } = view;
+  const findings: Finding[] = [];
+  if (link.mtu !== want.mtu) {
+    findings.push(
+      finding(
+        "device-mtu",
+        "error",
+        want.name,
+        `MTU ${link.mtu}, expected ${want.mtu}`,
+        link.mtu > want.mtu
+          ? "encapsulated packets exceed the underlay MTU: pings pass, large transfers stall"
+          : "pods send packets larger than the device takes: large transfers stall",
+        `ip link set ${want.name} mtu ${want.mtu}`,
+        () => netlink.setLinkMtu(link.index, want.mtu),
+      ),
+    );
+  }
+  if (want.mac !== null && link.mac !== want.mac) {
+    findings.push(
+      finding(
+        "device-mac",
+        "error",
+        want.name,
+        `MAC ${link.mac}, but this host's lease announces ${want.mac}`,
+        "the other hosts send to the lease's MAC: their traffic to this host is dropped",
+        `ip link set ${want.name} address ${want.mac}`,
+        () => netlink.setLinkMac(link.index, want.mac ?? link.mac),
+      ),
+    );
+  }
+  if (!link.up) {
+    findings.push(
+      finding(
+        "device-down",
+        "error",
+        want.name,
+        "the device is down",
+        "no pod traffic goes through it",
+        `ip link set ${want.name} up`,
+        () => netlink.setLinkUp(link.index),
+      ),
+    );
+  }
+  return findings;
+}
+
+/** The device's own address (this host's subnet's first), when the backend gives it one. */
+async function addressFindings(
+  view: HostView,
+  link: Link,
+  want: ExpectedDevice,
+): Promise<Finding[]> {
+  if (want.address === null) return [];
+  const { netlink } = view;
+  const [ip, len] = want.address.split("/");
+  const v6 = parseIP(ip ?? "")?.family === 6;
+  const addresses = await netlink.listAddresses(link.index);
+  if (addresses.some((a) => a.ip === ip && String(a.prefixLen) === len)) return [];
+  const address = {
+    subnet: (v6 ? view.own?.ipv6Subnet : view.own?.subnet) ?? null,
+    network: v6 ? view.config.ipv6Network : view.config.network,
+  };
+  return [
+    finding(
+      "device-address",
+      "error",
+      want.name,
+      `the device lacks its address ${want.address}`,
+      "traffic from this host to other hosts' pods leaves with the wrong source address",
+      `ip addr add ${want.address} dev ${want.name}`,
+      () => ensureSubnetAddress(netlink, link.index, address),
+    ),
+  ];
 }
 
 /** An entry as the `ip`/`bridge` command that writes it (`op` "replace") or removes it. */

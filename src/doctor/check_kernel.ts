@@ -2,6 +2,7 @@
  * Doctor's kernel checks: forwarding, br_netfilter, rp_filter and TX checksum offload on the
  * flannel devices, the CNI bridge's and pods' MTU, and flannel's masquerade and forward rules.
  */
+import type { ExpectedDevice } from "../backend/backend.js";
 import { setTxChecksumOffload, txChecksumOffload } from "../net/ethtool.js";
 import { readSysctl, setDeviceSysctl, writeSysctl } from "../net/sysctl.js";
 import { flannelRulesFor } from "../trafficmngr/traffic_manager.js";
@@ -66,83 +67,92 @@ export async function checkKernelSettings(view: HostView): Promise<CheckGroup> {
     findings.push(
       await sysctlFinding(view, "ip-forward-off", "net/ipv6/conf/all/forwarding", "1", crossHost),
     );
-  if (!config.enableNFTables) {
-    const families = [
-      ...(config.enableIPv4 ? ["iptables"] : []),
-      ...(config.enableIPv6 ? ["ip6tables"] : []),
-    ];
-    for (const family of families) {
-      const path = `net/bridge/bridge-nf-call-${family}`;
-      const value = await readSysctlOf(view, path);
-      if (value === null) {
-        findings.push(
-          finding(
-            "br-netfilter-missing",
-            "error",
-            "br_netfilter",
-            `the br_netfilter module is not loaded (${view.procDir}/sys/${path} does not exist)`,
-            "flanneld refuses to start in iptables mode, and bridged pod traffic bypasses iptables (kube-proxy's service rules)",
-            'modprobe br_netfilter && echo br_netfilter > /etc/modules-load.d/br_netfilter.conf (or set "EnableNFTables": true)',
-          ),
-        );
-      } else {
-        findings.push(
-          await sysctlFinding(
-            view,
-            "bridge-nf-call-off",
-            path,
-            "1",
-            "traffic between pods on one bridge bypasses iptables: services and policies fail for it",
-          ),
-        );
-      }
-    }
-  }
+  if (!config.enableNFTables) findings.push(...(await bridgeNetfilterFindings(view)));
   for (const device of inspection?.devices ?? []) {
     if (device.address?.includes(":") === true) continue; // rp_filter is IPv4's
-    const all = Number((await readSysctlOf(view, "net/ipv4/conf/all/rp_filter")) ?? "0");
-    const own = await readSysctlOf(view, `net/ipv4/conf/${device.name}/rp_filter`);
-    if (own === null) continue; // the device is missing: said elsewhere
-    if (Math.max(all, Number(own)) === 1) {
+    findings.push(await rpFilterFinding(view, device), txChecksumFinding(view, device));
+  }
+  return { name: "kernel", findings: findings.filter((f) => f !== null) };
+}
+
+/** iptables mode: br_netfilter loaded, and bridged traffic sent through iptables. */
+async function bridgeNetfilterFindings(view: HostView): Promise<(Finding | null)[]> {
+  const { config } = view;
+  const families = [
+    ...(config.enableIPv4 ? ["iptables"] : []),
+    ...(config.enableIPv6 ? ["ip6tables"] : []),
+  ];
+  const findings: (Finding | null)[] = [];
+  for (const family of families) {
+    const path = `net/bridge/bridge-nf-call-${family}`;
+    if ((await readSysctlOf(view, path)) === null) {
       findings.push(
         finding(
-          "rp-filter-strict",
-          "warning",
-          device.name,
-          `strict reverse-path filtering (rp_filter ${Math.max(all, Number(own))}) on ${device.name}`,
-          "packets from pods whose replies route another way (DirectRouting, several interfaces) are dropped as martians",
-          `sysctl -w net.ipv4.conf.${device.name}.rp_filter=2`,
-          async () => {
-            await setDeviceSysctl(device.name, "rp_filter", "2", 4, view.procDir);
-          },
+          "br-netfilter-missing",
+          "error",
+          "br_netfilter",
+          `the br_netfilter module is not loaded (${view.procDir}/sys/${path} does not exist)`,
+          "flanneld refuses to start in iptables mode, and bridged pod traffic bypasses iptables (kube-proxy's service rules)",
+          'modprobe br_netfilter && echo br_netfilter > /etc/modules-load.d/br_netfilter.conf (or set "EnableNFTables": true)',
+        ),
+      );
+    } else {
+      findings.push(
+        await sysctlFinding(
+          view,
+          "bridge-nf-call-off",
+          path,
+          "1",
+          "traffic between pods on one bridge bypasses iptables: services and policies fail for it",
         ),
       );
     }
-    if (device.kind === "vxlan" && hasVxlanChecksumBug(view.kernelRelease)) {
-      let on = false;
-      try {
-        on = txChecksumOffload(device.name);
-      } catch {
-        continue;
-      }
-      if (on)
-        findings.push(
-          finding(
-            "vxlan-tx-checksum",
-            "warning",
-            device.name,
-            `TX checksum offload is on, and kernel ${view.kernelRelease} (before 5.7) may have the VXLAN checksum bug`,
-            "SNATed VXLAN packets get bad checksums and are dropped: service traffic stalls for about 63 s (flannel issues #1279, #2152)",
-            `ethtool -K ${device.name} tx-checksum-ip-generic off`,
-            () => {
-              setTxChecksumOffload(device.name, false);
-              return Promise.resolve();
-            },
-          ),
-        );
-    }
   }
-  return { name: "kernel", findings: findings.filter((f) => f !== null) };
+  return findings;
+}
+
+/** Strict reverse-path filtering on a backend's device. */
+async function rpFilterFinding(view: HostView, device: ExpectedDevice): Promise<Finding | null> {
+  const all = Number((await readSysctlOf(view, "net/ipv4/conf/all/rp_filter")) ?? "0");
+  const own = await readSysctlOf(view, `net/ipv4/conf/${device.name}/rp_filter`);
+  if (own === null) return null; // the device is missing: said elsewhere
+  const strictness = Math.max(all, Number(own));
+  if (strictness !== 1) return null;
+  return finding(
+    "rp-filter-strict",
+    "warning",
+    device.name,
+    `strict reverse-path filtering (rp_filter ${strictness}) on ${device.name}`,
+    "packets from pods whose replies route another way (DirectRouting, several interfaces) are dropped as martians",
+    `sysctl -w net.ipv4.conf.${device.name}.rp_filter=2`,
+    async () => {
+      await setDeviceSysctl(device.name, "rp_filter", "2", 4, view.procDir);
+    },
+  );
+}
+
+/** TX checksum offload on a VXLAN device of a kernel with the checksum bug. */
+function txChecksumFinding(view: HostView, device: ExpectedDevice): Finding | null {
+  if (device.kind !== "vxlan" || !hasVxlanChecksumBug(view.kernelRelease)) return null;
+  let on = false;
+  try {
+    on = txChecksumOffload(device.name);
+  } catch {
+    return null;
+  }
+  if (!on) return null;
+  return finding(
+    "vxlan-tx-checksum",
+    "warning",
+    device.name,
+    `TX checksum offload is on, and kernel ${view.kernelRelease} (before 5.7) may have the VXLAN checksum bug`,
+    "SNATed VXLAN packets get bad checksums and are dropped: service traffic stalls for about 63 s (flannel issues #1279, #2152)",
+    `ethtool -K ${device.name} tx-checksum-ip-generic off`,
+    () => {
+      setTxChecksumOffload(device.name, false);
+      return Promise.resolve();
+    },
+  );
 }
 
 /** The CNI bridge and the pods' host-side interfaces against FLANNEL_MTU. */

@@ -24,6 +24,39 @@ export interface MetricSources {
   readonly ready: () => boolean;
 }
 
+/** The data plane's counters: DataPlaneStats field, metric name (flannel_dataplane_*_total), help. */
+const DATA_PLANE_COUNTERS: readonly [keyof DataPlaneStats, string, string][] = [
+  ["syncs", "syncs", "Kernel syncs run"],
+  ["written", "entries_written", "Kernel entries written (missing or changed)"],
+  ["removed", "entries_removed", "Kernel entries removed because no lease needs them"],
+  ["failed", "failures", "Kernel writes that failed"],
+  [
+    "syncFailures",
+    "sync_failures",
+    "Whole kernel syncs that failed and were retried at the next tick",
+  ],
+  [
+    "eventSyncs",
+    "event_syncs",
+    "Kernel syncs started by a change the kernel announced (repair by events)",
+  ],
+  [
+    "relistRepairs",
+    "relist_repairs",
+    "Repairs that had to list the kernel, because the announcement did not name the entry",
+  ],
+  [
+    "echoes",
+    "echoes",
+    "The kernel's announcements of flanneld's own writes, recognised as such (no repair)",
+  ],
+  [
+    "checkFindings",
+    "check_findings",
+    "Entries the periodic full check had to repair, that the event path missed (should stay 0)",
+  ],
+];
+
 /** A registry with flanneld's metrics and Node's process metrics. */
 export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
@@ -67,51 +100,8 @@ export function createMetrics(sources: MetricSources): Registry {
     "Subnet creations lost to another node and retried",
     sources.leaseConflicts,
   );
-  counter(
-    "flannel_dataplane_syncs_total",
-    "Kernel syncs run",
-    () => sources.dataPlane()?.syncs ?? 0,
-  );
-  counter(
-    "flannel_dataplane_entries_written_total",
-    "Kernel entries written (missing or changed)",
-    () => sources.dataPlane()?.written ?? 0,
-  );
-  counter(
-    "flannel_dataplane_entries_removed_total",
-    "Kernel entries removed because no lease needs them",
-    () => sources.dataPlane()?.removed ?? 0,
-  );
-  counter(
-    "flannel_dataplane_failures_total",
-    "Kernel writes that failed",
-    () => sources.dataPlane()?.failed ?? 0,
-  );
-  counter(
-    "flannel_dataplane_sync_failures_total",
-    "Whole kernel syncs that failed and were retried at the next tick",
-    () => sources.dataPlane()?.syncFailures ?? 0,
-  );
-  counter(
-    "flannel_dataplane_event_syncs_total",
-    "Kernel syncs started by a change the kernel announced (repair by events)",
-    () => sources.dataPlane()?.eventSyncs ?? 0,
-  );
-  counter(
-    "flannel_dataplane_relist_repairs_total",
-    "Repairs that had to list the kernel, because the announcement did not name the entry",
-    () => sources.dataPlane()?.relistRepairs ?? 0,
-  );
-  counter(
-    "flannel_dataplane_echoes_total",
-    "The kernel's announcements of flanneld's own writes, recognised as such (no repair)",
-    () => sources.dataPlane()?.echoes ?? 0,
-  );
-  counter(
-    "flannel_dataplane_check_findings_total",
-    "Entries the periodic full check had to repair, that the event path missed (should stay 0)",
-    () => sources.dataPlane()?.checkFindings ?? 0,
-  );
+  for (const [key, name, help] of DATA_PLANE_COUNTERS)
+    counter(`flannel_dataplane_${name}_total`, help, () => sources.dataPlane()?.[key] ?? 0);
   forwardingMetrics(registry, sources.forwarding);
   counter(
     "flannel_traffic_rule_repairs_total",

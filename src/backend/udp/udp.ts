@@ -25,6 +25,7 @@ import { setDeviceSysctl } from "../../net/sysctl.js";
 import type { CallOptions } from "../../util/call_options.js";
 import type { Backend, BackendDeps, Network, PlaneInspector } from "../backend.js";
 import { ensureSubnetAddress } from "../device_address.js";
+import type { DeviceAddress } from "../device_address.js";
 import { listOwnedRoutes } from "../owned_routes.js";
 import { RouteNetwork, inspectEntries, servesLease } from "../route_network.js";
 import type { DataPlane } from "../route_network.js";
@@ -166,6 +167,51 @@ export const inspectUdp =
     };
   };
 
+/**
+ * Makes flannel0 as it must be, again when it was deleted by hand (the workers moved onto the
+ * new device, the route written back): MTU, this host's address, accept_local, up.
+ */
+function tunKeeper(
+  deps: BackendDeps,
+  forwarder: UdpForwarder,
+  address: DeviceAddress,
+  mtu: number,
+) {
+  const { netlink, log } = deps;
+  return async (): Promise<Link> => {
+    let link = await netlink.getLink(TUN_NAME);
+    if (link === null) {
+      forwarder.recreateTun();
+      link = await netlink.getLink(TUN_NAME);
+      if (link === null) throw new Error(`the TUN device ${TUN_NAME} cannot be made again`);
+      log.warn({ device: TUN_NAME }, "The TUN device was gone; made it again");
+    }
+    if (link.mtu !== mtu) {
+      await netlink.setLinkMtu(link.index, mtu);
+      log.info({ device: TUN_NAME, mtu, was: link.mtu }, "Set TUN device MTU");
+    }
+    await ensureSubnetAddress(netlink, link.index, address);
+    // The forwarder's ICMP errors come from flannel0's own address (as flannel's do); the
+    // kernel drops such packets as martians unless the device accepts local sources.
+    // flannel never sets this, so its net-unreachable messages are lost.
+    if (await setDeviceSysctl(TUN_NAME, "accept_local", "1"))
+      log.info({ device: TUN_NAME }, "Set accept_local on the TUN device for its ICMP errors");
+    if (!link.up) await netlink.setLinkUp(link.index);
+    return link;
+  };
+}
+
+/** The forwarder's next hops: each udp host's subnet and public address. */
+function hopsOf(remotes: Iterable<Lease>, port: number): ForwardHop[] {
+  const hops: ForwardHop[] = [];
+  for (const remote of remotes) {
+    // Not a udp host's: no IPv4 subnet or public IP.
+    if (!hasIPv4(remote) || parseIPv4(remote.attrs.publicIP) === null) continue;
+    hops.push({ subnet: remote.subnet, publicIP: remote.attrs.publicIP, port });
+  }
+  return hops;
+}
+
 /** Makes the udp backend, with its options as parseUdpConfig decoded them. */
 export function createUdpBackend(deps: BackendDeps, cfg: UdpConfig): Backend {
   const { extIface, netlink, log } = deps;
@@ -198,67 +244,20 @@ export function createUdpBackend(deps: BackendDeps, cfg: UdpConfig): Backend {
         ...(deps.clock ? { clock: deps.clock } : {}),
       });
       try {
-        const address = { subnet: lease.subnet, network };
-        const ensureDevice = async (): Promise<Link> => {
-          let link = await netlink.getLink(TUN_NAME);
-          if (link === null) {
-            // Deleted by hand: made again, the workers moved onto it, the route written back.
-            forwarder.recreateTun();
-            link = await netlink.getLink(TUN_NAME);
-            if (link === null) throw new Error(`the TUN device ${TUN_NAME} cannot be made again`);
-            log.warn({ device: TUN_NAME }, "The TUN device was gone; made it again");
-          }
-          if (link.mtu !== mtu) {
-            await netlink.setLinkMtu(link.index, mtu);
-            log.info({ device: TUN_NAME, mtu, was: link.mtu }, "Set TUN device MTU");
-          }
-          await ensureSubnetAddress(netlink, link.index, address);
-          // The forwarder's ICMP errors come from flannel0's own address (as flannel's do); the
-          // kernel drops such packets as martians unless the device accepts local sources.
-          // flannel never sets this, so its net-unreachable messages are lost.
-          if (await setDeviceSysctl(TUN_NAME, "accept_local", "1"))
-            log.info(
-              { device: TUN_NAME },
-              "Set accept_local on the TUN device for its ICMP errors",
-            );
-          if (!link.up) await netlink.setLinkUp(link.index);
-          return link;
-        };
+        const ensureDevice = tunKeeper(deps, forwarder, { subnet: lease.subnet, network }, mtu);
         await ensureDevice();
-        log.info(
-          {
-            device: TUN_NAME,
-            mtu,
-            port: cfg.Port,
-            workers: cfg.Workers,
-            offload: forwarder.offload,
-          },
-          "udp backend: TUN device and forwarder started",
-        );
+        const { Port: port, Workers: workers } = cfg;
+        const started = { device: TUN_NAME, mtu, port, workers, offload: forwarder.offload };
+        log.info(started, "udp backend: TUN device and forwarder started");
         const plane: DataPlane<Link | null> = {
           ...udpPlane(netlink, network, ensureDevice),
-          leasesChanged(remotes) {
-            const hops: ForwardHop[] = [];
-            for (const remote of remotes.values()) {
-              // Not a udp host's: no IPv4 subnet or public IP.
-              if (!hasIPv4(remote) || parseIPv4(remote.attrs.publicIP) === null) continue;
-              hops.push({ subnet: remote.subnet, publicIP: remote.attrs.publicIP, port: cfg.Port });
-            }
-            forwarder.setHops(hops);
+          leasesChanged: (remotes) => {
+            forwarder.setHops(hopsOf(remotes.values(), port));
           },
         };
-        const routes = new RouteNetwork(
-          lease,
-          mtu,
-          {
-            ...deps,
-            backendType: "udp",
-            alsoAccepts: [""],
-            rules: peerLeaseRulesOf(config, deps.extIface),
-          },
-          plane,
-        );
-        return new UdpNetwork(routes, forwarder);
+        const rules = peerLeaseRulesOf(config, deps.extIface);
+        const routeDeps = { ...deps, backendType: "udp", alsoAccepts: [""], rules };
+        return new UdpNetwork(new RouteNetwork(lease, mtu, routeDeps, plane), forwarder);
       } catch (err) {
         forwarder.stop();
         throw err;

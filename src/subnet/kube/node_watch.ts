@@ -49,6 +49,94 @@ function resourceVersionOf(object: unknown): string | null {
   return typeof rv === "string" && rv !== "" ? rv : null;
 }
 
+/** Retries with backoff; says once when the API is lost and once when it is back. */
+class Outage {
+  #delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
+  #reason: string | null = null;
+
+  constructor(
+    readonly log: Logger,
+    readonly stats: NodeWatchStats,
+    readonly clock: Clock,
+    readonly signal: AbortSignal,
+  ) {}
+
+  /** Counts a failure and waits the next delay; false when the signal aborted first. */
+  failed(err: unknown): Promise<boolean> {
+    this.stats.failures++;
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.#reason === null) {
+      this.log.warn({ err: message }, "Lost the Kubernetes API; retrying with backoff");
+      this.#reason = message;
+    }
+    return this.clock.sleep(this.#delays.next().value, this.signal);
+  }
+
+  recovered(): void {
+    this.#delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
+    if (this.#reason !== null) {
+      this.log.info({ was: this.#reason }, "Reconnected to the Kubernetes API");
+      this.#reason = null;
+    }
+  }
+}
+
+/** How a watch stream ended: expired (410 Gone), failed, or closed (the server's timeout). */
+type StreamEnd = { kind: "gone" } | { kind: "failed"; err: Error } | { kind: "closed" };
+
+/** Yields the events of one watch stream from `at.resourceVersion`, moving it on. */
+async function* followStream(
+  client: NodeClient,
+  at: { resourceVersion: string },
+  outage: Outage,
+  signal: AbortSignal,
+): AsyncGenerator<NodeWatchResult, StreamEnd> {
+  const queue = new AsyncQueue<RawWatchEvent>(signal);
+  let handle: { abort(): void } | null = null;
+  let gone = false;
+  let streamError: unknown = null;
+  try {
+    handle = await client.watchNodes(
+      at.resourceVersion,
+      (event) => {
+        queue.push(event);
+      },
+      (err) => {
+        queue.close(err ?? null);
+      },
+    );
+    outage.stats.watches++;
+    // The stream is open (client-node resolves after the answer's headers, and has already
+    // closed the queue when the request failed): the API server is back.
+    if (!queue.closed) outage.recovered();
+    for await (const event of queue) {
+      if (event.type === "ERROR") {
+        if (statusCodeOf(event.object) === 410) gone = true;
+        else streamError = event.object;
+        continue;
+      }
+      if (event.type !== "ADDED" && event.type !== "MODIFIED" && event.type !== "DELETED") continue; // BOOKMARK
+      at.resourceVersion = resourceVersionOf(event.object) ?? at.resourceVersion;
+      const node = nodeViewOf(event.object);
+      if (node === null) continue;
+      outage.recovered();
+      yield { kind: "event", type: event.type, node };
+    }
+  } finally {
+    queue.close();
+    handle?.abort();
+  }
+  const err = queue.error;
+  if (gone || statusCodeOf(err) === 410) return { kind: "gone" };
+  const timedOut = err instanceof Error && err.name === "TimeoutError";
+  if (streamError === null && (err === null || timedOut)) return { kind: "closed" };
+  const reason = streamError ?? err;
+  return {
+    kind: "failed",
+    err: reason instanceof Error ? reason : new Error(JSON.stringify(reason)),
+  };
+}
+
 /** Yields Node snapshots and events until the signal aborts. */
 export async function* watchNodes(
   client: NodeClient,
@@ -58,92 +146,32 @@ export async function* watchNodes(
   const { signal } = opts;
   const stopped = () => signal.aborted; // read afresh: awaits change it
   const stats = opts.stats ?? { lists: 0, watches: 0, expired: 0, failures: 0 };
-  let resourceVersion: string | null = null;
-  let delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
-  let outage: string | null = null;
-  const failed = async (err: unknown): Promise<boolean> => {
-    stats.failures++;
-    const message = err instanceof Error ? err.message : String(err);
-    if (outage === null) {
-      log.warn({ err: message }, "Lost the Kubernetes API; retrying with backoff");
-      outage = message;
-    }
-    return (opts.clock ?? systemClock).sleep(delays.next().value, signal);
-  };
-  const recovered = () => {
-    delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
-    if (outage !== null) {
-      log.info({ was: outage }, "Reconnected to the Kubernetes API");
-      outage = null;
-    }
-  };
-
+  const outage = new Outage(log, stats, opts.clock ?? systemClock, signal);
+  let at: { resourceVersion: string } | null = null;
   while (!signal.aborted) {
-    if (resourceVersion === null) {
+    if (at === null) {
       let listed: { nodes: NodeView[]; resourceVersion: string };
       try {
         listed = await client.listNodes({ signal });
       } catch (err) {
-        if (stopped()) return;
-        if (!(await failed(err))) return;
+        if (stopped() || !(await outage.failed(err))) return;
         continue;
       }
       stats.lists++;
-      recovered();
-      resourceVersion = listed.resourceVersion;
+      outage.recovered();
+      at = { resourceVersion: listed.resourceVersion };
       yield { kind: "snapshot", nodes: listed.nodes };
       continue;
     }
-
-    const queue = new AsyncQueue<RawWatchEvent>(signal);
-    let handle: { abort(): void } | null = null;
-    let gone = false;
-    let streamError: unknown = null;
-    try {
-      handle = await client.watchNodes(
-        resourceVersion,
-        (event) => {
-          queue.push(event);
-        },
-        (err) => {
-          queue.close(err ?? null);
-        },
-      );
-      stats.watches++;
-      // The stream is open (client-node resolves after the answer's headers, and has already
-      // closed the queue when the request failed): the API server is back.
-      if (!queue.closed) recovered();
-      for await (const event of queue) {
-        if (event.type === "ERROR") {
-          if (statusCodeOf(event.object) === 410) gone = true;
-          else streamError = event.object;
-          continue;
-        }
-        if (event.type !== "ADDED" && event.type !== "MODIFIED" && event.type !== "DELETED")
-          continue; // BOOKMARK
-        resourceVersion = resourceVersionOf(event.object) ?? resourceVersion;
-        const node = nodeViewOf(event.object);
-        if (node === null) continue;
-        recovered();
-        yield { kind: "event", type: event.type, node };
-      }
-    } finally {
-      queue.close();
-      handle?.abort();
-    }
+    const end = yield* followStream(client, at, outage, signal);
     if (stopped()) return;
-    const err = queue.error;
-    if (gone || statusCodeOf(err) === 410) {
+    if (end.kind === "gone") {
       stats.expired++;
-      log.info({ resourceVersion }, "Node watch expired (410 Gone); listing the Nodes again");
-      resourceVersion = null;
-      continue;
-    }
-    const timedOut = err instanceof Error && err.name === "TimeoutError";
-    if (streamError !== null || (err !== null && !timedOut)) {
-      const reason = streamError ?? err;
-      if (!(await failed(reason instanceof Error ? reason : new Error(JSON.stringify(reason)))))
-        return;
-    }
+      log.info(
+        { resourceVersion: at.resourceVersion },
+        "Node watch expired (410 Gone); listing the Nodes again",
+      );
+      at = null;
+    } else if (end.kind === "failed" && !(await outage.failed(end.err))) return;
   }
 }
