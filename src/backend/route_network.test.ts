@@ -83,6 +83,7 @@ const config = (type: string, extra: Record<string, unknown> = {}) => ({
   backendType: type,
   backend: { Type: type, ...extra },
   warnings: [],
+  leaseRanges: null,
 });
 
 async function setUp(type: "vxlan" | "host-gw", extra: Record<string, unknown> = {}) {

@@ -107,12 +107,23 @@ export interface NetworkConfig {
   readonly backend: Readonly<Record<string, unknown>>;
   /** Keys that are ignored but look like mistakes (config_warnings.ts), to be shown. */
   readonly warnings: readonly string[];
+  /**
+   * The ranges leases are taken from, each family's with its SubnetLen, once checkNetworkConfig
+   * has checked them (etcd mode); null as parsed (Kubernetes mode: node IPAM picks the subnets,
+   * and flannel checks no SubnetLen there).
+   */
+  readonly leaseRanges: LeaseRanges | null;
+}
+
+/** Each family's lease range; null for a family the config does not enable. */
+export interface LeaseRanges {
+  readonly ipv4: SubnetRange | null;
+  readonly ipv6: SubnetRange | null;
 }
 
 /** A network config that passed checkNetworkConfig: the lease ranges are known. */
 export interface CheckedNetworkConfig extends NetworkConfig {
-  readonly ipv4: SubnetRange | null;
-  readonly ipv6: SubnetRange | null;
+  readonly leaseRanges: LeaseRanges;
 }
 
 /** Decodes network config JSON (flannel's ParseConfig): keys in any case, unknown keys ignored. */
@@ -156,6 +167,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
     backendType: type.toLowerCase(),
     backend: c.Backend,
     warnings: networkConfigWarnings(json),
+    leaseRanges: null,
   };
 }
 
@@ -262,7 +274,7 @@ export function checkNetworkConfig(config: NetworkConfig): CheckedNetworkConfig 
         max: config.ipv6SubnetMax,
       })
     : null;
-  return { ...config, ipv4, ipv6 };
+  return { ...config, leaseRanges: { ipv4, ipv6 } };
 }
 
 /** Decodes and checks a config in one step, as the etcd subnet manager does. */
@@ -272,8 +284,8 @@ export function loadNetworkConfig(text: string): CheckedNetworkConfig {
 
 /** The normalized config as one JSON object with flannel's field names (`flannelctl config validate`). */
 export function networkConfigToJson(config: CheckedNetworkConfig): Record<string, unknown> {
-  const v4 = config.ipv4;
-  const v6 = config.ipv6;
+  const v4 = config.leaseRanges.ipv4;
+  const v6 = config.leaseRanges.ipv6;
   return {
     Network: (v4?.network ?? config.network)?.toString() ?? null,
     SubnetLen: v4?.subnetLen ?? config.subnetLen,

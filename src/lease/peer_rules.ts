@@ -11,7 +11,7 @@
  * stay legal: a host that restarts into a new subnet holds both until the old one expires.
  * What only a backend can judge (a VtepMAC, a host-gw gateway) is refused by its data plane.
  */
-import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
+import type { NetworkConfig } from "../config/network_config.js";
 import type { ExternalInterface } from "../iface/external_interface.js";
 import { IPNet, parseIPv4, parseIPv6 } from "../ip/ip.js";
 import type { Lease } from "./lease.js";
@@ -40,13 +40,13 @@ export interface LeaseRefusal {
 }
 
 /** The SubnetLen a checked config (etcd mode) enforces; null for an unchecked one (Kubernetes). */
-export function subnetLenOf(config: NetworkConfig | CheckedNetworkConfig): number | null {
-  return "ipv4" in config && config.ipv4 !== null ? config.ipv4.subnetLen : null;
+export function subnetLenOf(config: NetworkConfig): number | null {
+  return config.leaseRanges?.ipv4?.subnetLen ?? null;
 }
 
 /** The rules of this network config, on this host's external interface. */
 export function peerLeaseRulesOf(
-  config: NetworkConfig | CheckedNetworkConfig,
+  config: NetworkConfig,
   extIface: Pick<
     ExternalInterface,
     "ifaceAddr" | "ifaceV6Addr" | "extAddr" | "extV6Addr" | "ifaceNet" | "ifaceV6Net"

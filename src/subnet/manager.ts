@@ -3,7 +3,7 @@
  * beside this file, etcd/ and kube/; code outside this folder imports this file (and the lease
  * watch, watch_leases.ts).
  */
-import type { CheckedNetworkConfig, NetworkConfig } from "../config/network_config.js";
+import type { NetworkConfig } from "../config/network_config.js";
 import type { Lease, LeaseAttrs, LeaseEvent } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 
@@ -31,7 +31,7 @@ export interface SubnetManager {
   /** Lease acquisition figures, for metrics; absent where they do not apply. */
   readonly stats?: { readonly conflicts: number };
   /** Reads the network config; etcd mode also checks it (flannel's CheckNetworkConfig). */
-  getNetworkConfig(opts: CallOptions): Promise<NetworkConfig | CheckedNetworkConfig>;
+  getNetworkConfig(opts: CallOptions): Promise<NetworkConfig>;
   /** Leases a subnet for this node, keeping the one it had when possible. */
   acquireLease(attrs: LeaseAttrs, opts: CallOptions): Promise<Lease>;
   /** Extends a lease's life; a reservation stays a reservation. */

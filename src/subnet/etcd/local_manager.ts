@@ -203,7 +203,7 @@ export class LocalManager implements SubnetManager {
   async getNetworkConfig(_opts: CallOptions): Promise<CheckedNetworkConfig> {
     const text = await this.#registry.getNetworkConfigText();
     const config = checkNetworkConfig(parseNetworkConfig(text));
-    if (config.ipv4 === null) {
+    if (config.leaseRanges.ipv4 === null) {
       throw new ConfigError(
         "Invalid network config: EnableIPv4 is false, but the etcd subnet manager always leases an IPv4 subnet: set EnableIPv4 to true, or use --kube-subnet-mgr for IPv6-only",
       );
@@ -240,7 +240,7 @@ export class LocalManager implements SubnetManager {
   ): Promise<IPv4Lease | null> {
     const previous = this.#previous;
     if (previous.subnet === null) return null;
-    const ipv6Subnet = config.ipv6 ? previous.ipv6Subnet : null;
+    const ipv6Subnet = config.leaseRanges.ipv6 ? previous.ipv6Subnet : null;
     const { lease } = await this.#registry.getSubnet(previous.subnet, ipv6Subnet);
     if (lease === null || lease.attrs.publicIP !== attrs.publicIP) return null;
     if (!leaseFitsConfig(lease, config)) return null;
@@ -303,7 +303,7 @@ export class LocalManager implements SubnetManager {
     if (previous.subnet !== null) {
       const wanted = {
         subnet: previous.subnet,
-        ipv6Subnet: config.ipv6 ? previous.ipv6Subnet : null,
+        ipv6Subnet: config.leaseRanges.ipv6 ? previous.ipv6Subnet : null,
       };
       const isFree = !taken.some((lease) => lease.subnet.overlaps(wanted.subnet));
       if (fits(wanted) && isFree) {
@@ -318,15 +318,15 @@ export class LocalManager implements SubnetManager {
       }
     }
 
-    const ipv4 = config.ipv4;
+    const ipv4 = config.leaseRanges.ipv4;
     if (ipv4 === null) throw new TypeError("acquireLease needs a config with an IPv4 range");
     const subnet = pickFreeSubnet(
       ipv4,
       taken.map((lease) => lease.subnet),
     );
-    const ipv6Subnet = config.ipv6
+    const ipv6Subnet = config.leaseRanges.ipv6
       ? pickFreeSubnet(
-          config.ipv6,
+          config.leaseRanges.ipv6,
           taken.flatMap((lease) => (lease.ipv6Subnet ? [lease.ipv6Subnet] : [])),
         )
       : null;
@@ -598,9 +598,9 @@ export function leaseFitsConfig(
     net.prefixLen === range.subnetLen &&
     net.ip >= range.subnetMin &&
     net.ip <= range.subnetMax;
-  if (config.ipv4 === null || !inRange(lease.subnet, config.ipv4)) return false;
-  if (config.ipv6 === null) return lease.ipv6Subnet === null;
-  return lease.ipv6Subnet !== null && inRange(lease.ipv6Subnet, config.ipv6);
+  if (config.leaseRanges.ipv4 === null || !inRange(lease.subnet, config.leaseRanges.ipv4)) return false;
+  if (config.leaseRanges.ipv6 === null) return lease.ipv6Subnet === null;
+  return lease.ipv6Subnet !== null && inRange(lease.ipv6Subnet, config.leaseRanges.ipv6);
 }
 
 /**
