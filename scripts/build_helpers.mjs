@@ -97,7 +97,7 @@ export async function layOutExecutable(rootDir, links) {
   await bundleCommonJs(join(dist, "src/cli/multicall.js"), main, [etcd3Protos]);
   makeSingleExecutable(main, join(lib, "flannel-ts"));
   rmSync(main);
-  for (const addon of ["netlink_socket", "udp_forwarder"]) {
+  for (const addon of ["kernel_sockets", "udp_forwarder"]) {
     copyFileSync(join(root, "build/Release", `${addon}.node`), join(lib, `${addon}.node`));
     chmodSync(join(lib, `${addon}.node`), 0o644);
   }

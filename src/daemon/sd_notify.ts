@@ -3,7 +3,7 @@
  * `READY=1` once subnet.env is written, `STATUS=` lines as things change, `STOPPING=1` on
  * shutdown, and `WATCHDOG=1` pings when the unit sets WatchdogSec. Each message is one datagram
  * on the AF_UNIX socket NOTIFY_SOCKET names (a path, or `@` for the abstract namespace), sent by
- * our netlink_socket addon (Node has no AF_UNIX datagrams). Without NOTIFY_SOCKET nothing is
+ * our kernel_sockets addon (Node has no AF_UNIX datagrams). Without NOTIFY_SOCKET nothing is
  * sent. A message that cannot be sent is logged once and never stops flanneld.
  */
 import type { Logger } from "../log/logger.js";

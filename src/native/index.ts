@@ -6,7 +6,7 @@
 import { loadAddon } from "./load_addon.js";
 
 /**
- * native/netlink_socket.c: the system calls Node has no API for. AF_NETLINK sockets (the
+ * native/kernel_sockets.c: the system calls Node has no API for. AF_NETLINK sockets (the
  * rtnetlink layer), the SIOCETHTOOL ioctl (TX checksum offload), and AF_UNIX datagrams
  * (sd_notify).
  */
@@ -37,7 +37,7 @@ export interface UdpForwarderOptions {
   readonly onWorkerExit: (index: number, errno: string, what: string) => void;
 }
 
-/** native/udp_forwarder.c: the udp backend's packet loop, on threads of its own. */
+/** native/udp_forwarder/: the udp backend's packet loop, on threads of its own. */
 export interface UdpForwarderAddon {
   openTun(name: string, queues: number, offload: boolean): { fds: number[]; offload: boolean };
   closeFds(fds: readonly number[]): void;
@@ -52,7 +52,7 @@ export interface UdpForwarderAddon {
 
 /** The kernel-sockets addon; throws, saying how to build it, when it is missing. */
 export function kernelSockets(): KernelSocketsAddon {
-  return loadAddon("netlink_socket") as KernelSocketsAddon;
+  return loadAddon("kernel_sockets") as KernelSocketsAddon;
 }
 
 /** The udp forwarder addon; throws, saying how to build it, when it is missing. */

@@ -1,7 +1,7 @@
 /**
  * The one ethtool setting flannel-ts reads and writes: a device's TX checksum offload
  * (`ethtool -k <dev>` "tx-checksumming", `ethtool -K <dev> tx off`), by SIOCETHTOOL through our
- * netlink_socket addon.
+ * kernel_sockets addon.
  */
 import { kernelSockets } from "../native/index.js";
 import type { KernelSocketsAddon } from "../native/index.js";

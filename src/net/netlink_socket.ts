@@ -1,5 +1,5 @@
 /**
- * AF_NETLINK sockets through our own small addon (native/netlink_socket.c, built by
+ * AF_NETLINK sockets through our own small addon (native/kernel_sockets.c, built by
  * `npm run build`): the system calls only, everything above them is TypeScript. A socket is
  * non-blocking and bound; it reports readable through libuv, and a read reports the socket's
  * error (ENOBUFS when the kernel dropped messages for want of room) instead of aborting the

@@ -3,7 +3,7 @@
  * namespace: one for requests, dumps and batches (rtnetlink_socket.ts), one per watch for the
  * kernel's announcements. Messages are encoded and decoded here and in rtnetlink_codec.ts
  * (routes, neighbours, FDB entries) and rtnetlink_links.ts (links, addresses); the system calls
- * are native/netlink_socket.c's (netlink_socket.ts).
+ * are native/kernel_sockets.c's (netlink_socket.ts).
  *
  * The `netlink` npm package did this before: it aborts the process when a socket it polls
  * reports an error (an announcement socket does whenever a burst overruns it), loads 11 MB of

@@ -50,7 +50,7 @@ test("the package holds the executable, its links and addons, the unit, the defa
   assert.deepEqual(entries.sort(), [
     "-rw-r--r-- root/root /etc/cni/net.d/10-flannel.conflist",
     "-rw-r--r-- root/root /etc/default/flanneld",
-    "-rw-r--r-- root/root /usr/lib/flannel-ts/netlink_socket.node",
+    "-rw-r--r-- root/root /usr/lib/flannel-ts/kernel_sockets.node",
     "-rw-r--r-- root/root /usr/lib/flannel-ts/udp_forwarder.node",
     "-rw-r--r-- root/root /usr/lib/systemd/system/flanneld.service",
     "-rwxr-xr-x root/root /usr/lib/flannel-ts/flannel-ts",

@@ -1,5 +1,5 @@
 /**
- * The udp backend's packet loop (native/udp_forwarder.c, built by `npm run build`): worker
+ * The udp backend's packet loop (native/udp_forwarder/, built by `npm run build`): worker
  * threads of its own, one per TUN queue, each with a UDP socket; nothing per packet runs on the
  * event loop. This module gives it the table of hosts, reads its counters, and restarts a worker
  * that stopped on an error (with backoff, counted).
@@ -15,7 +15,7 @@ import { type Clock, systemClock } from "../../util/clock.js";
 
 type Addon = UdpForwarderAddon;
 
-/** The counters stats() returns, in native/udp_forwarder.c's order (STAT_*), before the drops. */
+/** The counters stats() returns, in native/udp_forwarder/forwarder.h's order (STAT_*), before the drops. */
 const COUNTERS = [
   "txPackets",
   "txBytes",
@@ -29,7 +29,7 @@ const COUNTERS = [
   "workerExits",
 ] as const satisfies readonly (keyof ForwardingStats)[];
 
-/** Why a packet was dropped, in the order native/udp_forwarder.c counts them. */
+/** Why a packet was dropped, in the order native/udp_forwarder/forwarder.h counts them. */
 export const DROP_REASONS = [
   "no_route",
   "ttl_expired",

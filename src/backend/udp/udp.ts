@@ -7,7 +7,7 @@
  * datagram, with no header of ours, to the public IP of the host whose lease covers its
  * destination; datagrams from hosts are written into flannel0. The lease has no BackendType and
  * no BackendData, byte for byte as flannel writes it; peers' leases with no type or "udp" are
- * followed. The packet loop (forwarder.ts, native/udp_forwarder.c) runs on threads of its own;
+ * followed. The packet loop (forwarder.ts, native/udp_forwarder/) runs on threads of its own;
  * RouteNetwork keeps the device's route in the kernel and tells the loop the leases.
  */
 import { availableParallelism } from "node:os";

@@ -598,7 +598,8 @@ export function leaseFitsConfig(
     net.prefixLen === range.subnetLen &&
     net.ip >= range.subnetMin &&
     net.ip <= range.subnetMax;
-  if (config.leaseRanges.ipv4 === null || !inRange(lease.subnet, config.leaseRanges.ipv4)) return false;
+  if (config.leaseRanges.ipv4 === null || !inRange(lease.subnet, config.leaseRanges.ipv4))
+    return false;
   if (config.leaseRanges.ipv6 === null) return lease.ipv6Subnet === null;
   return lease.ipv6Subnet !== null && inRange(lease.ipv6Subnet, config.leaseRanges.ipv6);
 }

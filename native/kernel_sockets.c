@@ -1,7 +1,11 @@
 /*
- * netlink_socket: AF_NETLINK sockets for flannel-ts (src/net/netlink_socket.ts wraps this).
+ * kernel_sockets: the kernel sockets and ioctls flannel-ts needs and Node has no API for
+ * (declared for TypeScript in src/native/index.ts):
+ * - AF_NETLINK sockets, for the rtnetlink layer (src/net/netlink_socket.ts wraps them);
+ * - the SIOCETHTOOL ioctl, for TX checksum offload (src/net/ethtool.ts);
+ * - AF_UNIX datagrams, for sd_notify (src/daemon/sd_notify.ts).
  *
- * Why our own: the `netlink` npm package aborts the process when its socket reports an error
+ * Why our own netlink: the `netlink` npm package aborts the process when its socket reports an error
  * through poll (a multicast socket that overran its receive buffer: POLLERR), and it exposes no
  * setsockopt. This addon does only the system calls; framing, sequence numbers and messages are
  * TypeScript's.
@@ -14,6 +18,8 @@
  *   watch(fd, onReadable) -> watcher         calls onReadable() while data or an error waits
  *   unwatch(watcher), ref(watcher, bool)
  *   close(fd)
+ *   ethtool(name, cmd, data) -> data          one ethtool_value request on an AF_INET socket
+ *   unixDatagram(path) -> fd, unixSend(fd, path, buffer) -> bytes
  *
  * Errors are thrown as Error with `code` set to the errno name (ENOBUFS, EMSGSIZE...).
  */
@@ -34,7 +40,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define ADDON_NAME "netlink_socket"
+#define ADDON_NAME "kernel_sockets"
 #include "napi_helpers.h"
 
 #ifndef SO_RCVBUFFORCE
@@ -48,7 +54,7 @@
 
 static int get_int(napi_env env, napi_value value, int32_t *out) {
   if (napi_get_value_int32(env, value, out) != napi_ok) {
-    napi_throw_type_error(env, NULL, "netlink_socket: expected a number");
+    napi_throw_type_error(env, NULL, "kernel_sockets: expected a number");
     return 0;
   }
   return 1;
@@ -104,7 +110,7 @@ static napi_value Send(napi_env env, napi_callback_info info) {
   size_t length;
   if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &fd)) return NULL;
   if (napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok) {
-    napi_throw_type_error(env, NULL, "netlink_socket: expected a Buffer");
+    napi_throw_type_error(env, NULL, "kernel_sockets: expected a Buffer");
     return NULL;
   }
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -216,7 +222,7 @@ static napi_value Watch(napi_env env, napi_callback_info info) {
 static watcher_t *watcher_of(napi_env env, napi_value value) {
   void *data = NULL;
   if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, NULL, "netlink_socket: expected a watcher");
+    napi_throw_type_error(env, NULL, "kernel_sockets: expected a watcher");
     return NULL;
   }
   return (watcher_t *)data;
@@ -299,7 +305,7 @@ static napi_value UnixSend(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &fd)) return NULL;
   CHECK(napi_get_value_string_utf8(env, argv[1], path, sizeof path, &len));
   if (napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok) {
-    napi_throw_type_error(env, NULL, "netlink_socket: expected a Buffer");
+    napi_throw_type_error(env, NULL, "kernel_sockets: expected a Buffer");
     return NULL;
   }
   struct sockaddr_un addr;
