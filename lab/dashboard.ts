@@ -136,38 +136,72 @@ export function startDashboard(labName: string, port: number): Promise<Dashboard
   return startDashboardFrom(labSource(labName), port);
 }
 
-/** Starts the dashboard on any source. */
-export async function startDashboardFrom(
-  source: DashboardSource,
-  port: number,
-): Promise<Dashboard> {
-  let measured: { pods: readonly LabPod[]; results: readonly PingResult[]; at: number } | null =
-    null;
-  let cached: { at: number; status: LabStatus } | null = null;
-  const controller = new AbortController();
-  const statusNow = async () => {
-    if (cached === null || Date.now() - cached.at > 900)
-      cached = { at: Date.now(), status: await source.status() };
-    return cached.status;
-  };
-  // The matrix is measured in the background so that a page load never waits for pings.
+/** The last ping matrix measured, with its pods and time. */
+type Measured = { pods: readonly LabPod[]; results: readonly PingResult[]; at: number } | null;
+
+/** Measures the ping matrix in the background, so that a page load never waits for pings. */
+function measureInBackground(source: DashboardSource, signal: AbortSignal): () => Measured {
+  let measured: Measured = null;
   void (async () => {
-    while (!controller.signal.aborted) {
+    while (!signal.aborted) {
       try {
         measured = { ...(await source.measure()), at: Date.now() };
       } catch {
         // the lab may be going down; try again
       }
-      await delay(MATRIX_INTERVAL_MS, undefined, { signal: controller.signal }).catch(
-        () => undefined,
-      );
+      await delay(MATRIX_INTERVAL_MS, undefined, { signal }).catch(() => undefined);
     }
   })();
-  const json = (res: ServerResponse, body: unknown) => {
-    res
-      .writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
-      .end(JSON.stringify(body));
+  return () => measured;
+}
+
+const sendJson = (res: ServerResponse, body: unknown) => {
+  res
+    .writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
+    .end(JSON.stringify(body));
+};
+
+/** /api/state: the lab's status (at most ~1 s old), the matrix and the drill. */
+function stateAnswer(source: DashboardSource, measured: () => Measured) {
+  let cached: { at: number; status: LabStatus } | null = null;
+  const statusNow = async () => {
+    if (cached === null || Date.now() - cached.at > 900)
+      cached = { at: Date.now(), status: await source.status() };
+    return cached.status;
   };
+  return (res: ServerResponse) => {
+    Promise.all([statusNow(), source.drill()]).then(
+      ([status, drill]) => {
+        const m = measured();
+        const matrix =
+          m === null
+            ? null
+            : hostMatrix(
+                status.nodes.map((n) => n.name),
+                m.pods,
+                m.results,
+                m.at,
+              );
+        const state: DashboardState = { status, matrix, drill, updatedAt: Date.now() };
+        sendJson(res, state);
+      },
+      (err: unknown) => {
+        res
+          .writeHead(503, { "content-type": "application/json" })
+          .end(JSON.stringify({ error: (err as Error).message }));
+      },
+    );
+  };
+}
+
+/** Starts the dashboard on any source. */
+export async function startDashboardFrom(
+  source: DashboardSource,
+  port: number,
+): Promise<Dashboard> {
+  const controller = new AbortController();
+  const measured = measureInBackground(source, controller.signal);
+  const state = stateAnswer(source, measured);
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/" || path === "/index.html") {
@@ -177,35 +211,14 @@ export async function startDashboardFrom(
       return;
     }
     if (path === "/api/state") {
-      Promise.all([statusNow(), source.drill()]).then(
-        ([status, drill]) => {
-          const m = measured;
-          const matrix =
-            m === null
-              ? null
-              : hostMatrix(
-                  status.nodes.map((n) => n.name),
-                  m.pods,
-                  m.results,
-                  m.at,
-                );
-          const state: DashboardState = { status, matrix, drill, updatedAt: Date.now() };
-          json(res, state);
-        },
-        (err: unknown) => {
-          res
-            .writeHead(503, { "content-type": "application/json" })
-            .end(JSON.stringify({ error: (err as Error).message }));
-        },
-      );
+      state(res);
       return;
     }
     if (path === "/api/pods") {
-      json(
+      const m = measured();
+      sendJson(
         res,
-        measured === null
-          ? null
-          : { pods: measured.pods.map((p) => p.name), results: measured.results, at: measured.at },
+        m === null ? null : { pods: m.pods.map((p) => p.name), results: m.results, at: m.at },
       );
       return;
     }

@@ -220,18 +220,107 @@ function requireNode(drill: DrillName, node: LabNode | undefined): LabNode {
   return node;
 }
 
-/** Runs a drill under ping load; writes drill.json as it goes. */
-export async function runDrill(
-  lab: Lab,
-  drill: DrillName,
-  options: DrillOptions = {},
-): Promise<DrillResult> {
+/** What a fault acts on and tells: the lab, its host, how long, and the step it is at. */
+interface FaultRun {
+  readonly lab: Lab;
+  readonly node: LabNode | null;
+  readonly seconds: number;
+  readonly options: DrillOptions;
+  /** Names the step (the dashboard shows it). */
+  say(step: string): void;
+  /** Holds the fault for `seconds`, running the caller's `during` meanwhile. */
+  hold(): Promise<void>;
+}
+
+/** The host a host drill acts on. */
+const hostOf = (run: FaultRun, drill: DrillName): LabNode =>
+  requireNode(drill, run.node ?? undefined);
+
+/** Each drill's fault, and its end. */
+const FAULTS: Record<DrillName, (run: FaultRun) => Promise<void>> = {
+  async "etcd-outage"(run) {
+    const { lab } = run;
+    run.say(`etcd stopped for ${run.seconds} s`);
+    for (let m = 1; m <= lab.etcdMembers; m++) await stopEtcdMember(lab, m);
+    await run.hold();
+    run.say("etcd started again");
+    for (let m = 1; m <= lab.etcdMembers; m++) await startEtcdMember(lab, m);
+    await waitForEtcd(lab);
+  },
+  async "etcd-wipe"(run) {
+    const { lab } = run;
+    const config = await labEtcdctl(lab, [
+      "get",
+      "--print-value-only",
+      "/coreos.com/network/config",
+    ]);
+    run.say("etcd wiped and started empty");
+    await wipeEtcd(lab);
+    run.say("network config written again");
+    await labEtcdctl(lab, ["put", "/coreos.com/network/config", config.trim()]);
+    await run.options.during?.();
+  },
+  async "etcd-failover"(run) {
+    const { lab, seconds } = run;
+    run.say(`etcd member m1 killed for ${seconds} s`);
+    await stopEtcdMember(lab, 1);
+    await run.hold();
+    run.say(`etcd member m1 back, member m2 killed for ${seconds} s`);
+    await startEtcdMember(lab, 1);
+    await stopEtcdMember(lab, 2);
+    await delay(seconds * 1000);
+    run.say("etcd member m2 back");
+    await startEtcdMember(lab, 2);
+    await waitForEtcd(lab);
+  },
+  async partition(run) {
+    const host = hostOf(run, "partition");
+    run.say(`packets between ${host.name} and etcd dropped for ${run.seconds} s`);
+    await partition(host, true);
+    try {
+      await run.hold();
+    } finally {
+      await partition(host, false);
+    }
+    run.say(`${host.name} reaches etcd again`);
+  },
+  async "kill-flanneld"(run) {
+    const host = hostOf(run, "kill-flanneld");
+    const times = run.options.times ?? 5;
+    for (let i = 1; i <= times; i++) {
+      run.say(`flanneld on ${host.name} SIGKILLed and restarted (${i} of ${times})`);
+      await killFlanneld(host);
+      await startFlanneld(run.lab, host);
+      await waitForHealthy(run.lab, host);
+    }
+  },
+  async reboot(run) {
+    const host = hostOf(run, "reboot");
+    run.say(
+      `${host.name} rebooted: flanneld killed, its devices and subnet.env gone, flanneld started`,
+    );
+    await reboot(run.lab, host);
+    await waitForHealthy(run.lab, host);
+  },
+};
+
+/** Refuses a drill the lab cannot run. */
+function checkDrillFits(lab: Lab, drill: DrillName): void {
   if (lab.datastore !== "etcd" && drill.startsWith("etcd"))
     throw new RangeError(
       `The drill "${drill}" needs an etcd lab (this one runs in Kubernetes mode)`,
     );
   if (drill === "etcd-failover" && lab.etcdMembers < 3)
     throw new RangeError('The drill "etcd-failover" needs a lab with --etcd-members 3');
+}
+
+/** Runs a drill under ping load; writes drill.json as it goes. */
+export async function runDrill(
+  lab: Lab,
+  drill: DrillName,
+  options: DrillOptions = {},
+): Promise<DrillResult> {
+  checkDrillFits(lab, drill);
   const node = HOST_DRILLS.includes(drill) ? requireNode(drill, options.node) : null;
   const seconds = options.seconds ?? 30;
   const startedAt = Date.now();
@@ -249,90 +338,28 @@ export async function runDrill(
     };
     await writeFile(drillStatePath(lab), JSON.stringify(state));
   };
-  const say = (line: string) => {
-    step = line;
-    options.progress?.(line);
-    void save(true, load.live());
+  const run: FaultRun = {
+    lab,
+    node,
+    seconds,
+    options,
+    say(line) {
+      step = line;
+      options.progress?.(line);
+      void save(true, load.live());
+    },
+    async hold() {
+      const until = Date.now() + seconds * 1000;
+      await options.during?.();
+      const left = until - Date.now();
+      if (left > 0) await delay(left);
+    },
   };
   const ticker = setInterval(() => void save(true, load.live()), 1_000);
-  const hold = async () => {
-    const until = Date.now() + seconds * 1000;
-    await options.during?.();
-    const left = until - Date.now();
-    if (left > 0) await delay(left);
-  };
   let pings: PingCount = { sent: 0, received: 0, lost: 0 };
   try {
     await delay(1_000); // pings flowing before the fault
-    switch (drill) {
-      case "etcd-outage": {
-        say(`etcd stopped for ${seconds} s`);
-        for (let m = 1; m <= lab.etcdMembers; m++) await stopEtcdMember(lab, m);
-        await hold();
-        say("etcd started again");
-        for (let m = 1; m <= lab.etcdMembers; m++) await startEtcdMember(lab, m);
-        await waitForEtcd(lab);
-        break;
-      }
-      case "etcd-wipe": {
-        const config = await labEtcdctl(lab, [
-          "get",
-          "--print-value-only",
-          "/coreos.com/network/config",
-        ]);
-        say("etcd wiped and started empty");
-        await wipeEtcd(lab);
-        say("network config written again");
-        await labEtcdctl(lab, ["put", "/coreos.com/network/config", config.trim()]);
-        await options.during?.();
-        break;
-      }
-      case "etcd-failover": {
-        say(`etcd member m1 killed for ${seconds} s`);
-        await stopEtcdMember(lab, 1);
-        await hold();
-        say(`etcd member m1 back, member m2 killed for ${seconds} s`);
-        await startEtcdMember(lab, 1);
-        await stopEtcdMember(lab, 2);
-        await delay(seconds * 1000);
-        say("etcd member m2 back");
-        await startEtcdMember(lab, 2);
-        await waitForEtcd(lab);
-        break;
-      }
-      case "partition": {
-        const host = requireNode(drill, node ?? undefined);
-        say(`packets between ${host.name} and etcd dropped for ${seconds} s`);
-        await partition(host, true);
-        try {
-          await hold();
-        } finally {
-          await partition(host, false);
-        }
-        say(`${host.name} reaches etcd again`);
-        break;
-      }
-      case "kill-flanneld": {
-        const host = requireNode(drill, node ?? undefined);
-        const times = options.times ?? 5;
-        for (let i = 1; i <= times; i++) {
-          say(`flanneld on ${host.name} SIGKILLed and restarted (${i} of ${times})`);
-          await killFlanneld(host);
-          await startFlanneld(lab, host);
-          await waitForHealthy(lab, host);
-        }
-        break;
-      }
-      case "reboot": {
-        const host = requireNode(drill, node ?? undefined);
-        say(
-          `${host.name} rebooted: flanneld killed, its devices and subnet.env gone, flanneld started`,
-        );
-        await reboot(lab, host);
-        await waitForHealthy(lab, host);
-        break;
-      }
-    }
+    await FAULTS[drill](run);
     if (node !== null) await waitForHealthy(lab, node);
     else for (const n of lab.nodes) await waitForHealthy(lab, n);
     step = "done";

@@ -205,7 +205,16 @@ export function addLabCommands(program: Command, out: Out): void {
   const lab = program
     .command("lab")
     .description("a whole flannel cluster on this machine, in network namespaces");
+  addUpCommand(lab, out);
+  addLookCommands(lab, out);
+  addDoctorCommands(lab, out);
+  addDrillCommand(lab, out);
+  addNodeCommands(lab, out);
+  addRunCommands(lab, out);
+}
 
+/** `lab up`: etcd (or the Kubernetes API double) and N hosts with K pods each. */
+function addUpCommand(lab: Command, out: Out): void {
   nameOption(
     lab
       .command("up")
@@ -239,7 +248,10 @@ export function addLabCommands(program: Command, out: Out): void {
     .action(async (flags: UpFlags) => {
       await up(flags, out);
     });
+}
 
+/** `lab check`, `status` and `exec`: looking into a running lab. */
+function addLookCommands(lab: Command, out: Out): void {
   nameOption(
     lab
       .command("check")
@@ -286,7 +298,10 @@ export function addLabCommands(program: Command, out: Out): void {
     });
     if (code !== 0) process.exitCode = code;
   });
+}
 
+/** `lab doctor` and `lab trace`: flannelctl's doctor and trace on the lab's hosts. */
+function addDoctorCommands(lab: Command, out: Out): void {
   nameOption(
     lab
       .command("doctor <node>")
@@ -323,7 +338,10 @@ export function addLabCommands(program: Command, out: Out): void {
     out(flags.json === true ? `${JSON.stringify(halves, null, 2)}\n` : formatTrace(halves));
     if (firstProblem(halves) !== null) process.exitCode = 1;
   });
+}
 
+/** `lab drill`: a fault under ping load. */
+function addDrillCommand(lab: Command, out: Out): void {
   nameOption(
     lab
       .command("drill <drill> [node]")
@@ -357,7 +375,10 @@ export function addLabCommands(program: Command, out: Out): void {
       );
     },
   );
+}
 
+/** `lab logs`, `add-node`, `kill-node`, `delete-node` and `restart-node`: one host at a time. */
+function addNodeCommands(lab: Command, out: Out): void {
   nameOption(lab.command("logs <node>").description("print a host's flanneld log")).action(
     async (node: string, flags: { name: string }) => {
       out(await readFile(findNode(await requireLab(flags.name), node).logFile, "utf8"));
@@ -399,7 +420,10 @@ export function addLabCommands(program: Command, out: Out): void {
     await restartNode(found, findNode(found, node));
     out(`Host ${node} is back.\n`);
   });
+}
 
+/** `lab down`, `lab ui` and `lab run` (what `npm run lab` runs). */
+function addRunCommands(lab: Command, out: Out): void {
   nameOption(
     lab
       .command("down")

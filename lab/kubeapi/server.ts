@@ -228,60 +228,115 @@ function keepOther(current: KubeObject, next: KubeObject, subresource: string): 
   return out;
 }
 
-/** Starts the double; resolves once it listens. */
-export async function startKubeApiDouble(
-  options: KubeApiDoubleOptions = {},
-): Promise<KubeApiDouble> {
-  const store = new ObjectStore(options.maxEvents, options.snapshot);
-  const users = options.users ?? {};
-  const anonymous =
-    options.anonymous === undefined
-      ? { name: "system:admin", rules: ADMIN_RULES }
-      : options.anonymous;
-  const audit: AuditRecord[] = [];
-  const watches = new Set<{ res: ServerResponse; expire: () => void }>();
-  let failing: { status: number; remaining: number | null } | null = null;
-  let delayMs = 0;
-  let expiredAsHttp = false;
+/** Answers for /version and the discovery paths, as a v1.32 API server does; null for others. */
+function discovery(path: string, req: IncomingMessage): Json | null {
+  switch (path) {
+    case "/version":
+      return {
+        major: "1",
+        minor: "32",
+        gitVersion: DOUBLE_VERSION,
+        gitCommit: "flannel-ts-kube-api-double",
+        gitTreeState: "clean",
+        buildDate: "2026-01-01T00:00:00Z",
+        goVersion: "go1.23",
+        compiler: "gc",
+        platform: "linux/amd64",
+      };
+    case "/api":
+      return {
+        kind: "APIVersions",
+        versions: ["v1"],
+        serverAddressByClientCIDRs: [
+          { clientCIDR: "0.0.0.0/0", serverAddress: req.headers.host ?? "" },
+        ],
+      };
+    case "/apis":
+      return { kind: "APIGroupList", apiVersion: "v1", groups: [] };
+    case "/api/v1":
+      return API_RESOURCES;
+    default:
+      return null;
+  }
+}
 
-  const faults: Faults = {
-    cutWatches() {
-      for (const w of watches) w.res.destroy();
-      watches.clear();
-    },
-    expire(opts = {}) {
-      expiredAsHttp = opts.http ?? false;
-      store.compact();
-      for (const w of watches) w.expire();
-      watches.clear();
-    },
-    fail(code, count) {
-      failing = { status: code, remaining: count };
-    },
-    delay(ms) {
-      delayMs = ms;
-    },
-    heal() {
-      failing = null;
-      delayMs = 0;
-    },
-  };
+/** A body that must be a JSON object; 400 otherwise. */
+async function readObject(req: IncomingMessage, what: string): Promise<KubeObject> {
+  const body = await readBody(req);
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new ApiError(`Cannot ${what}: the body is not an object`, 400, "BadRequest");
+  return body as KubeObject;
+}
 
-  if (options.onChange !== undefined) {
+/** A patch's own resourceVersion (a precondition), or undefined. */
+function resourceVersionAsked(patch: Json): Json | undefined {
+  return typeof patch === "object" && patch !== null && !Array.isArray(patch)
+    ? (patch.metadata as { resourceVersion?: Json } | undefined)?.resourceVersion
+    : undefined;
+}
+
+/** The double's state and its answers to each request. */
+class KubeApiHandler {
+  readonly store: ObjectStore;
+  readonly audit: AuditRecord[] = [];
+  readonly watches = new Set<{ res: ServerResponse; expire: () => void }>();
+  readonly faults: Faults;
+  readonly #users: Readonly<Record<string, ApiUser>>;
+  readonly #anonymous: ApiUser | null;
+  #failing: { status: number; remaining: number | null } | null = null;
+  #delayMs = 0;
+  #expiredAsHttp = false;
+
+  constructor(options: KubeApiDoubleOptions) {
+    this.store = new ObjectStore(options.maxEvents, options.snapshot);
+    this.#users = options.users ?? {};
+    this.#anonymous =
+      options.anonymous === undefined
+        ? { name: "system:admin", rules: ADMIN_RULES }
+        : options.anonymous;
+    this.faults = this.#newFaults();
     const onChange = options.onChange;
-    store.subscribe(() => {
-      onChange(store);
-    });
+    if (onChange !== undefined)
+      this.store.subscribe(() => {
+        onChange(this.store);
+      });
   }
 
-  function authenticate(req: IncomingMessage): ApiUser | null | "unknown" {
+  #newFaults(): Faults {
+    return {
+      cutWatches: () => {
+        for (const w of this.watches) w.res.destroy();
+        this.watches.clear();
+      },
+      expire: (opts = {}) => {
+        this.#expiredAsHttp = opts.http ?? false;
+        this.store.compact();
+        for (const w of this.watches) w.expire();
+        this.watches.clear();
+      },
+      fail: (code, count) => {
+        this.#failing = { status: code, remaining: count };
+      },
+      delay: (ms) => {
+        this.#delayMs = ms;
+      },
+      heal: () => {
+        this.#failing = null;
+        this.#delayMs = 0;
+      },
+    };
+  }
+
+  #authenticate(req: IncomingMessage): ApiUser | null | "unknown" {
     const header = req.headers.authorization ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (m === null) return anonymous;
-    return users[m[1] ?? ""] ?? "unknown";
+    if (m === null) return this.#anonymous;
+    return this.#users[m[1] ?? ""] ?? "unknown";
   }
 
-  function control(path: string, query: URLSearchParams, res: ServerResponse): void {
+  /** The fault hooks under /_double/. */
+  #control(path: string, query: URLSearchParams, res: ServerResponse): void {
+    const { faults } = this;
     switch (path) {
       case "/_double/cut-watches":
         faults.cutWatches();
@@ -302,7 +357,7 @@ export async function startKubeApiDouble(
         faults.heal();
         break;
       case "/_double/audit":
-        send(res, 200, audit as unknown as Json);
+        send(res, 200, this.audit as unknown as Json);
         return;
       default:
         send(res, 404, status(404, "NotFound", `No fault hook at ${path}`));
@@ -311,7 +366,16 @@ export async function startKubeApiDouble(
     send(res, 200, { ok: true });
   }
 
-  function watch(target: Target, query: URLSearchParams, res: ServerResponse): void {
+  /** What a watch from `rvText` starts with: the objects (from 0), the events since, or null. */
+  #replay(target: Target, rvText: string): WatchEvent[] | null {
+    if (rvText === "" || rvText === "0")
+      return this.store
+        .list(target.resource)
+        .map((object) => ({ type: "ADDED" as const, resource: target.resource, object, rv: 0 }));
+    return this.store.eventsSince(Number(rvText));
+  }
+
+  #watch(target: Target, query: URLSearchParams, res: ServerResponse): void {
     const rvText = query.get("resourceVersion") ?? "";
     const selector = query.get("fieldSelector");
     const wanted = (e: WatchEvent) =>
@@ -319,38 +383,31 @@ export async function startKubeApiDouble(
       inNamespace(e.object, target.namespace) &&
       (target.name === "" || e.object.metadata.name === target.name) &&
       matchesField(e.object, selector);
-    let replay: WatchEvent[] | null;
-    if (rvText === "" || rvText === "0") {
-      replay = store
-        .list(target.resource)
-        .map((object) => ({ type: "ADDED" as const, resource: target.resource, object, rv: 0 }));
-    } else {
-      replay = store.eventsSince(Number(rvText));
-    }
-    if (replay === null && expiredAsHttp) {
-      send(
-        res,
-        410,
-        status(410, "Expired", `too old resource version: ${rvText} (${store.resourceVersion})`),
-      );
+    const replay = this.#replay(target, rvText);
+    const tooOld = `too old resource version: ${rvText} (${this.store.resourceVersion})`;
+    if (replay === null && this.#expiredAsHttp) {
+      send(res, 410, status(410, "Expired", tooOld));
       return;
     }
     res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
     res.flushHeaders();
     const write = (e: { type: string; object: Json }) => res.write(`${JSON.stringify(e)}\n`);
     if (replay === null) {
-      write({
-        type: "ERROR",
-        object: status(
-          410,
-          "Expired",
-          `too old resource version: ${rvText} (${store.resourceVersion})`,
-        ),
-      });
+      write({ type: "ERROR", object: status(410, "Expired", tooOld) });
       res.end();
       return;
     }
     for (const e of replay.filter(wanted)) write({ type: e.type, object: e.object });
+    this.#follow(res, query, write, wanted);
+  }
+
+  /** Streams the store's events that `wanted` takes, until the client goes or the timeout. */
+  #follow(
+    res: ServerResponse,
+    query: URLSearchParams,
+    write: (e: { type: string; object: Json }) => void,
+    wanted: (e: WatchEvent) => boolean,
+  ): void {
     const entry = {
       res,
       expire: () => {
@@ -361,10 +418,10 @@ export async function startKubeApiDouble(
         res.end();
       },
     };
-    const unsubscribe = store.subscribe((e) => {
+    const unsubscribe = this.store.subscribe((e) => {
       if (wanted(e)) write({ type: e.type, object: e.object });
     });
-    watches.add(entry);
+    this.watches.add(entry);
     const timeout = Number(query.get("timeoutSeconds") ?? "0");
     const timer =
       timeout > 0
@@ -374,22 +431,24 @@ export async function startKubeApiDouble(
         : null;
     res.on("close", () => {
       unsubscribe();
-      watches.delete(entry);
+      this.watches.delete(entry);
       if (timer !== null) clearTimeout(timer);
     });
   }
 
-  async function serve(
+  /** One verb on one resource; resolves with the status code sent. */
+  async #serve(
     target: Target,
     verb: string,
     req: IncomingMessage,
     query: URLSearchParams,
     res: ServerResponse,
   ): Promise<number> {
+    const { store } = this;
     const key = keyOf(target);
     switch (verb) {
       case "watch":
-        watch(target, query, res);
+        this.#watch(target, query, res);
         return 200;
       case "list": {
         const selector = query.get("fieldSelector");
@@ -407,68 +466,19 @@ export async function startKubeApiDouble(
       case "get":
         send(res, 200, store.get(target.resource, key));
         return 200;
-      case "create": {
-        const body = await readBody(req);
-        if (typeof body !== "object" || body === null || Array.isArray(body))
-          throw new ApiError("Cannot create: the body is not an object", 400, "BadRequest");
-        const object = body as KubeObject;
-        const name = (object.metadata as KubeObject["metadata"] | undefined)?.name;
-        if (typeof name !== "string" || name === "")
-          throw new ApiError("Cannot create: metadata.name is required", 422, "Invalid");
-        if (target.namespace !== "") object.metadata.namespace = target.namespace;
-        const key2 = target.namespace === "" ? name : `${target.namespace}/${name}`;
-        send(res, 201, store.create(target.resource, key2, object));
+      case "create":
+        send(res, 201, await this.#create(target, req));
         return 201;
-      }
       case "update": {
         const body = (await readBody(req)) as KubeObject;
         const current = store.get(target.resource, key);
-        send(
-          res,
-          200,
-          store.update(target.resource, key, keepOther(current, body, target.subresource)),
-        );
+        const next = keepOther(current, body, target.subresource);
+        send(res, 200, store.update(target.resource, key, next));
         return 200;
       }
-      case "patch": {
-        const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
-        const apply = PATCH_TYPES[type];
-        if (apply === undefined) {
-          throw new ApiError(
-            `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(", ")}`,
-            415,
-            "UnsupportedMediaType",
-          );
-        }
-        const patch = await readBody(req);
-        const current = store.get(target.resource, key);
-        let next: Json;
-        try {
-          next = apply(current, patch);
-        } catch (err) {
-          if (err instanceof PatchError) throw new ApiError(err.message, err.status, "Invalid");
-          throw err;
-        }
-        if (typeof next !== "object" || next === null || Array.isArray(next))
-          throw new ApiError("The patch does not leave an object", 422, "Invalid");
-        const patched = next as KubeObject;
-        // A resourceVersion in the patch is a precondition; none means "whatever is stored".
-        const asked =
-          typeof patch === "object" && patch !== null && !Array.isArray(patch)
-            ? (patch.metadata as { resourceVersion?: Json } | undefined)?.resourceVersion
-            : undefined;
-        patched.metadata = {
-          ...patched.metadata,
-          resourceVersion:
-            typeof asked === "string" ? asked : (current.metadata.resourceVersion ?? ""),
-        };
-        send(
-          res,
-          200,
-          store.update(target.resource, key, keepOther(current, patched, target.subresource)),
-        );
+      case "patch":
+        send(res, 200, await this.#patch(target, req));
         return 200;
-      }
       case "delete":
         send(res, 200, store.delete(target.resource, key));
         return 200;
@@ -477,11 +487,69 @@ export async function startKubeApiDouble(
     }
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #create(target: Target, req: IncomingMessage): Promise<KubeObject> {
+    const object = await readObject(req, "create");
+    const name = (object.metadata as KubeObject["metadata"] | undefined)?.name;
+    if (typeof name !== "string" || name === "")
+      throw new ApiError("Cannot create: metadata.name is required", 422, "Invalid");
+    if (target.namespace !== "") object.metadata.namespace = target.namespace;
+    const key = target.namespace === "" ? name : `${target.namespace}/${name}`;
+    return this.store.create(target.resource, key, object);
+  }
+
+  async #patch(target: Target, req: IncomingMessage): Promise<KubeObject> {
+    const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
+    const apply = PATCH_TYPES[type];
+    if (apply === undefined) {
+      throw new ApiError(
+        `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(", ")}`,
+        415,
+        "UnsupportedMediaType",
+      );
+    }
+    const patch = await readBody(req);
+    const key = keyOf(target);
+    const current = this.store.get(target.resource, key);
+    let next: Json;
+    try {
+      next = apply(current, patch);
+    } catch (err) {
+      if (err instanceof PatchError) throw new ApiError(err.message, err.status, "Invalid");
+      throw err;
+    }
+    if (typeof next !== "object" || next === null || Array.isArray(next))
+      throw new ApiError("The patch does not leave an object", 422, "Invalid");
+    const patched = next as KubeObject;
+    // A resourceVersion in the patch is a precondition; none means "whatever is stored".
+    const asked = resourceVersionAsked(patch);
+    patched.metadata = {
+      ...patched.metadata,
+      resourceVersion: typeof asked === "string" ? asked : (current.metadata.resourceVersion ?? ""),
+    };
+    return this.store.update(target.resource, key, keepOther(current, patched, target.subresource));
+  }
+
+  /** An injected failure or delay, when the faults ask for one; true when it answered. */
+  async #injected(res: ServerResponse): Promise<boolean> {
+    if (this.#delayMs > 0) await delay(this.#delayMs);
+    const current = this.#failing;
+    if (current === null) return false;
+    if (current.remaining !== null) {
+      current.remaining--;
+      if (current.remaining <= 0) this.#failing = null;
+    }
+    send(
+      res,
+      current.status,
+      status(current.status, "InternalError", "fault injected by the test"),
+    );
+    return true;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://double");
     const path = url.pathname;
-    const method = req.method ?? "GET";
-    const user = authenticate(req);
+    const user = this.#authenticate(req);
     if (user === null || user === "unknown") {
       send(res, 401, status(401, "Unauthorized", "Unauthorized"));
       return;
@@ -491,59 +559,32 @@ export async function startKubeApiDouble(
         send(res, 403, status(403, "Forbidden", "Fault hooks are for an admin"));
         return;
       }
-      control(path, url.searchParams, res);
+      this.#control(path, url.searchParams, res);
       return;
     }
-    if (delayMs > 0) await delay(delayMs);
-    const current: { status: number; remaining: number | null } | null = failing;
-    if (current !== null) {
-      if (current.remaining !== null) {
-        current.remaining--;
-        if (current.remaining <= 0) failing = null;
-      }
-      send(
-        res,
-        current.status,
-        status(current.status, "InternalError", "fault injected by the test"),
-      );
+    if (await this.#injected(res)) return;
+    const answer = discovery(path, req);
+    if (answer !== null) {
+      send(res, 200, answer);
       return;
-    }
-    switch (path) {
-      case "/version":
-        send(res, 200, {
-          major: "1",
-          minor: "32",
-          gitVersion: DOUBLE_VERSION,
-          gitCommit: "flannel-ts-kube-api-double",
-          gitTreeState: "clean",
-          buildDate: "2026-01-01T00:00:00Z",
-          goVersion: "go1.23",
-          compiler: "gc",
-          platform: "linux/amd64",
-        });
-        return;
-      case "/api":
-        send(res, 200, {
-          kind: "APIVersions",
-          versions: ["v1"],
-          serverAddressByClientCIDRs: [
-            { clientCIDR: "0.0.0.0/0", serverAddress: req.headers.host ?? "" },
-          ],
-        });
-        return;
-      case "/apis":
-        send(res, 200, { kind: "APIGroupList", apiVersion: "v1", groups: [] });
-        return;
-      case "/api/v1":
-        send(res, 200, API_RESOURCES);
-        return;
     }
     const target = parseTarget(path);
     if (target === null) {
       send(res, 404, status(404, "NotFound", "the server could not find the requested resource"));
       return;
     }
-    const verb = verbOf(method, target, url.searchParams);
+    await this.#resourceRequest(user, target, req, url.searchParams, res);
+  }
+
+  /** A request on a resource: authorised, recorded in the audit, then served. */
+  async #resourceRequest(
+    user: ApiUser,
+    target: Target,
+    req: IncomingMessage,
+    query: URLSearchParams,
+    res: ServerResponse,
+  ): Promise<void> {
+    const verb = verbOf(req.method ?? "GET", target, query);
     const attributes: RequestAttributes = {
       verb,
       resource: target.resource,
@@ -551,12 +592,9 @@ export async function startKubeApiDouble(
       name: target.name,
     };
     const record = (code: number) =>
-      audit.push({
+      this.audit.push({
         user: user.name,
-        verb,
-        resource: target.resource,
-        subresource: target.subresource,
-        name: target.name,
+        ...attributes,
         code,
         contentType: verb === "patch" ? (req.headers["content-type"] ?? "") : "",
       });
@@ -574,16 +612,40 @@ export async function startKubeApiDouble(
       return;
     }
     try {
-      record(await serve(target, verb, req, url.searchParams, res));
+      record(await this.#serve(target, verb, req, query, res));
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       record(err.code);
       send(res, err.code, status(err.code, err.reason, err.message));
     }
   }
+}
 
+function listen(server: Server, where: { port: number; host: string } | { path: string }) {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(where, () => {
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => {
+      resolve();
+    });
+  });
+}
+
+/** Starts the double; resolves once it listens. */
+export async function startKubeApiDouble(
+  options: KubeApiDoubleOptions = {},
+): Promise<KubeApiDouble> {
+  const handler = new KubeApiHandler(options);
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    handle(req, res).catch((err: unknown) => {
+    handler.handle(req, res).catch((err: unknown) => {
       if (!res.headersSent)
         send(
           res,
@@ -593,13 +655,6 @@ export async function startKubeApiDouble(
       else res.destroy();
     });
   };
-  const listen = (server: Server, where: { port: number; host: string } | { path: string }) =>
-    new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(where, () => {
-        resolve();
-      });
-    });
   const server: Server = createServer(onRequest);
   server.keepAliveTimeout = 60_000;
   await listen(server, { port: options.port ?? 0, host: options.host ?? "127.0.0.1" });
@@ -612,6 +667,7 @@ export async function startKubeApiDouble(
   }
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const { store, audit, faults, watches } = handler;
   return {
     url: `http://${host}:${address.port}`,
     store,
@@ -622,17 +678,7 @@ export async function startKubeApiDouble(
     },
     async close() {
       faults.cutWatches();
-      await Promise.all(
-        servers.map(
-          (srv) =>
-            new Promise<void>((resolve) => {
-              srv.closeAllConnections();
-              srv.close(() => {
-                resolve();
-              });
-            }),
-        ),
-      );
+      await Promise.all(servers.map(closeServer));
     },
   };
 }
