@@ -118,7 +118,7 @@ struct worker {
   int index;
   int tun_fd;
   int udp_fd;
-  int kick_fd; /* eventfd: stop, or fail on request */
+  int kick_fd; /* eventfd: wakes the worker to stop or to quit */
   pthread_t thread;
   int started;
   int state;      /* WORKER_*, atomic */
