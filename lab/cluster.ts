@@ -68,8 +68,6 @@ async function noDad(netns: string): Promise<void> {
   ]);
 }
 const KUBE_API_PORT = 6443;
-/** The backends a lab can run: every backend of the backend table. */
-export const LAB_BACKENDS: readonly string[] = BACKEND_TYPES;
 
 /** What `lab up` builds. */
 export interface LabSpec {
@@ -751,9 +749,9 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
       `Cannot start a lab with ${spec.nodes} hosts: expected 1 to ${MAX_LAB_NODES} (the hosts take 10.250.0.11-254 on the hub's one /24)`,
     );
   }
-  if (!LAB_BACKENDS.includes(spec.backend)) {
+  if (!BACKEND_TYPES.includes(spec.backend)) {
     throw new RangeError(
-      `Cannot start a lab with backend "${spec.backend}": expected one of ${LAB_BACKENDS.join(", ")}`,
+      `Cannot start a lab with backend "${spec.backend}": expected one of ${BACKEND_TYPES.join(", ")}`,
     );
   }
   const lab = labOf({

@@ -5,10 +5,9 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { BACKENDS, backendFor } from "../src/backend/registry.js";
+import { BACKENDS, BACKEND_TYPES, backendFor } from "../src/backend/registry.js";
 import { FlannelError } from "../src/errors.js";
 import {
-  LAB_BACKENDS,
   LAB_IPV6_NETWORK,
   addNode,
   deleteNode,
@@ -88,9 +87,9 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       `Invalid value "${flags.etcdMembers}" for --etcd-members: expected 1 or 3`,
     );
   }
-  if (!LAB_BACKENDS.includes(flags.backend)) {
+  if (!BACKEND_TYPES.includes(flags.backend)) {
     throw new FlannelError(
-      `Invalid value "${flags.backend}" for --backend: expected one of ${LAB_BACKENDS.join(", ")}`,
+      `Invalid value "${flags.backend}" for --backend: expected one of ${BACKEND_TYPES.join(", ")}`,
     );
   }
   if (
@@ -221,7 +220,7 @@ function addUpCommand(lab: Command, out: Out): void {
       .description("start etcd and N hosts running flanneld on a shared bridge, with K pods each"),
   )
     .option("--nodes <n>", "number of hosts", positiveInt("--nodes"), 3)
-    .option("--backend <type>", `flannel backend: ${LAB_BACKENDS.join(", ")}`, "vxlan")
+    .option("--backend <type>", `flannel backend: ${BACKEND_TYPES.join(", ")}`, "vxlan")
     .option("--pods <k>", "pods per host", positiveInt("--pods", 0), 2)
     .option("--etcd-members <n>", "etcd members: 1 or 3", positiveInt("--etcd-members"), 1)
     .option("--ip-masq", "run flanneld with --ip-masq")
