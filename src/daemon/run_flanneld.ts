@@ -183,6 +183,7 @@ async function startHealthz(
       return expiration ? expiration.getTime() / 1000 : null;
     },
     leaseConflicts: () => manager.stats?.conflicts ?? 0,
+    nodeWatch: () => manager.watchStats ?? null,
     remoteLeases: () => live.network?.stats?.remoteLeases ?? 0,
     dataPlane: () => live.network?.stats ?? null,
     forwarding: () => live.network?.forwarding ?? null,

@@ -32,9 +32,11 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     workerExits: 0,
     drops: { no_route: 1, unknown_sender: 0 },
   };
+  const nodeWatch = { lists: 2, watches: 3, expired: 1, failures: 0 };
   const registry = createMetrics({
     leaseExpiration: () => 1_900_000_000,
     leaseConflicts: () => 2,
+    nodeWatch: () => nodeWatch,
     remoteLeases: () => 4,
     dataPlane: () => figures,
     forwarding: () => forwarding,
@@ -54,6 +56,10 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     'flannel_udp_dropped_packets_total{reason="no_route"} 1',
     'flannel_udp_dropped_packets_total{reason="unknown_sender"} 0',
     "flannel_udp_icmp_unreachable_total 1",
+    "flannel_kube_node_lists_total 2",
+    "flannel_kube_node_watches_total 3",
+    "flannel_kube_node_watch_expirations_total 1",
+    "flannel_kube_node_watch_failures_total 0",
   ]) {
     assert.ok(text.includes(`\n${line}\n`), `${line} in\n${text}`);
   }
@@ -61,7 +67,9 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
   figures.written = 15;
   repairs = 1;
   forwarding.drops.unknown_sender = 4;
+  nodeWatch.failures = 3;
   text = await registry.metrics();
+  assert.ok(text.includes("\nflannel_kube_node_watch_failures_total 3\n"));
   assert.ok(text.includes('\nflannel_udp_dropped_packets_total{reason="unknown_sender"} 4\n'));
   assert.ok(text.includes("\nflannel_dataplane_entries_written_total 15\n"));
   assert.ok(text.includes("\nflannel_traffic_rule_repairs_total 1\n"));
@@ -71,6 +79,7 @@ test("the healthz server serves /metrics when given a registry", async () => {
   const registry = createMetrics({
     leaseExpiration: () => null,
     leaseConflicts: () => 0,
+    nodeWatch: () => null,
     remoteLeases: () => 0,
     dataPlane: () => null,
     forwarding: () => null,

@@ -5,6 +5,7 @@
  * Loaded only when --healthz-port is set.
  */
 import type { DataPlaneStats, ForwardingStats } from "../backend/backend.js";
+import type { NodeWatchFigures } from "../subnet/manager.js";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 /** What the metrics read. Each getter is called at scrape time. */
@@ -13,6 +14,8 @@ export interface MetricSources {
   readonly leaseExpiration: () => number | null;
   /** Create transactions lost to another node since start. */
   readonly leaseConflicts: () => number;
+  /** The Node watch's figures in Kubernetes mode; null in etcd mode. */
+  readonly nodeWatch: () => Readonly<NodeWatchFigures> | null;
   /** Other nodes' leases the data plane follows now. */
   readonly remoteLeases: () => number;
   /** Data-plane sync figures since start. */
@@ -55,6 +58,14 @@ const DATA_PLANE_COUNTERS: readonly [keyof DataPlaneStats, string, string][] = [
     "check_findings",
     "Entries the periodic full check had to repair, that the event path missed (should stay 0)",
   ],
+];
+
+/** The Node watch's counters (Kubernetes mode): field, metric name (flannel_kube_node_*_total), help. */
+const NODE_WATCH_COUNTERS: readonly [keyof NodeWatchFigures, string, string][] = [
+  ["lists", "lists", "Node listings (at start, and after a watch expired)"],
+  ["watches", "watches", "Node watches opened"],
+  ["expired", "watch_expirations", "Node watches that ended in 410 Gone and were listed again"],
+  ["failures", "watch_failures", "Failed Node listings or watches, retried with backoff"],
 ];
 
 /** A registry with flanneld's metrics and Node's process metrics. */
@@ -102,6 +113,8 @@ export function createMetrics(sources: MetricSources): Registry {
   );
   for (const [key, name, help] of DATA_PLANE_COUNTERS)
     counter(`flannel_dataplane_${name}_total`, help, () => sources.dataPlane()?.[key] ?? 0);
+  for (const [key, name, help] of NODE_WATCH_COUNTERS)
+    counter(`flannel_kube_node_${name}_total`, help, () => sources.nodeWatch()?.[key] ?? 0);
   forwardingMetrics(registry, sources.forwarding);
   counter(
     "flannel_traffic_rule_repairs_total",

@@ -25,11 +25,21 @@ export type StoreEvent =
   | { readonly kind: "disconnected"; readonly reason: string }
   | { readonly kind: "connected"; readonly downMs: number };
 
+/** How a list-and-watch of the datastore went: listings, watches opened, 410s, failures. */
+export interface NodeWatchFigures {
+  lists: number;
+  watches: number;
+  expired: number;
+  failures: number;
+}
+
 export interface SubnetManager {
   /** A short name for logs: "etcd" or "kube". */
   readonly name: string;
   /** Lease acquisition figures, for metrics; absent where they do not apply. */
   readonly stats?: { readonly conflicts: number };
+  /** The Node watch's figures (Kubernetes mode), for metrics; absent where they do not apply. */
+  readonly watchStats?: Readonly<NodeWatchFigures>;
   /** Reads the network config; etcd mode also checks it (flannel's CheckNetworkConfig). */
   getNetworkConfig(opts: CallOptions): Promise<NetworkConfig>;
   /** Leases a subnet for this node, keeping the one it had when possible. */

@@ -132,5 +132,5 @@ test("LeaseWatcher keeps out a lease that overlaps this host's or an accepted on
     summary(watcher.update([{ type: "removed", lease: lease("10.0.2.0/24", "2.2.2.2") }])),
     ["removed 10.0.2.0/24 2.2.2.2", "added 10.0.2.0/23 7.7.7.7"],
   );
-  assert.deepEqual([...watcher.skipped.keys()], ["10.0.1.0-25"]);
+  assert.deepEqual([...watcher.refused.keys()], ["10.0.1.0-25"]);
 });

@@ -109,11 +109,6 @@ export class LeaseWatcher {
     return this.#leases;
   }
 
-  /** The keys of the leases kept out now, with why. */
-  get skipped(): ReadonlyMap<string, string> {
-    return new Map([...this.#skipped].map(([key, { refusal }]) => [key, refusal.message]));
-  }
-
   /** The leases kept out now, by key, with the refusal. */
   get refused(): ReadonlyMap<string, { readonly lease: Lease; readonly refusal: LeaseRefusal }> {
     return this.#skipped;

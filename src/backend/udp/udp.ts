@@ -99,11 +99,6 @@ class UdpNetwork implements Network {
     return this.#forwarder.stats;
   }
 
-  /** The packet loop, for tests of its restart. */
-  get forwarder(): UdpForwarder {
-    return this.#forwarder;
-  }
-
   async run(opts: CallOptions): Promise<void> {
     try {
       await this.#routes.run(opts);

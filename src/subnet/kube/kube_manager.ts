@@ -107,7 +107,7 @@ export class KubeSubnetManager implements SubnetManager {
   readonly #warned = new Map<string, string>();
   /** The attributes this node's lease was acquired with; null before acquireLease(). */
   #ownAttrs: LeaseAttrs | null = null;
-  /** Figures of the Node watch, for tests and metrics. */
+  /** Figures of the Node watch, for metrics (flannel_kube_node_*_total). */
   readonly watchStats: NodeWatchStats = { lists: 0, watches: 0, expired: 0, failures: 0 };
 
   constructor(config: KubeManagerConfig, deps: KubeManagerDeps) {

@@ -13,6 +13,7 @@
  *   and once when it ends. client-node's own informer stops for good on such errors, which is
  *   why this loop is ours.
  */
+import type { NodeWatchFigures } from "../manager.js";
 import type { Logger } from "../../log/logger.js";
 import { AsyncQueue } from "../../util/async_queue.js";
 import type { CallOptions } from "../../util/call_options.js";
@@ -33,12 +34,7 @@ export type NodeWatchResult =
     };
 
 /** Counters of what the watch went through, for metrics and tests. */
-export interface NodeWatchStats {
-  lists: number;
-  watches: number;
-  expired: number;
-  failures: number;
-}
+export type NodeWatchStats = NodeWatchFigures;
 
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 5_000;
