@@ -59,8 +59,13 @@ export function monitorRoutes(netns: string): { seen: Map<string, number>; stop(
   };
 }
 
-/** Routes, neighbours and FDB entries (with a dst) on a host's flannel.1. */
+/** Routes, neighbours and FDB entries (with a dst) on a host's flannel.1; 0 before it exists. */
 export async function countEntries(netns: string): Promise<number> {
+  const exists = await ip(["link", "show", "flannel.1"], netns).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) return 0;
   const [routes, neighs, fdb] = await Promise.all([
     ip(["route", "show", "dev", "flannel.1"], netns),
     ip(["neigh", "show", "dev", "flannel.1"], netns),

@@ -22,9 +22,9 @@
  * started them. `lab.json` there records what the lab was built with.
  */
 import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { BACKEND_TYPES } from "../src/backend/registry.js";
 import { FlannelError } from "../src/errors.js";
@@ -33,7 +33,7 @@ import { REPO_ROOT } from "../src/util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
-import { addNetns, deleteNetns, execIn, ip, listNetns } from "./netns.js";
+import { addNetns, deleteNetns, execIn, ip, listNetns, run } from "./netns.js";
 import {
   installCniFromImage,
   removeFlanneldContainers,
@@ -517,8 +517,63 @@ export function flanneldCommand(
       `--healthz-port=${LAB_HEALTHZ_PORT}`,
       ...lab.flanneldArgs,
     ],
-    env: lab.datastore === "kube" ? identity : {},
+    // Each host its own WireGuard key (flannel's default path would be one for the machine).
+    env: {
+      ...(lab.datastore === "kube" ? identity : {}),
+      WIREGUARD_KEY_FILE: join(dirname(node.subnetFile), "wgkey"),
+    },
   };
+}
+
+/**
+ * wireguard-go keeps its sockets in /run/wireguard, one folder for the whole machine: each lab
+ * host's flanneld (and the wireguard-go it starts) sees its own there, a folder of the host's
+ * bound over it in the mount namespace `ip netns exec` gives the command.
+ */
+export const WIREGUARD_SOCKET_DIR = "/run/wireguard";
+
+/** The host's own folder for wireguard-go's sockets. */
+export function wireguardSocketDir(node: LabNode): string {
+  return join(dirname(node.subnetFile), "wireguard");
+}
+
+/** `wg` as a host's flanneld sees its devices: in its mount and network namespaces. */
+export async function wgOn(node: LabNode, args: readonly string[]): Promise<string> {
+  const pid = await livePid(node.pidFile);
+  if (pid === null) throw new Error(`flanneld does not run on ${node.name}`);
+  return run("nsenter", ["-t", String(pid), "-m", "-n", "wg", ...args]);
+}
+
+/**
+ * Waits until each host has a session with every other (flanneld opens the handshakes as peers
+ * appear): the pods' first packets then never race two handshakes, which WireGuard sorts out
+ * only after 5 s.
+ */
+async function waitForWireguardPeers(nodes: readonly LabNode[]): Promise<void> {
+  for (const node of nodes)
+    await waitFor(
+      `${node.name} to have a WireGuard handshake with each of its ${nodes.length - 1} peers`,
+      async () => {
+        const handshakes = await wgOn(node, ["show", "flannel-wg", "latest-handshakes"]).catch(
+          () => "",
+        );
+        const done = handshakes.split("\n").filter((l) => /\t[1-9]\d*$/.test(l));
+        return done.length >= nodes.length - 1;
+      },
+      { timeoutMs: 30_000 },
+    );
+}
+
+/** The command that runs `cmd` with the host's own /run/wireguard. */
+function withOwnWireguardDir(
+  node: LabNode,
+  cmd: string,
+  args: readonly string[],
+): [string, string[]] {
+  mkdirSync(WIREGUARD_SOCKET_DIR, { recursive: true });
+  mkdirSync(wireguardSocketDir(node), { recursive: true });
+  const script = 'mount --bind "$1" /run/wireguard && shift && exec "$@"';
+  return ["sh", ["-c", script, "sh", wireguardSocketDir(node), cmd, ...args]];
 }
 
 /** The port each lab host's flanneld serves /healthz, /readyz and /metrics on (in its namespace). */
@@ -528,7 +583,10 @@ export const LAB_HEALTHZ_PORT = 8081;
 export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
   const { args, env } = flanneldCommand(lab, node);
   if (lab.flanneldInContainer) return startFlanneldContainer(lab, node, args, env);
-  return startDetached(node.netns, join(REPO_ROOT, "bin/flanneld"), args, node, env);
+  const flanneld = join(REPO_ROOT, "bin/flanneld");
+  if (lab.backend !== "wireguard") return startDetached(node.netns, flanneld, args, node, env);
+  const [cmd, wrapped] = withOwnWireguardDir(node, flanneld, args);
+  return startDetached(node.netns, cmd, wrapped, node, env);
 }
 
 /** Restarts flanneld on a host. */
@@ -786,6 +844,10 @@ export async function labUp(spec: LabSpec, progress: Progress): Promise<Lab> {
     for (const node of lab.nodes) await upNode(lab, node, progress, waiting);
     for (const node of lab.nodes) if (!waiting.includes(node.name)) await waitForSubnetEnv(node);
     progress("every host has its lease and subnet.env");
+    if (lab.backend === "wireguard") {
+      await waitForWireguardPeers(lab.nodes.filter((n) => !waiting.includes(n.name)));
+      progress("every host has a WireGuard session with every other");
+    }
     for (const node of lab.nodes)
       if (!waiting.includes(node.name)) await addPods(lab, node, progress);
     return lab;

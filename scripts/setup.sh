@@ -21,7 +21,12 @@ have nft || missing+=(nftables)
 have iptables || missing+=(iptables)
 have iperf3 || missing+=(iperf3)
 have ping || missing+=(iputils-ping)
-# The build compiles flannel-ts's netlink socket addon (native/) with node-gyp.
+# The wireguard backend: wireguard-go where the kernel has no WireGuard, wg to look at it, and
+# tcpdump for the test that pod traffic is encrypted on the wire.
+have wireguard-go || missing+=(wireguard-go)
+have wg || missing+=(wireguard-tools)
+have tcpdump || missing+=(tcpdump)
+# The build compiles flannel-ts's addons (native/) with node-gyp.
 have make || missing+=(make)
 have g++ || missing+=(g++)
 have python3 || missing+=(python3)

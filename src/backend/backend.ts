@@ -112,7 +112,7 @@ export interface ConfiguredBackend {
 /** A device a backend keeps, as it must be (flannelctl doctor compares the kernel's with it). */
 export interface ExpectedDevice {
   readonly name: string;
-  readonly kind: "vxlan" | "tun";
+  readonly kind: "vxlan" | "tun" | "wireguard";
   readonly mtu: number;
   /** The MAC this host's lease announces to its peers; null where the lease announces none. */
   readonly mac: string | null;

@@ -8,6 +8,7 @@ import type { BackendDescriptor } from "./backend.js";
 import { hostGwBackend } from "./hostgw/index.js";
 import { udpBackend } from "./udp/index.js";
 import { vxlanBackend } from "./vxlan/index.js";
+import { wireGuardBackend } from "./wireguard/index.js";
 
 /** Every backend flanneld builds. */
 export const BACKENDS: readonly BackendDescriptor[] = [
@@ -15,6 +16,7 @@ export const BACKENDS: readonly BackendDescriptor[] = [
   hostGwBackend,
   udpBackend,
   allocBackend,
+  wireGuardBackend,
 ];
 
 /** The backend type names flanneld accepts. */

@@ -57,7 +57,7 @@ function missingDevice(want: ExpectedDevice): Finding {
     "device-missing",
     "error",
     want.name,
-    `the ${want.kind === "vxlan" ? "VXLAN" : "TUN"} device is missing`,
+    `the ${{ vxlan: "VXLAN", tun: "TUN", wireguard: "WireGuard" }[want.kind]} device is missing`,
     "no pod traffic leaves or reaches this host through the overlay",
     RESTART,
   );
@@ -65,11 +65,13 @@ function missingDevice(want: ExpectedDevice): Finding {
 
 /** A device of another kind or identity (VNI, port, local address) than the backend's. */
 function identityFindings(link: Link, want: ExpectedDevice): Finding[] {
+  // A WireGuard device is the kernel's (kind wireguard) or wireguard-go's TUN.
+  const kinds = want.kind === "wireguard" ? ["wireguard", "tun"] : [want.kind];
   const identity =
     want.vxlan === null
-      ? link.kind === "tun"
+      ? kinds.includes(link.kind ?? "")
         ? []
-        : [`kind ${link.kind ?? "none"}, expected tun`]
+        : [`kind ${link.kind ?? "none"}, expected ${kinds.join(" or ")}`]
       : sameVxlan(link, want.vxlan);
   if (identity.length === 0) return [];
   return [

@@ -33,6 +33,8 @@ export class FakeNetlink implements Netlink {
   batches = 0;
   /** How many listings of routes, neighbours or FDB entries were asked for. */
   listings = 0;
+  /** Whether this fake kernel has WireGuard (addWireguardLink), as a real one may not. */
+  wireguard = true;
   readonly #watchers = new Set<AsyncQueue<NetlinkChange>>();
   /**
    * Errors the next listings throw, one per call, first in first out (a test's stand-in for
@@ -123,6 +125,28 @@ export class FakeNetlink implements Netlink {
     const index = this.#nextIndex++;
     const { name, mtu, mac, ...vxlan } = spec;
     const link: Link = { index, name, mtu, mac, up: false, kind: "vxlan", vxlan };
+    this.links.set(index, link);
+    this.#say("link", false, index, null);
+    return Promise.resolve(link);
+  }
+
+  /** Kernels with WireGuard, or (wireguard false) without: as this fake was made. */
+  addWireguardLink(name: string, mtu: number): Promise<Link> {
+    this.calls.push(`link add ${name} type wireguard`);
+    if (!this.wireguard)
+      return Promise.reject(new NetlinkError("Operation not supported", "EOPNOTSUPP"));
+    if ([...this.links.values()].some((l) => l.name === name))
+      return Promise.reject(new NetlinkError("exists", "EEXIST"));
+    const index = this.#nextIndex++;
+    const link: Link = {
+      index,
+      name,
+      mtu,
+      mac: "00:00:00:00:00:00",
+      up: false,
+      kind: "wireguard",
+      vxlan: null,
+    };
     this.links.set(index, link);
     this.#say("link", false, index, null);
     return Promise.resolve(link);

@@ -80,6 +80,26 @@ export function describeNetlink(name: string, open: () => Promise<NetlinkHarness
       });
     });
 
+    test("addWireguardLink() makes a WireGuard link, or says EOPNOTSUPP where the kernel has none", async () => {
+      const h = await open();
+      try {
+        let link: Awaited<ReturnType<Netlink["addWireguardLink"]>> | null = null;
+        try {
+          link = await h.netlink.addWireguardLink("flannel-wg", 1420);
+        } catch (err) {
+          assert.ok(err instanceof NetlinkError, String(err));
+          assert.equal(err.errno, "EOPNOTSUPP");
+        }
+        if (link !== null) {
+          assert.equal(link.kind, "wireguard");
+          assert.equal(link.mtu, 1420);
+          assert.equal((await h.netlink.getLink("flannel-wg"))?.index, link.index);
+        } else assert.equal(await h.netlink.getLink("flannel-wg"), null, "nothing half made");
+      } finally {
+        await h.cleanup();
+      }
+    });
+
     test("setLinkMtu() changes the MTU; deleteLink() removes the device", async () => {
       await withVxlan(open, async (h, index) => {
         await h.netlink.setLinkMtu(index, 1400);

@@ -135,6 +135,11 @@ export interface Netlink {
   /** The link with that name; null when there is none. */
   getLink(name: string): Promise<Link | null>;
   addVxlanLink(spec: VxlanLinkSpec): Promise<Link>;
+  /**
+   * Creates a kernel WireGuard link; rejects with NetlinkError code EOPNOTSUPP when the kernel
+   * has no WireGuard (then wireguard-go makes the device over a TUN).
+   */
+  addWireguardLink(name: string, mtu: number): Promise<Link>;
   deleteLink(index: number): Promise<void>;
   setLinkMtu(index: number, mtu: number): Promise<void>;
   setLinkUp(index: number): Promise<void>;

@@ -46,6 +46,7 @@ import {
   LINK_MESSAGE,
   linkDumpRequest,
   newVxlanLinkRequest,
+  newWireguardLinkRequest,
   setLinkMacRequest,
   setLinkMtuRequest,
   setLinkUpRequest,
@@ -262,6 +263,17 @@ export class RtNetlink implements Netlink {
     if (link === null)
       throw new NetlinkError(
         `Cannot find VXLAN link ${spec.name} right after creating it`,
+        "ENODEV",
+      );
+    return link;
+  }
+
+  async addWireguardLink(name: string, mtu: number): Promise<Link> {
+    await this.#socket.request(newWireguardLinkRequest(name, mtu), `create WireGuard link ${name}`);
+    const link = await this.getLink(name);
+    if (link === null)
+      throw new NetlinkError(
+        `Cannot find WireGuard link ${name} right after creating it`,
         "ENODEV",
       );
     return link;

@@ -95,6 +95,23 @@ function attributes(parts: readonly [number, Buffer][]): Buffer {
   return w.buffer;
 }
 
+/**
+ * The request that creates a kernel WireGuard link (EEXIST when the name is taken; EOPNOTSUPP
+ * when the kernel has no WireGuard).
+ */
+export function newWireguardLinkRequest(name: string, mtu: number): NetlinkRequest {
+  const ifname = Buffer.from(`${name}\0`, "latin1");
+  const linkinfo = attributes([[IFLA_INFO.KIND, Buffer.from("wireguard\0", "latin1")]]);
+  const w = ifinfomsg(
+    { index: 0, flags: 0, change: 0 },
+    attrSize(ifname.length) + attrSize(4) + attrSize(linkinfo.length),
+  )
+    .bytes(IFLA.IFNAME, ifname)
+    .u32(IFLA.MTU, mtu)
+    .bytes(IFLA.LINKINFO | NLA_F_NESTED, linkinfo);
+  return { type: RTM_NEWLINK, flags: CREATE_EXCL, payload: w.buffer };
+}
+
 /** The request that creates a VXLAN link (failing with EEXIST when the name is taken). */
 export function newVxlanLinkRequest(spec: VxlanLinkSpec): NetlinkRequest {
   const name = Buffer.from(`${spec.name}\0`, "latin1");

@@ -23,6 +23,7 @@ export class ManualClock implements Clock {
 
   sleep(ms: number, signal: AbortSignal): Promise<boolean> {
     if (signal.aborted) return Promise.resolve(false);
+    if (ms <= 0) return Promise.resolve(true); // its time has come
     return new Promise((resolve) => {
       const sleeper: Sleeper = {
         wakeAt: this.#now + Math.max(0, ms),
