@@ -44,6 +44,19 @@ export interface Network {
   readonly stats?: DataPlaneStats;
   /** Packets moved in userspace, for metrics; only the udp backend has these. */
   readonly forwarding?: ForwardingStats;
+  /** Each tunnel peer as last read from its device, for metrics; only wireguard has these. */
+  readonly tunnelPeers?: readonly TunnelPeerStats[];
+}
+
+/** One peer of an encrypting backend's device (wireguard), as last read. */
+export interface TunnelPeerStats {
+  readonly device: string;
+  readonly publicKey: string;
+  readonly endpoint: string | null;
+  /** When its latest handshake completed (ms since the epoch); null: never. */
+  readonly lastHandshakeMs: number | null;
+  readonly rxBytes: number;
+  readonly txBytes: number;
 }
 
 /** What a userspace packet loop (the udp backend's) has done since start. */

@@ -187,6 +187,7 @@ async function startHealthz(
     remoteLeases: () => live.network?.stats?.remoteLeases ?? 0,
     dataPlane: () => live.network?.stats ?? null,
     forwarding: () => live.network?.forwarding ?? null,
+    tunnelPeers: () => live.network?.tunnelPeers ?? [],
     trafficRuleRepairs: () => live.trafficRepairs.repairs,
     ready: () => live.readiness.ready,
   });

@@ -40,6 +40,16 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     remoteLeases: () => 4,
     dataPlane: () => figures,
     forwarding: () => forwarding,
+    tunnelPeers: () => [
+      {
+        device: "flannel-wg",
+        publicKey: "K1=",
+        endpoint: "10.0.0.2:51820",
+        lastHandshakeMs: 1_900_000_000_000,
+        rxBytes: 148,
+        txBytes: 92,
+      },
+    ],
     trafficRuleRepairs: () => repairs,
     ready: () => true,
   });
@@ -57,6 +67,9 @@ test("createMetrics() reports the lease, data plane and traffic rule figures at 
     'flannel_udp_dropped_packets_total{reason="unknown_sender"} 0',
     "flannel_udp_icmp_unreachable_total 1",
     "flannel_kube_node_lists_total 2",
+    'flannel_wireguard_peers{device="flannel-wg"} 1',
+    'flannel_wireguard_peer_latest_handshake_seconds{device="flannel-wg",public_key="K1="} 1900000000',
+    'flannel_wireguard_peer_bytes{device="flannel-wg",public_key="K1=",direction="rx"} 148',
     "flannel_kube_node_watches_total 3",
     "flannel_kube_node_watch_expirations_total 1",
     "flannel_kube_node_watch_failures_total 0",
@@ -83,6 +96,7 @@ test("the healthz server serves /metrics when given a registry", async () => {
     remoteLeases: () => 0,
     dataPlane: () => null,
     forwarding: () => null,
+    tunnelPeers: () => [],
     trafficRuleRepairs: () => 0,
     ready: () => false,
   });

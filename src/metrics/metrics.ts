@@ -4,7 +4,7 @@
  * components' own counters when Prometheus scrapes, so nothing on the hot path pays for them.
  * Loaded only when --healthz-port is set.
  */
-import type { DataPlaneStats, ForwardingStats } from "../backend/backend.js";
+import type { DataPlaneStats, ForwardingStats, TunnelPeerStats } from "../backend/backend.js";
 import type { NodeWatchFigures } from "../subnet/manager.js";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
@@ -14,6 +14,8 @@ export interface MetricSources {
   readonly leaseExpiration: () => number | null;
   /** Create transactions lost to another node since start. */
   readonly leaseConflicts: () => number;
+  /** The wireguard backend's peers as last read from its devices; [] for other backends. */
+  readonly tunnelPeers: () => readonly TunnelPeerStats[];
   /** The Node watch's figures in Kubernetes mode; null in etcd mode. */
   readonly nodeWatch: () => Readonly<NodeWatchFigures> | null;
   /** Other nodes' leases the data plane follows now. */
@@ -116,6 +118,7 @@ export function createMetrics(sources: MetricSources): Registry {
   for (const [key, name, help] of NODE_WATCH_COUNTERS)
     counter(`flannel_kube_node_${name}_total`, help, () => sources.nodeWatch()?.[key] ?? 0);
   forwardingMetrics(registry, sources.forwarding);
+  tunnelMetrics(registry, sources.tunnelPeers);
   counter(
     "flannel_traffic_rule_repairs_total",
     "Times the traffic rules were found missing and rewritten",
@@ -151,6 +154,63 @@ function labelledCounter(
       }
     },
   });
+}
+
+/** A gauge with labels, each series set from `read` at scrape time (gone ones dropped). */
+function labelledGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => readonly (readonly [Record<string, string>, number])[],
+): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.set(labels, value);
+    },
+  });
+}
+
+/**
+ * The wireguard backend's peers: how many per device, and per peer the latest handshake and the
+ * bytes each way. Gauges: a device remade by wireguard-go's restart starts again from 0.
+ */
+function tunnelMetrics(registry: Registry, read: () => readonly TunnelPeerStats[]): void {
+  labelledGauge(
+    registry,
+    "flannel_wireguard_peers",
+    "WireGuard peers on each device",
+    ["device"],
+    () => {
+      const counts = new Map<string, number>();
+      for (const p of read()) counts.set(p.device, (counts.get(p.device) ?? 0) + 1);
+      return [...counts].map(([device, n]) => [{ device }, n] as const);
+    },
+  );
+  const peer = (p: TunnelPeerStats) => ({ device: p.device, public_key: p.publicKey });
+  labelledGauge(
+    registry,
+    "flannel_wireguard_peer_latest_handshake_seconds",
+    "When each peer's latest handshake completed (Unix time; 0: none yet)",
+    ["device", "public_key"],
+    () => read().map((p) => [peer(p), (p.lastHandshakeMs ?? 0) / 1000] as const),
+  );
+  labelledGauge(
+    registry,
+    "flannel_wireguard_peer_bytes",
+    "Bytes sent (tx) to and received (rx) from each peer, since its device was made",
+    ["device", "public_key", "direction"],
+    () =>
+      read().flatMap((p) => [
+        [{ ...peer(p), direction: "rx" }, p.rxBytes] as const,
+        [{ ...peer(p), direction: "tx" }, p.txBytes] as const,
+      ]),
+  );
 }
 
 /** The udp backend's packets, bytes and drops (absent for other backends). */

@@ -6,15 +6,26 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import { killFlanneld, labEtcdctl, listPods, restartFlanneld, wgOn } from "../../lab/cluster.js";
+import {
+  LAB_IPV6_NETWORK,
+  killFlanneld,
+  labEtcdctl,
+  listPods,
+  restartFlanneld,
+  wgOn,
+} from "../../lab/cluster.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
-import { ip } from "../../lab/netns.js";
+import { ping } from "../../lab/lab_check.js";
+import { ip, run } from "../../lab/netns.js";
+import { WgToolControl } from "../../src/backend/wireguard/wg_tool.js";
+import { buildBareHost, handHostReaches } from "../helpers/hand_host.js";
+import { startWireguardGo } from "../helpers/wireguard_go.js";
 import { publicKeyOf, parseKey } from "../../src/backend/wireguard/keys.js";
 import { parseWgDump } from "../../src/backend/wireguard/wg_tool.js";
-import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
+import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
 import { sendMarker, startCapture } from "../helpers/wire_capture.js";
 
 const leaseKey = (subnet: string) => `/coreos.com/network/subnets/${subnet}-24`;
@@ -137,4 +148,128 @@ test("wireguard: pod traffic is encrypted on the underlay; on vxlan the same che
     const { bytes } = await captured(lab);
     assert.equal(bytes.includes(Buffer.from(marker)), true, "on vxlan the capture sees the marker");
   });
+});
+
+test("wireguard: a host configured by hand with wireguard-go and wg, exactly as flannel configures one, shares the network", async () => {
+  await withLab("ftwgi", { nodes: 2, pods: 1, backend: "wireguard" }, async (lab) => {
+    const taken = new Set(await Promise.all(lab.nodes.map((n) => subnetOf(n))));
+    const index = [99, 98, 97].find((i) => !taken.has(`10.244.${i}.0`));
+    assert.ok(index !== undefined);
+    const hand = await buildBareHost(lab, index);
+    const wg0 = await startWireguardGo(hand.netns, "flannel-wg");
+    try {
+      // As flannel's device.go: the key, port 51820; /32, MTU 1420, up, the Network's link route.
+      const privateKey = (await run("wg", ["genkey"])).trim();
+      const publicKey = (await run("wg", ["pubkey"], { input: privateKey })).trim();
+      const handWg = new WgToolControl("flannel-wg", wg0.wgCommand);
+      await handWg.apply(
+        { privateKey, listenPort: 51_820, upsert: [], remove: [] },
+        { signal: AbortSignal.timeout(10_000) },
+      );
+      await ip(["addr", "add", `${hand.subnet}/32`, "dev", "flannel-wg"], hand.netns);
+      await ip(["link", "set", "flannel-wg", "mtu", "1420", "up"], hand.netns);
+      await ip(["route", "add", "10.244.0.0/16", "dev", "flannel-wg", "scope", "link"], hand.netns);
+      // Its peers as flannel adds them from the leases: key, endpoint, AllowedIPs, no PSK.
+      const peers = await Promise.all(
+        lab.nodes.map(async (n) => {
+          const subnet = await subnetOf(n);
+          const stored = JSON.parse(
+            await labEtcdctl(lab, ["get", "--print-value-only", leaseKey(subnet)]),
+          ) as { PublicIP: string; BackendData: { PublicKey: string } };
+          return {
+            publicKey: stored.BackendData.PublicKey,
+            presharedKey: null,
+            endpoint: `${stored.PublicIP}:51820`,
+            allowedIPs: [`${subnet}/24`],
+            keepaliveSeconds: 0,
+          };
+        }),
+      );
+      await handWg.apply({ upsert: peers, remove: [] }, { signal: AbortSignal.timeout(10_000) });
+      // Its lease, in flannel's bytes.
+      await putLease(
+        lab,
+        `${hand.subnet}-24`,
+        `{"PublicIP":"${hand.publicIP}","PublicIPv6":null,"BackendType":"wireguard","BackendData":{"PublicKey":"${publicKey}"}}`,
+      );
+      for (const pod of await listPods(lab)) {
+        await eventually(async () => {
+          assert.ok((await ping(pod, hand.pod)).ok, `${pod.name} reaches the hand-made host`);
+        });
+        assert.ok(await handHostReaches(hand, pod), `the hand-made host reaches ${pod.name}`);
+      }
+    } finally {
+      await wg0.stop();
+    }
+  });
+});
+
+test("wireguard: 50 restarts of a host, each with a fresh key, leave exactly one peer for it on the other host", async () => {
+  await withLab("ftwgs", { nodes: 2, pods: 1, backend: "wireguard" }, async (lab) => {
+    const [h1, h2] = lab.nodes;
+    assert.ok(h1 && h2);
+    const keyFile = join(dirname(h2.subnetFile), "wgkey");
+    for (let i = 0; i < 50; i++) {
+      await killFlanneld(h2, "SIGKILL"); // its wireguard-go left behind, as after a crash
+      await rm(keyFile);
+      await restartFlanneld(lab, h2);
+      await eventually(async () => {
+        const key = await hostKey(h2);
+        assert.ok(
+          (await peersOf(h1)).some((p) => p.publicKey === key),
+          `round ${i}: h1 has h2's new key`,
+        );
+      });
+    }
+    const peers = await peersOf(h1);
+    assert.deepEqual(
+      peers.map((p) => p.publicKey),
+      [await hostKey(h2)],
+      "one peer, with h2's last key",
+    );
+    await eventually(async () => assertAllReach(lab), { timeoutMs: 30_000 });
+  });
+});
+
+test("wireguard dual-stack (separate mode): a device per family, flannel's lease, every pod reaches every other over both", async () => {
+  const config = JSON.stringify({
+    Network: "10.244.0.0/16",
+    EnableIPv6: true,
+    IPv6Network: LAB_IPV6_NETWORK,
+    Backend: { Type: "wireguard" },
+  });
+  await withLab(
+    "ftwg6",
+    { nodes: 3, pods: 1, backend: "wireguard", networkConfig: config },
+    async (lab) => {
+      const [h1, h2] = lab.nodes;
+      assert.ok(h1 && h2);
+      await eventually(async () => assertAllReach(lab), { timeoutMs: 30_000 }); // both families
+      const key1 = await hostKey(h1);
+      const stored = (
+        await labEtcdctl(lab, [
+          "get",
+          "--prefix",
+          "--print-value-only",
+          "/coreos.com/network/subnets/",
+        ])
+      )
+        .split("\n")
+        .find((l) => l.includes(key1));
+      assert.equal(
+        stored,
+        `{"PublicIP":"${h1.address}","PublicIPv6":"${h1.address6}","BackendType":"wireguard","BackendData":{"PublicKey":"${key1}"},"BackendV6Data":{"PublicKey":"${key1}"}}`,
+      );
+      assert.match(
+        await ip(["-6", "route", "show", LAB_IPV6_NETWORK], h1.netns),
+        /dev flannel-wg-v6/,
+      );
+      const peers6 = parseWgDump(await wg(h1, ["show", "flannel-wg-v6", "dump"])).peers;
+      assert.equal(peers6.length, 2);
+      const h2Peer = peers6.find((p) => p.endpoint === `[${h2.address6}]:51821`);
+      assert.ok(h2Peer, JSON.stringify(peers6));
+      assert.equal(h2Peer.publicKey, await hostKey(h2));
+      assert.ok(h2Peer.allowedIPs.length === 1 && h2Peer.allowedIPs[0]?.startsWith("fd00:10:244:"));
+    },
+  );
 });

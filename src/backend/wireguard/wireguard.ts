@@ -20,7 +20,7 @@ import type { KernelEntry, Link, Netlink } from "../../net/netlink.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { systemClock } from "../../util/clock.js";
 import { runTogether } from "../../util/run_together.js";
-import type { Backend, BackendDeps, Network, PlaneInspector } from "../backend.js";
+import type { Backend, BackendDeps, Network, PlaneInspector, TunnelPeerStats } from "../backend.js";
 import { ensureSubnetAddress } from "../device_address.js";
 import { listOwnedRoutes } from "../owned_routes.js";
 import { RouteNetwork, inspectEntries, servesLease } from "../route_network.js";
@@ -169,6 +169,12 @@ class WireGuardNetwork implements Network {
 
   get stats() {
     return this.routes.stats;
+  }
+
+  get tunnelPeers(): TunnelPeerStats[] {
+    return this.syncs.flatMap((sync) =>
+      (sync.lastState?.peers ?? []).map((p) => ({ device: sync.device.name, ...p })),
+    );
   }
 
   async run(opts: CallOptions): Promise<void> {
