@@ -565,7 +565,7 @@ async function waitForWireguardPeers(nodes: readonly LabNode[]): Promise<void> {
 }
 
 /** The command that runs `cmd` with the host's own /run/wireguard. */
-function withOwnWireguardDir(
+export function withOwnWireguardDir(
   node: LabNode,
   cmd: string,
   args: readonly string[],

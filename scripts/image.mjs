@@ -1,5 +1,6 @@
 // `npm run image`: flannel-ts's image, flannel-ts:<version>, built with podman from a Debian
-// minbase root made with debootstrap (iptables, nftables, iproute2, ca-certificates) and the
+// minbase root made with debootstrap (iptables, nftables, iproute2, ca-certificates, wireguard-go,
+// wireguard-tools) and the
 // self-contained executable (no Node.js in the image), and saved as an OCI archive:
 //   dist/image/flannel-ts_<version>.oci.tar
 // The root is cached by its package list, suite and mirror (FLANNEL_TS_IMAGE_CACHE, default
@@ -22,7 +23,15 @@ import {
 import { join } from "node:path";
 import { layOutExecutable, root } from "./build_helpers.mjs";
 
-const PACKAGES = ["iptables", "nftables", "iproute2", "ca-certificates"];
+// wireguard-go and wg: the wireguard backend, on hosts whose kernel has no WireGuard.
+const PACKAGES = [
+  "iptables",
+  "nftables",
+  "iproute2",
+  "ca-certificates",
+  "wireguard-go",
+  "wireguard-tools",
+];
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const image = `localhost/flannel-ts:${version}`;
 const out = join(root, "dist/image");

@@ -66,7 +66,7 @@ Architecture: ${arch}
 Maintainer: flannel-ts developers <flannel-ts@localhost>
 Installed-Size: ${installedKiB}
 Depends: iptables
-Recommends: nftables, containernetworking-plugins
+Recommends: nftables, containernetworking-plugins, wireguard-tools, wireguard-go
 Section: net
 Priority: optional
 Homepage: https://github.com/flannel-io/flannel

@@ -160,6 +160,40 @@ export interface PlaneInspection {
     readonly owned: ReadonlyMap<string, KernelEntry>;
     readonly skipped: readonly LeaseSkip[];
   }>;
+  /** An encrypting backend's devices against these remote leases (wireguard only). */
+  tunnels?(remotes: ReadonlyMap<string, Lease>): Promise<readonly TunnelInspection[]>;
+}
+
+/** A peer a tunnel device should have, from a lease. */
+export interface TunnelPeerWanted {
+  readonly publicKey: string;
+  readonly endpoint: string;
+  readonly allowedIPs: readonly string[];
+  /** The lease it comes from, for naming it (`10.244.2.0/24`). */
+  readonly lease: string;
+}
+
+/** A peer as the device holds it. */
+export interface TunnelPeerSeen extends TunnelPeerStats {
+  readonly allowedIPs: readonly string[];
+}
+
+/** An encrypting backend's device (wireguard) as doctor compares it with the leases. */
+export interface TunnelInspection {
+  readonly device: string;
+  /** Why the device could not be read; null when it was. */
+  readonly unreadable: string | null;
+  readonly listenPort: { readonly want: number; readonly got: number | null };
+  /** The key file's public key (what the lease announces) and the device's. */
+  readonly publicKey: { readonly want: string | null; readonly got: string | null };
+  readonly keyFile: {
+    readonly path: string;
+    /** Its mode bits; null when it cannot be read. */
+    readonly mode: number | null;
+    readonly problem: string | null;
+  };
+  readonly wanted: readonly TunnelPeerWanted[];
+  readonly actual: readonly TunnelPeerSeen[];
 }
 
 /** Makes a backend's inspection for this host's lease, under this network config. */

@@ -163,6 +163,21 @@ async function addressFindings(
   ];
 }
 
+/** The very lease watch flanneld runs, with its rules, over the store's unexpired leases. */
+export function watchedLeases(view: HostView, own: Lease): LeaseWatcher {
+  const watcher = new LeaseWatcher(own, { rules: peerLeaseRulesOf(view.config, view.extIface) });
+  watcher.reset(view.leases.filter((l) => l.expiration === null || l.expiration > view.now));
+  return watcher;
+}
+
+/** The remote leases flanneld serves: those its lease watch keeps, of this backend. */
+export function servedRemotes(view: HostView, own: Lease): Map<string, Lease> {
+  const inspection = view.inspection;
+  return new Map(
+    [...watchedLeases(view, own).leases].filter(([, l]) => inspection?.serves(l) === true),
+  );
+}
+
 /** An entry as the `ip`/`bridge` command that writes it (`op` "replace") or removes it. */
 export function entryCommand(
   entry: KernelEntry,
@@ -228,9 +243,7 @@ export async function checkEntries(view: HostView): Promise<CheckGroup> {
     return { name: "routes", findings: [], skipped: "no lease" };
   const findings: Finding[] = [];
   const remotes = new Map<string, Lease>();
-  // The very lease watch flanneld runs, with its rules: what it refuses, doctor reports.
-  const watcher = new LeaseWatcher(own, { rules: peerLeaseRulesOf(view.config, view.extIface) });
-  watcher.reset(view.leases.filter((l) => l.expiration === null || l.expiration > view.now));
+  const watcher = watchedLeases(view, own);
   for (const [key, { lease, refusal }] of watcher.refused) {
     if (refusal.rule !== "overlap") findings.push(refusedLease(view, key, lease, refusal));
   }

@@ -21,6 +21,7 @@ import { checkDevices, checkEntries } from "./check_data_plane.js";
 import { checkFlanneld } from "./check_flanneld.js";
 import { checkKernelSettings, checkPodMtu, checkTrafficRules } from "./check_kernel.js";
 import { checkOwnLease, checkStoreLeases, checkSubnetEnv } from "./check_leases.js";
+import { checkTunnels } from "./check_tunnels.js";
 import { finding } from "./finding.js";
 import type { CheckGroup, Finding } from "./finding.js";
 import type { FlanneldProcess } from "./flanneld_process.js";
@@ -197,6 +198,7 @@ export async function runDoctor(
     await checkTrafficRules(view),
     await checkKernelSettings(view),
     await checkPodMtu(view),
+    await checkTunnels(view),
     checkStoreLeases(view),
   ];
   return {

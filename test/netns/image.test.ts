@@ -58,13 +58,15 @@ test("the image: flanneld as entrypoint, iptables, nft and ip in it, no Node.js;
     "/bin/sh",
     image,
     "-c",
-    "for t in iptables nft ip; do command -v $t; done; command -v node || echo no-node",
+    "for t in iptables nft ip wg wireguard-go; do command -v $t; done; command -v node || echo no-node",
   ]);
   assert.equal(tools.code, 0, tools.stderr);
   assert.deepEqual(tools.stdout.trim().split("\n"), [
     "/usr/sbin/iptables",
     "/usr/sbin/nft",
     "/usr/sbin/ip",
+    "/usr/bin/wg",
+    "/usr/bin/wireguard-go",
     "no-node",
   ]);
   const archive = (

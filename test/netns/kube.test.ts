@@ -116,7 +116,8 @@ test("kube mode, host-gw: every pod reaches every other; a deleted Node drops it
       const h1 = (await labKube(lab).getNode("h1")) as unknown as NodeJson;
       assert.equal(h1.metadata.annotations?.[`${P}backend-data`], "null");
       assert.equal(h1.metadata.annotations?.[`${P}backend-type`], "host-gw");
-      await assertAllReach(lab);
+      // subnet.env is written before a host has its peers' routes: wait for those, not a guess.
+      await eventually(() => assertAllReach(lab));
       assert.match(
         await ip(["route", "show"], node(lab, 1).netns),
         /10\.244\.3\.0\/24 via 10\.250\.0\.13 dev eth0/,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, rm, stat } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import {
@@ -19,6 +19,7 @@ import {
 } from "../../lab/cluster.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
 import { ping } from "../../lab/lab_check.js";
+import { flannelctlOn } from "../../lab/lab_doctor.js";
 import { ip, run } from "../../lab/netns.js";
 import { WgToolControl } from "../../src/backend/wireguard/wg_tool.js";
 import { buildBareHost, handHostReaches } from "../helpers/hand_host.js";
@@ -270,6 +271,62 @@ test("wireguard dual-stack (separate mode): a device per family, flannel's lease
       assert.ok(h2Peer, JSON.stringify(peers6));
       assert.equal(h2Peer.publicKey, await hostKey(h2));
       assert.ok(h2Peer.allowedIPs.length === 1 && h2Peer.allowedIPs[0]?.startsWith("fd00:10:244:"));
+    },
+  );
+});
+
+test("wireguard (Kubernetes mode): a PSK on one host only cuts its pairs, doctor names the peer and the PSK, the other pair works", async () => {
+  await withLab(
+    "ftwgp",
+    { nodes: 3, pods: 1, backend: "wireguard", datastore: "kube" },
+    async (lab) => {
+      const [h1, h2, h3] = lab.nodes;
+      assert.ok(h1 && h2 && h3);
+      await assertAllReach(lab);
+      // h1 alone reads a net-conf.json with a PSK (each host reads its own file in this mode).
+      const conf = join(lab.dir, "net-conf-psk.json");
+      const psk = Buffer.alloc(32, 9).toString("base64");
+      await writeFile(
+        conf,
+        JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: "wireguard", PSK: psk } }),
+      );
+      await killFlanneld(h1, "SIGTERM");
+      await restartFlanneld(
+        { ...lab, flanneldArgs: [...lab.flanneldArgs, `--net-config-path=${conf}`] },
+        h1,
+      );
+      await eventually(async () => {
+        const peers = await peersOf(h1);
+        assert.ok(
+          peers.length === 2 && peers.every((p) => p.presharedKey === psk),
+          "h1's peers carry the PSK",
+        );
+      });
+      const pods = podsByHost(await listPods(lab), lab);
+      const [p1, p2, p3] = pods;
+      assert.ok(p1 && p2 && p3);
+      // h1 keeps trying h2 (pings), and doctor on h1 names the peer, with the PSK as a likely cause.
+      const h2Subnet = (await subnetOf(h2)).replace(/\./g, "\\.");
+      await eventually(
+        async () => {
+          await ping(p1, p2);
+          const result = await flannelctlOn(lab, h1, ["doctor", "--json"]);
+          const report = JSON.parse(result.stdout) as {
+            findings: { check: string; subject: string; fix: string }[];
+          };
+          const found = report.findings.find(
+            (f) => f.check === "wg-peer-no-handshake" && new RegExp(h2Subnet).test(f.subject),
+          );
+          assert.ok(found, result.stdout);
+          assert.match(found.fix, /PSK/);
+        },
+        { timeoutMs: 60_000 },
+      );
+      assert.equal((await ping(p2, p1)).ok, false, "h2 and h1 do not talk");
+      assert.equal((await ping(p3, p1)).ok, false, "h3 and h1 do not talk");
+      await eventually(async () => assert.ok((await ping(p2, p3)).ok, "h2 and h3 still talk"), {
+        timeoutMs: 30_000,
+      });
     },
   );
 });

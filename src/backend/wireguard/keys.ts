@@ -70,6 +70,20 @@ export interface HostKeys {
   readonly mode: number;
 }
 
+/** Reads the key file; null when there is none (doctor: nothing is made). */
+export async function loadKeysIfAny(path: string): Promise<{ readonly publicKey: string } | null> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  return {
+    publicKey: publicKeyOf(parseKey(text, `private key from file ${path}`)).toString("base64"),
+  };
+}
+
 /** Reads the key file, or makes it (mode 0400, its folder 0755) when there is none. */
 export async function loadOrCreateKeys(path: string): Promise<HostKeys> {
   let text: string | null = null;

@@ -31,6 +31,7 @@ import { makeDevice } from "./device.js";
 import type { DeviceDeps, WireGuardDevice } from "./device.js";
 import { DEFAULT_KEY_FILE, loadOrCreateKeys } from "./keys.js";
 import type { HostKeys } from "./keys.js";
+import { inspectTunnels } from "./inspect.js";
 import { PeerSync } from "./peer_sync.js";
 import type { DeviceFamily } from "./peers.js";
 
@@ -366,5 +367,20 @@ export const inspectWireGuard =
       podMtu: mtu,
       serves: (remote) => servesLease(remote, "wireguard"),
       entries: (remotes) => inspectEntries(plane, remotes),
+      tunnels: (remotes) =>
+        inspectTunnels(
+          specs.map((spec) => ({
+            name: spec.name,
+            plan: {
+              family: spec.family,
+              endpointFamily: spec.endpointFamily,
+              listenPort: spec.listenPort,
+              config: cfg,
+              publicIPv6Usable: extIface.extV6Addr !== null && !/^f[cd]/i.test(extIface.extV6Addr),
+            },
+          })),
+          remotes,
+          { netlink, keyFile: process.env.WIREGUARD_KEY_FILE ?? DEFAULT_KEY_FILE, config: cfg },
+        ),
     };
   };
