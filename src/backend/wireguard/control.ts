@@ -5,7 +5,19 @@
  * one over the same socket. control.case.test.ts is the contract both pass. Keys are base64
  * here, as in leases and in `wg`.
  */
+import { FlannelError } from "../../errors.js";
 import type { CallOptions } from "../../util/call_options.js";
+
+/** A request the device refused, or a socket that does not answer. */
+export class WgControlError extends FlannelError {
+  constructor(
+    message: string,
+    readonly errno: number | null = null,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
 
 /** A peer as flanneld wants it. */
 export interface WgPeer {

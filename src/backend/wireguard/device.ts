@@ -74,11 +74,23 @@ export async function makeDevice(
   return device;
 }
 
+/**
+ * How a device is configured, by what made it: a kernel device (kind wireguard) through `wg`,
+ * wireguard-go's TUN through its socket.
+ */
+export function controlFor(
+  name: string,
+  kind: string | null,
+  socketDir = UAPI_SOCKET_DIR,
+): WgControl {
+  return kind === "wireguard" ? new WgToolControl(name) : new UapiControl(name, socketDir);
+}
+
 function kernelDevice(name: string, deps: DeviceDeps): WireGuardDevice {
   return {
     name,
     implementation: "kernel",
-    control: new WgToolControl(name),
+    control: controlFor(name, "wireguard"),
     link: () => deps.netlink.getLink(name),
     onRestart: () => undefined,
     stop: () => Promise.resolve(),

@@ -7,13 +7,11 @@ import { stat } from "node:fs/promises";
 import type { Lease } from "../../lease/lease.js";
 import type { Netlink } from "../../net/netlink.js";
 import type { TunnelInspection } from "../backend.js";
-import type { WgControl } from "./control.js";
 import type { WireGuardConfig } from "./config.js";
 import { loadKeysIfAny } from "./keys.js";
 import { desiredPeers } from "./peers.js";
 import type { PeerPlan } from "./peers.js";
-import { UapiControl } from "./uapi.js";
-import { WgToolControl } from "./wg_tool.js";
+import { controlFor } from "./device.js";
 
 /** One device to inspect: its name, and how it reaches its peers. */
 export interface InspectedDevice {
@@ -65,8 +63,7 @@ export async function inspectTunnels(
       out.push({ ...base, unreadable: "the device is missing", actual: [] });
       continue;
     }
-    const control: WgControl =
-      link.kind === "wireguard" ? new WgToolControl(device.name) : new UapiControl(device.name);
+    const control = controlFor(device.name, link.kind);
     try {
       const state = await control.get({ signal: AbortSignal.timeout(10_000) });
       out.push({

@@ -70,38 +70,35 @@ export interface HostKeys {
   readonly mode: number;
 }
 
-/** Reads the key file; null when there is none (doctor: nothing is made). */
-export async function loadKeysIfAny(path: string): Promise<{ readonly publicKey: string } | null> {
+/** The private key in the key file; null when there is none. */
+async function readKeyFile(path: string): Promise<Buffer | null> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
+    throw new WireGuardKeyError(
+      `Cannot read the WireGuard key file ${path}: ${(err as Error).message}: check its permissions, or set WIREGUARD_KEY_FILE to another path`,
+      { cause: err },
+    );
   }
-  return {
-    publicKey: publicKeyOf(parseKey(text, `private key from file ${path}`)).toString("base64"),
-  };
+  return parseKey(text, `private key from file ${path}`);
+}
+
+/** Reads the key file; null when there is none (doctor: nothing is made). */
+export async function loadKeysIfAny(path: string): Promise<{ readonly publicKey: string } | null> {
+  const privateKey = await readKeyFile(path);
+  return privateKey === null ? null : { publicKey: publicKeyOf(privateKey).toString("base64") };
 }
 
 /** Reads the key file, or makes it (mode 0400, its folder 0755) when there is none. */
 export async function loadOrCreateKeys(path: string): Promise<HostKeys> {
-  let text: string | null = null;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-      throw new WireGuardKeyError(
-        `Cannot read the WireGuard key file ${path}: ${(err as Error).message}: check its permissions, or set WIREGUARD_KEY_FILE to another path`,
-        { cause: err },
-      );
-  }
-  if (text !== null) {
-    const privateKey = parseKey(text, `private key from file ${path}`);
+  const existing = await readKeyFile(path);
+  if (existing !== null) {
     const { mode } = await stat(path);
     return {
-      privateKey,
-      publicKey: publicKeyOf(privateKey).toString("base64"),
+      privateKey: existing,
+      publicKey: publicKeyOf(existing).toString("base64"),
       path,
       created: false,
       mode: mode & 0o777,

@@ -43,7 +43,7 @@ export interface PeerPlan {
 }
 
 /** IPv4's private ranges (RFC 1918) and IPv6's unique local one, as Go's IP.IsPrivate. */
-function isPrivate(address: string): boolean {
+export function isPrivate(address: string): boolean {
   if (address.includes(":")) return /^f[cd]/i.test(address);
   const [a, b] = address.split(".").map(Number);
   return a === 10 || (a === 172 && (b ?? 0) >= 16 && (b ?? 0) < 32) || (a === 192 && b === 168);

@@ -4,24 +4,13 @@
  * empty line; the answer ends with `errno=N` and an empty line. Keys are hex on this socket.
  */
 import { createConnection } from "node:net";
-import { FlannelError } from "../../errors.js";
 import type { CallOptions } from "../../util/call_options.js";
+import { WgControlError } from "./control.js";
 import type { WgChange, WgControl, WgDeviceState, WgPeer, WgPeerState } from "./control.js";
 import { publicKeyOf } from "./keys.js";
 
 /** Where wireguard-go keeps its sockets (one folder for the whole mount namespace). */
 export const UAPI_SOCKET_DIR = "/var/run/wireguard";
-
-/** A request the device refused, or a socket that does not answer. */
-export class WgControlError extends FlannelError {
-  constructor(
-    message: string,
-    readonly errno: number | null = null,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 const hex = (base64: string) => Buffer.from(base64, "base64").toString("hex");
 const base64 = (hexKey: string) => Buffer.from(hexKey, "hex").toString("base64");

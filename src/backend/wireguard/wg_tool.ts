@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { CallOptions } from "../../util/call_options.js";
 import { runCapture } from "../../util/exec.js";
 import type { WgChange, WgControl, WgDeviceState, WgPeerState } from "./control.js";
-import { WgControlError } from "./uapi.js";
+import { WgControlError } from "./control.js";
 
 const none = (value: string | undefined) =>
   value === undefined || value === "(none)" || value === "" ? null : value;

@@ -33,7 +33,8 @@ import { DEFAULT_KEY_FILE, loadOrCreateKeys } from "./keys.js";
 import type { HostKeys } from "./keys.js";
 import { inspectTunnels } from "./inspect.js";
 import { PeerSync } from "./peer_sync.js";
-import type { DeviceFamily } from "./peers.js";
+import { isPrivate } from "./peers.js";
+import type { DeviceFamily, PeerPlan } from "./peers.js";
 
 export const DEVICE_V4 = "flannel-wg";
 export const DEVICE_V6 = "flannel-wg-v6";
@@ -252,6 +253,22 @@ function leaseAttrsOf(
 }
 
 /** The peer sync of one device. */
+/** How a device reaches its peers, but for this host's key (flanneld and doctor alike). */
+function planOf(
+  spec: DeviceSpec,
+  cfg: WireGuardConfig,
+  extIface: ExternalInterface,
+): Omit<PeerPlan, "ownPublicKey"> {
+  const v6 = extIface.extV6Addr;
+  return {
+    family: spec.family,
+    endpointFamily: spec.endpointFamily,
+    listenPort: spec.listenPort,
+    config: cfg,
+    publicIPv6Usable: v6 !== null && !isPrivate(v6),
+  };
+}
+
 function peerSyncOf(
   { spec, device }: KeptDevice,
   cfg: WireGuardConfig,
@@ -259,17 +276,9 @@ function peerSyncOf(
   extIface: ExternalInterface,
   deps: { readonly log: Logger; readonly clock: Clock },
 ): PeerSync {
-  const v6 = extIface.extV6Addr;
   return new PeerSync(
     device,
-    {
-      family: spec.family,
-      endpointFamily: spec.endpointFamily,
-      listenPort: spec.listenPort,
-      config: cfg,
-      ownPublicKey: keys.publicKey,
-      publicIPv6Usable: v6 !== null && !/^f[cd]/i.test(v6),
-    },
+    { ...planOf(spec, cfg, extIface), ownPublicKey: keys.publicKey },
     {
       privateKey: keys.privateKey.toString("base64"),
       publicKey: keys.publicKey,
@@ -369,16 +378,7 @@ export const inspectWireGuard =
       entries: (remotes) => inspectEntries(plane, remotes),
       tunnels: (remotes) =>
         inspectTunnels(
-          specs.map((spec) => ({
-            name: spec.name,
-            plan: {
-              family: spec.family,
-              endpointFamily: spec.endpointFamily,
-              listenPort: spec.listenPort,
-              config: cfg,
-              publicIPv6Usable: extIface.extV6Addr !== null && !/^f[cd]/i.test(extIface.extV6Addr),
-            },
-          })),
+          specs.map((spec) => ({ name: spec.name, plan: planOf(spec, cfg, extIface) })),
           remotes,
           { netlink, keyFile: process.env.WIREGUARD_KEY_FILE ?? DEFAULT_KEY_FILE, config: cfg },
         ),
