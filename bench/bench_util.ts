@@ -111,16 +111,20 @@ export const macOf = (i: number): string =>
 export const scaleSubnet = (i: number): string => `10.${100 + Math.floor(i / 250)}.${i % 250}.0`;
 export const scaleVtep = (i: number): string => `10.251.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 
-/** The scale benches' lab: one vxlan host in a /8 network, no pods. */
-export function scaleLab(name: string, datastore: "etcd" | "kube"): Promise<Lab> {
+/** The scale benches' lab: one host (vxlan unless told) in a /8 network, no pods. */
+export function scaleLab(
+  name: string,
+  datastore: "etcd" | "kube",
+  backend = "vxlan",
+): Promise<Lab> {
   return labUp(
     {
       name,
       nodes: 1,
       pods: 0,
-      backend: "vxlan",
+      backend,
       datastore,
-      networkConfig: '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}',
+      networkConfig: `{"Network":"10.0.0.0/8","Backend":{"Type":"${backend}"}}`,
     },
     () => undefined,
   );

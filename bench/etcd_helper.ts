@@ -4,12 +4,13 @@
  * the benches so that timestamps are taken next to etcd, not after a process start.
  *   {"op":"put","key":"...","value":"...","ttl":3600}  -> {"t": <ms since epoch>}
  *   {"op":"bulk","items":[{"key","value"}...],"ttl":3600} -> {"t": ..., "n": <count>}
+ *   {"op":"del","key":"..."} -> {"t": ...}
  */
 import { createInterface } from "node:readline";
 import { Etcd3 } from "etcd3";
 
 interface Command {
-  readonly op: "put" | "bulk";
+  readonly op: "put" | "bulk" | "del";
   readonly key?: string;
   readonly value?: string;
   readonly items?: readonly { key: string; value: string }[];
@@ -21,6 +22,11 @@ const lease = async (ttl: number) => (await client.leaseClient.leaseGrant({ TTL:
 
 for await (const line of createInterface({ input: process.stdin })) {
   const cmd = JSON.parse(line) as Command;
+  if (cmd.op === "del" && cmd.key !== undefined) {
+    await client.delete().key(cmd.key).exec();
+    process.stdout.write(`${JSON.stringify({ t: Date.now() })}\n`);
+    continue;
+  }
   const id = await lease(cmd.ttl ?? 3600);
   if (cmd.op === "put" && cmd.key !== undefined && cmd.value !== undefined) {
     await client.put(cmd.key).value(cmd.value).lease(id).exec();

@@ -8,16 +8,13 @@
  * Run: npm run build && node dist/bench/wireguard_bench.js
  * FLANNEL_TS_BENCH_ROUNDS (3), FLANNEL_TS_BENCH_SECONDS (5).
  */
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { labDown, labUp, listPods } from "../lab/cluster.js";
 import type { Lab } from "../lab/cluster.js";
 import { iperfBetween } from "../lab/lab_check.js";
-import { execIn, ip, run, uniquePrefix } from "../lab/netns.js";
-import { buildBareHost } from "../test/helpers/hand_host.js";
+import { execIn, ip, uniquePrefix } from "../lab/netns.js";
 import type { BareHost } from "../test/helpers/hand_host.js";
-import { startWireguardGo } from "../test/helpers/wireguard_go.js";
-import type { TestWireguardGo } from "../test/helpers/wireguard_go.js";
+import { buildHandWireguardHost } from "../test/helpers/wireguard_go.js";
+import type { HandWireguardHost } from "../test/helpers/wireguard_go.js";
 import { median, print } from "./bench_util.js";
 
 const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 3);
@@ -42,39 +39,14 @@ async function addPod(host: BareHost): Promise<{ netns: string; ip: string }> {
 }
 
 /** Two hosts on the lab's bridge, wireguard-go configured by hand with `wg` as flannel does. */
-async function handPair(lab: Lab): Promise<{ hosts: BareHost[]; devices: TestWireguardGo[] }> {
-  const hosts = [await buildBareHost(lab, 97), await buildBareHost(lab, 98)];
-  const devices: TestWireguardGo[] = [];
-  const keys: { privateKey: string; publicKey: string }[] = [];
-  for (const host of hosts) {
-    devices.push(await startWireguardGo(host.netns, "flannel-wg"));
-    const privateKey = (await run("wg", ["genkey"])).trim();
-    keys.push({
-      privateKey,
-      publicKey: (await run("wg", ["pubkey"], { input: privateKey })).trim(),
-    });
-  }
-  for (const [i, host] of hosts.entries()) {
-    const other = hosts[1 - i];
-    const device = devices[i];
-    const key = keys[i];
-    const otherKey = keys[1 - i];
-    if (other === undefined || device === undefined || key === undefined || otherKey === undefined)
-      throw new Error("two hosts");
-    const [wg = "wg", ...before] = device.wgCommand;
-    const keyFile = join(device.socketDir, "key"); // a private folder of the test helper's
-    await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-    await run(wg, [
-      ...before,
-      ...["set", "flannel-wg", "private-key", keyFile, "listen-port", "51820"],
-      ...["peer", otherKey.publicKey, "endpoint", `${other.publicIP}:51820`],
-      ...["allowed-ips", `${other.subnet}/24`],
-    ]);
-    await ip(["addr", "add", `${host.subnet}/32`, "dev", "flannel-wg"], host.netns);
-    await ip(["link", "set", "flannel-wg", "mtu", "1420", "up"], host.netns);
-    await ip(["route", "add", "10.244.0.0/16", "dev", "flannel-wg", "scope", "link"], host.netns);
-  }
-  return { hosts, devices };
+async function handPair(lab: Lab): Promise<HandWireguardHost[]> {
+  const pair = [await buildHandWireguardHost(lab, 97), await buildHandWireguardHost(lab, 98)];
+  const [a, b] = pair;
+  if (a === undefined || b === undefined) throw new Error("two hosts");
+  const peer = (h: HandWireguardHost) => ({ ...h.host, publicKey: h.publicKey });
+  await a.addPeers([peer(b)]);
+  await b.addPeers([peer(a)]);
+  return pair;
 }
 
 async function main(): Promise<void> {
@@ -82,13 +54,12 @@ async function main(): Promise<void> {
     { name: uniquePrefix("bwg"), nodes: 2, pods: 1, backend: "wireguard" },
     quiet,
   );
-  let devices: TestWireguardGo[] = [];
+  let pair: HandWireguardHost[] = [];
   try {
     const [from, to] = await listPods(lab);
     if (from === undefined || to === undefined) throw new Error("the lab has no pods");
-    const pair = await handPair(lab);
-    devices = pair.devices;
-    const [hostA, hostB] = pair.hosts;
+    pair = await handPair(lab);
+    const [hostA, hostB] = pair.map((h) => h.host);
     if (hostA === undefined || hostB === undefined) throw new Error("two hosts");
     const [a, b] = [await addPod(hostA), await addPod(hostB)];
     // flannel writes the same traffic rules (FORWARD accept for the Network, and conntrack with
@@ -96,8 +67,7 @@ async function main(): Promise<void> {
     const labHost = lab.nodes[0];
     if (labHost === undefined) throw new Error("the lab has no host");
     const rules = await execIn(labHost.netns, "iptables-save", []);
-    for (const host of pair.hosts)
-      await execIn(host.netns, "iptables-restore", [], { input: rules });
+    for (const { host } of pair) await execIn(host.netns, "iptables-restore", [], { input: rules });
     const ours: number[][] = [];
     const hand: number[][] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -134,7 +104,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    for (const d of devices) await d.stop();
+    for (const h of pair) await h.stop();
     for (const i of [97, 98])
       await ip(["netns", "del", `${lab.name}-h${i}p`]).catch(() => undefined);
     await labDown(lab.name, quiet);

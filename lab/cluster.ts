@@ -22,7 +22,7 @@
  * started them. `lab.json` there records what the lab was built with.
  */
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -33,7 +33,7 @@ import { REPO_ROOT } from "../src/util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
-import { addNetns, deleteNetns, execIn, ip, listNetns, run } from "./netns.js";
+import { addNetns, deleteNetns, execIn, ip, listNetns, run, withOwnWireguardDir } from "./netns.js";
 import {
   installCniFromImage,
   removeFlanneldContainers,
@@ -525,16 +525,18 @@ export function flanneldCommand(
   };
 }
 
-/**
- * wireguard-go keeps its sockets in /run/wireguard, one folder for the whole machine: each lab
- * host's flanneld (and the wireguard-go it starts) sees its own there, a folder of the host's
- * bound over it in the mount namespace `ip netns exec` gives the command.
- */
-export const WIREGUARD_SOCKET_DIR = "/run/wireguard";
-
-/** The host's own folder for wireguard-go's sockets. */
+/** The host's own folder for wireguard-go's sockets (bound over /run/wireguard for it). */
 export function wireguardSocketDir(node: LabNode): string {
   return join(dirname(node.subnetFile), "wireguard");
+}
+
+/**
+ * The command line that runs `cmd` as on the host itself: in its namespace (the caller's `ip
+ * netns exec`), with its own /run/wireguard, whatever the backend.
+ */
+export function onHost(node: LabNode, cmd: string, args: readonly string[]): [string, string[]] {
+  const [sh = "sh", ...rest] = withOwnWireguardDir(wireguardSocketDir(node), [cmd, ...args]);
+  return [sh, rest];
 }
 
 /** `wg` as a host's flanneld sees its devices: in its mount and network namespaces. */
@@ -564,18 +566,6 @@ async function waitForWireguardPeers(nodes: readonly LabNode[]): Promise<void> {
     );
 }
 
-/** The command that runs `cmd` with the host's own /run/wireguard. */
-export function withOwnWireguardDir(
-  node: LabNode,
-  cmd: string,
-  args: readonly string[],
-): [string, string[]] {
-  mkdirSync(WIREGUARD_SOCKET_DIR, { recursive: true });
-  mkdirSync(wireguardSocketDir(node), { recursive: true });
-  const script = 'mount --bind "$1" /run/wireguard && shift && exec "$@"';
-  return ["sh", ["-c", script, "sh", wireguardSocketDir(node), cmd, ...args]];
-}
-
 /** The port each lab host's flanneld serves /healthz, /readyz and /metrics on (in its namespace). */
 export const LAB_HEALTHZ_PORT = 8081;
 
@@ -583,9 +573,7 @@ export const LAB_HEALTHZ_PORT = 8081;
 export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
   const { args, env } = flanneldCommand(lab, node);
   if (lab.flanneldInContainer) return startFlanneldContainer(lab, node, args, env);
-  const flanneld = join(REPO_ROOT, "bin/flanneld");
-  if (lab.backend !== "wireguard") return startDetached(node.netns, flanneld, args, node, env);
-  const [cmd, wrapped] = withOwnWireguardDir(node, flanneld, args);
+  const [cmd, wrapped] = onHost(node, join(REPO_ROOT, "bin/flanneld"), args);
   return startDetached(node.netns, cmd, wrapped, node, env);
 }
 

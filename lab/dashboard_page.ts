@@ -69,7 +69,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <h2 id="leases-title">Leases in etcd</h2>
 <input id="filter" type="search" placeholder="filter: host, subnet, address, MAC…" aria-label="filter the leases">
 <div class="scroll"><table id="leases"><thead><tr>
-<th data-sort="node">node</th><th data-sort="subnet">subnet</th><th data-sort="host">public IP</th><th>IPv6 subnet</th><th>public IPv6</th><th>backend</th><th>VTEP MAC</th><th data-sort="age">age</th>
+<th data-sort="node">node</th><th data-sort="subnet">subnet</th><th data-sort="host">public IP</th><th>IPv6 subnet</th><th>public IPv6</th><th>backend</th><th>VTEP MAC / public key</th><th data-sort="age">age</th>
 </tr></thead><tbody></tbody></table></div>
 <script>
 const COMPACT_AFTER = 12;
@@ -119,9 +119,12 @@ function hostLines(h) {
   return [
     "subnet " + ([h.subnet, h.ipv6Subnet].filter(Boolean).join(" ") || "—"),
     "public IP " + [h.publicIP, h.publicIPv6].filter(Boolean).join(" "),
-    "VTEP MAC " + (h.vtepMac || "—") + " · MTU " + (h.mtu === null ? "—" : h.mtu),
+    (h.publicKey ? "public key " + h.publicKey : "VTEP MAC " + (h.vtepMac || "—")) + " · MTU " + (h.mtu === null ? "—" : h.mtu),
     "flanneld " + (h.flanneldAlive ? "running (pid " + h.flanneldPid + ")" : "not running") + " · network " + (h.online ? "up" : "down"),
   ].concat(h.pods.map((p) => "pod " + p.name + " " + [p.ip, p.ip6].filter(Boolean).join(" ")));
+}
+function linkKind(s) {
+  return s.backend + (s.encrypted ? ", encrypted" : ", unencrypted");
 }
 function renderHosts(s, m) {
   const compact = s.nodes.length > COMPACT_AFTER;
@@ -155,7 +158,7 @@ function renderHosts(s, m) {
   for (const peer of s.nodes) {
     if (peer.name === h.name) continue;
     const link = linkState(m, h.name, peer.name);
-    list.append(cell("li", h.name + " ↔ " + peer.name + " (" + s.backend + "): " + (link === null ? "not measured" : link ? "pods reach each other" : "FAILING")));
+    list.append(cell("li", h.name + " ↔ " + peer.name + " (" + linkKind(s) + "): " + (link === null ? "not measured" : link ? "pods reach each other" : "FAILING")));
   }
   detail.replaceChildren(div("name", h.name + (up(h) ? "" : " — down")), ...hostLines(h).map((l) => div("line", l)), div("line", "Its links:"), list);
 }
@@ -229,11 +232,11 @@ function renderLeases(s) {
   const key = ui.sort.key;
   const value = (l) => key === "subnet" ? ipNum(l.subnet) : key === "host" ? ipNum(l.publicIP) : key === "age" ? ageKey(l.age) : (l.node || "");
   const rows = (s.leases || [])
-    .filter((l) => !filter || [l.node, l.subnet, l.publicIP, l.ipv6Subnet, l.publicIPv6, l.backendType, l.vtepMac].some((v) => v && String(v).toLowerCase().includes(filter)))
+    .filter((l) => !filter || [l.node, l.subnet, l.publicIP, l.ipv6Subnet, l.publicIPv6, l.backendType, l.vtepMac, l.publicKey].some((v) => v && String(v).toLowerCase().includes(filter)))
     .sort((a, b) => { const x = value(a), y = value(b); return (x < y ? -1 : x > y ? 1 : 0) * (ui.sort.desc ? -1 : 1); });
   document.querySelector("#leases tbody").replaceChildren(...rows.map((l) => {
     const tr = document.createElement("tr");
-    tr.append(cell("td", l.node || "—"), cell("td", l.subnet || "—"), cell("td", l.publicIP || "—"), cell("td", l.ipv6Subnet || "—"), cell("td", l.publicIPv6 || "—"), cell("td", l.backendType || "—"), cell("td", l.vtepMac || "—"), cell("td", ageText(l.age)));
+    tr.append(cell("td", l.node || "—"), cell("td", l.subnet || "—"), cell("td", l.publicIP || "—"), cell("td", l.ipv6Subnet || "—"), cell("td", l.publicIPv6 || "—"), cell("td", l.backendType || "—"), cell("td", l.vtepMac || l.publicKey || "—"), cell("td", ageText(l.age)));
     return tr;
   }));
   for (const th of document.querySelectorAll("#leases th[data-sort]")) {
@@ -254,7 +257,7 @@ function render(state) {
   document.getElementById("meta").textContent =
     "backend " + s.backend + " · " + s.nodes.length + " hosts" + (down ? " (" + down + " down)" : "") + " · " + store + " · updated " + new Date(state.updatedAt).toLocaleTimeString();
   document.getElementById("underlay").textContent =
-    "underlay segment " + (s.nodes[0] ? s.nodes[0].publicIP.replace(/\\.\\d+$/, ".0/24") : "") + " · " + s.backend + " overlay between every host · click a host for its links";
+    "underlay segment " + (s.nodes[0] ? s.nodes[0].publicIP.replace(/\\.\\d+$/, ".0/24") : "") + " · " + linkKind(s) + " overlay between every host · click a host for its links";
   renderHosts(s, state.matrix);
   renderMatrix(s, state.matrix);
   renderLeases(s);

@@ -8,7 +8,7 @@ import type { TraceHalf } from "../src/doctor/trace.js";
 import { IPNet, parseIP } from "../src/ip/ip.js";
 import { runCapture } from "../src/util/exec.js";
 import type { RunResult } from "../src/util/exec.js";
-import { REPO_ROOT, flanneldCommand, listPods, withOwnWireguardDir } from "./cluster.js";
+import { REPO_ROOT, flanneldCommand, listPods, onHost } from "./cluster.js";
 import type { Lab, LabNode } from "./cluster.js";
 import { readFile } from "node:fs/promises";
 import { parseEnvFile } from "../src/config/subnet_env.js";
@@ -21,11 +21,7 @@ export async function flannelctlOn(
 ): Promise<RunResult> {
   const { args, env } = flanneldCommand(lab, node);
   const flannelctl = join(REPO_ROOT, "bin/flannelctl");
-  // On wireguard, where the host's flanneld keeps wireguard-go's socket (its own /run/wireguard).
-  const [cmd, argv] =
-    lab.backend === "wireguard"
-      ? withOwnWireguardDir(node, flannelctl, [...command, ...args])
-      : [flannelctl, [...command, ...args]];
+  const [cmd, argv] = onHost(node, flannelctl, [...command, ...args]);
   return runCapture("ip", ["netns", "exec", node.netns, cmd, ...argv], {
     env: { ...process.env, ...env },
   });

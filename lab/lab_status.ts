@@ -10,6 +10,7 @@ import { formatTable } from "../src/util/table.js";
 import { labEtcdctl, labKube, listPods, livePid } from "./cluster.js";
 import type { Lab, LabPod } from "./cluster.js";
 import { ip } from "./netns.js";
+import { backendFor } from "../src/backend/registry.js";
 import { DEFAULT_ANNOTATION_PREFIX, newAnnotations } from "../src/subnet/kube/annotations.js";
 import { nodeViewOf, storedVtepMacs } from "../src/subnet/kube/node_lease.js";
 
@@ -24,6 +25,8 @@ export interface NodeStatus {
   readonly publicIPv6: string | null;
   readonly mtu: number | null;
   readonly vtepMac: string | null;
+  /** On wireguard: the public key in its lease. */
+  readonly publicKey: string | null;
   readonly flanneldPid: number | null;
   readonly flanneldAlive: boolean;
   /** Whether the host's eth0 is up (false after `lab kill-node`). */
@@ -42,6 +45,8 @@ export interface LeaseRow {
   readonly publicIPv6: string | null;
   readonly backendType: string;
   readonly vtepMac: string | null;
+  /** On wireguard: BackendData's PublicKey. */
+  readonly publicKey: string | null;
   /**
    * How old the lease is, for sorting: etcd mode, the revision it was last written at (a renewal
    * rewrites it); Kubernetes mode, the Node's creation time (ms since epoch).
@@ -53,6 +58,8 @@ export interface LeaseRow {
 export interface LabStatus {
   readonly name: string;
   readonly backend: string;
+  /** Whether the backend encrypts pod traffic between hosts. */
+  readonly encrypted: boolean;
   /** Where the leases are: etcd, or Node objects (Kubernetes mode). */
   readonly datastore: "etcd" | "kube";
   /** Kubernetes mode: the API double's URL and whether it runs. */
@@ -109,10 +116,21 @@ async function labNodes(lab: Lab): Promise<LeaseRow[] | null> {
         publicIPv6: node.annotations[a.backendPublicIPv6] ?? null,
         backendType: node.annotations[a.backendType] ?? "",
         vtepMac: storedVtepMacs(node, a).v4,
+        publicKey: publicKeyIn(node.annotations[a.backendData]),
         age: createdAtOf(object),
       },
     ];
   });
+}
+
+/** The PublicKey of a backend-data annotation (JSON); null without one. */
+function publicKeyIn(backendData: string | undefined): string | null {
+  try {
+    const data = JSON.parse(backendData ?? "null") as { PublicKey?: unknown } | null;
+    return typeof data?.PublicKey === "string" ? data.PublicKey : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Reads the leases stored in the lab's etcd, or (Kubernetes mode) its Nodes. */
@@ -137,7 +155,7 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
         PublicIP?: string;
         PublicIPv6?: string | null;
         BackendType?: string;
-        BackendData?: { VtepMAC?: string };
+        BackendData?: { VtepMAC?: string; PublicKey?: string };
       };
       return [
         {
@@ -148,6 +166,7 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
           publicIPv6: value.PublicIPv6 ?? null,
           backendType: value.BackendType ?? "",
           vtepMac: value.BackendData?.VtepMAC ?? null,
+          publicKey: value.BackendData?.PublicKey ?? null,
           age: kv.mod_revision === undefined ? null : { revision: kv.mod_revision },
         },
       ];
@@ -160,6 +179,7 @@ export async function labLeases(lab: Lab): Promise<LeaseRow[] | null> {
 /** Reads each host's state from its files, processes and links, and the leases from etcd. */
 export async function labStatus(lab: Lab): Promise<LabStatus> {
   const pods = await listPods(lab);
+  const leases = await labLeases(lab);
   const nodes = await Promise.all(
     lab.nodes.map(async (node): Promise<NodeStatus> => {
       const env = parseEnvFile(await readFile(node.subnetFile, "utf8").catch(() => ""));
@@ -179,6 +199,7 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
         publicIPv6: ipv6Subnet === null ? null : node.address6,
         mtu: env.has("FLANNEL_MTU") ? Number(env.get("FLANNEL_MTU")) : null,
         vtepMac: vtep?.address ?? null,
+        publicKey: leases?.find((l) => l.subnet === subnet)?.publicKey ?? null,
         flanneldPid: pid,
         flanneldAlive: pid !== null,
         online: eth0?.flags?.includes("UP") === true,
@@ -196,6 +217,7 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
   return {
     name: lab.name,
     backend: lab.backend,
+    encrypted: backendFor(lab.backend).lab.encrypts,
     datastore: lab.datastore,
     kubeApi: kube
       ? {
@@ -206,20 +228,22 @@ export async function labStatus(lab: Lab): Promise<LabStatus> {
     etcdEndpoint: lab.etcdEndpoint,
     etcdMembers,
     nodes,
-    leases: await labLeases(lab),
+    leases,
   };
 }
 
 /** A table of host states, then the leases. */
 export function formatLabStatus(status: LabStatus): string {
-  const rows = [["HOST", "PUBLIC IP", "SUBNET", "MTU", "VTEP MAC", "PODS", "FLANNELD", "NETWORK"]];
+  const rows = [
+    ["HOST", "PUBLIC IP", "SUBNET", "MTU", "VTEP MAC / KEY", "PODS", "FLANNELD", "NETWORK"],
+  ];
   for (const n of status.nodes) {
     rows.push([
       n.name,
       n.publicIP,
       n.subnet ?? "-",
       n.mtu === null ? "-" : String(n.mtu),
-      n.vtepMac ?? "-",
+      n.vtepMac ?? n.publicKey ?? "-",
       n.pods.map((p) => `${p.name}=${p.ip}`).join(" ") || "-",
       n.flanneldAlive ? `running (pid ${n.flanneldPid ?? "?"})` : "not running",
       n.online ? "up" : "down",
@@ -236,21 +260,26 @@ export function formatLabStatus(status: LabStatus): string {
   if (status.kubeApi !== null) {
     if (status.leases === null) return `${out}\nNodes: the API double cannot be reached\n`;
     const nodeRows = [
-      ["NODE", "POD CIDR", "PUBLIC IP", "BACKEND", "VTEP MAC"],
+      ["NODE", "POD CIDR", "PUBLIC IP", "BACKEND", "VTEP MAC / KEY"],
       ...status.leases.map((l) => [
         l.node ?? "-",
         l.subnet || "-",
         l.publicIP || "-",
         l.backendType || "-",
-        l.vtepMac ?? "-",
+        l.vtepMac ?? l.publicKey ?? "-",
       ]),
     ];
     return `${out}\nNodes and their flannel annotations:\n${formatTable(nodeRows)}`;
   }
   if (status.leases === null) return `${out}\nLeases: etcd cannot be reached\n`;
   const leaseRows = [
-    ["SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC"],
-    ...status.leases.map((l) => [l.subnet, l.publicIP, l.backendType || "-", l.vtepMac ?? "-"]),
+    ["SUBNET", "PUBLIC IP", "BACKEND", "VTEP MAC / KEY"],
+    ...status.leases.map((l) => [
+      l.subnet,
+      l.publicIP,
+      l.backendType || "-",
+      l.vtepMac ?? l.publicKey ?? "-",
+    ]),
   ];
   out += `\nLeases in etcd:\n${formatTable(leaseRows)}`;
   return out;

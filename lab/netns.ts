@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
 
 import { run } from "../src/util/exec.js";
 
@@ -66,4 +67,18 @@ export async function listNetns(prefix: string): Promise<string[]> {
     .split("\n")
     .map((line) => line.split(" ")[0] ?? "")
     .filter((name) => name !== "" && name.startsWith(prefix));
+}
+
+/** wireguard-go's and wg's socket folder: built into both, one for the whole machine. */
+export const WIREGUARD_SOCKET_DIR = "/run/wireguard";
+
+/**
+ * The command line that runs `cmd` with `dir` bound over /run/wireguard, in the mount namespace
+ * of its own that `ip netns exec` gives each command: hosts sharing one machine (the lab's, the
+ * tests') each see their own wireguard-go sockets.
+ */
+export function withOwnWireguardDir(dir: string, cmd: readonly string[]): string[] {
+  mkdirSync(WIREGUARD_SOCKET_DIR, { recursive: true });
+  mkdirSync(dir, { recursive: true });
+  return ["sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', dir, ...cmd];
 }

@@ -112,8 +112,11 @@ export interface BackendDescriptor {
    * the option and what it expects.
    */
   configure(backend: Readonly<Record<string, unknown>>): ConfiguredBackend;
-  /** The lab modes it runs in: `lab up --dual-stack` and `--ipv6-only` need its IPv6 side. */
-  readonly lab: { readonly dualStack: boolean };
+  /**
+   * For the lab: `lab up --dual-stack` and `--ipv6-only` need its IPv6 side; the dashboard
+   * labels links by whether pod traffic between hosts is encrypted.
+   */
+  readonly lab: { readonly dualStack: boolean; readonly encrypts: boolean };
 }
 
 /** A backend with its options decoded: what flanneld makes and what doctor inspects. */

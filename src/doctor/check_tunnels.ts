@@ -78,7 +78,8 @@ function deviceFindings(t: TunnelInspection): Finding[] {
   return found;
 }
 
-function sameLists(a: readonly string[], b: readonly string[]): boolean {
+/** Whether two lists hold the same items, in any order. */
+export function sameLists(a: readonly string[], b: readonly string[]): boolean {
   return [...a].sort().join(",") === [...b].sort().join(",");
 }
 
@@ -153,7 +154,7 @@ function peerFindings(t: TunnelInspection, now: number): Finding[] {
           `${t.device} peer ${seen.publicKey}`,
           `a peer no lease asks for (AllowedIPs ${seen.allowedIPs.join(",") || "(none)"})`,
           "stale peers pile up when hosts restart with new keys (flannel issue 1421), and can take traffic meant for a subnet",
-          `wg set ${t.device} peer ${seen.publicKey} remove (flanneld removes it within 5 s)`,
+          `wg set ${t.device} peer ${seen.publicKey} remove (flanneld removes it at its next check, within 10 s, longer with thousands of peers)`,
         ),
       );
   return found;

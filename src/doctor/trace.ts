@@ -2,7 +2,8 @@
  * flannelctl trace: the path a packet from one pod address to another takes, hop by hop, read
  * from this host's kernel: on the source's host its bridge, the route, the flannel device, the
  * neighbour and FDB entries and the underlay route to the peer; on the destination's host the
- * flannel device the peers send to, the route to the pod and the bridge. What each hop must be
+ * flannel device the peers send to, the route to the pod and the bridge; on an encrypting backend
+ * (wireguard) the tunnel peer of the other end on both. What each hop must be
  * comes from the backend's own data plane (the entries flanneld would write for the other
  * host's lease), so trace and flanneld agree. The first hop that is missing or wrong is named.
  */
@@ -15,16 +16,11 @@ import { lookupRoute } from "../net/route_lookup.js";
 import { entryCommand } from "./check_data_plane.js";
 import { CNI_BRIDGE } from "./check_kernel.js";
 import type { HostView } from "./host_view.js";
+import { tunnelHops } from "./trace_tunnel.js";
 
-/** One hop of the path, as this host's kernel holds it. */
-export interface TraceHop {
-  readonly hop: string;
-  readonly state: "ok" | "missing" | "wrong" | "info";
-  /** What the kernel holds (or that it holds nothing). */
-  readonly detail: string;
-  /** What it must be, when it is not. */
-  readonly expected?: string;
-}
+import type { TraceHop } from "./trace_hop.js";
+
+export type { TraceHop };
 
 /** Who holds an address: the host whose lease covers it. */
 export interface TraceEnd {
@@ -203,6 +199,7 @@ async function sourceHops(
   }
   for (const kind of ["neighbor", "fdb"] as const)
     for (const e of entries.filter((x) => x.kind === kind)) hops.push(entryHop(e, owned, name));
+  hops.push(...(await tunnelHops(view, dstLease, family === 6)));
   hops.push(underlayHop(dstLease, family, kernel));
   return hops;
 }
@@ -311,7 +308,10 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
   const hops: TraceHop[] = [];
   if (isSource) hops.push(await bridgeHop(view, links, src));
   if (isSource && !isDestination) hops.push(...(await sourceHops(view, dst, dstLease, kernel)));
-  if (isDestination && !isSource) hops.push(...deviceHops(view, dst, kernel));
+  if (isDestination && !isSource) {
+    hops.push(...deviceHops(view, dst, kernel));
+    if (srcLease !== null) hops.push(...(await tunnelHops(view, srcLease, dst.includes(":"))));
+  }
   if (isDestination) hops.push(...(await destinationHops(view, dst, isSource, kernel)));
   return { host, role, src: endOf(leases, src), dst: endOf(leases, dst), hops };
 }

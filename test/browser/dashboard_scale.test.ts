@@ -114,3 +114,29 @@ for (const [hosts, width, height] of [
     }
   });
 }
+
+test("the dashboard labels the links encrypted on wireguard, unencrypted on vxlan, and shows each host's public key", async () => {
+  for (const backend of ["wireguard", "vxlan"] as const) {
+    const lab = syntheticLab(3, 1, backend);
+    const dashboard = await startDashboardFrom(lab, 0);
+    const page = await browser.newPage();
+    try {
+      await page.goto(dashboard.url);
+      await page.locator('[data-host="h2"]').click();
+      await page.locator('[data-host="h2"].selected').waitFor();
+      const detail = (await page.locator("#detail").textContent()) ?? "";
+      const key = Buffer.alloc(32, 2).toString("base64");
+      if (backend === "wireguard") {
+        assert.match(detail, /h2 ↔ h1 \(wireguard, encrypted\)/);
+        assert.ok(detail.includes(`public key ${key}`), detail);
+        assert.ok(((await page.locator("#leases").textContent()) ?? "").includes(key));
+      } else {
+        assert.match(detail, /h2 ↔ h1 \(vxlan, unencrypted\)/);
+        assert.ok(!detail.includes("public key"), detail);
+      }
+    } finally {
+      await page.close();
+      await dashboard.close();
+    }
+  }
+});

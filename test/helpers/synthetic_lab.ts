@@ -15,7 +15,15 @@ export interface SyntheticLab extends DashboardSource {
 
 const hex = (n: number) => n.toString(16).padStart(2, "0");
 
-export function syntheticLab(hosts: number, podsPerHost = 2): SyntheticLab {
+/** A made-up WireGuard public key for host n (44 characters of base64, as `wg` prints them). */
+const publicKeyOf = (n: number) => Buffer.alloc(32, n).toString("base64");
+
+export function syntheticLab(
+  hosts: number,
+  podsPerHost = 2,
+  backend: "vxlan" | "wireguard" = "vxlan",
+): SyntheticLab {
+  const wireguard = backend === "wireguard";
   const down = new Set<string>();
   const pods: LabPod[] = [];
   const nodes = Array.from(
@@ -37,7 +45,8 @@ export function syntheticLab(hosts: number, podsPerHost = 2): SyntheticLab {
         ipv6Subnet: null,
         publicIPv6: null,
         mtu: 1450,
-        vtepMac: `0e:00:00:00:${hex(n >> 8)}:${hex(n & 255)}`,
+        vtepMac: wireguard ? null : `0e:00:00:00:${hex(n >> 8)}:${hex(n & 255)}`,
+        publicKey: wireguard ? publicKeyOf(n) : null,
         flanneldPid: 1000 + n,
         pods: own,
       };
@@ -45,7 +54,8 @@ export function syntheticLab(hosts: number, podsPerHost = 2): SyntheticLab {
   );
   const status = (): LabStatus => ({
     name: `synthetic-${hosts}`,
-    backend: "vxlan",
+    backend,
+    encrypted: wireguard,
     datastore: "etcd",
     kubeApi: null,
     etcdEndpoint: "http://10.250.0.1:2379",
@@ -61,8 +71,9 @@ export function syntheticLab(hosts: number, podsPerHost = 2): SyntheticLab {
       publicIP: n.publicIP,
       ipv6Subnet: null,
       publicIPv6: null,
-      backendType: "vxlan",
+      backendType: backend,
       vtepMac: n.vtepMac,
+      publicKey: n.publicKey,
       age: { revision: 10 + i },
     })),
   });

@@ -167,6 +167,8 @@ test("the DaemonSet's command, env and mounts match what flanneld and the CNI in
     config.data["net-conf.json"] !== undefined && JSON.parse(config.data["net-conf.json"]) !== null,
   );
   assert.equal(volume(mounts.get("/run/xtables.lock"))?.hostPath?.path, "/run/xtables.lock");
+  // wireguard-go and the udp backend open the host's TUN device.
+  assert.equal(volume(mounts.get("/dev/net/tun"))?.hostPath?.path, "/dev/net/tun");
 
   // The install step: flannelctl's own arguments, run for real into a scratch root.
   const install = ds.initContainers.find((c) => c.name === "install-cni-plugin");

@@ -14,16 +14,17 @@ import {
   killFlanneld,
   labEtcdctl,
   listPods,
+  livePid,
   restartFlanneld,
   wgOn,
 } from "../../lab/cluster.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
 import { ping } from "../../lab/lab_check.js";
-import { flannelctlOn } from "../../lab/lab_doctor.js";
-import { ip, run } from "../../lab/netns.js";
-import { WgToolControl } from "../../src/backend/wireguard/wg_tool.js";
-import { buildBareHost, handHostReaches } from "../helpers/hand_host.js";
-import { startWireguardGo } from "../helpers/wireguard_go.js";
+import { flannelctlOn, labTrace } from "../../lab/lab_doctor.js";
+import type { TraceHalf } from "../../src/doctor/trace.js";
+import { ip } from "../../lab/netns.js";
+import { handHostReaches } from "../helpers/hand_host.js";
+import { buildHandWireguardHost } from "../helpers/wireguard_go.js";
 import { publicKeyOf, parseKey } from "../../src/backend/wireguard/keys.js";
 import { parseWgDump } from "../../src/backend/wireguard/wg_tool.js";
 import { assertAllReach, eventually, putLease, subnetOf, withLab } from "../helpers/lab_fixture.js";
@@ -89,13 +90,40 @@ test("wireguard: three hosts reach each other, with flannel's lease, device, rou
       expected.sort(),
     );
 
+    // trace names the tunnel peer of the other end on both halves, with its session.
+    const [p1, p2] = podsByHost(await listPods(lab), lab);
+    assert.ok(p1 && p2);
+    const tunnelHop = (halves: readonly TraceHalf[], role: string) =>
+      halves.find((h) => h.role === role)?.hops.find((hop) => hop.hop === "tunnel peer");
+    const traced = await labTrace(lab, p1.name, p2.name);
+    assert.equal(tunnelHop(traced, "source")?.state, "ok", JSON.stringify(traced));
+    assert.match(
+      tunnelHop(traced, "source")?.detail ?? "",
+      new RegExp(`for ${await subnetOf(h2)}/24: .*encrypted`),
+    );
+    assert.match(tunnelHop(traced, "destination")?.detail ?? "", new RegExp(`for ${s1}/24: `));
+    // With flanneld paused (nothing sets the peer back), a peer removed by hand is named.
+    const pid1 = await livePid(h1.pidFile);
+    assert.ok(pid1 !== null);
+    process.kill(pid1, "SIGSTOP");
+    try {
+      await wg(h1, ["set", "flannel-wg", "peer", await hostKey(h2), "remove"]);
+      const broken = await labTrace(lab, p1.name, p2.name);
+      assert.equal(tunnelHop(broken, "source")?.state, "missing", JSON.stringify(broken));
+    } finally {
+      process.kill(pid1, "SIGCONT");
+    }
+
     // A peer removed by hand comes back; so does the device.
     const [first] = peers;
     assert.ok(first);
     await wg(h1, ["set", "flannel-wg", "peer", first.publicKey, "remove"]);
-    await eventually(async () => assert.equal((await peersOf(h1)).length, 2, "the peer is back"), {
-      timeoutMs: 30_000,
-    });
+    await eventually(
+      async () => assert.equal((await peersOf(h1)).length, 2, "the peers are back"),
+      {
+        timeoutMs: 30_000,
+      },
+    );
     await ip(["link", "del", "flannel-wg"], h1.netns);
     await eventually(async () => assertAllReach(lab), { timeoutMs: 60_000 });
 
@@ -156,43 +184,22 @@ test("wireguard: a host configured by hand with wireguard-go and wg, exactly as 
     const taken = new Set(await Promise.all(lab.nodes.map((n) => subnetOf(n))));
     const index = [99, 98, 97].find((i) => !taken.has(`10.244.${i}.0`));
     assert.ok(index !== undefined);
-    const hand = await buildBareHost(lab, index);
-    const wg0 = await startWireguardGo(hand.netns, "flannel-wg");
+    const handWg = await buildHandWireguardHost(lab, index);
+    const hand = handWg.host;
     try {
-      // As flannel's device.go: the key, port 51820; /32, MTU 1420, up, the Network's link route.
-      const privateKey = (await run("wg", ["genkey"])).trim();
-      const publicKey = (await run("wg", ["pubkey"], { input: privateKey })).trim();
-      const handWg = new WgToolControl("flannel-wg", wg0.wgCommand);
-      await handWg.apply(
-        { privateKey, listenPort: 51_820, upsert: [], remove: [] },
-        { signal: AbortSignal.timeout(10_000) },
-      );
-      await ip(["addr", "add", `${hand.subnet}/32`, "dev", "flannel-wg"], hand.netns);
-      await ip(["link", "set", "flannel-wg", "mtu", "1420", "up"], hand.netns);
-      await ip(["route", "add", "10.244.0.0/16", "dev", "flannel-wg", "scope", "link"], hand.netns);
-      // Its peers as flannel adds them from the leases: key, endpoint, AllowedIPs, no PSK.
+      // Its peers as flannel adds them from the leases.
       const peers = await Promise.all(
         lab.nodes.map(async (n) => {
           const subnet = await subnetOf(n);
           const stored = JSON.parse(
             await labEtcdctl(lab, ["get", "--print-value-only", leaseKey(subnet)]),
           ) as { PublicIP: string; BackendData: { PublicKey: string } };
-          return {
-            publicKey: stored.BackendData.PublicKey,
-            presharedKey: null,
-            endpoint: `${stored.PublicIP}:51820`,
-            allowedIPs: [`${subnet}/24`],
-            keepaliveSeconds: 0,
-          };
+          return { subnet, publicIP: stored.PublicIP, publicKey: stored.BackendData.PublicKey };
         }),
       );
-      await handWg.apply({ upsert: peers, remove: [] }, { signal: AbortSignal.timeout(10_000) });
+      await handWg.addPeers(peers);
       // Its lease, in flannel's bytes.
-      await putLease(
-        lab,
-        `${hand.subnet}-24`,
-        `{"PublicIP":"${hand.publicIP}","PublicIPv6":null,"BackendType":"wireguard","BackendData":{"PublicKey":"${publicKey}"}}`,
-      );
+      await putLease(lab, `${hand.subnet}-24`, handWg.leaseJSON);
       for (const pod of await listPods(lab)) {
         await eventually(async () => {
           assert.ok((await ping(pod, hand.pod)).ok, `${pod.name} reaches the hand-made host`);
@@ -200,7 +207,7 @@ test("wireguard: a host configured by hand with wireguard-go and wg, exactly as 
         assert.ok(await handHostReaches(hand, pod), `the hand-made host reaches ${pod.name}`);
       }
     } finally {
-      await wg0.stop();
+      await handWg.stop();
     }
   });
 });

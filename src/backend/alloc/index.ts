@@ -5,5 +5,5 @@ import { createAllocBackend, inspectAlloc } from "./alloc.js";
 export const allocBackend: BackendDescriptor = {
   type: "alloc",
   configure: () => ({ create: createAllocBackend, inspect: inspectAlloc }),
-  lab: { dualStack: true },
+  lab: { dualStack: true, encrypts: false },
 };

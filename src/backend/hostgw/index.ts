@@ -5,5 +5,5 @@ import { createHostGwBackend, inspectHostGw } from "./hostgw.js";
 export const hostGwBackend: BackendDescriptor = {
   type: "host-gw",
   configure: () => ({ create: createHostGwBackend, inspect: inspectHostGw }),
-  lab: { dualStack: true },
+  lab: { dualStack: true, encrypts: false },
 };

@@ -8,5 +8,5 @@ export const udpBackend: BackendDescriptor = {
     const options = parseUdpConfig(backend);
     return { create: (deps) => createUdpBackend(deps, options), inspect: inspectUdp(options) };
   },
-  lab: { dualStack: false },
+  lab: { dualStack: false, encrypts: false },
 };

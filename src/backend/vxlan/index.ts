@@ -8,5 +8,5 @@ export const vxlanBackend: BackendDescriptor = {
     const options = parseVxlanConfig(backend);
     return { create: (deps) => createVxlanBackend(deps, options), inspect: inspectVxlan(options) };
   },
-  lab: { dualStack: true },
+  lab: { dualStack: true, encrypts: false },
 };

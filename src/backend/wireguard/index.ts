@@ -12,5 +12,5 @@ export const wireGuardBackend: BackendDescriptor = {
       inspect: inspectWireGuard(options),
     };
   },
-  lab: { dualStack: true },
+  lab: { dualStack: true, encrypts: true },
 };

@@ -166,3 +166,61 @@ test("PeerSync: a new peer's handshake is opened by the end whose key sorts firs
     await running;
   }
 });
+
+test("PeerSync: more than 64 peers new at once (a host starting into a large cluster) get no handshake ahead of traffic", async () => {
+  const clock = new ManualClock();
+  const { control, sync } = newSync(clock, 0);
+  const controller = new AbortController();
+  const running = sync.run({ signal: controller.signal });
+  try {
+    const keyed = (n: number, from: number) =>
+      Array.from({ length: n }, (_, i) => remote(from + i, key()));
+    const opened = () => control.applied.flatMap((c) => c.upsert).filter((p) => p.keepaliveSeconds);
+    sync.leasesChanged(keyed(65, 1));
+    await waitFor("the first sync", () => Promise.resolve(sync.stats.syncs >= 1));
+    for (const ms of [1_000, 1_000, 1_000, 1_000]) {
+      await clock.sleeping();
+      clock.advance(ms);
+    }
+    assert.equal(control.state.peers.length, 65);
+    assert.equal(opened().length, 0, "no keepalive turned on");
+    // A few more joining afterwards are opened as usual (so the check above can fail).
+    const known = control.state.peers.map((p, i) => remote(i + 1, p.publicKey));
+    sync.leasesChanged([...known, remote(100, key())]);
+    await waitFor("the new peer opened", async () => {
+      await clock.sleeping();
+      clock.advance(1_000);
+      return opened().length > 0;
+    });
+  } finally {
+    controller.abort();
+    await running;
+  }
+});
+
+test("PeerSync: a check that takes long waits longer before the next, so checks take at most a small share of the time", async () => {
+  const clock = new ManualClock();
+  const { control, sync } = newSync(clock, 25);
+  // Each read of the device takes 100 ms (as thousands of peers do).
+  const get = control.get.bind(control);
+  control.get = () => {
+    clock.advance(100);
+    return get();
+  };
+  const controller = new AbortController();
+  const running = sync.run({ signal: controller.signal });
+  try {
+    sync.leasesChanged([remote(2, key())]);
+    await waitFor("the first sync", () => Promise.resolve(sync.stats.syncs >= 1));
+    await clock.sleeping();
+    const syncs = sync.stats.syncs;
+    clock.advance(RECHECK_MS);
+    await clock.sleeping();
+    assert.equal(sync.stats.syncs, syncs, "no check after RECHECK_MS");
+    clock.advance(10 * 60_000);
+    await waitFor("the next check", () => Promise.resolve(sync.stats.syncs > syncs));
+  } finally {
+    controller.abort();
+    await running;
+  }
+});

@@ -15,8 +15,25 @@ import type { PeerPlan } from "./peers.js";
 /** The keepalive turned on for a moment to open a new peer's handshake. */
 const POKE_KEEPALIVE_S = 25;
 
-/** How often the device's peers are compared with the leases' when nothing else asks. */
-export const RECHECK_MS = 5_000;
+/**
+ * How often the device's peers are compared with the leases' when nothing else asks (wireguard-go
+ * tells no one of changes made by hand, so this is how drift is found).
+ */
+export const RECHECK_MS = 10_000;
+
+/**
+ * The periodic check's share of the time at most: a check that took d ms waits at least
+ * d / CHECK_SHARE before the next (a 5,000-peer device takes about 60 ms to read and compare,
+ * and is then checked about every 25 s), so that an idle host stays well under 1 % of a core.
+ */
+const CHECK_SHARE = 0.0025;
+
+/**
+ * Handshakes are opened ahead of traffic only when a sync adds at most this many peers: a host
+ * that starts into a large cluster would otherwise send thousands of handshakes at once (and
+ * repeat them for 90 s to hosts that are down); WireGuard then opens each on its first packet.
+ */
+const OPEN_AHEAD_MAX = 64;
 
 /** The device's own settings: its key and port. */
 export interface DeviceSettings {
@@ -92,13 +109,16 @@ export class PeerSync {
     while (!signal.aborted) {
       const asked = this.#dirty;
       this.#dirty = false;
+      const began = this.deps.clock.now();
       if (this.#leasesSeen) await this.#trySync(asked, signal);
+      const took = this.deps.clock.now() - began;
       if (this.#pending()) continue;
       const woken = new AbortController();
       this.#wake = () => {
         woken.abort();
       };
-      await this.deps.clock.sleep(RECHECK_MS, AbortSignal.any([signal, woken.signal]));
+      const wait = Math.max(RECHECK_MS, took / CHECK_SHARE);
+      await this.deps.clock.sleep(wait, AbortSignal.any([signal, woken.signal]));
       this.#wake = null;
     }
   }
@@ -123,13 +143,14 @@ export class PeerSync {
    * the end whose public key sorts first at 0 and 2 s, the other at 1 and 3 s (a first try can
    * come before the other end knows this one, or before wireguard-go has brought the device
    * up). Opening means turning a keepalive on for a moment: the device sends one at once. With
-   * a keepalive configured both ends send one anyway.
+   * a keepalive configured both ends send one anyway; past OPEN_AHEAD_MAX new peers, none.
    */
   #handshakeNew(upserted: readonly WgPeer[], before: WgDeviceState, opts: CallOptions): void {
     if (this.plan.config.keepaliveSeconds !== 0) return;
     const known = new Set(before.peers.map((p) => p.publicKey));
     const own = this.settings.publicKey;
     const fresh = upserted.filter((p) => !known.has(p.publicKey));
+    if (fresh.length > OPEN_AHEAD_MAX) return;
     const first = fresh.filter((p) => own < p.publicKey);
     const second = fresh.filter((p) => own > p.publicKey);
     if (first.length > 0) void this.#openHandshakes(first, [0, 2_000], opts);

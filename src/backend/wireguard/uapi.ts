@@ -37,83 +37,91 @@ function peerLines(peer: WgPeer): string[] {
   ];
 }
 
+/** A peer while its lines are read. */
+type PeerBuilder = { -readonly [K in keyof WgPeerState]: WgPeerState[K] } & {
+  allowedIPs: string[];
+  handshakeSec: number;
+  handshakeNsec: number;
+};
+
+const newPeer = (hexKey: string): PeerBuilder => ({
+  publicKey: base64(hexKey),
+  presharedKey: null,
+  endpoint: null,
+  allowedIPs: [],
+  keepaliveSeconds: 0,
+  lastHandshakeMs: null,
+  rxBytes: 0,
+  txBytes: 0,
+  handshakeSec: 0,
+  handshakeNsec: 0,
+});
+
+const finished = ({ handshakeSec, handshakeNsec, ...peer }: PeerBuilder): WgPeerState => ({
+  ...peer,
+  lastHandshakeMs:
+    handshakeSec === 0 && handshakeNsec === 0
+      ? null
+      : handshakeSec * 1000 + Math.floor(handshakeNsec / 1e6),
+});
+
+/** One peer line into the peer being read. */
+function readPeerLine(peer: PeerBuilder, key: string, value: string): void {
+  switch (key) {
+    case "preshared_key":
+      peer.presharedKey = value === ZERO_KEY ? null : base64(value);
+      break;
+    case "endpoint":
+      peer.endpoint = value;
+      break;
+    case "allowed_ip":
+      peer.allowedIPs.push(value);
+      break;
+    case "persistent_keepalive_interval":
+      peer.keepaliveSeconds = Number(value);
+      break;
+    case "last_handshake_time_sec":
+      peer.handshakeSec = Number(value);
+      break;
+    case "last_handshake_time_nsec":
+      peer.handshakeNsec = Number(value);
+      break;
+    case "rx_bytes":
+      peer.rxBytes = Number(value);
+      break;
+    case "tx_bytes":
+      peer.txBytes = Number(value);
+      break;
+  }
+}
+
 /** Reads a `get=1` answer. */
 export function parseUapiGet(text: string): WgDeviceState {
   let publicKey: string | null = null;
   let listenPort = 0;
   const peers: WgPeerState[] = [];
-  let peer: (Omit<WgPeerState, "allowedIPs"> & { allowedIPs: string[] }) | null = null;
-  let handshakeSec = 0;
-  let handshakeNsec = 0;
-  const close = () => {
-    if (peer === null) return;
-    const lastHandshakeMs =
-      handshakeSec === 0 && handshakeNsec === 0
-        ? null
-        : handshakeSec * 1000 + Math.floor(handshakeNsec / 1e6);
-    peers.push({ ...peer, lastHandshakeMs });
-    peer = null;
-  };
+  let peer: PeerBuilder | null = null;
   for (const line of text.split("\n")) {
     const at = line.indexOf("=");
     if (at < 0) continue;
     const key = line.slice(0, at);
     const value = line.slice(at + 1);
     if (key === "public_key") {
-      close();
-      handshakeSec = handshakeNsec = 0;
-      peer = {
-        publicKey: base64(value),
-        presharedKey: null,
-        endpoint: null,
-        allowedIPs: [],
-        keepaliveSeconds: 0,
-        lastHandshakeMs: null,
-        rxBytes: 0,
-        txBytes: 0,
-      };
-      continue;
-    }
-    if (peer === null) {
-      if (key === "private_key") publicKey = value === ZERO_KEY ? null : publicKeyFromHex(value);
-      else if (key === "listen_port") listenPort = Number(value);
-      continue;
-    }
-    const p: Omit<WgPeerState, "allowedIPs"> & { allowedIPs: string[] } = peer;
-    switch (key) {
-      case "preshared_key":
-        peer = { ...p, presharedKey: value === ZERO_KEY ? null : base64(value) };
-        break;
-      case "endpoint":
-        peer = { ...p, endpoint: value };
-        break;
-      case "allowed_ip":
-        p.allowedIPs.push(value);
-        break;
-      case "persistent_keepalive_interval":
-        peer = { ...p, keepaliveSeconds: Number(value) };
-        break;
-      case "last_handshake_time_sec":
-        handshakeSec = Number(value);
-        break;
-      case "last_handshake_time_nsec":
-        handshakeNsec = Number(value);
-        break;
-      case "rx_bytes":
-        peer = { ...p, rxBytes: Number(value) };
-        break;
-      case "tx_bytes":
-        peer = { ...p, txBytes: Number(value) };
-        break;
-    }
+      if (peer !== null) peers.push(finished(peer));
+      peer = newPeer(value);
+    } else if (peer !== null) readPeerLine(peer, key, value);
+    else if (key === "private_key") publicKey = value === ZERO_KEY ? null : publicKeyFromHex(value);
+    else if (key === "listen_port") listenPort = Number(value);
   }
-  close();
+  if (peer !== null) peers.push(finished(peer));
   return { publicKey, listenPort, peers };
 }
 
 /** The errno of an answer; null when the answer has none yet (not complete). */
 function errnoOf(answer: string): number | null {
-  const m = /(?:^|\n)errno=(-?\d+)\n\n$/.exec(answer);
+  // Only the end is looked at: an answer of thousands of peers comes in many chunks.
+  const tail = answer.length > 32 ? answer.slice(-32) : `\n${answer}`;
+  const m = /\nerrno=(-?\d+)\n\n$/.exec(tail);
   return m === null ? null : Number(m[1]);
 }
 
