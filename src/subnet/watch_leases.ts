@@ -42,6 +42,8 @@ const NO_RULES: PeerLeaseRules = {
  */
 class DisjointSubnets {
   readonly #items: { readonly start: bigint; readonly end: bigint; readonly key: string }[] = [];
+  /** Each key's start, so that removing one is a search too (thousands are added at start). */
+  readonly #startOf = new Map<string, bigint>();
 
   /** The index of the first item that starts after `start`. */
   #upperBound(start: bigint): number {
@@ -75,11 +77,22 @@ class DisjointSubnets {
       end: subnet.ip + subnet.size - 1n,
       key,
     });
+    this.#startOf.set(key, start);
   }
 
   remove(key: string): void {
-    const at = this.#items.findIndex((item) => item.key === key);
-    if (at >= 0) this.#items.splice(at, 1);
+    const start = this.#startOf.get(key);
+    if (start === undefined) return;
+    this.#startOf.delete(key);
+    // Items with this start sit just before its upper bound.
+    for (let at = this.#upperBound(start) - 1; at >= 0; at--) {
+      const item = this.#items[at];
+      if (item === undefined || item.start !== start) return;
+      if (item.key === key) {
+        this.#items.splice(at, 1);
+        return;
+      }
+    }
   }
 }
 
