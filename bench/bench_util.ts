@@ -151,6 +151,12 @@ export function startHelper(lab: Lab): {
   };
 }
 
+/** `etcdctl watch` of a key (or, with `prefix`, the keys under it) in a lab's hub, next to etcd. */
+export const hubWatchArgs = (lab: Lab, key: string, prefix = false): string[] => [
+  ...["ip", "netns", "exec", lab.hub, "etcdctl", "--endpoints", "http://127.0.0.1:2379"],
+  ...["watch", ...(prefix ? ["--prefix"] : []), key],
+];
+
 /** A vxlan lease's JSON, as a flannel host writes it. */
 export const vxlanLease = (publicIP: string, mac: string) =>
   JSON.stringify({

@@ -44,6 +44,7 @@ import {
   scaleSubnet,
   scaleVtep,
   startHelper,
+  hubWatchArgs,
   vxlanLease,
 } from "./bench_util.js";
 
@@ -301,21 +302,8 @@ async function joinLatency(): Promise<void> {
     const monitor = monitorRoutes(lab.nodes[0]!.netns);
     const seen = monitor.seen;
     // etcd's own notification latency, as the baseline: a watch in the hub.
-    const watch = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        lab.hub,
-        "etcdctl",
-        "--endpoints",
-        "http://127.0.0.1:2379",
-        "watch",
-        "--prefix",
-        "/coreos.com/network/subnets/",
-      ],
-      { stdio: ["ignore", "pipe", "ignore"] },
-    );
+    const [watchCmd = "ip", ...watchArgs] = hubWatchArgs(lab, "/coreos.com/network/subnets/", true);
+    const watch = spawn(watchCmd, watchArgs, { stdio: ["ignore", "pipe", "ignore"] });
     const watched = new Map<string, number>();
     createInterface({ input: watch.stdout }).on("line", (line) => {
       const m = /subnets\/(\d+\.\d+\.\d+\.\d+)-24$/.exec(line);

@@ -18,7 +18,7 @@ import type { Lab, LabNode } from "../lab/cluster.js";
 import { uniquePrefix } from "../lab/netns.js";
 import { subnetOf } from "../test/helpers/lab_fixture.js";
 import { buildHandWireguardHost } from "../test/helpers/wireguard_go.js";
-import { percentile, print, startHelper } from "./bench_util.js";
+import { hubWatchArgs, percentile, print, startHelper } from "./bench_util.js";
 
 const TRIALS = Number(process.env.FLANNEL_TS_BENCH_TRIALS ?? 30);
 const quiet = () => undefined;
@@ -82,20 +82,7 @@ async function trials(lab: Lab): Promise<{ joins: number[]; base: number[] }> {
     ].concat([`udp and dst host ${hand.host.publicIP} and dst port 51820 and udp[8] = 1`]),
     (line) => (/^(\d+\.\d+) /.test(line) ? Math.round(Number(line.split(" ")[0]) * 1000) : null),
   );
-  const watch = follow(
-    [
-      "ip",
-      "netns",
-      "exec",
-      lab.hub,
-      "etcdctl",
-      "--endpoints",
-      "http://127.0.0.1:2379",
-      "watch",
-      key,
-    ],
-    (line) => (line === "PUT" ? Date.now() : null),
-  );
+  const watch = follow(hubWatchArgs(lab, key), (line) => (line === "PUT" ? Date.now() : null));
   const pinger = spawn(
     "ip",
     ["netns", "exec", pod.netns, "ping", "-q", "-i", "0.01", hand.host.pod.ip],

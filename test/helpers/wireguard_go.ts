@@ -18,6 +18,8 @@ import type { BareHost } from "./hand_host.js";
 export interface TestWireguardGo {
   readonly socketDir: string;
   readonly control: UapiControl;
+  /** The same device through `wg` (flanneld's path for a kernel device). */
+  readonly wgTool: WgToolControl;
   /** `wg` in the device's namespace, seeing its socket. */
   readonly wgCommand: readonly string[];
   stop(): Promise<void>;
@@ -38,10 +40,12 @@ export async function startWireguardGo(netns: string, device: string): Promise<T
       () => false,
     ),
   );
+  const wgCommand = ["ip", "netns", "exec", netns, ...withOwnWireguardDir(socketDir, ["wg"])];
   return {
     socketDir,
     control,
-    wgCommand: ["ip", "netns", "exec", netns, ...withOwnWireguardDir(socketDir, ["wg"])],
+    wgTool: new WgToolControl(device, wgCommand),
+    wgCommand,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const gone = new Promise((resolve) => child.once("exit", resolve));
@@ -78,7 +82,7 @@ export async function buildHandWireguardHost(
 ): Promise<HandWireguardHost> {
   const host = await buildBareHost(lab, index);
   const device = await startWireguardGo(host.netns, "flannel-wg");
-  const control = new WgToolControl("flannel-wg", device.wgCommand);
+  const control = device.wgTool;
   const opts = () => ({ signal: AbortSignal.timeout(10_000) });
   const privateKey = (await run("wg", ["genkey"])).trim();
   const publicKey = (await run("wg", ["pubkey"], { input: privateKey })).trim();
