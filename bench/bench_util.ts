@@ -3,6 +3,7 @@
  * counting entries.
  */
 import { spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -156,6 +157,16 @@ export const hubWatchArgs = (lab: Lab, key: string, prefix = false): string[] =>
   ...["ip", "netns", "exec", lab.hub, "etcdctl", "--endpoints", "http://127.0.0.1:2379"],
   ...["watch", ...(prefix ? ["--prefix"] : []), key],
 ];
+
+/** A WireGuard key pair, base64 as `wg` prints it. */
+export function keyPair(): { privateKey: string; publicKey: string } {
+  const { privateKey, publicKey } = generateKeyPairSync("x25519");
+  const raw = (der: Buffer) => der.subarray(der.length - 32).toString("base64");
+  return {
+    privateKey: raw(privateKey.export({ format: "der", type: "pkcs8" })),
+    publicKey: raw(publicKey.export({ format: "der", type: "spki" })),
+  };
+}
 
 /** A vxlan lease's JSON, as a flannel host writes it. */
 export const vxlanLease = (publicIP: string, mac: string) =>

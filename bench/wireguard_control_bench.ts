@@ -6,22 +6,19 @@
  *
  * Run: npm run build && node dist/bench/wireguard_control_bench.js   FLANNEL_TS_BENCH_ROUNDS (3)
  */
-import { generateKeyPairSync } from "node:crypto";
 import { addNetns, deleteNetns, uniquePrefix } from "../lab/netns.js";
 import { startWireguardGo } from "../test/helpers/wireguard_go.js";
 import type { TestWireguardGo } from "../test/helpers/wireguard_go.js";
-import { median, print, scaleSubnet, scaleVtep } from "./bench_util.js";
+import { keyPair, median, print, scaleSubnet, scaleVtep } from "./bench_util.js";
 
 const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 3);
 const PEERS = 5000;
-
-const raw = (der: Buffer) => der.subarray(der.length - 32).toString("base64");
 
 type Control = TestWireguardGo["control"] | TestWireguardGo["wgTool"];
 type Peer = Parameters<Control["apply"]>[0]["upsert"][number];
 
 const peers: Peer[] = Array.from({ length: PEERS }, (_, i) => ({
-  publicKey: raw(generateKeyPairSync("x25519").publicKey.export({ format: "der", type: "spki" })),
+  publicKey: keyPair().publicKey,
   presharedKey: null,
   endpoint: `${scaleVtep(i)}:51820`,
   allowedIPs: [`${scaleSubnet(i)}/24`],
@@ -36,9 +33,7 @@ async function round(via: "uapi" | "wg"): Promise<[number, number]> {
   try {
     const control: Control = via === "uapi" ? device.control : device.wgTool;
     const opts = { signal: AbortSignal.timeout(120_000) };
-    const privateKey = raw(
-      generateKeyPairSync("x25519").privateKey.export({ format: "der", type: "pkcs8" }),
-    );
+    const { privateKey } = keyPair();
     await control.apply({ privateKey, listenPort: 51_820, upsert: [], remove: [] }, opts);
     const t0 = performance.now();
     await control.apply({ upsert: peers, remove: [] }, opts);

@@ -11,7 +11,6 @@
  * FLANNEL_TS_BENCH_SCALE (1000,5000), FLANNEL_TS_BENCH_ROUNDS (3),
  * FLANNEL_TS_BENCH_IDLE_SECONDS (20), FLANNEL_TS_BENCH_IDLE_AFTER_SECONDS (10).
  */
-import { generateKeyPairSync } from "node:crypto";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -21,6 +20,7 @@ import { addNetns, deleteNetns, run, uniquePrefix } from "../lab/netns.js";
 import { startWireguardGo } from "../test/helpers/wireguard_go.js";
 import {
   cpuSeconds,
+  keyPair,
   median,
   print,
   scaleLab,
@@ -34,16 +34,6 @@ const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 3);
 const IDLE_SECONDS = Number(process.env.FLANNEL_TS_BENCH_IDLE_SECONDS ?? 20);
 const IDLE_AFTER_SECONDS = Number(process.env.FLANNEL_TS_BENCH_IDLE_AFTER_SECONDS ?? 10);
 const quiet = () => undefined;
-
-/** A WireGuard key pair, base64 as `wg` prints it. */
-function keyPair(): { privateKey: string; publicKey: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const raw = (der: Buffer) => der.subarray(der.length - 32).toString("base64");
-  return {
-    privateKey: raw(privateKey.export({ format: "der", type: "pkcs8" })),
-    publicKey: raw(publicKey.export({ format: "der", type: "spki" })),
-  };
-}
 
 interface ScalePeer {
   readonly publicKey: string;

@@ -20,7 +20,7 @@ export interface InspectedDevice {
 }
 
 /** The key file as doctor sees it. */
-async function keyFileOf(path: string) {
+async function readKeyFileState(path: string) {
   try {
     const keys = await loadKeysIfAny(path);
     const { mode } = await stat(path);
@@ -40,7 +40,7 @@ export async function inspectTunnels(
   remotes: ReadonlyMap<string, Lease>,
   deps: { readonly netlink: Netlink; readonly keyFile: string; readonly config: WireGuardConfig },
 ): Promise<TunnelInspection[]> {
-  const key = await keyFileOf(deps.keyFile);
+  const key = await readKeyFileState(deps.keyFile);
   const keyFile = { path: deps.keyFile, mode: key.mode, problem: key.problem };
   const out: TunnelInspection[] = [];
   for (const device of devices) {

@@ -12,6 +12,10 @@ import { makeFolder } from "../../util/atomic_write.js";
 /** flannel's key file. */
 export const DEFAULT_KEY_FILE = "/run/flannel/wgkey";
 
+/** The key file flanneld and doctor use: WIREGUARD_KEY_FILE, else flannel's default. */
+export const keyFileOf = (env: NodeJS.ProcessEnv = process.env): string =>
+  env.WIREGUARD_KEY_FILE ?? DEFAULT_KEY_FILE;
+
 /** A key that does not decode. */
 export class WireGuardKeyError extends FlannelError {}
 

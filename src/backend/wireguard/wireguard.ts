@@ -29,7 +29,7 @@ import { WIREGUARD_OVERHEAD } from "./config.js";
 import type { WireGuardConfig } from "./config.js";
 import { makeDevice } from "./device.js";
 import type { DeviceDeps, WireGuardDevice } from "./device.js";
-import { DEFAULT_KEY_FILE, loadOrCreateKeys } from "./keys.js";
+import { keyFileOf, loadOrCreateKeys } from "./keys.js";
 import type { HostKeys } from "./keys.js";
 import { inspectTunnels } from "./inspect.js";
 import { PeerSync } from "./peer_sync.js";
@@ -210,25 +210,20 @@ interface KeptDevice {
   readonly device: WireGuardDevice;
 }
 
-/** Makes each device and gives it this host's key and its port; none is left on failure. */
+/**
+ * Makes each device; none is left on failure. Its key and port are PeerSync's to set, at its
+ * first sync and after each restart of wireguard-go.
+ */
 async function openDevices(
   specs: readonly DeviceSpec[],
   mtu: number,
-  keys: HostKeys,
   deps: DeviceDeps,
   opts: CallOptions,
 ): Promise<KeptDevice[]> {
   const kept: KeptDevice[] = [];
   try {
-    for (const spec of specs) {
-      const device = await makeDevice(spec.name, mtu, deps, opts);
-      kept.push({ spec, device });
-      const privateKey = keys.privateKey.toString("base64");
-      await device.control.apply(
-        { privateKey, listenPort: spec.listenPort, upsert: [], remove: [] },
-        opts,
-      );
-    }
+    for (const spec of specs)
+      kept.push({ spec, device: await makeDevice(spec.name, mtu, deps, opts) });
     return kept;
   } catch (err) {
     await Promise.all(kept.map(({ device }) => device.stop()));
@@ -252,7 +247,6 @@ function leaseAttrsOf(
   };
 }
 
-/** The peer sync of one device. */
 /** How a device reaches its peers, but for this host's key (flanneld and doctor alike). */
 function planOf(
   spec: DeviceSpec,
@@ -269,6 +263,7 @@ function planOf(
   };
 }
 
+/** The peer sync of one device: it also gives the device this host's key and its port. */
 function peerSyncOf(
   { spec, device }: KeptDevice,
   cfg: WireGuardConfig,
@@ -299,19 +294,13 @@ export function createWireGuardBackend(
   return {
     async registerNetwork(config: NetworkConfig, opts: CallOptions): Promise<Network> {
       checkFamilies(config, deps);
-      const keys = await loadOrCreateKeys(env.WIREGUARD_KEY_FILE ?? DEFAULT_KEY_FILE);
+      const keys = await loadOrCreateKeys(keyFileOf(env));
       log.info(
         { keyFile: keys.path, publicKey: keys.publicKey, created: keys.created },
         keys.created ? "Made a WireGuard key" : "Read the WireGuard key",
       );
       const mtu = (cfg.mtu ?? extIface.mtu) - WIREGUARD_OVERHEAD;
-      const kept = await openDevices(
-        deviceSpecs(config, cfg),
-        mtu,
-        keys,
-        { netlink, log, clock },
-        opts,
-      );
+      const kept = await openDevices(deviceSpecs(config, cfg), mtu, { netlink, log, clock }, opts);
       try {
         const lease = await deps.subnetManager.acquireLease(
           leaseAttrsOf(config, extIface, keys.publicKey),
@@ -380,7 +369,7 @@ export const inspectWireGuard =
         inspectTunnels(
           specs.map((spec) => ({ name: spec.name, plan: planOf(spec, cfg, extIface) })),
           remotes,
-          { netlink, keyFile: process.env.WIREGUARD_KEY_FILE ?? DEFAULT_KEY_FILE, config: cfg },
+          { netlink, keyFile: keyFileOf(), config: cfg },
         ),
     };
   };
