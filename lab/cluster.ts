@@ -32,6 +32,7 @@ import { waitFor } from "./poll.js";
 import { REPO_ROOT } from "../src/util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
+import { registerPod, registersPods, startProbeAgent, unregisterPod } from "./kubelet.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns, run, withOwnWireguardDir } from "./netns.js";
 import {
@@ -43,9 +44,25 @@ import {
   setUpPodman,
   startFlanneldContainer,
 } from "./podman.js";
-import type { Lab, LabDatastore, LabFamilies, LabNode, LabRuntime } from "./lab_model.js";
+import type {
+  Lab,
+  LabDatastore,
+  LabFamilies,
+  LabNode,
+  LabPod,
+  LabPodIdentity,
+  LabRuntime,
+} from "./lab_model.js";
 
-export type { Lab, LabDatastore, LabFamilies, LabNode, LabRuntime } from "./lab_model.js";
+export type {
+  Lab,
+  LabDatastore,
+  LabFamilies,
+  LabNode,
+  LabPod,
+  LabPodIdentity,
+  LabRuntime,
+} from "./lab_model.js";
 
 /** The repository root (bin/ lives there), from dist/lab. */
 export { REPO_ROOT };
@@ -663,19 +680,6 @@ async function waitForSubnetFile(node: LabNode, sinceMs: number): Promise<void> 
   );
 }
 
-/** A pod: a namespace wired by bin/flannel on its host. */
-export interface LabPod {
-  readonly name: string;
-  readonly netns: string;
-  readonly node: string;
-  /** Its IPv4 address (its IPv6 one on an IPv6-only network). */
-  readonly ip: string;
-  /** Its IPv6 address on a dual-stack network. */
-  readonly ip6?: string;
-  /** The podman container, in a lab with runtime podman. */
-  readonly container?: string;
-}
-
 /** The flannel CNI config a lab host uses (flannel's cbr0 conflist entry, with the lab's paths). */
 export function podNetConf(
   lab: Lab,
@@ -693,29 +697,69 @@ export function podNetConf(
   });
 }
 
-/** Adds pod number `index` on a host through bin/flannel ADD, run in the host's namespace. */
+/**
+ * Adds pod number `index` on a host through bin/flannel ADD, run in the host's namespace. With
+ * an identity (namespace, name, labels) the pod is named after it (`x-a`); in Kubernetes mode
+ * with --network-policy the lab then plays the kubelet: it registers the Pod object (with its
+ * address and the e2e model's named ports) and starts the probe agent in the pod.
+ */
 export async function addPod(
   lab: Lab,
   node: LabNode,
   index: number,
   delegate: Readonly<Record<string, unknown>> = {},
+  identity?: LabPodIdentity,
 ): Promise<LabPod> {
-  const name = `${node.name}p${index}`;
-  if (lab.runtime === "podman") return recordPod(lab, node, await addPodContainer(lab, node, name));
-  const netns = `${lab.name}-${name}`;
-  await addNetns(netns);
-  await noDad(netns);
-  const env = {
+  const name =
+    identity === undefined ? `${node.name}p${index}` : `${identity.namespace}-${identity.name}`;
+  const wired = await wirePod(lab, node, name, delegate);
+  if (!registersPods(lab)) return recordPod(lab, node, wired);
+  const kube = identity ?? { namespace: "default", name, labels: { pod: name, node: node.name } };
+  const pod = { ...wired, kube };
+  await startProbeAgent(lab, pod);
+  await registerPod(lab, pod, kube);
+  return recordPod(lab, node, pod);
+}
+
+/** Removes a pod: bin/flannel DEL, its Pod object, its namespace. */
+export async function removePod(lab: Lab, pod: LabPod): Promise<void> {
+  const node = findNode(lab, pod.node);
+  await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
+    input: podNetConf(lab, node),
+    env: cniEnv("DEL", lab, pod.name, pod.netns),
+  }).catch(() => undefined);
+  if (pod.kube !== undefined) await unregisterPod(lab, pod.kube);
+  await deleteNetns(pod.netns);
+  const file = join(lab.dir, node.name, "pods.json");
+  const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
+  await writeFile(file, JSON.stringify(pods.filter((p) => p.name !== pod.name)));
+}
+
+function cniEnv(command: "ADD" | "DEL", lab: Lab, name: string, netns: string): NodeJS.ProcessEnv {
+  return {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
-    CNI_COMMAND: "ADD",
+    CNI_COMMAND: command,
     CNI_CONTAINERID: `${lab.name}-${name}`,
     CNI_NETNS: `/var/run/netns/${netns}`,
     CNI_IFNAME: "eth0",
     CNI_PATH: "/usr/lib/cni",
   };
+}
+
+/** A pod wired by the runtime: podman's container, or a namespace and bin/flannel ADD. */
+async function wirePod(
+  lab: Lab,
+  node: LabNode,
+  name: string,
+  delegate: Readonly<Record<string, unknown>>,
+): Promise<LabPod> {
+  if (lab.runtime === "podman") return addPodContainer(lab, node, name);
+  const netns = `${lab.name}-${name}`;
+  await addNetns(netns);
+  await noDad(netns);
   const out = await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
     input: podNetConf(lab, node, delegate),
-    env,
+    env: cniEnv("ADD", lab, name, netns),
   });
   const result = JSON.parse(out) as { ips?: { address?: string }[] };
   const addresses = (result.ips ?? []).map((i) => i.address?.split("/")[0] ?? "");
@@ -723,14 +767,13 @@ export async function addPod(
   const ip6 = addresses.find((a) => a.includes(":"));
   if (ip4 === undefined && ip6 === undefined)
     throw new Error(`Cannot add pod ${name}: bin/flannel gave no address: ${out}`);
-  const pod: LabPod = {
+  return {
     name,
     netns,
     node: node.name,
     ip: ip4 ?? ip6 ?? "",
     ...(ip6 !== undefined && ip4 !== undefined ? { ip6 } : {}),
   };
-  return recordPod(lab, node, pod);
 }
 
 /** Notes a pod in its host's pods.json (listPods reads them). */

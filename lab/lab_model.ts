@@ -53,3 +53,25 @@ export type LabRuntime = "netns" | "podman";
 
 /** Which IP families a lab's pod network has. */
 export type LabFamilies = "ipv4" | "dual" | "ipv6";
+
+/** What a pod is in the Kubernetes API (`lab up --kube --network-policy`). */
+export interface LabPodIdentity {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A pod: a namespace wired by bin/flannel on its host. */
+export interface LabPod {
+  readonly name: string;
+  readonly netns: string;
+  readonly node: string;
+  /** Its IPv4 address (its IPv6 one on an IPv6-only network). */
+  readonly ip: string;
+  /** Its IPv6 address on a dual-stack network. */
+  readonly ip6?: string;
+  /** The podman container, in a lab with runtime podman. */
+  readonly container?: string;
+  /** Its Pod object, when the lab registers pods (Kubernetes mode with --network-policy). */
+  readonly kube?: LabPodIdentity;
+}

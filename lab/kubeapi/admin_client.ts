@@ -157,6 +157,44 @@ export class KubeAdmin {
     });
   }
 
+  /** Creates a Namespace with labels (the double adds `kubernetes.io/metadata.name`). */
+  async createNamespace(
+    name: string,
+    labels: Readonly<Record<string, string>> = {},
+  ): Promise<void> {
+    await this.#request("POST", "/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name, labels: { ...labels } },
+    });
+  }
+
+  /** Creates any object at its collection's path (`/api/v1/namespaces/x/pods`). */
+  async create(collectionPath: string, object: Json): Promise<Json> {
+    return this.#request("POST", collectionPath, object);
+  }
+
+  /** Applies a JSON merge patch to an object (`kubectl label` and `annotate` do). */
+  async mergePatch(objectPath: string, patch: Json): Promise<Json> {
+    return this.#request("PATCH", objectPath, patch, "application/merge-patch+json");
+  }
+
+  /** Replaces an object (PUT), as `kubectl replace` does: one MODIFIED event. */
+  async replace(objectPath: string, object: Json): Promise<Json> {
+    return this.#request("PUT", objectPath, object);
+  }
+
+  /** Deletes an object by its path. */
+  async delete(objectPath: string): Promise<void> {
+    await this.#request("DELETE", objectPath);
+  }
+
+  /** Lists a collection, as plain JSON. */
+  async list(collectionPath: string): Promise<Json[]> {
+    const list = (await this.#request("GET", collectionPath)) as { items?: Json[] } | null;
+    return list?.items ?? [];
+  }
+
   /** Pulls a fault hook of the double: `cut-watches`, `expire`, `fail`, `delay`, `heal`. */
   async fault(hook: string, query: Readonly<Record<string, string>> = {}): Promise<void> {
     const q = new URLSearchParams(query).toString();

@@ -3,9 +3,12 @@
  * use, with the real semantics, over HTTP. Used by tests and the lab only; flannel-ts itself
  * talks to it through the official client, exactly as it would talk to a real cluster.
  *
- * - Discovery: `/version`, `/api`, `/apis`, `/api/v1`.
- * - Nodes: list, get, watch, create, update, patch, delete, and the `status` subresource (get,
- *   update, patch). Pods: create, get, list, delete (namespaced).
+ * - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/networking.k8s.io[/v1]`.
+ * - Nodes, Namespaces (cluster-scoped), Pods and NetworkPolicies (networking.k8s.io/v1,
+ *   namespaced): list, get, watch, create, update, patch, delete, across namespaces or in one,
+ *   with `fieldSelector=metadata.name` and simple `labelSelector`s; the `status` subresource of
+ *   Nodes, Namespaces and Pods. A Namespace gets its `kubernetes.io/metadata.name` label and
+ *   takes its objects along when deleted (at once: there is no Terminating phase).
  * - One global resourceVersion (store.ts). A list returns it; a watch replays the events after
  *   the one it is given, or ADDED for every object when it is `0` or empty, then streams one
  *   JSON event per line, flushed. A resourceVersion older than the event log holds is answered
@@ -27,11 +30,12 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
+import { openApiV3 } from "./openapi.js";
 import { PatchError, PATCH_TYPES } from "./patch.js";
 import type { Json } from "./patch.js";
 import { ADMIN_RULES, allows, forbiddenMessage } from "./rbac.js";
 import type { ApiUser, RequestAttributes } from "./rbac.js";
-import { ApiError, ObjectStore } from "./store.js";
+import { ApiError, ObjectStore, RESOURCE_INFO, apiVersionOf } from "./store.js";
 import type { KubeObject, Resource, StoreSnapshot, WatchEvent } from "./store.js";
 
 /** The Kubernetes version the double reports. */
@@ -93,37 +97,44 @@ export interface KubeApiDouble {
   close(): Promise<void>;
 }
 
-const RESOURCES: readonly Resource[] = ["nodes", "pods"];
+const RESOURCES = Object.keys(RESOURCE_INFO) as Resource[];
 
-const API_RESOURCES = {
-  kind: "APIResourceList",
-  groupVersion: "v1",
-  resources: [
-    {
-      name: "nodes",
-      singularName: "node",
-      namespaced: false,
-      kind: "Node",
+/** A group/version's APIResourceList, as discovery serves it. */
+function apiResources(group: string, version: string): Json {
+  const groupVersion = group === "" ? version : `${group}/${version}`;
+  const resources: Json[] = [];
+  for (const resource of RESOURCES) {
+    const info = RESOURCE_INFO[resource];
+    if (info.group !== group || info.version !== version) continue;
+    resources.push({
+      name: resource,
+      singularName: info.singular,
+      namespaced: info.namespaced,
+      kind: info.kind,
       verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
-      shortNames: ["no"],
-    },
-    {
-      name: "nodes/status",
-      singularName: "",
-      namespaced: false,
-      kind: "Node",
-      verbs: ["get", "patch", "update"],
-    },
-    {
-      name: "pods",
-      singularName: "pod",
-      namespaced: true,
-      kind: "Pod",
-      verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
-      shortNames: ["po"],
-    },
-  ],
-};
+      shortNames: [...info.shortNames],
+    });
+    for (const sub of info.subresources)
+      resources.push({
+        name: `${resource}/${sub}`,
+        singularName: "",
+        namespaced: info.namespaced,
+        kind: info.kind,
+        verbs: ["get", "patch", "update"],
+      });
+  }
+  return { kind: "APIResourceList", apiVersion: "v1", groupVersion, resources };
+}
+
+/** The API groups besides the core one. */
+function apiGroups(): Json[] {
+  const groups = new Set(RESOURCES.map((r) => RESOURCE_INFO[r].group).filter((g) => g !== ""));
+  return [...groups].map((name) => ({
+    name,
+    versions: [{ groupVersion: `${name}/v1`, version: "v1" }],
+    preferredVersion: { groupVersion: `${name}/v1`, version: "v1" },
+  }));
+}
 
 function status(code: number, reason: string, message: string): Json {
   return {
@@ -168,20 +179,31 @@ interface Target {
   readonly watchPath: boolean;
 }
 
+/** The group and the rest of a resource path: `/api/v1/...` or `/apis/<group>/v1/...`. */
+function splitGroup(parts: readonly string[]): { group: string; rest: string[] } | null {
+  if (parts[0] === "api" && parts[1] === "v1") return { group: "", rest: parts.slice(2) };
+  if (parts[0] === "apis" && parts[2] === "v1" && parts[1] !== undefined)
+    return { group: parts[1], rest: parts.slice(3) };
+  return null;
+}
+
 function parseTarget(path: string): Target | null {
-  const parts = path.split("/").filter((p) => p !== "");
-  if (parts[0] !== "api" || parts[1] !== "v1") return null;
-  let rest = parts.slice(2);
+  const split = splitGroup(path.split("/").filter((p) => p !== ""));
+  if (split === null) return null;
+  let rest = split.rest;
   const watchPath = rest[0] === "watch";
   if (watchPath) rest = rest.slice(1);
   let namespace = "";
-  if (rest[0] === "namespaces" && rest.length >= 3) {
-    namespace = rest[1] ?? "";
+  const inner = rest[2] as Resource | undefined;
+  if (rest[0] === "namespaces" && inner !== undefined && RESOURCES.includes(inner)) {
+    namespace = decodeURIComponent(rest[1] ?? "");
     rest = rest.slice(2);
   }
   const resource = rest[0] as Resource | undefined;
   if (resource === undefined || !RESOURCES.includes(resource)) return null;
-  if (resource === "pods" && namespace === "" && rest.length > 1) return null;
+  const info = RESOURCE_INFO[resource];
+  if (info.group !== split.group) return null;
+  if (info.namespaced && namespace === "" && rest.length > 1) return null;
   return {
     resource,
     namespace,
@@ -212,6 +234,37 @@ function matchesField(object: KubeObject, selector: string | null): boolean {
     const m = /^metadata\.name(==?|!=)(.*)$/.exec(term);
     if (m === null) return true;
     return m[1] === "!=" ? object.metadata.name !== m[2] : object.metadata.name === m[2];
+  });
+}
+
+/**
+ * A label selector of the simple forms kubectl sends (`a=b`, `a==b`, `a!=b`, `a`, `!a`,
+ * `a in (x,y)`, `a notin (x,y)`), all ANDed.
+ */
+function matchesLabels(object: KubeObject, selector: string | null): boolean {
+  if (selector === null || selector.trim() === "") return true;
+  const raw = object.metadata.labels;
+  const labels = (
+    typeof raw === "object" && raw !== null && !Array.isArray(raw) ? raw : {}
+  ) as Record<string, Json>;
+  const terms = selector.match(/[^,(]+(\([^)]*\))?/g) ?? [];
+  return terms.every((t) => {
+    const term = t.trim();
+    const set = /^(\S+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(term);
+    if (set !== null) {
+      const values = (set[3] ?? "").split(",").map((v) => v.trim());
+      const has =
+        Object.hasOwn(labels, set[1] ?? "") && values.includes(labels[set[1] ?? ""] as string);
+      return set[2] === "in" ? has : !has;
+    }
+    const eq = /^([^!=]+)(==|=|!=)(.*)$/.exec(term);
+    if (eq !== null) {
+      const value = labels[eq[1] ?? ""];
+      return eq[2] === "!=" ? value !== eq[3] : value === eq[3];
+    }
+    return term.startsWith("!")
+      ? !Object.hasOwn(labels, term.slice(1))
+      : Object.hasOwn(labels, term);
   });
 }
 
@@ -252,11 +305,17 @@ function discovery(path: string, req: IncomingMessage): Json | null {
         ],
       };
     case "/apis":
-      return { kind: "APIGroupList", apiVersion: "v1", groups: [] };
+      return { kind: "APIGroupList", apiVersion: "v1", groups: apiGroups() };
     case "/api/v1":
-      return API_RESOURCES;
-    default:
+      return apiResources("", "v1");
+    default: {
+      const group = apiGroups().find((g) => path === `/apis/${(g as { name: string }).name}`);
+      if (group !== undefined) return { kind: "APIGroup", apiVersion: "v1", ...(group as object) };
+      const m = /^\/apis\/([^/]+)\/(v1)$/.exec(path);
+      if (m !== null && RESOURCES.some((r) => RESOURCE_INFO[r].group === m[1]))
+        return apiResources(m[1] ?? "", "v1");
       return null;
+    }
   }
 }
 
@@ -378,11 +437,13 @@ class KubeApiHandler {
   #watch(target: Target, query: URLSearchParams, res: ServerResponse): void {
     const rvText = query.get("resourceVersion") ?? "";
     const selector = query.get("fieldSelector");
+    const labels = query.get("labelSelector");
     const wanted = (e: WatchEvent) =>
       e.resource === target.resource &&
       inNamespace(e.object, target.namespace) &&
       (target.name === "" || e.object.metadata.name === target.name) &&
-      matchesField(e.object, selector);
+      matchesField(e.object, selector) &&
+      matchesLabels(e.object, labels);
     const replay = this.#replay(target, rvText);
     const tooOld = `too old resource version: ${rvText} (${this.store.resourceVersion})`;
     if (replay === null && this.#expiredAsHttp) {
@@ -452,12 +513,18 @@ class KubeApiHandler {
         return 200;
       case "list": {
         const selector = query.get("fieldSelector");
+        const labels = query.get("labelSelector");
         const items = store
           .list(target.resource)
-          .filter((o) => inNamespace(o, target.namespace) && matchesField(o, selector));
+          .filter(
+            (o) =>
+              inNamespace(o, target.namespace) &&
+              matchesField(o, selector) &&
+              matchesLabels(o, labels),
+          );
         send(res, 200, {
-          kind: target.resource === "nodes" ? "NodeList" : "PodList",
-          apiVersion: "v1",
+          kind: `${RESOURCE_INFO[target.resource].kind}List`,
+          apiVersion: apiVersionOf(target.resource),
           metadata: { resourceVersion: store.resourceVersion },
           items,
         });
@@ -563,7 +630,7 @@ class KubeApiHandler {
       return;
     }
     if (await this.#injected(res)) return;
-    const answer = discovery(path, req);
+    const answer = discovery(path, req) ?? openApiV3(path);
     if (answer !== null) {
       send(res, 200, answer);
       return;
@@ -587,6 +654,8 @@ class KubeApiHandler {
     const verb = verbOf(req.method ?? "GET", target, query);
     const attributes: RequestAttributes = {
       verb,
+      apiGroup: RESOURCE_INFO[target.resource].group,
+      namespace: target.namespace,
       resource: target.resource,
       subresource: target.subresource,
       name: target.name,
@@ -605,7 +674,7 @@ class KubeApiHandler {
     }
     if (
       target.subresource !== "" &&
-      !(target.resource === "nodes" && target.subresource === "status")
+      !RESOURCE_INFO[target.resource].subresources.includes(target.subresource)
     ) {
       record(404);
       send(res, 404, status(404, "NotFound", `no subresource "${target.subresource}"`));

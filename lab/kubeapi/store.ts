@@ -1,5 +1,6 @@
 /**
- * The object store of the Kubernetes API double: Nodes (cluster-scoped) and Pods (namespaced),
+ * The object store of the Kubernetes API double: Nodes and Namespaces (cluster-scoped), Pods
+ * and NetworkPolicies (namespaced),
  * one global resourceVersion bumped on every write as etcd's revision is in a real API server,
  * and a bounded event log that watches replay from. A watch that asks for a resourceVersion
  * older than the log holds is told 410 Gone ("Expired"), as the real server does after a
@@ -10,7 +11,68 @@ import type { Json } from "./patch.js";
 import { FlannelError } from "../../src/errors.js";
 
 /** The kinds this double stores, by their plural resource name. */
-export type Resource = "nodes" | "pods";
+export type Resource = "nodes" | "pods" | "namespaces" | "networkpolicies";
+
+/** What the API says of each kind: kind, group, version, scope, names. */
+export interface ResourceInfo {
+  readonly kind: string;
+  readonly group: string;
+  readonly version: string;
+  readonly namespaced: boolean;
+  readonly singular: string;
+  readonly shortNames: readonly string[];
+  /** Its subresources (`status`). */
+  readonly subresources: readonly string[];
+}
+
+/** The kinds, in the order discovery lists them. */
+export const RESOURCE_INFO: Readonly<Record<Resource, ResourceInfo>> = {
+  namespaces: {
+    kind: "Namespace",
+    group: "",
+    version: "v1",
+    namespaced: false,
+    singular: "namespace",
+    shortNames: ["ns"],
+    subresources: ["status"],
+  },
+  nodes: {
+    kind: "Node",
+    group: "",
+    version: "v1",
+    namespaced: false,
+    singular: "node",
+    shortNames: ["no"],
+    subresources: ["status"],
+  },
+  pods: {
+    kind: "Pod",
+    group: "",
+    version: "v1",
+    namespaced: true,
+    singular: "pod",
+    shortNames: ["po"],
+    subresources: ["status"],
+  },
+  networkpolicies: {
+    kind: "NetworkPolicy",
+    group: "networking.k8s.io",
+    version: "v1",
+    namespaced: true,
+    singular: "networkpolicy",
+    shortNames: ["netpol"],
+    subresources: [],
+  },
+};
+
+/** The apiVersion of a kind's objects: `v1`, `networking.k8s.io/v1`. */
+export function apiVersionOf(resource: Resource): string {
+  const info = RESOURCE_INFO[resource];
+  return info.group === "" ? info.version : `${info.group}/${info.version}`;
+}
+
+/** The label every Namespace carries with its own name (since Kubernetes 1.21). */
+export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
 /** A stored object: plain JSON with `metadata.name` and `metadata.resourceVersion`. */
 export type KubeObject = { [key: string]: Json } & { metadata: { [key: string]: Json } };
@@ -34,8 +96,6 @@ export class ApiError extends FlannelError {
   }
 }
 
-const KIND: Record<Resource, string> = { nodes: "Node", pods: "Pod" };
-
 /** The store's state, as saved to disk between runs of the lab's double. */
 export interface StoreSnapshot {
   readonly rv: number;
@@ -45,10 +105,9 @@ export interface StoreSnapshot {
 /** Objects, resourceVersions and the event log. */
 export class ObjectStore {
   #rv = 1;
-  readonly #objects = new Map<Resource, Map<string, KubeObject>>([
-    ["nodes", new Map()],
-    ["pods", new Map()],
-  ]);
+  readonly #objects = new Map<Resource, Map<string, KubeObject>>(
+    (Object.keys(RESOURCE_INFO) as Resource[]).map((r) => [r, new Map()]),
+  );
   #log: WatchEvent[] = [];
   /** Events at or below this resourceVersion are gone: a watch from there gets 410. */
   #compactedRv = 0;
@@ -105,13 +164,14 @@ export class ObjectStore {
       throw new ApiError(`${resource} "${nameOf(key)}" already exists`, 409, "AlreadyExists");
     }
     const stored = structuredClone(object);
-    stored.kind = KIND[resource];
-    stored.apiVersion = "v1";
+    stored.kind = RESOURCE_INFO[resource].kind;
+    stored.apiVersion = apiVersionOf(resource);
     stored.metadata = {
       ...stored.metadata,
       uid: randomUUID(),
       creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     };
+    if (resource === "namespaces") labelNamespace(stored);
     return this.#write(resource, key, stored, "ADDED");
   }
 
@@ -130,8 +190,8 @@ export class ObjectStore {
       );
     }
     const stored = structuredClone(next);
-    stored.kind = KIND[resource];
-    stored.apiVersion = "v1";
+    stored.kind = RESOURCE_INFO[resource].kind;
+    stored.apiVersion = apiVersionOf(resource);
     stored.metadata = {
       ...stored.metadata,
       name: current.metadata.name ?? nameOf(key),
@@ -140,12 +200,19 @@ export class ObjectStore {
     };
     if (current.metadata.namespace !== undefined)
       stored.metadata.namespace = current.metadata.namespace;
+    if (resource === "namespaces") labelNamespace(stored);
     if (JSON.stringify(stripRv(stored)) === JSON.stringify(stripRv(current))) return current;
     return this.#write(resource, key, stored, "MODIFIED");
   }
 
+  /** Deletes an object; a Namespace takes the objects in it along (at once, not Terminating). */
   delete(resource: Resource, key: string): KubeObject {
     const current = this.get(resource, key);
+    if (resource === "namespaces")
+      for (const [inner, info] of Object.entries(RESOURCE_INFO) as [Resource, ResourceInfo][])
+        if (info.namespaced)
+          for (const innerKey of [...this.#map(inner).keys()])
+            if (innerKey.startsWith(`${key}/`)) this.delete(inner, innerKey);
     this.#map(resource).delete(key);
     this.#rv++;
     const gone = {
@@ -191,6 +258,13 @@ export class ObjectStore {
     }
     for (const listener of this.#listeners) listener(event);
   }
+}
+
+/** Sets `kubernetes.io/metadata.name` to the Namespace's name, as the API server does. */
+function labelNamespace(object: KubeObject): void {
+  const labels = object.metadata.labels;
+  const own = typeof labels === "object" && labels !== null && !Array.isArray(labels) ? labels : {};
+  object.metadata.labels = { ...own, [NAMESPACE_NAME_LABEL]: object.metadata.name ?? "" };
 }
 
 function nameOf(key: string): string {

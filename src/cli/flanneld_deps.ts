@@ -17,12 +17,14 @@ export function flanneldDeps(
   log: Logger,
   env: NodeJS.ProcessEnv = process.env,
 ): FlanneldDeps {
+  let nodeName: string | null = null;
+  const kube = { apiUrl: options.kubeApiUrl, kubeconfigFile: options.kubeconfigFile };
   return {
     async newSubnetManager(opts) {
       if (options.kubeSubnetMgr) {
         // Loaded only in Kubernetes mode: etcd hosts never pay for the Kubernetes client.
         const { KubeSubnetManager } = await import("../subnet/kube/kube_manager.js");
-        return KubeSubnetManager.connect(
+        const manager = await KubeSubnetManager.connect(
           {
             apiUrl: options.kubeApiUrl,
             kubeconfigFile: options.kubeconfigFile,
@@ -34,6 +36,8 @@ export function flanneldDeps(
           log,
           opts,
         );
+        nodeName = manager.nodeName;
+        return manager;
       }
       // Loaded only in etcd mode: Kubernetes hosts never pay for etcd's gRPC client.
       const [{ LocalManager }, previous] = await Promise.all([
@@ -46,6 +50,19 @@ export function flanneldDeps(
         renewMarginMs: options.subnetLeaseRenewMargin * 60_000,
       });
     },
+    ...(options.kubeSubnetMgr && options.networkPolicy
+      ? {
+          async newPolicyEnforcer(families) {
+            // Loaded only with --network-policy: without it nothing of it runs or is watched.
+            const [{ newNetworkPolicyEnforcer }, { loadKubeConfig }] = await Promise.all([
+              import("../netpol/network_policy.js"),
+              import("../subnet/kube/kube_client.js"),
+            ]);
+            if (nodeName === null) throw new TypeError("newPolicyEnforcer before newSubnetManager");
+            return newNetworkPolicyEnforcer(loadKubeConfig(kube, env), { nodeName, families }, log);
+          },
+        }
+      : {}),
     newNetlink: () => new RtNetlink(),
     newTrafficManager: (enableNFTables) =>
       enableNFTables ? new NFTablesManager() : new IPTablesManager(),

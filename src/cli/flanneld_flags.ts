@@ -141,6 +141,12 @@ export const FLANNELD_FLAGS: readonly FlagSpec[] = [
     help: "set the NetworkUnavailable node condition (kube mode)",
   },
   {
+    name: "network-policy",
+    kind: "bool",
+    default: false,
+    help: "flannel-ts: enforce Kubernetes NetworkPolicy for this node's pods (kube mode)",
+  },
+  {
     name: "v",
     kind: "int",
     default: 0,
@@ -236,10 +242,16 @@ const FlanneldOptionsSchema = z
     ipBlackholeRoute: z.boolean(),
     netConfigPath: z.string(),
     setNodeNetworkUnavailable: z.boolean(),
+    networkPolicy: z.boolean(),
     v: z.number().int().min(0, "-v: expected a verbosity of 0 or more"),
     version: z.boolean(),
   })
-  .refine(hasEtcdKeyPair, ETCD_KEY_PAIR);
+  .refine(hasEtcdKeyPair, ETCD_KEY_PAIR)
+  .refine((o) => !o.networkPolicy || o.kubeSubnetMgr, {
+    message:
+      "--network-policy needs --kube-subnet-mgr: NetworkPolicy is read from the Kubernetes API",
+    path: ["networkPolicy"],
+  });
 
 export type { FlanneldOptions };
 

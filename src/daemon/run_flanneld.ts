@@ -20,12 +20,14 @@ import { startHealthzServer } from "../healthz/server.js";
 import type { Readiness } from "../healthz/server.js";
 import { interfaceChoiceOf, lookupExternalInterface } from "../iface/external_interface.js";
 import type { Logger } from "../log/logger.js";
-import { checkBrNetfilter, checkIPForwarding } from "../net/sysctl.js";
+import { checkBrNetfilter, checkIPForwarding, enableBridgeNetfilter } from "../net/sysctl.js";
 import { ensureBlackholeRoute, keepBlackholeRoute } from "../net/blackhole_route.js";
 import type { Netlink } from "../net/netlink.js";
 import { flannelRulesFor, keepTrafficRules } from "../trafficmngr/traffic_manager.js";
 import type { FlannelRules, TrafficManager } from "../trafficmngr/traffic_manager.js";
 import type { StoreEvent, SubnetManager } from "../subnet/manager.js";
+import type { PolicyEnforcer } from "../netpol/enforcer.js";
+import type { IPFamily } from "../ip/ip.js";
 import type { ServiceNotifier } from "./sd_notify.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
@@ -66,6 +68,8 @@ export interface FlanneldOptions {
   readonly ipBlackholeRoute: boolean;
   readonly netConfigPath: string;
   readonly setNodeNetworkUnavailable: boolean;
+  /** flannel-ts: enforce NetworkPolicy for this node's pods (kube mode only). */
+  readonly networkPolicy: boolean;
   readonly v: number;
   readonly version: boolean;
 }
@@ -90,6 +94,11 @@ export interface FlanneldDeps {
   readonly notifier?: ServiceNotifier | null;
   /** What retries and periodic checks wait on. Default: the system's. */
   readonly clock?: Clock;
+  /**
+   * With --network-policy (Kubernetes mode): the enforcer of this node's pods, for the network's
+   * address families. Absent: the flag is refused.
+   */
+  newPolicyEnforcer?(families: readonly IPFamily[]): Promise<PolicyEnforcer>;
 }
 
 /** A store event as a status line for `systemctl status`. */
@@ -163,8 +172,17 @@ async function setUpTrafficRules(
 /** What the metrics read while flanneld runs: its network once registered, its repairs. */
 interface LiveState {
   network: Network | null;
+  policy: PolicyEnforcer | null;
   readonly trafficRepairs: { repairs: number };
   readonly readiness: Readiness;
+  /** What /readyz waits for: subnet.env, and with --network-policy the first policy write. */
+  readonly waitingFor: Set<"subnet" | "policy">;
+}
+
+/** Marks one thing /readyz waits for as done; ready once none is left. */
+function done(live: LiveState, what: "subnet" | "policy"): void {
+  live.waitingFor.delete(what);
+  live.readiness.ready = live.waitingFor.size === 0;
 }
 
 /** The health and metrics listener (--healthz-port); null when the port is 0. */
@@ -190,6 +208,14 @@ async function startHealthz(
     tunnelPeers: () => live.network?.tunnelPeers ?? [],
     trafficRuleRepairs: () => live.trafficRepairs.repairs,
     ready: () => live.readiness.ready,
+    ...(options.networkPolicy
+      ? {
+          networkPolicy: () =>
+            live.policy === null
+              ? null
+              : { stats: live.policy.stats, watches: live.policy.watchStats },
+        }
+      : {}),
   });
   return startHealthzServer(
     { host: options.healthzIP, port: options.healthzPort, metricsIP: options.metricsIP },
@@ -230,6 +256,34 @@ async function readNetworkConfig(
     "Network config read",
   );
   return { config, backend };
+}
+
+/** With --network-policy, the enforcer for the network's families; null without the flag. */
+async function newPolicyEnforcer(
+  options: FlanneldOptions,
+  deps: FlanneldDeps,
+  config: NetworkConfig,
+  log: Logger,
+): Promise<PolicyEnforcer | null> {
+  if (!options.networkPolicy) return null;
+  if (deps.newPolicyEnforcer === undefined)
+    throw new ConfigError("Cannot enforce NetworkPolicy: --network-policy needs --kube-subnet-mgr");
+  const families: IPFamily[] = [
+    ...(config.enableIPv4 ? [4 as const] : []),
+    ...(config.enableIPv6 ? [6 as const] : []),
+  ];
+  if (!options.ipMasq)
+    log.warn(
+      { flag: "--ip-masq" },
+      "NetworkPolicy without --ip-masq: subnet.env then asks the CNI plugin's bridge to masquerade pod traffic to other nodes, so policies there see this node's address instead of the pod's; run flanneld with --ip-masq, as kube-flannel's DaemonSet does",
+    );
+  await enableBridgeNetfilter(families, log, deps.procDir);
+  const enforcer = await deps.newPolicyEnforcer(families);
+  log.info(
+    { node: enforcer.scope.nodeName, families, table: "inet flannel-policy" },
+    "Enforcing NetworkPolicy for this node's pods",
+  );
+  return enforcer;
 }
 
 /** The external interface, with Kubernetes mode's node-public-ip[v6] annotations applied. */
@@ -281,7 +335,7 @@ async function announceLease(
       mtu: network.mtu,
       ipMasq: options.ipMasq,
     });
-    live.readiness.ready = true;
+    done(live, "subnet");
     log.info({ path: options.subnetFile }, "Wrote subnet file");
     const subnet = primarySubnetOf(network.lease).toString();
     deps.notifier?.ready(`Lease ${subnet}, backend ${config.backendType}, MTU ${network.mtu}`);
@@ -320,6 +374,15 @@ async function keepRunning(
         if (options.ipBlackholeRoute)
           await keepBlackholeRoute(netlink, ownSubnet, log, { ...o, ...resync });
       },
+      async (o) => {
+        await live.policy?.run({
+          ...o,
+          resyncSeconds: options.iptablesResync,
+          onReady: () => {
+            done(live, "policy");
+          },
+        });
+      },
     ],
     opts,
   );
@@ -344,8 +407,10 @@ export async function runFlanneld(
   const netlink = deps.newNetlink();
   const live: LiveState = {
     network: null,
+    policy: null,
     trafficRepairs: { repairs: 0 },
     readiness: { ready: false },
+    waitingFor: new Set(options.networkPolicy ? ["subnet", "policy"] : ["subnet"]),
   };
   let healthz: Server | null = null;
   try {
@@ -353,6 +418,7 @@ export async function runFlanneld(
     const read = await readNetworkConfig(manager, deps, log, opts);
     if (read === null) return;
     const { config } = read;
+    live.policy = await newPolicyEnforcer(options, deps, config, log);
     const extIface = await findExternalInterface(options, manager, config, log, opts);
     if (extIface === null) return;
     await checkIPForwarding(log);

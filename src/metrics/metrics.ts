@@ -6,6 +6,7 @@
  */
 import type { DataPlaneStats, ForwardingStats, TunnelPeerStats } from "../backend/backend.js";
 import type { NodeWatchFigures } from "../subnet/manager.js";
+import type { PolicyStats } from "../netpol/enforcer.js";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
 /** What the metrics read. Each getter is called at scrape time. */
@@ -26,6 +27,11 @@ export interface MetricSources {
   readonly forwarding: () => ForwardingStats | null;
   /** Traffic-rule rewrites after a resync found rules missing. */
   readonly trafficRuleRepairs: () => number;
+  /** With --network-policy: the enforcer's figures and its watches' (by kind); else null. */
+  readonly networkPolicy?: () => {
+    readonly stats: Readonly<PolicyStats>;
+    readonly watches: Readonly<Record<string, NodeWatchFigures>>;
+  } | null;
   readonly ready: () => boolean;
 }
 
@@ -124,7 +130,87 @@ export function createMetrics(sources: MetricSources): Registry {
     "Times the traffic rules were found missing and rewritten",
     sources.trafficRuleRepairs,
   );
+  if (sources.networkPolicy !== undefined) networkPolicyMetrics(registry, sources.networkPolicy);
   return registry;
+}
+
+/** The NetworkPolicy enforcer's figures (--network-policy), flannel_netpol_*. */
+function networkPolicyMetrics(
+  registry: Registry,
+  read: NonNullable<MetricSources["networkPolicy"]>,
+): void {
+  const one = (pick: (s: Readonly<PolicyStats>) => number) => () => {
+    const now = read();
+    return now === null ? [] : [[{}, pick(now.stats)] as const];
+  };
+  labelledGauge(
+    registry,
+    "flannel_netpol_policies",
+    "NetworkPolicies in the cluster",
+    [],
+    one((s) => s.policies),
+  );
+  labelledGauge(
+    registry,
+    "flannel_netpol_pods_enforced",
+    "This node's pods that a NetworkPolicy isolates",
+    [],
+    one((s) => s.podsEnforced),
+  );
+  labelledGauge(
+    registry,
+    "flannel_netpol_rules",
+    "Rules in table inet flannel-policy",
+    [],
+    one((s) => s.rules),
+  );
+  labelledGauge(
+    registry,
+    "flannel_netpol_set_elements",
+    "Set elements in table inet flannel-policy",
+    [],
+    one((s) => s.setElements),
+  );
+  labelledCounter(
+    registry,
+    "flannel_netpol_transactions_total",
+    "nft transactions written",
+    [],
+    one((s) => s.transactions),
+  );
+  labelledCounter(
+    registry,
+    "flannel_netpol_repairs_total",
+    "Times the table was found changed outside flanneld and rewritten",
+    [],
+    one((s) => s.repairs),
+  );
+  labelledCounter(
+    registry,
+    "flannel_netpol_write_failures_total",
+    "nft transactions that failed and were retried",
+    [],
+    one((s) => s.failures),
+  );
+  labelledCounter(
+    registry,
+    "flannel_netpol_dropped_packets_total",
+    "Packets dropped, by the first policy (namespace/name) isolating the pod, and direction",
+    ["policy", "direction"],
+    () =>
+      [...(read()?.stats.drops ?? [])].flatMap(([policy, d]) => [
+        [{ policy, direction: "ingress" }, d.ingress] as const,
+        [{ policy, direction: "egress" }, d.egress] as const,
+      ]),
+  );
+  for (const [field, name, help] of NODE_WATCH_COUNTERS)
+    labelledCounter(
+      registry,
+      `flannel_netpol_watch_${name.replace(/^watch_/, "")}_total`,
+      `${help.replace("Node", "Object")}, by kind`,
+      ["kind"],
+      () => Object.entries(read()?.watches ?? {}).map(([kind, w]) => [{ kind }, w[field]] as const),
+    );
 }
 
 /**

@@ -79,3 +79,30 @@ export async function setDeviceSysctl(
   await writeFile(file, value);
   return true;
 }
+
+/**
+ * NetworkPolicy between pods of one node: their packets cross only the cni0 bridge, and the
+ * forward hook sees them only with `net.bridge.bridge-nf-call-iptables` (and `-ip6tables`) on,
+ * as kubeadm requires. Turns them on when off (saying so); throws ConfigError naming the fix
+ * when br_netfilter is not loaded.
+ */
+export async function enableBridgeNetfilter(
+  families: readonly (4 | 6)[],
+  log: Logger,
+  procDir = "/proc",
+): Promise<void> {
+  for (const family of families) {
+    const name = family === 4 ? "bridge-nf-call-iptables" : "bridge-nf-call-ip6tables";
+    const value = await readSysctl(`net/bridge/${name}`, procDir);
+    if (value === null)
+      throw new ConfigError(
+        `Cannot enforce NetworkPolicy between pods of this node: ${procDir}/sys/net/bridge/${name} does not exist: load the module with "modprobe br_netfilter" (and list it in /etc/modules-load.d/)`,
+      );
+    if (value === "1") continue;
+    await writeSysctl(`net/bridge/${name}`, "1", procDir);
+    log.info(
+      { sysctl: `net.bridge.${name}`, value: 1 },
+      "Turned on bridge netfilter for NetworkPolicy",
+    );
+  }
+}

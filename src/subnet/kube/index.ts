@@ -7,3 +7,5 @@
 export * from "./annotations.js";
 export * from "./kube_manager.js";
 export * from "./node_lease.js";
+export * from "./node_watch.js";
+export * from "./kube_client.js";

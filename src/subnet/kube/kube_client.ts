@@ -152,7 +152,7 @@ function restoreEnv(name: string, value: string | undefined): void {
 }
 
 /** Waits for `promise`, or rejects with the signal's reason when it aborts first. */
-async function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+export async function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted();
   let onAbort = (): void => undefined;
   const aborted = new Promise<never>((_, reject) => {

@@ -1,7 +1,8 @@
 /**
- * Following the Nodes (client-go's reflector, which flannel's informer runs on): list, then
- * watch from the list's resourceVersion, yielding a snapshot for every list and one event per
- * change.
+ * Following a kind of object (client-go's reflector, which flannel's informer runs on): list,
+ * then watch from the list's resourceVersion, yielding a snapshot for every list and one event
+ * per change. The Nodes (`watchNodes`) and, with --network-policy, the Namespaces, Pods and
+ * NetworkPolicies go through it.
  *
  * - A stream that ends cleanly (the server's or the client's 30 s idle timeout) is watched again
  *   from the last resourceVersion seen, at once.
@@ -33,6 +34,31 @@ export type NodeWatchResult =
       readonly node: NodeView;
     };
 
+/** One step of a watch of any kind: a snapshot after each list, or one change. */
+export type ReflectorStep<T> =
+  | { readonly kind: "snapshot"; readonly items: readonly T[] }
+  | {
+      readonly kind: "event";
+      readonly type: "ADDED" | "MODIFIED" | "DELETED";
+      readonly item: T;
+    };
+
+/** How to list and watch one kind, and read its objects. */
+export interface ListWatch<T> {
+  /** The kind and its plural, for the logs: "Node", "Nodes". */
+  readonly kind: string;
+  readonly kinds: string;
+  list(opts: CallOptions): Promise<{ items: T[]; resourceVersion: string }>;
+  /** As NodeClient.watchNodes: resolves once the request is sent. */
+  watch(
+    resourceVersion: string,
+    onEvent: (event: RawWatchEvent) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<{ abort(): void }>;
+  /** The typed view of a watched object; null for one that is not of the kind. */
+  view(object: unknown): T | null;
+}
+
 /** Counters of what the watch went through, for metrics and tests. */
 export type NodeWatchStats = NodeWatchFigures;
 
@@ -52,6 +78,7 @@ class Outage {
 
   constructor(
     readonly log: Logger,
+    readonly kinds: string,
     readonly stats: NodeWatchStats,
     readonly clock: Clock,
     readonly signal: AbortSignal,
@@ -62,7 +89,10 @@ class Outage {
     this.stats.failures++;
     const message = err instanceof Error ? err.message : String(err);
     if (this.#reason === null) {
-      this.log.warn({ err: message }, "Lost the Kubernetes API; retrying with backoff");
+      this.log.warn(
+        { err: message, watching: this.kinds },
+        "Lost the Kubernetes API; retrying with backoff",
+      );
       this.#reason = message;
     }
     return this.clock.sleep(this.#delays.next().value, this.signal);
@@ -71,7 +101,10 @@ class Outage {
   recovered(): void {
     this.#delays = backoff(RETRY_INITIAL_MS, RETRY_MAX_MS);
     if (this.#reason !== null) {
-      this.log.info({ was: this.#reason }, "Reconnected to the Kubernetes API");
+      this.log.info(
+        { was: this.#reason, watching: this.kinds },
+        "Reconnected to the Kubernetes API",
+      );
       this.#reason = null;
     }
   }
@@ -81,18 +114,18 @@ class Outage {
 type StreamEnd = { kind: "gone" } | { kind: "failed"; err: Error } | { kind: "closed" };
 
 /** Yields the events of one watch stream from `at.resourceVersion`, moving it on. */
-async function* followStream(
-  client: NodeClient,
+async function* followStream<T>(
+  lw: ListWatch<T>,
   at: { resourceVersion: string },
   outage: Outage,
   signal: AbortSignal,
-): AsyncGenerator<NodeWatchResult, StreamEnd> {
+): AsyncGenerator<ReflectorStep<T>, StreamEnd> {
   const queue = new AsyncQueue<RawWatchEvent>(signal);
   let handle: { abort(): void } | null = null;
   let gone = false;
   let streamError: unknown = null;
   try {
-    handle = await client.watchNodes(
+    handle = await lw.watch(
       at.resourceVersion,
       (event) => {
         queue.push(event);
@@ -113,10 +146,10 @@ async function* followStream(
       }
       if (event.type !== "ADDED" && event.type !== "MODIFIED" && event.type !== "DELETED") continue; // BOOKMARK
       at.resourceVersion = resourceVersionOf(event.object) ?? at.resourceVersion;
-      const node = nodeViewOf(event.object);
-      if (node === null) continue;
+      const item = lw.view(event.object);
+      if (item === null) continue;
       outage.recovered();
-      yield { kind: "event", type: event.type, node };
+      yield { kind: "event", type: event.type, item };
     }
   } finally {
     queue.close();
@@ -133,22 +166,22 @@ async function* followStream(
   };
 }
 
-/** Yields Node snapshots and events until the signal aborts. */
-export async function* watchNodes(
-  client: NodeClient,
+/** Yields snapshots and events of one kind until the signal aborts. */
+export async function* reflect<T>(
+  lw: ListWatch<T>,
   log: Logger,
   opts: CallOptions & { readonly stats?: NodeWatchStats; readonly clock?: Clock },
-): AsyncGenerator<NodeWatchResult> {
+): AsyncGenerator<ReflectorStep<T>> {
   const { signal } = opts;
   const stopped = () => signal.aborted; // read afresh: awaits change it
   const stats = opts.stats ?? { lists: 0, watches: 0, expired: 0, failures: 0 };
-  const outage = new Outage(log, stats, opts.clock ?? systemClock, signal);
+  const outage = new Outage(log, lw.kinds, stats, opts.clock ?? systemClock, signal);
   let at: { resourceVersion: string } | null = null;
   while (!signal.aborted) {
     if (at === null) {
-      let listed: { nodes: NodeView[]; resourceVersion: string };
+      let listed: { items: T[]; resourceVersion: string };
       try {
-        listed = await client.listNodes({ signal });
+        listed = await lw.list({ signal });
       } catch (err) {
         if (stopped() || !(await outage.failed(err))) return;
         continue;
@@ -156,18 +189,40 @@ export async function* watchNodes(
       stats.lists++;
       outage.recovered();
       at = { resourceVersion: listed.resourceVersion };
-      yield { kind: "snapshot", nodes: listed.nodes };
+      yield { kind: "snapshot", items: listed.items };
       continue;
     }
-    const end = yield* followStream(client, at, outage, signal);
+    const end = yield* followStream(lw, at, outage, signal);
     if (stopped()) return;
     if (end.kind === "gone") {
       stats.expired++;
       log.info(
-        { resourceVersion: at.resourceVersion },
-        "Node watch expired (410 Gone); listing the Nodes again",
+        { resourceVersion: at.resourceVersion, watching: lw.kinds },
+        `${lw.kind} watch expired (410 Gone); listing the ${lw.kinds} again`,
       );
       at = null;
     } else if (end.kind === "failed" && !(await outage.failed(end.err))) return;
   }
+}
+
+/** Yields Node snapshots and events until the signal aborts. */
+export async function* watchNodes(
+  client: NodeClient,
+  log: Logger,
+  opts: CallOptions & { readonly stats?: NodeWatchStats; readonly clock?: Clock },
+): AsyncGenerator<NodeWatchResult> {
+  const lw: ListWatch<NodeView> = {
+    kind: "Node",
+    kinds: "Nodes",
+    list: async (o) => {
+      const { nodes, resourceVersion } = await client.listNodes(o);
+      return { items: nodes, resourceVersion };
+    },
+    watch: (rv, onEvent, onDone) => client.watchNodes(rv, onEvent, onDone),
+    view: nodeViewOf,
+  };
+  for await (const step of reflect(lw, log, opts))
+    yield step.kind === "snapshot"
+      ? { kind: "snapshot", nodes: step.items }
+      : { kind: "event", type: step.type, node: step.item };
 }

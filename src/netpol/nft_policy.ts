@@ -1,0 +1,244 @@
+/**
+ * The plan as nftables: table `inet flannel-policy`, written whole (at start and to repair
+ * drift) or as the difference from the plan last written, each as one `nft -f` transaction, so
+ * that no packet ever meets half of a change.
+ *
+ * The base chain `forward` (hook forward, before flannel's own forward rules) accepts replies
+ * and related packets, then connections already checked under the current generation of the
+ * rules (a connection-tracking mark); a new connection, or one checked under older rules, goes
+ * through `egress` when its source is an isolated pod of this node and `ingress` when its
+ * destination is, and is marked with the generation once both let it pass. Every change bumps
+ * the generation, so a connection that the new policies refuse is cut at its next packet and
+ * one they allow goes on.
+ */
+import type { IPFamily } from "../ip/ip.js";
+import { run } from "../util/exec.js";
+import { isolatedSetName } from "./plan.js";
+import type { Match, PolicyPlan, RuleSpec, SetSpec } from "./plan.js";
+
+/** The table, as `nft` names it. */
+export const POLICY_TABLE = "inet flannel-policy";
+
+/** The connection-tracking mark bits that hold the rules' generation (1 to 255). */
+export const GENERATION_MASK = 0x00ff0000;
+
+const ADDR = { 4: "ipv4_addr", 6: "ipv6_addr" } as const;
+const IP = { 4: "ip", 6: "ip6" } as const;
+
+function hex(value: number): string {
+  return `0x${value.toString(16).padStart(8, "0")}`;
+}
+
+function setType(set: SetSpec): string {
+  const addr = ADDR[set.family ?? 4];
+  switch (set.kind) {
+    case "addr":
+      return `type ${addr} ;`;
+    case "range":
+      return `type ${addr} ; flags interval ;`;
+    case "ports":
+      return "type inet_proto . inet_service ; flags interval ;";
+    case "addrPort":
+      return `type ${addr} . inet_proto . inet_service ;`;
+  }
+}
+
+function matchText(family: IPFamily, m: Match): string {
+  const ip = IP[family];
+  switch (m.on) {
+    case "saddr":
+    case "daddr":
+      return `${ip} ${m.on} @${m.set}`;
+    case "ports":
+      return `meta l4proto . th dport @${m.set}`;
+    case "daddrPorts":
+      return `${ip} daddr . meta l4proto . th dport @${m.set}`;
+  }
+}
+
+/** A rule as `nft add rule` takes it (after the chain name). */
+export function ruleText(rule: RuleSpec): string {
+  const matches = rule.matches.map((m) => matchText(rule.family, m)).join(" ");
+  const verdict = rule.verdict === "return" ? "return" : "counter drop";
+  return `${matches} ${verdict} comment "${rule.comment.slice(0, 120)}"`;
+}
+
+function addSet(set: SetSpec): string[] {
+  const lines = [`add set ${POLICY_TABLE} ${set.name} { ${setType(set)} }`];
+  if (set.elements.length > 0) lines.push(elements("add", set.name, set.elements));
+  return lines;
+}
+
+function elements(verb: "add" | "delete", name: string, list: readonly string[]): string {
+  return `${verb} element ${POLICY_TABLE} ${name} { ${list.join(", ")} }`;
+}
+
+function chainRules(chain: string, rules: readonly string[]): string[] {
+  return rules.map((r) => `add rule ${POLICY_TABLE} ${chain} ${r}`);
+}
+
+/** The rules of the base chain, for the network's families. */
+function forwardRules(families: readonly IPFamily[]): string[] {
+  const isolated = (family: IPFamily) => [
+    `${IP[family]} saddr @${isolatedSetName("egress", family)} jump egress`,
+    `${IP[family]} daddr @${isolatedSetName("ingress", family)} jump ingress`,
+  ];
+  return [
+    "ct state related accept",
+    "ct direction reply accept",
+    "jump known",
+    ...families.flatMap(isolated),
+    "jump remember",
+  ];
+}
+
+/** The two one-rule chains that hold the generation, flushed and written in every transaction. */
+function generationLines(generation: number): string[] {
+  const mark = hex(generation << 16);
+  return [
+    `flush chain ${POLICY_TABLE} known`,
+    `add rule ${POLICY_TABLE} known ct mark and ${hex(GENERATION_MASK)} == ${mark} accept`,
+    `flush chain ${POLICY_TABLE} remember`,
+    `add rule ${POLICY_TABLE} remember ct mark set ct mark and ${hex(~GENERATION_MASK >>> 0)} or ${mark}`,
+  ];
+}
+
+/** The next generation after `generation` (1 to 255, never 0: new connections carry 0). */
+export function nextGeneration(generation: number): number {
+  return (generation % 255) + 1;
+}
+
+/** The script that replaces the whole table with the plan. */
+export function fullScript(plan: PolicyPlan, generation: number): string {
+  const lines = [
+    `add table ${POLICY_TABLE}`,
+    `delete table ${POLICY_TABLE}`,
+    `add table ${POLICY_TABLE} { comment "NetworkPolicy of this node's pods, written by flanneld" ; }`,
+    `add chain ${POLICY_TABLE} forward { type filter hook forward priority filter - 5 ; policy accept ; }`,
+    ...["known", "remember", "ingress", "egress"].map((c) => `add chain ${POLICY_TABLE} ${c}`),
+    ...[...plan.sets.values()].flatMap(addSet),
+    ...chainRules("forward", forwardRules(plan.families)),
+    ...chainRules("ingress", plan.ingress.map(ruleText)),
+    ...chainRules("egress", plan.egress.map(ruleText)),
+    ...generationLines(generation),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+function setChanges(before: SetSpec, after: SetSpec): string[] {
+  if (before.kind !== after.kind || before.family !== after.family) return [];
+  const old = new Set(before.elements);
+  const now = new Set(after.elements);
+  const gone = before.elements.filter((e) => !now.has(e));
+  const added = after.elements.filter((e) => !old.has(e));
+  if (gone.length === 0 && added.length === 0) return [];
+  if (after.kind === "range" || after.kind === "ports") {
+    // Interval sets: their elements are merged ranges, replaced whole.
+    return [
+      `flush set ${POLICY_TABLE} ${after.name}`,
+      ...(after.elements.length > 0 ? [elements("add", after.name, after.elements)] : []),
+    ];
+  }
+  return [
+    ...(gone.length > 0 ? [elements("delete", after.name, gone)] : []),
+    ...(added.length > 0 ? [elements("add", after.name, added)] : []),
+  ];
+}
+
+function sameRules(a: readonly RuleSpec[], b: readonly RuleSpec[]): boolean {
+  return a.length === b.length && a.every((r, i) => ruleText(r) === ruleText(b[i] as RuleSpec));
+}
+
+/** What a transaction from `before` to `after` changes, counted for the logs and metrics. */
+export interface ScriptSummary {
+  readonly setsAdded: number;
+  readonly setsChanged: number;
+  readonly setsDeleted: number;
+  readonly chainsRewritten: number;
+}
+
+/**
+ * The script that takes the table from `before` (as last written) to `after`: new sets, element
+ * changes, rewritten chains (only when a policy changed), the new generation, then the sets no
+ * rule uses any more. Null when a set changed kind (the caller writes the whole table).
+ */
+export function diffScript(
+  before: PolicyPlan,
+  after: PolicyPlan,
+  generation: number,
+): { script: string; summary: ScriptSummary; empty: boolean } | null {
+  if (before.families.join() !== after.families.join()) return null;
+  const lines: string[] = [];
+  let setsAdded = 0;
+  let setsChanged = 0;
+  for (const set of after.sets.values()) {
+    const old = before.sets.get(set.name);
+    if (old === undefined) {
+      lines.push(...addSet(set));
+      setsAdded++;
+      continue;
+    }
+    if (old.kind !== set.kind || old.family !== set.family) return null;
+    const changes = setChanges(old, set);
+    if (changes.length > 0) setsChanged++;
+    lines.push(...changes);
+  }
+  let chainsRewritten = 0;
+  for (const chain of ["ingress", "egress"] as const) {
+    if (sameRules(before[chain], after[chain])) continue;
+    chainsRewritten++;
+    lines.push(
+      `flush chain ${POLICY_TABLE} ${chain}`,
+      ...chainRules(chain, after[chain].map(ruleText)),
+    );
+  }
+  lines.push(...generationLines(generation));
+  const deleted = [...before.sets.keys()].filter((name) => !after.sets.has(name));
+  lines.push(...deleted.map((name) => `delete set ${POLICY_TABLE} ${name}`));
+  return {
+    script: `${lines.join("\n")}\n`,
+    summary: { setsAdded, setsChanged, setsDeleted: deleted.length, chainsRewritten },
+    empty: setsAdded + setsChanged + deleted.length + chainsRewritten === 0,
+  };
+}
+
+/** A listing with the counters' figures taken out, for comparing two listings. */
+export function withoutCounters(listing: string): string {
+  return listing.replace(/counter packets \d+ bytes \d+/g, "counter");
+}
+
+/** Packets dropped per direction. */
+export interface DropCount {
+  ingress: number;
+  egress: number;
+}
+
+/**
+ * The drop counters of a listing, by policy key (`namespace/name`). A packet refused at an end
+ * that several policies isolate is counted against the first of them (by namespace and name).
+ */
+export function dropCounters(listing: string): Map<string, DropCount> {
+  const out = new Map<string, DropCount>();
+  let direction: "ingress" | "egress" | null = null;
+  for (const line of listing.split("\n")) {
+    const chain = /^\s*chain (\S+) \{/.exec(line)?.[1];
+    if (chain !== undefined) direction = chain === "ingress" || chain === "egress" ? chain : null;
+    const m = /counter packets (\d+) bytes \d+ drop comment "drop ([^"]+)"/.exec(line);
+    if (m === null || direction === null) continue;
+    const key = m[2] ?? "";
+    const count = out.get(key) ?? { ingress: 0, egress: 0 };
+    count[direction] += Number(m[1]);
+    out.set(key, count);
+  }
+  return out;
+}
+
+/** The table in this network namespace's kernel, through the `nft` command. */
+export const nftPolicyTable = {
+  async apply(script: string): Promise<void> {
+    await run("nft", ["-f", "-"], { input: script });
+  },
+  list(): Promise<string | null> {
+    return run("nft", ["list", "table", "inet", "flannel-policy"]).catch(() => null);
+  },
+};

@@ -1,0 +1,145 @@
+/**
+ * NetworkPolicy on real hosts: the policy cases of the Kubernetes NetworkPolicy e2e suite
+ * (test/helpers/netpol_cases.ts), each its own test, on a lab of three hosts in Kubernetes mode
+ * with --network-policy. The model's nine pods (x, y, z times a, b, c) are spread over the
+ * hosts so that every case has pairs on one host (through the cni0 bridge) and across hosts
+ * (through vxlan). Each probe step first checks that the transcribed truth table is what
+ * flannel-ts's evaluator of the API's semantics says, then probes every ordered pair of the
+ * case's pods with real connections (netpol_agent.py) until the matrix is the expected one.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { addPod, labDown, labUp } from "../../lab/cluster.js";
+import type { Lab, LabPod } from "../../lab/cluster.js";
+import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
+import { labelPod } from "../../lab/kubelet.js";
+import { uniquePrefix } from "../../lab/netns.js";
+import {
+  applyPolicies,
+  deleteAllPolicies,
+  differences,
+  expectedMatrix,
+  formatReachability,
+  probeMatrix,
+} from "../../lab/netpol.js";
+import type { Matrix, ProbeSpec } from "../../lab/netpol.js";
+import { eventually } from "../../lab/poll.js";
+import { TCP_CASES, protocolCases } from "../helpers/netpol_cases.js";
+import { MODEL_PODS } from "../helpers/netpol_model.js";
+import type { NetpolCase, PodRef, Reach, Step } from "../helpers/netpol_model.js";
+
+/** Which host each model pod runs on: every host has pods of every namespace. */
+const PLACEMENT: Readonly<Record<PodRef, number>> = {
+  "x/a": 0,
+  "x/b": 1,
+  "x/c": 2,
+  "y/a": 1,
+  "y/b": 2,
+  "y/c": 0,
+  "z/a": 2,
+  "z/b": 0,
+  "z/c": 1,
+};
+
+const quiet = () => undefined;
+
+describe("NetworkPolicy: the Kubernetes e2e suite's cases on three hosts", () => {
+  const name = uniquePrefix("ftnp");
+  let lab: Lab;
+  const pods = new Map<PodRef, LabPod>();
+  const undo: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    lab = await labUp(
+      {
+        name,
+        nodes: 3,
+        backend: "vxlan",
+        pods: 0,
+        datastore: "kube",
+        flanneldArgs: ["--ip-masq", "--network-policy"],
+      },
+      quiet,
+    );
+    for (const ref of MODEL_PODS) {
+      const [namespace = "", pod = ""] = ref.split("/");
+      const node = lab.nodes[PLACEMENT[ref]];
+      assert.ok(node);
+      pods.set(ref, await addPod(lab, node, 0, {}, { namespace, name: pod, labels: { pod } }));
+    }
+  });
+  after(async () => {
+    await labDown(name, quiet);
+  });
+
+  const podOf = (ref: PodRef): LabPod => {
+    const pod = pods.get(ref);
+    assert.ok(pod, ref);
+    return pod;
+  };
+
+  /** The truth table as a matrix over the lab's pods. */
+  const asMatrix = (reach: Reach): Matrix => {
+    const out = new Map<string, boolean>();
+    for (const from of reach.pods)
+      for (const to of reach.pods)
+        if (from !== to) out.set(`${podOf(from).name}>${podOf(to).name}`, reach.get(from, to));
+    return out;
+  };
+
+  async function probeStep(reach: Reach, probe: ProbeSpec): Promise<void> {
+    const casePods = reach.pods.map(podOf);
+    const want = asMatrix(reach);
+    const judged = await expectedMatrix(lab, casePods, probe);
+    assert.deepEqual(
+      differences(casePods, want, judged),
+      [],
+      "the e2e truth table and flannel-ts's evaluator disagree",
+    );
+    await eventually(
+      async () => {
+        const seen = await probeMatrix(casePods, probe);
+        assert.deepEqual(
+          differences(casePods, want, seen),
+          [],
+          `${probe.protocol}/${probe.port}:\n${formatReachability(casePods, want, seen)}`,
+        );
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+  }
+
+  async function runStep(step: Step): Promise<void> {
+    const api = new KubeAdmin({ socketPath: lab.kubeApiSocket });
+    if ("create" in step) await applyPolicies(lab, step.create);
+    else if ("deleteAll" in step) await deleteAllPolicies(lab);
+    else if ("labelNamespace" in step) {
+      const { ns, labels } = step.labelNamespace;
+      await api.mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: { ...labels } } });
+      const reset = Object.fromEntries(Object.keys(labels).map((k) => [k, null]));
+      undo.push(() =>
+        api
+          .mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: reset } })
+          .then(() => undefined),
+      );
+    } else if ("labelPod" in step) {
+      const [namespace = "", podName = ""] = step.labelPod.pod.split("/");
+      await labelPod(lab, { namespace, name: podName }, step.labelPod.labels);
+      const reset = Object.fromEntries(Object.keys(step.labelPod.labels).map((k) => [k, null]));
+      undo.push(() => labelPod(lab, { namespace, name: podName }, reset));
+    } else await probeStep(step.reach, step.probe);
+  }
+
+  const ipOf = (ref: PodRef) => podOf(ref).ip;
+  const cases: NetpolCase[] = [...TCP_CASES, ...protocolCases("UDP"), ...protocolCases("SCTP")];
+  for (const c of cases) {
+    test(c.name, async () => {
+      try {
+        for (const step of c.steps(ipOf)) await runStep(step);
+      } finally {
+        await deleteAllPolicies(lab);
+        for (const fn of undo.splice(0)) await fn();
+      }
+    });
+  }
+});
