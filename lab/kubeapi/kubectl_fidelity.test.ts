@@ -127,4 +127,84 @@ describe("kubectl against the Kubernetes API double", () => {
     );
     assert.equal(node().status.conditions[0]?.status, "False");
   });
+
+  test("kubectl apply -f creates a Namespace and a NetworkPolicy, and applies a change to it", async () => {
+    const file = join(dir, "netpol.yaml");
+    const manifest = (port: number) =>
+      [
+        "apiVersion: v1",
+        "kind: Namespace",
+        "metadata: {name: kx}",
+        "---",
+        "apiVersion: networking.k8s.io/v1",
+        "kind: NetworkPolicy",
+        "metadata: {name: allow-y, namespace: kx}",
+        "spec:",
+        "  podSelector: {matchLabels: {pod: a}}",
+        "  ingress:",
+        '  - from: [{namespaceSelector: {matchLabels: {ns: "y"}}}]',
+        `    ports: [{port: ${port}, protocol: TCP}]`,
+        "",
+      ].join("\n");
+    await writeFile(file, manifest(80));
+    assert.match(
+      await kubectl("apply", "-f", file),
+      /networkpolicy\.networking\.k8s\.io\/allow-y created/,
+    );
+    await writeFile(file, manifest(81));
+    assert.match(
+      await kubectl("apply", "-f", file),
+      /networkpolicy\.networking\.k8s\.io\/allow-y configured/,
+    );
+    const stored = double.store.get("networkpolicies", "kx/allow-y") as unknown as {
+      spec: { ingress: { ports: { port: number }[] }[] };
+    };
+    assert.equal(stored.spec.ingress[0]?.ports[0]?.port, 81);
+    assert.equal(
+      (await kubectl("get", "netpol", "-A", "-o", "name")).trim(),
+      "networkpolicy.networking.k8s.io/allow-y",
+    );
+    const ns = double.store.get("namespaces", "kx") as unknown as {
+      metadata: { labels: Record<string, string> };
+    };
+    assert.equal(ns.metadata.labels["kubernetes.io/metadata.name"], "kx");
+  });
+
+  test("kubectl label changes a Pod's and a Namespace's labels; get -l selects by them", async () => {
+    await new KubeAdmin({ url: double.url }).create("/api/v1/namespaces/kx/pods", {
+      metadata: { name: "a", labels: { pod: "a" } },
+      spec: { nodeName: "k1", containers: [{ name: "c", image: "i" }] },
+      status: { podIP: "10.244.1.5", podIPs: [{ ip: "10.244.1.5" }] },
+    });
+    await kubectl("label", "pod", "a", "-n", "kx", "pod2=updated");
+    await kubectl("label", "namespace", "kx", "ns2=updated");
+    const pod = double.store.get("pods", "kx/a") as unknown as {
+      metadata: { labels: Record<string, string> };
+      status: { podIP: string };
+    };
+    assert.deepEqual(pod.metadata.labels, { pod: "a", pod2: "updated" });
+    assert.equal(pod.status.podIP, "10.244.1.5", "a label keeps the status");
+    assert.equal(
+      (await kubectl("get", "pods", "-n", "kx", "-l", "pod2=updated", "-o", "name")).trim(),
+      "pod/a",
+    );
+    assert.equal(
+      (await kubectl("get", "namespaces", "-l", "ns2", "-o", "name")).trim(),
+      "namespace/kx",
+    );
+  });
+
+  test("kubectl delete deletes the NetworkPolicy, then the Namespace with its Pods", async () => {
+    // By name: the double deletes a Namespace's objects at once (no Terminating phase), so a
+    // `delete -f` listing the Namespace first would find the policy gone already.
+    await kubectl("delete", "networkpolicy", "allow-y", "-n", "kx");
+    assert.deepEqual(double.store.list("networkpolicies"), []);
+    await kubectl("delete", "namespace", "kx");
+    assert.deepEqual(double.store.list("networkpolicies"), []);
+    assert.deepEqual(
+      double.store.list("pods").filter((p) => p.metadata.namespace === "kx"),
+      [],
+    );
+    assert.equal((await kubectl("get", "netpol", "-A", "-o", "name")).trim(), "");
+  });
 });

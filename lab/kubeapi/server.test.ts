@@ -223,4 +223,99 @@ describe("Kubernetes API double", () => {
     assert.equal((await call("/api/v1/nodes")).status, 500);
     assert.equal((await call("/api/v1/nodes")).status, 200);
   });
+
+  test("discovery names the networking.k8s.io group and its NetworkPolicies; OpenAPI v3 names the PATCH paths", async () => {
+    const groups = (await (await call("/apis")).json()) as { groups: { name: string }[] };
+    assert.deepEqual(
+      groups.groups.map((g) => g.name),
+      ["networking.k8s.io"],
+    );
+    const resources = (await (await call("/apis/networking.k8s.io/v1")).json()) as {
+      groupVersion: string;
+      resources: { name: string; namespaced: boolean; kind: string }[];
+    };
+    assert.equal(resources.groupVersion, "networking.k8s.io/v1");
+    assert.deepEqual(resources.resources, [
+      {
+        name: "networkpolicies",
+        singularName: "networkpolicy",
+        namespaced: true,
+        kind: "NetworkPolicy",
+        verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+        shortNames: ["netpol"],
+      },
+    ]);
+    const core = (await (await call("/api/v1")).json()) as { resources: { name: string }[] };
+    assert.deepEqual(
+      core.resources.map((r) => r.name),
+      ["namespaces", "namespaces/status", "nodes", "nodes/status", "pods", "pods/status"],
+    );
+    const root = (await (await call("/openapi/v3")).json()) as { paths: Record<string, unknown> };
+    assert.deepEqual(Object.keys(root.paths), ["api/v1", "apis/networking.k8s.io/v1"]);
+  });
+
+  test("NetworkPolicies: namespaced create, list across namespaces, watch, 410; a Namespace gets its name label and takes its objects along", async () => {
+    await admin.createNamespace("np1", { team: "a" });
+    const ns = (await (await call("/api/v1/namespaces/np1")).json()) as {
+      metadata: { labels: Record<string, string> };
+    };
+    assert.deepEqual(ns.metadata.labels, { team: "a", "kubernetes.io/metadata.name": "np1" });
+    const path = "/apis/networking.k8s.io/v1/namespaces/np1/networkpolicies";
+    const list = (await (await call("/apis/networking.k8s.io/v1/networkpolicies")).json()) as {
+      kind: string;
+      apiVersion: string;
+      metadata: { resourceVersion: string };
+    };
+    assert.deepEqual([list.kind, list.apiVersion], ["NetworkPolicyList", "networking.k8s.io/v1"]);
+    const watching = watchEvents(
+      `${double.url}/apis/networking.k8s.io/v1/networkpolicies?watch=true&resourceVersion=${list.metadata.resourceVersion}`,
+      2,
+    );
+    await admin.create(path, { metadata: { name: "deny" }, spec: { podSelector: {} } });
+    await admin.delete("/api/v1/namespaces/np1");
+    const { events } = await watching;
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${e.object.metadata?.name ?? ""}`),
+      ["ADDED deny", "DELETED deny"],
+    );
+    const stored = double.store.list("networkpolicies");
+    assert.deepEqual(stored, []);
+    double.faults.expire();
+    const expired = await watchEvents(
+      `${double.url}/apis/networking.k8s.io/v1/networkpolicies?watch=true&resourceVersion=${list.metadata.resourceVersion}`,
+      1,
+    );
+    assert.equal(expired.events[0]?.object.code, 410);
+  });
+
+  test("RBAC checks the API group: a core-group rule does not open NetworkPolicies", async () => {
+    const res = await call("/apis/networking.k8s.io/v1/networkpolicies", {
+      token: "flannel-token",
+    });
+    assert.equal(res.status, 403);
+    const body = (await res.json()) as { message: string };
+    assert.equal(
+      body.message,
+      'networkpolicies is forbidden: User "system:serviceaccount:kube-flannel:flannel" cannot list resource "networkpolicies" in API group "networking.k8s.io" at the cluster scope',
+    );
+  });
+
+  test("labelSelector filters lists: equality, inequality, existence and set terms", async () => {
+    await admin.createNamespace("sel1", { tier: "web", env: "prod" });
+    await admin.createNamespace("sel2", { tier: "db" });
+    const names = async (selector: string) => {
+      const list = (await (
+        await call(`/api/v1/namespaces?labelSelector=${encodeURIComponent(selector)}`)
+      ).json()) as {
+        items: { metadata: { name: string } }[];
+      };
+      return list.items.map((i) => i.metadata.name).filter((n) => n.startsWith("sel"));
+    };
+    assert.deepEqual(await names("tier=web"), ["sel1"]);
+    assert.deepEqual(await names("tier!=web"), ["sel2"]);
+    assert.deepEqual(await names("env"), ["sel1"]);
+    assert.deepEqual(await names("!env"), ["sel2"]);
+    assert.deepEqual(await names("tier in (db,cache)"), ["sel2"]);
+    assert.deepEqual(await names("tier notin (db),env"), ["sel1"]);
+  });
 });
