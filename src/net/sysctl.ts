@@ -99,7 +99,14 @@ export async function enableBridgeNetfilter(
         `Cannot enforce NetworkPolicy between pods of this node: ${procDir}/sys/net/bridge/${name} does not exist: load the module with "modprobe br_netfilter" (and list it in /etc/modules-load.d/)`,
       );
     if (value === "1") continue;
-    await writeSysctl(`net/bridge/${name}`, "1", procDir);
+    try {
+      await writeSysctl(`net/bridge/${name}`, "1", procDir);
+    } catch (err) {
+      throw new ConfigError(
+        `Cannot enforce NetworkPolicy between pods of this node: net.bridge.${name} is 0 and cannot be set here (${(err as NodeJS.ErrnoException).code ?? String(err)}): set it on the host with "sysctl -w net.bridge.${name}=1" (and in /etc/sysctl.d/), as kubeadm requires`,
+        { cause: err },
+      );
+    }
     log.info(
       { sysctl: `net.bridge.${name}`, value: 1 },
       "Turned on bridge netfilter for NetworkPolicy",

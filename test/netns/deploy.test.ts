@@ -53,8 +53,8 @@ interface DaemonSetJson {
   };
 }
 
-async function render(): Promise<K8sObject[]> {
-  return loadAll(await run("kubectl", ["kustomize", join(REPO_ROOT, "deploy")])) as K8sObject[];
+async function render(variant = "deploy"): Promise<K8sObject[]> {
+  return loadAll(await run("kubectl", ["kustomize", join(REPO_ROOT, variant)])) as K8sObject[];
 }
 
 const find = (objects: K8sObject[], kind: string) => {
@@ -199,16 +199,26 @@ test("the DaemonSet's command, env and mounts match what flanneld and the CNI in
   ]);
 });
 
-test("three flanneld hosts as the manifest's ServiceAccount: every call is allowed, and every rule is used", async () => {
-  const role = find(await render(), "ClusterRole") as unknown as { rules: PolicyRule[] };
+/**
+ * Three flanneld hosts run as the ServiceAccount of a rendered variant, with its DaemonSet's
+ * flags: every call they make is allowed, and every rule of its ClusterRole is used.
+ */
+async function assertRoleExactlyUsed(objects: K8sObject[], tag: string): Promise<void> {
+  const role = find(objects, "ClusterRole") as unknown as { rules: PolicyRule[] };
+  const ds = (find(objects, "DaemonSet") as unknown as DaemonSetJson).spec.template.spec;
+  // The lab sets the API, health port and node flags itself; the rest are the DaemonSet's.
+  const args = (ds.containers[0]?.args ?? []).filter(
+    (a) => a !== "--kube-subnet-mgr" && !a.startsWith("--healthz-port"),
+  );
   await withLab(
-    "ftrb",
+    tag,
     // h1 finds its node by NODE_NAME, h2 and h3 by their pod, as a DaemonSet pod without NODE_NAME does.
     {
       nodes: 3,
       pods: 1,
       backend: "vxlan",
       datastore: "kube",
+      flanneldArgs: args,
       kubeServiceAccount: { rules: role.rules, podIdentity: ["h2", "h3"] },
     },
     async (lab) => {
@@ -235,4 +245,28 @@ test("three flanneld hosts as the manifest's ServiceAccount: every call is allow
       assert.deepEqual([...used].sort(), [...granted].sort());
     },
   );
+}
+
+test("three flanneld hosts as the manifest's ServiceAccount: every call is allowed, and every rule is used", async () => {
+  await assertRoleExactlyUsed(await render(), "ftrb");
+});
+
+test("deploy/network-policy: flanneld gets --network-policy and the ClusterRole exactly the reads it makes", async () => {
+  const objects = await render("deploy/network-policy");
+  const role = find(objects, "ClusterRole") as unknown as { rules: PolicyRule[] };
+  new ClusterRole(role as never).validate();
+  assert.deepEqual(role.rules.slice(3), [
+    { apiGroups: [""], resources: ["pods", "namespaces"], verbs: ["list", "watch"] },
+    { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["list", "watch"] },
+  ]);
+  const ds = find(objects, "DaemonSet") as unknown as DaemonSetJson;
+  new DaemonSet(ds as never).validate();
+  const parsed = parseFlanneldFlags(ds.spec.template.spec.containers[0]?.args ?? [], {});
+  assert.ok(parsed.kind === "run" && parsed.options.networkPolicy && parsed.options.ipMasq);
+  // Without the variant, nothing of it: no flag, no extra rule.
+  const plain = await render();
+  const plainArgs = (find(plain, "DaemonSet") as unknown as DaemonSetJson).spec.template.spec
+    .containers[0]?.args;
+  assert.ok(!(plainArgs ?? []).includes("--network-policy"));
+  await assertRoleExactlyUsed(objects, "ftrp");
 });
