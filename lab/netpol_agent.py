@@ -4,6 +4,8 @@
   netpol_agent.py serve                      listen on ports 80 and 81 over TCP, UDP and SCTP
   netpol_agent.py probe PROTO PORT IP...     try each address once, all at the same time, and
                                              print {"IP": true|false, ...} as JSON
+  netpol_agent.py stream IP                  one TCP connection to IP's echo port (8080): a line
+                                             every 50 ms; prints "sent N" and "echoed N" as they go
 
 TCP is a connect, UDP a datagram answered by an echo. This machine's kernel has no SCTP
 stack, so SCTP is spoken with raw sockets: the probe sends a real SCTP INIT chunk (with its
@@ -22,6 +24,7 @@ import threading
 import time
 
 PORTS = (80, 81)
+ECHO_PORT = 8080
 SCTP = 132
 
 
@@ -82,6 +85,50 @@ def serve_tcp(port):
         conn.close()
 
 
+def serve_echo():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", ECHO_PORT))
+    server.listen(16)
+
+    def echo(conn):
+        with conn:
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                conn.sendall(data)
+
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
+def stream(ip):
+    conn = socket.create_connection((ip, ECHO_PORT), timeout=5)
+    conn.settimeout(0.05)
+    sent = echoed = 0
+    buffered = b""
+    while True:
+        sent += 1
+        conn.sendall(b"%d\n" % sent)
+        print(f"sent {sent}", flush=True)
+        deadline = time.monotonic() + 0.05
+        while time.monotonic() < deadline:
+            try:
+                data = conn.recv(4096)
+            except socket.timeout:
+                break
+            if not data:
+                print("closed", flush=True)
+                return
+            buffered += data
+            while b"\n" in buffered:
+                _, buffered = buffered.split(b"\n", 1)
+                echoed += 1
+                print(f"echoed {echoed}", flush=True)
+
+
 def serve_udp(port):
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.bind(("0.0.0.0", port))
@@ -102,7 +149,7 @@ def serve_sctp():
 
 
 def serve():
-    threads = [threading.Thread(target=serve_sctp, daemon=True)]
+    threads = [threading.Thread(target=serve_sctp, daemon=True), threading.Thread(target=serve_echo, daemon=True)]
     for port in PORTS:
         threads.append(threading.Thread(target=serve_tcp, args=(port,), daemon=True))
         threads.append(threading.Thread(target=serve_udp, args=(port,), daemon=True))
@@ -180,6 +227,9 @@ def probe_sctp(ips, port, timeout):
 def main(argv):
     if argv[:1] == ["serve"]:
         serve()
+        return 0
+    if len(argv) == 2 and argv[0] == "stream":
+        stream(argv[1])
         return 0
     if len(argv) >= 3 and argv[0] == "probe":
         timeout = float(os.environ.get("PROBE_TIMEOUT", "1"))

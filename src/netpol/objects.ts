@@ -374,8 +374,12 @@ export function networkPolicyViewOf(
 ): { policy: NetworkPolicyView | null; problems: readonly string[] } | null {
   const id = identityOf(object);
   if (id === null || id.namespace === "") return null;
-  const spec = objectAt(object, "spec");
   const problems = new Problems();
+  if (!isObject((object as Raw).spec)) {
+    problems.add("spec is not an object");
+    return { policy: null, problems: problems.list };
+  }
+  const spec = objectAt(object, "spec");
   const podSelector = selectorOf(spec.podSelector ?? {}, "spec.podSelector", problems);
   if (podSelector === null) return { policy: null, problems: problems.list };
   const ingress = rulesOf(spec.ingress, "ingress", problems);

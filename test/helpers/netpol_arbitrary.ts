@@ -165,3 +165,62 @@ export function viewOf(raw: {
   }
   return view;
 }
+
+/**
+ * Random policy sets over the e2e model's pods (labels `pod: a|b|c`, namespaces x, y, z with
+ * their name label), for checking the evaluator's verdicts on real packets: selectors on those
+ * labels, ipBlocks around the pods' own subnets, the model's numeric and named ports.
+ */
+export function modelPoliciesArb(subnets: readonly string[]): fc.Arbitrary<unknown[]> {
+  const podSel = fc.oneof(
+    fc.constant({}),
+    fc.constantFrom("a", "b", "c").map((p) => ({ matchLabels: { pod: p } })),
+    fc
+      .subarray(["a", "b", "c"], { minLength: 1 })
+      .map((v) => ({ matchExpressions: [{ key: "pod", operator: "NotIn", values: v }] })),
+  );
+  const nsSel = fc.oneof(
+    fc.constant({}),
+    fc
+      .constantFrom("x", "y", "z")
+      .map((n) => ({ matchLabels: { "kubernetes.io/metadata.name": n } })),
+  );
+  const modelPeer = fc.oneof(
+    fc.record({ podSelector: podSel }),
+    fc.record({ namespaceSelector: nsSel }),
+    fc.record({ podSelector: podSel, namespaceSelector: nsSel }),
+    fc
+      .constantFrom(...subnets)
+      .map((cidr) => ({ ipBlock: { cidr: "10.244.0.0/16", except: [cidr] } })),
+  );
+  const modelPort = fc.oneof(
+    fc.record({ protocol: fc.constantFrom("TCP", "UDP"), port: fc.constantFrom(80, 81) }),
+    fc.record({
+      protocol: fc.constantFrom("TCP", "UDP"),
+      port: fc.constantFrom("serve-80-tcp", "serve-81-udp"),
+    }),
+  );
+  const modelRule = (key: "from" | "to") =>
+    fc.record(
+      {
+        [key]: fc.array(modelPeer, { maxLength: 2 }),
+        ports: fc.array(modelPort, { maxLength: 2 }),
+      },
+      { requiredKeys: [] },
+    );
+  const one = fc.record({
+    namespace: fc.constantFrom("x", "y", "z"),
+    podSelector: podSel,
+    policyTypes: fc.subarray(["Ingress", "Egress"], { minLength: 1 }),
+    ingress: fc.array(modelRule("from"), { maxLength: 2 }),
+    egress: fc.array(modelRule("to"), { maxLength: 2 }),
+  });
+  return fc.array(one, { minLength: 1, maxLength: 3 }).map((list) =>
+    list.map(({ namespace, ...spec }, i) => ({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: `random-${String(i)}`, namespace },
+      spec,
+    })),
+  );
+}
