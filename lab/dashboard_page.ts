@@ -45,7 +45,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   th { background: #eef2f6; }
   th[data-sort] { cursor: pointer; user-select: none; }
   th[data-sort].sorted::after { content: " \\25B4"; } th[data-sort].sorted.desc::after { content: " \\25BE"; }
-  td.ok { background: #dcf5e3; } td.fail { background: #fbdcdc; } td.self { color: #9aa7b4; } td.none { background: #f1f5f9; }
+  td.ok { background: #dcf5e3; } td.fail { background: #fbdcdc; } td.blocked { background: #e5e7eb; } td.self { color: #9aa7b4; } td.none { background: #f1f5f9; }
   #matrix.small th, #matrix.small td { padding: 0; width: 1.1rem; height: 1.1rem; font-size: 0; }
   #matrix.small th { font-size: 9px; }
   #failures { color: #b91c1c; }
@@ -97,7 +97,8 @@ function cellOf(m, from, to) {
   if (!m.index) m.index = new Map(m.hosts.map((h, i) => [h, i]));
   const i = m.index.get(from), j = m.index.get(to);
   if (i === undefined || j === undefined || !m.grid.pairs[i][j]) return undefined;
-  return { pairs: m.grid.pairs[i][j], failed: m.grid.failed[i][j], rttMs: m.grid.rttMs[i][j] };
+  const blocked = m.grid.blocked ? m.grid.blocked[i][j] : 0;
+  return { pairs: m.grid.pairs[i][j], failed: m.grid.failed[i][j], rttMs: m.grid.rttMs[i][j], blocked };
 }
 /** Whether two hosts' pods reach each other both ways: true, false, or null when not measured. */
 function linkState(m, a, b) {
@@ -167,7 +168,8 @@ function renderMatrix(s, m) {
   const meta = document.getElementById("matrix-meta");
   const failures = document.getElementById("failures");
   if (!m) { meta.textContent = "measuring…"; table.replaceChildren(); failures.replaceChildren(); return; }
-  meta.textContent = (m.failed === 0 ? "every pod pair reaches the other" : m.failed + " of " + m.pairs + " pod pairs fail") +
+  const policy = m.blocked > 0 ? " · " + m.blocked + " pairs blocked by NetworkPolicy, as the policies say" : "";
+  meta.textContent = (m.failed === 0 ? (m.blocked > 0 ? "every pod pair behaves as the policies say" : "every pod pair reaches the other") : m.failed + " of " + m.pairs + " pod pairs fail") + policy +
     " · " + m.pods + " pods on " + m.hosts.length + " hosts · a cell sums up every pod pair between two hosts · measured " + new Date(m.at).toLocaleTimeString();
   const small = m.hosts.length > COMPACT_AFTER;
   table.className = small ? "small" : "";
@@ -184,6 +186,7 @@ function renderMatrix(s, m) {
       let td;
       if (!c) td = cell("td", "—", from === to ? "self" : "none");
       else if (c.failed > 0) td = cell("td", c.failed + "/" + c.pairs + " fail", "fail");
+      else if (c.blocked > 0) td = cell("td", c.blocked + "/" + c.pairs + " blocked", "blocked");
       else td = cell("td", c.rttMs === null ? "ok" : c.rttMs.toFixed(2) + " ms", "ok");
       td.title = from + " → " + to + (c ? ": " + (c.pairs - c.failed) + " of " + c.pairs + " pod pairs reach" : "");
       tr.append(td);

@@ -16,6 +16,11 @@ export interface PingResult {
   readonly rttMs: number | null;
   /** Which address was pinged: the IPv4 one (or an IPv6-only pod's), or the IPv6 one. */
   readonly family: 4 | 6;
+  /**
+   * Under NetworkPolicy (a TCP probe instead of a ping): the policies block the pair and it was
+   * blocked; `ok` is then true, as for every pair that behaves as the policies say.
+   */
+  readonly blockedByPolicy?: boolean;
 }
 
 /** Pings once from one pod to another's address (its IPv6 address with `family` 6). */

@@ -23,6 +23,16 @@ import type { Lab, LabRuntime, Progress } from "./cluster.js";
 import { startDashboard } from "./dashboard.js";
 import { formatPingMatrix, iperfBetween, pingAll } from "./lab_check.js";
 import { formatLabStatus, labStatus } from "./lab_status.js";
+import { NETWORK_POLICY_FLAG, registersPods } from "./kubelet.js";
+import {
+  applyPolicies,
+  deleteAllPolicies,
+  differences,
+  expectedMatrix,
+  formatReachability,
+  parsePolicies,
+  probeMatrix,
+} from "./netpol.js";
 
 type Out = (text: string) => void;
 
@@ -74,6 +84,7 @@ interface UpFlags {
   ipv6Only?: boolean;
   runtime: string;
   flanneldInContainer?: boolean;
+  networkPolicy?: boolean;
 }
 
 function labRuntime(text: string): LabRuntime {
@@ -105,6 +116,11 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
   out(
     `Starting lab "${flags.name}": ${flags.nodes} hosts, backend ${flags.backend}, ${flags.pods} pods per host, ${store}\n`,
   );
+  if (flags.networkPolicy === true && flags.kube !== true) {
+    throw new FlannelError(
+      "Invalid --network-policy without --kube: NetworkPolicy is read from the Kubernetes API; add --kube",
+    );
+  }
   if (flags.ipv6Only === true && flags.kube !== true) {
     throw new FlannelError(
       "Invalid --ipv6-only without --kube: flannel's etcd subnet manager always leases an IPv4 subnet; IPv6-only networks are Kubernetes mode only, as in flannel",
@@ -126,7 +142,10 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       pods: flags.pods,
       etcdMembers: flags.etcdMembers === 3 ? 3 : 1,
       networkConfig,
-      flanneldArgs: flags.ipMasq ? ["--ip-masq"] : [],
+      flanneldArgs: [
+        ...(flags.ipMasq || flags.networkPolicy ? ["--ip-masq"] : []),
+        ...(flags.networkPolicy ? [NETWORK_POLICY_FLAG] : []),
+      ],
       datastore: flags.kube ? "kube" : "etcd",
       runtime: labRuntime(flags.runtime),
       flanneldInContainer: flags.flanneldInContainer === true,
@@ -140,6 +159,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
 /** Pings every pair, prints the matrix; resolves with the number of failed pairs. */
 async function check(lab: Lab, out: Out, throughput: boolean): Promise<number> {
   if (lab.backend === "alloc") return checkAlloc(lab, out);
+  if (registersPods(lab)) return checkPolicies(lab, out);
   const pods = await listPods(lab);
   const results = await pingAll(pods);
   out(formatPingMatrix(pods, results));
@@ -163,6 +183,30 @@ async function check(lab: Lab, out: Out, throughput: boolean): Promise<number> {
       );
   }
   return failed;
+}
+
+/**
+ * Under NetworkPolicy: every ordered pair probed over TCP port 80, each judged against what the
+ * policies in force allow; resolves with the number of pairs that do not behave as they say.
+ */
+async function checkPolicies(lab: Lab, out: Out): Promise<number> {
+  const pods = await listPods(lab);
+  const probe = { protocol: "TCP", port: 80 } as const;
+  const expected = await expectedMatrix(lab, pods, probe);
+  const actual = await probeMatrix(pods, probe);
+  out(
+    "Reachability over TCP port 80 under the NetworkPolicies in force (ok: allowed and reached; blocked: as the policies say):\n",
+  );
+  out(formatReachability(pods, expected, actual));
+  const broken = differences(pods, expected, actual);
+  for (const line of broken) out(`  BROKEN ${line}\n`);
+  const blocked = [...expected.values()].filter((v) => !v).length;
+  out(
+    broken.length === 0
+      ? `All ${expected.size} pod pairs behave as the policies say (${blocked} blocked).\n`
+      : `${broken.length} of ${expected.size} pod pairs do NOT behave as the policies say.\n`,
+  );
+  return broken.length;
 }
 
 /**
@@ -208,8 +252,44 @@ export function addLabCommands(program: Command, out: Out): void {
   addLookCommands(lab, out);
   addDoctorCommands(lab, out);
   addDrillCommand(lab, out);
+  addPolicyCommand(lab, out);
   addNodeCommands(lab, out);
   addRunCommands(lab, out);
+}
+
+/** `lab netpol <file>`: NetworkPolicies into the lab's API double (`lab up --kube --network-policy`). */
+function addPolicyCommand(lab: Command, out: Out): void {
+  nameOption(
+    lab
+      .command("netpol [file]")
+      .description(
+        "apply the NetworkPolicies of a YAML or JSON file (one or more documents) to the lab's Kubernetes API double",
+      ),
+  )
+    .option("--delete-all", "delete every NetworkPolicy of the lab first")
+    .action(async (file: string | undefined, flags: { name: string; deleteAll?: boolean }) => {
+      const found = await requireLab(flags.name);
+      if (!registersPods(found))
+        throw new FlannelError(
+          `Cannot apply NetworkPolicies to lab "${flags.name}": it does not enforce them: start it with lab up --kube --network-policy`,
+        );
+      if (flags.deleteAll === true)
+        out(`deleted ${String(await deleteAllPolicies(found))} NetworkPolicies\n`);
+      if (file === undefined) {
+        if (flags.deleteAll !== true)
+          throw new FlannelError(
+            "Cannot run lab netpol: give a file of NetworkPolicies, or --delete-all",
+          );
+        return;
+      }
+      const text = await readFile(file, "utf8").catch((err: unknown) => {
+        throw new FlannelError(
+          `Cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        );
+      });
+      for (const line of await applyPolicies(found, parsePolicies(text, file))) out(`${line}\n`);
+      out("lab check shows the reachability matrix under the policies in force\n");
+    });
 }
 
 /** `lab up`: etcd (or the Kubernetes API double) and N hosts with K pods each. */
@@ -235,6 +315,10 @@ function addUpCommand(lab: Command, out: Out): void {
         .join(", ")})`,
     )
     .option("--kube", "Kubernetes mode: a Kubernetes API double instead of etcd, a Node per host")
+    .option(
+      "--network-policy",
+      "with --kube: flanneld enforces NetworkPolicy (and runs with --ip-masq, as kube-flannel); the lab registers each pod as a Pod object with a probe agent",
+    )
     .option(
       "--runtime <runtime>",
       "how pods run: netns (namespaces wired by calling the plugin) or podman (containers, networked by podman's CNI backend through the plugin)",
@@ -264,7 +348,9 @@ function addLookCommands(lab: Command, out: Out): void {
         throw new FlannelError(
           found.backend === "alloc"
             ? `Lab check failed: ${failed} hosts hold no distinct subnet`
-            : `Lab check failed: ${failed} pod pairs cannot reach each other`,
+            : registersPods(found)
+              ? `Lab check failed: ${failed} pod pairs do not behave as the NetworkPolicies say`
+              : `Lab check failed: ${failed} pod pairs cannot reach each other`,
         );
     });
 
@@ -324,19 +410,25 @@ function addDoctorCommands(lab: Command, out: Out): void {
     lab
       .command("trace <src> <dst>")
       .description(
-        "the path between two pods (h1p1, or addresses), hop by hop, read on the hosts of both ends",
+        "the path between two pods (h1p1, x/a, or addresses), hop by hop, read on the hosts of both ends",
       )
-      .option("--json", "print JSON"),
-  ).action(async (src: string, dst: string, flags: { name: string; json?: boolean }) => {
-    const found = await requireLab(flags.name);
-    const [{ labTrace }, { firstProblem, formatTrace }] = await Promise.all([
-      import("./lab_doctor.js"),
-      import("../src/doctor/trace.js"),
-    ]);
-    const halves = await labTrace(found, src, dst);
-    out(flags.json === true ? `${JSON.stringify(halves, null, 2)}\n` : formatTrace(halves));
-    if (firstProblem(halves) !== null) process.exitCode = 1;
-  });
+      .option("--json", "print JSON")
+      .option(
+        "--port <port/proto>",
+        "with --network-policy: which policy allows or drops 80/tcp (say)",
+      ),
+  ).action(
+    async (src: string, dst: string, flags: { name: string; json?: boolean; port?: string }) => {
+      const found = await requireLab(flags.name);
+      const [{ labTrace }, { firstProblem, formatTrace }] = await Promise.all([
+        import("./lab_doctor.js"),
+        import("../src/doctor/trace.js"),
+      ]);
+      const halves = await labTrace(found, src, dst, flags.port);
+      out(flags.json === true ? `${JSON.stringify(halves, null, 2)}\n` : formatTrace(halves));
+      if (firstProblem(halves) !== null) process.exitCode = 1;
+    },
+  );
 }
 
 /** `lab drill`: a fault under ping load. */

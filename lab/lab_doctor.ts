@@ -44,7 +44,11 @@ async function hostOf(lab: Lab, ip: string): Promise<LabNode | null> {
 /** A pod name (h1p1) or an address, as an address. */
 async function addressOf(lab: Lab, target: string): Promise<string> {
   if (parseIP(target) !== null) return target;
-  const pod = (await listPods(lab)).find((p) => p.name === target);
+  const pod = (await listPods(lab)).find(
+    (p) =>
+      p.name === target ||
+      (p.kube !== undefined && `${p.kube.namespace}/${p.kube.name}` === target),
+  );
   if (pod === undefined)
     throw new RangeError(
       `Unknown pod or address "${target}": expected a pod name (h1p1) or an IP address`,
@@ -53,7 +57,12 @@ async function addressOf(lab: Lab, target: string): Promise<string> {
 }
 
 /** The path from `src` to `dst` (pod names or addresses), read on the hosts of both ends. */
-export async function labTrace(lab: Lab, src: string, dst: string): Promise<TraceHalf[]> {
+export async function labTrace(
+  lab: Lab,
+  src: string,
+  dst: string,
+  port?: string,
+): Promise<TraceHalf[]> {
   const from = await addressOf(lab, src);
   const to = await addressOf(lab, dst);
   const hosts = [await hostOf(lab, from), await hostOf(lab, to)].filter((n) => n !== null);
@@ -62,7 +71,8 @@ export async function labTrace(lab: Lab, src: string, dst: string): Promise<Trac
     throw new RangeError(`Neither ${from} nor ${to} lies in a lab host's subnet`);
   const halves: TraceHalf[] = [];
   for (const node of unique) {
-    const result = await flannelctlOn(lab, node, ["trace", "--json", from, to]);
+    const portArgs = port === undefined ? [] : ["--port", port];
+    const result = await flannelctlOn(lab, node, ["trace", "--json", ...portArgs, from, to]);
     if (!result.stdout.startsWith("{"))
       throw new Error(
         `trace on ${node.name} failed: ${result.stderr.trim() || result.stdout.trim()}`,

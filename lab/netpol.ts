@@ -18,6 +18,7 @@ import { formatTable } from "../src/util/table.js";
 import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { Json } from "./kubeapi/patch.js";
 import { AGENT_SCRIPT } from "./kubelet.js";
+import type { PingResult } from "./lab_check.js";
 import type { Lab, LabPod } from "./lab_model.js";
 import { run } from "./netns.js";
 
@@ -180,4 +181,36 @@ export function formatReachability(
     ["from \\ to", ...pods.map(podLabel)],
     ...pods.map((from) => [podLabel(from), ...pods.map((to) => cell(from, to))]),
   ]);
+}
+
+/**
+ * One round of the reachability matrix under the policies in force, as ping results for the
+ * dashboard and `lab check`: `ok` when a pair behaves as the policies say (allowed and reached,
+ * or blocked and refused), with `blockedByPolicy` for the second.
+ */
+export async function policyResults(
+  lab: Lab,
+  pods: readonly LabPod[],
+  probe: ProbeSpec = { protocol: "TCP", port: 80 },
+): Promise<PingResult[]> {
+  const [expected, actual] = [
+    await expectedMatrix(lab, pods, probe),
+    await probeMatrix(pods, probe),
+  ];
+  const out: PingResult[] = [];
+  for (const from of pods)
+    for (const to of pods) {
+      if (from === to) continue;
+      const want = expected.get(pairKey(from, to)) === true;
+      const got = actual.get(pairKey(from, to)) === true;
+      out.push({
+        from: from.name,
+        to: to.name,
+        ok: want === got,
+        rttMs: null,
+        family: 4,
+        ...(!want && !got ? { blockedByPolicy: true } : {}),
+      });
+    }
+  return out;
 }

@@ -14,6 +14,8 @@ import { formatReport, reportJson } from "../doctor/report.js";
 import pino from "pino";
 import { RtNetlink } from "../net/rtnetlink.js";
 import { flanneldDeps } from "./flanneld_deps.js";
+import { parsePortSpec } from "../netpol/describe.js";
+import type { ClusterView } from "../netpol/index.js";
 import { parseFlanneldFlags } from "./flanneld_flags.js";
 
 function optionsFrom(
@@ -73,12 +75,35 @@ async function withHost<T>(
     openManager: () => chosen.newSubnetManager({ signal }),
     newTrafficManager: (nft: boolean) => chosen.newTrafficManager(nft),
     processes,
+    policy: options.networkPolicy ? await policySources(options, env, signal) : null,
   };
   try {
     return await fn(options, deps, signal, source);
   } finally {
     netlink.close();
   }
+}
+
+/** The cluster's policies (listed once) and this host's table, for --network-policy. */
+async function policySources(
+  options: FlanneldOptions,
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+): Promise<NonNullable<DoctorDeps["policy"]>> {
+  const [{ listClusterView }, { nftPolicyTable }, { loadKubeConfig }] = await Promise.all([
+    import("../netpol/network_policy.js"),
+    import("../netpol/nft_policy.js"),
+    import("../subnet/kube/kube_client.js"),
+  ]);
+  const kc = loadKubeConfig(
+    { apiUrl: options.kubeApiUrl, kubeconfigFile: options.kubeconfigFile },
+    env,
+  );
+  let cluster: Promise<ClusterView> | null = null;
+  return {
+    cluster: () => (cluster ??= listClusterView(kc, signal)),
+    table: () => nftPolicyTable.list(),
+  };
 }
 
 export async function doctorCommand(
@@ -100,21 +125,30 @@ export async function doctorCommand(
   });
 }
 
-/** `flannelctl trace <src> <dst>`: this host's half of the path; exit 1 when a hop is wrong. */
+/**
+ * `flannelctl trace <src> <dst> [--port P/proto]`: this host's half of the path; with --port
+ * and flanneld --network-policy, the policy that allows or drops the packet. Exit 1 when a hop
+ * is wrong or the packet is dropped.
+ */
 export async function traceCommand(
   src: string,
   dst: string,
   args: readonly string[],
-  flags: { readonly json?: boolean },
+  flags: { readonly json?: boolean; readonly port?: string },
   out: (text: string) => void,
 ): Promise<number> {
+  const packet = flags.port === undefined ? null : parsePortSpec(flags.port);
   return withHost(args, async (options, deps, signal) => {
     const read = await readHostView(options, deps, signal);
     if ("failure" in read) {
       const [problem] = read.failure.findings;
       throw new FlannelError(`Cannot trace: ${problem?.problem ?? read.failure.name}`);
     }
-    const half = await traceLocal(read.view, src, dst);
+    const policy =
+      packet !== null && deps.policy
+        ? { packet, cluster: await deps.policy.cluster(), table: await deps.policy.table() }
+        : null;
+    const half = await traceLocal(read.view, src, dst, policy);
     out(flags.json === true ? `${JSON.stringify(half, null, 2)}\n` : formatTrace([half]));
     return firstProblem([half]) === null ? 0 : 1;
   });

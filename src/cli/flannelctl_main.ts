@@ -222,16 +222,27 @@ function addDoctorCommands(program: Command, out: Out): void {
     .description(
       "the path a packet from <src> to <dst> takes through this host's kernel, hop by hop; the first missing or wrong hop is named",
     )
-    .usage("<src IP> <dst IP> [--json] [flanneld's flags...]")
+    .usage("<src IP> <dst IP> [--json] [--port P/proto] [flanneld's flags...]")
     .option("--json", "print JSON, for scripts")
+    .option(
+      "--port <port/proto>",
+      "with flanneld --network-policy: the packet's port and protocol (80/tcp), to say which policy allows or drops it",
+    )
     .argument("<src>", "source address (a pod's)")
     .argument("<dst>", "destination address (a pod's)")
     .argument("[flags...]", "flanneld's flags (default: those of the flanneld running here)")
     .allowUnknownOption()
-    .action(async (src: string, dst: string, args: string[], flags: { json?: boolean }) => {
-      const { traceCommand } = await import("./doctor_command.js");
-      process.exitCode = await traceCommand(src, dst, args, flags, out);
-    });
+    .action(
+      async (
+        src: string,
+        dst: string,
+        args: string[],
+        flags: { json?: boolean; port?: string },
+      ) => {
+        const { traceCommand } = await import("./doctor_command.js");
+        process.exitCode = await traceCommand(src, dst, args, flags, out);
+      },
+    );
 }
 
 /** `cni install`'s flags. */

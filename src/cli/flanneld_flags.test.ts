@@ -240,3 +240,23 @@ for (const tc of refused) {
     assert.match(parsed.stderr, tc.error);
   });
 }
+
+test("--network-policy (FLANNELD_NETWORK_POLICY) is off by default and needs --kube-subnet-mgr", () => {
+  assert.equal(options(parseFlanneldFlags([], {})).networkPolicy, false);
+  assert.equal(
+    options(parseFlanneldFlags(["--kube-subnet-mgr", "--network-policy"], {})).networkPolicy,
+    true,
+  );
+  assert.equal(
+    options(
+      parseFlanneldFlags([], { FLANNELD_KUBE_SUBNET_MGR: "true", FLANNELD_NETWORK_POLICY: "true" }),
+    ).networkPolicy,
+    true,
+  );
+  const refused = parseFlanneldFlags(["--network-policy"], {});
+  assert.equal(refused.kind, "exit");
+  assert.equal(
+    refused.kind === "exit" ? refused.stderr : "",
+    "flanneld: invalid flags: --network-policy needs --kube-subnet-mgr: NetworkPolicy is read from the Kubernetes API\n",
+  );
+});

@@ -22,6 +22,9 @@ import { checkFlanneld } from "./check_flanneld.js";
 import { checkKernelSettings, checkPodMtu, checkTrafficRules } from "./check_kernel.js";
 import { checkOwnLease, checkStoreLeases, checkSubnetEnv } from "./check_leases.js";
 import { checkTunnels } from "./check_tunnels.js";
+import { checkPolicy } from "./check_policy.js";
+import type { PolicySources } from "./check_policy.js";
+import type { PodPolicyState } from "../netpol/index.js";
 import { finding } from "./finding.js";
 import type { CheckGroup, Finding } from "./finding.js";
 import type { FlanneldProcess } from "./flanneld_process.js";
@@ -37,6 +40,8 @@ export interface DoctorDeps {
   readonly procDir?: string;
   readonly kernelRelease?: string;
   readonly now?: () => Date;
+  /** With --network-policy: the cluster's policies and this host's table. */
+  readonly policy?: PolicySources | null;
 }
 
 /** What doctor found. */
@@ -52,6 +57,8 @@ export interface DoctorReport {
     readonly peers: number;
   } | null;
   readonly groups: readonly CheckGroup[];
+  /** With --network-policy: the policy state of each of this host's pods; null without. */
+  readonly policy: readonly PodPolicyState[] | null;
 }
 
 /** Every finding of a report, in order. */
@@ -187,7 +194,7 @@ export async function runDoctor(
 ): Promise<DoctorReport> {
   const flanneld = await checkFlanneld(deps.processes, options);
   const read = await readHostView(options, deps, signal);
-  if ("failure" in read) return { host: null, groups: [flanneld, read.failure] };
+  if ("failure" in read) return { host: null, groups: [flanneld, read.failure], policy: null };
   const { view } = read;
   const groups = [
     flanneld,
@@ -201,6 +208,8 @@ export async function runDoctor(
     await checkTunnels(view),
     checkStoreLeases(view),
   ];
+  const policy = await checkPolicy(view, deps.policy ?? null);
+  if (policy !== null) groups.push(policy.group);
   return {
     host: {
       interface: view.extIface.name,
@@ -215,6 +224,7 @@ export async function runDoctor(
       peers: view.leases.length - (view.own === null ? 0 : 1),
     },
     groups,
+    policy: policy?.pods ?? null,
   };
 }
 

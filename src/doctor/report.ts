@@ -2,6 +2,7 @@
 import { findingsOf, isHealthy } from "./doctor.js";
 import type { DoctorReport, FixResult } from "./doctor.js";
 import type { Finding } from "./finding.js";
+import type { PodPolicyState } from "../netpol/index.js";
 
 /** The most findings of one check printed as text; JSON has them all. */
 const MAX_PER_CHECK = 10;
@@ -47,6 +48,7 @@ export function formatReport(report: DoctorReport, fixes: readonly FixResult[] |
         lines.push(`  ... and ${all.length - MAX_PER_CHECK} more ${check} (--json lists them all)`);
     }
   }
+  if (report.policy !== null) lines.push(...policyLines(report.policy));
   if (fixes !== null) {
     const failed = fixes.filter((r) => r.error !== null);
     lines.push(`Fixed ${fixes.length - failed.length} of ${fixes.length} safe fixes`);
@@ -61,6 +63,28 @@ export function formatReport(report: DoctorReport, fixes: readonly FixResult[] |
       : `Not healthy: ${errors} error${errors === 1 ? "" : "s"}, ${findings.length - errors} warning${findings.length - errors === 1 ? "" : "s"}`,
   );
   return `${lines.join("\n")}\n`;
+}
+
+/** Each of this host's pods under policy: what isolates it and what is allowed in and out. */
+function policyLines(pods: readonly PodPolicyState[]): string[] {
+  const lines = [
+    `NetworkPolicy of this host's ${String(pods.length)} pod${pods.length === 1 ? "" : "s"}:`,
+  ];
+  for (const p of pods) {
+    lines.push(`  pod ${p.pod} ${p.ips.join(" ")}`);
+    for (const direction of ["ingress", "egress"] as const) {
+      const d = p[direction];
+      if (d.isolatedBy.length === 0) {
+        lines.push(`    ${direction}: not isolated (everything allowed)`);
+        continue;
+      }
+      lines.push(
+        `    ${direction}: isolated by ${d.isolatedBy.join(", ")}; ${d.allows.length === 0 ? "nothing allowed" : "allowed:"}`,
+      );
+      for (const rule of d.allows) lines.push(`      ${rule}`);
+    }
+  }
+  return lines;
 }
 
 function findingJson(f: Finding) {
@@ -85,6 +109,7 @@ export function reportJson(report: DoctorReport, fixes: readonly FixResult[] | n
       ...(g.skipped !== undefined ? { skipped: g.skipped } : {}),
     })),
     findings: findingsOf(report).map(findingJson),
+    ...(report.policy === null ? {} : { policy: report.policy }),
     ...(fixes === null
       ? {}
       : {

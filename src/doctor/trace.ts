@@ -19,8 +19,10 @@ import type { HostView } from "./host_view.js";
 import { tunnelHops } from "./trace_tunnel.js";
 
 import type { TraceHop } from "./trace_hop.js";
+import { policyHops } from "./trace_policy.js";
+import type { TracePolicy } from "./trace_policy.js";
 
-export type { TraceHop };
+export type { TraceHop, TracePolicy };
 
 /** Who holds an address: the host whose lease covers it. */
 export interface TraceEnd {
@@ -279,7 +281,12 @@ async function destinationHops(
 }
 
 /** This host's half of the path from `src` to `dst`. */
-export async function traceLocal(view: HostView, src: string, dst: string): Promise<TraceHalf> {
+export async function traceLocal(
+  view: HostView,
+  src: string,
+  dst: string,
+  policy: TracePolicy | null = null,
+): Promise<TraceHalf> {
   for (const ip of [src, dst])
     if (parseIP(ip) === null)
       throw new RangeError(`Invalid address "${ip}": expected an IPv4 or IPv6 address`);
@@ -313,6 +320,7 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
     if (srcLease !== null) hops.push(...(await tunnelHops(view, srcLease, dst.includes(":"))));
   }
   if (isDestination) hops.push(...(await destinationHops(view, dst, isSource, kernel)));
+  if (policy !== null) hops.push(...policyHops(policy, src, dst, role));
   return { host, role, src: endOf(leases, src), dst: endOf(leases, dst), hops };
 }
 
@@ -320,7 +328,8 @@ export async function traceLocal(view: HostView, src: string, dst: string): Prom
 export function firstProblem(halves: readonly TraceHalf[]): { host: string; hop: TraceHop } | null {
   for (const half of halves)
     for (const hop of half.hops)
-      if (hop.state === "missing" || hop.state === "wrong") return { host: half.host, hop };
+      if (hop.state === "missing" || hop.state === "wrong" || hop.state === "denied")
+        return { host: half.host, hop };
   return null;
 }
 
@@ -353,7 +362,9 @@ export function formatTrace(halves: readonly TraceHalf[]): string {
   lines.push(
     problem === null
       ? "Every hop is in place"
-      : `First problem: ${problem.hop.hop} on ${problem.host}: ${problem.hop.state}`,
+      : problem.hop.state === "denied"
+        ? `Dropped by NetworkPolicy: ${problem.hop.hop} on ${problem.host}`
+        : `First problem: ${problem.hop.hop} on ${problem.host}: ${problem.hop.state}`,
   );
   return `${lines.join("\n")}\n`;
 }

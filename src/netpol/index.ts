@@ -13,3 +13,4 @@ export * from "./nft_policy.js";
 export * from "./objects.js";
 export * from "./selector.js";
 export * from "./kube_source.js";
+export * from "./describe.js";

@@ -43,12 +43,15 @@ function newStats(): NodeWatchStats {
   return { lists: 0, watches: 0, expired: 0, failures: 0 };
 }
 
-/** The sources over a cluster's API, as the kubeconfig reaches it. */
-export function kubePolicySources(kc: KubeConfig, log: Logger): PolicySources {
+/** How to list and watch each of the three kinds over a cluster's API. */
+export function policyListWatches(kc: KubeConfig): {
+  readonly namespaces: ListWatch<NamespaceView>;
+  readonly pods: ListWatch<PodView>;
+  readonly policies: ListWatch<PolicyRead>;
+} {
   const core = kc.makeApiClient(CoreV1Api);
   const networking = kc.makeApiClient(NetworkingV1Api);
   const watch = new Watch(kc);
-  const stats = { namespaces: newStats(), pods: newStats(), networkpolicies: newStats() };
   const listWatch = <T>(
     spec: { kind: string; kinds: string; path: string; view: (o: unknown) => T | null },
     list: () => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string } }>,
@@ -82,23 +85,30 @@ export function kubePolicySources(kc: KubeConfig, log: Logger): PolicySources {
       };
     },
   });
-  const namespaces = listWatch(
-    { kind: "Namespace", kinds: "Namespaces", path: "/api/v1/namespaces", view: namespaceViewOf },
-    () => core.listNamespace(),
-  );
-  const pods = listWatch(
-    { kind: "Pod", kinds: "Pods", path: "/api/v1/pods", view: podViewOf },
-    () => core.listPodForAllNamespaces(),
-  );
-  const policies = listWatch(
-    {
-      kind: "NetworkPolicy",
-      kinds: "NetworkPolicies",
-      path: "/apis/networking.k8s.io/v1/networkpolicies",
-      view: policyReadOf,
-    },
-    () => networking.listNetworkPolicyForAllNamespaces(),
-  );
+  return {
+    namespaces: listWatch(
+      { kind: "Namespace", kinds: "Namespaces", path: "/api/v1/namespaces", view: namespaceViewOf },
+      () => core.listNamespace(),
+    ),
+    pods: listWatch({ kind: "Pod", kinds: "Pods", path: "/api/v1/pods", view: podViewOf }, () =>
+      core.listPodForAllNamespaces(),
+    ),
+    policies: listWatch(
+      {
+        kind: "NetworkPolicy",
+        kinds: "NetworkPolicies",
+        path: "/apis/networking.k8s.io/v1/networkpolicies",
+        view: policyReadOf,
+      },
+      () => networking.listNetworkPolicyForAllNamespaces(),
+    ),
+  };
+}
+
+/** The sources over a cluster's API, as the kubeconfig reaches it. */
+export function kubePolicySources(kc: KubeConfig, log: Logger): PolicySources {
+  const stats = { namespaces: newStats(), pods: newStats(), networkpolicies: newStats() };
+  const { namespaces, pods, policies } = policyListWatches(kc);
   return {
     namespaces: (opts) => reflect(namespaces, log, { ...opts, stats: stats.namespaces }),
     pods: (opts) => reflect(pods, log, { ...opts, stats: stats.pods }),

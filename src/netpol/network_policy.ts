@@ -8,7 +8,8 @@ import type { Logger } from "../log/logger.js";
 import type { Clock } from "../util/clock.js";
 import type { CompileScope } from "./compile.js";
 import { PolicyEnforcer } from "./enforcer.js";
-import { kubePolicySources } from "./kube_source.js";
+import { ClusterView, podKey } from "./cluster_view.js";
+import { kubePolicySources, policyListWatches } from "./kube_source.js";
 import { nftPolicyTable } from "./nft_policy.js";
 
 /** The enforcer of this node's pods, following the API server `kc` reaches. */
@@ -25,4 +26,20 @@ export function newNetworkPolicyEnforcer(
     log: policyLog,
     ...(clock ? { clock } : {}),
   });
+}
+
+/** The cluster as the API lists it now (doctor and trace read it once). */
+export async function listClusterView(kc: KubeConfig, signal: AbortSignal): Promise<ClusterView> {
+  const lw = policyListWatches(kc);
+  const [namespaces, pods, policies] = await Promise.all([
+    lw.namespaces.list({ signal }),
+    lw.pods.list({ signal }),
+    lw.policies.list({ signal }),
+  ]);
+  const view = new ClusterView();
+  for (const ns of namespaces.items) view.namespaces.set(ns.name, ns);
+  for (const pod of pods.items) view.pods.set(podKey(pod), pod);
+  for (const read of policies.items)
+    if (read.policy !== null) view.policies.set(read.key, read.policy);
+  return view;
 }

@@ -350,8 +350,10 @@ function rulesOf(
   return value.map((raw, i) => {
     const rule = isObject(raw) ? raw : {};
     const where = `spec.${direction}[${i}]`;
+    // client-node's typed lists name `from` `_from` (a reserved word in its generator).
+    const peers = rule[peersKey] ?? rule[`_${peersKey}`];
     return {
-      peers: listOf(rule[peersKey], `${where}.${peersKey}`, (p, w) => peerOf(p, w, problems)),
+      peers: listOf(peers, `${where}.${peersKey}`, (p, w) => peerOf(p, w, problems)),
       ports: listOf(rule.ports, `${where}.ports`, (p, w) => portOf(p, w, problems)),
     };
   });
