@@ -10,7 +10,9 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { startKubeApiDouble } from "../../lab/kubeapi/server.js";
 import { silentLogger } from "../log/logger.js";
+import type { ReflectorStep } from "../subnet/kube/index.js";
 import { kubePolicySources } from "./kube_source.js";
+import type { PolicyRead } from "./kube_source.js";
 import { listClusterView } from "./network_policy.js";
 
 const POLICY = {
@@ -45,17 +47,19 @@ test("a listed policy and a watched one read the same, peers and all", async () 
     ]);
     assert.equal(listed.egress[0]?.peers?.[0]?.kind, "ipBlock");
     const sources = kubePolicySources(kc, silentLogger());
-    const steps = sources.policies({ signal: controller.signal })[Symbol.asyncIterator]();
+    const steps: AsyncIterator<ReflectorStep<PolicyRead>> = sources
+      .policies({ signal: controller.signal })
+      [Symbol.asyncIterator]();
     const first = await steps.next(); // the list
-    assert.equal(first.value?.kind, "snapshot");
+    assert.equal((first.value as ReflectorStep<PolicyRead>).kind, "snapshot");
     await admin.create("/apis/networking.k8s.io/v1/namespaces/x/networkpolicies", {
       ...POLICY,
       metadata: { name: "watched" },
     });
-    const event = await steps.next();
-    assert.ok(event.value?.kind === "event");
-    assert.deepEqual(event.value.item.policy?.ingress, listed.ingress);
-    assert.deepEqual(event.value.item.policy?.egress, listed.egress);
+    const event = (await steps.next()).value as ReflectorStep<PolicyRead>;
+    assert.ok(event.kind === "event");
+    assert.deepEqual(event.item.policy?.ingress, listed.ingress);
+    assert.deepEqual(event.item.policy?.egress, listed.egress);
     controller.abort();
     await steps.return?.();
   } finally {
