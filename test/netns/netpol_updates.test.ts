@@ -15,6 +15,10 @@ import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
 import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { AGENT_SCRIPT } from "../../lab/kubelet.js";
 import { execIn } from "../../lab/netns.js";
+import { flannelctlOn, labTrace } from "../../lab/lab_doctor.js";
+import { firstProblem } from "../../src/doctor/trace.js";
+import type { PodPolicyState } from "../../src/netpol/index.js";
+import { healthzGet, metricValue } from "../helpers/healthz.js";
 import { applyPolicies, deleteAllPolicies, probeMatrix } from "../../lab/netpol.js";
 import { waitFor } from "../../lab/poll.js";
 import { netpol } from "../helpers/netpol_model.js";
@@ -200,8 +204,61 @@ test("flanneld restarted under policy keeps the isolated pod isolated throughout
       [],
       "z/b, not isolated, was always reachable: the probes work",
     );
+    await assertDoctorTraceMetrics(lab, server);
   });
 });
+
+/** doctor's policy state, trace's verdicts and the metrics, under x/only-from (from z). */
+async function assertDoctorTraceMetrics(lab: Lab, server: LabPod): Promise<void> {
+  const h1 = lab.nodes[0] as LabNode;
+  const denied = await labTrace(lab, "y/a", "x/a", "80/tcp");
+  const ingress = denied.flatMap((h) => h.hops).find((h) => h.hop === "policy ingress");
+  assert.equal(ingress?.state, "denied");
+  assert.match(ingress?.detail ?? "", /TCP\/80 from \S+ dropped: x\/a is isolated by x\/only-from/);
+  assert.deepEqual(firstProblem(denied)?.hop.hop, "policy ingress");
+  const allowed = await labTrace(lab, "z/b", "x/a", "80/tcp");
+  assert.match(
+    allowed.flatMap((h) => h.hops).find((h) => h.hop === "policy ingress")?.detail ?? "",
+    /allowed by x\/only-from ingress\[0\]/,
+  );
+  assert.equal(firstProblem(allowed), null);
+  const doctor = await flannelctlOn(lab, h1, ["doctor", "--json"]);
+  const report = JSON.parse(doctor.stdout) as { healthy: boolean; policy: PodPolicyState[] };
+  assert.equal(report.healthy, true, doctor.stdout);
+  const state = report.policy.find((p) => p.pod === "x/a");
+  assert.deepEqual(state?.ingress, {
+    isolatedBy: ["x/only-from"],
+    allows: ["x/only-from: from all pods in namespaces kubernetes.io/metadata.name=z; any port"],
+  });
+  assert.deepEqual(report.policy.find((p) => p.pod === "z/b")?.ingress.isolatedBy, []);
+  const metrics = (await healthzGet(h1.netns, "/metrics")).body;
+  assert.equal(metricValue(metrics, "flannel_netpol_policies"), 1);
+  assert.equal(metricValue(metrics, "flannel_netpol_pods_enforced"), 1);
+  assert.ok(metricValue(metrics, "flannel_netpol_transactions_total") >= 1);
+  assert.match(
+    metrics,
+    /flannel_netpol_dropped_packets_total\{policy="x\/only-from",direction="ingress"\} \d+/,
+  );
+  // The kernel out of step with the policies: doctor says which pod is not enforced. flanneld
+  // is paused meanwhile, or its resync would mend the set first.
+  const pid = await livePid(h1.pidFile);
+  assert.ok(pid !== null);
+  process.kill(pid, "SIGSTOP");
+  let broken: { healthy: boolean; findings: { check: string; subject: string }[] };
+  try {
+    await execIn(h1.netns, "nft", ["flush", "set", "inet", "flannel-policy", "in_isolated4"]);
+    broken = JSON.parse(
+      (await flannelctlOn(lab, h1, ["doctor", "--json"])).stdout,
+    ) as typeof broken;
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  assert.equal(broken.healthy, false);
+  assert.deepEqual(
+    broken.findings.filter((f) => f.check === "policy-pod-not-enforced").map((f) => f.subject),
+    [`pod x/a ${server.ip}`],
+  );
+}
 
 test("a table flushed by hand is written again; bad input is warned about once, opens nothing, and stops nothing", async () => {
   await withPolicyLab("ftnb", async (lab, { server, client, neighbour }) => {
@@ -239,8 +296,16 @@ test("a table flushed by hand is written again; bad input is warned about once, 
     assert.match(log, /Cannot use NetworkPolicy \\"x\/junk\\": spec is not an object/);
 
     // Drift: the table flushed by hand is written again at the next resync (5 s).
-    await execIn(h1.netns, "nft", ["flush", "table", "inet", "flannel-policy"]);
-    assert.equal(await reaches(client, server), true, "the flush opened x/a");
+    // flanneld is paused while the flush is seen to open x/a, or its resync could mend it first.
+    const pid = await livePid(h1.pidFile);
+    assert.ok(pid !== null);
+    process.kill(pid, "SIGSTOP");
+    try {
+      await execIn(h1.netns, "nft", ["flush", "table", "inet", "flannel-policy"]);
+      assert.equal(await reaches(client, server), true, "the flush opened x/a");
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
     await until("the table to be written again", async () => !(await reaches(client, server)));
     assert.match(
       await readFile(h1.logFile, "utf8"),
