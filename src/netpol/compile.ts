@@ -15,7 +15,7 @@ import type { ClusterView } from "./cluster_view.js";
 import { blockHolds } from "./objects.js";
 import type { NetworkPolicyView, PodView, PolicyPeer, PolicyPort, PolicyRule } from "./objects.js";
 import { isolatedSetName } from "./plan.js";
-import type { Match, PolicyPlan, RuleSpec, SetKind, SetSpec } from "./plan.js";
+import type { CounterSpec, Match, PolicyPlan, RuleSpec, SetKind, SetSpec } from "./plan.js";
 import { blockRanges, formatRange, mergeRanges } from "./ranges.js";
 import type { Range } from "./ranges.js";
 import { selects } from "./selector.js";
@@ -38,6 +38,7 @@ class Compiler {
   readonly sets = new Map<string, SetSpec>();
   readonly ingress: RuleSpec[] = [];
   readonly egress: RuleSpec[] = [];
+  readonly counters = new Map<string, CounterSpec>();
   readonly #local: PodView[];
   readonly #all: PodView[];
 
@@ -79,11 +80,14 @@ class Compiler {
           for (const p of targets) for (const ip of ipsOf(p, family)) into.add(ip);
           isolated[direction].set(family, into);
           const end = direction === "ingress" ? "daddr" : "saddr";
+          const counter = `${id}_d${direction === "ingress" ? "i" : "e"}`;
+          this.counters.set(counter, { name: counter, policy: podKey(policy), direction });
           drops[direction === "ingress" ? 0 : 1]?.push({
             family,
             matches: [{ on: end, set: t }],
             verdict: "drop",
             comment: `drop ${podKey(policy)}`,
+            counter,
           });
         }
       }
@@ -108,6 +112,7 @@ class Compiler {
       sets: this.sets,
       ingress: this.ingress,
       egress: this.egress,
+      counters: this.counters,
     };
   }
 

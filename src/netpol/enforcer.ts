@@ -269,12 +269,10 @@ export class PolicyEnforcer {
     const generation = nextGeneration(before?.generation ?? generationOf(await table.list()));
     const diff = !whole && before !== null ? diffScript(before.plan, plan, generation) : null;
     if (diff?.empty === true) return; // nothing this node enforces changed
-    if (before !== null && (diff === null || diff.summary.chainsRewritten > 0))
-      this.#keepDrops((await table.list()) ?? "");
+    // A whole write starts the named counters again: keep what they counted.
+    if (before !== null && diff === null) this.#keepDrops((await table.list()) ?? "", before.plan);
     if (diff !== null) await table.apply(diff.script);
     else await table.apply(fullScript(plan, generation));
-    const listing = (await table.list()) ?? "";
-    this.#applied = { plan, generation, listing };
     this.#count(plan);
     this.stats.transactions++;
     log.info(
@@ -289,6 +287,9 @@ export class PolicyEnforcer {
       },
       "NetworkPolicy rules written",
     );
+    // What the kernel lists now is what the drift check compares with.
+    const listing = (await table.list()) ?? "";
+    this.#applied = { plan, generation, listing };
   }
 
   #count(plan: PolicyPlan): void {
@@ -304,9 +305,9 @@ export class PolicyEnforcer {
   }
 
   /** The base plus the counters of `listing`. */
-  #dropsWith(listing: string): Map<string, DropCount> {
+  #dropsWith(listing: string, plan: PolicyPlan): Map<string, DropCount> {
     const out = new Map<string, DropCount>();
-    for (const source of [this.#dropBase, dropCounters(listing)])
+    for (const source of [this.#dropBase, dropCounters(listing, plan)])
       for (const [key, count] of source) {
         const sum = out.get(key) ?? { ingress: 0, egress: 0 };
         out.set(key, { ingress: sum.ingress + count.ingress, egress: sum.egress + count.egress });
@@ -314,9 +315,9 @@ export class PolicyEnforcer {
     return out;
   }
 
-  /** Folds the counters of the rules about to be rewritten into the base. */
-  #keepDrops(listing: string): void {
-    const all = this.#dropsWith(listing);
+  /** Folds the counters of a table about to be written whole into the base. */
+  #keepDrops(listing: string, plan: PolicyPlan): void {
+    const all = this.#dropsWith(listing, plan);
     this.#dropBase.clear();
     for (const [key, count] of all) this.#dropBase.set(key, count);
     this.stats.drops = all;
@@ -333,7 +334,7 @@ export class PolicyEnforcer {
       this.deps.log.error({ err: (err as Error).message }, "Cannot list the NetworkPolicy rules");
       return;
     }
-    if (listing !== null) this.stats.drops = this.#dropsWith(listing);
+    if (listing !== null) this.stats.drops = this.#dropsWith(listing, applied.plan);
     if (listing !== null && withoutCounters(listing) === withoutCounters(applied.listing)) return;
     this.deps.log.warn(
       { table: "inet flannel-policy", missing: listing === null },

@@ -59,7 +59,12 @@ function matchText(family: IPFamily, m: Match): string {
 /** A rule as `nft add rule` takes it (after the chain name). */
 export function ruleText(rule: RuleSpec): string {
   const matches = rule.matches.map((m) => matchText(rule.family, m)).join(" ");
-  const verdict = rule.verdict === "return" ? "return" : "counter drop";
+  const verdict =
+    rule.verdict === "return"
+      ? "return"
+      : rule.counter === undefined
+        ? "counter drop"
+        : `counter name "${rule.counter}" drop`;
   return `${matches} ${verdict} comment "${rule.comment.slice(0, 120)}"`;
 }
 
@@ -117,6 +122,7 @@ export function fullScript(plan: PolicyPlan, generation: number): string {
     `add chain ${POLICY_TABLE} forward { type filter hook forward priority filter - 5 ; policy accept ; }`,
     ...["known", "remember", "ingress", "egress"].map((c) => `add chain ${POLICY_TABLE} ${c}`),
     ...[...plan.sets.values()].flatMap(addSet),
+    ...[...plan.counters.keys()].map((name) => `add counter ${POLICY_TABLE} ${name}`),
     ...chainRules("forward", forwardRules(plan.families)),
     ...chainRules("ingress", plan.ingress.map(ruleText)),
     ...chainRules("egress", plan.egress.map(ruleText)),
@@ -183,6 +189,9 @@ export function diffScript(
     if (changes.length > 0) setsChanged++;
     lines.push(...changes);
   }
+  // Counters first (rules name them); an existing one is left as it is, with its figures.
+  for (const name of after.counters.keys())
+    if (!before.counters.has(name)) lines.push(`add counter ${POLICY_TABLE} ${name}`);
   let chainsRewritten = 0;
   for (const chain of ["ingress", "egress"] as const) {
     if (sameRules(before[chain], after[chain])) continue;
@@ -195,6 +204,8 @@ export function diffScript(
   lines.push(...generationLines(generation));
   const deleted = [...before.sets.keys()].filter((name) => !after.sets.has(name));
   lines.push(...deleted.map((name) => `delete set ${POLICY_TABLE} ${name}`));
+  for (const name of before.counters.keys())
+    if (!after.counters.has(name)) lines.push(`delete counter ${POLICY_TABLE} ${name}`);
   return {
     script: `${lines.join("\n")}\n`,
     summary: { setsAdded, setsChanged, setsDeleted: deleted.length, chainsRewritten },
@@ -204,7 +215,7 @@ export function diffScript(
 
 /** A listing with the counters' figures taken out, for comparing two listings. */
 export function withoutCounters(listing: string): string {
-  return listing.replace(/counter packets \d+ bytes \d+/g, "counter");
+  return listing.replace(/packets \d+ bytes \d+/g, "packets bytes");
 }
 
 /** Packets dropped per direction. */
@@ -214,21 +225,18 @@ export interface DropCount {
 }
 
 /**
- * The drop counters of a listing, by policy key (`namespace/name`). A packet refused at an end
- * that several policies isolate is counted against the first of them (by namespace and name).
+ * The drop counters of a listing, by policy key (`namespace/name`): the named counter of each
+ * policy and direction. A packet refused at an end that several policies isolate is counted
+ * against the first of them (by namespace and name).
  */
-export function dropCounters(listing: string): Map<string, DropCount> {
+export function dropCounters(listing: string, plan: PolicyPlan): Map<string, DropCount> {
   const out = new Map<string, DropCount>();
-  let direction: "ingress" | "egress" | null = null;
-  for (const line of listing.split("\n")) {
-    const chain = /^\s*chain (\S+) \{/.exec(line)?.[1];
-    if (chain !== undefined) direction = chain === "ingress" || chain === "egress" ? chain : null;
-    const m = /counter packets (\d+) bytes \d+ drop comment "drop ([^"]+)"/.exec(line);
-    if (m === null || direction === null) continue;
-    const key = m[2] ?? "";
-    const count = out.get(key) ?? { ingress: 0, egress: 0 };
-    count[direction] += Number(m[1]);
-    out.set(key, count);
+  for (const m of listing.matchAll(/counter (\S+) \{\s*packets (\d+) bytes \d+/g)) {
+    const spec = plan.counters.get(m[1] ?? "");
+    if (spec === undefined) continue;
+    const count = out.get(spec.policy) ?? { ingress: 0, egress: 0 };
+    count[spec.direction] += Number(m[2]);
+    out.set(spec.policy, count);
   }
   return out;
 }

@@ -33,6 +33,15 @@ export interface RuleSpec {
   readonly verdict: "return" | "drop";
   /** The policy (and rule) it comes from, kept as the rule's comment. */
   readonly comment: string;
+  /** A drop's named counter (kept when the chain is rewritten). */
+  readonly counter?: string;
+}
+
+/** A named counter of drops: the policy (`namespace/name`) and direction it counts for. */
+export interface CounterSpec {
+  readonly name: string;
+  readonly policy: string;
+  readonly direction: "ingress" | "egress";
 }
 
 /** Everything the table holds but the connection-tracking rules. */
@@ -41,6 +50,7 @@ export interface PolicyPlan {
   readonly sets: ReadonlyMap<string, SetSpec>;
   readonly ingress: readonly RuleSpec[];
   readonly egress: readonly RuleSpec[];
+  readonly counters: ReadonlyMap<string, CounterSpec>;
 }
 
 /** The sets of the pods isolated for a direction, per family: the base chain jumps on them. */
