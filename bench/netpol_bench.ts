@@ -19,7 +19,7 @@ import type { Lab, LabNode, LabPod } from "../lab/cluster.js";
 import { KubeAdmin } from "../lab/kubeapi/admin_client.js";
 import type { Json } from "../lab/kubeapi/patch.js";
 import { iperfBetween } from "../lab/lab_check.js";
-import { addNetns, deleteNetns, execIn, run, uniquePrefix } from "../lab/netns.js";
+import { addNetns, deleteNetns, execIn, uniquePrefix } from "../lab/netns.js";
 import { applyPolicies, deleteAllPolicies } from "../lab/netpol.js";
 import { median, percentile, print } from "./bench_util.js";
 
@@ -292,7 +292,6 @@ async function throughput(): Promise<void> {
     print(
       `netpol throughput (pod-to-pod TCP across hosts, iperf3 5 s, medians of 5 rounds in turn): 100 policies ${median(hundred).toFixed(2)} Gbit/s, none ${median(none).toFixed(2)} Gbit/s -> ${(median(hundred) / median(none)).toFixed(3)} (goal: cost under 3 %, ratio > 0.97); the ingress chain holds ${rules.split("\n").filter((l) => l.includes("comment")).length} rules`,
     );
-    void run;
   } finally {
     await labDown(lab.name, quiet);
   }
