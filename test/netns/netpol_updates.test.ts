@@ -7,10 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { addPod, killFlanneld, livePid, restartFlanneld } from "../../lab/cluster.js";
+import { REPO_ROOT, addPod, killFlanneld, livePid, restartFlanneld } from "../../lab/cluster.js";
+import { runCapture } from "../../src/util/exec.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
 import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { AGENT_SCRIPT } from "../../lab/kubelet.js";
@@ -150,8 +153,39 @@ test("a policy applied under a streaming TCP connection keeps it when it allows 
     } finally {
       stream.kill();
     }
+    await assertLabCommands(lab);
   });
 });
+
+/** `lab netpol` applies a file; `lab check` judges the matrix by the policies, and fails on drift. */
+async function assertLabCommands(lab: Lab): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "flannel-ts-netpol-"));
+  const flannelctl = join(REPO_ROOT, "bin/flannelctl");
+  try {
+    const file = join(dir, "only-from-z.yaml");
+    await writeFile(file, JSON.stringify(onlyFrom("z")));
+    const applied = await runCapture(flannelctl, ["lab", "netpol", file, "--name", lab.name]);
+    assert.match(applied.stdout, /networkpolicy x\/only-from created/, applied.stderr);
+    const checked = await runCapture(flannelctl, ["lab", "check", "--name", lab.name]);
+    assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+    assert.match(checked.stdout, /All 6 pod pairs behave as the policies say \(1 blocked\)/);
+    const h1 = lab.nodes[0] as LabNode;
+    const pid = await livePid(h1.pidFile);
+    assert.ok(pid !== null);
+    process.kill(pid, "SIGSTOP"); // or its resync could mend the table before the check
+    try {
+      await execIn(h1.netns, "nft", ["flush", "table", "inet", "flannel-policy"]);
+      const broken = await runCapture(flannelctl, ["lab", "check", "--name", lab.name]);
+      assert.equal(broken.code, 1);
+      assert.match(broken.stdout, /BROKEN y\/a -> x\/a: expected blocked, was allowed/);
+      assert.match(broken.stderr, /1 pod pairs do not behave as the NetworkPolicies say/);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 test("flanneld restarted under policy keeps the isolated pod isolated throughout (a probe every 100 ms)", async () => {
   await withPolicyLab("ftnr", async (lab, { server, client, neighbour }) => {
