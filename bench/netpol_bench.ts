@@ -220,30 +220,27 @@ async function scale(): Promise<void> {
 }
 
 /** 100 policies: one lets y/a into x/a, 99 select other pods in other namespaces. */
-function hundredPolicies(): unknown[] {
-  const out: unknown[] = [
-    {
-      apiVersion: "networking.k8s.io/v1",
-      kind: "NetworkPolicy",
-      metadata: { name: "x-a-from-y", namespace: "x" },
-      spec: {
-        podSelector: { matchLabels: { pod: "a" } },
-        ingress: [
-          {
-            from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "y" } } }],
-          },
-        ],
-      },
-    },
-  ];
-  for (let i = 1; i < 100; i++)
-    out.push({
-      apiVersion: "networking.k8s.io/v1",
-      kind: "NetworkPolicy",
-      metadata: { name: `other-${i}`, namespace: i % 2 === 0 ? "x" : "y" },
-      ...(scalePolicy(i) as { spec: unknown }),
-    });
-  return out.map((p) => ({ ...(p as object), metadata: (p as { metadata: object }).metadata }));
+function hundredPolicies(): Json[] {
+  const policy = (name: string, namespace: string, spec: unknown): Json => ({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name, namespace },
+    spec: spec as Json,
+  });
+  const fromY = {
+    podSelector: { matchLabels: { pod: "a" } },
+    ingress: [
+      { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "y" } } }] },
+    ],
+  };
+  const others = Array.from({ length: 99 }, (_, k) =>
+    policy(
+      `other-${String(k + 1)}`,
+      k % 2 === 0 ? "y" : "x",
+      (scalePolicy(k + 1) as { spec: unknown }).spec,
+    ),
+  );
+  return [policy("x-a-from-y", "x", fromY), ...others];
 }
 
 async function throughput(): Promise<void> {
@@ -264,21 +261,14 @@ async function throughput(): Promise<void> {
       {},
       { namespace: "y", name: "a", labels: { pod: "a" } },
     );
-    const policies = hundredPolicies().map((p, i) =>
-      i === 0
-        ? p
-        : {
-            ...(p as object),
-            metadata: { name: `other-${i}`, namespace: i % 2 === 0 ? "x" : "y" },
-          },
-    );
+    const policies = hundredPolicies();
     const none: number[] = [];
     const hundred: number[] = [];
     for (let r = 0; r < 5; r++) {
       await deleteAllPolicies(lab);
       await delay(500);
       none.push(await iperfBetween(client, server, 5));
-      await applyPolicies(lab, policies as never);
+      await applyPolicies(lab, policies);
       await delay(1000);
       hundred.push(await iperfBetween(client, server, 5));
     }

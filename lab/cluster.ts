@@ -982,7 +982,11 @@ export async function labDown(name: string, progress: Progress): Promise<void> {
     for (const node of lab.nodes) await removePodContainers(lab, node).catch(() => undefined);
   if (lab?.flanneldInContainer === true) await removeFlanneldContainers(lab).catch(() => undefined);
   await killPidFiles(dir);
-  for (const netns of await labNamespaces(name)) {
+  // Pods named after their Pod object (x-a) are known by the hosts' pods.json only.
+  const named = lab === null ? [] : (await listPods(lab)).map((p) => p.netns);
+  const live = new Set(await listNetns(`${name}-`));
+  const pods = named.filter((netns) => live.has(netns));
+  for (const netns of [...new Set([...pods, ...(await labNamespaces(name))])]) {
     progress(`deleting namespace ${netns}`);
     await deleteNetns(netns);
   }

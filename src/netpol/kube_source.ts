@@ -5,13 +5,8 @@
 import { CoreV1Api, NetworkingV1Api, Watch } from "@kubernetes/client-node";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../log/logger.js";
-import { kubeApiError, raceSignal, reflect } from "../subnet/kube/index.js";
-import type {
-  ListWatch,
-  NodeWatchStats,
-  RawWatchEvent,
-  ReflectorStep,
-} from "../subnet/kube/index.js";
+import { kubeApiError, raceSignal, reflect, watchPath } from "../subnet/kube/index.js";
+import type { ListWatch, NodeWatchStats, ReflectorStep } from "../subnet/kube/index.js";
 import type { CallOptions } from "../util/call_options.js";
 import { namespaceViewOf, networkPolicyViewOf, podViewOf } from "./objects.js";
 import type { NamespaceView, NetworkPolicyView, PodView } from "./objects.js";
@@ -69,21 +64,8 @@ export function policyListWatches(kc: KubeConfig): {
         throw kubeApiError(`list ${spec.path.split("/").at(-1) ?? spec.kinds}`, err);
       }
     },
-    async watch(resourceVersion, onEvent: (e: RawWatchEvent) => void, onDone) {
-      const controller = await watch.watch(
-        spec.path,
-        { resourceVersion, allowWatchBookmarks: false },
-        (type: string, object: unknown) => {
-          onEvent({ type, object });
-        },
-        onDone,
-      );
-      return {
-        abort: () => {
-          controller.abort();
-        },
-      };
-    },
+    watch: (resourceVersion, onEvent, onDone) =>
+      watchPath(watch, spec.path, resourceVersion, onEvent, onDone),
   });
   return {
     namespaces: listWatch(

@@ -17,7 +17,7 @@ import { runCapture } from "../../src/util/exec.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
 import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { AGENT_SCRIPT } from "../../lab/kubelet.js";
-import { execIn } from "../../lab/netns.js";
+import { execIn, listNetns } from "../../lab/netns.js";
 import { flannelctlOn, labTrace } from "../../lab/lab_doctor.js";
 import { firstProblem } from "../../src/doctor/trace.js";
 import type { PodPolicyState } from "../../src/netpol/index.js";
@@ -37,6 +37,7 @@ async function withPolicyLab(
   tag: string,
   body: (lab: Lab, pods: Pods) => Promise<void>,
 ): Promise<void> {
+  let name = "";
   await withLab(
     tag,
     {
@@ -69,9 +70,12 @@ async function withPolicyLab(
         {},
         { namespace: "z", name: "b", labels: { pod: "b" } },
       );
+      name = lab.name;
       await body(lab, { server, client, neighbour });
     },
   );
+  // lab down took every namespace along, the pods' named after their Pod objects too.
+  assert.deepEqual(await listNetns(`${name}-`), []);
 }
 
 /** Whether `from` reaches `to` on TCP 80 with a new connection. */

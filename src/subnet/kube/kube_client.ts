@@ -216,6 +216,32 @@ export function kubeApiError(action: string, err: unknown): KubeApiError {
   return new KubeApiError(`Cannot ${action}: ${status}: ${reason}${hint}`, code, { cause: err });
 }
 
+/**
+ * Watches a collection (`/api/v1/nodes`) from `resourceVersion` with client-node's Watch, as
+ * NodeClient.watchNodes does; resolves once the request is sent.
+ */
+export async function watchPath(
+  watch: Watch,
+  path: string,
+  resourceVersion: string,
+  onEvent: (event: RawWatchEvent) => void,
+  onDone: (err: unknown) => void,
+): Promise<{ abort(): void }> {
+  const controller = await watch.watch(
+    path,
+    { resourceVersion, allowWatchBookmarks: false },
+    (type: string, object: unknown) => {
+      onEvent({ type, object });
+    },
+    onDone,
+  );
+  return {
+    abort: () => {
+      controller.abort();
+    },
+  };
+}
+
 /** The NodeClient over @kubernetes/client-node. */
 export class ClientNodeClient implements NodeClient {
   readonly #api: CoreV1Api;
@@ -252,19 +278,7 @@ export class ClientNodeClient implements NodeClient {
     onEvent: (event: RawWatchEvent) => void,
     onDone: (err: unknown) => void,
   ): Promise<{ abort(): void }> {
-    const controller = await this.#watch.watch(
-      "/api/v1/nodes",
-      { resourceVersion, allowWatchBookmarks: false },
-      (type: string, object: unknown) => {
-        onEvent({ type, object });
-      },
-      onDone,
-    );
-    return {
-      abort: () => {
-        controller.abort();
-      },
-    };
+    return watchPath(this.#watch, "/api/v1/nodes", resourceVersion, onEvent, onDone);
   }
 
   async patchNodeStatus(name: string, patch: object, opts: CallOptions): Promise<NodeView> {
