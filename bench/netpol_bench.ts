@@ -20,6 +20,7 @@ import { KubeAdmin } from "../lab/kubeapi/admin_client.js";
 import type { Json } from "../lab/kubeapi/patch.js";
 import { iperfBetween } from "../lab/lab_check.js";
 import { addNetns, deleteNetns, execIn, uniquePrefix } from "../lab/netns.js";
+import { labelPod } from "../lab/kubelet.js";
 import { applyPolicies, deleteAllPolicies } from "../lab/netpol.js";
 import { median, percentile, print } from "./bench_util.js";
 
@@ -99,7 +100,30 @@ async function latency(): Promise<void> {
       if (wt !== undefined) seen.push(wt - t0);
       await delay(20);
     }
+    // A pod relabelled under a policy that selects the label: a set element change.
+    await admin.create(`${POLICIES}/x/networkpolicies`, {
+      metadata: { name: "isolate-labelled" },
+      spec: { podSelector: { matchLabels: { target: "isolated" } }, policyTypes: ["Ingress"] },
+    });
+    await delay(200);
+    const relabelled: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const before = (await writeTimes(h1)).length;
+      const t0 = Date.now();
+      await labelPod(
+        lab,
+        { namespace: "x", name: "a" },
+        { target: i % 2 === 0 ? "isolated" : null },
+      );
+      for (let w = 0; w < 2000 && (await writeTimes(h1)).length <= before; w++) await delay(2);
+      const at = (await writeTimes(h1))[before];
+      if (at !== undefined) relabelled.push(at - t0);
+      await delay(20);
+    }
     watch.stop();
+    print(
+      `netpol latency (pod relabelled in the API -> its isolation written on the node, ${relabelled.length} relabels): p50 ${percentile(relabelled, 50).toFixed(0)} ms, p99 ${percentile(relabelled, 99).toFixed(0)} ms`,
+    );
     print(
       `netpol latency (policy created or deleted in the API -> nft transaction done on the node, ${enforced.length} changes): p50 ${percentile(enforced, 50).toFixed(0)} ms, p99 ${percentile(enforced, 99).toFixed(0)} ms (goal p99 < 100 ms)`,
     );
@@ -209,6 +233,29 @@ async function scale(): Promise<void> {
     );
     print(
       `  baseline: nft -f of the same table into a fresh namespace (median of 5): ${median(times).toFixed(0)} ms`,
+    );
+    const changes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const before = (await writeTimes(h1)).length;
+      const t = Date.now();
+      if (i % 2 === 0)
+        await admin.create(`${POLICIES}/ns0/networkpolicies`, {
+          ...(scalePolicy(1000) as object),
+          metadata: { name: "extra" },
+        } as Json);
+      else await admin.delete(`${POLICIES}/ns0/networkpolicies/extra`);
+      for (let w = 0; w < 5000 && (await writeTimes(h1)).length <= before; w++) await delay(2);
+      const at = (await writeTimes(h1))[before];
+      if (at !== undefined) changes.push(at - t);
+    }
+    const log = await readFile(h1.logFile, "utf8");
+    const lines = log.split("\n").filter((l) => l.includes(`"pid":${String(pid)}`));
+    const repairs = lines.filter((l) => l.includes("changed outside flanneld")).length;
+    const took = lines
+      .filter((l) => l.includes('"NetworkPolicy rules written"') && !l.includes('"whole":true'))
+      .map((l) => (JSON.parse(l) as { tookMs: number }).tookMs);
+    print(
+      `netpol scale: one policy created or deleted at that size -> written on the node (20 changes): p50 ${percentile(changes, 50).toFixed(0)} ms, p99 ${percentile(changes, 99).toFixed(0)} ms; flanneld's own compile and transaction p50 ${percentile(took, 50).toFixed(0)} ms, max ${Math.max(...took).toFixed(0)} ms; whole rewrites after a drift check: ${String(repairs)}`,
     );
     print(
       `netpol scale: flanneld RSS 3 s after the write ${(rss / 1024).toFixed(0)} MiB, peak (VmHWM) ${(hwm / 1024).toFixed(0)} MiB`,

@@ -156,7 +156,13 @@ class Compiler {
         rules.push(...(direction === "ingress" ? withPeer(m) : [[m]]));
       }
       for (const matches of rules)
-        out.push({ family, matches: [self, ...matches], verdict: "return", comment });
+        out.push({
+          family,
+          matches: [self, ...matches],
+          verdict: "return",
+          comment,
+          chain: `${policyId(policy)}_${direction === "ingress" ? "i" : "e"}`,
+        });
     }
   }
 

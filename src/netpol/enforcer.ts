@@ -81,10 +81,10 @@ class Wakeup {
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 5_000;
 
-/** The generation the table of an earlier run used, so that this run's first one differs. */
-function generationOf(listing: string | null): number {
+/** The generation a listing's `known` chain holds; null when there is none. */
+function generationOf(listing: string | null): number | null {
   const m = /ct mark & 0x00ff0000 == 0x00([0-9a-f]{2})0000 accept/.exec(listing ?? "");
-  return m === null ? Math.floor(Math.random() * 255) + 1 : Number.parseInt(m[1] ?? "0", 16);
+  return m === null ? null : Number.parseInt(m[1] ?? "0", 16);
 }
 
 /** The enforcer; `run` until the signal aborts. */
@@ -108,7 +108,8 @@ export class PolicyEnforcer {
   #dirty = false;
   /** Drops counted before the rules that counted them were rewritten (which zeroes counters). */
   readonly #dropBase = new Map<string, DropCount>();
-  #applied: { plan: PolicyPlan; generation: number; listing: string } | null = null;
+  /** What was written last; `listing` is the kernel's listing of it, once taken (null before). */
+  #applied: { plan: PolicyPlan; generation: number; listing: string | null } | null = null;
 
   constructor(
     readonly scope: CompileScope,
@@ -266,7 +267,9 @@ export class PolicyEnforcer {
     const started = this.#clock.now();
     const plan = compilePlan(this.view, this.scope);
     const before = this.#applied;
-    const generation = nextGeneration(before?.generation ?? generationOf(await table.list()));
+    // The first write goes on from the generation of an earlier run's table, so that it differs.
+    const previous = before?.generation ?? generationOf(await table.list());
+    const generation = nextGeneration(previous ?? Math.floor(Math.random() * 255));
     const diff = !whole && before !== null ? diffScript(before.plan, plan, generation) : null;
     if (diff?.empty === true) return; // nothing this node enforces changed
     // A whole write starts the named counters again: keep what they counted.
@@ -287,9 +290,10 @@ export class PolicyEnforcer {
       },
       "NetworkPolicy rules written",
     );
-    // What the kernel lists now is what the drift check compares with.
-    const listing = (await table.list()) ?? "";
-    this.#applied = { plan, generation, listing };
+    this.#applied = { plan, generation, listing: null };
+    // What the kernel lists of it is what the drift check compares with. A big table takes a
+    // while to list, so it is taken beside the loop and kept only if no write came meanwhile.
+    void this.#takeListing(generation);
   }
 
   #count(plan: PolicyPlan): void {
@@ -324,6 +328,14 @@ export class PolicyEnforcer {
   }
 
   /** Lists the table; rewrites it whole when it is not what was written. */
+  /** Lists the table written under `generation` and keeps the listing if it is still current. */
+  async #takeListing(generation: number): Promise<void> {
+    const listing = await this.deps.table.list().catch(() => null);
+    const applied = this.#applied;
+    if (applied?.generation !== generation || listing === null) return;
+    if (generationOf(listing) === generation) applied.listing = listing;
+  }
+
   async #checkDrift(signal: AbortSignal): Promise<void> {
     const applied = this.#applied;
     if (applied === null) return;
@@ -335,7 +347,11 @@ export class PolicyEnforcer {
       return;
     }
     if (listing !== null) this.stats.drops = this.#dropsWith(listing, applied.plan);
-    if (listing !== null && withoutCounters(listing) === withoutCounters(applied.listing)) return;
+    const current = listing !== null && generationOf(listing) === applied.generation;
+    // Not listed since the last write yet: the generation's rule is all there is to compare.
+    if (current && applied.listing === null) applied.listing = listing;
+    if (current && withoutCounters(listing ?? "") === withoutCounters(applied.listing ?? ""))
+      return;
     this.deps.log.warn(
       { table: "inet flannel-policy", missing: listing === null },
       "The NetworkPolicy rules were changed outside flanneld; writing them again",

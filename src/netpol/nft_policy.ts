@@ -10,6 +10,11 @@
  * destination is, and is marked with the generation once both let it pass. Every change bumps
  * the generation, so a connection that the new policies refuse is cut at its next packet and
  * one they allow goes on.
+ *
+ * `ingress` and `egress` dispatch: a jump per policy into the policy's own chain (`p<hash>_i`,
+ * `_e`), whose rules set a packet mark bit when they allow; then `return` when the bit is set,
+ * else the policies' counted drops. A policy added or changed rewrites its own chain and the
+ * dispatch's one line per policy, never the other policies' rules.
  */
 import type { IPFamily } from "../ip/ip.js";
 import { run } from "../util/exec.js";
@@ -21,6 +26,9 @@ export const POLICY_TABLE = "inet flannel-policy";
 
 /** The connection-tracking mark bits that hold the rules' generation (1 to 255). */
 export const GENERATION_MASK = 0x00ff0000;
+
+/** The packet mark bit a policy chain sets when it allows the packet (cleared after the checks). */
+export const ALLOWED_BIT = 0x01000000;
 
 const ADDR = { 4: "ipv4_addr", 6: "ipv6_addr" } as const;
 const IP = { 4: "ip", 6: "ip6" } as const;
@@ -61,7 +69,9 @@ export function ruleText(rule: RuleSpec): string {
   const matches = rule.matches.map((m) => matchText(rule.family, m)).join(" ");
   const verdict =
     rule.verdict === "return"
-      ? "return"
+      ? rule.chain === undefined
+        ? "return"
+        : `meta mark set meta mark or ${hex(ALLOWED_BIT)} return`
       : rule.counter === undefined
         ? "counter drop"
         : `counter name "${rule.counter}" drop`;
@@ -93,6 +103,7 @@ function forwardRules(families: readonly IPFamily[]): string[] {
     "ct direction reply accept",
     "jump known",
     ...families.flatMap(isolated),
+    `meta mark set meta mark and ${hex(~ALLOWED_BIT >>> 0)}`,
     "jump remember",
   ];
 }
@@ -113,19 +124,56 @@ export function nextGeneration(generation: number): number {
   return (generation % 255) + 1;
 }
 
+/** The policy chains of a direction: chain name -> its rules' text, in order. */
+function policyChains(rules: readonly RuleSpec[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const rule of rules)
+    if (rule.chain !== undefined)
+      out.set(rule.chain, [...(out.get(rule.chain) ?? []), ruleText(rule)]);
+  return out;
+}
+
+/** The dispatch chain's rules: clear the bit, a jump per policy chain, return when allowed, drops. */
+function dispatchRules(rules: readonly RuleSpec[]): string[] {
+  const jumps = new Map<string, string>();
+  for (const rule of rules) {
+    const [self] = rule.matches;
+    const key = `${rule.chain ?? ""}/${String(rule.family)}`;
+    if (rule.chain === undefined || self === undefined || jumps.has(key)) continue;
+    jumps.set(key, `${matchText(rule.family, self)} jump ${rule.chain}`);
+  }
+  return [
+    `meta mark set meta mark and ${hex(~ALLOWED_BIT >>> 0)}`,
+    ...jumps.values(),
+    `meta mark and ${hex(ALLOWED_BIT)} == ${hex(ALLOWED_BIT)} return`,
+    ...rules.filter((r) => r.chain === undefined).map(ruleText),
+  ];
+}
+
+/** Every chain the plan writes but the base chain and the generation's: name -> rules' text. */
+function planChains(plan: PolicyPlan): Map<string, string[]> {
+  return new Map([
+    ["ingress", dispatchRules(plan.ingress)],
+    ["egress", dispatchRules(plan.egress)],
+    ...policyChains(plan.ingress),
+    ...policyChains(plan.egress),
+  ]);
+}
+
 /** The script that replaces the whole table with the plan. */
 export function fullScript(plan: PolicyPlan, generation: number): string {
+  const chains = planChains(plan);
   const lines = [
     `add table ${POLICY_TABLE}`,
     `delete table ${POLICY_TABLE}`,
     `add table ${POLICY_TABLE} { comment "NetworkPolicy of this node's pods, written by flanneld" ; }`,
     `add chain ${POLICY_TABLE} forward { type filter hook forward priority filter - 5 ; policy accept ; }`,
-    ...["known", "remember", "ingress", "egress"].map((c) => `add chain ${POLICY_TABLE} ${c}`),
+    ...["known", "remember"].map((c) => `add chain ${POLICY_TABLE} ${c}`),
     ...[...plan.sets.values()].flatMap(addSet),
     ...[...plan.counters.keys()].map((name) => `add counter ${POLICY_TABLE} ${name}`),
+    ...[...chains.keys()].map((c) => `add chain ${POLICY_TABLE} ${c}`),
     ...chainRules("forward", forwardRules(plan.families)),
-    ...chainRules("ingress", plan.ingress.map(ruleText)),
-    ...chainRules("egress", plan.egress.map(ruleText)),
+    ...[...chains].flatMap(([name, rules]) => chainRules(name, rules)),
     ...generationLines(generation),
   ];
   return `${lines.join("\n")}\n`;
@@ -149,10 +197,6 @@ function setChanges(before: SetSpec, after: SetSpec): string[] {
     ...(gone.length > 0 ? [elements("delete", after.name, gone)] : []),
     ...(added.length > 0 ? [elements("add", after.name, added)] : []),
   ];
-}
-
-function sameRules(a: readonly RuleSpec[], b: readonly RuleSpec[]): boolean {
-  return a.length === b.length && a.every((r, i) => ruleText(r) === ruleText(b[i] as RuleSpec));
 }
 
 /** What a transaction from `before` to `after` changes, counted for the logs and metrics. */
@@ -192,15 +236,20 @@ export function diffScript(
   // Counters first (rules name them); an existing one is left as it is, with its figures.
   for (const name of after.counters.keys())
     if (!before.counters.has(name)) lines.push(`add counter ${POLICY_TABLE} ${name}`);
+  // New chains first, then every changed chain flushed and written, then the gone ones deleted
+  // (no rule jumps to them any more once the dispatch chains are written).
+  const [old, now] = [planChains(before), planChains(after)];
   let chainsRewritten = 0;
-  for (const chain of ["ingress", "egress"] as const) {
-    if (sameRules(before[chain], after[chain])) continue;
+  for (const name of now.keys())
+    if (!old.has(name)) lines.push(`add chain ${POLICY_TABLE} ${name}`);
+  for (const [name, rules] of now) {
+    if (old.get(name)?.join("\n") === rules.join("\n")) continue;
     chainsRewritten++;
-    lines.push(
-      `flush chain ${POLICY_TABLE} ${chain}`,
-      ...chainRules(chain, after[chain].map(ruleText)),
-    );
+    lines.push(`flush chain ${POLICY_TABLE} ${name}`, ...chainRules(name, rules));
   }
+  const goneChains = [...old.keys()].filter((name) => !now.has(name));
+  lines.push(...goneChains.map((name) => `flush chain ${POLICY_TABLE} ${name}`));
+  lines.push(...goneChains.map((name) => `delete chain ${POLICY_TABLE} ${name}`));
   lines.push(...generationLines(generation));
   const deleted = [...before.sets.keys()].filter((name) => !after.sets.has(name));
   lines.push(...deleted.map((name) => `delete set ${POLICY_TABLE} ${name}`));
@@ -209,7 +258,7 @@ export function diffScript(
   return {
     script: `${lines.join("\n")}\n`,
     summary: { setsAdded, setsChanged, setsDeleted: deleted.length, chainsRewritten },
-    empty: setsAdded + setsChanged + deleted.length + chainsRewritten === 0,
+    empty: setsAdded + setsChanged + deleted.length + chainsRewritten + goneChains.length === 0,
   };
 }
 

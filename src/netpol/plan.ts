@@ -35,6 +35,8 @@ export interface RuleSpec {
   readonly comment: string;
   /** A drop's named counter (kept when the chain is rewritten). */
   readonly counter?: string;
+  /** An allow's own chain: the policy's for that direction (`p<hash>_i`), written apart. */
+  readonly chain?: string;
 }
 
 /** A named counter of drops: the policy (`namespace/name`) and direction it counts for. */
