@@ -30,6 +30,8 @@ have tcpdump || missing+=(tcpdump)
 have make || missing+=(make)
 have g++ || missing+=(g++)
 have python3 || missing+=(python3)
+# NetworkPolicy's probe agent in lab pods (lab/netpol_agent.py) runs on Debian's own python3.
+[ -x /usr/bin/python3 ] || missing+=(python3)
 # Pods as podman containers (lab --runtime podman), their image from busybox-static, and the .deb.
 have podman || missing+=(podman)
 have runc || missing+=(runc)
