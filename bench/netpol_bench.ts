@@ -14,9 +14,8 @@ import { request } from "node:http";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { addPod, killFlanneld, labDown, labUp, restartFlanneld } from "../lab/cluster.js";
+import { addPod, killFlanneld, labDown, labKube, labUp, restartFlanneld } from "../lab/cluster.js";
 import type { Lab, LabNode, LabPod } from "../lab/cluster.js";
-import { KubeAdmin } from "../lab/kubeapi/admin_client.js";
 import type { Json } from "../lab/kubeapi/patch.js";
 import { iperfBetween } from "../lab/lab_check.js";
 import { addNetns, deleteNetns, execIn, uniquePrefix } from "../lab/netns.js";
@@ -77,7 +76,7 @@ async function latency(): Promise<void> {
     await addPod(lab, h1, 0, {}, { namespace: "x", name: "a", labels: { pod: "a" } });
     const watch = watchPolicies(lab);
     await delay(500);
-    const admin = new KubeAdmin({ socketPath: lab.kubeApiSocket });
+    const admin = labKube(lab);
     const enforced: number[] = [];
     const seen: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -180,7 +179,7 @@ async function scale(): Promise<void> {
   try {
     const h1 = lab.nodes[0] as LabNode;
     await killFlanneld(h1, "SIGTERM");
-    const admin = new KubeAdmin({ socketPath: lab.kubeApiSocket });
+    const admin = labKube(lab);
     for (let n = 0; n < 20; n++) await admin.createNamespace(`ns${n}`);
     const created = Date.now();
     for (let i = 0; i < 500; i++)

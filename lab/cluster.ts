@@ -31,8 +31,7 @@ import { FlannelError } from "../src/errors.js";
 import { waitFor } from "./poll.js";
 import { REPO_ROOT } from "../src/util/repo_root.js";
 import { etcdArgs } from "./etcd_server.js";
-import { KubeAdmin } from "./kubeapi/admin_client.js";
-import { registerPod, registersPods, startProbeAgent, unregisterPod } from "./kubelet.js";
+import { labKube, registerPod, registersPods, startProbeAgent, unregisterPod } from "./kubelet.js";
 import type { PolicyRule } from "./kubeapi/rbac.js";
 import { addNetns, deleteNetns, execIn, ip, listNetns, run, withOwnWireguardDir } from "./netns.js";
 import {
@@ -186,10 +185,7 @@ function labOf(state: LabState): Lab {
   };
 }
 
-/** The lab's Kubernetes API double, as an admin (Kubernetes mode). */
-export function labKube(lab: Lab): KubeAdmin {
-  return new KubeAdmin({ socketPath: lab.kubeApiSocket });
-}
+export { labKube };
 
 /** The pod CIDR the lab's node IPAM gives host number `index`. */
 export function labPodCIDR(index: number): string {

@@ -39,7 +39,8 @@ export const AGENT_PORTS: readonly {
 /** The agent's script. */
 export const AGENT_SCRIPT = join(REPO_ROOT, "lab/netpol_agent.py");
 
-function admin(lab: Lab): KubeAdmin {
+/** The lab's Kubernetes API double, as an admin (Kubernetes mode). */
+export function labKube(lab: Lab): KubeAdmin {
   return new KubeAdmin({ socketPath: lab.kubeApiSocket });
 }
 
@@ -48,7 +49,7 @@ const podPath = (p: { namespace: string; name?: string }) =>
 
 /** Creates the namespace when it does not exist yet. */
 export async function ensureNamespace(lab: Lab, name: string): Promise<void> {
-  await admin(lab)
+  await labKube(lab)
     .createNamespace(name, {})
     .catch((err: unknown) => {
       if (!String(err).includes("HTTP 409")) throw err;
@@ -83,12 +84,12 @@ export async function registerPod(lab: Lab, pod: LabPod, identity: LabPodIdentit
     },
     status: { phase: "Running", podIP: pod.ip, podIPs: ips.map((ip) => ({ ip })) },
   };
-  await admin(lab).create(podPath({ namespace: identity.namespace }), object);
+  await labKube(lab).create(podPath({ namespace: identity.namespace }), object);
 }
 
 /** Deletes a pod's Pod object; one already gone is fine. */
 export async function unregisterPod(lab: Lab, identity: LabPodIdentity): Promise<void> {
-  await admin(lab)
+  await labKube(lab)
     .delete(podPath(identity))
     .catch((err: unknown) => {
       if (!String(err).includes("HTTP 404")) throw err;
@@ -101,7 +102,7 @@ export async function labelPod(
   identity: Pick<LabPodIdentity, "namespace" | "name">,
   labels: Readonly<Record<string, string | null>>,
 ): Promise<void> {
-  await admin(lab).mergePatch(podPath(identity), { metadata: { labels: { ...labels } } });
+  await labKube(lab).mergePatch(podPath(identity), { metadata: { labels: { ...labels } } });
 }
 
 /** Starts the probe agent in a pod and waits until it listens. */

@@ -5,26 +5,14 @@
  * evaluator of the API's semantics) against what the probes saw.
  */
 import { loadAll } from "js-yaml";
-import {
-  ClusterView,
-  evaluate,
-  namespaceViewOf,
-  networkPolicyViewOf,
-  podKey,
-  podViewOf,
-} from "../src/netpol/index.js";
-import type { Protocol } from "../src/netpol/index.js";
+import { clusterViewOf, evaluate } from "../src/netpol/index.js";
+import type { ClusterView, Protocol } from "../src/netpol/index.js";
 import { formatTable } from "../src/util/table.js";
-import { KubeAdmin } from "./kubeapi/admin_client.js";
 import type { Json } from "./kubeapi/patch.js";
-import { AGENT_SCRIPT } from "./kubelet.js";
+import { AGENT_SCRIPT, labKube } from "./kubelet.js";
 import type { PingResult } from "./lab_check.js";
 import type { Lab, LabPod } from "./lab_model.js";
 import { run } from "./netns.js";
-
-function admin(lab: Lab): KubeAdmin {
-  return new KubeAdmin({ socketPath: lab.kubeApiSocket });
-}
 
 type Meta = { name?: string; namespace?: string };
 
@@ -46,7 +34,7 @@ const policyPath = (namespace: string, name?: string) =>
 
 /** Creates each policy, or replaces the one of that name; returns a line per policy. */
 export async function applyPolicies(lab: Lab, docs: readonly Json[]): Promise<string[]> {
-  const api = admin(lab);
+  const api = labKube(lab);
   const out: string[] = [];
   for (const doc of docs) {
     const meta = (doc as { metadata: Meta }).metadata;
@@ -64,7 +52,7 @@ export async function applyPolicies(lab: Lab, docs: readonly Json[]): Promise<st
 
 /** Deletes every NetworkPolicy of the lab. */
 export async function deleteAllPolicies(lab: Lab): Promise<number> {
-  const api = admin(lab);
+  const api = labKube(lab);
   const all = await api.list("/apis/networking.k8s.io/v1/networkpolicies");
   for (const p of all) {
     const meta = (p as { metadata: Meta }).metadata;
@@ -74,22 +62,13 @@ export async function deleteAllPolicies(lab: Lab): Promise<number> {
 }
 
 /** The cluster as the double holds it now, as the enforcer would see it. */
-export async function clusterViewOf(lab: Lab): Promise<ClusterView> {
-  const api = admin(lab);
-  const view = new ClusterView();
-  for (const o of await api.list("/api/v1/namespaces")) {
-    const ns = namespaceViewOf(o);
-    if (ns !== null) view.namespaces.set(ns.name, ns);
-  }
-  for (const o of await api.list("/api/v1/pods")) {
-    const pod = podViewOf(o);
-    if (pod !== null) view.pods.set(podKey(pod), pod);
-  }
-  for (const o of await api.list("/apis/networking.k8s.io/v1/networkpolicies")) {
-    const read = networkPolicyViewOf(o);
-    if (read?.policy) view.policies.set(podKey(read.policy), read.policy);
-  }
-  return view;
+export async function clusterViewOfLab(lab: Lab): Promise<ClusterView> {
+  const api = labKube(lab);
+  return clusterViewOf({
+    namespaces: await api.list("/api/v1/namespaces"),
+    pods: await api.list("/api/v1/pods"),
+    policies: await api.list("/apis/networking.k8s.io/v1/networkpolicies"),
+  });
 }
 
 /** A probe: protocol and port. */
@@ -101,7 +80,8 @@ export interface ProbeSpec {
 /** `from>to` by pod name. */
 export type Matrix = ReadonlyMap<string, boolean>;
 
-const pairKey = (from: LabPod, to: LabPod) => `${from.name}>${to.name}`;
+/** A pair's key in a Matrix. */
+export const pairKey = (from: LabPod, to: LabPod): string => `${from.name}>${to.name}`;
 
 /** Probes every ordered pair of distinct pods at once (one agent run per source pod). */
 export async function probeMatrix(pods: readonly LabPod[], probe: ProbeSpec): Promise<Matrix> {
@@ -134,7 +114,7 @@ export async function expectedMatrix(
   pods: readonly LabPod[],
   probe: ProbeSpec,
 ): Promise<Matrix> {
-  const view = await clusterViewOf(lab);
+  const view = await clusterViewOfLab(lab);
   const out = new Map<string, boolean>();
   for (const from of pods)
     for (const to of pods)

@@ -6,6 +6,8 @@
 import { parseIP } from "../ip/ip.js";
 import type { ClusterView, PodPolicyState, PodView } from "../netpol/index.js";
 import { podPolicyState } from "../netpol/describe.js";
+import { setElementsOf } from "../netpol/nft_policy.js";
+import { isolatedSetName } from "../netpol/plan.js";
 import { finding } from "./finding.js";
 import type { CheckGroup, Finding } from "./finding.js";
 import type { HostView } from "./host_view.js";
@@ -26,20 +28,6 @@ function localPods(view: HostView, cluster: ClusterView): PodView[] {
       const subnet = a.family === 4 ? own.subnet : own.ipv6Subnet;
       return ip !== null && subnet !== null && subnet.contains(ip.value);
     }),
-  );
-}
-
-/** The elements of a set in an `nft list table` listing. */
-function setElements(listing: string, name: string): Set<string> {
-  const start = listing.indexOf(`set ${name} {`);
-  if (start < 0) return new Set();
-  const block = listing.slice(start, listing.indexOf("\n\t}", start));
-  const m = /elements = \{([^}]*)\}/.exec(block);
-  return new Set(
-    (m?.[1] ?? "")
-      .split(",")
-      .map((e) => e.trim())
-      .filter((e) => e !== ""),
   );
 }
 
@@ -79,16 +67,15 @@ export async function checkPolicy(
   for (const state of pods)
     for (const direction of ["ingress", "egress"] as const) {
       if (listing === null || state[direction].isolatedBy.length === 0) continue;
-      const set = `${direction === "ingress" ? "in" : "eg"}_isolated`;
       for (const ip of state.ips) {
-        const family = ip.includes(":") ? 6 : 4;
-        if (setElements(listing, `${set}${String(family)}`).has(ip)) continue;
+        const set = isolatedSetName(direction, ip.includes(":") ? 6 : 4);
+        if (setElementsOf(listing, set).has(ip)) continue;
         findings.push(
           finding(
             "policy-pod-not-enforced",
             "error",
             `pod ${state.pod} ${ip}`,
-            `${state[direction].isolatedBy.join(", ")} isolate it for ${direction}, but ${ip} is not in set ${set}${String(family)}`,
+            `${state[direction].isolatedBy.join(", ")} isolate it for ${direction}, but ${ip} is not in set ${set}`,
             `its ${direction} traffic is not filtered: what the policies refuse gets through`,
             'flanneld repairs the table at its next resync; if this stays, restart flanneld and read its log for "NetworkPolicy"',
           ),

@@ -5,6 +5,8 @@
  * that matches; and whether this host's kernel isolates the pod as they say.
  */
 import { evaluate } from "../netpol/evaluate.js";
+import { setElementsOf } from "../netpol/nft_policy.js";
+import { isolatedSetName } from "../netpol/plan.js";
 import type { ClusterView, EndVerdict, Packet } from "../netpol/index.js";
 import type { TraceHop } from "./trace_hop.js";
 
@@ -14,14 +16,6 @@ export interface TracePolicy {
   readonly cluster: ClusterView;
   /** This host's `nft list table inet flannel-policy`; null when it does not exist. */
   readonly table: string | null;
-}
-
-function inSet(listing: string | null, name: string, ip: string): boolean {
-  if (listing === null) return false;
-  const start = listing.indexOf(`set ${name} {`);
-  if (start < 0) return false;
-  const block = listing.slice(start, listing.indexOf("\n\t}", start));
-  return new RegExp(`[{ ,]${ip.replace(/[.:]/g, "\\$&")}[ ,}\n]`).test(block);
 }
 
 function endHop(
@@ -35,8 +29,8 @@ function endHop(
   const what = `${policy.packet.protocol}/${String(policy.packet.port)} ${direction === "ingress" ? "from" : "to"} ${other}`;
   if (end === null)
     return { hop, state: "ok", detail: `${ip} is not isolated for ${direction}: ${what} allowed` };
-  const set = `${direction === "ingress" ? "in" : "eg"}_isolated${ip.includes(":") ? "6" : "4"}`;
-  if (!inSet(policy.table, set, ip))
+  const set = isolatedSetName(direction, ip.includes(":") ? 6 : 4);
+  if (policy.table === null || !setElementsOf(policy.table, set).has(ip))
     return {
       hop,
       state: "wrong",

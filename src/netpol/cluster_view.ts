@@ -5,6 +5,7 @@
  */
 import type { IPFamily } from "../ip/ip.js";
 import { selects } from "./selector.js";
+import { namespaceViewOf, networkPolicyViewOf, podViewOf } from "./objects.js";
 import type { NamespaceView, NetworkPolicyView, PodView, PolicyPeer } from "./objects.js";
 
 /** A pod's key: `namespace/name`. */
@@ -58,6 +59,28 @@ export class ClusterView {
       podKey(a) < podKey(b) ? -1 : podKey(a) > podKey(b) ? 1 : 0,
     );
   }
+}
+
+/** The view of raw API objects, read as the enforcer reads its watches (unusable ones skipped). */
+export function clusterViewOf(raw: {
+  readonly namespaces: readonly unknown[];
+  readonly pods: readonly unknown[];
+  readonly policies: readonly unknown[];
+}): ClusterView {
+  const view = new ClusterView();
+  for (const o of raw.namespaces) {
+    const ns = namespaceViewOf(o);
+    if (ns !== null) view.namespaces.set(ns.name, ns);
+  }
+  for (const o of raw.pods) {
+    const pod = podViewOf(o);
+    if (pod !== null) view.pods.set(podKey(pod), pod);
+  }
+  for (const o of raw.policies) {
+    const read = networkPolicyViewOf(o);
+    if (read?.policy) view.policies.set(podKey(read.policy), read.policy);
+  }
+  return view;
 }
 
 /** A pod's addresses of one family. */

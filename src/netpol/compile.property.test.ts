@@ -13,8 +13,8 @@ import {
   OUTSIDE_IP,
   POD_IPS,
   clusterArb,
-  viewOf,
 } from "../../test/helpers/netpol_arbitrary.js";
+import { clusterViewOf } from "./cluster_view.js";
 import { planVerdict } from "../../test/helpers/netpol_interpreter.js";
 import { compilePlan } from "./compile.js";
 import { evaluate } from "./evaluate.js";
@@ -26,7 +26,7 @@ const nodeOf = (ip: string) =>
 test("the compiled plans and the evaluator give the same verdict on every packet", () => {
   fc.assert(
     fc.property(clusterArb, (raw) => {
-      const view = viewOf(raw);
+      const view = clusterViewOf(raw);
       const plans = {
         n1: compilePlan(view, { nodeName: "n1", families: [4] }),
         n2: compilePlan(view, { nodeName: "n2", families: [4] }),

@@ -25,10 +25,12 @@ import {
   diffScript,
   dropCounters,
   fullScript,
+  generationOf,
   nextGeneration,
   withoutCounters,
 } from "./nft_policy.js";
 import type { DropCount } from "./nft_policy.js";
+import { isolatedSetName } from "./plan.js";
 import type { PolicyPlan } from "./plan.js";
 import type { ReflectorStep } from "../subnet/kube/index.js";
 
@@ -80,12 +82,6 @@ class Wakeup {
 
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 5_000;
-
-/** The generation a listing's `known` chain holds; null when there is none. */
-function generationOf(listing: string | null): number | null {
-  const m = /ct mark & 0x00ff0000 == 0x00([0-9a-f]{2})0000 accept/.exec(listing ?? "");
-  return m === null ? null : Number.parseInt(m[1] ?? "0", 16);
-}
 
 /** The enforcer; `run` until the signal aborts. */
 export class PolicyEnforcer {
@@ -298,8 +294,10 @@ export class PolicyEnforcer {
 
   #count(plan: PolicyPlan): void {
     const isolated = new Set<string>();
-    for (const set of plan.sets.values())
-      if (/^(in|eg)_isolated/.test(set.name)) for (const e of set.elements) isolated.add(e);
+    for (const direction of ["ingress", "egress"] as const)
+      for (const family of plan.families)
+        for (const e of plan.sets.get(isolatedSetName(direction, family))?.elements ?? [])
+          isolated.add(e);
     this.stats.policies = this.view.policies.size;
     this.stats.podsEnforced = [...this.view.pods.values()].filter(
       (p) => p.nodeName === this.scope.nodeName && p.ips.some((a) => isolated.has(a.ip)),

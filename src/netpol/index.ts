@@ -11,6 +11,7 @@ export * from "./evaluate.js";
 export * from "./network_policy.js";
 export * from "./nft_policy.js";
 export * from "./objects.js";
+export * from "./plan.js";
 export * from "./selector.js";
 export * from "./kube_source.js";
 export * from "./describe.js";

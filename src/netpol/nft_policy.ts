@@ -262,6 +262,26 @@ export function diffScript(
   };
 }
 
+/** The elements of a set in an `nft list table` listing (empty when it has none). */
+export function setElementsOf(listing: string, name: string): Set<string> {
+  const start = listing.indexOf(`set ${name} {`);
+  if (start < 0) return new Set();
+  const block = listing.slice(start, listing.indexOf("\n\t}", start));
+  const m = /elements = \{([^}]*)\}/.exec(block);
+  return new Set(
+    (m?.[1] ?? "")
+      .split(",")
+      .map((e) => e.trim())
+      .filter((e) => e !== ""),
+  );
+}
+
+/** The generation a listing's `known` chain holds (as generationLines wrote it); null when none. */
+export function generationOf(listing: string | null): number | null {
+  const m = /ct mark & 0x00ff0000 == 0x00([0-9a-f]{2})0000 accept/.exec(listing ?? "");
+  return m === null ? null : Number.parseInt(m[1] ?? "0", 16);
+}
+
 /** A listing with the counters' figures taken out, for comparing two listings. */
 export function withoutCounters(listing: string): string {
   return listing.replace(/packets \d+ bytes \d+/g, "packets bytes");

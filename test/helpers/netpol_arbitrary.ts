@@ -3,16 +3,9 @@
  * random labels, pods on two nodes with random labels and named ports (and a hostNetwork pod,
  * which policies must ignore), and policy sets drawn over the same small label alphabet, so
  * that selectors often select something. Everything is raw API JSON, read through the same
- * views as the enforcer reads the watches.
+ * views as the enforcer reads the watches (clusterViewOf).
  */
 import fc from "fast-check";
-import {
-  ClusterView,
-  namespaceViewOf,
-  networkPolicyViewOf,
-  podKey,
-  podViewOf,
-} from "../../src/netpol/index.js";
 
 const key = fc.constantFrom("app", "tier", "role");
 const value = fc.constantFrom("a", "b", "c");
@@ -143,28 +136,6 @@ export const clusterArb = fc
     });
     return { namespaces: objects[0] ?? [], pods: objects[1] ?? [], policies: objects[2] ?? [] };
   });
-
-/** The view of raw objects, as the enforcer's watches build it. */
-export function viewOf(raw: {
-  namespaces: unknown[];
-  pods: unknown[];
-  policies: unknown[];
-}): ClusterView {
-  const view = new ClusterView();
-  for (const o of raw.namespaces) {
-    const ns = namespaceViewOf(o);
-    if (ns !== null) view.namespaces.set(ns.name, ns);
-  }
-  for (const o of raw.pods) {
-    const pod = podViewOf(o);
-    if (pod !== null) view.pods.set(podKey(pod), pod);
-  }
-  for (const o of raw.policies) {
-    const read = networkPolicyViewOf(o);
-    if (read?.policy) view.policies.set(podKey(read.policy), read.policy);
-  }
-  return view;
-}
 
 /**
  * Random policy sets over the e2e model's pods (labels `pod: a|b|c`, namespaces x, y, z with

@@ -9,9 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { addPod, labDown, labUp } from "../../lab/cluster.js";
+import { addPod, labDown, labKube, labUp } from "../../lab/cluster.js";
 import type { Lab, LabPod } from "../../lab/cluster.js";
-import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { labelPod } from "../../lab/kubelet.js";
 import { uniquePrefix } from "../../lab/netns.js";
 import {
@@ -20,6 +19,7 @@ import {
   differences,
   expectedMatrix,
   formatReachability,
+  pairKey,
   probeMatrix,
 } from "../../lab/netpol.js";
 import type { Matrix, ProbeSpec } from "../../lab/netpol.js";
@@ -86,7 +86,7 @@ describe("NetworkPolicy: the Kubernetes e2e suite's cases on three hosts", () =>
     const out = new Map<string, boolean>();
     for (const from of reach.pods)
       for (const to of reach.pods)
-        if (from !== to) out.set(`${podOf(from).name}>${podOf(to).name}`, reach.get(from, to));
+        if (from !== to) out.set(pairKey(podOf(from), podOf(to)), reach.get(from, to));
     return out;
   };
 
@@ -113,7 +113,7 @@ describe("NetworkPolicy: the Kubernetes e2e suite's cases on three hosts", () =>
   }
 
   async function runStep(step: Step): Promise<void> {
-    const api = new KubeAdmin({ socketPath: lab.kubeApiSocket });
+    const api = labKube(lab);
     if ("create" in step) await applyPolicies(lab, step.create);
     else if ("deleteAll" in step) await deleteAllPolicies(lab);
     else if ("labelNamespace" in step) {

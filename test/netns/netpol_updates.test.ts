@@ -12,17 +12,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { REPO_ROOT, addPod, killFlanneld, livePid, restartFlanneld } from "../../lab/cluster.js";
+import {
+  REPO_ROOT,
+  addPod,
+  killFlanneld,
+  labKube,
+  livePid,
+  restartFlanneld,
+} from "../../lab/cluster.js";
 import { runCapture } from "../../src/util/exec.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
-import { KubeAdmin } from "../../lab/kubeapi/admin_client.js";
 import { AGENT_SCRIPT } from "../../lab/kubelet.js";
 import { execIn, listNetns } from "../../lab/netns.js";
 import { flannelctlOn, labTrace } from "../../lab/lab_doctor.js";
 import { firstProblem } from "../../src/doctor/trace.js";
 import type { PodPolicyState } from "../../src/netpol/index.js";
 import { healthzGet, metricValue } from "../helpers/healthz.js";
-import { applyPolicies, deleteAllPolicies, probeMatrix } from "../../lab/netpol.js";
+import { applyPolicies, deleteAllPolicies, pairKey, probeMatrix } from "../../lab/netpol.js";
 import { waitFor } from "../../lab/poll.js";
 import { netpol } from "../helpers/netpol_model.js";
 import { withLab } from "../helpers/lab_fixture.js";
@@ -78,12 +84,25 @@ async function withPolicyLab(
   assert.deepEqual(await listNetns(`${name}-`), []);
 }
 
+/**
+ * Runs `fn` with the host's flanneld paused (SIGSTOP), so that its resync cannot mend what `fn`
+ * breaks before `fn` has looked at it; resumes it in any case.
+ */
+async function whilePaused<T>(node: LabNode, fn: () => Promise<T>): Promise<T> {
+  const pid = await livePid(node.pidFile);
+  assert.ok(pid !== null, `flanneld runs on ${node.name}`);
+  process.kill(pid, "SIGSTOP");
+  try {
+    return await fn();
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+}
+
 /** Whether `from` reaches `to` on TCP 80 with a new connection. */
 async function reaches(from: LabPod, to: LabPod): Promise<boolean> {
   return (
-    (await probeMatrix([from, to], { protocol: "TCP", port: 80 })).get(
-      `${from.name}>${to.name}`,
-    ) === true
+    (await probeMatrix([from, to], { protocol: "TCP", port: 80 })).get(pairKey(from, to)) === true
   );
 }
 
@@ -174,18 +193,13 @@ async function assertLabCommands(lab: Lab): Promise<void> {
     assert.equal(checked.code, 0, checked.stdout + checked.stderr);
     assert.match(checked.stdout, /All 6 pod pairs behave as the policies say \(1 blocked\)/);
     const h1 = lab.nodes[0] as LabNode;
-    const pid = await livePid(h1.pidFile);
-    assert.ok(pid !== null);
-    process.kill(pid, "SIGSTOP"); // or its resync could mend the table before the check
-    try {
+    await whilePaused(h1, async () => {
       await execIn(h1.netns, "nft", ["flush", "table", "inet", "flannel-policy"]);
       const broken = await runCapture(flannelctl, ["lab", "check", "--name", lab.name]);
       assert.equal(broken.code, 1);
       assert.match(broken.stdout, /BROKEN y\/a -> x\/a: expected blocked, was allowed/);
       assert.match(broken.stderr, /1 pod pairs do not behave as the NetworkPolicies say/);
-    } finally {
-      process.kill(pid, "SIGCONT");
-    }
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -277,20 +291,14 @@ async function assertDoctorTraceMetrics(lab: Lab, server: LabPod): Promise<void>
     metrics,
     /flannel_netpol_dropped_packets_total\{policy="x\/only-from",direction="ingress"\} \d+/,
   );
-  // The kernel out of step with the policies: doctor says which pod is not enforced. flanneld
-  // is paused meanwhile, or its resync would mend the set first.
-  const pid = await livePid(h1.pidFile);
-  assert.ok(pid !== null);
-  process.kill(pid, "SIGSTOP");
-  let broken: { healthy: boolean; findings: { check: string; subject: string }[] };
-  try {
+  // The kernel out of step with the policies: doctor says which pod is not enforced.
+  const broken = await whilePaused(h1, async () => {
     await execIn(h1.netns, "nft", ["flush", "set", "inet", "flannel-policy", "in_isolated4"]);
-    broken = JSON.parse(
-      (await flannelctlOn(lab, h1, ["doctor", "--json"])).stdout,
-    ) as typeof broken;
-  } finally {
-    process.kill(pid, "SIGCONT");
-  }
+    return JSON.parse((await flannelctlOn(lab, h1, ["doctor", "--json"])).stdout) as {
+      healthy: boolean;
+      findings: { check: string; subject: string }[];
+    };
+  });
   assert.equal(broken.healthy, false);
   assert.deepEqual(
     broken.findings.filter((f) => f.check === "policy-pod-not-enforced").map((f) => f.subject),
@@ -301,7 +309,7 @@ async function assertDoctorTraceMetrics(lab: Lab, server: LabPod): Promise<void>
 test("a table flushed by hand is written again; bad input is warned about once, opens nothing, and stops nothing", async () => {
   await withPolicyLab("ftnb", async (lab, { server, client, neighbour }) => {
     const h1 = lab.nodes[0] as LabNode;
-    const api = new KubeAdmin({ socketPath: lab.kubeApiSocket });
+    const api = labKube(lab);
     const policies = "/apis/networking.k8s.io/v1/namespaces/x/networkpolicies";
     // An invalid CIDR: x/a is isolated by it and nothing is allowed.
     await api.create(policies, {
@@ -334,16 +342,10 @@ test("a table flushed by hand is written again; bad input is warned about once, 
     assert.match(log, /Cannot use NetworkPolicy \\"x\/junk\\": spec is not an object/);
 
     // Drift: the table flushed by hand is written again at the next resync (5 s).
-    // flanneld is paused while the flush is seen to open x/a, or its resync could mend it first.
-    const pid = await livePid(h1.pidFile);
-    assert.ok(pid !== null);
-    process.kill(pid, "SIGSTOP");
-    try {
+    await whilePaused(h1, async () => {
       await execIn(h1.netns, "nft", ["flush", "table", "inet", "flannel-policy"]);
       assert.equal(await reaches(client, server), true, "the flush opened x/a");
-    } finally {
-      process.kill(pid, "SIGCONT");
-    }
+    });
     await until("the table to be written again", async () => !(await reaches(client, server)));
     assert.match(
       await readFile(h1.logFile, "utf8"),
