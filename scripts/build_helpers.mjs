@@ -1,41 +1,12 @@
-// What the build (bundle.mjs) and the package (package.mjs) share: etcd3's protos carried
-// parsed in a bundle, and Node's single executable applications.
+// What the build (bundle.mjs) and the package (package.mjs) share: CommonJS bundles and Node's
+// single executable applications.
 import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
 import { chmodSync, copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const require = createRequire(import.meta.url);
-
-// etcd3 is bundled (with gRPC and protobuf: a third of flanneld's start-up was loading them
-// file by file). It parses its .proto files at run time; the bundle carries them already parsed
-// (protobuf's JSON form, made here with the options etcd3 parses them with), so that neither the
-// parse nor a file of node_modules is needed at start.
-export const etcd3Protos = {
-  name: "etcd3-protos",
-  setup(build) {
-    build.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, async (args) => {
-      const source = await readFile(args.path, "utf8");
-      const protobuf = require("protobufjs");
-      const protoRoot = new protobuf.Root();
-      protoRoot.loadSync(join(dirname(args.path), "../proto/rpc.proto"), { keepCase: true });
-      const call = "(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {";
-      if (!source.includes(call))
-        throw new Error(
-          "etcd3's connection-pool.js no longer loads rpc.proto as this build expects",
-        );
-      const patched = source.replace(
-        call,
-        `(0, proto_loader_1.fromJSON)(${JSON.stringify(protoRoot.toJSON())}, {`,
-      );
-      return { contents: patched, loader: "js" };
-    });
-  },
-};
 
 /**
  * Makes `executable`: this Node with the CommonJS bundle `main` inside (a single executable
@@ -94,7 +65,7 @@ export async function layOutExecutable(rootDir, links) {
   const lib = join(rootDir, "usr/lib/flannel-ts");
   mkdirSync(lib, { recursive: true, mode: 0o755 });
   const main = join(rootDir, "flannel-ts.cjs");
-  await bundleCommonJs(join(dist, "src/cli/multicall.js"), main, [etcd3Protos]);
+  await bundleCommonJs(join(dist, "src/cli/multicall.js"), main);
   makeSingleExecutable(main, join(lib, "flannel-ts"));
   rmSync(main);
   for (const addon of ["kernel_sockets", "udp_forwarder"]) {

@@ -3,14 +3,14 @@
 //   dist/bundle/flanneld.js, flannelctl.js, flannel.js, flannelctl_lab.js   what bin/* run: one
 //     file per entry (flannelctl_lab.js is flannelctl with the repository's lab/ added),
 //     the npm packages in it, shared code in chunks, and what only one mode or command needs
-//     (the etcd client, the Kubernetes client, metrics) in chunks loaded when first
+//     (the Kubernetes client, metrics) in chunks loaded when first
 //     needed. Only the netlink addon (build/Release) is read from outside dist/.
 //   dist/sea/flannel   the CNI plugin with Node inside: runs on a host with no Node.js and no
 //     node_modules; `flannelctl cni install` copies it into the CNI bin folder.
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { bundleCommonJs, etcd3Protos, makeSingleExecutable, root } from "./build_helpers.mjs";
+import { bundleCommonJs, makeSingleExecutable, root } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
 
@@ -30,7 +30,6 @@ await build({
   format: "esm",
   platform: "node",
   target: "node20",
-  plugins: [etcd3Protos],
   minify: true,
   // Class names survive minifying, so that logs name the error ("StoreError", not "l").
   keepNames: true,

@@ -536,7 +536,8 @@ export class LocalManager implements SubnetManager {
           const events = batch.changes.flatMap((change) => this.#eventOf(change));
           if (events.length > 0) yield { kind: "events", events };
         }
-        if (watch.signal.aborted && !signal.aborted) throw new StoreRewoundError();
+        if (signal.aborted) return;
+        if (watch.signal.aborted) throw new StoreRewoundError();
       } catch (err) {
         if (signal.aborted) return;
         if (watch.signal.aborted) {

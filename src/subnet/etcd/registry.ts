@@ -6,11 +6,7 @@
  * `<prefix>/subnets/<subnet key>` holding flannel's LeaseAttrs JSON, attached to an etcd lease
  * whose TTL is the lease's life. A key with no etcd lease is a reservation: it never expires.
  */
-import { on } from "node:events";
 import { readFile } from "node:fs/promises";
-import { setTimeout as delay } from "node:timers/promises";
-import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError } from "etcd3";
-import type { IKeyValue, IOptions, IRangeResponse, IWatchResponse, Watcher } from "etcd3";
 import {
   ConfigError,
   ConfigNotFoundError,
@@ -24,17 +20,13 @@ import type { IPNet } from "../../ip/ip.js";
 import type { CallOptions } from "../../util/call_options.js";
 import { type Clock, systemClock } from "../../util/clock.js";
 import { parseSubnetKey } from "../subnet_key.js";
-
-/** The part of etcd3's (private) watch manager that close() clears; see close(). */
-interface WatchManagerInternals {
-  watchers: unknown[];
-  expectedClosers?: Set<unknown>;
-}
+import { EtcdGateway, EtcdUnavailableError, type GatewayConfig } from "./gateway.js";
+import { base64, listField, readHeader, readKeyValue, textField } from "./gateway_json.js";
+import type { EtcdKeyValue, JsonObject } from "./gateway_json.js";
+import { watchKeys } from "./gateway_watch.js";
 
 export { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX, SUBNET_TTL_SECONDS } from "./defaults.js";
-
-/** How long closing a watch may take before it is left to etcd3. */
-const WATCH_CANCEL_TIMEOUT_MS = 2_000;
+export { WatchCompactedError } from "./gateway_watch.js";
 
 /** How to reach etcd: flannel's --etcd-* flags. */
 export interface EtcdConfig {
@@ -103,30 +95,28 @@ export interface SubnetChangeBatch {
   readonly changes: readonly SubnetChange[];
 }
 
-/** The etcd v3 store of one flannel network. */
-/** How long a request to etcd may take before it fails (and is retried by its caller). */
-const REQUEST_TIMEOUT_MS = 10_000;
-/**
- * gRPC keepalive: a ping after 10 s without traffic, the connection dropped when it is not
- * answered within 5 s. etcd accepts pings every 5 s or slower (--grpc-keepalive-min-time).
- */
-const KEEPALIVE_MS = 10_000;
-const KEEPALIVE_TIMEOUT_MS = 5_000;
+/** A page of keys, as a range answer holds them. */
+interface RangeAnswer {
+  readonly kvs: readonly EtcdKeyValue[];
+  readonly more: boolean;
+  readonly revision: bigint;
+  readonly clusterId: string;
+}
 
 /** The store stopped answering (once per outage), or answers again after `downMs`. */
 export type ConnectionChange =
   { readonly up: false; readonly err: Error } | { readonly up: true; readonly downMs: number };
 
+/** The etcd v3 store of one flannel network. */
 export class EtcdRegistry {
-  readonly #client: Etcd3;
+  readonly #client: EtcdGateway;
   readonly #prefix: string;
-  readonly #watchers = new Set<Watcher>();
   /** When the watches lost the store; null while it answers. */
   #downSince: number | null = null;
   readonly #connectionListeners = new Set<(change: ConnectionChange) => void>();
 
   private constructor(
-    client: Etcd3,
+    client: EtcdGateway,
     prefix: string,
     readonly clock: Clock,
   ) {
@@ -136,7 +126,7 @@ export class EtcdRegistry {
 
   /**
    * Tells `listener` when the watches lose the store and when they have it again: one call per
-   * outage each way, however many watches notice it (etcd3 reconnects them with backoff).
+   * outage each way, however many watches notice it (they reconnect by themselves, with backoff).
    */
   onConnectionChange(listener: (change: ConnectionChange) => void): void {
     this.#connectionListeners.add(listener);
@@ -155,37 +145,32 @@ export class EtcdRegistry {
     for (const listener of this.#connectionListeners) listener({ up: true, downMs });
   }
 
-  /** Connects (lazily) to etcd. TLS is used when both key and cert are given, as in flannel. */
+  /**
+   * Connects (lazily) to etcd. TLS is used when both key and cert are given, as in flannel, or
+   * when an endpoint is https://. Requests fail after REQUEST_TIMEOUT_MS (gateway.ts), and the
+   * watches notice a dead connection within ~15 s (gateway_watch.ts): a store behind a firewall
+   * that drops packets never hangs flanneld.
+   */
   static async connect(config: EtcdConfig, clock: Clock = systemClock): Promise<EtcdRegistry> {
-    const options: IOptions = {
-      hosts: [...config.endpoints],
-      dialTimeout: 5_000,
-      // A store behind a firewall that drops packets (rather than refusing) must not hang a
-      // request, nor leave a watch waiting silently on a dead connection: requests have a
-      // deadline, and keepalive pings find a dead connection within ~15 s, after which etcd3
-      // reconnects (to another endpoint when there are several) with backoff.
-      // (gRPC's deadline is a time of the system's clock, whatever clock flanneld runs on.)
-      defaultCallOptions: (context) =>
-        context.isStream ? {} : { deadline: Date.now() + REQUEST_TIMEOUT_MS },
-      grpcOptions: {
-        "grpc.keepalive_time_ms": KEEPALIVE_MS,
-        "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
-      },
+    const gateway: { -readonly [K in keyof GatewayConfig]: GatewayConfig[K] } = {
+      endpoints: config.endpoints,
     };
     if (config.keyFile && config.certFile) {
-      const [privateKey, certChain, rootCertificate] = await Promise.all([
+      const [key, cert, ca] = await Promise.all([
         readFlagFile("--etcd-keyfile", config.keyFile),
         readFlagFile("--etcd-certfile", config.certFile),
         config.caFile ? readFlagFile("--etcd-cafile", config.caFile) : Promise.resolve(undefined),
       ]);
-      // grpc-js falls back to the system CAs when rootCertificate is undefined.
-      options.credentials = { rootCertificate: rootCertificate as Buffer, privateKey, certChain };
+      // Without a CA file, the system's CAs check etcd's certificate.
+      gateway.tls = { key, cert, ...(ca === undefined ? {} : { ca }) };
     } else if (config.caFile) {
-      options.credentials = { rootCertificate: await readFlagFile("--etcd-cafile", config.caFile) };
+      gateway.tls = { ca: await readFlagFile("--etcd-cafile", config.caFile) };
     }
-    if (config.username)
-      options.auth = { username: config.username, password: config.password ?? "" };
-    return new EtcdRegistry(new Etcd3(options), config.prefix, clock);
+    if (config.username) {
+      gateway.username = config.username;
+      gateway.password = config.password ?? "";
+    }
+    return new EtcdRegistry(new EtcdGateway(gateway), config.prefix, clock);
   }
 
   /** The key that holds the network config. */
@@ -205,9 +190,8 @@ export class EtcdRegistry {
 
   /** Reads the network config text. */
   async getNetworkConfigText(): Promise<string> {
-    const text = await this.#call("read the network config", () =>
-      this.#client.get(this.configKey).string(),
-    );
+    const page = await this.#range("read the network config", { key: base64(this.configKey) });
+    const text = page.kvs[0]?.value.toString("utf8") ?? null;
     if (text === null) {
       throw new ConfigNotFoundError(
         `Cannot read network config at "${this.configKey}": flannel config not found in etcd store. Did you create your config using etcdv3 API?`,
@@ -218,9 +202,10 @@ export class EtcdRegistry {
 
   /** Stores the network config text. */
   async setNetworkConfigText(text: string): Promise<void> {
-    await this.#call("store the network config", () =>
-      this.#client.put(this.configKey).value(text).exec(),
-    );
+    await this.#call("store the network config", "/kv/put", {
+      key: base64(this.configKey),
+      value: base64(text),
+    });
   }
 
   /**
@@ -228,22 +213,20 @@ export class EtcdRegistry {
    * first page's), so that a big cluster is never one huge response (gRPC refuses answers over
    * 4 MiB: about 20,000 leases) and the listing is still one consistent snapshot.
    */
-  async #listSubnetKeys(): Promise<{ kvs: IKeyValue[]; revision: string }> {
-    const end = prefixEnd(Buffer.from(this.subnetsPrefix));
+  async #listSubnetKeys(): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }> {
+    const end = base64(prefixEnd(Buffer.from(this.subnetsPrefix)));
     let from = Buffer.from(this.subnetsPrefix);
-    let revision: string | null = null;
-    const kvs: IKeyValue[] = [];
+    let revision: bigint | null = null;
+    const kvs: EtcdKeyValue[] = [];
     for (;;) {
-      const at: string | null = revision;
-      const page: IRangeResponse = await this.#call("list the subnet leases", () =>
-        this.#client.kv.range({
-          key: from,
-          range_end: end,
-          limit: LIST_PAGE_SIZE,
-          ...(at === null ? {} : { revision: at }),
-        }),
-      );
-      const pinned: string = at ?? page.header.revision;
+      const at: bigint | null = revision;
+      const page = await this.#range("list the subnet leases", {
+        key: base64(from),
+        range_end: end,
+        limit: LIST_PAGE_SIZE,
+        ...(at === null ? {} : { revision: String(at) }),
+      });
+      const pinned: bigint = at ?? page.revision;
       revision = pinned;
       kvs.push(...page.kvs);
       const last = page.kvs.at(-1);
@@ -257,10 +240,11 @@ export class EtcdRegistry {
    * the header of a count-only read.
    */
   async storeState(): Promise<{ clusterId: string; revision: bigint }> {
-    const response: IRangeResponse = await this.#call("read the store's revision", () =>
-      this.#client.kv.range({ key: Buffer.from(this.configKey), count_only: true }),
-    );
-    return { clusterId: response.header.cluster_id, revision: BigInt(response.header.revision) };
+    const page = await this.#range("read the store's revision", {
+      key: base64(this.configKey),
+      count_only: true,
+    });
+    return { clusterId: page.clusterId, revision: page.revision };
   }
 
   /** Lists every lease under the prefix. Keys that do not parse are returned in `skipped`. */
@@ -286,7 +270,7 @@ export class EtcdRegistry {
       }),
     );
     leases.sort((a, b) => (a.subnet.ip < b.subnet.ip ? -1 : a.subnet.ip > b.subnet.ip ? 1 : 0));
-    return { leases, skipped, revision: BigInt(response.revision) };
+    return { leases, skipped, revision: response.revision };
   }
 
   /** Reads one lease; null when its key is absent. Throws UnreadableLeaseError for a non-lease. */
@@ -295,8 +279,8 @@ export class EtcdRegistry {
     ipv6Subnet: IPNet | null,
   ): Promise<{ lease: IPv4Lease | null; revision: bigint }> {
     const key = this.subnetKey(subnet, ipv6Subnet);
-    const response = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
-    const revision = BigInt(response.header.revision);
+    const response = await this.#range("read a subnet lease", { key: base64(key) });
+    const revision = response.revision;
     const kv = response.kvs[0];
     if (kv === undefined) return { lease: null, revision };
     const decoded = this.#decode(kv);
@@ -321,13 +305,8 @@ export class EtcdRegistry {
   ): Promise<IPv4Lease> {
     const key = this.subnetKey(subnet, ipv6Subnet);
     const etcdLease = await this.#grant(ttlSeconds);
-    const result = await this.#call("create a subnet lease", () =>
-      this.#client
-        .if(key, "Version", "==", 0)
-        .then(this.#client.put(key).value(encodeLeaseAttrs(attrs)).lease(etcdLease))
-        .commit(),
-    );
-    if (!result.succeeded) {
+    const put = { key, value: encodeLeaseAttrs(attrs), lease: etcdLease };
+    if (!(await this.#putIfVersion("create a subnet lease", "EQUAL", put))) {
       await this.#revoke(etcdLease);
       throw new LeaseConflictError(makeSubnetKey(subnet, ipv6Subnet));
     }
@@ -351,17 +330,11 @@ export class EtcdRegistry {
     ttlSeconds: number | null,
   ): Promise<IPv4Lease | null> {
     const key = this.subnetKey(lease.subnet, lease.ipv6Subnet);
-    const previous = await this.#call("read a subnet lease", () => this.#client.get(key).exec());
+    const previous = await this.#range("read a subnet lease", { key: base64(key) });
     const oldEtcdLease = previous.kvs[0]?.lease ?? "0";
     const etcdLease = ttlSeconds === null ? null : await this.#grant(ttlSeconds);
-    const put = this.#client.put(key).value(encodeLeaseAttrs(attrs));
-    const result = await this.#call("renew a subnet lease", () =>
-      this.#client
-        .if(key, "Version", ">", 0)
-        .then(etcdLease === null ? put : put.lease(etcdLease))
-        .commit(),
-    );
-    if (!result.succeeded) {
+    const put = { key, value: encodeLeaseAttrs(attrs), lease: etcdLease };
+    if (!(await this.#putIfVersion("renew a subnet lease", "GREATER", put))) {
       if (etcdLease !== null) await this.#revoke(etcdLease);
       return null;
     }
@@ -378,14 +351,14 @@ export class EtcdRegistry {
   /** Deletes a lease key. */
   async deleteSubnet(subnet: IPNet, ipv6Subnet: IPNet | null): Promise<void> {
     const key = this.subnetKey(subnet, ipv6Subnet);
-    await this.#call("delete a subnet lease", () => this.#client.delete().key(key).exec());
+    await this.#call("delete a subnet lease", "/kv/deleterange", { key: base64(key) });
   }
 
   /**
-   * Follows changes under the subnets prefix (or of one key) from `startRevision`. etcd3
-   * reconnects by itself after a dropped connection and resumes from the last revision it saw;
-   * when etcd cancels the watch (a compacted revision) the iteration throws, and the caller starts
-   * again from a fresh listing.
+   * Follows changes under the subnets prefix (or of one key) from `startRevision`. The watch
+   * reconnects by itself after a dropped connection and resumes after the last revision it saw;
+   * when etcd has compacted that revision the iteration throws WatchCompactedError, and the
+   * caller starts again from a fresh listing.
    */
   async *watchSubnets(
     startRevision: bigint,
@@ -395,88 +368,51 @@ export class EtcdRegistry {
       readonly onReconnect?: () => void;
     },
   ): AsyncGenerator<SubnetChangeBatch> {
-    const builder = this.#client.watch().withPreviousKV().startRevision(String(startRevision));
-    // watcher() rather than create(): create() resolves on "connected", and etcd may send the
-    // first events, or the cancellation of a compacted revision, in the same read, before a
-    // listener could be attached. on() attaches its "data" and "error" listeners right here.
-    const watcher = (
-      opts.key === undefined ? builder.prefix(this.subnetsPrefix) : builder.key(opts.key)
-    ).watcher();
-    this.#watchers.add(watcher);
+    const key = Buffer.from(opts.key ?? this.subnetsPrefix);
     let connections = 0;
-    const connected = () => {
-      this.#connectionBack();
-      if (++connections > 1) opts.onReconnect?.();
-    };
-    const disconnected = (err: Error) => {
-      this.#connectionLost(err);
-    };
-    watcher.on("connected", connected);
-    watcher.on("disconnected", disconnected);
-    const responses = on(watcher, "data", { signal: opts.signal });
-    let cancelled = false;
-    try {
-      for await (const args of responses) {
-        const response = (args as [IWatchResponse])[0];
-        const changes = response.events.map((event): SubnetChange => {
-          const key = event.kv.key.toString();
-          if (event.type === "Delete") {
-            const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
-            if (parsed === null)
-              return { type: "delete", key, lease: null, reason: "the key is not a subnet key" };
-            const previous = (event.prev_kv as IKeyValue | undefined)
-              ? this.#decode(event.prev_kv)
-              : null;
-            const attrs =
-              previous !== null && "lease" in previous ? previous.lease.attrs : EMPTY_ATTRS;
-            return {
-              type: "delete",
-              key,
-              lease: { ...parsed, attrs, expiration: null, reserved: false },
-            };
-          }
-          const decoded = this.#decode(event.kv);
-          if ("reason" in decoded) return { type: "put", key, lease: null, reason: decoded.reason };
-          return { type: "put", key, lease: decoded.lease };
-        });
-        yield { revision: BigInt(response.header.revision), changes };
-      }
-    } catch (err) {
-      // etcd cancelled the watch (e.g. a compacted revision): etcd3 has already dropped it, and
-      // cancel() would wait for an "end" that never comes.
-      cancelled = true;
-      throw err;
-    } finally {
-      watcher.off("connected", connected);
-      watcher.off("disconnected", disconnected);
-      this.#watchers.delete(watcher);
-      if (!cancelled)
-        await Promise.race([
-          watcher.cancel().catch(() => undefined),
-          delay(WATCH_CANCEL_TIMEOUT_MS, undefined, { ref: false }),
-        ]);
+    const batches = watchKeys(
+      this.#client,
+      { key, ...(opts.key === undefined ? { rangeEnd: prefixEnd(key) } : {}), startRevision },
+      {
+        signal: opts.signal,
+        clock: this.clock,
+        onConnected: () => {
+          this.#connectionBack();
+          if (++connections > 1) opts.onReconnect?.();
+        },
+        onDisconnected: (err) => {
+          this.#connectionLost(err);
+        },
+      },
+    );
+    for await (const batch of batches) {
+      const changes = batch.events.map((event): SubnetChange => {
+        const eventKey = event.kv.key.toString();
+        if (event.type === "delete") return this.#deletion(eventKey, event.prevKv);
+        const decoded = this.#decode(event.kv);
+        if ("reason" in decoded)
+          return { type: "put", key: eventKey, lease: null, reason: decoded.reason };
+        return { type: "put", key: eventKey, lease: decoded.lease };
+      });
+      yield { revision: batch.revision, changes };
     }
   }
 
-  /** Closes the connection. */
+  #deletion(key: string, previous: EtcdKeyValue | null): SubnetChange {
+    const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
+    if (parsed === null)
+      return { type: "delete", key, lease: null, reason: "the key is not a subnet key" };
+    const decoded = previous === null ? null : this.#decode(previous);
+    const attrs = decoded !== null && "lease" in decoded ? decoded.lease.attrs : EMPTY_ATTRS;
+    return { type: "delete", key, lease: { ...parsed, attrs, expiration: null, reserved: false } };
+  }
+
+  /** Closes the connections; watches under way end. */
   close(): void {
-    // A watch still open (its reader stopped without finishing it) would keep etcd3 reconnecting.
-    for (const watcher of this.#watchers) void watcher.cancel().catch(() => undefined);
-    this.#watchers.clear();
-    // A watcher whose cancellation was sent but not yet answered (our reader gave up waiting,
-    // WATCH_CANCEL_TIMEOUT_MS) stays in etcd3's watch manager, which then re-opens the watch
-    // stream on the closed client forever, each time after a timer: the process never exits.
-    // etcd3 offers no way to drop them, so its manager is told there is nothing left to watch.
-    const manager = (this.#client as unknown as { watchManager?: WatchManagerInternals })
-      .watchManager;
-    if (manager !== undefined) {
-      manager.watchers = [];
-      manager.expectedClosers?.clear();
-    }
     this.#client.close();
   }
 
-  #decode(kv: IKeyValue): { lease: IPv4Lease } | { reason: string } {
+  #decode(kv: EtcdKeyValue): { lease: IPv4Lease } | { reason: string } {
     const key = kv.key.toString();
     const parsed = parseSubnetKey(key.slice(this.subnetsPrefix.length));
     if (!key.startsWith(this.subnetsPrefix) || parsed === null) {
@@ -492,21 +428,50 @@ export class EtcdRegistry {
   }
 
   async #grant(ttlSeconds: number): Promise<string> {
-    const response = await this.#call("grant an etcd lease", () =>
-      this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds }),
-    );
-    return response.ID;
+    const answer = await this.#call("grant an etcd lease", "/lease/grant", { TTL: ttlSeconds });
+    return textField(answer, "ID");
   }
 
   async #revoke(etcdLease: string): Promise<void> {
-    await this.#client.leaseClient.leaseRevoke({ ID: etcdLease }).catch(() => undefined);
+    await this.#client.call("/lease/revoke", { ID: etcdLease }).catch(() => undefined);
   }
 
   async #ttlSeconds(etcdLease: string): Promise<number> {
-    const response = await this.#call("read a lease TTL", () =>
-      this.#client.leaseClient.leaseTimeToLive({ ID: etcdLease }),
-    );
-    return Number(response.TTL);
+    const answer = await this.#call("read a lease TTL", "/lease/timetolive", { ID: etcdLease });
+    return Number(textField(answer, "TTL"));
+  }
+
+  /** A range read (`/v3/kv/range`). */
+  async #range(action: string, request: JsonObject): Promise<RangeAnswer> {
+    const answer = await this.#call(action, "/kv/range", request);
+    const { revision, clusterId } = readHeader(answer);
+    const kvs = listField(answer, "kvs").map(readKeyValue);
+    return { kvs, more: answer.more === true, revision, clusterId };
+  }
+
+  /**
+   * Puts a key in a transaction on its version: created only if absent ("EQUAL" 0), or rewritten
+   * only if present ("GREATER" than 0). Whether it was put.
+   */
+  async #putIfVersion(
+    action: string,
+    result: "EQUAL" | "GREATER",
+    put: { readonly key: string; readonly value: string; readonly lease: string | null },
+  ): Promise<boolean> {
+    const key = base64(put.key);
+    const answer = await this.#call(action, "/kv/txn", {
+      compare: [{ key, target: "VERSION", result, version: "0" }],
+      success: [
+        {
+          request_put: {
+            key,
+            value: base64(put.value),
+            ...(put.lease === null ? {} : { lease: put.lease }),
+          },
+        },
+      ],
+    });
+    return answer.succeeded === true;
   }
 
   /**
@@ -514,15 +479,13 @@ export class EtcdRegistry {
    * answers marks it back, as the watches' own connection events do: an etcd that goes away
    * before any watch has connected (or while none is open) is reported too.
    */
-  async #call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+  async #call(action: string, path: string, body: JsonObject): Promise<JsonObject> {
     try {
-      const result = await fn();
+      const result = await this.#client.call(path, body);
       this.#connectionBack();
       return result;
     } catch (err) {
-      if (err instanceof LeaseConflictError) throw err;
-      if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError)
-        this.#connectionLost(err);
+      if (err instanceof EtcdUnavailableError) this.#connectionLost(err);
       throw new StoreError(`Cannot ${action} in etcd: ${(err as Error).message}`, { cause: err });
     }
   }
