@@ -5,13 +5,35 @@
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { REPO_ROOT, labUp } from "../lab/cluster.js";
 import type { Lab } from "../lab/cluster.js";
 import { execIn, ip, run } from "../lab/netns.js";
+import { waitFor } from "../lab/poll.js";
+import type { FlanneldProcess } from "../test/helpers/single_host.js";
+
+/**
+ * Waits until flanneld has written `subnetFile`, polled every 2 ms (the figure is the time until
+ * the file appears); throws with its output when it exits first.
+ */
+export async function waitForSubnetFile(
+  daemon: FlanneldProcess,
+  subnetFile: string,
+): Promise<void> {
+  const written = () =>
+    stat(subnetFile).then(
+      () => true,
+      () => false,
+    );
+  await waitFor("subnet.env", async () => daemon.child.exitCode !== null || (await written()), {
+    timeoutMs: 60_000,
+    intervalMs: 2,
+  });
+  if (daemon.child.exitCode !== null) throw new Error(`flanneld exited: ${daemon.output()}`);
+}
 
 /** Prints one figure line. */
 export const print = (line: string): void => {

@@ -8,10 +8,10 @@
  *
  * Run: npm run build && node dist/bench/flanneld_bench.js
  */
-import { rm, stat } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../src/util/exec.js";
-import { waitFor } from "../lab/poll.js";
+import { waitForSubnetFile } from "./bench_util.js";
 import { openSingleHost, REPO_ROOT } from "../test/helpers/single_host.js";
 import { openFixture, startEtcd } from "../test/helpers/etcd_fixture.js";
 import type { LocalManager } from "../src/subnet/etcd/local_manager.js";
@@ -48,17 +48,7 @@ async function timeToSubnetEnv(): Promise<void> {
         "--iface=veth0",
         `--subnet-file=${subnetFile}`,
       ]);
-      // Polled every 2 ms: the figure is the time until the file appears.
-      const written = () =>
-        stat(subnetFile).then(
-          () => true,
-          () => false,
-        );
-      await waitFor("subnet.env", async () => daemon.child.exitCode !== null || (await written()), {
-        timeoutMs: 60_000,
-        intervalMs: 2,
-      });
-      if (daemon.child.exitCode !== null) throw new Error(`flanneld exited: ${daemon.output()}`);
+      await waitForSubnetFile(daemon, subnetFile);
       startup.push(performance.now() - started);
       daemon.child.kill("SIGTERM");
       await daemon.exited;

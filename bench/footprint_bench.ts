@@ -21,7 +21,15 @@ import { waitFor } from "../lab/poll.js";
 import { ip, run } from "../lab/netns.js";
 import { openSingleHost, REPO_ROOT } from "../test/helpers/single_host.js";
 import type { SingleHost } from "../test/helpers/single_host.js";
-import { countEntries, macOf, median, print, scaleSubnet, scaleVtep } from "./bench_util.js";
+import {
+  countEntries,
+  macOf,
+  median,
+  print,
+  scaleSubnet,
+  scaleVtep,
+  waitForSubnetFile,
+} from "./bench_util.js";
 
 const ROUNDS = Number(process.env.FLANNEL_TS_BENCH_ROUNDS ?? 7);
 const SCALE = Number(process.env.FLANNEL_TS_BENCH_PEERS ?? 5000);
@@ -78,16 +86,7 @@ async function startOnce(host: SingleHost, program: string) {
     {},
     program,
   );
-  const written = () =>
-    stat(subnetFile).then(
-      () => true,
-      () => false,
-    );
-  await waitFor("subnet.env", async () => daemon.child.exitCode !== null || (await written()), {
-    timeoutMs: 60_000,
-    intervalMs: 2,
-  });
-  if (daemon.child.exitCode !== null) throw new Error(`flanneld exited: ${daemon.output()}`);
+  await waitForSubnetFile(daemon, subnetFile);
   return { ms: performance.now() - started, started, daemon };
 }
 
