@@ -92,7 +92,7 @@ export const ETCD_FLAG_SHAPE = {
           });
       }
     })
-    // etcd's Go client takes `http://h:2379/`; grpc wants no trailing slash.
+    // etcd's Go client takes `http://h:2379/`; the trailing slash is dropped.
     .transform((list) => list.map((e) => (e.startsWith("unix:") ? e : e.replace(/\/+$/, "")))),
   etcdPrefix: z
     .string()

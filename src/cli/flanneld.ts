@@ -3,6 +3,6 @@ import { main } from "./flanneld_main.js";
 
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
-  // etcd's gRPC channel may hold the loop open for a while after close(); leave promptly.
+  // A request or timer still under way must not keep the process after main() is done.
   process.exit();
 });

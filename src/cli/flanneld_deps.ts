@@ -39,7 +39,7 @@ export function flanneldDeps(
         nodeName = manager.nodeName;
         return manager;
       }
-      // Loaded only in etcd mode: Kubernetes hosts never pay for etcd's gRPC client.
+      // Loaded only in etcd mode: Kubernetes hosts never load the etcd client.
       const [{ LocalManager }, previous] = await Promise.all([
         import("../subnet/etcd/local_manager.js"),
         readPreviousSubnets(options.subnetFile),

@@ -1,4 +1,4 @@
-/** flannel's etcd defaults, in a module of their own so that flag parsing does not load etcd3. */
+/** flannel's etcd defaults, in a module of their own so that flag parsing does not load the etcd client. */
 
 /** flannel's default etcd key prefix. */
 export const DEFAULT_ETCD_PREFIX = "/coreos.com/network";

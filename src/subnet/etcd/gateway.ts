@@ -4,8 +4,9 @@
  * Only the calls the etcd subnet manager makes are here, with TLS, user and password, several
  * endpoints (the next is tried when one cannot be reached) and the errors a caller branches on.
  *
- * Why not gRPC: etcd3 with grpc-js and protobufjs took flanneld ~150 ms to load and ~25 MB of
- * memory before the first request; node:http takes a few ms (issue #27, bench/footprint_bench.ts).
+ * Why not gRPC: loading etcd3 with grpc-js and protobufjs was most of flanneld's start (342 ms
+ * to subnet.env with it, 211 ms without) and 12 MiB of its memory; node:http takes a few ms
+ * (issue #27, bench/footprint_bench.ts).
  */
 import type {
   Agent,

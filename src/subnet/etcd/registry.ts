@@ -210,7 +210,7 @@ export class EtcdRegistry {
 
   /**
    * Every key under the subnets prefix, in pages of LIST_PAGE_SIZE read at one revision (the
-   * first page's), so that a big cluster is never one huge response (gRPC refuses answers over
+   * first page's), so that a big cluster is never one huge response (etcd's gRPC side refuses answers over
    * 4 MiB: about 20,000 leases) and the listing is still one consistent snapshot.
    */
   async #listSubnetKeys(): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }> {
