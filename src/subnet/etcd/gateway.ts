@@ -141,26 +141,22 @@ export class EtcdGateway {
   #authToken(endpoint: Endpoint): Promise<string | null> {
     const { username, password } = this.#config;
     if (username === undefined) return Promise.resolve(null);
-    this.#token ??= this.#post(endpoint, `${this.#apiPrefix}/auth/authenticate`, {
+    if (this.#token !== null) return this.#token;
+    const token = this.#post(endpoint, `${this.#apiPrefix}/auth/authenticate`, {
       name: username,
       password: password ?? "",
-    }).then(
-      (answer) => {
-        const failure = answerError(answer, endpoint);
-        if (failure !== null) throw failure;
-        const token = readObject(answer.text, "etcd's answer").token;
-        if (typeof token !== "string") throw new EtcdRequestError("etcd sent no auth token", 16);
-        return token;
-      },
-      (err: unknown) => {
-        this.#token = null;
-        throw err;
-      },
-    );
-    const token = this.#token;
+    }).then((answer) => {
+      const failure = answerError(answer, endpoint);
+      if (failure !== null) throw failure;
+      const value = readObject(answer.text, "etcd's answer").token;
+      if (typeof value !== "string") throw new EtcdRequestError("etcd sent no auth token", 16);
+      return value;
+    });
+    // A failed authentication is not kept: the next request tries again.
     token.catch(() => {
       if (this.#token === token) this.#token = null;
     });
+    this.#token = token;
     return token;
   }
 
