@@ -9,7 +9,7 @@
  * 4. The bytes the CNI plugin puts on a host, per install path.
  * Each program measured: the repository's bin/flanneld and the packaged executable (the .deb's
  * and the image's, laid out here); with FLANNEL_TS_BENCH_BEFORE=<another checkout, built>, its
- * bin/flanneld too, in the same rounds (the "before" of a change).
+ * bin/flanneld too, in the same rounds (the "before" of a change; several, separated by ":").
  *   npm run build && node dist/bench/footprint_bench.js   (FLANNEL_TS_BENCH_ROUNDS, default 7)
  */
 import { spawn } from "node:child_process";
@@ -227,8 +227,7 @@ try {
     { label: "bin/flanneld", path: join(REPO_ROOT, "bin/flanneld") },
     { label: "packaged flanneld", path: join(dir, "usr/bin/flanneld") },
   ];
-  const before = process.env.FLANNEL_TS_BENCH_BEFORE;
-  if (before !== undefined)
+  for (const before of (process.env.FLANNEL_TS_BENCH_BEFORE ?? "").split(":").filter(Boolean))
     programs.push({ label: `before (${before}/bin/flanneld)`, path: join(before, "bin/flanneld") });
   await host.etcdctl([
     "put",

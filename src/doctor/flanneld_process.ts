@@ -22,12 +22,21 @@ function isFlanneldProgram(arg: string | undefined): boolean {
   return arg !== undefined && basename(arg) === "flanneld";
 }
 
+/**
+ * Where the program is in a command line: the program itself (a packaged binary), or the script
+ * Node runs (bin/flanneld), after any of Node's own flags (its shebang passes some); -1 if neither.
+ */
+function programIndex(argv: readonly string[]): number {
+  if (isFlanneldProgram(argv[0])) return 0;
+  const script = argv.findIndex((arg, i) => i > 0 && !arg.startsWith("-"));
+  return isFlanneldProgram(argv[script]) ? script : -1;
+}
+
 /** Reads a process's command line and picks out flanneld's flags; null when it is not flanneld. */
 function flanneldArgs(cmdline: string): string[] | null {
   const argv = cmdline.split("\0");
   if (argv.at(-1) === "") argv.pop();
-  // The program itself (a packaged binary), or the script Node runs (bin/flanneld).
-  const at = isFlanneldProgram(argv[0]) ? 0 : isFlanneldProgram(argv[1]) ? 1 : -1;
+  const at = programIndex(argv);
   return at < 0 ? null : argv.slice(at + 1);
 }
 
