@@ -67,6 +67,13 @@ export class ManualClock implements Clock {
     await this.#until(() => [...this.#sleepers].some((s) => s.wakeAt === time));
   }
 
+  /** Resolves, with its time, once something sleeps until a time in [from, to]. */
+  async sleepingWithin(from: number, to: number): Promise<number> {
+    const within = () => [...this.#sleepers].find((s) => s.wakeAt >= from && s.wakeAt <= to);
+    await this.#until(() => within() !== undefined);
+    return within()?.wakeAt ?? from;
+  }
+
   async #until(done: () => boolean): Promise<void> {
     while (!done()) {
       await new Promise<void>((resolve) => {

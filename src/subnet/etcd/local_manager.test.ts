@@ -10,6 +10,7 @@ import { makeSubnetKey } from "../../lease/lease.js";
 import type { IPv4Lease, LeaseAttrs, LeaseEvent } from "../../lease/lease.js";
 import { ManualClock, fastClock } from "../../../test/helpers/test_clock.js";
 import { waitFor } from "../../../lab/poll.js";
+import { capturingLogger } from "../../../test/helpers/capturing_logger.js";
 import { describeSubnetManager } from "../manager.case.test.js";
 import { LIST_PAGE_SIZE } from "./registry.js";
 import type { LeaseWatchResult } from "../manager.js";
@@ -264,7 +265,8 @@ describe("LocalManager", () => {
     try {
       await f.setConfig('{"Network":"10.27.0.0/16","Backend":{"Type":"alloc"}}');
       const clock = new ManualClock();
-      const m = await f.manager({ clock, renewMarginMs: 2_000 });
+      const { log, lines } = capturingLogger("debug");
+      const m = await f.manager({ clock, renewMarginMs: 2_000, log });
       const lease = await m.acquireLease(attrs("192.0.2.50"), { signal: controller.signal });
       const key = `${f.prefix}/subnets/${keyOf(lease)}`;
       const etcdLeaseOf = async () => (await f.client.get(key).exec()).kvs[0]?.lease;
@@ -272,13 +274,19 @@ describe("LocalManager", () => {
       const keeping = m.completeLease(lease, { signal: controller.signal });
       // The watch may see the deletion before deleteSubnet() below has its answer.
       keeping.catch(() => undefined);
-      // completeLease() waits for the lease's renewal time: move the clock to 1 s before it
-      // (it waits out that second), then to it.
-      const renewAt = lease.expiration!.getTime() - 2_000;
-      clock.advance(renewAt - 1_000 - clock.now());
-      await clock.sleepingUntil(renewAt);
+      // The own-key watch reads the lease's expiry off the (hand-moved) clock: let it read it
+      // before the clock moves, or it would see a lease a day younger.
+      await waitFor("the watch on this node's lease", () =>
+        Promise.resolve(lines.some((l) => l.msg === "Watching this node's lease")),
+      );
+      // completeLease() waits for the renewal time, 2 s before the end of the lease as it read
+      // it back (etcd counts the TTL in whole seconds: a second or a few before the end acquireLease()
+      // gave). Move the clock to just before that, find the sleep, then move it there.
+      const end = lease.expiration!.getTime();
+      clock.advance(end - 8_000 - clock.now());
+      const renewAt = await clock.sleepingWithin(end - 7_000, end - 2_000);
       assert.equal(await etcdLeaseOf(), first, "not renewed before its time");
-      clock.advance(1_000);
+      clock.advance(renewAt - clock.now());
       await waitFor("the lease to be renewed", async () => (await etcdLeaseOf()) !== first);
       assert.ok((await f.registry.getSubnet(lease.subnet, null)).lease, "renewed in time");
       await f.registry.deleteSubnet(lease.subnet, null);

@@ -480,8 +480,10 @@ export class LocalManager implements SubnetManager {
     if (stored === null && (await this.#checkStore().catch(() => false))) return rewritePending;
     if (stored === null) throw revoked(own.lease);
     own.lease = stored;
+    const key = this.#registry.subnetKey(subnet, ipv6Subnet);
+    this.#log.debug({ key, revision: String(revision) }, "Watching this node's lease");
     const batches = this.#registry.watchSubnets(revision + 1n, {
-      key: this.#registry.subnetKey(subnet, ipv6Subnet),
+      key,
       signal: watchSignal,
       onReconnect: this.#checkSoon,
     });

@@ -3,11 +3,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { pino } from "pino";
 import { ConfigError } from "../../errors.js";
 import { waitFor } from "../../../lab/poll.js";
+import { capturingLogger, fieldText } from "../../../test/helpers/capturing_logger.js";
 import { KubeAdmin } from "../../../lab/kubeapi/admin_client.js";
 import { startKubeApiDouble } from "../../../lab/kubeapi/server.js";
 import type { KubeApiDouble, KubeApiDoubleOptions } from "../../../lab/kubeapi/server.js";
@@ -82,21 +81,6 @@ async function openFixture(
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** A logger whose lines a test can read. */
-function capturingLogger(): {
-  log: Logger;
-  lines: { msg: string; subject?: string; reason?: string }[];
-} {
-  const lines: { msg: string; subject?: string; reason?: string }[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-      done();
-    },
-  });
-  return { log: pino({ level: "info" }, stream), lines };
 }
 
 describeSubnetManager("kube", async () => {
@@ -394,7 +378,7 @@ describe("KubeSubnetManager", () => {
       const warnings = lines.filter((l) => l.subject === "broken");
       assert.equal(warnings.length, 1, "one warning for the broken node, however often it changes");
       assert.match(
-        warnings[0]?.reason ?? "",
+        fieldText(warnings[0], "reason"),
         /node "broken" has annotation .*backend-data that is not JSON/,
       );
     } finally {
@@ -447,7 +431,7 @@ describe("KubeSubnetManager", () => {
         await watching;
       }
       assert.deepEqual(seen, ["removed 10.244.7.0/24"]);
-      const reasons = peerLines().map((l) => `${l.msg}: ${l.reason ?? ""}`);
+      const reasons = peerLines().map((l) => `${l.msg}: ${fieldText(l, "reason")}`);
       assert.equal(reasons.length, 3, reasons.join("\n"));
       assert.match(reasons[0] ?? "", /backend-data that is not JSON/);
       assert.match(reasons[1] ?? "", /public-ip "nope": expected an IPv4 address/);
