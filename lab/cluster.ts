@@ -269,9 +269,27 @@ async function startDetached(
   }
 }
 
+/**
+ * The extension backend's sample (docs/extension.md shows it): host-gw's routes made by the
+ * operator's commands, with each host's eth0 MAC as its BackendData.
+ */
+export const EXTENSION_SAMPLE_BACKEND = {
+  Type: "extension",
+  PreStartupCommand: "cat /sys/class/net/eth0/address",
+  PostStartupCommand: 'echo "this host has $SUBNET of $NETWORK, public IP $PUBLIC_IP"',
+  SubnetAddCommand: "read mac && ip route replace $SUBNET via $PUBLIC_IP dev eth0",
+  SubnetRemoveCommand: "ip route del $SUBNET via $PUBLIC_IP dev eth0",
+  CommandTimeout: 10,
+} as const;
+
+/** A lab's network config's Backend object for a backend type (the sample, for extension). */
+export function labBackendObject(backend: string): Readonly<Record<string, unknown>> {
+  return backend === "extension" ? EXTENSION_SAMPLE_BACKEND : { Type: backend };
+}
+
 /** The default network config of a lab. */
 export function defaultNetworkConfig(backend: string): string {
-  return JSON.stringify({ Network: "10.244.0.0/16", Backend: { Type: backend } });
+  return JSON.stringify({ Network: "10.244.0.0/16", Backend: labBackendObject(backend) });
 }
 
 /** Runs etcdctl in the lab's hub, against every member. */

@@ -13,6 +13,7 @@ import {
   deleteNode,
   findNode,
   killNode,
+  labBackendObject,
   labDown,
   labUp,
   listPods,
@@ -132,7 +133,7 @@ async function up(flags: UpFlags, out: Out): Promise<Lab> {
       ? { EnableIPv6: true, IPv6Network: LAB_IPV6_NETWORK }
       : {}),
     ...(flags.nftables ? { EnableNFTables: true } : {}),
-    Backend: { Type: flags.backend },
+    Backend: labBackendObject(flags.backend),
   });
   const lab = await labUp(
     {

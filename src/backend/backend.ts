@@ -24,6 +24,8 @@ export interface BackendDeps {
   readonly netlink: Netlink;
   /** What periodic checks and retries wait on. Default: the system's. */
   readonly clock?: Clock;
+  /** Where a backend keeps what it must remember across restarts (subnet.env's folder). */
+  readonly stateDir?: string;
 }
 
 /** A kind of data plane: vxlan, host-gw, udp, alloc. */
@@ -123,6 +125,8 @@ export interface BackendDescriptor {
 export interface ConfiguredBackend {
   create(deps: BackendDeps): Backend;
   readonly inspect: PlaneInspector;
+  /** The shell commands the config makes every host run as root (extension), by option name. */
+  readonly commands?: Readonly<Record<string, string>>;
 }
 
 /** A device a backend keeps, as it must be (flannelctl doctor compares the kernel's with it). */
@@ -165,6 +169,35 @@ export interface PlaneInspection {
   }>;
   /** An encrypting backend's devices against these remote leases (wireguard only). */
   tunnels?(remotes: ReadonlyMap<string, Lease>): Promise<readonly TunnelInspection[]>;
+  /** What the operator's commands last did, per remote lease (extension only). */
+  hooks?(): Promise<HookInspection>;
+}
+
+/** One command's last run for one lease. */
+export interface HookRunInspection {
+  readonly hook: string;
+  readonly ok: boolean;
+  /** How it ended: "exit 0", "killed after the 60 s timeout". */
+  readonly end: string;
+  /** When it ended (ms since the epoch), and how long it took. */
+  readonly at: number;
+  readonly ms: number;
+  /** The end of its output. */
+  readonly output: string;
+}
+
+/** The extension backend's commands as doctor sees them, from the state flanneld keeps. */
+export interface HookInspection {
+  /** The file flanneld keeps them in. */
+  readonly stateFile: string;
+  /** Whether a SubnetAddCommand / SubnetRemoveCommand is configured. */
+  readonly addCommand: boolean;
+  readonly removeCommand: boolean;
+  /** By lease key (`10.244.2.0-24`): whether an add command succeeded, and the last runs. */
+  readonly leases: ReadonlyMap<
+    string,
+    { readonly added: boolean; readonly last: readonly HookRunInspection[] }
+  >;
 }
 
 /** A peer a tunnel device should have, from a lease. */
@@ -205,4 +238,6 @@ export type PlaneInspector = (
   extIface: ExternalInterface,
   netlink: Netlink,
   lease: Lease,
+  /** Where flanneld keeps its state (subnet.env's folder). */
+  stateDir: string,
 ) => PlaneInspection;

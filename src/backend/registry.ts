@@ -5,6 +5,7 @@
 import { ConfigError } from "../errors.js";
 import { allocBackend } from "./alloc/index.js";
 import type { BackendDescriptor } from "./backend.js";
+import { extensionBackend } from "./extension/index.js";
 import { hostGwBackend } from "./hostgw/index.js";
 import { udpBackend } from "./udp/index.js";
 import { vxlanBackend } from "./vxlan/index.js";
@@ -17,6 +18,7 @@ export const BACKENDS: readonly BackendDescriptor[] = [
   udpBackend,
   allocBackend,
   wireGuardBackend,
+  extensionBackend,
 ];
 
 /** The backend type names flanneld accepts. */

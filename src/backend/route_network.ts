@@ -38,7 +38,7 @@ import type {
   NetlinkError,
 } from "../net/netlink.js";
 import type { SubnetManager } from "../subnet/manager.js";
-import { watchLeases } from "../subnet/watch_leases.js";
+import { warnSkippedLeases, watchLeases } from "../subnet/watch_leases.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
 import { type Clock, systemClock } from "../util/clock.js";
@@ -246,17 +246,7 @@ export class RouteNetwork<Context> implements Network {
       const watch = watchLeases(this.#deps.subnetManager, this.lease, {
         signal,
         rules: this.#deps.rules,
-        onSkip: (lease, reason, refusal) => {
-          this.#deps.log.warn(
-            {
-              subnet: leaseKeyOf(lease),
-              publicIP: lease.attrs.publicIP,
-              field: refusal.field,
-              reason,
-            },
-            "Ignoring a lease that cannot be a host's",
-          );
-        },
+        onSkip: warnSkippedLeases(this.#deps.log),
       });
       for await (const batch of watch) {
         this.#apply(batch);

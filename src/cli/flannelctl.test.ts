@@ -72,6 +72,23 @@ test("flannelctl config validate accepts a dual-stack vxlan config, with flannel
   assert.equal(config.IPv6SubnetLen, 64);
 });
 
+test("flannelctl config validate names the commands an extension config makes every host run", async () => {
+  const file = join(dir, "extension.json");
+  await writeFile(
+    file,
+    '{"Network":"10.6.0.0/16","Backend":{"Type":"extension","SubnetAddCommand":"ip route replace $SUBNET via $PUBLIC_IP"}}',
+  );
+  const { code, stdout, stderr } = await flannelctl(["config", "validate", file]);
+  assert.equal(code, 0, stderr);
+  assert.equal((JSON.parse(stdout) as { BackendType: string }).BackendType, "extension");
+  assert.match(
+    stderr,
+    /run, as root on every host:\n {2}SubnetAddCommand: ip route replace \$SUBNET via \$PUBLIC_IP\n/,
+  );
+  const plain = await flannelctl(["config", "validate", join(dir, "udp.json")]);
+  assert.doesNotMatch(plain.stderr, /as root/, "a config without commands names none");
+});
+
 const refusedConfigs = [
   {
     name: "a udp Port that is out of range",
@@ -82,6 +99,12 @@ const refusedConfigs = [
     name: 'a vxlan "VNI" that is not a number',
     json: '{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan","VNI":"x"}}',
     error: /Invalid vxlan backend config: .*VNI/,
+  },
+  {
+    name: "an extension CommandTimeout that is not whole seconds",
+    json: '{"Network":"10.0.0.0/16","Backend":{"Type":"extension","CommandTimeout":1.5}}',
+    error:
+      /Invalid extension backend config: .*CommandTimeout: expected CommandTimeout as whole seconds/,
   },
   {
     name: "an unknown backend type",

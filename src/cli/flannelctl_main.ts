@@ -86,9 +86,18 @@ async function checkedConfig(text: string): Promise<CheckedNetworkConfig> {
     import("../backend/registry.js"),
   ]);
   const checked = loadNetworkConfig(text);
-  backendFor(checked.backendType).configure(checked.backend);
+  const configured = backendFor(checked.backendType).configure(checked.backend);
   warn(checked.warnings);
+  tellCommands(configured.commands ?? {});
   return checked;
+}
+
+/** Names on stderr the shell commands a config makes every host run as root (extension). */
+function tellCommands(commands: Readonly<Record<string, string>>): void {
+  const set = Object.entries(commands).filter(([, command]) => command !== "");
+  if (set.length === 0) return;
+  process.stderr.write("flannelctl: this config makes flanneld run, as root on every host:\n");
+  for (const [name, command] of set) process.stderr.write(`  ${name}: ${command}\n`);
 }
 
 /** Where a command prints. */

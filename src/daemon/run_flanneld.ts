@@ -8,6 +8,7 @@
  * reason and a non-zero exit; a config that is only missing, or an etcd that cannot be reached,
  * is waited for, as in flannel.
  */
+import { dirname } from "node:path";
 import type { Server } from "node:http";
 import { backendFor } from "../backend/registry.js";
 import type { ConfiguredBackend, ExternalInterface, Network } from "../backend/backend.js";
@@ -428,6 +429,7 @@ export async function runFlanneld(
       netlink,
       log: log.child({ component: config.backendType }),
       ...(deps.clock ? { clock: deps.clock } : {}),
+      stateDir: dirname(options.subnetFile),
     });
     const network = await backend.registerNetwork(config, opts);
     live.network = network;

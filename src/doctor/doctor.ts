@@ -3,6 +3,8 @@
  * it matters and the command that fixes it. Read-only unless asked to fix; `--fix` applies the
  * fixes that are safe unattended and checks again.
  */
+import { dirname } from "node:path";
+import { checkHooks } from "./check_hooks.js";
 import { readFile } from "node:fs/promises";
 import { release } from "node:os";
 import { backendFor } from "../backend/registry.js";
@@ -167,7 +169,7 @@ export async function readHostView(
       ? null
       : backendFor(config.backendType)
           .configure(config.backend)
-          .inspect(config, extIface, deps.netlink, own);
+          .inspect(config, extIface, deps.netlink, own, dirname(options.subnetFile));
   return {
     view: {
       options,
@@ -206,6 +208,7 @@ export async function runDoctor(
     await checkKernelSettings(view),
     await checkPodMtu(view),
     await checkTunnels(view),
+    await checkHooks(view),
     checkStoreLeases(view),
   ];
   const policy = await checkPolicy(view, deps.policy ?? null);

@@ -25,6 +25,8 @@ export interface CheckGroup {
   readonly name: string;
   readonly findings: readonly Finding[];
   readonly skipped?: string;
+  /** What the check saw that is no problem, one line each (the hooks' last runs). */
+  readonly notes?: readonly string[];
 }
 
 /** Makes a finding; `repair` only when the fix is safe unattended. */

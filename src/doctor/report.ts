@@ -40,6 +40,7 @@ export function formatReport(report: DoctorReport, fixes: readonly FixResult[] |
           ? "ok"
           : `${n} finding${n === 1 ? "" : "s"}`;
     lines.push(`${n === 0 ? "\u2713" : "\u2717"} ${group.name}: ${status}`);
+    for (const note of group.notes ?? []) lines.push(`  ${note}`);
     const byCheck = new Map<string, Finding[]>();
     for (const f of group.findings) byCheck.set(f.check, [...(byCheck.get(f.check) ?? []), f]);
     for (const [check, all] of byCheck) {
@@ -107,6 +108,7 @@ export function reportJson(report: DoctorReport, fixes: readonly FixResult[] | n
       name: g.name,
       status: g.skipped !== undefined ? "skipped" : g.findings.length === 0 ? "ok" : "findings",
       ...(g.skipped !== undefined ? { skipped: g.skipped } : {}),
+      ...(g.notes !== undefined ? { notes: g.notes } : {}),
     })),
     findings: findingsOf(report).map(findingJson),
     ...(report.policy === null ? {} : { policy: report.policy }),

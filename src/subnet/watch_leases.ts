@@ -18,7 +18,18 @@ import type { LeaseRefusal, PeerLeaseRules } from "../lease/peer_rules.js";
 import type { IPNet } from "../ip/ip.js";
 import type { Lease, LeaseEvent } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
+import type { Logger } from "../log/logger.js";
 import type { LeaseWatchResult, SubnetManager } from "./manager.js";
+
+/** The onSkip that logs each lease kept out as one warning naming its key, field and reason. */
+export function warnSkippedLeases(log: Logger): NonNullable<LeaseWatcherOptions["onSkip"]> {
+  return (lease, reason, refusal) => {
+    log.warn(
+      { subnet: leaseKeyOf(lease), publicIP: lease.attrs.publicIP, field: refusal.field, reason },
+      "Ignoring a lease that cannot be a host's",
+    );
+  };
+}
 
 /** What a LeaseWatcher checks and whom it tells about leases it keeps out. */
 export interface LeaseWatcherOptions {
