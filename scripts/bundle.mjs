@@ -5,12 +5,20 @@
 //     the npm packages in it, shared code in chunks, and what only one mode or command needs
 //     (the Kubernetes client, metrics) in chunks loaded when first
 //     needed. Only the netlink addon (build/Release) is read from outside dist/.
+//   dist/snapshot/flanneld.blob   flanneld's start-up snapshot, which bin/flanneld starts from:
+//     the daemon's modules already loaded (flanneld.cjs beside it is the script it was made of).
 //   dist/sea/flannel   the CNI plugin with Node inside: runs on a host with no Node.js and no
 //     node_modules; `flannelctl cni install` copies it into the CNI bin folder.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { bundleCommonJs, makeSingleExecutable, root } from "./build_helpers.mjs";
+import {
+  buildSnapshot,
+  bundleCommonJs,
+  bundleSnapshotEntry,
+  makeSingleExecutable,
+  root,
+} from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
 
@@ -48,6 +56,19 @@ await build({
     ].join(" "),
   },
 });
+
+// flanneld's start-up snapshot (bin/flanneld starts from it): its modules, loaded. The V8 flags
+// flanneld runs with are the snapshot's (bin/flanneld reads them from flanneld.node).
+const FLANNELD_V8_FLAGS = ["--max-semi-space-size=4"];
+const snapshot = join(dist, "snapshot");
+rmSync(snapshot, { recursive: true, force: true });
+mkdirSync(snapshot, { recursive: true });
+const snapshotScript = join(snapshot, "flanneld.cjs");
+await bundleSnapshotEntry(join(dist, "src/cli/flanneld_snapshot.js"), snapshotScript, snapshot);
+writeFileSync(
+  join(snapshot, "flanneld.node"),
+  buildSnapshot(snapshotScript, join(snapshot, "flanneld.blob"), FLANNELD_V8_FLAGS),
+);
 
 // The CNI plugin as one CommonJS file, then as a single executable.
 const sea = join(dist, "sea");

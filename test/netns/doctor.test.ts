@@ -83,10 +83,10 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
       const peer = await subnetOf(h2);
       // Subnets no host of the lab holds (theirs are random), for the hand-written leases.
       const taken = await Promise.all(lab.nodes.map(subnetOf));
-      const [freeA, freeB] = [...Array(250).keys()]
+      const [freeA, freeB, freeC] = [...Array(250).keys()]
         .map((i) => `10.244.${i + 2}.0`)
         .filter((net) => !taken.includes(net));
-      assert.ok(freeA !== undefined && freeB !== undefined);
+      assert.ok(freeA !== undefined && freeB !== undefined && freeC !== undefined);
       const peerSubnet = `${peer}/24`;
       const routeLine = (await ip(["route", "show", peerSubnet], ns)).trim();
       const neighbor = (await ip(["neigh", "show", "dev", "flannel.1", peer], ns)).trim();
@@ -163,9 +163,9 @@ test("doctor names each break of a lab host exactly, and --fix mends the safe on
               [
                 "route",
                 "add",
-                "10.244.250.0/24",
+                `${freeC}/24`,
                 "via",
-                "10.244.250.0",
+                freeC,
                 "dev",
                 "flannel.1",
                 "onlink",

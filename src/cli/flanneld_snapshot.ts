@@ -1,0 +1,23 @@
+/**
+ * flanneld's start-up snapshot: `npm run build` runs this with `node --build-snapshot` (see
+ * scripts/build_helpers.mjs) and bin/flanneld starts Node from the snapshot, so that a start skips
+ * parsing and running the modules below: they are already loaded, as they were when the snapshot
+ * was made. Nothing that a module computes while it loads may depend on the host it runs on (the
+ * snapshot is made once, at build time); what it reads of the host, it reads when called.
+ */
+import { startupSnapshot } from "node:v8";
+import { main } from "./flanneld_main.js";
+// What flanneld_main loads when it starts a daemon (an etcd-mode start loads all of it; the
+// Kubernetes client stays out of the snapshot, it is loaded in Kubernetes mode only).
+import "../daemon/run_flanneld.js";
+import "./flanneld_deps.js";
+import "../daemon/sd_notify.js";
+import "../subnet/etcd/local_manager.js";
+
+startupSnapshot.setDeserializeMainFunction(() => {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+    // A request or timer still under way must not keep the process after main() is done.
+    process.exit();
+  });
+});
