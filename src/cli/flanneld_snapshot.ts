@@ -6,6 +6,10 @@
  * snapshot is made once, at build time); what it reads of the host, it reads when called.
  */
 import { startupSnapshot } from "node:v8";
+import { parseVxlanConfig } from "../backend/vxlan/vxlan.js";
+import { loadNetworkConfig } from "../config/network_config.js";
+import { decodeLeaseAttrs } from "../lease/lease.js";
+import { parseFlanneldFlags } from "./flanneld_flags.js";
 import { main } from "./flanneld_main.js";
 // What flanneld_main loads when it starts a daemon (an etcd-mode start loads all of it; the
 // Kubernetes client stays out of the snapshot, it is loaded in Kubernetes mode only).
@@ -13,6 +17,16 @@ import "../daemon/run_flanneld.js";
 import "./flanneld_deps.js";
 import "../daemon/sd_notify.js";
 import "../subnet/etcd/local_manager.js";
+
+// A schema's first parse compiles it (zod makes a parser function per object schema): here, on
+// made-up input, so that a start finds the flags', the config's and the leases' ready.
+parseFlanneldFlags(["--iface=eth0"], {});
+parseVxlanConfig(
+  loadNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}').backend,
+);
+decodeLeaseAttrs(
+  '{"PublicIP":"192.0.2.1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:01"}}',
+);
 
 startupSnapshot.setDeserializeMainFunction(() => {
   void main(process.argv.slice(2)).then((code) => {
