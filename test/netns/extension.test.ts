@@ -145,26 +145,35 @@ test("extension: commands make host-gw's routes, with flannel's env, stdin and l
         );
         assert.ok((await livePid(h1.pidFile)) !== null, "flanneld still runs");
         // doctor names the leases whose add command never succeeded, and how it last ended.
-        const doctor = JSON.parse((await flannelctlOn(lab, h1, ["doctor", "--json"])).stdout) as {
-          checks: { name: string; notes?: string[] }[];
-          findings: { check: string; subject: string; problem: string }[];
-        };
-        const hookFindings = doctor.findings
-          .filter((f) => f.check.startsWith("hook-"))
-          .map((f) => `${f.check} ${f.subject}`)
-          .sort();
-        assert.deepEqual(hookFindings, [
-          "hook-add-failed 10.244.250.0-24",
-          "hook-add-failed 10.244.251.0-24",
-        ]);
-        assert.match(
-          doctor.findings.find((f) => f.subject === "10.244.251.0-24")?.problem ?? "",
-          /killed after the 2 s timeout/,
-        );
-        const notes = doctor.checks.find((c) => c.name === "hooks")?.notes ?? [];
-        assert.ok(
-          notes.some((n) => n.startsWith(`${s2}-24: SubnetAddCommand ok (exit 0`)),
-          notes.join("\n"),
+        // flanneld logs a run before it writes extension-hooks.json (after each batch of leases),
+        // which doctor reads: asked until it has the last batch.
+        await eventually(
+          async () => {
+            const doctor = JSON.parse(
+              (await flannelctlOn(lab, h1, ["doctor", "--json"])).stdout,
+            ) as {
+              checks: { name: string; notes?: string[] }[];
+              findings: { check: string; subject: string; problem: string }[];
+            };
+            const hookFindings = doctor.findings
+              .filter((f) => f.check.startsWith("hook-"))
+              .map((f) => `${f.check} ${f.subject}`)
+              .sort();
+            assert.deepEqual(hookFindings, [
+              "hook-add-failed 10.244.250.0-24",
+              "hook-add-failed 10.244.251.0-24",
+            ]);
+            assert.match(
+              doctor.findings.find((f) => f.subject === "10.244.251.0-24")?.problem ?? "",
+              /killed after the 2 s timeout/,
+            );
+            const notes = doctor.checks.find((c) => c.name === "hooks")?.notes ?? [];
+            assert.ok(
+              notes.some((n) => n.startsWith(`${s2}-24: SubnetAddCommand ok (exit 0`)),
+              notes.join("\n"),
+            );
+          },
+          { timeoutMs: 30_000 },
         );
         const sleeping = await runCapture("pgrep", ["-f", "sleep 6061"]);
         assert.equal(sleeping.stdout.trim(), "", "no hanging command left behind");
