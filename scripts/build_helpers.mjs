@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { createRequire } from "node:module";
+import { createRequire, isBuiltin } from "node:module";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -120,7 +120,7 @@ const lateBuiltins = {
     b.onResolve({ filter: /^(node:)?[a-z_0-9/]+$/ }, (args) => {
       const name = args.path.replace(/^node:/, "");
       if (args.namespace === "late-builtin" || SNAPSHOT_BUILTINS.has(name)) return undefined;
-      if (!requireBuiltin("node:module").isBuiltin(name)) return undefined;
+      if (!isBuiltin(name)) return undefined;
       return { path: name, namespace: "late-builtin" };
     });
     b.onLoad({ filter: /.*/, namespace: "late-builtin" }, ({ path }) => {

@@ -11,8 +11,8 @@ import { loadNetworkConfig } from "../config/network_config.js";
 import { decodeLeaseAttrs } from "../lease/lease.js";
 import { parseFlanneldFlags } from "./flanneld_flags.js";
 import { main } from "./flanneld_main.js";
-// What flanneld_main loads when it starts a daemon (an etcd-mode start loads all of it; the
-// Kubernetes client stays out of the snapshot, it is loaded in Kubernetes mode only).
+// What flanneld_main loads when it starts a daemon in etcd mode. The Kubernetes client is not
+// run here, but its code is in the snapshot too: the CommonJS bundle inlines dynamic imports.
 import "../daemon/run_flanneld.js";
 import "./flanneld_deps.js";
 import "../daemon/sd_notify.js";

@@ -23,8 +23,8 @@ function chosen(): { command: CommandName; args: string[] } | null {
 
 /**
  * Each command's code is loaded only when it runs: the CNI plugin, started for every pod, does
- * not pay for loading flanneld's and flannelctl's modules (122 ms against 70 ms per call when
- * measured with hyperfine, CNI_COMMAND=VERSION).
+ * not pay for loading flanneld's and flannelctl's modules (see docs/data-plane.md for the
+ * figures).
  */
 async function run(): Promise<number> {
   const which = chosen();
