@@ -43,6 +43,14 @@ import {
   setUpPodman,
   startFlanneldContainer,
 } from "./podman.js";
+import {
+  addSandboxPod,
+  removeSandboxPod,
+  setUpContainerd,
+  tearDownContainerd,
+} from "./containerd_pods.js";
+import { LAB_RUNTIMES } from "./lab_model.js";
+import { livePid } from "./pid_file.js";
 import type {
   Lab,
   LabDatastore,
@@ -108,7 +116,10 @@ export interface LabSpec {
    * Hosts named in `podIdentity` find their node as a DaemonSet pod without NODE_NAME does:
    * POD_NAME and POD_NAMESPACE, and a Pod object bound to the node.
    */
-  /** How pods run: namespaces wired by calling bin/flannel (the default), or podman containers. */
+  /**
+   * How pods run: namespaces wired by calling bin/flannel (the default), podman containers, or
+   * containerd's CRI sandboxes.
+   */
   readonly runtime?: LabRuntime;
   /** flanneld from flannel-ts's image (npm run image), as the DaemonSet's pod runs it. */
   readonly flanneldInContainer?: boolean;
@@ -613,17 +624,7 @@ export async function restartFlanneld(lab: Lab, node: LabNode): Promise<number> 
   return startFlanneld(lab, node);
 }
 
-/** The pid in a pid file, when that process is alive; null otherwise. */
-export async function livePid(pidFile: string): Promise<number | null> {
-  const pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
-  if (!(pid > 0)) return null;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return null;
-  }
-}
+export { livePid };
 
 /** Kills a host's flanneld (SIGKILL by default, as a crash); resolves once it is gone. */
 export async function killFlanneld(
@@ -735,15 +736,20 @@ export async function addPod(
   return recordPod(lab, node, pod);
 }
 
-/** Removes a pod: bin/flannel DEL, its Pod object, its namespace. */
+/**
+ * Removes a pod: its sandbox stopped and removed through the CRI (containerd runs the DEL), or
+ * bin/flannel DEL and its namespace deleted; its Pod object.
+ */
 export async function removePod(lab: Lab, pod: LabPod): Promise<void> {
   const node = findNode(lab, pod.node);
-  await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
-    input: podNetConf(lab, node),
-    env: cniEnv("DEL", lab, pod.name, pod.netns),
-  }).catch(() => undefined);
+  if (pod.sandbox !== undefined) await removeSandboxPod(lab, node, pod.sandbox);
+  else
+    await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
+      input: podNetConf(lab, node),
+      env: cniEnv("DEL", lab, pod.name, pod.netns),
+    }).catch(() => undefined);
   if (pod.kube !== undefined) await unregisterPod(lab, pod.kube);
-  await deleteNetns(pod.netns);
+  if (pod.sandbox === undefined) await deleteNetns(pod.netns);
   const file = join(lab.dir, node.name, "pods.json");
   const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
   await writeFile(file, JSON.stringify(pods.filter((p) => p.name !== pod.name)));
@@ -768,6 +774,7 @@ async function wirePod(
   delegate: Readonly<Record<string, unknown>>,
 ): Promise<LabPod> {
   if (lab.runtime === "podman") return addPodContainer(lab, node, name);
+  if (lab.runtime === "containerd") return addSandboxPod(lab, node, name);
   const netns = `${lab.name}-${name}`;
   await addNetns(netns);
   await noDad(netns);
@@ -835,6 +842,12 @@ async function addPods(lab: Lab, node: LabNode, progress: Progress): Promise<voi
   if (lab.runtime === "podman" && lab.podsPerNode > 0) {
     await setUpPodman(lab, node, { installPlugin: !lab.flanneldInContainer });
     progress(`host ${node.name}: podman set up, its CNI network through the flannel plugin`);
+  }
+  if (lab.runtime === "containerd") {
+    await setUpContainerd(lab, node, { installPlugin: !lab.flanneldInContainer });
+    progress(
+      `host ${node.name}: containerd started, its CRI networking pods through the flannel plugin`,
+    );
   }
   for (let i = 1; i <= lab.podsPerNode; i++) {
     const pod = await addPod(lab, node, i);
@@ -952,7 +965,7 @@ export async function readLab(name: string): Promise<Lab | null> {
       flanneldArgs: state.flanneldArgs ?? [],
       datastore: state.datastore === "kube" ? "kube" : "etcd",
       families: state.families ?? "ipv4",
-      runtime: state.runtime === "podman" ? "podman" : "netns",
+      runtime: LAB_RUNTIMES.find((r) => r === state.runtime) ?? "netns",
       flanneldInContainer: state.flanneldInContainer === true,
       podIdentity: state.podIdentity ?? null,
     });
@@ -994,11 +1007,13 @@ export async function labDown(name: string, progress: Progress): Promise<void> {
   // Containers go first, each through its CNI DEL, while the hosts' namespaces are still there.
   if (lab?.runtime === "podman")
     for (const node of lab.nodes) await removePodContainers(lab, node).catch(() => undefined);
+  if (lab?.runtime === "containerd") await tearDownContainerd(lab).catch(() => undefined);
   if (lab?.flanneldInContainer === true) await removeFlanneldContainers(lab).catch(() => undefined);
   await killPidFiles(dir);
-  // Pods named after their Pod object (x-a) are known by the hosts' pods.json only.
+  // Pods named after their Pod object (x-a), and containerd's (cni-<uuid>), are known by the
+  // hosts' pods.json only.
   const named = lab === null ? [] : (await listPods(lab)).map((p) => p.netns);
-  const live = new Set(await listNetns(`${name}-`));
+  const live = new Set(await listNetns(""));
   const pods = named.filter((netns) => live.has(netns));
   for (const netns of [...new Set([...pods, ...(await labNamespaces(name))])]) {
     progress(`deleting namespace ${netns}`);

@@ -21,6 +21,7 @@ import {
   restartNode,
 } from "./cluster.js";
 import type { Lab, LabRuntime, Progress } from "./cluster.js";
+import { LAB_RUNTIMES } from "./lab_model.js";
 import { startDashboard } from "./dashboard.js";
 import { formatPingMatrix, iperfBetween, pingAll } from "./lab_check.js";
 import { formatLabStatus, labStatus } from "./lab_status.js";
@@ -89,8 +90,11 @@ interface UpFlags {
 }
 
 function labRuntime(text: string): LabRuntime {
-  if (text === "netns" || text === "podman") return text;
-  throw new FlannelError(`Invalid value "${text}" for --runtime: expected netns or podman`);
+  const runtime = LAB_RUNTIMES.find((r) => r === text);
+  if (runtime !== undefined) return runtime;
+  throw new FlannelError(
+    `Invalid value "${text}" for --runtime: expected ${LAB_RUNTIMES.join(", ")}`,
+  );
 }
 
 async function up(flags: UpFlags, out: Out): Promise<Lab> {
@@ -322,7 +326,7 @@ function addUpCommand(lab: Command, out: Out): void {
     )
     .option(
       "--runtime <runtime>",
-      "how pods run: netns (namespaces wired by calling the plugin) or podman (containers, networked by podman's CNI backend through the plugin)",
+      "how pods run: netns (namespaces wired by calling the plugin), podman (containers, networked by podman's CNI backend through the plugin) or containerd (CRI sandboxes, the lab playing the kubelet; containerd's CRI calls the plugin)",
       "netns",
     )
     .option(

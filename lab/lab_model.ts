@@ -48,8 +48,14 @@ export interface Lab {
   readonly flanneldInContainer: boolean;
 }
 
-/** How a lab's pods run: namespaces wired by hand, or containers podman starts. */
-export type LabRuntime = "netns" | "podman";
+/**
+ * How a lab's pods run: namespaces wired by calling the plugin, containers podman starts, or
+ * sandboxes containerd's CRI makes, with the lab playing the kubelet.
+ */
+export type LabRuntime = "netns" | "podman" | "containerd";
+
+/** The runtimes, as `lab up --runtime` takes them. */
+export const LAB_RUNTIMES: readonly LabRuntime[] = ["netns", "podman", "containerd"];
 
 /** Which IP families a lab's pod network has. */
 export type LabFamilies = "ipv4" | "dual" | "ipv6";
@@ -72,6 +78,8 @@ export interface LabPod {
   readonly ip6?: string;
   /** The podman container, in a lab with runtime podman. */
   readonly container?: string;
+  /** The CRI sandbox's id, in a lab with runtime containerd. */
+  readonly sandbox?: string;
   /** Its Pod object, when the lab registers pods (Kubernetes mode with --network-policy). */
   readonly kube?: LabPodIdentity;
 }

@@ -16,10 +16,10 @@ import { readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile, copyFile, chmod, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { installCni } from "../src/cni/install.js";
-import type { ConflistPaths } from "../src/cni/install.js";
 import { runCapture } from "../src/util/exec.js";
 import type { RunResult } from "../src/util/exec.js";
 import { REPO_ROOT } from "../src/util/repo_root.js";
+import { hostCniConfDir, hostCniPaths, labCniBinDir } from "./host_cni.js";
 import type { Lab, LabNode } from "./lab_model.js";
 
 /** The image the lab's pod containers run. */
@@ -151,10 +151,12 @@ export async function setUpPodman(
   options: { readonly installPlugin: boolean } = { installPlugin: true },
 ): Promise<void> {
   const dir = podmanDir(lab, node);
-  const netDir = join(dir, "net.d");
-  const binDir = join(lab.dir, "cni-bin");
+  const netDir = hostCniConfDir(lab, node);
+  const binDir = labCniBinDir(lab);
+  await mkdir(dir, { recursive: true });
   await mkdir(netDir, { recursive: true });
-  if (options.installPlugin) await installCni({ binDir, confDir: netDir, ...cniPaths(lab, node) });
+  if (options.installPlugin)
+    await installCni({ binDir, confDir: netDir, ...hostCniPaths(lab, node) });
   await writeContainersConf(join(dir, "containers.conf"), {
     tmpDir: join(dir, "tmp"),
     network: { configDir: netDir, pluginDirs: [binDir, "/usr/lib/cni"] },
@@ -273,11 +275,11 @@ export async function setUpFlanneldContainers(lab: Lab): Promise<void> {
 
 /**
  * The DaemonSet's init container on a host: `flannelctl cni install` from the image puts the
- * plugin and the conflist (with the host's paths) where the host's podman finds them.
+ * plugin and the conflist (with the host's paths) where the host's runtime finds them.
  */
 export async function installCniFromImage(lab: Lab, node: LabNode): Promise<void> {
-  const netDir = join(podmanDir(lab, node), "net.d");
-  const binDir = join(lab.dir, "cni-bin");
+  const netDir = hostCniConfDir(lab, node);
+  const binDir = labCniBinDir(lab);
   await mkdir(netDir, { recursive: true });
   await mkdir(binDir, { recursive: true });
   await imagePodmanOk(lab, node.netns, [
@@ -297,17 +299,8 @@ export async function installCniFromImage(lab: Lab, node: LabNode): Promise<void
       `--subnet-file=${paths.subnetFile}`,
       `--data-dir=${paths.dataDir}`,
       `--ipam-data-dir=${paths.ipamDataDir}`,
-    ])(cniPaths(lab, node)),
+    ])(hostCniPaths(lab, node)),
   ]);
-}
-
-/** The host's paths the conflist names: subnet.env, the plugin's and host-local's folders. */
-function cniPaths(lab: Lab, node: LabNode): Required<ConflistPaths> {
-  return {
-    subnetFile: node.subnetFile,
-    dataDir: join(lab.dir, node.name, "cni"),
-    ipamDataDir: join(lab.dir, node.name, "ipam"),
-  };
 }
 
 /**
