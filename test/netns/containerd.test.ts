@@ -9,6 +9,7 @@ import { chmod, mkdir, readdir, readFile, rename, writeFile } from "node:fs/prom
 import { join } from "node:path";
 import { test } from "node:test";
 import { findNode, killNode, labKube, listPods, restartNode } from "../../lab/cluster.js";
+import { labSource } from "../../lab/dashboard.js";
 import { flannelctlOn, labTrace } from "../../lab/lab_doctor.js";
 import type { Lab, LabNode, LabPod } from "../../lab/cluster.js";
 import { startContainerd, stopContainerd } from "../../lab/containerd.js";
@@ -386,6 +387,19 @@ test("lab up --runtime containerd --kube: its pods are CRI sandboxes, their Pod 
       assert.ok(h1);
       const doctor = await flannelctlOn(lab, h1, ["doctor"]);
       assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+      // The dashboard's source: every host's pods in its status, every pair measured as allowed.
+      const dashboard = labSource(lab.name);
+      const status = await dashboard.status();
+      assert.deepEqual(
+        status.nodes.map((n) => n.pods.length),
+        [2, 2],
+      );
+      const measured = await dashboard.measure();
+      assert.equal(measured.results.length, 12);
+      assert.deepEqual(
+        measured.results.filter((r) => !r.ok),
+        [],
+      );
       // kill-node and restart-node: the sandboxes live through flanneld's crash and come back.
       await killNode(h1);
       await restartNode(lab, h1);
