@@ -12,12 +12,10 @@ import { labDown, labUp } from "../lab/cluster.js";
 import {
   containerdIn,
   importImage,
-  killLeftovers,
   linkStandardPlugins,
   pauseImageArchive,
-  removeAllSandboxes,
   startContainerd,
-  stopContainerd,
+  endContainerd,
 } from "../lab/containerd.js";
 import type { Containerd } from "../lab/containerd.js";
 import { hostContainerd, labSandboxSpec } from "../lab/containerd_pods.js";
@@ -136,10 +134,6 @@ try {
     `  ratio to bridge alone: p50 ${(percentile(samples.flannel, 50) / percentile(samples.bridge, 50)).toFixed(2)}x, p99 ${(percentile(samples.flannel, 99) / percentile(samples.bridge, 99)).toFixed(2)}x`,
   );
 } finally {
-  for (const c of started) {
-    await removeAllSandboxes(c).catch(() => undefined);
-    await stopContainerd(c);
-    await killLeftovers(c);
-  }
+  for (const c of started) await endContainerd(c);
   await labDown(name, () => undefined);
 }

@@ -252,6 +252,13 @@ export async function removeAllSandboxes(c: Containerd): Promise<void> {
   }
 }
 
+/** Ends an instance and everything of it: its sandboxes (through the CNI DEL), itself, leftovers. */
+export async function endContainerd(c: Containerd): Promise<void> {
+  await removeAllSandboxes(c).catch(() => undefined);
+  await stopContainerd(c);
+  await killLeftovers(c);
+}
+
 /**
  * Kills what the instance leaves when it is killed rather than asked: its shims (whose command
  * lines name its socket), the sandboxes' processes under them, the sandboxes' network

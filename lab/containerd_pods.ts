@@ -11,12 +11,10 @@ import { installCni } from "../src/cni/install.js";
 import {
   containerdIn,
   importImage,
-  killLeftovers,
   linkStandardPlugins,
   pauseImageArchive,
-  removeAllSandboxes,
   startContainerd,
-  stopContainerd,
+  endContainerd,
 } from "./containerd.js";
 import type { Containerd } from "./containerd.js";
 import { CriClient } from "./cri_client.js";
@@ -107,10 +105,5 @@ export async function removeSandboxPod(lab: Lab, node: LabNode, sandbox: string)
 
 /** Every host's sandboxes removed (through the CNI DEL), then containerd and what it left ended. */
 export async function tearDownContainerd(lab: Lab): Promise<void> {
-  for (const node of lab.nodes) {
-    const c = hostContainerd(lab, node);
-    await removeAllSandboxes(c).catch(() => undefined);
-    await stopContainerd(c);
-    await killLeftovers(c);
-  }
+  for (const node of lab.nodes) await endContainerd(hostContainerd(lab, node));
 }
