@@ -9,14 +9,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { labDown, labUp } from "../lab/cluster.js";
-import {
-  containerdIn,
-  importImage,
-  linkStandardPlugins,
-  pauseImageArchive,
-  startContainerd,
-  endContainerd,
-} from "../lab/containerd.js";
+import { containerdIn, startForPods, endContainerd } from "../lab/containerd.js";
 import type { Containerd } from "../lab/containerd.js";
 import { hostContainerd, labSandboxSpec } from "../lab/containerd_pods.js";
 import { CriClient } from "../lab/cri_client.js";
@@ -64,9 +57,7 @@ async function bridgeContainerd(
   started.push(c);
   await mkdir(c.cniConfDir, { recursive: true });
   await writeFile(join(c.cniConfDir, "10-bridge.conflist"), bridgeConflist(dir, asFlannel));
-  await linkStandardPlugins(c.cniBinDir);
-  await startContainerd(c);
-  await importImage(c, await pauseImageArchive(labDir));
+  await startForPods(c, labDir);
   return c;
 }
 

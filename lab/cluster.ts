@@ -21,11 +21,8 @@
  * (`/run/flannel-ts/lab/<name>`, or $FLANNEL_TS_LAB_DIR), so they outlive the command that
  * started them. `lab.json` there records what the lab was built with.
  */
-import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { BACKEND_TYPES } from "../src/backend/registry.js";
 import { FlannelError } from "../src/errors.js";
 import { waitFor } from "./poll.js";
@@ -50,7 +47,7 @@ import {
   tearDownContainerd,
 } from "./containerd_pods.js";
 import { LAB_RUNTIMES } from "./lab_model.js";
-import { livePid } from "./pid_file.js";
+import { killPidFile, livePid, startDetachedIn } from "./detached.js";
 import type {
   Lab,
   LabDatastore,
@@ -256,30 +253,6 @@ export function findNode(lab: Lab, name: string): LabNode {
   return node;
 }
 
-/** Starts a detached process in a namespace, output to `logFile`, pid to `pidFile`. */
-async function startDetached(
-  netns: string,
-  cmd: string,
-  args: readonly string[],
-  files: { logFile: string; pidFile: string },
-  env: Readonly<Record<string, string>> = {},
-): Promise<number> {
-  const fd = openSync(files.logFile, "a");
-  try {
-    const child = spawn("ip", ["netns", "exec", netns, cmd, ...args], {
-      detached: true,
-      stdio: ["ignore", fd, fd],
-      env: { ...process.env, ...env },
-    });
-    child.unref();
-    if (child.pid === undefined) throw new Error(`Cannot start ${cmd} in ${netns}`);
-    await writeFile(files.pidFile, `${child.pid}\n`);
-    return child.pid;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * The extension backend's sample (docs/extension.md shows it): host-gw's routes made by the
  * operator's commands, with each host's eth0 MAC as its BackendData.
@@ -398,7 +371,7 @@ export async function startEtcdMember(lab: Lab, m: number): Promise<void> {
   const dir = join(lab.dir, "etcd", `m${m}`);
   await mkdir(dir, { recursive: true });
   const address = memberAddress(m);
-  await startDetached(
+  await startDetachedIn(
     lab.hub,
     "etcd",
     etcdArgs({
@@ -454,7 +427,7 @@ export async function wipeEtcd(lab: Lab): Promise<void> {
 export async function startKubeApi(lab: Lab): Promise<number> {
   const dir = join(lab.dir, "kubeapi");
   await mkdir(dir, { recursive: true });
-  const pid = await startDetached(
+  const pid = await startDetachedIn(
     lab.hub,
     process.execPath,
     [
@@ -616,7 +589,7 @@ export async function startFlanneld(lab: Lab, node: LabNode): Promise<number> {
   const { args, env } = flanneldCommand(lab, node);
   if (lab.flanneldInContainer) return startFlanneldContainer(lab, node, args, env);
   const [cmd, wrapped] = onHost(node, join(REPO_ROOT, "bin/flanneld"), args);
-  return startDetached(node.netns, cmd, wrapped, node, env);
+  return startDetachedIn(node.netns, cmd, wrapped, node, env);
 }
 
 /** Restarts flanneld on a host. */
@@ -632,22 +605,6 @@ export async function killFlanneld(
   signal: NodeJS.Signals = "SIGKILL",
 ): Promise<void> {
   await killPidFile(node.pidFile, signal);
-}
-
-/** Signals the process of a pid file (if alive) and resolves once it is gone (SIGKILL after 10 s). */
-async function killPidFile(pidFile: string, signal: NodeJS.Signals): Promise<void> {
-  const pid = await livePid(pidFile);
-  if (pid === null) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 400 && (await livePid(pidFile)) !== null; i++) await delay(25);
-  // Still there after 10 s: a stuck process must not outlive the lab's next step.
-  if (signal !== "SIGKILL" && (await livePid(pidFile)) !== null) {
-    await killPidFile(pidFile, "SIGKILL");
-  }
 }
 
 /** Takes a host off the network, as a crash would: flanneld killed, eth0 down. */
@@ -736,20 +693,11 @@ export async function addPod(
   return recordPod(lab, node, pod);
 }
 
-/**
- * Removes a pod: its sandbox stopped and removed through the CRI (containerd runs the DEL), or
- * bin/flannel DEL and its namespace deleted; its Pod object.
- */
+/** Removes a pod: its network as the runtime undoes it (see unwirePod), its Pod object. */
 export async function removePod(lab: Lab, pod: LabPod): Promise<void> {
   const node = findNode(lab, pod.node);
-  if (pod.sandbox !== undefined) await removeSandboxPod(lab, node, pod.sandbox);
-  else
-    await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
-      input: podNetConf(lab, node),
-      env: cniEnv("DEL", lab, pod.name, pod.netns),
-    }).catch(() => undefined);
+  await unwirePod(lab, node, pod);
   if (pod.kube !== undefined) await unregisterPod(lab, pod.kube);
-  if (pod.sandbox === undefined) await deleteNetns(pod.netns);
   const file = join(lab.dir, node.name, "pods.json");
   const pods = JSON.parse(await readFile(file, "utf8").catch(() => "[]")) as LabPod[];
   await writeFile(file, JSON.stringify(pods.filter((p) => p.name !== pod.name)));
@@ -764,6 +712,19 @@ function cniEnv(command: "ADD" | "DEL", lab: Lab, name: string, netns: string): 
     CNI_IFNAME: "eth0",
     CNI_PATH: "/usr/lib/cni",
   };
+}
+
+/**
+ * Undoes wirePod: a sandbox stopped and removed through the CRI (containerd runs the DEL), or
+ * bin/flannel DEL and the pod's namespace deleted.
+ */
+async function unwirePod(lab: Lab, node: LabNode, pod: LabPod): Promise<void> {
+  if (pod.sandbox !== undefined) return removeSandboxPod(lab, node, pod.sandbox);
+  await execIn(node.netns, join(REPO_ROOT, "bin/flannel"), [], {
+    input: podNetConf(lab, node),
+    env: cniEnv("DEL", lab, pod.name, pod.netns),
+  }).catch(() => undefined);
+  await deleteNetns(pod.netns);
 }
 
 /** A pod wired by the runtime: podman's container, or a namespace and bin/flannel ADD. */

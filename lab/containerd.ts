@@ -11,31 +11,18 @@
  * reachable) and imported with `ctr`; containerd is told it is the sandbox image, so it never
  * looks for one on a registry.
  */
-import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import {
-  chmod,
-  copyFile,
-  mkdir,
-  readdir,
-  readFile,
-  stat,
-  symlink,
-  writeFile,
-} from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { run } from "../src/util/exec.js";
 import { CriClient } from "./cri_client.js";
-import { writeOciArchive } from "./oci_archive.js";
-import { livePid } from "./pid_file.js";
+import { writeBusyboxRoot, writeOciArchive } from "./oci_archive.js";
+import { killPidFile, livePid, startDetached } from "./detached.js";
 import { eventually } from "./poll.js";
 
 /** The sandbox image every instance is given. */
 export const PAUSE_IMAGE = "localhost/flannel-ts-pause:1";
 /** The standard CNI plugins (bridge, host-local, portmap, loopback) on this machine. */
 const SYSTEM_CNI_DIR = "/usr/lib/cni";
-const BUSYBOX = "/bin/busybox";
 /**
  * containerd's environment, as systemd starts it on a node: PATH alone. The plugins it runs
  * inherit it; what this shell has (NODE_EXTRA_CA_CERTS, say, which costs every Node start a
@@ -152,25 +139,11 @@ export async function startContainerd(c: Containerd): Promise<number> {
   await mkdir(c.cniConfDir, { recursive: true });
   await mkdir(c.cniBinDir, { recursive: true });
   await writeFile(c.configFile, configText(c));
-  const fd = openSync(c.logFile, "a");
-  let pid: number;
-  try {
-    const child = spawn(
-      "nsenter",
-      [`--net=/var/run/netns/${c.netns}`, "containerd", "--config", c.configFile],
-      {
-        detached: true,
-        stdio: ["ignore", fd, fd],
-        env: SERVICE_ENV,
-      },
-    );
-    child.unref();
-    if (child.pid === undefined) throw new Error(`Cannot start containerd in ${c.netns}`);
-    pid = child.pid;
-  } finally {
-    closeSync(fd);
-  }
-  await writeFile(c.pidFile, `${pid}\n`);
+  const pid = await startDetached(
+    ["nsenter", `--net=/var/run/netns/${c.netns}`, "containerd", "--config", c.configFile],
+    c,
+    SERVICE_ENV,
+  );
   const client = new CriClient(c.socket, 2_000);
   try {
     await eventually(
@@ -202,11 +175,17 @@ export async function stopContainerd(
   c: Containerd,
   signal: NodeJS.Signals = "SIGTERM",
 ): Promise<void> {
-  const pid = await livePid(c.pidFile);
-  if (pid === null) return;
-  process.kill(pid, signal);
-  for (let i = 0; i < 400 && (await livePid(c.pidFile)) !== null; i++) await delay(25);
-  if ((await livePid(c.pidFile)) !== null) process.kill(pid, "SIGKILL");
+  await killPidFile(c.pidFile, signal);
+}
+
+/**
+ * Readies an instance for pods: the standard plugins linked into its CNI bin folder, the
+ * instance started, the pause image (made in `imageDir` once) imported.
+ */
+export async function startForPods(c: Containerd, imageDir: string): Promise<void> {
+  await linkStandardPlugins(c.cniBinDir);
+  await startContainerd(c);
+  await importImage(c, await pauseImageArchive(imageDir));
 }
 
 /** Imports an image archive into the CRI's namespace (k8s.io), unpacked for its snapshotter. */
@@ -228,11 +207,7 @@ export async function pauseImageArchive(dir: string): Promise<string> {
   )
     return archive;
   const root = join(dir, "pause-root");
-  await mkdir(join(root, "bin"), { recursive: true });
-  await copyFile(BUSYBOX, join(root, "bin/busybox"));
-  await chmod(join(root, "bin/busybox"), 0o755);
-  for (const applet of ["sh", "sleep"])
-    await symlink("busybox", join(root, "bin", applet)).catch(() => undefined);
+  await writeBusyboxRoot(root, ["sh", "sleep"]);
   await writeOciArchive(
     { name: PAUSE_IMAGE, rootDir: root, entrypoint: PAUSE_ENTRYPOINT },
     archive,

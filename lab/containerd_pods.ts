@@ -8,14 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { basename, join } from "node:path";
 import { installCni } from "../src/cni/install.js";
-import {
-  containerdIn,
-  importImage,
-  linkStandardPlugins,
-  pauseImageArchive,
-  startContainerd,
-  endContainerd,
-} from "./containerd.js";
+import { containerdIn, startForPods, endContainerd } from "./containerd.js";
 import type { Containerd } from "./containerd.js";
 import { CriClient } from "./cri_client.js";
 import type { SandboxSpec } from "./cri_client.js";
@@ -43,9 +36,7 @@ export async function setUpContainerd(
   const c = hostContainerd(lab, node);
   if (options.installPlugin)
     await installCni({ binDir: c.cniBinDir, confDir: c.cniConfDir, ...hostCniPaths(lab, node) });
-  await linkStandardPlugins(c.cniBinDir);
-  await startContainerd(c);
-  await importImage(c, await pauseImageArchive(lab.dir));
+  await startForPods(c, lab.dir);
 }
 
 /** What the kubelet asks for a lab pod's sandbox: namespace default, a fresh uid. */

@@ -1,12 +1,24 @@
 /**
- * An OCI image archive made here from a folder (no registry is reachable): one uncompressed
+ * The lab's images, made here (no registry is reachable): a root folder of Debian's
+ * busybox-static and some of its applets, and an OCI image archive of a folder: one uncompressed
  * layer, a config with the entrypoint, a manifest, and an index naming the image as containerd's
  * `ctr images import` reads it (the io.containerd.image.name annotation).
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../src/util/exec.js";
+
+const BUSYBOX = "/bin/busybox";
+
+/** Makes `root` an image's root: /bin/busybox (Debian's busybox-static) and links for `applets`. */
+export async function writeBusyboxRoot(root: string, applets: readonly string[]): Promise<void> {
+  await mkdir(join(root, "bin"), { recursive: true });
+  await copyFile(BUSYBOX, join(root, "bin/busybox"));
+  await chmod(join(root, "bin/busybox"), 0o755);
+  for (const applet of applets)
+    await symlink("busybox", join(root, "bin", applet)).catch(() => undefined);
+}
 
 /** What the image is: its name, its root folder, what it runs. */
 export interface OciImageSpec {

@@ -13,20 +13,20 @@
  * Debian's busybox-static: no registry.
  */
 import { readFileSync } from "node:fs";
-import { mkdir, readFile, writeFile, copyFile, chmod, symlink } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { installCni } from "../src/cni/install.js";
 import { runCapture } from "../src/util/exec.js";
 import type { RunResult } from "../src/util/exec.js";
 import { REPO_ROOT } from "../src/util/repo_root.js";
 import { hostCniConfDir, hostCniPaths, labCniBinDir } from "./host_cni.js";
+import { writeBusyboxRoot } from "./oci_archive.js";
 import type { Lab, LabNode } from "./lab_model.js";
 
 /** The image the lab's pod containers run. */
 export const POD_IMAGE = "localhost/flannel-ts-pod:latest";
 /** The CNI network podman attaches pods to: flannel's conflist's name. */
 const NETWORK = "cbr0";
-const BUSYBOX = "/bin/busybox";
 
 /** Where a host's podman keeps its configuration and state. */
 function podmanDir(lab: Lab, node: LabNode): string {
@@ -131,11 +131,7 @@ async function podImageTar(lab: Lab): Promise<string> {
   } catch {
     // made below
   }
-  await mkdir(join(root, "bin"), { recursive: true });
-  await copyFile(BUSYBOX, join(root, "bin/busybox"));
-  await chmod(join(root, "bin/busybox"), 0o755);
-  for (const applet of ["sh", "sleep", "ping", "ip", "ifconfig", "cat", "wget", "nc"])
-    await symlink("busybox", join(root, "bin", applet)).catch(() => undefined);
+  await writeBusyboxRoot(root, ["sh", "sleep", "ping", "ip", "ifconfig", "cat", "wget", "nc"]);
   const made = await runCapture("tar", ["-C", root, "-cf", tar, "."]);
   if (made.code !== 0) throw new Error(`Cannot make the pod image: ${made.stderr}`);
   return tar;

@@ -1,8 +1,10 @@
 /** Test helpers for lab-based tests: a lab that is always taken down, polling, reachability. */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { labDown, labEtcdctl, labUp, listPods } from "../../lab/cluster.js";
 import type { Lab, LabNode, LabSpec } from "../../lab/cluster.js";
+import { hostCniPaths } from "../../lab/host_cni.js";
 import { pingAll } from "../../lab/lab_check.js";
 import { uniquePrefix } from "../../lab/netns.js";
 
@@ -30,6 +32,12 @@ export async function subnetOf(node: LabNode): Promise<string> {
   const match = /FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1\/24/.exec(env);
   assert.ok(match, env);
   return `${match[1]}.0`;
+}
+
+/** The IPv4 addresses host-local holds for a host's pods (network cbr0), sorted. */
+export async function leasedAddresses(lab: Lab, node: LabNode): Promise<string[]> {
+  const dir = join(hostCniPaths(lab, node).ipamDataDir, "cbr0");
+  return (await readdir(dir).catch(() => [])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
 }
 
 /** Asserts that every pod of the lab reaches every other, naming the pairs that do not. */

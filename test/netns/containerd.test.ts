@@ -25,13 +25,13 @@ import { NETWORK_POLICY_FLAG } from "../../lab/kubelet.js";
 import { ping } from "../../lab/lab_check.js";
 import { execIn, listNetns } from "../../lab/netns.js";
 import { runCapture } from "../../src/util/exec.js";
-import { assertAllReach, eventually, subnetOf, withLab } from "../helpers/lab_fixture.js";
-
-/** The addresses host-local holds for a host's pods. */
-async function leasedAddresses(lab: Lab, node: LabNode): Promise<string[]> {
-  const dir = join(hostCniPaths(lab, node).ipamDataDir, "cbr0");
-  return (await readdir(dir).catch(() => [])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
-}
+import {
+  assertAllReach,
+  eventually,
+  subnetOf,
+  withLab,
+  leasedAddresses,
+} from "../helpers/lab_fixture.js";
 
 /** One call of a plugin as the runtime made it: its CNI_* variables and its stdin. */
 interface PluginCall {

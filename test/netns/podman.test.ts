@@ -3,20 +3,11 @@
  * calls flannel-ts's plugin through the conflist `flannelctl cni install` writes.
  */
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { test } from "node:test";
 import { addPodContainer, listPods } from "../../lab/cluster.js";
-import type { Lab, LabNode } from "../../lab/cluster.js";
 import { ping } from "../../lab/lab_check.js";
 import { inspectPodContainer, podman } from "../../lab/podman.js";
-import { assertAllReach, withLab } from "../helpers/lab_fixture.js";
-
-/** The addresses host-local holds for a host's pods. */
-async function leasedAddresses(lab: Lab, node: LabNode): Promise<string[]> {
-  const dir = join(lab.dir, node.name, "ipam", "cbr0");
-  return (await readdir(dir).catch(() => [])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
-}
+import { assertAllReach, withLab, leasedAddresses } from "../helpers/lab_fixture.js";
 
 test("podman pods on two hosts: ADD on run, each reaches the other, a restarted container works, DEL on rm -f releases the address, 20 at once get 20 addresses", async (t) => {
   await withLab(
