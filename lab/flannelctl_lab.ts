@@ -3,10 +3,7 @@
  * product, never in it: src/ does not import lab/, and the package and the image carry none of it.
  */
 import { main } from "../src/cli/flannelctl_main.js";
+import { exitWith } from "../src/util/exit_with.js";
 import { addLabCommands } from "./lab_commands.js";
 
-void main(process.argv.slice(2), addLabCommands).then((code) => {
-  process.exitCode = code;
-  // etcd's gRPC channel may hold the loop open for a while after close(); leave promptly.
-  process.exit();
-});
+exitWith(main(process.argv.slice(2), addLabCommands));

@@ -1,7 +1,5 @@
 /** flannelctl's entry point: runs main() and leaves with its exit code. */
 import { main } from "./flannelctl_main.js";
+import { exitWith } from "../util/exit_with.js";
 
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-  process.exit();
-});
+exitWith(main(process.argv.slice(2)));

@@ -11,6 +11,7 @@ import { loadNetworkConfig } from "../config/network_config.js";
 import { decodeLeaseAttrs } from "../lease/lease.js";
 import { parseFlanneldFlags } from "./flanneld_flags.js";
 import { main } from "./flanneld_main.js";
+import { exitWith } from "../util/exit_with.js";
 // What flanneld_main loads when it starts a daemon in etcd mode. The Kubernetes client is not
 // run here, but its code is in the snapshot too: the CommonJS bundle inlines dynamic imports.
 import "../daemon/run_flanneld.js";
@@ -29,9 +30,5 @@ decodeLeaseAttrs(
 );
 
 startupSnapshot.setDeserializeMainFunction(() => {
-  void main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-    // A request or timer still under way must not keep the process after main() is done.
-    process.exit();
-  });
+  exitWith(main(process.argv.slice(2)));
 });

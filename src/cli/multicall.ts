@@ -5,6 +5,7 @@
  * argument (`flannel-ts flannelctl doctor`).
  */
 import { basename } from "node:path";
+import { exitWith } from "../util/exit_with.js";
 
 const COMMANDS = ["flanneld", "flannelctl", "flannel"] as const;
 type CommandName = (typeof COMMANDS)[number];
@@ -44,7 +45,4 @@ async function run(): Promise<number> {
   }
 }
 
-void run().then((code) => {
-  process.exitCode = code;
-  process.exit();
-});
+exitWith(run());
