@@ -141,15 +141,25 @@ module.exports = new Proxy({}, {
   },
 };
 
+/** An esbuild plugin that bundles the module `replacement` wherever a path matching `filter` is imported. */
+export function swapModules(filter, replacement) {
+  return {
+    name: "swap-modules",
+    setup(b) {
+      b.onResolve({ filter }, () => ({ path: replacement }));
+    },
+  };
+}
+
 /**
  * Bundles `entry` (a snapshot entry point: it loads what the start needs and names the main
  * function with v8.startupSnapshot) as the CommonJS script that \`node --build-snapshot\` runs.
  * import.meta.dirname is `dirnameAtRun`, the folder the code would be in (repo_root.ts walks up
- * from it).
+ * from it). `plugins`: esbuild plugins to run before the stand-ins for late built-in modules.
  */
-export async function bundleSnapshotEntry(entry, outfile, dirnameAtRun) {
+export async function bundleSnapshotEntry(entry, outfile, dirnameAtRun, plugins = []) {
   await bundleCommonJs(entry, outfile, {
-    plugins: [lateBuiltins],
+    plugins: [...plugins, lateBuiltins],
     define: { "import.meta": JSON.stringify({ dirname: dirnameAtRun }) },
     sourcemap: "linked",
   });

@@ -5,8 +5,9 @@
 //     the npm packages in it, shared code in chunks, and what only one mode or command needs
 //     (the Kubernetes client, metrics) in chunks loaded when first
 //     needed. Only the netlink addon (build/Release) is read from outside dist/.
-//   dist/snapshot/flanneld.blob   flanneld's start-up snapshot, which bin/flanneld starts from:
-//     the daemon's modules already loaded (flanneld.cjs beside it is the script it was made of).
+//   dist/snapshot/flanneld.blob, flanneld-kube.blob   flanneld's start-up snapshots for etcd
+//     and Kubernetes mode, which bin/flanneld starts from: the daemon's modules already loaded
+//     (the .cjs beside each is the script it was made of).
 //   dist/sea/flannel   the CNI plugin with Node inside: runs on a host with no Node.js and no
 //     node_modules; `flannelctl cni install` copies it into the CNI bin folder.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -18,6 +19,7 @@ import {
   bundleSnapshotEntry,
   makeSingleExecutable,
   root,
+  swapModules,
 } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
@@ -57,18 +59,30 @@ await build({
   },
 });
 
-// flanneld's start-up snapshot (bin/flanneld starts from it): its modules, loaded. The V8 flags
-// flanneld runs with are the snapshot's (bin/flanneld reads them from flanneld.node).
-const FLANNELD_V8_FLAGS = ["--max-semi-space-size=4"];
+// flanneld's start-up snapshots (bin/flanneld starts from one): its modules, loaded.
+// flanneld.blob is etcd mode's: the Kubernetes-only modules are swapped for
+// src/cli/kube_absent.ts, so an etcd host neither loads nor keeps the Kubernetes client (most of
+// the bundle). flanneld-kube.blob has everything; bin/flanneld picks it for --kube-subnet-mgr.
+// The V8 flags flanneld runs with are the snapshots' (bin/flanneld reads them from flanneld.node).
+const FLANNELD_V8_FLAGS = ["--max-semi-space-size=4", "--optimize-for-size"];
 const snapshot = join(dist, "snapshot");
 rmSync(snapshot, { recursive: true, force: true });
 mkdirSync(snapshot, { recursive: true });
-const snapshotScript = join(snapshot, "flanneld.cjs");
-await bundleSnapshotEntry(join(dist, "src/cli/flanneld_snapshot.js"), snapshotScript, snapshot);
-writeFileSync(
-  join(snapshot, "flanneld.node"),
-  buildSnapshot(snapshotScript, join(snapshot, "flanneld.blob"), FLANNELD_V8_FLAGS),
+const snapshotEntry = join(dist, "src/cli/flanneld_snapshot.js");
+const withoutKube = swapModules(
+  /\/(subnet\/kube\/kube_manager|subnet\/kube\/kube_client|netpol\/network_policy)\.js$/,
+  join(dist, "src/cli/kube_absent.js"),
 );
+let made = "";
+for (const [name, plugins] of [
+  ["flanneld", [withoutKube]],
+  ["flanneld-kube", []],
+]) {
+  const script = join(snapshot, `${name}.cjs`);
+  await bundleSnapshotEntry(snapshotEntry, script, snapshot, plugins);
+  made = buildSnapshot(script, join(snapshot, `${name}.blob`), FLANNELD_V8_FLAGS);
+}
+writeFileSync(join(snapshot, "flanneld.node"), made);
 
 // The CNI plugin as one CommonJS file, then as a single executable.
 const sea = join(dist, "sea");

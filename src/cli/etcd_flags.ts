@@ -2,7 +2,7 @@
  * The etcd flags, one definition for flanneld and flannelctl: flannel's names, defaults and
  * `FLANNELD_*` variables, one schema that checks them, and the EtcdConfig they make.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_ETCD_ENDPOINTS, DEFAULT_ETCD_PREFIX } from "../subnet/etcd/defaults.js";
 import type { EtcdConfig } from "../subnet/etcd/registry.js";
 

@@ -1,6 +1,7 @@
 /**
  * bin/flanneld as the build leaves it: started from its start-up snapshot
- * (dist/snapshot/flanneld.blob), found by doctor, ended by SIGTERM; from its bundle where there
+ * (dist/snapshot/flanneld.blob; flanneld-kube.blob in Kubernetes mode), found by doctor, ended
+ * by SIGTERM; from its bundle where there
  * is no snapshot; and a clear error where there is neither. And the build's snapshot helpers
  * (scripts/build_helpers.mjs): Node's built-in modules that a snapshot cannot hold work after the
  * snapshot is read, and without the helpers' stand-ins the same script cannot be snapshotted.
@@ -19,6 +20,7 @@ import { runCapture } from "../util/exec.js";
 const REPO = resolve(import.meta.dirname, "../../..");
 const BIN = join(REPO, "bin/flanneld");
 const BLOB = join(REPO, "dist/snapshot/flanneld.blob");
+const KUBE_BLOB = join(REPO, "dist/snapshot/flanneld-kube.blob");
 
 interface SnapshotHelpers {
   readonly bundleSnapshotEntry: (entry: string, outfile: string, at: string) => Promise<void>;
@@ -46,6 +48,13 @@ function outputMatching(
   return { seen, text: () => text };
 }
 
+/** The --snapshot-blob a running process was started with, from its command line. */
+async function blobOf(pid: number | undefined): Promise<string> {
+  const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+  const blob = cmdline.find((arg) => arg.startsWith("--snapshot-blob="));
+  return resolve(blob?.slice("--snapshot-blob=".length) ?? "");
+}
+
 test("bin/flanneld runs from the build's snapshot; doctor finds it and SIGTERM ends it", async () => {
   const dir = await mkdtemp(join(tmpdir(), "flannel-ts-bin-"));
   const args = [
@@ -61,15 +70,65 @@ test("bin/flanneld runs from the build's snapshot; doctor finds it and SIGTERM e
   try {
     const output = outputMatching(child, /Cannot read network config yet/);
     await output.seen;
-    const cmdline = (await readFile(`/proc/${child.pid}/cmdline`, "utf8")).split("\0");
-    const blob = cmdline.find((arg) => arg.startsWith("--snapshot-blob="));
-    assert.equal(resolve(blob?.slice("--snapshot-blob=".length) ?? ""), BLOB, cmdline.join(" "));
+    assert.equal(await blobOf(child.pid), BLOB);
     const found = (await findFlanneld()).find((p) => p.pid === child.pid);
     assert.deepEqual(found?.args, args);
     child.kill("SIGTERM");
     assert.equal(await exited, 0, output.text());
   } finally {
     child.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("Kubernetes mode starts from flanneld-kube.blob; etcd mode's snapshot has no Kubernetes client", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "flannel-ts-bin-"));
+  const netConf = join(dir, "net-conf.json");
+  await writeFile(netConf, '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
+  const kubeArgs = [
+    "--kube-api-url=http://127.0.0.1:9",
+    "--iface=lo",
+    `--net-config-path=${netConf}`,
+  ];
+  const env = { ...process.env, NODE_OPTIONS: "", NODE_NAME: "bin-test-node" };
+  try {
+    // By the flag, and by its FLANNELD_* variable: each waits for the (closed) API server.
+    for (const [args, extra] of [
+      [["--kube-subnet-mgr", ...kubeArgs], {}],
+      [kubeArgs, { FLANNELD_KUBE_SUBNET_MGR: "true" }],
+    ] as const) {
+      const child = spawn(BIN, args, {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...env, ...extra },
+      });
+      const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+      try {
+        const output = outputMatching(child, /Cannot get this node from the Kubernetes API yet/);
+        await output.seen;
+        assert.equal(await blobOf(child.pid), KUBE_BLOB, output.text());
+        child.kill("SIGTERM");
+        assert.equal(await exited, 0, output.text());
+      } finally {
+        child.kill("SIGKILL");
+      }
+    }
+    // The client's classes are in the Kubernetes snapshot's script and not in etcd mode's.
+    const script = (name: string) => readFile(join(REPO, "dist/snapshot", name), "utf8");
+    assert.match(await script("flanneld-kube.cjs"), /CoreV1Api/);
+    assert.doesNotMatch(await script("flanneld.cjs"), /CoreV1Api/);
+    // Kubernetes mode forced onto etcd mode's snapshot fails, saying why and what to do.
+    const [node, , ...flags] = (await readFile(join(REPO, "dist/snapshot/flanneld.node"), "utf8"))
+      .trim()
+      .split(" ");
+    const forced = await runCapture(
+      node!,
+      [...flags, `--snapshot-blob=${BLOB}`, BIN, "--kube-subnet-mgr", ...kubeArgs],
+      { env },
+    );
+    assert.equal(forced.code, 1, forced.stderr);
+    assert.match(forced.stderr, /"kind":"SnapshotModeError"/);
+    assert.match(forced.stderr, /no Kubernetes client: .*picks flanneld-kube\.blob/);
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -5,7 +5,7 @@
  * Values are checked with a schema so that a bad one fails at start with a clear message.
  */
 import { Command, CommanderError, Option } from "commander";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_SUBNET_FILE } from "../config/subnet_env.js";
 import { ConfigError } from "../errors.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip.js";

@@ -3,7 +3,7 @@
  * lower-case spelling, unknown keys are ignored, and `null` leaves a field at its default, as a
  * Go struct field would be left. Later keys win over earlier ones, as in Go.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Wraps an object shape so that its keys match case-insensitively, as Go's json does. */
 export function goJson<Shape extends z.ZodRawShape>(shape: Shape) {

@@ -7,7 +7,7 @@
  * colon are flannel's, because operators search for them. One rule is ours: SubnetMin must not be
  * above SubnetMax (flannel accepts that config and then fails every lease with "out of subnets").
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError } from "../errors.js";
 import { networkConfigWarnings } from "./config_warnings.js";
 import { IPNet, formatIP, parseIPv4, parseIPv6 } from "../ip/ip.js";

@@ -3,7 +3,7 @@
  * (flannel's pkg/lease). The JSON form is flannel's LeaseAttrs, byte for byte:
  * `{"PublicIP":"192.168.1.5","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { formatIssues, goJson, goJsonField } from "../config/go_json.js";
 import { goJsonStringify } from "../util/go_json.js";
 import { parseIPv4, parseIPv6 } from "../ip/ip.js";

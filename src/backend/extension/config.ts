@@ -4,7 +4,7 @@
  * commands, each optional), and flannel-ts's own `CommandTimeout` (whole seconds, default 60):
  * a command still running then is killed, where flannel waits for ever.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { formatIssues, goJson } from "../../config/go_json.js";
 import { ConfigError } from "../../errors.js";
 

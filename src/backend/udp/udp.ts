@@ -11,7 +11,7 @@
  * RouteNetwork keeps the device's route in the kernel and tells the loop the leases.
  */
 import { availableParallelism } from "node:os";
-import { z } from "zod";
+import * as z from "zod";
 import { formatIssues, goJson } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";

@@ -13,7 +13,7 @@
  * `flannel-v6.<VNI>` (local = public IPv6, `<v6 subnet IP>/128`, accept_ra off), its MAC in the
  * lease's `BackendV6Data`. RouteNetwork keeps these in the kernel.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { formatIssues, goJson, goJsonField } from "../../config/go_json.js";
 import type { NetworkConfig } from "../../config/network_config.js";
 import { ConfigError } from "../../errors.js";

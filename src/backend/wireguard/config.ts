@@ -5,7 +5,7 @@
  * (`separate`: a device per family; `auto`, `ipv4`, `ipv6`: one device, peers reached over the
  * family the mode names), and `MTU` (the underlay's, default the external interface's).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { formatIssues, goJson } from "../../config/go_json.js";
 import { ConfigError } from "../../errors.js";
 import { parseKey } from "./keys.js";
