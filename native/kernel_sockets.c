@@ -20,12 +20,18 @@
  *   close(fd)
  *   ethtool(name, cmd, data) -> data          one ethtool_value request on an AF_INET socket
  *   unixDatagram(path) -> fd, unixSend(fd, path, buffer) -> bytes
+ *   trimHeap() -> bool                       glibc's malloc_trim(0): gives the C heap's free
+ *                                            pages back to the kernel (false: nothing given
+ *                                            back, or not glibc)
  *
  * Errors are thrown as Error with `code` set to the errno name (ENOBUFS, EMSGSIZE...).
  */
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <linux/ethtool.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <linux/netlink.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -348,6 +354,21 @@ static napi_value Ethtool(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * Node never trims glibc's heap: what a burst of work freed (the snapshot's file, the first
+ * listing's buffers) stays in the process's RSS until something calls this.
+ */
+static napi_value TrimHeap(napi_env env, napi_callback_info info) {
+  (void)info;
+  int released = 0;
+#ifdef __GLIBC__
+  released = malloc_trim(0);
+#endif
+  napi_value out;
+  CHECK(napi_get_boolean(env, released != 0, &out));
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
@@ -359,6 +380,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"ref", NULL, Ref, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
       {"ethtool", NULL, Ethtool, NULL, NULL, NULL, napi_default, NULL},
+      {"trimHeap", NULL, TrimHeap, NULL, NULL, NULL, napi_default, NULL},
       {"unixDatagram", NULL, UnixDatagram, NULL, NULL, NULL, napi_default, NULL},
       {"unixSend", NULL, UnixSend, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -23,6 +23,7 @@ import {
 } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
+const { FLANNELD_V8_FLAGS } = await import(join(dist, "src/cli/v8_flags.js"));
 
 rmSync(join(dist, "bundle"), { recursive: true, force: true });
 await build({
@@ -63,8 +64,8 @@ await build({
 // flanneld.blob is etcd mode's: the Kubernetes-only modules are swapped for
 // src/cli/kube_absent.ts, so an etcd host neither loads nor keeps the Kubernetes client (most of
 // the bundle). flanneld-kube.blob has everything; bin/flanneld picks it for --kube-subnet-mgr.
-// The V8 flags flanneld runs with are the snapshots' (bin/flanneld reads them from flanneld.node).
-const FLANNELD_V8_FLAGS = ["--max-semi-space-size=4", "--optimize-for-size"];
+// The V8 flags flanneld runs with are the snapshots' (bin/flanneld reads them from flanneld.node):
+// src/cli/v8_flags.ts says why each.
 const snapshot = join(dist, "snapshot");
 rmSync(snapshot, { recursive: true, force: true });
 mkdirSync(snapshot, { recursive: true });
@@ -80,7 +81,7 @@ for (const [name, plugins] of [
 ]) {
   const script = join(snapshot, `${name}.cjs`);
   await bundleSnapshotEntry(snapshotEntry, script, snapshot, plugins);
-  made = buildSnapshot(script, join(snapshot, `${name}.blob`), FLANNELD_V8_FLAGS);
+  made = buildSnapshot(script, join(snapshot, `${name}.blob`), [...FLANNELD_V8_FLAGS]);
 }
 writeFileSync(join(snapshot, "flanneld.node"), made);
 

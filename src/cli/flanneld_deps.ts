@@ -1,10 +1,12 @@
 /**
  * The implementations flanneld runs with: the etcd or Kubernetes subnet manager (each loaded
- * only in its mode), the rtnetlink socket, and the iptables or nftables traffic manager.
+ * only in its mode), the rtnetlink socket, the iptables or nftables traffic manager, and glibc's
+ * heap trim.
  */
 import { readPreviousSubnets } from "../config/subnet_env.js";
 import type { FlanneldDeps } from "../daemon/run_flanneld.js";
 import type { Logger } from "../log/logger.js";
+import { kernelSockets } from "../native/index.js";
 import { RtNetlink } from "../net/rtnetlink.js";
 import { IPTablesManager } from "../trafficmngr/iptables.js";
 import { NFTablesManager } from "../trafficmngr/nftables.js";
@@ -64,6 +66,9 @@ export function flanneldDeps(
         }
       : {}),
     newNetlink: () => new RtNetlink(),
+    trimHeap: () => {
+      kernelSockets().trimHeap();
+    },
     newTrafficManager: (enableNFTables) =>
       enableNFTables ? new NFTablesManager() : new IPTablesManager(),
   };

@@ -7,6 +7,7 @@
 import { basename } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { exitWith } from "../util/exit_with.js";
+import { FLANNELD_RUNTIME_V8_FLAGS } from "./v8_flags.js";
 
 const COMMANDS = ["flanneld", "flannelctl", "flannel"] as const;
 type CommandName = (typeof COMMANDS)[number];
@@ -32,10 +33,9 @@ async function run(): Promise<number> {
   const which = chosen();
   switch (which?.command) {
     case "flanneld":
-      // A single executable takes no V8 flags of its own; this one, read by V8's heap as it
-      // grows, cut the packaged flanneld's peak RSS with 5,000 peers from 140 to about 115 MiB
-      // (bin/flanneld's snapshot has it from the start: docs/data-plane.md).
-      setFlagsFromString("--optimize-for-size");
+      // A single executable takes no V8 flags of its own; these V8 reads as it runs (the 5,000-
+      // peer peak 140 -> 115 MiB with the first). bin/flanneld's snapshot has them from the start.
+      for (const flag of FLANNELD_RUNTIME_V8_FLAGS) setFlagsFromString(flag);
       return (await import("./flanneld_main.js")).main(which.args);
     case "flannelctl":
       return (await import("./flannelctl_main.js")).main(which.args);

@@ -69,7 +69,7 @@ export async function installCni(
   const plugin = join(options.binDir, "flannel");
   const conflist = join(options.confDir, CONFLIST_FILE);
   await copyFileAtomic(PLUGIN_EXECUTABLE, plugin);
-  await writeFileAtomic(conflist, conflistText(options), {
+  writeFileAtomic(conflist, conflistText(options), {
     mode: 0o644,
   });
   return { plugin, conflist };
@@ -90,7 +90,7 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
   }
   const temp = join(dirname(to), `.${basename(to)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await makeFolder(dirname(to), 0o755);
+    makeFolder(dirname(to), 0o755);
     await copyFile(from, temp);
     await chmod(temp, 0o755);
     await rename(temp, to);

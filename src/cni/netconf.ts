@@ -4,7 +4,7 @@
  * Plain TypeScript without schema libraries: the plugin starts once per pod, so its imports
  * are kept light.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { parseEnvFile } from "../config/subnet_env.js";
 import { IPNet, formatIP, parseIP } from "../ip/ip.js";
 import { CniCode, CniError } from "./cni_error.js";
@@ -129,11 +129,11 @@ export interface FlannelSubnetEnv {
 }
 
 /** Reads subnet.env. A missing file is "try again later": flanneld has not started here yet. */
-export async function loadSubnetEnv(path: string): Promise<FlannelSubnetEnv> {
+export function loadSubnetEnv(path: string): FlannelSubnetEnv {
   const hint = "Check that flanneld runs on this host and has written it";
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {

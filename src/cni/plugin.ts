@@ -9,7 +9,9 @@
  * retry can finish the job (flannel deletes it anyway); a missing subnet.env is "try again later"
  * (code 11) with a hint, not a bare "no such file".
  */
-import { access, constants, readFile, readdir, rm, stat } from "node:fs/promises";
+// Synchronous file system calls: the plugin is one process per call, and libuv's thread pool,
+// which the promise API starts, would add to every call (docs/cni.md).
+import { accessSync, constants, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { IPNet } from "../ip/ip.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
@@ -125,7 +127,7 @@ function checkVersion(command: string, conf: FlannelNetConf): void {
 }
 
 /** Finds an executable plugin in CNI_PATH. */
-async function findPlugin(type: string, cniPath: string): Promise<string> {
+function findPlugin(type: string, cniPath: string): string {
   const dirs = cniPath.split(":").filter((d) => d !== "");
   if (/[/\\]/.test(type) || type === "")
     throw new CniError(
@@ -135,7 +137,7 @@ async function findPlugin(type: string, cniPath: string): Promise<string> {
   for (const dir of dirs) {
     const path = join(dir, type);
     try {
-      await access(path, constants.X_OK);
+      accessSync(path, constants.X_OK);
       return path;
     } catch {
       // not here
@@ -154,7 +156,7 @@ async function invokeDelegate(
   confBytes: string,
   env: CniRequest["env"],
 ): Promise<string> {
-  const path = await findPlugin(type, env.CNI_PATH ?? "");
+  const path = findPlugin(type, env.CNI_PATH ?? "");
   let result;
   try {
     // The delegate's stderr goes to ours, and so to the runtime's log, as in flannel.
@@ -192,11 +194,11 @@ function statePath(conf: FlannelNetConf, env: CniRequest["env"]): string {
 }
 
 async function cmdAdd(conf: FlannelNetConf, env: CniRequest["env"]): Promise<string> {
-  const subnetEnv = await loadSubnetEnv(conf.subnetFile);
+  const subnetEnv = loadSubnetEnv(conf.subnetFile);
   const delegate = buildDelegateConf(conf, subnetEnv);
   const bytes = goMapJson(delegate);
   try {
-    await writeFileAtomic(statePath(conf, env), bytes, { mode: 0o600, dirMode: 0o700 });
+    writeFileAtomic(statePath(conf, env), bytes, { mode: 0o600, dirMode: 0o700 });
   } catch (err) {
     throw new CniError(
       CniCode.IOFailure,
@@ -214,7 +216,7 @@ async function cmdDel(
   const path = statePath(conf, env);
   let bytes: string;
   try {
-    bytes = await readFile(path, "utf8");
+    bytes = readFileSync(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return ""; // DEL is idempotent
     throw new CniError(
@@ -240,7 +242,7 @@ async function cmdDel(
       ? bytes
       : bytes.replace(/"cniVersion":"[^"]*"/, `"cniVersion":"${delegateVersion}"`);
   await invokeDelegate(type, "DEL", sent, env); // on failure the file stays for the retry
-  await rm(path, { force: true });
+  rmSync(path, { force: true });
   return "";
 }
 
@@ -283,7 +285,7 @@ async function cmdGc(conf: FlannelNetConf, env: CniRequest["env"]): Promise<stri
   }
   let names: string[];
   try {
-    names = await readdir(conf.dataDir);
+    names = readdirSync(conf.dataDir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
     throw new CniError(
@@ -318,7 +320,7 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
   const path = statePath(conf, env);
   let saved: Record<string, unknown>;
   try {
-    saved = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+    saved = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
   } catch {
     throw new CniError(
       CniCode.UnknownContainer,
@@ -326,12 +328,7 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
     );
   }
   const netns = env.CNI_NETNS ?? "";
-  if (
-    !(await stat(netns).then(
-      () => true,
-      () => false,
-    ))
-  ) {
+  if (!existsSync(netns)) {
     throw new CniError(
       CniCode.CheckFailed,
       `CHECK failed: network namespace ${netns} does not exist`,
@@ -367,12 +364,7 @@ async function cmdCheck(conf: FlannelNetConf, env: CniRequest["env"]): Promise<s
   }
   if (saved.type === "bridge") {
     const bridge = typeof saved.bridge === "string" ? saved.bridge : "cni0";
-    if (
-      !(await stat(`/sys/class/net/${bridge}`).then(
-        () => true,
-        () => false,
-      ))
-    ) {
+    if (!existsSync(`/sys/class/net/${bridge}`)) {
       throw new CniError(
         CniCode.CheckFailed,
         `CHECK failed: bridge "${bridge}" does not exist on this host`,
@@ -406,9 +398,9 @@ function prevResultIPs(prevResult: unknown): string[] {
   });
 }
 
-async function cmdStatus(conf: FlannelNetConf): Promise<string> {
+function cmdStatus(conf: FlannelNetConf): string {
   try {
-    await loadSubnetEnv(conf.subnetFile);
+    loadSubnetEnv(conf.subnetFile);
   } catch (err) {
     throw new CniError(
       CniCode.PluginNotAvailable,
@@ -442,7 +434,7 @@ export async function handleCniRequest(request: CniRequest): Promise<CniResponse
       ADD: () => cmdAdd(conf, request.env),
       DEL: () => cmdDel(conf, request.env),
       CHECK: () => cmdCheck(conf, request.env),
-      STATUS: () => cmdStatus(conf),
+      STATUS: () => Promise.resolve(cmdStatus(conf)),
       GC: () => cmdGc(conf, request.env),
     };
     const handler = handlers[command];

@@ -48,7 +48,7 @@ test("writeSubnetEnv() writes atomically with mode 0644 whatever the umask", asy
   const old = process.umask(0o077);
   try {
     const path = join(dir, "run", "flannel", "subnet.env");
-    await writeSubnetEnv(path, {
+    writeSubnetEnv(path, {
       network: net("10.1.0.0/16"),
       subnet: net("10.1.7.0/24"),
       ipv6Network: null,

@@ -40,8 +40,8 @@ export function formatSubnetEnv(env: SubnetEnv): string {
 }
 
 /** Writes subnet.env atomically with mode 0644, creating its folder with 0755. */
-export async function writeSubnetEnv(path: string, env: SubnetEnv): Promise<void> {
-  await writeFileAtomic(path, formatSubnetEnv(env), { mode: 0o644, dirMode: 0o755 });
+export function writeSubnetEnv(path: string, env: SubnetEnv): void {
+  writeFileAtomic(path, formatSubnetEnv(env), { mode: 0o644, dirMode: 0o755 });
 }
 
 /** Parses `KEY=VALUE` lines as godotenv does: `#` comments, optional `export`, optional quotes. */

@@ -30,6 +30,7 @@ import type { StoreEvent, SubnetManager } from "../subnet/manager.js";
 import type { PolicyEnforcer } from "../netpol/enforcer.js";
 import type { IPFamily } from "../ip/ip.js";
 import type { ServiceNotifier } from "./sd_notify.js";
+import { trimHeapPeriodically } from "./heap_trim.js";
 import { leaseKeyOf, primarySubnetOf } from "../lease/lease.js";
 import type { CallOptions } from "../util/call_options.js";
 import { runTogether } from "../util/run_together.js";
@@ -100,6 +101,8 @@ export interface FlanneldDeps {
    * address families. Absent: the flag is refused.
    */
   newPolicyEnforcer?(families: readonly IPFamily[]): Promise<PolicyEnforcer>;
+  /** Gives the C heap's freed pages back to the kernel (heap_trim.ts); absent: never. */
+  readonly trimHeap?: () => void;
 }
 
 /** A store event as a status line for `systemctl status`. */
@@ -136,9 +139,9 @@ async function getConfig(
  * Writes subnet.env; a file that cannot be written stops flanneld with the path and the errno
  * (the lease is kept: a restart with a writable --subnet-file gets the same subnet).
  */
-async function writeSubnetFileOrFail(path: string, env: SubnetEnv): Promise<void> {
+function writeSubnetFileOrFail(path: string, env: SubnetEnv): void {
   try {
-    await writeSubnetEnv(path, env);
+    writeSubnetEnv(path, env);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const where = e.path !== undefined && e.path !== path ? ` (at "${e.path}")` : "";
@@ -327,8 +330,8 @@ async function announceLease(
   log: Logger,
 ): Promise<Started> {
   const { options, deps, manager, netlink } = ctx;
-  const writeSubnetFile = async () => {
-    await writeSubnetFileOrFail(options.subnetFile, {
+  const writeSubnetFile = () => {
+    writeSubnetFileOrFail(options.subnetFile, {
       network: config.enableIPv4 ? config.network : null,
       subnet: config.enableIPv4 ? network.lease.subnet : null,
       ipv6Network: config.enableIPv6 ? config.ipv6Network : null,
@@ -343,7 +346,7 @@ async function announceLease(
     manager.onStoreEvent?.((event) => deps.notifier?.status(statusOf(event, subnet)));
   };
   const traffic = deps.newTrafficManager(config.enableNFTables);
-  if (!options.ipMasq) await writeSubnetFile();
+  if (!options.ipMasq) writeSubnetFile();
   const { subnet, ipv6Subnet } = network.lease;
   const rules = await setUpTrafficRules(traffic, options, config, subnet, ipv6Subnet, log);
   const ownSubnet = primarySubnetOf(network.lease);
@@ -351,7 +354,7 @@ async function announceLease(
     await ensureBlackholeRoute(netlink, ownSubnet);
     log.info({ subnet: ownSubnet.toString() }, "Blackhole route added");
   }
-  if (options.ipMasq) await writeSubnetFile();
+  if (options.ipMasq) writeSubnetFile();
   return { network, traffic, rules, ownSubnet };
 }
 
@@ -374,6 +377,9 @@ async function keepRunning(
       async (o) => {
         if (options.ipBlackholeRoute)
           await keepBlackholeRoute(netlink, ownSubnet, log, { ...o, ...resync });
+      },
+      async (o) => {
+        if (ctx.deps.trimHeap) await trimHeapPeriodically(ctx.deps.trimHeap, resync.clock, o);
       },
       async (o) => {
         await live.policy?.run({

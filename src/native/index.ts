@@ -7,8 +7,8 @@ import { loadAddon } from "./load_addon.js";
 
 /**
  * native/kernel_sockets.c: the system calls Node has no API for. AF_NETLINK sockets (the
- * rtnetlink layer), the SIOCETHTOOL ioctl (TX checksum offload), and AF_UNIX datagrams
- * (sd_notify).
+ * rtnetlink layer), the SIOCETHTOOL ioctl (TX checksum offload), AF_UNIX datagrams
+ * (sd_notify), and glibc's malloc_trim (daemon/heap_trim.ts).
  */
 export interface KernelSocketsAddon {
   open(protocol: number, rcvbuf: number, sndbuf: number): number;
@@ -22,6 +22,8 @@ export interface KernelSocketsAddon {
   ethtool(name: string, cmd: number, data: number): number;
   unixDatagram(path: string): number;
   unixSend(fd: number, path: string, data: Buffer): number;
+  /** glibc's malloc_trim(0); false when nothing was given back (or the C library is not glibc). */
+  trimHeap(): boolean;
 }
 
 /** What udpForwarder().start() takes. */

@@ -2,9 +2,24 @@
  * Writes a file so that readers see either the old or the new content, never a part: a temporary
  * file in the same folder, fsync, rename over the target, fsync of the folder (what flannel gets
  * from google/renameio).
+ *
+ * Synchronous: the files are small and written rarely (subnet.env, the CNI plugin's saved
+ * delegate config, a conflist, a key), and the CNI plugin, one process per call, then never
+ * starts libuv's thread pool for them. The temporary file's name needs to be unique, not secret
+ * (it is created with O_EXCL, in the target's folder), so it does not load node:crypto, which
+ * cost the plugin about 3 ms a call (docs/cni.md).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 /** Options of writeFileAtomic. */
@@ -15,54 +30,49 @@ export interface AtomicWriteOptions {
   readonly dirMode?: number;
 }
 
+/** A name part no other writer uses at the same time: the process and a random number. */
+function uniqueSuffix(): string {
+  return `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
 /** Atomically replaces `path` with `data`, creating its folder when missing. */
-export async function writeFileAtomic(
-  path: string,
-  data: string,
-  options: AtomicWriteOptions,
-): Promise<void> {
+export function writeFileAtomic(path: string, data: string, options: AtomicWriteOptions): void {
   const dir = dirname(path);
-  await makeFolder(dir, options.dirMode ?? 0o755);
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  makeFolder(dir, options.dirMode ?? 0o755);
+  const temp = join(dir, `.${basename(path)}.${uniqueSuffix()}.tmp`);
   try {
-    const file = await open(temp, "wx", options.mode);
+    const fd = openSync(temp, "wx", options.mode);
     try {
-      await file.chmod(options.mode);
-      await file.writeFile(data);
-      await file.sync();
+      fchmodSync(fd, options.mode);
+      writeFileSync(fd, data);
+      fsyncSync(fd);
     } finally {
-      await file.close();
+      closeSync(fd);
     }
-    await rename(temp, path);
+    renameSync(temp, path);
   } catch (err) {
-    await rm(temp, { force: true });
+    rmSync(temp, { force: true });
     throw err;
   }
-  const folder = await open(dir, "r");
+  const folder = openSync(dir, "r");
   try {
-    await folder.sync();
+    fsyncSync(folder);
   } finally {
-    await folder.close();
+    closeSync(folder);
   }
 }
 
 /**
  * Creates `dir` and its missing parents, one level at a time. Node's `mkdir(…, { recursive })`
  * never returns where the kernel answers ENOENT for a folder whose parent exists (under /proc or
- * /sys): it retries in its worker threads forever. Here each level is tried once, so such a path
- * fails at once with the errno and the folder that could not be made.
+ * /sys): it retries forever. Here each level is tried once, so such a path fails at once with the
+ * errno and the folder that could not be made.
  */
-export async function makeFolder(dir: string, mode: number): Promise<void> {
+export function makeFolder(dir: string, mode: number): void {
   const missing: string[] = [];
   for (let at = dir; ; at = dirname(at)) {
-    const found = await stat(at).then(
-      (s) => s,
-      (err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-        throw err;
-      },
-    );
-    if (found !== null) {
+    const found = statSync(at, { throwIfNoEntry: false });
+    if (found !== undefined) {
       if (!found.isDirectory())
         throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${at}'`), {
           code: "ENOTDIR",
@@ -75,7 +85,7 @@ export async function makeFolder(dir: string, mode: number): Promise<void> {
   }
   for (const folder of missing) {
     try {
-      await mkdir(folder, { mode });
+      mkdirSync(folder, { mode });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }

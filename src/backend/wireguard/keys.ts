@@ -123,7 +123,7 @@ export async function loadOrCreateKeys(path: string): Promise<HostKeys> {
 async function writeKeyFile(path: string, content: string): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
   try {
-    await makeFolder(dirname(path), 0o755);
+    makeFolder(dirname(path), 0o755);
     await writeFile(temporary, content, { mode: 0o400, flag: "wx" });
     await rename(temporary, path);
   } catch (err) {
