@@ -18,6 +18,25 @@ import { build } from "esbuild";
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /**
+ * Copies this Node to `to` without its symbol table and debug information (`strip --strip-all`;
+ * 12.6 of the 98.9 MB of the Node this was measured with): nothing reads them at run time, and
+ * native addons bind to Node through the dynamic symbols, which strip keeps. Without binutils'
+ * strip, the copy is whole, and the build says so.
+ */
+function copyNodeStripped(to) {
+  const stripped = spawnSync("strip", ["--strip-all", "-o", to, process.execPath], {
+    encoding: "utf8",
+  });
+  if (stripped.status === 0) return;
+  if (stripped.error?.code !== "ENOENT")
+    throw new Error(`strip --strip-all ${process.execPath} failed: ${stripped.stderr}`);
+  process.stderr.write(
+    `note: no strip (binutils) on PATH: ${to} keeps Node's symbol table; install binutils for a smaller executable\n`,
+  );
+  copyFileSync(process.execPath, to);
+}
+
+/**
  * Makes `executable`: this Node with the CommonJS bundle `main` inside (a single executable
  * application), which needs neither Node.js nor node_modules on the host.
  */
@@ -29,7 +48,7 @@ export function makeSingleExecutable(main, executable) {
     JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
   );
   execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "ignore" });
-  copyFileSync(process.execPath, executable);
+  copyNodeStripped(executable);
   chmodSync(executable, 0o755);
   execFileSync(
     process.execPath,
