@@ -2,7 +2,7 @@
 # Installs what flannel-ts needs and builds it. Both README commands run this first; it is
 # idempotent and quick when everything is present.
 #   - Debian packages: etcd (server and client), the CNI plugins, iproute2, nftables, iptables,
-#     iperf3, ping, and make, g++ and python3 for the addon, podman, containerd, runc and
+#     iperf3, ping, and make, g++ and python3 for the addon (binutils' strip for the executables), podman, containerd, runc and
 #     busybox-static for pods as containers, debootstrap for the image; with --with-browser (npm test) also chromium, for the dashboard test.
 #   - npm ci when node_modules does not match package-lock.json, then the build (the netlink
 #     socket addon in native/ and the TypeScript) when a source is newer than the last build.
@@ -29,6 +29,8 @@ have tcpdump || missing+=(tcpdump)
 # The build compiles flannel-ts's addons (native/) with node-gyp.
 have make || missing+=(make)
 have g++ || missing+=(g++)
+# The single executables are made from a stripped copy of Node (scripts/build_helpers.mjs).
+have strip || missing+=(binutils)
 have python3 || missing+=(python3)
 # NetworkPolicy's probe agent in lab pods (lab/netpol_agent.py) runs on Debian's own python3.
 [ -x /usr/bin/python3 ] || missing+=(python3)
