@@ -2,8 +2,8 @@
 # Installs what flannel-ts needs and builds it. Both README commands run this first; it is
 # idempotent and quick when everything is present.
 #   - Debian packages: etcd (server and client), the CNI plugins, iproute2, nftables, iptables,
-#     iperf3, ping, and make, g++ and python3 for the addon (binutils' strip for the executables), podman, containerd, runc and
-#     busybox-static for pods as containers, debootstrap for the image; with --with-browser (npm test) also chromium, for the dashboard test.
+#     iperf3, ping, and make, g++ and python3 for the addon, binutils' strip for the single
+#     executables, podman, containerd, runc and busybox-static for pods as containers, debootstrap for the image; with --with-browser (npm test) also chromium, for the dashboard test.
 #   - npm ci when node_modules does not match package-lock.json, then the build (the netlink
 #     socket addon in native/ and the TypeScript) when a source is newer than the last build.
 set -euo pipefail

@@ -15,6 +15,8 @@ export const FLANNELD_RUNTIME_V8_FLAGS = [
   "--interrupt-budget=540672",
 ] as const;
 
-/** Read only when the heap is set up, so only a snapshot started with it has it: a young
- * generation of at most 4 MiB (V8's default grows to 16). */
+/**
+ * All of them: the runtime ones and `--max-semi-space-size=4`, a young generation of at most
+ * 4 MiB (V8's default grows to 16), which V8 reads only when it sets the heap up.
+ */
 export const FLANNELD_V8_FLAGS = ["--max-semi-space-size=4", ...FLANNELD_RUNTIME_V8_FLAGS] as const;

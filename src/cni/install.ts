@@ -8,11 +8,10 @@
  * static Go binary.
  */
 import { access, chmod, constants, copyFile, rename, rm } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { isSea } from "node:sea";
 import { FlannelError } from "../errors.js";
-import { makeFolder, writeFileAtomic } from "../util/atomic_write.js";
+import { makeFolder, temporaryPathFor, writeFileAtomic } from "../util/atomic_write.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 
 /**
@@ -88,7 +87,7 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
       { cause: err },
     );
   }
-  const temp = join(dirname(to), `.${basename(to)}.${randomBytes(6).toString("hex")}.tmp`);
+  const temp = temporaryPathFor(to);
   try {
     makeFolder(dirname(to), 0o755);
     await copyFile(from, temp);

@@ -430,11 +430,11 @@ export async function handleCniRequest(request: CniRequest): Promise<CniResponse
     const conf = parseNetConf(request.stdin);
     if (conf.cniVersion !== "") cniVersion = conf.cniVersion;
     checkVersion(command, conf);
-    const handlers: Record<string, () => Promise<string>> = {
+    const handlers: Record<string, () => string | Promise<string>> = {
       ADD: () => cmdAdd(conf, request.env),
       DEL: () => cmdDel(conf, request.env),
       CHECK: () => cmdCheck(conf, request.env),
-      STATUS: () => Promise.resolve(cmdStatus(conf)),
+      STATUS: () => cmdStatus(conf),
       GC: () => cmdGc(conf, request.env),
     };
     const handler = handlers[command];

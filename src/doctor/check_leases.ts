@@ -92,8 +92,7 @@ export function checkSubnetEnv(view: HostView): CheckGroup {
   const path = view.options.subnetFile;
   if (env === null) return { name: "subnet.env", findings: [], skipped: "no lease" };
   const want = formatSubnetEnv(env);
-  const write = async () => {
-    await Promise.resolve();
+  const write = () => {
     writeSubnetEnv(path, env);
   };
   const command = `cat > ${path} <<'EOF'\n${want}EOF`;

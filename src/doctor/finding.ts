@@ -17,7 +17,7 @@ export interface Finding {
   /** The exact command (or step) that fixes it. */
   readonly fix: string;
   /** What `--fix` does for it; absent when the fix is not safe to apply unattended. */
-  readonly repair?: () => Promise<void>;
+  readonly repair?: () => void | Promise<void>;
 }
 
 /** A group of checks and what it found; `skipped` names why it could not run. */
@@ -37,7 +37,7 @@ export function finding(
   problem: string,
   why: string,
   fix: string,
-  repair?: () => Promise<void>,
+  repair?: () => void | Promise<void>,
 ): Finding {
   return { check, severity, subject, problem, why, fix, ...(repair ? { repair } : {}) };
 }

@@ -30,16 +30,20 @@ export interface AtomicWriteOptions {
   readonly dirMode?: number;
 }
 
-/** A name part no other writer uses at the same time: the process and a random number. */
-function uniqueSuffix(): string {
-  return `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+/**
+ * A temporary name beside `path` that no other writer uses at the same time (the process and a
+ * random number), hidden by its dot; what was left of a crash is recognisable by its `.tmp`.
+ */
+export function temporaryPathFor(path: string): string {
+  const suffix = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  return join(dirname(path), `.${basename(path)}.${suffix}.tmp`);
 }
 
 /** Atomically replaces `path` with `data`, creating its folder when missing. */
 export function writeFileAtomic(path: string, data: string, options: AtomicWriteOptions): void {
   const dir = dirname(path);
   makeFolder(dir, options.dirMode ?? 0o755);
-  const temp = join(dir, `.${basename(path)}.${uniqueSuffix()}.tmp`);
+  const temp = temporaryPathFor(path);
   try {
     const fd = openSync(temp, "wx", options.mode);
     try {

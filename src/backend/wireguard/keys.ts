@@ -4,10 +4,9 @@
  * 0400 and read on every later start, so that the public key in the lease never changes.
  */
 import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
-import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile, stat } from "node:fs/promises";
 import { FlannelError } from "../../errors.js";
-import { makeFolder } from "../../util/atomic_write.js";
+import { writeFileAtomic } from "../../util/atomic_write.js";
 
 /** flannel's key file. */
 export const DEFAULT_KEY_FILE = "/run/flannel/wgkey";
@@ -109,7 +108,7 @@ export async function loadOrCreateKeys(path: string): Promise<HostKeys> {
     };
   }
   const privateKey = generatePrivateKey();
-  await writeKeyFile(path, privateKey.toString("base64"));
+  writeKeyFile(path, privateKey.toString("base64"));
   return {
     privateKey,
     publicKey: publicKeyOf(privateKey).toString("base64"),
@@ -119,15 +118,11 @@ export async function loadOrCreateKeys(path: string): Promise<HostKeys> {
   };
 }
 
-/** Writes the key file whole or not at all: a temporary file of mode 0400, then a rename. */
-async function writeKeyFile(path: string, content: string): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
+/** Writes the key file whole or not at all, with mode 0400 (util/atomic_write.ts). */
+function writeKeyFile(path: string, content: string): void {
   try {
-    makeFolder(dirname(path), 0o755);
-    await writeFile(temporary, content, { mode: 0o400, flag: "wx" });
-    await rename(temporary, path);
+    writeFileAtomic(path, content, { mode: 0o400 });
   } catch (err) {
-    await rm(temporary, { force: true });
     throw new WireGuardKeyError(
       `could not write key file ${path}: ${(err as Error).message}: give WIREGUARD_KEY_FILE a path in a writable folder`,
       { cause: err },
