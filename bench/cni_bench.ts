@@ -1,7 +1,10 @@
 /**
- * Issues #3 and #11 figures, printed (never asserted): ADD+DEL latency of the flannel plugin, as
- * the single executable (dist/sea/flannel, copied alone into an empty folder, as `flannelctl cni
- * install` puts it on a host) and as bin/flannel (Node and dist/), against Debian's bridge plugin
+ * Issues #3, #11 and #27 figures, printed (never asserted): ADD+DEL latency of the flannel plugin,
+ * as the single executable (dist/sea/flannel, copied alone into an empty folder, as `flannelctl
+ * cni install` from a repository puts it on a host), as the installed layout's launcher (the
+ * .deb's /opt/cni/bin/flannel, and what the image's install step puts on a DaemonSet's host: a
+ * shell script starting the installed Node on the plugin's bundle), and as bin/flannel (Node and
+ * dist/), against Debian's bridge plugin
  * called directly with the same delegate config, and against the floor: two bare Node starts
  * plus bridge alone. Every call gets the environment a container runtime gives a plugin (the CNI
  * variables and PATH, nothing else: no NODE_EXTRA_CA_CERTS). Medians of 20, interleaved, in
@@ -81,9 +84,18 @@ try {
   await copyFile(join(REPO_ROOT, "dist/sea/flannel"), sea);
   await run("chmod", ["755", sea]);
   const launcher = join(REPO_ROOT, "bin/flannel");
+  // The installed layout (scripts/build_helpers.mjs), made here.
+  const layout = join(dir, "installed");
+  await run(process.execPath, [
+    "--input-type=module",
+    "-e",
+    `const { layOutInstalled } = await import(${JSON.stringify(join(REPO_ROOT, "scripts/build_helpers.mjs"))}); await layOutInstalled(${JSON.stringify(layout)}, { "opt/cni/bin/flannel": "flannel" });`,
+  ]);
+  const installed = join(layout, "opt/cni/bin/flannel");
 
-  const times: Record<"sea" | "launcher" | "bridge" | "bare", number[]> = {
+  const times: Record<"sea" | "installed" | "launcher" | "bridge" | "bare", number[]> = {
     sea: [],
+    installed: [],
     launcher: [],
     bridge: [],
     bare: [],
@@ -97,6 +109,7 @@ try {
   for (let i = 0; i < RUNS; i++) {
     // Interleaved, so that all see the same machine load.
     times.sea.push(await addDel(sea, flannelConf, `s${i}`));
+    times.installed.push(await addDel(installed, flannelConf, `i${i}`));
     times.launcher.push(await addDel(launcher, flannelConf, `l${i}`));
     times.bridge.push(await addDel("/usr/lib/cni/bridge", bridgeConf, `b${i}`));
     const t0 = performance.now();
@@ -107,6 +120,7 @@ try {
   }
   const m = {
     sea: median(times.sea),
+    installed: median(times.installed),
     launcher: median(times.launcher),
     bridge: median(times.bridge),
     bare: median(times.bare),
@@ -117,6 +131,9 @@ try {
   out(`ADD+DEL via bridge directly (same delegate config): median ${m.bridge.toFixed(1)} ms`);
   out(
     `ADD+DEL via the single executable (${((await stat(sea)).size / 1048576).toFixed(1)} MiB): median ${m.sea.toFixed(1)} ms; ${(m.sea / m.bridge).toFixed(2)}x bridge; ${(m.sea / floor).toFixed(2)}x the floor (2 bare Node starts + bridge = ${floor.toFixed(1)} ms); ${((m.sea - floor) / 2).toFixed(1)} ms over a bare Node start per call`,
+  );
+  out(
+    `ADD+DEL via the installed launcher (.deb, DaemonSet: sh + the installed Node + flannel.cjs): median ${m.installed.toFixed(1)} ms; ${(m.installed / m.bridge).toFixed(2)}x bridge; ${(m.installed / floor).toFixed(2)}x the floor; ${((m.installed - floor) / 2).toFixed(1)} ms over a bare Node start per call`,
   );
   out(
     `ADD+DEL via bin/flannel (Node + dist/): median ${m.launcher.toFixed(1)} ms; ${(m.launcher / m.bridge).toFixed(2)}x bridge; ${(m.launcher / floor).toFixed(2)}x the floor`,

@@ -7,13 +7,13 @@
  * 3. With 5,000 peers: peak RSS (VmHWM) while programming them, and RSS once all 15,000 kernel
  *    entries are in place and 3 s have passed.
  * 4. The bytes the CNI plugin puts on a host, per install path.
- * Each program measured: the repository's bin/flanneld and the packaged executable (the .deb's
- * and the image's, laid out here); with FLANNEL_TS_BENCH_BEFORE=<another checkout, built>, its
+ * Each program measured: the repository's bin/flanneld and the installed flanneld (the .deb's
+ * and the image's layout, laid out here); with FLANNEL_TS_BENCH_BEFORE=<another checkout, built>, its
  * bin/flanneld too, in the same rounds (the "before" of a change; several, separated by ":").
  *   npm run build && node dist/bench/footprint_bench.js   (FLANNEL_TS_BENCH_ROUNDS, default 7)
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -201,13 +201,17 @@ async function bundleBytes(dir: string, entry: string): Promise<number> {
   return visit(entry);
 }
 
-/** What the CNI plugin costs a host in bytes, per install path. */
-async function pluginBytes(packaged: string): Promise<void> {
+/** What the CNI plugin costs a host in bytes, per install path; and the installed folder's. */
+async function pluginBytes(lib: string): Promise<void> {
   const size = async (path: string) => (await stat(path)).size;
   const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+  const node = await size(join(lib, "node"));
+  const plugin = await size(join(lib, "flannel.cjs"));
   const own = await bundleBytes(join(REPO_ROOT, "dist/bundle"), "flannel.js");
+  let installed = 0;
+  for (const name of await readdir(lib)) installed += await size(join(lib, name));
   print(
-    `CNI plugin bytes per host: the single executable that flannelctl cni install copies (DaemonSet, image) ${mib(await size(join(REPO_ROOT, "dist/sea/flannel")))}; the .deb's link to the executable it shares with flanneld ${mib(await size(packaged))} once per host, 0 more for the plugin; from the repository, bin/flannel's bundle ${(own / 1024).toFixed(0)} KiB beside the host's Node.js`,
+    `CNI plugin bytes per host: the DaemonSet's (flannelctl cni install from the image: its Node and the plugin's bundle, and a launcher) ${mib(node + plugin)}; the .deb's: its launcher, 0 more (it shares the Node of /usr/lib/flannel-ts, ${mib(installed)} in all, with flanneld); from the repository, the single executable ${mib(await size(join(REPO_ROOT, "dist/sea/flannel")))}, or bin/flannel's bundle ${(own / 1024).toFixed(0)} KiB beside the host's Node.js`,
   );
 }
 
@@ -220,12 +224,11 @@ try {
   await run(process.execPath, [
     "--input-type=module",
     "-e",
-    `const { layOutExecutable } = await import(${JSON.stringify(helpers)}); await layOutExecutable(${JSON.stringify(dir)}, ["usr/bin/flanneld"]);`,
+    `const { layOutInstalled } = await import(${JSON.stringify(helpers)}); await layOutInstalled(${JSON.stringify(dir)}, { "usr/bin/flanneld": "flanneld" });`,
   ]);
-  const packaged = join(dir, "usr/lib/flannel-ts/flannel-ts");
   const programs: Program[] = [
     { label: "bin/flanneld", path: join(REPO_ROOT, "bin/flanneld") },
-    { label: "packaged flanneld", path: join(dir, "usr/bin/flanneld") },
+    { label: "installed flanneld", path: join(dir, "usr/bin/flanneld") },
   ];
   for (const before of (process.env.FLANNEL_TS_BENCH_BEFORE ?? "").split(":").filter(Boolean))
     programs.push({ label: `before (${before}/bin/flanneld)`, path: join(before, "bin/flanneld") });
@@ -237,7 +240,7 @@ try {
   print(`flannel-ts footprint bench (issue #27), ${new Date().toISOString()}, ${ROUNDS} rounds`);
   await startAndMemory(host, programs);
   await scaleMemory(host, programs);
-  await pluginBytes(packaged);
+  await pluginBytes(join(dir, "usr/lib/flannel-ts"));
 } finally {
   await host.cleanup();
   await rm(dir, { recursive: true, force: true });

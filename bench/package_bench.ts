@@ -1,6 +1,6 @@
 /**
  * The packaged flanneld's start: exec -> READY=1 on the notify socket, from the .deb's unpacked
- * executable and from the repository's bin/flanneld, against a bare Node start (`node -e 0`,
+ * flanneld and from the repository's bin/flanneld, against a bare Node start (`node -e 0`,
  * exec -> exit) measured in the same run, rounds in turn, medians. Also the package's size.
  *   node dist/bench/package_bench.js   (FLANNEL_TS_BENCH_ROUNDS; builds the .deb when missing)
  */
@@ -79,7 +79,7 @@ try {
   }
   const [p, r, n] = [median(packaged), median(repo), median(node)];
   print(
-    `flanneld exec -> READY=1, median of ${ROUNDS}: packaged executable ${p.toFixed(0)} ms (${(p / n).toFixed(2)}x a bare Node start), bin/flanneld ${r.toFixed(0)} ms (${(r / n).toFixed(2)}x); bare Node start (node -e 0) ${n.toFixed(0)} ms`,
+    `flanneld exec -> READY=1, median of ${ROUNDS}: the package's flanneld ${p.toFixed(0)} ms (${(p / n).toFixed(2)}x a bare Node start), bin/flanneld ${r.toFixed(0)} ms (${(r / n).toFixed(2)}x); bare Node start (node -e 0) ${n.toFixed(0)} ms`,
   );
 } finally {
   await host.cleanup();

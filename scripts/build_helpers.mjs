@@ -1,16 +1,18 @@
-// What the build (bundle.mjs) and the package (package.mjs) share: CommonJS bundles and Node's
-// single executable applications.
+// What the build (bundle.mjs), the package (package.mjs) and the image (image.mjs) share:
+// CommonJS bundles, start-up snapshots, Node's single executable applications, and the installed
+// layout.
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
   mkdirSync,
+  readFileSync,
+  readdirSync,
   rmSync,
   statSync,
-  symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createRequire, isBuiltin } from "node:module";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -67,6 +69,39 @@ export function makeSingleExecutable(main, executable) {
 }
 
 /**
+ * Bundles entry points (compiled, in dist/; esbuild's `{ in, out }`) as ES modules in `outdir`:
+ * one file per entry, the npm packages in it, shared code in chunks, and what a dynamic import
+ * names in chunks loaded when first needed. `options`: more of esbuild's (sourcemap...).
+ */
+export async function bundleEsm(entryPoints, outdir, options = {}) {
+  await build({
+    entryPoints,
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    ...options,
+    minify: true,
+    // Class names survive minifying, so that logs name the error ("StoreError", not "l").
+    keepNames: true,
+    logLevel: "warning",
+    // Bundled CommonJS packages call require(); an ES module has none of its own.
+    banner: {
+      js: [
+        "import { createRequire as __flannelRequire } from 'node:module';",
+        "import { dirname as __flannelDirname } from 'node:path';",
+        "import { fileURLToPath as __flannelPath } from 'node:url';",
+        "const require = __flannelRequire(import.meta.url);",
+        "const __filename = __flannelPath(import.meta.url);",
+        "const __dirname = __flannelDirname(__filename);",
+      ].join(" "),
+    },
+  });
+}
+
+/**
  * Bundles an entry point (compiled, in dist/) as one minified CommonJS file, for a single
  * executable or a snapshot; `options`: more of esbuild's (plugins, define...).
  */
@@ -87,28 +122,61 @@ export async function bundleCommonJs(entry, outfile, options = {}) {
 }
 
 /**
- * Lays out flannel-ts's self-contained executable under `root`: usr/lib/flannel-ts/flannel-ts
- * (one single executable that runs as flanneld, flannelctl or the CNI plugin by its name), its
- * two addons beside it, and the links `links` names (path under root -> the name it runs as).
+ * Lays out an installed flannel-ts under `rootDir` (src/package/launcher.ts describes it):
+ * usr/lib/flannel-ts/ with a stripped copy of this Node, flanneld's two start-up snapshots (the
+ * build's: made by this same Node), flanneld's and flannelctl's ES module bundles (bundle/, made
+ * here without the lab), the CNI plugin's CommonJS bundle and the two addons; and a launcher
+ * script at each path `launchers` names (path under rootDir -> the command it starts). Needs
+ * `npm run build` first.
  */
-export async function layOutExecutable(rootDir, links) {
+export async function layOutInstalled(rootDir, launchers) {
   const dist = join(root, "dist");
-  const lib = join(rootDir, "usr/lib/flannel-ts");
+  const { launcherScript } = await import(join(dist, "src/package/launcher.js"));
+  const { INSTALLED } = await import(join(dist, "src/util/installed_dir.js"));
+  const libPath = "usr/lib/flannel-ts";
+  const lib = join(rootDir, libPath);
   mkdirSync(lib, { recursive: true, mode: 0o755 });
-  const main = join(rootDir, "flannel-ts.cjs");
-  await bundleCommonJs(join(dist, "src/cli/multicall.js"), main);
-  makeSingleExecutable(main, join(lib, "flannel-ts"));
-  rmSync(main);
-  for (const addon of ["kernel_sockets", "udp_forwarder"]) {
-    copyFileSync(join(root, "build/Release", `${addon}.node`), join(lib, `${addon}.node`));
-    chmodSync(join(lib, `${addon}.node`), 0o644);
-  }
-  for (const link of links) {
-    const at = join(rootDir, link);
+  copyNodeStripped(join(lib, INSTALLED.node));
+  chmodSync(join(lib, INSTALLED.node), 0o755);
+  const snapshots = join(dist, "snapshot");
+  const made = readFileSync(join(snapshots, "flanneld.node"), "utf8").split(" ");
+  if (made[0] !== process.execPath || made[1] !== nodeIdentity())
+    throw new Error(
+      `dist/snapshot was made by another Node (${made[0]}) than this one (${process.execPath}): run npm run build again`,
+    );
+  for (const [from, name] of [
+    [join(snapshots, "flanneld.blob"), INSTALLED.snapshot],
+    [join(snapshots, "flanneld-kube.blob"), INSTALLED.kubeSnapshot],
+    [join(root, "build/Release/kernel_sockets.node"), "kernel_sockets.node"],
+    [join(root, "build/Release/udp_forwarder.node"), "udp_forwarder.node"],
+  ])
+    copyFileSync(from, join(lib, name));
+  await bundleCommonJs(join(dist, "src/cli/flannel.js"), join(lib, INSTALLED.plugin));
+  const bundle = join(lib, INSTALLED.bundle);
+  await bundleEsm(
+    ["flanneld", "flannelctl"].map((name) => ({
+      in: join(dist, "src/cli", `${name}.js`),
+      out: name,
+    })),
+    bundle,
+  );
+  // Its .js files are ES modules: no package.json above them says so on a host.
+  writeFileSync(join(bundle, "package.json"), '{ "type": "module" }\n');
+  for (const name of readdirSync(lib))
+    if (name !== INSTALLED.node && name !== INSTALLED.bundle) chmodSync(join(lib, name), 0o644);
+  for (const name of readdirSync(bundle)) chmodSync(join(bundle, name), 0o644);
+  for (const [path, command] of Object.entries(launchers)) {
+    const at = join(rootDir, path);
     mkdirSync(dirname(at), { recursive: true, mode: 0o755 });
-    const depth = link.split("/").length - 1;
-    symlinkSync(`${"../".repeat(depth)}usr/lib/flannel-ts/flannel-ts`, at);
+    writeFileSync(at, launcherScript(command, relative(dirname(path), libPath)));
+    chmodSync(at, 0o755);
   }
+}
+
+/** This Node's file identity as buildSnapshot records it (device, inode, change time). */
+function nodeIdentity() {
+  const node = statSync(process.execPath);
+  return `${node.dev}:${node.ino}:${Math.floor(node.ctimeMs / 1000)}`;
 }
 
 // Built-in modules that Node 20 lets a start-up snapshot hold (the supportedModules of its
@@ -200,7 +268,5 @@ export function buildSnapshot(script, blob, v8Flags = []) {
   );
   if (built.status !== 0)
     throw new Error(`node --build-snapshot ${script} failed:\n${built.stdout}${built.stderr}`);
-  const node = statSync(process.execPath);
-  const identity = `${node.dev}:${node.ino}:${Math.floor(node.ctimeMs / 1000)}`;
-  return [process.execPath, identity, ...v8Flags].join(" ") + "\n";
+  return [process.execPath, nodeIdentity(), ...v8Flags].join(" ") + "\n";
 }

@@ -12,10 +12,10 @@
 //     node_modules; `flannelctl cni install` copies it into the CNI bin folder.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { build } from "esbuild";
 import {
   buildSnapshot,
   bundleCommonJs,
+  bundleEsm,
   bundleSnapshotEntry,
   makeSingleExecutable,
   root,
@@ -23,11 +23,11 @@ import {
 } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
-const { FLANNELD_V8_FLAGS } = await import(join(dist, "src/cli/v8_flags.js"));
+const { FLANNELD_V8_FLAGS } = await import(join(dist, "src/package/v8_flags.js"));
 
 rmSync(join(dist, "bundle"), { recursive: true, force: true });
-await build({
-  entryPoints: [
+await bundleEsm(
+  [
     ...["flanneld", "flannelctl", "flannel"].map((name) => ({
       in: join(dist, "src/cli", `${name}.js`),
       out: name,
@@ -35,37 +35,17 @@ await build({
     // bin/flannelctl lab ...: the repository's lab beside flannelctl, never inside it.
     { in: join(dist, "lab/flannelctl_lab.js"), out: "flannelctl_lab" },
   ],
-  outdir: join(dist, "bundle"),
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  minify: true,
-  // Class names survive minifying, so that logs name the error ("StoreError", not "l").
-  keepNames: true,
+  join(dist, "bundle"),
   // flanneld turns source maps on at debug level (-v=4), for readable stack traces.
-  sourcemap: "linked",
-  logLevel: "warning",
-  // Bundled CommonJS packages call require(); an ES module has none of its own.
-  banner: {
-    js: [
-      "import { createRequire as __flannelRequire } from 'node:module';",
-      "import { dirname as __flannelDirname } from 'node:path';",
-      "import { fileURLToPath as __flannelPath } from 'node:url';",
-      "const require = __flannelRequire(import.meta.url);",
-      "const __filename = __flannelPath(import.meta.url);",
-      "const __dirname = __flannelDirname(__filename);",
-    ].join(" "),
-  },
-});
+  { sourcemap: "linked" },
+);
 
 // flanneld's start-up snapshots (bin/flanneld starts from one): its modules, loaded.
 // flanneld.blob is etcd mode's: the Kubernetes-only modules are swapped for
 // src/cli/kube_absent.ts, so an etcd host neither loads nor keeps the Kubernetes client (most of
 // the bundle). flanneld-kube.blob has everything; bin/flanneld picks it for --kube-subnet-mgr.
 // The V8 flags flanneld runs with are the snapshots' (bin/flanneld reads them from flanneld.node):
-// src/cli/v8_flags.ts says why each.
+// src/package/v8_flags.ts says why each.
 const snapshot = join(dist, "snapshot");
 rmSync(snapshot, { recursive: true, force: true });
 mkdirSync(snapshot, { recursive: true });

@@ -1,14 +1,15 @@
 // `npm run image`: flannel-ts's image, flannel-ts:<version>, built with podman from a Debian
 // minbase root made with debootstrap (iptables, nftables, iproute2, ca-certificates, wireguard-go,
 // wireguard-tools) and the
-// self-contained executable (no Node.js in the image), and saved as an OCI archive:
+// installed flannel-ts (its own stripped Node in /usr/lib/flannel-ts, flanneld's snapshots, the
+// bundles, and launcher scripts; scripts/build_helpers.mjs), and saved as an OCI archive:
 //   dist/image/flannel-ts_<version>.oci.tar
 // The root is cached by its package list, suite and mirror (FLANNEL_TS_IMAGE_CACHE, default
 // /var/cache/flannel-ts/image-roots), so that a rebuild takes seconds. podman's storage is ours
 // (FLANNEL_TS_IMAGE_STORE, default /var/lib/flannel-ts/containers), never the machine's /etc.
 // The image lays flannel-ts out as the DaemonSet in deploy/ runs it: /opt/flannel-ts/bin/
-// flanneld and flannelctl (entrypoint flanneld); `flannelctl cni install` in it copies the
-// executable to the host as its CNI plugin. Prints the image's name and the archive's path.
+// flanneld and flannelctl (entrypoint flanneld); `flannelctl cni install` in it copies its Node
+// and the plugin's bundle to the host, with a launcher as the CNI plugin. Prints the image's name and the archive's path.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -21,7 +22,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { layOutExecutable, root } from "./build_helpers.mjs";
+import { layOutInstalled, root } from "./build_helpers.mjs";
 
 // wireguard-go and wg: the wireguard backend, on hosts whose kernel has no WireGuard.
 const PACKAGES = [
@@ -121,13 +122,13 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const base = debianRoot();
 const layer = join(out, "layer");
-await layOutExecutable(layer, [
-  "opt/flannel-ts/bin/flanneld",
-  "opt/flannel-ts/bin/flannelctl",
-  "opt/flannel-ts/bin/flannel",
-  "usr/bin/flanneld",
-  "usr/bin/flannelctl",
-]);
+await layOutInstalled(layer, {
+  "opt/flannel-ts/bin/flanneld": "flanneld",
+  "opt/flannel-ts/bin/flannelctl": "flannelctl",
+  "opt/flannel-ts/bin/flannel": "flannel",
+  "usr/bin/flanneld": "flanneld",
+  "usr/bin/flannelctl": "flannelctl",
+});
 const rootfs = join(out, "rootfs.tar");
 run("cp", [base, rootfs]);
 // Appended without the folders the root has already (a layer may not hold a path twice).

@@ -1,26 +1,21 @@
 // `npm run package`: flannel-ts as a Debian package, built with Debian's own dpkg-deb, for a plain
 // host run by systemd as flannel is. Needs `npm run build` first (npm run package does it).
 //   dist/package/flannel-ts_<version>_<arch>.deb, holding:
-//     /usr/lib/flannel-ts/flannel-ts        one single executable (Node inside) that runs as
-//                                           flanneld, flannelctl or the CNI plugin by its name
-//     /usr/lib/flannel-ts/*.node            its two addons (netlink and ethtool, udp forwarder)
-//     /usr/bin/flanneld, /usr/bin/flannelctl, /opt/cni/bin/flannel   links to it
+//     /usr/lib/flannel-ts/node              a stripped copy of the Node that built it, which runs
+//                                           all three commands (one runtime per host)
+//     /usr/lib/flannel-ts/flanneld*.blob    flanneld's start-up snapshots (etcd, Kubernetes mode)
+//     /usr/lib/flannel-ts/*.cjs             the bundles: all three commands; the CNI plugin alone
+//     /usr/lib/flannel-ts/*.node            the two addons (netlink and ethtool, udp forwarder)
+//     /usr/bin/flanneld, /usr/bin/flannelctl, /opt/cni/bin/flannel   launcher scripts
+//                                           (src/package/launcher.ts) that start them
 //     /usr/lib/systemd/system/flanneld.service   Type=notify, Restart=always
 //     /etc/default/flanneld                  every FLANNELD_* variable, commented
 //     /etc/cni/net.d/10-flannel.conflist     flannel's conflist
 // Nothing in it needs Node.js or node_modules on the host. Prints the .deb's path.
 import { execFileSync } from "node:child_process";
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { layOutExecutable, root } from "./build_helpers.mjs";
+import { layOutInstalled, root } from "./build_helpers.mjs";
 
 const dist = join(root, "dist");
 const { version, description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -42,8 +37,12 @@ const file = (path, text, mode = 0o644) => {
   chmodSync(join(stage, path), mode);
 };
 
-// The executable: flanneld, flannelctl and the CNI plugin in one CommonJS bundle, with Node.
-await layOutExecutable(stage, ["usr/bin/flanneld", "usr/bin/flannelctl", "opt/cni/bin/flannel"]);
+// Node, flanneld's snapshots, the bundles and addons, and a launcher per command.
+await layOutInstalled(stage, {
+  "usr/bin/flanneld": "flanneld",
+  "usr/bin/flannelctl": "flannelctl",
+  "opt/cni/bin/flannel": "flannel",
+});
 
 dir("usr/lib/systemd/system");
 file("usr/lib/systemd/system/flanneld.service", systemdUnit());
@@ -74,7 +73,7 @@ Description: flannel network fabric for Kubernetes hosts, in TypeScript
  ${description}.
  flanneld leases this host a pod subnet from etcd or the Kubernetes API and carries pod traffic
  between hosts (vxlan, host-gw, udp); flannelctl checks a host (doctor, trace); the flannel CNI
- plugin wires pods. One self-contained executable: no Node.js needed.
+ plugin wires pods. Self-contained: its own Node.js, no other needed.
 `,
 );
 file("DEBIAN/conffiles", "/etc/default/flanneld\n/etc/cni/net.d/10-flannel.conflist\n");

@@ -1,7 +1,7 @@
 /**
  * The flanneld command: flags and FLANNELD_* variables, the process's one AbortController
- * (aborted on SIGINT and SIGTERM), and exit codes. No logic lives here; flanneld.ts (and the
- * packaged executable's multicall.ts) run it.
+ * (aborted on SIGINT and SIGTERM), and exit codes. No logic lives here; flanneld.ts and
+ * flanneld_snapshot.ts run it.
  */
 import { LeaseRevokedError } from "../errors.js";
 import { createLogger } from "../log/logger.js";

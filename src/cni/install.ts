@@ -1,24 +1,26 @@
 /**
  * `flannelctl cni install`: puts the plugin in the CNI bin folder and flannel's standard conflist
- * (the `cbr0` network of kube-flannel.yml) in the CNI config folder. Only those two files are
- * written, each atomically; nothing else in either folder is touched.
+ * (the `cbr0` network of kube-flannel.yml) in the CNI config folder. Only the plugin (with, from
+ * an installed flannel-ts, the `flannel-ts` folder it runs from) and the conflist are written,
+ * each file atomically; nothing else in either folder is touched.
  *
- * The plugin is the single executable the build makes (dist/sea/flannel: Node and the plugin in
- * one file), so a host needs neither Node.js nor this repository to run it, as with flannel's
- * static Go binary.
+ * A host needs neither Node.js nor this repository to run the plugin, as with flannel's static Go
+ * binary. From a repository, the plugin is the single executable the build makes
+ * (dist/sea/flannel: Node and the plugin in one file). From an installed flannel-ts (the image's,
+ * as the DaemonSet's install step runs it), it is the installed folder's Node and plugin bundle,
+ * copied into a `flannel-ts` folder beside the plugin, and the plugin a launcher script that
+ * starts them: the bytes of one Node either way.
  */
 import { access, chmod, constants, copyFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { isSea } from "node:sea";
 import { FlannelError } from "../errors.js";
+import { launcherScript } from "../package/launcher.js";
 import { makeFolder, temporaryPathFor, writeFileAtomic } from "../util/atomic_write.js";
+import { INSTALLED, installedDir } from "../util/installed_dir.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 
-/**
- * The plugin's single executable: the one the build puts in dist/sea, or, run from the .deb's
- * executable, that executable itself (it is the plugin when named `flannel`).
- */
-export const PLUGIN_EXECUTABLE = isSea() ? process.execPath : join(REPO_ROOT, "dist/sea/flannel");
+/** The folder, beside the plugin, that an installed flannel-ts's plugin runs from. */
+export const PLUGIN_RUNTIME_FOLDER = "flannel-ts";
 
 /** flannel's conflist, as kube-flannel.yml ships it. */
 export const FLANNEL_CONFLIST = {
@@ -61,13 +63,22 @@ export interface InstallOptions extends ConflistPaths {
   readonly confDir: string;
 }
 
-/** Writes the plugin launcher and the conflist; resolves with the two paths. */
+/** Writes the plugin (and what it runs on) and the conflist; resolves with the two paths. */
 export async function installCni(
   options: InstallOptions,
 ): Promise<{ plugin: string; conflist: string }> {
   const plugin = join(options.binDir, "flannel");
   const conflist = join(options.confDir, CONFLIST_FILE);
-  await copyFileAtomic(PLUGIN_EXECUTABLE, plugin);
+  const installed = installedDir();
+  if (installed === null) {
+    await copyFileAtomic(join(REPO_ROOT, "dist/sea/flannel"), plugin, 0o755);
+  } else {
+    // What the launcher starts first, then the launcher: a call meanwhile runs the old plugin.
+    const runtime = join(options.binDir, PLUGIN_RUNTIME_FOLDER);
+    await copyFileAtomic(join(installed, INSTALLED.node), join(runtime, INSTALLED.node), 0o755);
+    await copyFileAtomic(join(installed, INSTALLED.plugin), join(runtime, INSTALLED.plugin), 0o644);
+    writeFileAtomic(plugin, launcherScript("flannel", PLUGIN_RUNTIME_FOLDER), { mode: 0o755 });
+  }
   writeFileAtomic(conflist, conflistText(options), {
     mode: 0o644,
   });
@@ -75,15 +86,15 @@ export async function installCni(
 }
 
 /**
- * Copies the executable next to its target under a temporary name, then renames it over the
- * target: a runtime running the old plugin meanwhile is not disturbed.
+ * Copies a file next to its target under a temporary name, then renames it over the target: a
+ * runtime running the old plugin meanwhile is not disturbed.
  */
-async function copyFileAtomic(from: string, to: string): Promise<void> {
+async function copyFileAtomic(from: string, to: string, mode: number): Promise<void> {
   try {
     await access(from, constants.R_OK);
   } catch (err) {
     throw new FlannelError(
-      `Cannot install the CNI plugin: ${from} is missing; run "npm run build", which makes it`,
+      `Cannot install the CNI plugin: ${from} is missing; ${installedDir() === null ? 'run "npm run build", which makes it' : "reinstall flannel-ts (its package, or pull its image again)"}`,
       { cause: err },
     );
   }
@@ -91,7 +102,7 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
   try {
     makeFolder(dirname(to), 0o755);
     await copyFile(from, temp);
-    await chmod(temp, 0o755);
+    await chmod(temp, mode);
     await rename(temp, to);
   } catch (err) {
     await rm(temp, { force: true });

@@ -1,17 +1,17 @@
 /**
  * Loads one of our N-API addons (native/*.c), which `npm run build` compiles with node-gyp into
- * build/Release/ (and the .deb installs beside its executable). The failure says how to get it.
+ * build/Release/ (an installed flannel-ts has them in its folder). The failure says how to get it.
  */
-import { dirname, join } from "node:path";
-import { isSea } from "node:sea";
+import { join } from "node:path";
+import { installedDir } from "../util/installed_dir.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 
 /**
- * Where the addons are: next to the packaged executable (/usr/lib/flannel-ts, where the .deb
- * puts them), else the build's folder in the repository.
+ * Where the addons are: in the installed folder (/usr/lib/flannel-ts, where the .deb and the
+ * image put them), else the build's folder in the repository.
  */
 function addonDir(): string {
-  return isSea() ? dirname(process.execPath) : join(REPO_ROOT, "build/Release");
+  return installedDir() ?? join(REPO_ROOT, "build/Release");
 }
 
 const loaded = new Map<string, unknown>();
@@ -22,7 +22,7 @@ export function loadAddon(name: string): unknown {
   if (cached !== undefined) return cached;
   const path = join(addonDir(), `${name}.node`);
   try {
-    // dlopen rather than require: a single executable's require() reaches built-in modules only.
+    // dlopen: the path is known; nothing to resolve.
     const module = { exports: {} as unknown };
     process.dlopen(module, path);
     loaded.set(name, module.exports);

@@ -5,7 +5,7 @@
  * install step puts the CNI plugin and conflist on the host, which then wire a pod.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -43,7 +43,7 @@ after(async () => {
 /** podman in a namespace (or the root one), with the test's configuration. */
 const podman = (netns: string | null, args: readonly string[]) => runPodman(config, netns, args);
 
-test("the image: flanneld as entrypoint, iptables, nft and ip in it, no Node.js; an OCI archive beside it", async () => {
+test("the image: flanneld as entrypoint, iptables, nft and ip in it, no Node.js on PATH (flannel-ts has its own); an OCI archive beside it", async () => {
   assert.match(image, /^localhost\/flannel-ts:\d+\.\d+\.\d+$/);
   // --network none: no container network (and no bridge) in this machine's own namespace.
   const version = await podman(null, ["run", "--rm", "--network", "none", image, "--version"]);
@@ -107,6 +107,9 @@ test("flanneld from the image runs a host as the DaemonSet's pod does, and its i
     ]);
     assert.equal(install.code, 0, install.stderr);
     assert.match(await readFile(join(cniConf, "10-flannel.conflist"), "utf8"), /"type": "flannel"/);
+    // The plugin: a launcher, and the image's Node and the plugin's bundle in a folder beside it.
+    assert.match(await readFile(join(cniBin, "flannel"), "utf8"), /^#!\/bin\/sh\n/);
+    assert.deepEqual((await readdir(join(cniBin, "flannel-ts"))).sort(), ["flannel.cjs", "node"]);
     // flanneld: the host's network namespace, NET_ADMIN and NET_RAW, /run/flannel mounted.
     const started = await podman(host.netns, [
       ...daemonSetPodRun(name, [`${run}:/run/flannel`]),
@@ -121,6 +124,16 @@ test("flanneld from the image runs a host as the DaemonSet's pod does, and its i
     });
     const subnet = /FLANNEL_SUBNET=(10\.244\.\d+)\.1\/24/.exec(subnetEnv)?.[1];
     assert.ok(subnet !== undefined, subnetEnv);
+    // The container's flanneld is the image's Node, started from etcd mode's snapshot.
+    const pid = await podman(host.netns, ["inspect", "--format", "{{.State.Pid}}", name]);
+    const cmdline = (await readFile(`/proc/${pid.stdout.trim()}/cmdline`, "utf8")).split("\0");
+    assert.equal(cmdline[0], "/opt/flannel-ts/bin/../../../usr/lib/flannel-ts/node");
+    assert.ok(
+      cmdline.includes(
+        "--snapshot-blob=/opt/flannel-ts/bin/../../../usr/lib/flannel-ts/flanneld.blob",
+      ),
+      cmdline.join(" "),
+    );
     // Its masquerade rules are in the host's namespace.
     assert.match(await execIn(host.netns, "iptables-save", ["-t", "nat"]), /-A FLANNEL-POSTRTG/);
     // The plugin the install step put on the host wires a pod from that subnet.env.

@@ -22,6 +22,8 @@ const NO_NODE_PATH = "/usr/sbin:/sbin";
 
 let deb = "";
 let unpacked = "";
+/** The package's files (not folders), from its listing. */
+let packagedFiles = 0;
 let scratch = "";
 
 before(async () => {
@@ -36,7 +38,7 @@ after(async () => {
   if (scratch !== "") await rm(scratch, { recursive: true, force: true });
 });
 
-test("the package holds the executable, its links and addons, the unit, the defaults file and the conflist, and nothing else", async () => {
+test("the package holds its Node, flanneld's snapshots, the bundles and addons, the launchers, the unit, the defaults file and the conflist, and nothing else", async () => {
   assert.match(deb, /\/flannel-ts_\d+\.\d+\.\d+_[a-z0-9]+\.deb$/);
   const listing = await run("dpkg-deb", ["-c", deb]);
   const entries = listing
@@ -47,17 +49,40 @@ test("the package holds the executable, its links and addons, the unit, the defa
       return `${mode} ${owner} ${rest.join(" ").replace(/^\.\//, "/")}`;
     })
     .filter((e) => !e.startsWith("d"));
-  assert.deepEqual(entries.sort(), [
+  // flanneld's and flannelctl's bundle: their entries, chunks of hashed names, and the
+  // package.json that says its .js files are ES modules.
+  const bundle = "-rw-r--r-- root/root /usr/lib/flannel-ts/bundle/";
+  const chunks = entries.filter((e) => e.startsWith(bundle));
+  for (const name of ["flanneld.js", "flannelctl.js", "package.json"])
+    assert.ok(chunks.includes(`${bundle}${name}`), name);
+  for (const chunk of chunks)
+    assert.match(chunk.slice(bundle.length), /^[\w-]+\.js$|^package\.json$/);
+  assert.deepEqual(entries.filter((e) => !e.startsWith(bundle)).sort(), [
     "-rw-r--r-- root/root /etc/cni/net.d/10-flannel.conflist",
     "-rw-r--r-- root/root /etc/default/flanneld",
+    "-rw-r--r-- root/root /usr/lib/flannel-ts/flannel.cjs",
+    "-rw-r--r-- root/root /usr/lib/flannel-ts/flanneld-kube.blob",
+    "-rw-r--r-- root/root /usr/lib/flannel-ts/flanneld.blob",
     "-rw-r--r-- root/root /usr/lib/flannel-ts/kernel_sockets.node",
     "-rw-r--r-- root/root /usr/lib/flannel-ts/udp_forwarder.node",
     "-rw-r--r-- root/root /usr/lib/systemd/system/flanneld.service",
-    "-rwxr-xr-x root/root /usr/lib/flannel-ts/flannel-ts",
-    "lrwxrwxrwx root/root /opt/cni/bin/flannel -> ../../../usr/lib/flannel-ts/flannel-ts",
-    "lrwxrwxrwx root/root /usr/bin/flannelctl -> ../../usr/lib/flannel-ts/flannel-ts",
-    "lrwxrwxrwx root/root /usr/bin/flanneld -> ../../usr/lib/flannel-ts/flannel-ts",
+    "-rwxr-xr-x root/root /opt/cni/bin/flannel",
+    "-rwxr-xr-x root/root /usr/bin/flannelctl",
+    "-rwxr-xr-x root/root /usr/bin/flanneld",
+    "-rwxr-xr-x root/root /usr/lib/flannel-ts/node",
   ]);
+  packagedFiles = entries.length;
+  // No lab code ships: two of the lab's class names (kept by the minifier) are in the
+  // repository's bundle, and not in the package's.
+  const labClass = /"(CriClient|PingLoad)"/;
+  const hasLab = async (dir: string) => {
+    for (const name of await readdir(dir))
+      if (name.endsWith(".js") && labClass.test(await readFile(join(dir, name), "utf8")))
+        return true;
+    return false;
+  };
+  assert.equal(await hasLab(join(REPO_ROOT, "dist/bundle")), true);
+  assert.equal(await hasLab(join(unpacked, "usr/lib/flannel-ts/bundle")), false);
   const control = await run("dpkg-deb", ["-f", deb, "Package", "Depends"]);
   assert.equal(control, "Package: flannel-ts\nDepends: iptables\n");
   const unit = await readFile(join(unpacked, "usr/lib/systemd/system/flanneld.service"), "utf8");
@@ -91,11 +116,17 @@ test("systemd-analyze verify accepts the unit", async (t) => {
   assert.equal(verify.stderr.trim(), "");
 });
 
-test("unpacked, with no Node.js on PATH: flanneld runs a host against etcd and writes subnet.env, and the CNI plugin wires a pod", async () => {
+test("unpacked, with no Node.js on PATH: flannelctl runs, flanneld runs a host against etcd from its snapshot and writes subnet.env, and the CNI plugin wires a pod", async () => {
   const noNode = await runCapture("/bin/sh", ["-c", "command -v node"], {
     env: { PATH: NO_NODE_PATH },
   });
   assert.notEqual(noNode.code, 0, "node is not on the PATH the executables run with");
+  // flannelctl runs from the package's own Node and bundle.
+  const version = await runCapture(join(unpacked, "usr/bin/flannelctl"), ["--version"], {
+    env: { PATH: NO_NODE_PATH },
+  });
+  assert.equal(version.code, 0, version.stderr);
+  assert.match(version.stdout + version.stderr, /^v\d+\.\d+\.\d+-flannel-ts$/m);
   const host = await openSingleHost("ftpkgh");
   const pod = uniquePrefix("ftpkgp");
   try {
@@ -119,7 +150,18 @@ test("unpacked, with no Node.js on PATH: flanneld runs a host against etcd and w
         daemon.output(),
       );
       const subnet = /FLANNEL_SUBNET=(10\.244\.\d+)\.1\/24/.exec(env)?.[1];
-      // The CNI plugin (the same executable, by its link in /opt/cni/bin) wires a pod.
+      // The package's own Node runs it, from etcd mode's snapshot.
+      // (ip netns exec and the launcher each exec the next: the child's pid is Node's.)
+      const cmdline = await readFile(`/proc/${daemon.child.pid}/cmdline`, "utf8");
+      const lib = `${unpacked}/usr/bin/../lib/flannel-ts`;
+      assert.deepEqual(cmdline.split("\0").slice(0, 5), [
+        `${lib}/node`,
+        "--max-semi-space-size=4",
+        "--optimize-for-size",
+        "--interrupt-budget=540672",
+        `--snapshot-blob=${lib}/flanneld.blob`,
+      ]);
+      // The CNI plugin (the launcher in /opt/cni/bin, on the same Node) wires a pod.
       await addNetns(pod);
       const plugin = join(unpacked, "opt/cni/bin/flannel");
       const add = await cniAdd({
@@ -170,8 +212,9 @@ test("dpkg installs the package (into a scratch root) and removes it, leaving on
   };
   // iptables is a dependency the scratch root's package database does not have.
   await dpkg(["--force-depends", "-i", deb]);
-  assert.ok(existsSync(join(root, "usr/lib/flannel-ts/flannel-ts")));
-  assert.equal((await files()).length, 9);
+  assert.ok(existsSync(join(root, "usr/lib/flannel-ts/node")));
+  assert.ok(packagedFiles > 0);
+  assert.equal((await files()).length, packagedFiles);
   await dpkg(["-r", "flannel-ts"]);
   assert.deepEqual(await files(), ["/etc/cni/net.d/10-flannel.conflist", "/etc/default/flanneld"]);
   await dpkg(["--purge", "flannel-ts"]);
