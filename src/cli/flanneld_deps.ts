@@ -42,10 +42,8 @@ export function flanneldDeps(
         return manager;
       }
       // Loaded only in etcd mode: Kubernetes hosts never load the etcd client.
-      const [{ LocalManager }, previous] = await Promise.all([
-        import("../subnet/etcd/local_manager.js"),
-        readPreviousSubnets(options.subnetFile),
-      ]);
+      const previous = readPreviousSubnets(options.subnetFile);
+      const { LocalManager } = await import("../subnet/etcd/local_manager.js");
       return LocalManager.connect(etcdConfigOf(options), {
         log,
         previous,

@@ -72,7 +72,7 @@ test("readPreviousSubnets() reads the subnet back, masked", async () => {
       path,
       "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.7.1/24\nFLANNEL_IPV6_SUBNET=fd00::1/64\n",
     );
-    const previous = await readPreviousSubnets(path);
+    const previous = readPreviousSubnets(path);
     assert.equal(previous.subnet?.toString(), "10.1.7.0/24");
     assert.equal(previous.ipv6Subnet?.toString(), "fd00::/64");
   } finally {
@@ -85,8 +85,8 @@ test("readPreviousSubnets() treats a comma list and a missing file as no subnet"
   try {
     const path = join(dir, "subnet.env");
     await writeFile(path, "FLANNEL_SUBNET=10.1.7.1/24,10.2.7.1/24\n");
-    assert.equal((await readPreviousSubnets(path)).subnet, null);
-    assert.equal((await readPreviousSubnets(join(dir, "absent"))).subnet, null);
+    assert.equal(readPreviousSubnets(path).subnet, null);
+    assert.equal(readPreviousSubnets(join(dir, "absent")).subnet, null);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@
  * subnet.env, the file flanneld writes for the CNI plugin (flannel's WriteSubnetFile) and reads
  * back at its next start to ask for the same subnet again.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { IPNet, formatIP } from "../ip/ip.js";
 import { writeFileAtomic } from "../util/atomic_write.js";
 
@@ -71,10 +71,10 @@ export interface PreviousSubnets {
  * Reads the previous FLANNEL_SUBNET and FLANNEL_IPV6_SUBNET. A missing or unreadable file gives
  * nulls: the previous subnet is a hint, never a requirement. A comma list is not one subnet.
  */
-export async function readPreviousSubnets(path: string): Promise<PreviousSubnets> {
+export function readPreviousSubnets(path: string): PreviousSubnets {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch {
     return { subnet: null, ipv6Subnet: null };
   }

@@ -254,7 +254,7 @@ async function readNetworkConfig(
   if (config === null) return null;
   const backend = backendFor(config.backendType).configure(config.backend);
   for (const warning of config.warnings) log.warn({}, warning);
-  if (!config.enableNFTables) await checkBrNetfilter(config, deps.procDir);
+  if (!config.enableNFTables) checkBrNetfilter(config, deps.procDir);
   log.info(
     { network: config.network?.toString(), backend: config.backendType },
     "Network config read",
@@ -281,7 +281,7 @@ async function newPolicyEnforcer(
       { flag: "--ip-masq" },
       "NetworkPolicy without --ip-masq: subnet.env then asks the CNI plugin's bridge to masquerade pod traffic to other nodes, so policies there see this node's address instead of the pod's; run flanneld with --ip-masq, as kube-flannel's DaemonSet does",
     );
-  await enableBridgeNetfilter(families, log, deps.procDir);
+  enableBridgeNetfilter(families, log, deps.procDir);
   const enforcer = await deps.newPolicyEnforcer(families);
   log.info(
     { node: enforcer.scope.nodeName, families, table: "inet flannel-policy" },
@@ -428,7 +428,7 @@ export async function runFlanneld(
     live.policy = await newPolicyEnforcer(options, deps, config, log);
     const extIface = await findExternalInterface(options, manager, config, log, opts);
     if (extIface === null) return;
-    await checkIPForwarding(log);
+    checkIPForwarding(log);
     const backend = read.backend.create({
       subnetManager: manager,
       extIface,

@@ -20,14 +20,14 @@ function sysctlName(path: string): string {
 }
 
 /** A sysctl that must hold `want`; its fix writes it. */
-async function sysctlFinding(
+function sysctlFinding(
   view: HostView,
   check: string,
   path: string,
   want: string,
   why: string,
-): Promise<Finding | null> {
-  const value = await readSysctlOf(view, path);
+): Finding | null {
+  const value = readSysctlOf(view, path);
   if (value === null || value === want) return null;
   const name = sysctlName(path);
   return finding(
@@ -37,7 +37,9 @@ async function sysctlFinding(
     `${name} is ${value}, expected ${want}`,
     why,
     `sysctl -w ${name}=${want}`,
-    () => writeSysctl(path, want, view.procDir),
+    () => {
+      writeSysctl(path, want, view.procDir);
+    },
   );
 }
 
@@ -55,28 +57,26 @@ export function hasVxlanChecksumBug(release: string): boolean {
 }
 
 /** Forwarding, br_netfilter, rp_filter and checksum offload. */
-export async function checkKernelSettings(view: HostView): Promise<CheckGroup> {
+export function checkKernelSettings(view: HostView): CheckGroup {
   const { config, inspection } = view;
   const findings: (Finding | null)[] = [];
   const crossHost = "pod traffic between hosts is dropped";
   if (config.enableIPv4)
-    findings.push(
-      await sysctlFinding(view, "ip-forward-off", "net/ipv4/ip_forward", "1", crossHost),
-    );
+    findings.push(sysctlFinding(view, "ip-forward-off", "net/ipv4/ip_forward", "1", crossHost));
   if (config.enableIPv6)
     findings.push(
-      await sysctlFinding(view, "ip-forward-off", "net/ipv6/conf/all/forwarding", "1", crossHost),
+      sysctlFinding(view, "ip-forward-off", "net/ipv6/conf/all/forwarding", "1", crossHost),
     );
-  if (!config.enableNFTables) findings.push(...(await bridgeNetfilterFindings(view)));
+  if (!config.enableNFTables) findings.push(...bridgeNetfilterFindings(view));
   for (const device of inspection?.devices ?? []) {
     if (device.address?.includes(":") === true) continue; // rp_filter is IPv4's
-    findings.push(await rpFilterFinding(view, device), txChecksumFinding(view, device));
+    findings.push(rpFilterFinding(view, device), txChecksumFinding(view, device));
   }
   return { name: "kernel", findings: findings.filter((f) => f !== null) };
 }
 
 /** iptables mode: br_netfilter loaded, and bridged traffic sent through iptables. */
-async function bridgeNetfilterFindings(view: HostView): Promise<(Finding | null)[]> {
+function bridgeNetfilterFindings(view: HostView): (Finding | null)[] {
   const { config } = view;
   const families = [
     ...(config.enableIPv4 ? ["iptables"] : []),
@@ -85,7 +85,7 @@ async function bridgeNetfilterFindings(view: HostView): Promise<(Finding | null)
   const findings: (Finding | null)[] = [];
   for (const family of families) {
     const path = `net/bridge/bridge-nf-call-${family}`;
-    if ((await readSysctlOf(view, path)) === null) {
+    if (readSysctlOf(view, path) === null) {
       findings.push(
         finding(
           "br-netfilter-missing",
@@ -98,7 +98,7 @@ async function bridgeNetfilterFindings(view: HostView): Promise<(Finding | null)
       );
     } else {
       findings.push(
-        await sysctlFinding(
+        sysctlFinding(
           view,
           "bridge-nf-call-off",
           path,
@@ -112,9 +112,9 @@ async function bridgeNetfilterFindings(view: HostView): Promise<(Finding | null)
 }
 
 /** Strict reverse-path filtering on a backend's device. */
-async function rpFilterFinding(view: HostView, device: ExpectedDevice): Promise<Finding | null> {
-  const all = Number((await readSysctlOf(view, "net/ipv4/conf/all/rp_filter")) ?? "0");
-  const own = await readSysctlOf(view, `net/ipv4/conf/${device.name}/rp_filter`);
+function rpFilterFinding(view: HostView, device: ExpectedDevice): Finding | null {
+  const all = Number(readSysctlOf(view, "net/ipv4/conf/all/rp_filter") ?? "0");
+  const own = readSysctlOf(view, `net/ipv4/conf/${device.name}/rp_filter`);
   if (own === null) return null; // the device is missing: said elsewhere
   const strictness = Math.max(all, Number(own));
   if (strictness !== 1) return null;
@@ -125,8 +125,8 @@ async function rpFilterFinding(view: HostView, device: ExpectedDevice): Promise<
     `strict reverse-path filtering (rp_filter ${strictness}) on ${device.name}`,
     "packets from pods whose replies route another way (DirectRouting, several interfaces) are dropped as martians",
     `sysctl -w net.ipv4.conf.${device.name}.rp_filter=2`,
-    async () => {
-      await setDeviceSysctl(device.name, "rp_filter", "2", 4, view.procDir);
+    () => {
+      setDeviceSysctl(device.name, "rp_filter", "2", 4, view.procDir);
     },
   );
 }

@@ -205,7 +205,7 @@ export async function runDoctor(
     await checkDevices(view),
     await checkEntries(view),
     await checkTrafficRules(view),
-    await checkKernelSettings(view),
+    checkKernelSettings(view),
     await checkPodMtu(view),
     await checkTunnels(view),
     await checkHooks(view),

@@ -9,7 +9,7 @@
  * nothing.
  */
 import { createSocket } from "node:dgram";
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { InterfaceError } from "../errors.js";
 import { parseIP } from "../ip/ip.js";
@@ -94,9 +94,9 @@ function listInterfaces(): HostInterface[] {
   return out;
 }
 
-async function readSysNumber(name: string, file: string): Promise<number> {
+function readSysNumber(name: string, file: string): number {
   try {
-    return Number((await readFile(`/sys/class/net/${name}/${file}`, "utf8")).trim());
+    return Number(readFileSync(`/sys/class/net/${name}/${file}`, "utf8").trim());
   } catch (err) {
     throw new InterfaceError(
       `Cannot read ${file} of interface "${name}": ${(err as Error).message}`,
@@ -106,10 +106,10 @@ async function readSysNumber(name: string, file: string): Promise<number> {
 }
 
 /** The interface that holds the IPv4 default route with the lowest metric; null when none. */
-export async function defaultRouteInterface(family: 4 | 6 = 4): Promise<string | null> {
+export function defaultRouteInterface(family: 4 | 6 = 4): string | null {
   let text: string;
   try {
-    text = await readFile(family === 4 ? "/proc/net/route" : "/proc/net/ipv6_route", "utf8");
+    text = readFileSync(family === 4 ? "/proc/net/route" : "/proc/net/ipv6_route", "utf8");
   } catch {
     return null;
   }
@@ -181,8 +181,8 @@ async function pick(choice: InterfaceChoice): Promise<HostInterface> {
     }
     // flannel's rule: IPv4's default route names the interface (IPv6's on an IPv6-only
     // network), and with both families the two default routes must use the same one.
-    const v4 = choice.enableIPv4 ? await defaultRouteInterface(4) : null;
-    const v6 = choice.enableIPv6 ? await defaultRouteInterface(6) : null;
+    const v4 = choice.enableIPv4 ? defaultRouteInterface(4) : null;
+    const v6 = choice.enableIPv6 ? defaultRouteInterface(6) : null;
     if (v4 !== null && v6 !== null && v4 !== v6) {
       throw new InterfaceError(
         `Cannot choose the external interface: the IPv4 default route uses ${v4} and the IPv6 one ${v6}; pass --iface (name or address) to say which carries flannel's traffic`,
@@ -252,14 +252,14 @@ export async function lookupExternalInterface(choice: InterfaceChoice): Promise<
       `Cannot use interface "${chosen.name}": failed to find IPv6 address for interface ${chosen.name}`,
     );
   }
-  const mtu = await readSysNumber(chosen.name, "mtu");
+  const mtu = readSysNumber(chosen.name, "mtu");
   if (!(mtu > 0))
     throw new InterfaceError(
       `Cannot use interface "${chosen.name}": failed to determine MTU for ${chosen.name} interface`,
     );
   return {
     name: chosen.name,
-    index: await readSysNumber(chosen.name, "ifindex"),
+    index: readSysNumber(chosen.name, "ifindex"),
     mtu,
     mac: chosen.mac,
     ifaceAddr,

@@ -189,7 +189,7 @@ function tunKeeper(
     // The forwarder's ICMP errors come from flannel0's own address (as flannel's do); the
     // kernel drops such packets as martians unless the device accepts local sources.
     // flannel never sets this, so its net-unreachable messages are lost.
-    if (await setDeviceSysctl(TUN_NAME, "accept_local", "1"))
+    if (setDeviceSysctl(TUN_NAME, "accept_local", "1"))
       log.info({ device: TUN_NAME }, "Set accept_local on the TUN device for its ICMP errors");
     if (!link.up) await netlink.setLinkUp(link.index);
     return link;

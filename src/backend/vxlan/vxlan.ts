@@ -371,7 +371,7 @@ export function createVxlanBackend(deps: BackendDeps, cfg: VxlanConfig): Backend
       if (spec6 !== null) {
         await ensure(spec6, device6, address6);
         // As flannel: the device takes no router advertisements.
-        await setDeviceSysctl(spec6.name, "accept_ra", "0", 6);
+        setDeviceSysctl(spec6.name, "accept_ra", "0", 6);
       }
       const plane = vxlanPlane(netlink, extIface, cfg, specs, async () => ({
         device: await ensure(spec, device, address),

@@ -246,14 +246,22 @@ describe("LocalManager", () => {
       const lease = await m.acquireLease(attrs("192.0.2.40"), { signal: signal() });
       assert.equal(lease.expiration?.getTime(), clock.now() + 24 * 3600_000, "flannel's 24 h");
       clock.advance(3600_000);
+      const key = `${f.prefix}/subnets/${keyOf(lease)}`;
+      const before = (await f.client.get(key).exec()).kvs[0]!.lease;
       const renewed = await (await f.manager({ clock })).renewLease(lease, { signal: signal() });
       assert.equal(renewed.subnet.toString(), lease.subnet?.toString());
       assert.deepEqual(renewed.attrs, lease.attrs);
       assert.equal(renewed.expiration?.getTime(), clock.now() + 24 * 3600_000, "24 h from now");
-      // etcd's own view: the key is under a lease with ~24 h to run.
-      const kv = (await f.client.get(`${f.prefix}/subnets/${keyOf(lease)}`).exec()).kvs[0];
+      // etcd's own view: the key is under a new lease with ~24 h to run.
+      const kv = (await f.client.get(key).exec()).kvs[0];
+      assert.notEqual(kv!.lease, before);
       const { TTL } = await f.client.leaseClient.leaseTimeToLive({ ID: kv!.lease });
       assert.ok(Number(TTL) > 86_000, `etcd's TTL ${TTL} s`);
+      // The lease it replaced is revoked (without the renewal waiting for it): etcd forgets it.
+      await waitFor("the replaced etcd lease revoked", async () => {
+        const old = await f.client.leaseClient.leaseTimeToLive({ ID: before });
+        return Number(old.TTL) === -1;
+      });
     } finally {
       await f.cleanup();
     }

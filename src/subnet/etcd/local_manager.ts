@@ -241,7 +241,10 @@ export class LocalManager implements SubnetManager {
     const previous = this.#previous;
     if (previous.subnet === null) return null;
     const ipv6Subnet = config.leaseRanges.ipv6 ? previous.ipv6Subnet : null;
-    const { lease } = await this.#registry.getSubnet(previous.subnet, ipv6Subnet);
+    // Its expiration is not needed: the lease is written again with a fresh TTL.
+    const { lease } = await this.#registry.getSubnet(previous.subnet, ipv6Subnet, {
+      withExpiration: false,
+    });
     if (lease === null || lease.attrs.publicIP !== attrs.publicIP) return null;
     if (!leaseFitsConfig(lease, config)) return null;
     const kept = await this.#registry.updateSubnet(

@@ -21,7 +21,14 @@ import type { CallOptions } from "../../util/call_options.js";
 import { type Clock, systemClock } from "../../util/clock.js";
 import { parseSubnetKey } from "../subnet_key.js";
 import { EtcdGateway, EtcdUnavailableError, type GatewayConfig } from "./gateway.js";
-import { base64, listField, readHeader, readKeyValue, textField } from "./gateway_json.js";
+import {
+  base64,
+  listField,
+  objectField,
+  readHeader,
+  readKeyValue,
+  textField,
+} from "./gateway_json.js";
 import type { EtcdKeyValue, JsonObject } from "./gateway_json.js";
 import { watchKeys } from "./gateway_watch.js";
 
@@ -273,10 +280,14 @@ export class EtcdRegistry {
     return { leases, skipped, revision: response.revision };
   }
 
-  /** Reads one lease; null when its key is absent. Throws UnreadableLeaseError for a non-lease. */
+  /**
+   * Reads one lease; null when its key is absent. Throws UnreadableLeaseError for a non-lease.
+   * Its expiration is read too (one more request) unless `withExpiration` is false.
+   */
   async getSubnet(
     subnet: IPNet,
     ipv6Subnet: IPNet | null,
+    options: { withExpiration: boolean } = { withExpiration: true },
   ): Promise<{ lease: IPv4Lease | null; revision: bigint }> {
     const key = this.subnetKey(subnet, ipv6Subnet);
     const response = await this.#range("read a subnet lease", { key: base64(key) });
@@ -286,7 +297,7 @@ export class EtcdRegistry {
     const decoded = this.#decode(kv);
     if ("reason" in decoded) throw new UnreadableLeaseError(key, decoded.reason);
     let lease = decoded.lease;
-    if (kv.lease !== "0") {
+    if (options.withExpiration && kv.lease !== "0") {
       const ttl = await this.#ttlSeconds(kv.lease);
       lease = { ...lease, expiration: ttl < 0 ? null : new Date(this.clock.now() + ttl * 1000) };
     }
@@ -306,7 +317,7 @@ export class EtcdRegistry {
     const key = this.subnetKey(subnet, ipv6Subnet);
     const etcdLease = await this.#grant(ttlSeconds);
     const put = { key, value: encodeLeaseAttrs(attrs), lease: etcdLease };
-    if (!(await this.#putIfVersion("create a subnet lease", "EQUAL", put))) {
+    if (!(await this.#putIfVersion("create a subnet lease", "EQUAL", put)).put) {
       await this.#revoke(etcdLease);
       throw new LeaseConflictError(makeSubnetKey(subnet, ipv6Subnet));
     }
@@ -322,7 +333,9 @@ export class EtcdRegistry {
   /**
    * Rewrites an existing lease with new attributes and a fresh TTL, only if its key still exists.
    * A reservation (`ttlSeconds` null) is rewritten without an etcd lease, so it stays one.
-   * Returns null when the key is gone. The etcd lease it replaces is revoked once unused.
+   * Returns null when the key is gone. The etcd lease it replaced (which the put names, from
+   * the same transaction) is revoked once unused, without waiting for it: a lease that holds no
+   * key deletes nothing, and one left by a process ended meanwhile expires at its TTL.
    */
   async updateSubnet(
     lease: Pick<IPv4Lease, "subnet" | "ipv6Subnet">,
@@ -330,15 +343,18 @@ export class EtcdRegistry {
     ttlSeconds: number | null,
   ): Promise<IPv4Lease | null> {
     const key = this.subnetKey(lease.subnet, lease.ipv6Subnet);
-    const previous = await this.#range("read a subnet lease", { key: base64(key) });
-    const oldEtcdLease = previous.kvs[0]?.lease ?? "0";
     const etcdLease = ttlSeconds === null ? null : await this.#grant(ttlSeconds);
     const put = { key, value: encodeLeaseAttrs(attrs), lease: etcdLease };
-    if (!(await this.#putIfVersion("renew a subnet lease", "GREATER", put))) {
+    const { put: kept, replacedLease } = await this.#putIfVersion(
+      "renew a subnet lease",
+      "GREATER",
+      put,
+    );
+    if (!kept) {
       if (etcdLease !== null) await this.#revoke(etcdLease);
       return null;
     }
-    if (oldEtcdLease !== "0" && oldEtcdLease !== etcdLease) await this.#revoke(oldEtcdLease);
+    if (replacedLease !== "0" && replacedLease !== etcdLease) void this.#revoke(replacedLease);
     return {
       subnet: lease.subnet,
       ipv6Subnet: lease.ipv6Subnet,
@@ -451,13 +467,14 @@ export class EtcdRegistry {
 
   /**
    * Puts a key in a transaction on its version: created only if absent ("EQUAL" 0), or rewritten
-   * only if present ("GREATER" than 0). Whether it was put.
+   * only if present ("GREATER" than 0). Whether it was put, and the etcd lease the value it
+   * replaced was attached to ("0": none).
    */
   async #putIfVersion(
     action: string,
     result: "EQUAL" | "GREATER",
     put: { readonly key: string; readonly value: string; readonly lease: string | null },
-  ): Promise<boolean> {
+  ): Promise<{ put: boolean; replacedLease: string }> {
     const key = base64(put.key);
     const answer = await this.#call(action, "/kv/txn", {
       compare: [{ key, target: "VERSION", result, version: "0" }],
@@ -467,11 +484,15 @@ export class EtcdRegistry {
             key,
             value: base64(put.value),
             ...(put.lease === null ? {} : { lease: put.lease }),
+            prev_kv: true,
           },
         },
       ],
     });
-    return answer.succeeded === true;
+    if (answer.succeeded !== true) return { put: false, replacedLease: "0" };
+    const [reply = {}] = listField(answer, "responses");
+    const replaced = objectField(objectField(reply, "response_put"), "prev_kv");
+    return { put: true, replacedLease: textField(replaced, "lease") };
   }
 
   /**
