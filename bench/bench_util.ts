@@ -16,6 +16,23 @@ import { waitFor } from "../lab/poll.js";
 import type { FlanneldProcess } from "../test/helpers/single_host.js";
 
 /**
+ * Lays out the installed flannel-ts (the .deb's and the image's layout: scripts/build_helpers.mjs's
+ * layOutInstalled) under `root`, with a launcher at each path `launchers` names (path under root
+ * -> the command it starts).
+ */
+export async function layOutInstalled(
+  root: string,
+  launchers: Readonly<Record<string, "flanneld" | "flannelctl" | "flannel">>,
+): Promise<void> {
+  const helpers = JSON.stringify(join(REPO_ROOT, "scripts/build_helpers.mjs"));
+  await run(process.execPath, [
+    "--input-type=module",
+    "-e",
+    `const { layOutInstalled } = await import(${helpers}); await layOutInstalled(${JSON.stringify(root)}, ${JSON.stringify(launchers)});`,
+  ]);
+}
+
+/**
  * Waits until flanneld has written `subnetFile`, polled every 2 ms (the figure is the time until
  * the file appears); throws with its output when it exits first.
  */

@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addNetns, deleteNetns, run, uniquePrefix } from "../lab/netns.js";
 import { REPO_ROOT } from "../lab/cluster.js";
+import { layOutInstalled } from "./bench_util.js";
 
 const RUNS = 20;
 
@@ -86,11 +87,7 @@ try {
   const launcher = join(REPO_ROOT, "bin/flannel");
   // The installed layout (scripts/build_helpers.mjs), made here.
   const layout = join(dir, "installed");
-  await run(process.execPath, [
-    "--input-type=module",
-    "-e",
-    `const { layOutInstalled } = await import(${JSON.stringify(join(REPO_ROOT, "scripts/build_helpers.mjs"))}); await layOutInstalled(${JSON.stringify(layout)}, { "opt/cni/bin/flannel": "flannel" });`,
-  ]);
+  await layOutInstalled(layout, { "opt/cni/bin/flannel": "flannel" });
   const installed = join(layout, "opt/cni/bin/flannel");
 
   const times: Record<"sea" | "installed" | "launcher" | "bridge" | "bare", number[]> = {

@@ -23,6 +23,7 @@ import { openSingleHost, REPO_ROOT } from "../test/helpers/single_host.js";
 import type { SingleHost } from "../test/helpers/single_host.js";
 import {
   countEntries,
+  layOutInstalled,
   macOf,
   median,
   print,
@@ -220,12 +221,7 @@ const host = await openSingleHost("ftfp");
 try {
   delete process.env.NODE_EXTRA_CA_CERTS;
   // The .deb's and the image's layout (scripts/build_helpers.mjs), made here.
-  const helpers = join(REPO_ROOT, "scripts/build_helpers.mjs");
-  await run(process.execPath, [
-    "--input-type=module",
-    "-e",
-    `const { layOutInstalled } = await import(${JSON.stringify(helpers)}); await layOutInstalled(${JSON.stringify(dir)}, { "usr/bin/flanneld": "flanneld" });`,
-  ]);
+  await layOutInstalled(dir, { "usr/bin/flanneld": "flanneld" });
   const programs: Program[] = [
     { label: "bin/flanneld", path: join(REPO_ROOT, "bin/flanneld") },
     { label: "installed flanneld", path: join(dir, "usr/bin/flanneld") },

@@ -20,7 +20,7 @@ import { INSTALLED, installedDir } from "../util/installed_dir.js";
 import { REPO_ROOT } from "../util/repo_root.js";
 
 /** The folder, beside the plugin, that an installed flannel-ts's plugin runs from. */
-export const PLUGIN_RUNTIME_FOLDER = "flannel-ts";
+const PLUGIN_RUNTIME_FOLDER = "flannel-ts";
 
 /** flannel's conflist, as kube-flannel.yml ships it. */
 export const FLANNEL_CONFLIST = {
@@ -71,12 +71,17 @@ export async function installCni(
   const conflist = join(options.confDir, CONFLIST_FILE);
   const installed = installedDir();
   if (installed === null) {
-    await copyFileAtomic(join(REPO_ROOT, "dist/sea/flannel"), plugin, 0o755);
+    const fix = 'run "npm run build", which makes it';
+    await copyFileAtomic(join(REPO_ROOT, "dist/sea/flannel"), plugin, 0o755, fix);
   } else {
     // What the launcher starts first, then the launcher: a call meanwhile runs the old plugin.
+    const fix = "reinstall flannel-ts (its package, or pull its image again)";
     const runtime = join(options.binDir, PLUGIN_RUNTIME_FOLDER);
-    await copyFileAtomic(join(installed, INSTALLED.node), join(runtime, INSTALLED.node), 0o755);
-    await copyFileAtomic(join(installed, INSTALLED.plugin), join(runtime, INSTALLED.plugin), 0o644);
+    for (const [name, mode] of [
+      [INSTALLED.node, 0o755],
+      [INSTALLED.plugin, 0o644],
+    ] as const)
+      await copyFileAtomic(join(installed, name), join(runtime, name), mode, fix);
     writeFileAtomic(plugin, launcherScript("flannel", PLUGIN_RUNTIME_FOLDER), { mode: 0o755 });
   }
   writeFileAtomic(conflist, conflistText(options), {
@@ -87,16 +92,16 @@ export async function installCni(
 
 /**
  * Copies a file next to its target under a temporary name, then renames it over the target: a
- * runtime running the old plugin meanwhile is not disturbed.
+ * runtime running the old plugin meanwhile is not disturbed. `fix`: what to do when `from` is
+ * missing.
  */
-async function copyFileAtomic(from: string, to: string, mode: number): Promise<void> {
+async function copyFileAtomic(from: string, to: string, mode: number, fix: string): Promise<void> {
   try {
     await access(from, constants.R_OK);
   } catch (err) {
-    throw new FlannelError(
-      `Cannot install the CNI plugin: ${from} is missing; ${installedDir() === null ? 'run "npm run build", which makes it' : "reinstall flannel-ts (its package, or pull its image again)"}`,
-      { cause: err },
-    );
+    throw new FlannelError(`Cannot install the CNI plugin: ${from} is missing; ${fix}`, {
+      cause: err,
+    });
   }
   const temp = temporaryPathFor(to);
   try {
